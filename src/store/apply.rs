@@ -1,0 +1,405 @@
+//! How each operation changes the state. Used for live writes and for replay alike, so a
+//! workspace rebuilt from its log is the live workspace.
+//!
+//! Architecture invariant: `apply` is deterministic. It reads only the transaction and the
+//! event; every clock reading, random ID and version number it needs is in the event.
+//! Validation happens before an event exists; `apply` trusts its input and never rejects
+//! a well-formed event because of a rule that could change later.
+
+use super::{schema, Result, Tx, Value};
+use tandem_core::event::{KeyValue, MetricPoint};
+use tandem_core::Op;
+
+fn upsert_kv(tx: &mut dyn Tx, table: &str, owner_cols: &[&str], owner: &[Value], ws: &str, kv: &KeyValue) -> Result<()> {
+    let cols = owner_cols.join(", ");
+    let marks = vec!["?"; owner_cols.len()].join(", ");
+    // Run and model IDs are globally unique; names and experiment IDs only within a workspace.
+    let target = if matches!(owner_cols, ["run_id"] | ["model_id"]) { format!("{cols}, key") } else { format!("workspace, {cols}, key") };
+    let sql = format!(
+        "INSERT INTO {table} (workspace, {cols}, key, value) VALUES (?, {marks}, ?, ?) ON CONFLICT ({target}) DO UPDATE SET value = excluded.value"
+    );
+    let mut params: Vec<Value> = vec![ws.into()];
+    params.extend_from_slice(owner);
+    params.push(kv.key.as_str().into());
+    params.push(kv.value.as_str().into());
+    tx.exec(&sql, &params)?;
+    Ok(())
+}
+
+fn metric_value(m: &MetricPoint) -> (f64, bool) {
+    if m.value.0.is_nan() {
+        (0.0, true)
+    } else {
+        (m.value.0, false)
+    }
+}
+
+/// MLflow's "latest" metric value: the one with the greatest (step, timestamp, value).
+fn newer(step: i64, ts: i64, value: f64, is_nan: bool, old: &super::Row) -> bool {
+    let (ostep, ots, oval, onan) = (old.int(0), old.int(1), old.real(2), old.int(3) != 0);
+    (step, ts).cmp(&(ostep, ots)).then_with(|| {
+        // NaN compares greater than every number, as in MLflow's SQL ordering.
+        match (is_nan, onan) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ => value.partial_cmp(&oval).unwrap_or(std::cmp::Ordering::Equal),
+        }
+    }) == std::cmp::Ordering::Greater
+}
+
+fn log_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Result<()> {
+    let (value, is_nan) = metric_value(m);
+    let inserted = tx.exec(
+        "INSERT INTO metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        &[ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()],
+    )?;
+    if inserted > 0 {
+        let old = tx.query_one("SELECT step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? AND key = ?", &[run_id.into(), m.key.as_str().into()])?;
+        let replace = match &old {
+            None => true,
+            Some(old) => newer(m.step, m.timestamp, value, is_nan, old),
+        };
+        if replace {
+            tx.exec(
+                "INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
+                &[ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()],
+            )?;
+        }
+    }
+    if let Some(model_id) = &m.model_id {
+        tx.exec(
+            "INSERT INTO logged_model_metrics (workspace, model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, run_id, key, step, timestamp, dataset_name, dataset_digest) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan",
+            &[
+                ws.into(),
+                model_id.as_str().into(),
+                run_id.into(),
+                m.key.as_str().into(),
+                value.into(),
+                is_nan.into(),
+                m.timestamp.into(),
+                m.step.into(),
+                m.dataset_name.clone().unwrap_or_default().into(),
+                m.dataset_digest.clone().unwrap_or_default().into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> Result<()> {
+    tx.exec("UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?", &[time.into(), ws.into(), name.into()])?;
+    Ok(())
+}
+
+pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
+    match op {
+        Op::CreateWorkspace { description, default_artifact_root, time } => {
+            tx.exec(
+                "INSERT INTO workspaces (name, description, default_artifact_root, creation_time, last_update_time) VALUES (?, ?, ?, ?, ?)",
+                &[ws.into(), description.as_str().into(), default_artifact_root.clone().into(), (*time).into(), (*time).into()],
+            )?;
+        }
+        Op::UpdateWorkspace { description, default_artifact_root, time } => {
+            if let Some(d) = description {
+                tx.exec("UPDATE workspaces SET description = ? WHERE name = ?", &[d.as_str().into(), ws.into()])?;
+            }
+            if let Some(root) = default_artifact_root {
+                let root: Value = if root.is_empty() { Value::Null } else { root.as_str().into() };
+                tx.exec("UPDATE workspaces SET default_artifact_root = ? WHERE name = ?", &[root, ws.into()])?;
+            }
+            tx.exec("UPDATE workspaces SET last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
+        }
+        Op::DeleteWorkspace { .. } => {
+            // The state goes; the change log stays, so the workspace can be audited and, later,
+            // restored from it.
+            for (table, _) in schema::STATE_TABLES {
+                let col = if *table == "workspaces" { "name" } else { "workspace" };
+                tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
+            }
+        }
+
+        Op::CreateExperiment { experiment_id, name, artifact_location, tags, time } => {
+            tx.exec(
+                "INSERT INTO experiments (workspace, experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                &[ws.into(), experiment_id.into(), name.into(), artifact_location.into(), (*time).into(), (*time).into()],
+            )?;
+            for t in tags {
+                upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, t)?;
+            }
+        }
+        Op::RenameExperiment { experiment_id, new_name, time } => {
+            tx.exec(
+                "UPDATE experiments SET name = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
+                &[new_name.into(), (*time).into(), ws.into(), experiment_id.into()],
+            )?;
+        }
+        Op::DeleteExperiment { experiment_id, time } => {
+            tx.exec(
+                "UPDATE experiments SET lifecycle_stage = 'deleted', deleted_time = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
+                &[(*time).into(), (*time).into(), ws.into(), experiment_id.into()],
+            )?;
+            // As in MLflow, the experiment's active runs go with it, marked with the same time
+            // so that restoring the experiment brings back exactly those runs.
+            tx.exec(
+                "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE workspace = ? AND experiment_id = ? AND lifecycle_stage = 'active'",
+                &[(*time).into(), ws.into(), experiment_id.into()],
+            )?;
+        }
+        Op::RestoreExperiment { experiment_id, time } => {
+            let deleted = tx.query_one("SELECT deleted_time FROM experiments WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?;
+            if let Some(deleted_time) = deleted.and_then(|r| r.opt_int(0)) {
+                tx.exec(
+                    "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE workspace = ? AND experiment_id = ? AND deleted_time = ?",
+                    &[ws.into(), experiment_id.into(), deleted_time.into()],
+                )?;
+            }
+            tx.exec(
+                "UPDATE experiments SET lifecycle_stage = 'active', deleted_time = NULL, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
+                &[(*time).into(), ws.into(), experiment_id.into()],
+            )?;
+        }
+        Op::SetExperimentTag { experiment_id, key, value, time } => {
+            upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
+            tx.exec("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
+        }
+        Op::DeleteExperimentTag { experiment_id, key, time } => {
+            tx.exec("DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?", &[ws.into(), experiment_id.into(), key.into()])?;
+            tx.exec("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
+        }
+
+        Op::CreateRun { run_id, experiment_id, user_id, run_name, start_time, artifact_uri, tags } => {
+            tx.exec(
+                "INSERT INTO runs (run_id, workspace, experiment_id, run_name, user_id, status, start_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?, 'active')",
+                &[run_id.into(), ws.into(), experiment_id.into(), run_name.into(), user_id.into(), (*start_time).into(), artifact_uri.into()],
+            )?;
+            for t in tags {
+                upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
+            }
+        }
+        Op::UpdateRun { run_id, status, end_time, run_name } => {
+            if let Some(s) = status {
+                tx.exec("UPDATE runs SET status = ? WHERE run_id = ?", &[s.into(), run_id.into()])?;
+            }
+            if let Some(t) = end_time {
+                tx.exec("UPDATE runs SET end_time = ? WHERE run_id = ?", &[(*t).into(), run_id.into()])?;
+            }
+            if let Some(n) = run_name {
+                tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ?", &[n.into(), run_id.into()])?;
+                upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, &KeyValue { key: "mlflow.runName".into(), value: n.clone() })?;
+            }
+        }
+        Op::DeleteRun { run_id, time } => {
+            tx.exec("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ?", &[(*time).into(), run_id.into()])?;
+        }
+        Op::RestoreRun { run_id } => {
+            tx.exec("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ?", &[run_id.into()])?;
+        }
+        Op::LogBatch { run_id, metrics, params, tags } => {
+            for p in params {
+                tx.exec(
+                    "INSERT INTO params (workspace, run_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    &[ws.into(), run_id.into(), p.key.as_str().into(), p.value.as_str().into()],
+                )?;
+            }
+            for m in metrics {
+                log_metric(tx, ws, run_id, m)?;
+            }
+            for t in tags {
+                upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
+                if t.key == "mlflow.runName" {
+                    tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ?", &[t.value.as_str().into(), run_id.into()])?;
+                }
+            }
+        }
+        Op::DeleteTag { run_id, key } => {
+            tx.exec("DELETE FROM tags WHERE run_id = ? AND key = ?", &[run_id.into(), key.into()])?;
+        }
+        Op::LogInputs { run_id, datasets, model_ids } => {
+            let experiment_id = tx.query_one("SELECT experiment_id FROM runs WHERE run_id = ?", &[run_id.into()])?.map(|r| r.text(0)).unwrap_or_default();
+            for d in datasets {
+                tx.exec(
+                    "INSERT INTO datasets (workspace, dataset_id, experiment_id, name, digest, source_type, source, dataset_schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    &[
+                        ws.into(),
+                        d.dataset_id.as_str().into(),
+                        experiment_id.as_str().into(),
+                        d.dataset.name.as_str().into(),
+                        d.dataset.digest.as_str().into(),
+                        d.dataset.source_type.as_str().into(),
+                        d.dataset.source.as_str().into(),
+                        d.dataset.schema.clone().into(),
+                        d.dataset.profile.clone().into(),
+                    ],
+                )?;
+                let tags = serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into());
+                tx.exec(
+                    "INSERT INTO run_inputs (workspace, run_id, dataset_id, tags) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    &[ws.into(), run_id.into(), d.dataset_id.as_str().into(), tags.into()],
+                )?;
+            }
+            for m in model_ids {
+                tx.exec("INSERT INTO run_model_inputs (workspace, run_id, model_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", &[ws.into(), run_id.into(), m.into()])?;
+            }
+        }
+        Op::LogOutputs { run_id, models } => {
+            for m in models {
+                tx.exec(
+                    "INSERT INTO run_model_outputs (workspace, run_id, model_id, step) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    &[ws.into(), run_id.into(), m.model_id.as_str().into(), m.step.into()],
+                )?;
+            }
+        }
+
+        Op::CreateLoggedModel { model_id, experiment_id, name, artifact_location, model_type, source_run_id, params, tags, time } => {
+            tx.exec(
+                "INSERT INTO logged_models (model_id, workspace, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', 'active', ?, ?)",
+                &[model_id.into(), ws.into(), experiment_id.into(), name.into(), artifact_location.into(), model_type.clone().into(), source_run_id.clone().into(), (*time).into(), (*time).into()],
+            )?;
+            for p in params {
+                upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
+            }
+            for t in tags {
+                upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
+            }
+        }
+        Op::FinalizeLoggedModel { model_id, status, time } => {
+            tx.exec("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ?", &[status.into(), (*time).into(), model_id.into()])?;
+        }
+        Op::DeleteLoggedModel { model_id, time } => {
+            tx.exec("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+        }
+        Op::SetLoggedModelTags { model_id, tags, time } => {
+            for t in tags {
+                upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
+            }
+            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+        }
+        Op::DeleteLoggedModelTag { model_id, key, time } => {
+            tx.exec("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?", &[model_id.into(), key.into()])?;
+            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+        }
+        Op::LogLoggedModelParams { model_id, params, time } => {
+            for p in params {
+                upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
+            }
+            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+        }
+
+        Op::CreateRegisteredModel { name, description, tags, time } => {
+            tx.exec(
+                "INSERT INTO registered_models (workspace, name, description, creation_time, last_updated_time) VALUES (?, ?, ?, ?, ?)",
+                &[ws.into(), name.into(), description.clone().into(), (*time).into(), (*time).into()],
+            )?;
+            for t in tags {
+                upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, t)?;
+            }
+        }
+        Op::RenameRegisteredModel { name, new_name, time } => {
+            for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
+                tx.exec(&format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"), &[new_name.into(), ws.into(), name.into()])?;
+            }
+            touch_registered_model(tx, ws, new_name, *time)?;
+        }
+        Op::UpdateRegisteredModel { name, description, time } => {
+            tx.exec("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", &[description.clone().into(), ws.into(), name.into()])?;
+            touch_registered_model(tx, ws, name, *time)?;
+        }
+        Op::DeleteRegisteredModel { name } => {
+            for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
+                tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])?;
+            }
+        }
+        Op::SetRegisteredModelTag { name, key, value } => {
+            upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
+        }
+        Op::DeleteRegisteredModelTag { name, key } => {
+            tx.exec("DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?", &[ws.into(), name.into(), key.into()])?;
+        }
+        Op::SetRegisteredModelAlias { name, alias, version } => {
+            tx.exec(
+                "INSERT INTO registered_model_aliases (workspace, name, alias, version) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name, alias) DO UPDATE SET version = excluded.version",
+                &[ws.into(), name.into(), alias.into(), (*version).into()],
+            )?;
+        }
+        Op::DeleteRegisteredModelAlias { name, alias } => {
+            tx.exec("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", &[ws.into(), name.into(), alias.into()])?;
+        }
+        Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, time } => {
+            tx.exec(
+                "INSERT INTO model_versions (workspace, name, version, description, user_id, current_stage, source, run_id, run_link, status, storage_location, model_id, creation_time, last_updated_time) \
+                 VALUES (?, ?, ?, ?, ?, 'None', ?, ?, ?, 'READY', ?, ?, ?, ?)",
+                &[
+                    ws.into(),
+                    name.into(),
+                    (*version).into(),
+                    description.clone().into(),
+                    user_id.into(),
+                    source.into(),
+                    run_id.clone().into(),
+                    run_link.clone().into(),
+                    source.into(),
+                    model_id.clone().into(),
+                    (*time).into(),
+                    (*time).into(),
+                ],
+            )?;
+            for t in tags {
+                upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, t)?;
+            }
+            touch_registered_model(tx, ws, name, *time)?;
+        }
+        Op::UpdateModelVersion { name, version, description, time } => {
+            tx.exec(
+                "UPDATE model_versions SET description = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
+                &[description.clone().into(), (*time).into(), ws.into(), name.into(), (*version).into()],
+            )?;
+        }
+        Op::TransitionModelVersionStage { name, version, stage, archive_existing, time } => {
+            if *archive_existing && matches!(stage.as_str(), "Staging" | "Production") {
+                tx.exec(
+                    "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ? WHERE workspace = ? AND name = ? AND version <> ? AND current_stage = ?",
+                    &[(*time).into(), ws.into(), name.into(), (*version).into(), stage.into()],
+                )?;
+            }
+            tx.exec(
+                "UPDATE model_versions SET current_stage = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
+                &[stage.into(), (*time).into(), ws.into(), name.into(), (*version).into()],
+            )?;
+            touch_registered_model(tx, ws, name, *time)?;
+        }
+        Op::DeleteModelVersion { name, version, time } => {
+            tx.exec("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            touch_registered_model(tx, ws, name, *time)?;
+        }
+        Op::SetModelVersionTag { name, version, key, value } => {
+            upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
+        }
+        Op::DeleteModelVersionTag { name, version, key } => {
+            tx.exec(
+                "DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ? AND key = ?",
+                &[ws.into(), name.into(), (*version).into(), key.into()],
+            )?;
+        }
+
+        Op::PutArtifact { path, size, sha256 } => {
+            tx.exec(
+                "INSERT INTO artifacts (workspace, path, size, sha256) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256",
+                &[ws.into(), path.into(), (*size as i64).into(), sha256.into()],
+            )?;
+        }
+        Op::DeleteArtifacts { path } => {
+            let prefix = format!("{}/", path.trim_end_matches('/'));
+            tx.exec(
+                "DELETE FROM artifacts WHERE workspace = ? AND (path = ? OR substr(path, 1, ?) = ?)",
+                &[ws.into(), path.into(), (prefix.chars().count() as i64).into(), prefix.into()],
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The metadata store: workspace state and its change log in one database.
+//!
+//! Backends implement only [`Backend`] and [`Tx`] (connections, transactions, parameter
+//! binding). Everything else, the schema, how an event changes the state, how entities are
+//! read, is portable SQL written once in this module's children and shared by every backend.
+//!
+//! Architecture invariant: the only way to change workspace state is [`Store::write`] (or
+//! [`Store::replay`]), which applies an [`Op`] and appends its event in the same transaction.
+//! `apply` is the single place where an operation becomes SQL.
+
+pub mod apply;
+pub mod queries;
+pub mod schema;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tandem_core::event::{verify_chain, Event, GENESIS_CHECKSUM};
+use tandem_core::{ErrorCode, Hlc, MlflowError, Op};
+
+/// A value bound to or read from SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Text(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Text(s)
+    }
+}
+impl From<&String> for Value {
+    fn from(s: &String) -> Value {
+        Value::Text(s.clone())
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Value {
+        Value::Int(i)
+    }
+}
+impl From<f64> for Value {
+    fn from(f: f64) -> Value {
+        Value::Real(f)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Int(b as i64)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(o: Option<T>) -> Value {
+        o.map(Into::into).unwrap_or(Value::Null)
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    pub fn text(&self, i: usize) -> String {
+        match &self.0[i] {
+            Value::Text(s) => s.clone(),
+            Value::Int(n) => n.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Null => String::new(),
+        }
+    }
+    pub fn opt_text(&self, i: usize) -> Option<String> {
+        match &self.0[i] {
+            Value::Null => None,
+            _ => Some(self.text(i)),
+        }
+    }
+    pub fn int(&self, i: usize) -> i64 {
+        self.opt_int(i).unwrap_or(0)
+    }
+    pub fn opt_int(&self, i: usize) -> Option<i64> {
+        match &self.0[i] {
+            Value::Int(n) => Some(*n),
+            Value::Real(f) => Some(*f as i64),
+            Value::Text(s) => s.parse().ok(),
+            Value::Null => None,
+        }
+    }
+    pub fn real(&self, i: usize) -> f64 {
+        match &self.0[i] {
+            Value::Real(f) => *f,
+            Value::Int(n) => *n as f64,
+            Value::Text(s) => s.parse().unwrap_or(f64::NAN),
+            Value::Null => f64::NAN,
+        }
+    }
+}
+
+/// Store failures, saying whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is wrong or conflicts with the state; nothing was changed.
+    #[error(transparent)]
+    Rejected(#[from] MlflowError),
+    /// A uniqueness rule was violated (a concurrent writer got there first).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database is busy or unreachable; the same request may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data breaks an invariant (bad checksum, gap, undecodable event).
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+    /// Anything else the backend reported.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl From<Error> for MlflowError {
+    fn from(e: Error) -> MlflowError {
+        match e {
+            Error::Rejected(m) => m,
+            Error::Conflict(m) => MlflowError::exists(m),
+            Error::Unavailable(m) => MlflowError::new(ErrorCode::TemporarilyUnavailable, m),
+            Error::Corrupt(m) => MlflowError::new(ErrorCode::DataLoss, m),
+            Error::Backend(m) => MlflowError::internal(m),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One open transaction. Placeholders are `?`; backends translate if they need to.
+pub trait Tx {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<usize>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+
+    fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+/// A database that can run serializable write transactions and snapshot reads.
+pub trait Backend: Send + Sync + 'static {
+    /// Runs `f` in a write transaction: committed if it returns Ok, rolled back otherwise.
+    /// Writers to one workspace are serialized, so log sequence numbers never race.
+    fn write_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// Runs `f` on a consistent read-only snapshot.
+    fn read_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()>;
+    /// A short name for logs and errors ("sqlite", "postgres").
+    fn kind(&self) -> &'static str;
+}
+
+/// The clock the store stamps events with; tests may substitute their own.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> u64;
+}
+
+pub struct SystemClock;
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+}
+
+/// What a write closure decides: the answer to return, and the operation to log (None when
+/// the request turned out to change nothing, e.g. re-logging an identical param).
+pub struct Decision<T> {
+    pub answer: T,
+    pub op: Option<Op>,
+}
+
+impl<T> Decision<T> {
+    pub fn change(answer: T, op: Op) -> Self {
+        Decision { answer, op: Some(op) }
+    }
+    pub fn no_change(answer: T) -> Self {
+        Decision { answer, op: None }
+    }
+}
+
+/// Where a workspace's log stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogHead {
+    pub seq: u64,
+    pub hlc: Hlc,
+    pub checksum: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    clock: Arc<dyn Clock>,
+    /// The region this store's writes originate in.
+    region: Arc<str>,
+}
+
+impl Store {
+    pub fn new(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, region: &str) -> Result<Store> {
+        let store = Store { backend, clock, region: region.into() };
+        store.backend.write_tx(&mut |tx| schema::migrate(tx))?;
+        Ok(store)
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms() as i64
+    }
+
+    /// The one write path. `decide` reads what it needs and returns the operation; the
+    /// operation is applied and its event appended in the same transaction, or nothing is.
+    pub fn write<T>(&self, workspace: &str, principal: &str, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
+        let mut answer = None;
+        self.backend.write_tx(&mut |tx| {
+            let head = queries::log_head(tx, workspace)?;
+            let decision = decide(tx)?;
+            if let Some(op) = &decision.op {
+                if !matches!(op, Op::CreateWorkspace { .. }) && !queries::workspace_exists(tx, workspace)? {
+                    return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
+                }
+                let head = head.clone().unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
+                let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
+                let event = Event::seal(workspace, head.seq + 1, hlc, &self.region, principal, op, &head.checksum);
+                apply::apply(tx, workspace, op)?;
+                append(tx, &event)?;
+            }
+            answer = Some(decision.answer);
+            Ok(())
+        })?;
+        Ok(answer.expect("write_tx ran the closure"))
+    }
+
+    /// Reads from a consistent snapshot.
+    pub fn read<T>(&self, mut f: impl FnMut(&mut dyn Tx) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.backend.read_tx(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        Ok(out.expect("read_tx ran the closure"))
+    }
+
+    /// Applies events that were accepted elsewhere (replication, restore, rebuild), after
+    /// checking that they continue this workspace's chain. All or nothing.
+    pub fn replay(&self, workspace: &str, events: &[Event]) -> Result<LogHead> {
+        let mut out = None;
+        self.backend.write_tx(&mut |tx| {
+            let head = queries::log_head(tx, workspace)?.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
+            verify_chain(head.seq, &head.checksum, head.hlc, events).map_err(|e| Error::Corrupt(format!("workspace {workspace}: {e}")))?;
+            for e in events {
+                if e.workspace != workspace {
+                    return Err(Error::Corrupt(format!("event {} belongs to workspace '{}', not '{workspace}'", e.seq, e.workspace)));
+                }
+                let op = e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?;
+                apply::apply(tx, workspace, &op)?;
+                append(tx, e)?;
+            }
+            out = queries::log_head(tx, workspace)?;
+            Ok(())
+        })?;
+        Ok(out.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() }))
+    }
+
+    pub fn backend_kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+}
+
+fn append(tx: &mut dyn Tx, e: &Event) -> Result<()> {
+    tx.exec(
+        "INSERT INTO change_log (workspace, seq, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
+    )?;
+    let n = tx.exec(
+        "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ? WHERE workspace = ?",
+        &[(e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), e.workspace.as_str().into()],
+    )?;
+    if n == 0 {
+        tx.exec(
+            "INSERT INTO log_heads (workspace, seq, hlc, checksum) VALUES (?, ?, ?, ?)",
+            &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into()],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,638 @@
+//! Reads, in MLflow's entity shapes (the JSON the REST API returns), written once in portable
+//! SQL for every backend.
+
+use super::{schema, LogHead, Result, Row, Tx, Value};
+use serde_json::{json, Map, Value as Json};
+use std::collections::HashMap;
+use tandem_core::event::Event;
+use tandem_core::search::{Field, Kind};
+use tandem_core::{Hlc, F64};
+
+pub fn log_head(tx: &mut dyn Tx, ws: &str) -> Result<Option<LogHead>> {
+    Ok(tx
+        .query_one("SELECT seq, hlc, checksum FROM log_heads WHERE workspace = ?", &[ws.into()])?
+        .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2) }))
+}
+
+pub fn workspace_exists(tx: &mut dyn Tx, ws: &str) -> Result<bool> {
+    Ok(tx.query_one("SELECT 1 FROM workspaces WHERE name = ?", &[ws.into()])?.is_some())
+}
+
+fn workspace_json(r: &Row) -> Json {
+    let mut w = json!({ "name": r.text(0), "description": r.text(1) });
+    if let Some(root) = r.opt_text(2) {
+        w["default_artifact_root"] = root.into();
+    }
+    w
+}
+
+pub fn workspace(tx: &mut dyn Tx, ws: &str) -> Result<Option<Json>> {
+    Ok(tx.query_one("SELECT name, description, default_artifact_root FROM workspaces WHERE name = ?", &[ws.into()])?.map(|r| workspace_json(&r)))
+}
+
+pub fn workspaces(tx: &mut dyn Tx) -> Result<Vec<Json>> {
+    Ok(tx.query("SELECT name, description, default_artifact_root FROM workspaces ORDER BY name", &[])?.iter().map(workspace_json).collect())
+}
+
+fn kv_list(rows: &[Row], k: usize, v: usize) -> Json {
+    Json::Array(rows.iter().map(|r| json!({ "key": r.text(k), "value": r.text(v) })).collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Experiments
+
+const EXPERIMENT_COLS: &str = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+
+fn experiment_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
+    let id = r.text(0);
+    let tags = tx.query("SELECT key, value FROM experiment_tags WHERE workspace = ? AND experiment_id = ? ORDER BY key", &[ws.into(), id.as_str().into()])?;
+    Ok(json!({
+        "experiment_id": id,
+        "name": r.text(1),
+        "artifact_location": r.text(2),
+        "lifecycle_stage": r.text(3),
+        "creation_time": r.int(4),
+        "last_update_time": r.int(5),
+        "tags": kv_list(&tags, 0, 1),
+    }))
+}
+
+pub fn experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> Result<Option<Json>> {
+    match tx.query_one(&format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), id.into()])? {
+        Some(r) => Ok(Some(experiment_json(tx, ws, &r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn experiment_by_name(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<Json>> {
+    match tx.query_one(&format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])? {
+        Some(r) => Ok(Some(experiment_json(tx, ws, &r)?)),
+        None => Ok(None),
+    }
+}
+
+/// Lifecycle filter for MLflow's ViewType.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewType {
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl ViewType {
+    fn sql(self, col: &str) -> String {
+        match self {
+            ViewType::ActiveOnly => format!(" AND {col} = 'active'"),
+            ViewType::DeletedOnly => format!(" AND {col} = 'deleted'"),
+            ViewType::All => String::new(),
+        }
+    }
+}
+
+pub fn experiments(tx: &mut dyn Tx, ws: &str, view: ViewType) -> Result<Vec<Json>> {
+    let rows = tx.query(&format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ?{}", view.sql("lifecycle_stage")), &[ws.into()])?;
+    let mut tags: HashMap<String, Vec<Json>> = HashMap::new();
+    for t in tx.query("SELECT experiment_id, key, value FROM experiment_tags WHERE workspace = ? ORDER BY key", &[ws.into()])? {
+        tags.entry(t.text(0)).or_default().push(json!({ "key": t.text(1), "value": t.text(2) }));
+    }
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({
+                "experiment_id": r.text(0),
+                "name": r.text(1),
+                "artifact_location": r.text(2),
+                "lifecycle_stage": r.text(3),
+                "creation_time": r.int(4),
+                "last_update_time": r.int(5),
+                "tags": tags.remove(&r.text(0)).unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Runs
+
+/// What writes need to know about a run before changing it.
+pub struct RunState {
+    pub experiment_id: String,
+    pub lifecycle_stage: String,
+    pub status: String,
+    pub artifact_uri: String,
+}
+
+pub fn run_state(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunState>> {
+    Ok(tx
+        .query_one("SELECT experiment_id, lifecycle_stage, status, artifact_uri FROM runs WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?
+        .map(|r| RunState { experiment_id: r.text(0), lifecycle_stage: r.text(1), status: r.text(2), artifact_uri: r.text(3) }))
+}
+
+pub fn param(tx: &mut dyn Tx, run_id: &str, key: &str) -> Result<Option<String>> {
+    Ok(tx.query_one("SELECT value FROM params WHERE run_id = ? AND key = ?", &[run_id.into(), key.into()])?.map(|r| r.text(0)))
+}
+
+/// A run as search sees it: its info and whichever of its data was loaded.
+#[derive(Default)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub experiment_id: String,
+    pub run_name: String,
+    pub user_id: String,
+    pub status: String,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+    pub metrics: Vec<(String, F64, i64, i64)>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    /// (name, digest, context tag, full dataset JSON, input tags JSON)
+    pub datasets: Vec<(String, String, Option<String>, Json, Json)>,
+    pub model_inputs: Vec<String>,
+    pub model_outputs: Vec<(String, i64)>,
+}
+
+impl RunRecord {
+    pub fn field(&self, kind: Kind, key: &str) -> Option<Field<'_>> {
+        match kind {
+            Kind::Metric => self.metrics.iter().find(|m| m.0 == key).map(|m| Field::Num(m.1 .0)),
+            Kind::Param => self.params.iter().find(|p| p.0 == key).map(|p| Field::Str(&p.1)),
+            Kind::Tag => self.tags.iter().find(|t| t.0 == key).map(|t| Field::Str(&t.1)),
+            Kind::Attribute => match key {
+                "run_id" => Some(Field::Str(&self.run_id)),
+                "run_name" => Some(Field::Str(&self.run_name)),
+                "status" => Some(Field::Str(&self.status)),
+                "user_id" => Some(Field::Str(&self.user_id)),
+                "artifact_uri" => Some(Field::Str(&self.artifact_uri)),
+                "lifecycle_stage" => Some(Field::Str(&self.lifecycle_stage)),
+                "start_time" | "created" => self.start_time.map(|t| Field::Num(t as f64)),
+                "end_time" => self.end_time.map(|t| Field::Num(t as f64)),
+                _ => None,
+            },
+            Kind::Dataset => None,
+        }
+    }
+
+    pub fn to_json(&self) -> Json {
+        let mut info = json!({
+            "run_id": self.run_id,
+            "run_uuid": self.run_id,
+            "run_name": self.run_name,
+            "experiment_id": self.experiment_id,
+            "user_id": self.user_id,
+            "status": self.status,
+            "artifact_uri": self.artifact_uri,
+            "lifecycle_stage": self.lifecycle_stage,
+        });
+        if let Some(t) = self.start_time {
+            info["start_time"] = t.into();
+        }
+        if let Some(t) = self.end_time {
+            info["end_time"] = t.into();
+        }
+        let metrics: Vec<Json> = self.metrics.iter().map(|(k, v, ts, step)| json!({ "key": k, "value": v.to_json(), "timestamp": ts, "step": step })).collect();
+        let params: Vec<Json> = self.params.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
+        let tags: Vec<Json> = self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
+        let dataset_inputs: Vec<Json> = self.datasets.iter().map(|d| json!({ "tags": d.4, "dataset": d.3 })).collect();
+        let model_inputs: Vec<Json> = self.model_inputs.iter().map(|m| json!({ "model_id": m })).collect();
+        let model_outputs: Vec<Json> = self.model_outputs.iter().map(|(m, s)| json!({ "model_id": m, "step": s })).collect();
+        json!({
+            "info": info,
+            "data": { "metrics": metrics, "params": params, "tags": tags },
+            "inputs": { "dataset_inputs": dataset_inputs, "model_inputs": model_inputs },
+            "outputs": { "model_outputs": model_outputs },
+        })
+    }
+}
+
+const RUN_COLS: &str = "r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+fn run_record(r: &Row) -> RunRecord {
+    RunRecord {
+        run_id: r.text(0),
+        experiment_id: r.text(1),
+        run_name: r.text(2),
+        user_id: r.text(3),
+        status: r.text(4),
+        start_time: r.opt_int(5),
+        end_time: r.opt_int(6),
+        artifact_uri: r.text(7),
+        lifecycle_stage: r.text(8),
+        ..Default::default()
+    }
+}
+
+fn metric_value(r: &Row, value: usize, is_nan: usize) -> F64 {
+    if r.int(is_nan) != 0 {
+        F64(f64::NAN)
+    } else {
+        F64(r.real(value))
+    }
+}
+
+/// Which parts of a run's data to load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Parts {
+    pub metrics: bool,
+    pub params: bool,
+    pub tags: bool,
+    pub inputs: bool,
+    pub outputs: bool,
+}
+
+impl Parts {
+    pub const ALL: Parts = Parts { metrics: true, params: true, tags: true, inputs: true, outputs: true };
+}
+
+/// Loads the chosen parts for runs selected by `scope` (an SQL condition on `r`).
+fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Value], parts: Parts) -> Result<()> {
+    let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
+    if parts.metrics {
+        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m JOIN runs r ON r.run_id = m.run_id WHERE {scope} ORDER BY m.key"), params)? {
+            if let Some(&i) = index.get(&m.text(0)) {
+                runs[i].metrics.push((m.text(1), metric_value(&m, 2, 3), m.int(4), m.int(5)));
+            }
+        }
+    }
+    if parts.params {
+        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.run_id = p.run_id WHERE {scope} ORDER BY p.key"), params)? {
+            if let Some(&i) = index.get(&p.text(0)) {
+                runs[i].params.push((p.text(1), p.text(2)));
+            }
+        }
+    }
+    if parts.tags {
+        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t JOIN runs r ON r.run_id = t.run_id WHERE {scope} ORDER BY t.key"), params)? {
+            if let Some(&i) = index.get(&t.text(0)) {
+                runs[i].tags.push((t.text(1), t.text(2)));
+            }
+        }
+    }
+    if parts.inputs {
+        let sql = format!(
+            "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile, i.tags FROM run_inputs i \
+             JOIN runs r ON r.run_id = i.run_id JOIN datasets d ON d.workspace = i.workspace AND d.dataset_id = i.dataset_id WHERE {scope} ORDER BY d.name, d.digest"
+        );
+        for d in tx.query(&sql, params)? {
+            if let Some(&i) = index.get(&d.text(0)) {
+                let mut ds = json!({ "name": d.text(1), "digest": d.text(2), "source_type": d.text(3), "source": d.text(4) });
+                if let Some(s) = d.opt_text(5) {
+                    ds["schema"] = s.into();
+                }
+                if let Some(p) = d.opt_text(6) {
+                    ds["profile"] = p.into();
+                }
+                let tags: Json = serde_json::from_str(&d.text(7)).unwrap_or(Json::Array(vec![]));
+                let context = tags.as_array().and_then(|a| a.iter().find(|t| t["key"] == "mlflow.data.context")).and_then(|t| t["value"].as_str()).map(str::to_owned);
+                runs[i].datasets.push((d.text(1), d.text(2), context, ds, tags));
+            }
+        }
+        for m in tx.query(&format!("SELECT i.run_id, i.model_id FROM run_model_inputs i JOIN runs r ON r.run_id = i.run_id WHERE {scope} ORDER BY i.model_id"), params)? {
+            if let Some(&i) = index.get(&m.text(0)) {
+                runs[i].model_inputs.push(m.text(1));
+            }
+        }
+    }
+    if parts.outputs {
+        for m in tx.query(&format!("SELECT o.run_id, o.model_id, o.step FROM run_model_outputs o JOIN runs r ON r.run_id = o.run_id WHERE {scope} ORDER BY o.model_id, o.step"), params)? {
+            if let Some(&i) = index.get(&m.text(0)) {
+                runs[i].model_outputs.push((m.text(1), m.int(2)));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunRecord>> {
+    let row = tx.query_one(&format!("SELECT {RUN_COLS} FROM runs r WHERE r.run_id = ? AND r.workspace = ?"), &[run_id.into(), ws.into()])?;
+    let Some(row) = row else { return Ok(None) };
+    let mut runs = vec![run_record(&row)];
+    load_parts(tx, &mut runs, "r.run_id = ?", &[run_id.into()], Parts::ALL)?;
+    Ok(runs.pop())
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Candidates for a run search: every run of the experiments in the lifecycle view, with the
+/// parts the filter and ordering need.
+pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, parts: Parts) -> Result<Vec<RunRecord>> {
+    if experiment_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scope = format!("r.workspace = ? AND r.experiment_id IN ({}){}", placeholders(experiment_ids.len()), view.sql("r.lifecycle_stage"));
+    let mut params: Vec<Value> = vec![ws.into()];
+    params.extend(experiment_ids.iter().map(Value::from));
+    let mut runs: Vec<RunRecord> = tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"), &params)?.iter().map(run_record).collect();
+    load_parts(tx, &mut runs, &scope, &params, parts)?;
+    Ok(runs)
+}
+
+/// Fills in every part for the given runs (the page a search returns).
+pub fn complete_runs(tx: &mut dyn Tx, runs: &mut [RunRecord]) -> Result<()> {
+    for chunk in runs.chunks_mut(500) {
+        for r in chunk.iter_mut() {
+            r.metrics.clear();
+            r.params.clear();
+            r.tags.clear();
+            r.datasets.clear();
+            r.model_inputs.clear();
+            r.model_outputs.clear();
+        }
+        let ids: Vec<Value> = chunk.iter().map(|r| r.run_id.as_str().into()).collect();
+        let scope = format!("r.run_id IN ({})", placeholders(ids.len()));
+        load_parts(tx, chunk, &scope, &ids, Parts::ALL)?;
+    }
+    Ok(())
+}
+
+pub fn metric_history(tx: &mut dyn Tx, run_id: &str, key: &str) -> Result<Vec<Json>> {
+    Ok(tx
+        .query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, timestamp", &[run_id.into(), key.into()])?
+        .iter()
+        .map(|m| json!({ "key": m.text(0), "value": metric_value(m, 1, 2).to_json(), "timestamp": m.int(3), "step": m.int(4) }))
+        .collect())
+}
+
+pub fn dataset_id(tx: &mut dyn Tx, ws: &str, experiment_id: &str, name: &str, digest: &str) -> Result<Option<String>> {
+    Ok(tx
+        .query_one("SELECT dataset_id FROM datasets WHERE workspace = ? AND experiment_id = ? AND name = ? AND digest = ?", &[ws.into(), experiment_id.into(), name.into(), digest.into()])?
+        .map(|r| r.text(0)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Logged models
+
+pub struct LoggedModelRecord {
+    pub json: Json,
+    pub experiment_id: String,
+    pub lifecycle_stage: String,
+    pub name: String,
+    pub creation_time: i64,
+    pub last_updated_time: i64,
+    pub model_id: String,
+    pub metrics: Vec<(String, f64)>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub attrs: HashMap<&'static str, String>,
+}
+
+impl LoggedModelRecord {
+    pub fn field(&self, kind: Kind, key: &str) -> Option<Field<'_>> {
+        match kind {
+            Kind::Metric => self.metrics.iter().find(|m| m.0 == key).map(|m| Field::Num(m.1)),
+            Kind::Param => self.params.iter().find(|p| p.0 == key).map(|p| Field::Str(&p.1)),
+            Kind::Tag => self.tags.iter().find(|t| t.0 == key).map(|t| Field::Str(&t.1)),
+            Kind::Attribute => match key {
+                "creation_timestamp" | "creation_time" => Some(Field::Num(self.creation_time as f64)),
+                "last_updated_timestamp" => Some(Field::Num(self.last_updated_time as f64)),
+                k => self.attrs.get(k).map(|v| Field::Str(v)),
+            },
+            Kind::Dataset => None,
+        }
+    }
+}
+
+const LOGGED_MODEL_COLS: &str = "model_id, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time";
+
+fn logged_models_where(tx: &mut dyn Tx, cond: &str, params: &[Value]) -> Result<Vec<LoggedModelRecord>> {
+    let rows = tx.query(&format!("SELECT {LOGGED_MODEL_COLS} FROM logged_models WHERE {cond}"), params)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id = r.text(0);
+        let tags = tx.query("SELECT key, value FROM logged_model_tags WHERE model_id = ? ORDER BY key", &[id.as_str().into()])?;
+        let params = tx.query("SELECT key, value FROM logged_model_params WHERE model_id = ? ORDER BY key", &[id.as_str().into()])?;
+        let metrics = tx.query(
+            "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest FROM logged_model_metrics WHERE model_id = ? ORDER BY key, step, timestamp",
+            &[id.as_str().into()],
+        )?;
+        let mut info = json!({
+            "model_id": id,
+            "experiment_id": r.text(1),
+            "name": r.text(2),
+            "artifact_uri": r.text(3),
+            "status": r.text(6),
+            "creation_timestamp_ms": r.int(8),
+            "last_updated_timestamp_ms": r.int(9),
+            "tags": kv_list(&tags, 0, 1),
+        });
+        if let Some(t) = r.opt_text(4) {
+            info["model_type"] = t.into();
+        }
+        if let Some(s) = r.opt_text(5) {
+            info["source_run_id"] = s.into();
+        }
+        let metric_json: Vec<Json> = metrics
+            .iter()
+            .map(|m| {
+                let mut j = json!({ "key": m.text(0), "value": metric_value(m, 1, 2).to_json(), "timestamp": m.int(3), "step": m.int(4), "model_id": id, "run_id": m.text(5) });
+                if !m.text(6).is_empty() {
+                    j["dataset_name"] = m.text(6).into();
+                    j["dataset_digest"] = m.text(7).into();
+                }
+                j
+            })
+            .collect();
+        let mut attrs = HashMap::new();
+        attrs.insert("name", r.text(2));
+        attrs.insert("model_id", id.clone());
+        attrs.insert("experiment_id", r.text(1));
+        attrs.insert("status", r.text(6));
+        if let Some(t) = r.opt_text(4) {
+            attrs.insert("model_type", t);
+        }
+        if let Some(s) = r.opt_text(5) {
+            attrs.insert("source_run_id", s);
+        }
+        out.push(LoggedModelRecord {
+            json: json!({ "info": info, "data": { "params": kv_list(&params, 0, 1), "metrics": metric_json } }),
+            experiment_id: r.text(1),
+            lifecycle_stage: r.text(7),
+            name: r.text(2),
+            creation_time: r.int(8),
+            last_updated_time: r.int(9),
+            model_id: id,
+            // The latest value per key is what a filter compares (rows are ordered by step).
+            metrics: {
+                let mut latest: Vec<(String, f64)> = Vec::new();
+                for m in &metrics {
+                    let v = metric_value(m, 1, 2).0;
+                    match latest.iter_mut().find(|x| x.0 == m.text(0)) {
+                        Some(x) => x.1 = v,
+                        None => latest.push((m.text(0), v)),
+                    }
+                }
+                latest
+            },
+            params: params.iter().map(|p| (p.text(0), p.text(1))).collect(),
+            tags: tags.iter().map(|t| (t.text(0), t.text(1))).collect(),
+            attrs,
+        });
+    }
+    Ok(out)
+}
+
+pub fn logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<Option<LoggedModelRecord>> {
+    Ok(logged_models_where(tx, "model_id = ? AND workspace = ?", &[model_id.into(), ws.into()])?.pop())
+}
+
+pub fn logged_models_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String]) -> Result<Vec<LoggedModelRecord>> {
+    if experiment_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut params: Vec<Value> = vec![ws.into()];
+    params.extend(experiment_ids.iter().map(Value::from));
+    logged_models_where(tx, &format!("workspace = ? AND lifecycle_stage = 'active' AND experiment_id IN ({})", placeholders(experiment_ids.len())), &params)
+}
+
+// ---------------------------------------------------------------------------------------
+// Model registry
+
+const VERSION_COLS: &str = "name, version, description, user_id, current_stage, source, run_id, run_link, status, storage_location, model_id, creation_time, last_updated_time";
+
+fn model_version_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
+    let (name, version) = (r.text(0), r.int(1));
+    let tags = tx.query("SELECT key, value FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ? ORDER BY key", &[ws.into(), name.as_str().into(), version.into()])?;
+    let aliases: Vec<String> = tx
+        .query("SELECT alias FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ? ORDER BY alias", &[ws.into(), name.as_str().into(), version.into()])?
+        .iter()
+        .map(|a| a.text(0))
+        .collect();
+    let mut v = json!({
+        "name": name,
+        "version": version.to_string(),
+        "creation_timestamp": r.int(11),
+        "last_updated_timestamp": r.int(12),
+        "user_id": r.text(3),
+        "current_stage": r.text(4),
+        "source": r.text(5),
+        "status": r.text(8),
+        "tags": kv_list(&tags, 0, 1),
+        "aliases": aliases,
+    });
+    for (i, field) in [(2, "description"), (6, "run_id"), (7, "run_link"), (10, "model_id")] {
+        if let Some(s) = r.opt_text(i) {
+            v[field] = s.into();
+        }
+    }
+    Ok(v)
+}
+
+pub fn model_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> Result<Option<Json>> {
+    match tx.query_one(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND name = ? AND version = ?"), &[ws.into(), name.into(), version.into()])? {
+        Some(r) => Ok(Some(model_version_json(tx, ws, &r)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn model_versions(tx: &mut dyn Tx, ws: &str, name: Option<&str>) -> Result<Vec<Json>> {
+    let rows = match name {
+        Some(n) => tx.query(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND name = ? ORDER BY version"), &[ws.into(), n.into()])?,
+        None => tx.query(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? ORDER BY name, version"), &[ws.into()])?,
+    };
+    rows.iter().map(|r| model_version_json(tx, ws, r)).collect()
+}
+
+pub fn max_version(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<i64> {
+    Ok(tx.query_one("SELECT MAX(version) FROM model_versions WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.and_then(|r| r.opt_int(0)).unwrap_or(0))
+}
+
+pub fn alias_version(tx: &mut dyn Tx, ws: &str, name: &str, alias: &str) -> Result<Option<i64>> {
+    Ok(tx.query_one("SELECT version FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", &[ws.into(), name.into(), alias.into()])?.map(|r| r.int(0)))
+}
+
+pub fn registered_model(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<Json>> {
+    let Some(r) = tx.query_one("SELECT name, description, creation_time, last_updated_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])? else {
+        return Ok(None);
+    };
+    let tags = tx.query("SELECT key, value FROM registered_model_tags WHERE workspace = ? AND name = ? ORDER BY key", &[ws.into(), name.into()])?;
+    let aliases: Vec<Json> = tx
+        .query("SELECT alias, version FROM registered_model_aliases WHERE workspace = ? AND name = ? ORDER BY alias", &[ws.into(), name.into()])?
+        .iter()
+        .map(|a| json!({ "alias": a.text(0), "version": a.int(1).to_string() }))
+        .collect();
+    // MLflow's latest_versions: the newest version in each stage.
+    let mut latest: Vec<Json> = Vec::new();
+    for v in model_versions(tx, ws, Some(name))?.into_iter().rev() {
+        if !latest.iter().any(|l| l["current_stage"] == v["current_stage"]) {
+            latest.push(v);
+        }
+    }
+    latest.reverse();
+    let mut m = json!({
+        "name": r.text(0),
+        "creation_timestamp": r.int(2),
+        "last_updated_timestamp": r.int(3),
+        "latest_versions": latest,
+        "tags": kv_list(&tags, 0, 1),
+        "aliases": aliases,
+    });
+    if let Some(d) = r.opt_text(1) {
+        m["description"] = d.into();
+    }
+    Ok(Some(m))
+}
+
+pub fn registered_model_names(tx: &mut dyn Tx, ws: &str) -> Result<Vec<String>> {
+    Ok(tx.query("SELECT name FROM registered_models WHERE workspace = ? ORDER BY name", &[ws.into()])?.iter().map(|r| r.text(0)).collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// The change log
+
+pub fn changes(tx: &mut dyn Tx, ws: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+    let rows = tx.query(
+        "SELECT seq, hlc, origin, principal, op, payload, checksum FROM change_log WHERE workspace = ? AND seq > ? ORDER BY seq LIMIT ?",
+        &[ws.into(), (after as i64).into(), (limit as i64).into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Event {
+            workspace: ws.to_owned(),
+            seq: r.int(0) as u64,
+            hlc: Hlc(r.int(1) as u64),
+            origin: r.text(2),
+            principal: r.text(3),
+            op: r.text(4),
+            payload: r.text(5),
+            checksum: r.text(6),
+        })
+        .collect())
+}
+
+/// The checksum of the event at `seq` (the genesis checksum for 0).
+pub fn checksum_at(tx: &mut dyn Tx, ws: &str, seq: u64) -> Result<Option<(String, Hlc)>> {
+    if seq == 0 {
+        return Ok(Some((tandem_core::event::GENESIS_CHECKSUM.to_owned(), Hlc(0))));
+    }
+    Ok(tx.query_one("SELECT checksum, hlc FROM change_log WHERE workspace = ? AND seq = ?", &[ws.into(), (seq as i64).into()])?.map(|r| (r.text(0), Hlc(r.int(1) as u64))))
+}
+
+/// Every state row of a workspace, table by table in key order: two workspaces hold the same
+/// state exactly when their dumps are equal.
+pub fn dump(tx: &mut dyn Tx, ws: &str) -> Result<Json> {
+    let mut out = Map::new();
+    for (table, key) in schema::STATE_TABLES {
+        let col = if *table == "workspaces" { "name" } else { "workspace" };
+        let rows = tx.query(&format!("SELECT * FROM {table} WHERE {col} = ? ORDER BY {key}"), &[ws.into()])?;
+        let rows: Vec<Json> = rows
+            .into_iter()
+            .map(|r| {
+                Json::Array(
+                    r.0.into_iter()
+                        .map(|v| match v {
+                            Value::Null => Json::Null,
+                            Value::Int(i) => i.into(),
+                            Value::Real(f) => F64(f).to_json(),
+                            Value::Text(s) => s.into(),
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        out.insert((*table).to_owned(), Json::Array(rows));
+    }
+    Ok(Json::Object(out))
+}
