@@ -1,4 +1,9 @@
-//! tandem: an MLflow-compatible machine-learning workspace built on a per-workspace change log.
-//! See ARCHITECTURE.md for the code map.
+//! tandem: an MLflow-compatible machine-learning workspace built on a per-workspace change
+//! log. See ARCHITECTURE.md for the code map.
 
+pub mod api;
+pub mod artifacts;
+pub mod config;
+pub mod http;
+pub mod server;
 pub mod store;

@@ -328,7 +328,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::DeleteRegisteredModelAlias { name, alias } => {
             tx.exec("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", &[ws.into(), name.into(), alias.into()])?;
         }
-        Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, time } => {
+        Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, storage_location, time } => {
             tx.exec(
                 "INSERT INTO model_versions (workspace, name, version, description, user_id, current_stage, source, run_id, run_link, status, storage_location, model_id, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, 'None', ?, ?, ?, 'READY', ?, ?, ?, ?)",
@@ -341,7 +341,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                     source.into(),
                     run_id.clone().into(),
                     run_link.clone().into(),
-                    source.into(),
+                    storage_location.into(),
                     model_id.clone().into(),
                     (*time).into(),
                     (*time).into(),

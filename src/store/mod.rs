@@ -176,19 +176,23 @@ impl Clock for SystemClock {
     }
 }
 
-/// What a write closure decides: the answer to return, and the operation to log (None when
-/// the request turned out to change nothing, e.g. re-logging an identical param).
+/// What a write closure decides: the answer to return, and the operations to log, each its
+/// own event, all in one transaction (none when the request turned out to change nothing,
+/// e.g. re-logging an identical param).
 pub struct Decision<T> {
     pub answer: T,
-    pub op: Option<Op>,
+    pub ops: Vec<Op>,
 }
 
 impl<T> Decision<T> {
     pub fn change(answer: T, op: Op) -> Self {
-        Decision { answer, op: Some(op) }
+        Decision { answer, ops: vec![op] }
+    }
+    pub fn changes(answer: T, ops: Vec<Op>) -> Self {
+        Decision { answer, ops }
     }
     pub fn no_change(answer: T) -> Self {
-        Decision { answer, op: None }
+        Decision { answer, ops: Vec::new() }
     }
 }
 
@@ -228,17 +232,19 @@ impl Store {
     pub fn write<T>(&self, workspace: &str, principal: &str, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
         let mut answer = None;
         self.backend.write_tx(&mut |tx| {
-            let head = queries::log_head(tx, workspace)?;
             let decision = decide(tx)?;
-            if let Some(op) = &decision.op {
-                if !matches!(op, Op::CreateWorkspace { .. }) && !queries::workspace_exists(tx, workspace)? {
+            if let Some(first) = decision.ops.first() {
+                if !matches!(first, Op::CreateWorkspace { .. }) && !queries::workspace_exists(tx, workspace)? {
                     return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
                 }
-                let head = head.clone().unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
-                let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
-                let event = Event::seal(workspace, head.seq + 1, hlc, &self.region, principal, op, &head.checksum);
-                apply::apply(tx, workspace, op)?;
-                append(tx, &event)?;
+                let mut head = queries::log_head(tx, workspace)?.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
+                for op in &decision.ops {
+                    let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
+                    let event = Event::seal(workspace, head.seq + 1, hlc, &self.region, principal, op, &head.checksum);
+                    apply::apply(tx, workspace, op)?;
+                    append(tx, &event)?;
+                    head = LogHead { seq: event.seq, hlc, checksum: event.checksum };
+                }
             }
             answer = Some(decision.answer);
             Ok(())

@@ -125,6 +125,8 @@ pub enum Op {
         tags: Vec<KeyValue>,
         user_id: String,
         model_id: Option<String>,
+        /// Where the version's files are: resolved when the version is created.
+        storage_location: String,
         time: i64,
     },
     UpdateModelVersion { name: String, version: i64, description: Option<String>, time: i64 },

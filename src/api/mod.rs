@@ -1,0 +1,393 @@
+//! MLflow's REST API (and tandem's own `/api/tandem/v1`), independent of the HTTP library:
+//! a handler takes a request context and a JSON request, and returns a JSON answer or an
+//! MLflow error. The HTTP edge (`crate::http`) only routes, reads bodies and writes answers.
+//!
+//! Architecture invariant: handlers validate everything before they call `Store::write`, and
+//! change state only through it.
+
+pub mod changes;
+pub mod logged_models;
+pub mod registry;
+pub mod tracking;
+pub mod workspaces;
+
+use crate::artifacts::Artifacts;
+use crate::store::{self, Store};
+use serde_json::{Map, Value as Json};
+use tandem_core::event::KeyValue;
+use tandem_core::{MlflowError, Result, F64};
+
+/// What every handler gets: where to read and write, on whose behalf, in which workspace.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub artifacts: Artifacts,
+    pub workspace: String,
+    pub principal: String,
+}
+
+impl Ctx {
+    pub fn write<T>(&self, decide: impl FnMut(&mut dyn store::Tx) -> store::Result<store::Decision<T>>) -> Result<T> {
+        self.store.write(&self.workspace, &self.principal, decide).map_err(Into::into)
+    }
+    pub fn read<T>(&self, f: impl FnMut(&mut dyn store::Tx) -> store::Result<T>) -> Result<T> {
+        self.store.read(f).map_err(Into::into)
+    }
+    pub fn now(&self) -> i64 {
+        self.store.now_ms()
+    }
+}
+
+pub type Handler = fn(&Ctx, &Req) -> Result<Json>;
+
+/// A request's parameters: the JSON body of a POST/PATCH/DELETE, or the query string of a GET
+/// (where every value arrives as a string), plus path parameters.
+#[derive(Debug, Default, Clone)]
+pub struct Req(pub Map<String, Json>);
+
+pub(crate) fn missing(key: &str) -> MlflowError {
+    MlflowError::invalid(format!("Missing value for required parameter '{key}'. See the API docs for more information about request parameters."))
+}
+
+fn wrong_type(key: &str, v: &Json, expected: &str) -> MlflowError {
+    let shown = match v {
+        Json::String(s) if s.len() > 100 => format!("\"{}...\"", &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())]),
+        other => {
+            let s = other.to_string();
+            if s.len() > 100 {
+                format!("{}...", &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())])
+            } else {
+                s
+            }
+        }
+    };
+    MlflowError::invalid(format!("Invalid value {shown} for parameter '{key}' supplied: expected {expected}"))
+}
+
+impl Req {
+    pub fn from_json(v: Json) -> Result<Req> {
+        match v {
+            Json::Object(m) => Ok(Req(m)),
+            Json::Null => Ok(Req::default()),
+            _ => Err(MlflowError::invalid("The request body must be a JSON object")),
+        }
+    }
+
+    /// Query pairs; a repeated key becomes a list.
+    pub fn from_query(pairs: Vec<(String, String)>) -> Req {
+        let mut m = Map::new();
+        for (k, v) in pairs {
+            let k = k.trim_end_matches("[]").to_owned();
+            match m.get_mut(&k) {
+                Some(Json::Array(a)) => a.push(Json::String(v)),
+                Some(prev) => {
+                    let first = prev.take();
+                    *prev = Json::Array(vec![first, Json::String(v)]);
+                }
+                None => {
+                    m.insert(k, Json::String(v));
+                }
+            }
+        }
+        Req(m)
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<Json>) {
+        self.0.insert(key.to_owned(), value.into());
+    }
+
+    fn get(&self, key: &str) -> Option<&Json> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn opt_str(&self, key: &str) -> Result<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(wrong_type(key, v, "a string")),
+        }
+    }
+
+    /// A required string: missing or empty is MLflow's "Missing value for required parameter".
+    pub fn str(&self, key: &str) -> Result<String> {
+        match self.opt_str(key)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(missing(key)),
+        }
+    }
+
+    pub fn opt_i64(&self, key: &str) -> Result<Option<i64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Json::Number(n)) => n.as_i64().map(Some).ok_or_else(|| wrong_type(key, &Json::Number(n.clone()), "an integer")),
+            Some(Json::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| wrong_type(key, &Json::String(s.clone()), "an integer")),
+            Some(v) => Err(wrong_type(key, v, "an integer")),
+        }
+    }
+
+    pub fn i64(&self, key: &str) -> Result<i64> {
+        self.opt_i64(key)?.ok_or_else(|| missing(key))
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<F64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => F64::from_json(v).map(Some).ok_or_else(|| wrong_type(key, v, "a number")),
+        }
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(Json::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Json::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(wrong_type(key, v, "a boolean")),
+        }
+    }
+
+    /// A repeated string field: a list, or (from a query string) a single value.
+    pub fn str_list(&self, key: &str) -> Result<Vec<String>> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Json::String(s)) => Ok(vec![s.clone()]),
+            Some(Json::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(|| wrong_type(key, v, "a list of strings"))).collect(),
+            Some(v) => Err(wrong_type(key, v, "a list of strings")),
+        }
+    }
+
+    /// A repeated message field.
+    pub fn list(&self, key: &str) -> Result<Vec<Req>> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Json::Array(a)) => a.iter().map(|v| match v {
+                Json::Object(m) => Ok(Req(m.clone())),
+                other => Err(wrong_type(key, other, "a list of objects")),
+            }).collect(),
+            Some(v) => Err(wrong_type(key, v, "a list")),
+        }
+    }
+
+    pub fn obj(&self, key: &str) -> Result<Option<Req>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Json::Object(m)) => Ok(Some(Req(m.clone()))),
+            Some(v) => Err(wrong_type(key, v, "an object")),
+        }
+    }
+
+    /// `[{key, value}]`, with MLflow's rule that a key is required; `value` defaults to "".
+    pub fn kv_list(&self, key: &str) -> Result<Vec<KeyValue>> {
+        self.list(key)?
+            .into_iter()
+            .map(|kv| Ok(KeyValue { key: kv.str("key")?, value: kv.opt_str("value")?.unwrap_or_default() }))
+            .collect()
+    }
+
+    /// `max_results` with a default and an upper bound (over the bound is an error, as in
+    /// MLflow; zero or negative too).
+    pub fn max_results(&self, default: i64, max: i64) -> Result<usize> {
+        let n = self.opt_i64("max_results")?.unwrap_or(default);
+        if n <= 0 || n > max {
+            return Err(MlflowError::invalid(format!("Invalid value {n} for parameter 'max_results' supplied. It must be at most {max}, and positive.")));
+        }
+        Ok(n as usize)
+    }
+
+    pub fn page_offset(&self) -> Result<usize> {
+        match self.opt_str("page_token")? {
+            None => Ok(0),
+            Some(t) if t.is_empty() => Ok(0),
+            Some(t) => tandem_core::search::decode_page_token(&t),
+        }
+    }
+}
+
+/// Slices one page out of sorted results and makes the token for the next.
+pub fn page<T>(items: Vec<T>, offset: usize, max: usize) -> (Vec<T>, Option<String>) {
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(offset).take(max).collect();
+    let next = if offset + page.len() < total { Some(tandem_core::search::encode_page_token(offset + page.len())) } else { None };
+    (page, next)
+}
+
+/// MLflow's ViewType from `view_type` / `run_view_type` (names or numbers).
+pub fn view_type(req: &Req, key: &str) -> Result<store::queries::ViewType> {
+    use store::queries::ViewType;
+    match req.get(key) {
+        None => Ok(ViewType::ActiveOnly),
+        Some(Json::String(s)) => match s.as_str() {
+            "ACTIVE_ONLY" | "1" => Ok(ViewType::ActiveOnly),
+            "DELETED_ONLY" | "2" => Ok(ViewType::DeletedOnly),
+            "ALL" | "3" => Ok(ViewType::All),
+            _ => Err(wrong_type(key, &Json::String(s.clone()), "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
+        },
+        Some(Json::Number(n)) => match n.as_i64() {
+            Some(1) => Ok(ViewType::ActiveOnly),
+            Some(2) => Ok(ViewType::DeletedOnly),
+            Some(3) => Ok(ViewType::All),
+            _ => Err(wrong_type(key, &Json::Number(n.clone()), "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
+        },
+        Some(v) => Err(wrong_type(key, v, "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
+    }
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random source works");
+    b
+}
+
+pub fn random_u32() -> u32 {
+    u32::from_le_bytes(random_bytes::<4>())
+}
+
+/// MLflow-style random names ("bright-owl-317") for runs and models given none.
+pub fn random_name() -> String {
+    const ADJ: &[&str] = &["able", "bold", "brave", "bright", "calm", "clever", "crisp", "eager", "fair", "gentle", "glad", "keen", "kind", "lucky", "merry", "nimble", "proud", "quick", "quiet", "rare", "sharp", "shy", "silent", "smart", "swift", "tidy", "vast", "warm", "wise", "zesty"];
+    const NOUN: &[&str] = &["ant", "bat", "bear", "bee", "cat", "colt", "crab", "crow", "deer", "dove", "eel", "elk", "finch", "fox", "frog", "goat", "hare", "hawk", "lark", "lynx", "mole", "moth", "newt", "owl", "ram", "seal", "shrew", "swan", "toad", "wolf"];
+    let r = random_u32();
+    format!("{}-{}-{}", ADJ[(r % ADJ.len() as u32) as usize], NOUN[((r >> 8) % NOUN.len() as u32) as usize], (r >> 16) % 1000)
+}
+
+/// Every MLflow and tandem JSON endpoint: (method, path below the version prefix, handler).
+/// Paths with `{name}` segments bind that segment into the request under `name`.
+pub const ROUTES: &[(&str, &str, Handler)] = &[
+    ("POST", "mlflow/experiments/create", tracking::create_experiment),
+    ("GET", "mlflow/experiments/get", tracking::get_experiment),
+    ("GET", "mlflow/experiments/get-by-name", tracking::get_experiment_by_name),
+    ("POST", "mlflow/experiments/search", tracking::search_experiments),
+    ("GET", "mlflow/experiments/search", tracking::search_experiments),
+    ("POST", "mlflow/experiments/update", tracking::update_experiment),
+    ("POST", "mlflow/experiments/delete", tracking::delete_experiment),
+    ("POST", "mlflow/experiments/restore", tracking::restore_experiment),
+    ("POST", "mlflow/experiments/set-experiment-tag", tracking::set_experiment_tag),
+    ("POST", "mlflow/experiments/delete-experiment-tag", tracking::delete_experiment_tag),
+    ("POST", "mlflow/runs/create", tracking::create_run),
+    ("GET", "mlflow/runs/get", tracking::get_run),
+    ("POST", "mlflow/runs/update", tracking::update_run),
+    ("POST", "mlflow/runs/delete", tracking::delete_run),
+    ("POST", "mlflow/runs/restore", tracking::restore_run),
+    ("POST", "mlflow/runs/search", tracking::search_runs),
+    ("POST", "mlflow/runs/log-metric", tracking::log_metric),
+    ("POST", "mlflow/runs/log-parameter", tracking::log_param),
+    ("POST", "mlflow/runs/set-tag", tracking::set_tag),
+    ("POST", "mlflow/runs/delete-tag", tracking::delete_tag),
+    ("POST", "mlflow/runs/log-batch", tracking::log_batch),
+    ("POST", "mlflow/runs/log-inputs", tracking::log_inputs),
+    ("POST", "mlflow/runs/outputs", tracking::log_outputs),
+    ("POST", "mlflow/runs/log-model", tracking::log_model_legacy),
+    ("GET", "mlflow/metrics/get-history", tracking::get_metric_history),
+    ("GET", "mlflow/metrics/get-history-bulk-interval", tracking::get_metric_history_bulk_interval),
+    ("GET", "mlflow/artifacts/list", tracking::list_artifacts),
+    ("POST", "mlflow/logged-models", logged_models::create),
+    ("POST", "mlflow/logged-models/search", logged_models::search),
+    ("GET", "mlflow/logged-models/{model_id}", logged_models::get),
+    ("PATCH", "mlflow/logged-models/{model_id}", logged_models::finalize),
+    ("DELETE", "mlflow/logged-models/{model_id}", logged_models::delete),
+    ("PATCH", "mlflow/logged-models/{model_id}/tags", logged_models::set_tags),
+    ("DELETE", "mlflow/logged-models/{model_id}/tags/{tag_key}", logged_models::delete_tag),
+    ("POST", "mlflow/logged-models/{model_id}/params", logged_models::log_params),
+    ("GET", "mlflow/logged-models/{model_id}/artifacts/directories", logged_models::list_artifacts),
+    ("POST", "mlflow/registered-models/create", registry::create_registered_model),
+    ("POST", "mlflow/registered-models/rename", registry::rename_registered_model),
+    ("PATCH", "mlflow/registered-models/update", registry::update_registered_model),
+    ("DELETE", "mlflow/registered-models/delete", registry::delete_registered_model),
+    ("GET", "mlflow/registered-models/get", registry::get_registered_model),
+    ("GET", "mlflow/registered-models/search", registry::search_registered_models),
+    ("POST", "mlflow/registered-models/get-latest-versions", registry::get_latest_versions),
+    ("GET", "mlflow/registered-models/get-latest-versions", registry::get_latest_versions),
+    ("POST", "mlflow/registered-models/set-tag", registry::set_registered_model_tag),
+    ("DELETE", "mlflow/registered-models/delete-tag", registry::delete_registered_model_tag),
+    ("POST", "mlflow/registered-models/alias", registry::set_alias),
+    ("DELETE", "mlflow/registered-models/alias", registry::delete_alias),
+    ("GET", "mlflow/registered-models/alias", registry::get_by_alias),
+    ("POST", "mlflow/model-versions/create", registry::create_model_version),
+    ("PATCH", "mlflow/model-versions/update", registry::update_model_version),
+    ("POST", "mlflow/model-versions/transition-stage", registry::transition_stage),
+    ("DELETE", "mlflow/model-versions/delete", registry::delete_model_version),
+    ("GET", "mlflow/model-versions/get", registry::get_model_version),
+    ("GET", "mlflow/model-versions/search", registry::search_model_versions),
+    ("GET", "mlflow/model-versions/get-download-uri", registry::get_download_uri),
+    ("POST", "mlflow/model-versions/set-tag", registry::set_model_version_tag),
+    ("DELETE", "mlflow/model-versions/delete-tag", registry::delete_model_version_tag),
+    ("GET", "mlflow/workspaces", workspaces::list),
+    ("POST", "mlflow/workspaces", workspaces::create),
+    ("GET", "mlflow/workspaces/{workspace_name}", workspaces::get),
+    ("PATCH", "mlflow/workspaces/{workspace_name}", workspaces::update),
+    ("DELETE", "mlflow/workspaces/{workspace_name}", workspaces::delete),
+];
+
+/// tandem's own endpoints, under `/api/tandem/v1/`.
+pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
+    ("GET", "workspaces/{workspace_name}/changes", changes::list),
+    ("GET", "workspaces/{workspace_name}/verify", changes::verify),
+];
+
+/// Whether the route answers without a workspace context (it names its workspace itself).
+pub fn is_workspace_admin(path: &str) -> bool {
+    path.starts_with("mlflow/workspaces") || path.starts_with("workspaces/")
+}
+
+pub enum Lookup {
+    Found(Handler, Req),
+    WrongMethod,
+    NotFound,
+}
+
+/// Finds the handler for a path (below the version prefix) and binds its path parameters.
+pub fn route(table: &[(&str, &str, Handler)], method: &str, path: &str) -> Lookup {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for (m, pattern, h) in table {
+        let pat: Vec<&str> = pattern.split('/').collect();
+        if pat.len() != segs.len() {
+            continue;
+        }
+        let mut req = Req::default();
+        let ok = pat.iter().zip(&segs).all(|(p, s)| {
+            if p.starts_with('{') && p.ends_with('}') {
+                if s.is_empty() {
+                    return false;
+                }
+                req.set(&p[1..p.len() - 1], percent_decode(s));
+                true
+            } else {
+                p == s
+            }
+        });
+        if ok {
+            path_matched = true;
+            if *m == method {
+                return Lookup::Found(*h, req);
+            }
+        }
+    }
+    if path_matched {
+        Lookup::WrongMethod
+    } else {
+        Lookup::NotFound
+    }
+}
+
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = ((bytes[i + 1] as char).to_digit(16), (bytes[i + 2] as char).to_digit(16)) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,385 @@
+//! The model registry: registered models, versions, tags, aliases, stages.
+
+use super::{page, Ctx, Req};
+use crate::store::queries;
+use crate::store::{Decision, Tx};
+use serde_json::{json, Value as Json};
+use tandem_core::search::{self, compare_fields, Field, Kind};
+use tandem_core::{validate, MlflowError, Op, Result};
+
+fn model_not_found(name: &str) -> MlflowError {
+    MlflowError::not_found(format!("Registered Model with name={name} not found"))
+}
+
+fn version_not_found(name: &str, version: i64) -> MlflowError {
+    MlflowError::not_found(format!("Model Version (name={name}, version={version}) not found"))
+}
+
+fn name_param(req: &Req) -> Result<String> {
+    let name = req.opt_str("name")?.unwrap_or_default();
+    if name.is_empty() {
+        return Err(MlflowError::invalid("Registered model name cannot be empty."));
+    }
+    validate::model_name(&name)?;
+    Ok(name)
+}
+
+fn version_param(req: &Req) -> Result<i64> {
+    let v = match req.0.get("version") {
+        None | Some(Json::Null) => return Err(super::missing("version")),
+        Some(Json::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(Json::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    match v {
+        Some(v) if v > 0 => Ok(v),
+        _ => Err(MlflowError::invalid(format!("Model version must be a positive integer, got '{}'", req.0.get("version").map(|v| v.to_string()).unwrap_or_default()))),
+    }
+}
+
+fn require_model(tx: &mut dyn Tx, ws: &str, name: &str) -> crate::store::Result<()> {
+    if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.is_none() {
+        return Err(model_not_found(name).into());
+    }
+    Ok(())
+}
+
+fn require_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> crate::store::Result<Json> {
+    queries::model_version(tx, ws, name, version)?.ok_or_else(|| version_not_found(name, version).into())
+}
+
+pub fn create_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let tags = req.kv_list("tags")?;
+    for t in &tags {
+        validate::registry_tag(&t.key, &t.value)?;
+    }
+    let description = req.opt_str("description")?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ctx.workspace.as_str().into(), name.as_str().into()])?.is_some() {
+            return Err(MlflowError::exists(format!("Registered Model (name={name}) already exists.")).into());
+        }
+        Ok(Decision::change((), Op::CreateRegisteredModel { name: name.clone(), description: description.clone(), tags: tags.clone(), time: now }))
+    })?;
+    get_model_json(ctx, &name)
+}
+
+fn get_model_json(ctx: &Ctx, name: &str) -> Result<Json> {
+    let m = ctx.read(|tx| queries::registered_model(tx, &ctx.workspace, name))?.ok_or_else(|| model_not_found(name))?;
+    Ok(json!({ "registered_model": m }))
+}
+
+pub fn get_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
+    get_model_json(ctx, &name_param(req)?)
+}
+
+pub fn rename_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let new_name = req.opt_str("new_name")?.unwrap_or_default();
+    if new_name.is_empty() {
+        return Err(MlflowError::invalid("Registered model name cannot be empty."));
+    }
+    validate::model_name(&new_name)?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        if new_name == name {
+            return Ok(Decision::no_change(()));
+        }
+        if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ctx.workspace.as_str().into(), new_name.as_str().into()])?.is_some() {
+            return Err(MlflowError::exists(format!("Registered Model (name={new_name}) already exists.")).into());
+        }
+        Ok(Decision::change((), Op::RenameRegisteredModel { name: name.clone(), new_name: new_name.clone(), time: now }))
+    })?;
+    get_model_json(ctx, &new_name)
+}
+
+pub fn update_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let description = req.opt_str("description")?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        Ok(Decision::change((), Op::UpdateRegisteredModel { name: name.clone(), description: description.clone(), time: now }))
+    })?;
+    get_model_json(ctx, &name)
+}
+
+pub fn delete_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        Ok(Decision::change(json!({}), Op::DeleteRegisteredModel { name: name.clone() }))
+    })
+}
+
+fn model_field<'a>(m: &'a Json, kind: Kind, key: &str) -> Option<Field<'a>> {
+    match kind {
+        Kind::Tag => m["tags"].as_array()?.iter().find(|t| t["key"] == key).and_then(|t| t["value"].as_str()).map(Field::Str),
+        Kind::Attribute => match key {
+            "creation_timestamp" | "last_updated_timestamp" => m[key].as_i64().map(|n| Field::Num(n as f64)),
+            "version_number" => m["version"].as_str().and_then(|v| v.parse::<f64>().ok()).map(Field::Num),
+            "source_path" => m["source"].as_str().map(Field::Str),
+            _ => m[key].as_str().map(Field::Str),
+        },
+        _ => None,
+    }
+}
+
+fn search_entities(req: &Req, spec: &search::Spec, items: Vec<Json>, default_max: i64, max_max: i64, default_order: &[(&str, bool)]) -> Result<(Vec<Json>, Option<String>)> {
+    let max = req.max_results(default_max, max_max)?;
+    let offset = req.page_offset()?;
+    let clauses = search::parse_filter(&req.opt_str("filter")?.unwrap_or_default(), spec)?;
+    let mut order = search::parse_order_by(&req.str_list("order_by")?, spec)?;
+    for (key, asc) in default_order {
+        order.push(search::OrderKey { kind: Kind::Attribute, key: (*key).into(), ascending: *asc });
+    }
+    let mut items: Vec<Json> = items.into_iter().filter(|m| clauses.iter().all(|c| search::matches(c, model_field(m, c.kind, &c.key)))).collect();
+    items.sort_by(|a, b| order.iter().map(|o| compare_fields(model_field(a, o.kind, &o.key), model_field(b, o.kind, &o.key), o.ascending)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(page(items, offset, max))
+}
+
+pub fn search_registered_models(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let models = ctx.read(|tx| {
+        let names = queries::registered_model_names(tx, &ctx.workspace)?;
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            out.extend(queries::registered_model(tx, &ctx.workspace, &n)?);
+        }
+        Ok(out)
+    })?;
+    let (models, next) = search_entities(req, &search::REGISTERED_MODELS, models, 100, validate::MAX_RESULTS_REGISTRY, &[("name", true)])?;
+    let mut out = json!({ "registered_models": models });
+    if let Some(t) = next {
+        out["next_page_token"] = t.into();
+    }
+    Ok(out)
+}
+
+pub fn search_model_versions(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let versions = ctx.read(|tx| queries::model_versions(tx, &ctx.workspace, None))?;
+    let (versions, next) = search_entities(req, &search::MODEL_VERSIONS, versions, 10_000, validate::MAX_RESULTS_MODEL_VERSIONS, &[("name", true), ("version_number", false)])?;
+    let mut out = json!({ "model_versions": versions });
+    if let Some(t) = next {
+        out["next_page_token"] = t.into();
+    }
+    Ok(out)
+}
+
+const STAGES: &[&str] = &["None", "Staging", "Production", "Archived"];
+
+fn canonical_stage(s: &str) -> Result<String> {
+    STAGES
+        .iter()
+        .find(|x| x.eq_ignore_ascii_case(s))
+        .map(|x| (*x).to_owned())
+        .ok_or_else(|| MlflowError::invalid(format!("Invalid Model Version stage: {s}. Value must be one of {}.", STAGES.join(", "))))
+}
+
+pub fn get_latest_versions(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let stages = req.str_list("stages")?.iter().map(|s| canonical_stage(s)).collect::<Result<Vec<_>>>()?;
+    let m = ctx.read(|tx| queries::registered_model(tx, &ctx.workspace, &name))?.ok_or_else(|| model_not_found(&name))?;
+    let versions: Vec<Json> = m["latest_versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| stages.is_empty() || stages.iter().any(|s| v["current_stage"] == s.as_str()))
+        .collect();
+    Ok(json!({ "model_versions": versions }))
+}
+
+fn get_version_json(ctx: &Ctx, name: &str, version: i64) -> Result<Json> {
+    let v = ctx.read(|tx| queries::model_version(tx, &ctx.workspace, name, version))?.ok_or_else(|| version_not_found(name, version))?;
+    Ok(json!({ "model_version": v }))
+}
+
+/// Where a new version's files are: a logged model's artifacts, a run's artifact path, or
+/// the source itself.
+fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&str>) -> crate::store::Result<String> {
+    if let Some(rest) = source.strip_prefix("models:/") {
+        let id = model_id.unwrap_or(rest.trim_end_matches('/'));
+        if let Some(m) = queries::logged_model(tx, ws, id)? {
+            return Ok(m.json["info"]["artifact_uri"].as_str().unwrap_or(source).to_owned());
+        }
+    }
+    if let Some(rest) = source.strip_prefix("runs:/") {
+        let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Some(run) = queries::run_state(tx, ws, run_id)? {
+            let base = run.artifact_uri.trim_end_matches('/').to_owned();
+            return Ok(if path.is_empty() { base } else { format!("{base}/{path}") });
+        }
+    }
+    Ok(source.to_owned())
+}
+
+pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let source = req.str("source")?;
+    validate::length("source", 5000, &source)?;
+    let run_id = req.opt_str("run_id")?.filter(|s| !s.is_empty());
+    let run_link = req.opt_str("run_link")?.filter(|s| !s.is_empty());
+    let description = req.opt_str("description")?;
+    let model_id = req.opt_str("model_id")?.filter(|s| !s.is_empty());
+    let tags = req.kv_list("tags")?;
+    for t in &tags {
+        validate::registry_tag(&t.key, &t.value)?;
+    }
+    let now = ctx.now();
+    let version = ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        if let Some(r) = &run_id {
+            if queries::run_state(tx, &ctx.workspace, r)?.is_none() {
+                return Err(super::tracking::run_not_found(r).into());
+            }
+        }
+        let version = queries::max_version(tx, &ctx.workspace, &name)? + 1;
+        let storage_location = storage_location(tx, &ctx.workspace, &source, model_id.as_deref())?;
+        let op = Op::CreateModelVersion {
+            name: name.clone(),
+            version,
+            source: source.clone(),
+            run_id: run_id.clone(),
+            run_link: run_link.clone(),
+            description: description.clone(),
+            tags: tags.clone(),
+            user_id: ctx.principal.clone(),
+            model_id: model_id.clone(),
+            storage_location,
+            time: now,
+        };
+        Ok(Decision::change(version, op))
+    })?;
+    get_version_json(ctx, &name, version)
+}
+
+pub fn get_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
+    get_version_json(ctx, &name_param(req)?, version_param(req)?)
+}
+
+pub fn update_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let description = req.opt_str("description")?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(Decision::change((), Op::UpdateModelVersion { name: name.clone(), version, description: description.clone(), time: now }))
+    })?;
+    get_version_json(ctx, &name, version)
+}
+
+pub fn transition_stage(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let stage = canonical_stage(&req.str("stage")?)?;
+    let archive_existing = req.opt_bool("archive_existing_versions")?.unwrap_or(false);
+    let now = ctx.now();
+    ctx.write(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(Decision::change((), Op::TransitionModelVersionStage { name: name.clone(), version, stage: stage.clone(), archive_existing, time: now }))
+    })?;
+    get_version_json(ctx, &name, version)
+}
+
+pub fn delete_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(Decision::change(json!({}), Op::DeleteModelVersion { name: name.clone(), version, time: now }))
+    })
+}
+
+pub fn get_download_uri(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let uri = ctx.read(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(tx
+            .query_one("SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ctx.workspace.as_str().into(), name.as_str().into(), version.into()])?
+            .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1)))
+            .unwrap_or_default())
+    })?;
+    Ok(json!({ "artifact_uri": uri }))
+}
+
+pub fn set_registered_model_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let key = req.str("key")?;
+    let value = req.opt_str("value")?.unwrap_or_default();
+    validate::registry_tag(&key, &value)?;
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        Ok(Decision::change(json!({}), Op::SetRegisteredModelTag { name: name.clone(), key: key.clone(), value: value.clone() }))
+    })
+}
+
+pub fn delete_registered_model_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let key = req.str("key")?;
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        Ok(Decision::change(json!({}), Op::DeleteRegisteredModelTag { name: name.clone(), key: key.clone() }))
+    })
+}
+
+pub fn set_model_version_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let key = req.str("key")?;
+    let value = req.opt_str("value")?.unwrap_or_default();
+    validate::registry_tag(&key, &value)?;
+    ctx.write(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(Decision::change(json!({}), Op::SetModelVersionTag { name: name.clone(), version, key: key.clone(), value: value.clone() }))
+    })
+}
+
+pub fn delete_model_version_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let key = req.str("key")?;
+    ctx.write(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(Decision::change(json!({}), Op::DeleteModelVersionTag { name: name.clone(), version, key: key.clone() }))
+    })
+}
+
+pub fn set_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let alias = req.str("alias")?;
+    validate::alias(&alias)?;
+    let version = version_param(req)?;
+    ctx.write(|tx| {
+        require_version(tx, &ctx.workspace, &name, version)?;
+        Ok(Decision::change(json!({}), Op::SetRegisteredModelAlias { name: name.clone(), alias: alias.clone(), version }))
+    })
+}
+
+pub fn delete_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let alias = req.str("alias")?;
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        if queries::alias_version(tx, &ctx.workspace, &name, &alias)?.is_none() {
+            return Ok(Decision::no_change(json!({})));
+        }
+        Ok(Decision::change(json!({}), Op::DeleteRegisteredModelAlias { name: name.clone(), alias: alias.clone() }))
+    })
+}
+
+pub fn get_by_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let alias = req.str("alias")?;
+    let v = ctx.read(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        let version = queries::alias_version(tx, &ctx.workspace, &name, &alias)?
+            .ok_or_else(|| MlflowError::invalid(format!("Registered model alias {alias} not found.")))?;
+        require_version(tx, &ctx.workspace, &name, version)
+    })?;
+    Ok(json!({ "model_version": v }))
+}
