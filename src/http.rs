@@ -161,7 +161,8 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static str, api::Handler)], path: String, req: Request) -> Response {
-    let (handler, mut params) = match api::route(table, req.method().as_str(), &path) {
+    let method = req.method().clone();
+    let (handler, mut params) = match api::route(table, method.as_str(), &path) {
         Lookup::Found(h, p) => (h, p),
         Lookup::WrongMethod => return method_not_allowed(),
         Lookup::NotFound => return not_found(),
@@ -179,7 +180,12 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
     for (k, v) in std::mem::take(&mut params.0) {
         request.0.insert(k, v);
     }
+    // MLflow's workspace API answers 201 Created and 204 No Content.
+    let created = method == Method::POST && path == "mlflow/workspaces";
+    let no_content = method == Method::DELETE && path.starts_with("mlflow/workspaces/");
     match blocking(move || handler(&ctx, &request)).await {
+        Ok(_) if no_content => StatusCode::NO_CONTENT.into_response(),
+        Ok(v) if created => (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
         Ok(v) => json_response(&v),
         Err(e) => error_response(&e),
     }

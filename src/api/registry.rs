@@ -127,10 +127,29 @@ fn model_field<'a>(m: &'a Json, kind: Kind, key: &str) -> Option<Field<'a>> {
     }
 }
 
+const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+
+fn is_prompt(m: &Json) -> bool {
+    m["tags"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == PROMPT_TAG && t["value"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("true"))))
+}
+
 fn search_entities(req: &Req, spec: &search::Spec, items: Vec<Json>, default_max: i64, max_max: i64, default_order: &[(&str, bool)]) -> Result<(Vec<Json>, Option<String>)> {
     let max = req.max_results(default_max, max_max)?;
     let offset = req.page_offset()?;
-    let clauses = search::parse_filter(&req.opt_str("filter")?.unwrap_or_default(), spec)?;
+    let mut clauses = search::parse_filter(&req.opt_str("filter")?.unwrap_or_default(), spec)?;
+    // Prompts are registered models tagged `mlflow.prompt.is_prompt = 'true'`; the client adds
+    // `tags.mlflow.prompt.is_prompt != 'true'` to every search. As in MLflow, a search returns
+    // either only prompts or only models, and a model without the tag is a model.
+    let prompt_clauses: Vec<_> = clauses.iter().filter(|c| c.kind == Kind::Tag && c.key == PROMPT_TAG).cloned().collect();
+    clauses.retain(|c| !(c.kind == Kind::Tag && c.key == PROMPT_TAG));
+    let want_prompts = prompt_clauses.iter().any(|c| {
+        let v = match &c.value {
+            search::Literal::Str(s) => s.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        (c.comparator == search::Comparator::Eq && v == "true") || (c.comparator == search::Comparator::Ne && v == "false")
+    });
+    let items: Vec<Json> = items.into_iter().filter(|m| is_prompt(m) == want_prompts).collect();
     let mut order = search::parse_order_by(&req.str_list("order_by")?, spec)?;
     for (key, asc) in default_order {
         order.push(search::OrderKey { kind: Kind::Attribute, key: (*key).into(), ascending: *asc });
@@ -200,9 +219,18 @@ fn get_version_json(ctx: &Ctx, name: &str, version: i64) -> Result<Json> {
 /// the source itself.
 fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&str>) -> crate::store::Result<String> {
     if let Some(rest) = source.strip_prefix("models:/") {
-        let id = model_id.unwrap_or(rest.trim_end_matches('/'));
+        let rest = rest.trim_end_matches('/');
+        // models:/<model_id>, or models:/<name>/<version> (a version's files, copied).
+        let id = model_id.unwrap_or(rest);
         if let Some(m) = queries::logged_model(tx, ws, id)? {
             return Ok(m.json["info"]["artifact_uri"].as_str().unwrap_or(source).to_owned());
+        }
+        if let Some((name, version)) = rest.rsplit_once('/') {
+            if let Ok(v) = version.parse::<i64>() {
+                if let Some(r) = tx.query_one("SELECT storage_location FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), v.into()])? {
+                    return Ok(r.opt_text(0).unwrap_or_else(|| source.to_owned()));
+                }
+            }
         }
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
@@ -235,6 +263,14 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
                 return Err(super::tracking::run_not_found(r).into());
             }
         }
+        // As in MLflow: a version of a logged model belongs to the run that logged it.
+        let model_ref = model_id.clone().or_else(|| source.strip_prefix("models:/").map(|r| r.trim_end_matches('/').to_owned()));
+        let logged = match &model_ref {
+            Some(id) => queries::logged_model(tx, &ctx.workspace, id)?,
+            None => None,
+        };
+        let run_id = run_id.clone().or_else(|| logged.as_ref().and_then(|m| m.attrs.get("source_run_id").cloned()));
+        let model_id = model_id.clone().or_else(|| logged.as_ref().map(|m| m.model_id.clone()));
         let version = queries::max_version(tx, &ctx.workspace, &name)? + 1;
         let storage_location = storage_location(tx, &ctx.workspace, &source, model_id.as_deref())?;
         let op = Op::CreateModelVersion {
@@ -246,7 +282,7 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
             description: description.clone(),
             tags: tags.clone(),
             user_id: ctx.principal.clone(),
-            model_id: model_id.clone(),
+            model_id,
             storage_location,
             time: now,
         };

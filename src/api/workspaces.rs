@@ -99,15 +99,44 @@ pub fn update(ctx: &Ctx, req: &Req) -> Result<Json> {
     get_json(&ws)
 }
 
+/// Tables whose rows are a workspace's resources, as `RESTRICT` counts them (the default
+/// experiment "0" is part of every workspace, not a resource).
+const RESOURCE_TABLES: &[(&str, &str)] = &[
+    ("experiments", "experiment_id <> '0'"),
+    ("runs", "1 = 1"),
+    ("logged_models", "1 = 1"),
+    ("registered_models", "1 = 1"),
+];
+
+/// `mode` is MLflow's WorkspaceDeletionMode: RESTRICT (the default) refuses while the
+/// workspace holds resources, CASCADE deletes them with it. The change log is kept either way.
 pub fn delete(ctx: &Ctx, req: &Req) -> Result<Json> {
     let ws = target(ctx, req, "workspace_name")?;
     if ws.workspace == DEFAULT_WORKSPACE {
-        return Err(MlflowError::invalid("The default workspace cannot be deleted."));
+        return Err(MlflowError::new(tandem_core::ErrorCode::InvalidState, format!("Cannot delete the reserved '{DEFAULT_WORKSPACE}' workspace")));
+    }
+    let mode = req.opt_str("mode")?.unwrap_or_else(|| "RESTRICT".to_owned());
+    match mode.as_str() {
+        "RESTRICT" | "CASCADE" => {}
+        "SET_DEFAULT" => return Err(MlflowError::invalid("Deletion mode 'SET_DEFAULT' is not supported by tandem: IDs and change logs are per workspace. Use RESTRICT or CASCADE.")),
+        other => return Err(MlflowError::invalid(format!("Invalid deletion mode '{other}'. Valid modes are: SET_DEFAULT, CASCADE, RESTRICT"))),
     }
     let time = ctx.now();
     ws.write(|tx| {
         if !queries::workspace_exists(tx, &ws.workspace)? {
             return Err(not_found(&ws.workspace).into());
+        }
+        if mode == "RESTRICT" {
+            for (table, cond) in RESOURCE_TABLES {
+                let n = tx.query_one(&format!("SELECT COUNT(*) FROM {table} WHERE workspace = ? AND {cond}"), &[ws.workspace.as_str().into()])?.map(|r| r.int(0)).unwrap_or(0);
+                if n > 0 {
+                    return Err(MlflowError::new(
+                        tandem_core::ErrorCode::InvalidState,
+                        format!("Cannot delete workspace '{}': table '{table}' still contains {n} resource(s). Remove them or delete with mode=CASCADE.", ws.workspace),
+                    )
+                    .into());
+                }
+            }
         }
         Ok(Decision::change(json!({}), Op::DeleteWorkspace { time }))
     })
