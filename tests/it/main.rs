@@ -1,1 +1,7 @@
-fn t(){}
+//! tandem's integration tests: one binary, real servers on port 0, real processes.
+
+mod bad_input;
+mod crash;
+mod hostile;
+mod replay;
+mod support;

@@ -1,0 +1,134 @@
+//! A tandem server in this process on an ephemeral port, and a small JSON client for it.
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use tandem::config::Config;
+use tandem::store::sqlite::Durability;
+
+pub struct TestServer {
+    pub url: String,
+    pub state: tandem::http::AppState,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), data: dir.path().to_owned(), region: "test".into(), durability: Durability::Normal };
+        let state = tandem::server::open(&config).unwrap();
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tandem::server::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        TestServer { url, state, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task), _dir: dir }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    /// Sends a request; returns the status and the body parsed as JSON (Null if it is not).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_ws(method, path, body, None).await
+    }
+
+    pub async fn call_ws(&self, method: &str, path: &str, body: Option<Value>, workspace: Option<&str>) -> (u16, Value) {
+        let url = format!("{}{}", self.url, path);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, url);
+        if let Some(ws) = workspace {
+            req = req.header("X-MLFLOW-WORKSPACE", ws);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, v) = if method == "GET" { self.call(method, &query_path(path, &body), None).await } else { self.call(method, path, Some(body)).await };
+        assert_eq!(status, 200, "{method} {path}: {v}");
+        v
+    }
+
+    pub async fn head_seq(&self, ws: &str) -> u64 {
+        let (_, v) = self.call("GET", &format!("/api/tandem/v1/workspaces/{ws}/changes?after=0&limit=1"), None).await;
+        v["head_seq"].as_u64().unwrap_or(0)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().to_owned()
+    }
+}
+
+/// Turns a flat JSON object into a query string (lists repeat the key).
+pub fn query_path(path: &str, params: &Value) -> String {
+    let mut pairs = Vec::new();
+    if let Some(obj) = params.as_object() {
+        for (k, v) in obj {
+            let vals: Vec<String> = match v {
+                Value::Array(a) => a.iter().map(scalar).collect(),
+                other => vec![scalar(other)],
+            };
+            for s in vals {
+                pairs.push(format!("{}={}", enc(k), enc(&s)));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", pairs.join("&"))
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A workspace populated with one of everything, for tests that need real IDs.
+pub struct Fixture {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub model_name: String,
+    pub model_id: String,
+}
+
+pub async fn fixture(s: &TestServer) -> Fixture {
+    let exp = s.ok("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "fixture"})).await;
+    let experiment_id = exp["experiment_id"].as_str().unwrap().to_owned();
+    let run = s.ok("POST", "/api/2.0/mlflow/runs/create", json!({"experiment_id": experiment_id, "start_time": 1})).await;
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+    s.ok("POST", "/api/2.0/mlflow/runs/log-parameter", json!({"run_id": run_id, "key": "p", "value": "1"})).await;
+    s.ok("POST", "/api/2.0/mlflow/runs/set-tag", json!({"run_id": run_id, "key": "t", "value": "1"})).await;
+    s.ok("POST", "/api/2.0/mlflow/registered-models/create", json!({"name": "fixture-model"})).await;
+    s.ok("POST", "/api/2.0/mlflow/model-versions/create", json!({"name": "fixture-model", "source": "runs:/x/model", "run_id": run_id})).await;
+    let lm = s.ok("POST", "/api/2.0/mlflow/logged-models", json!({"experiment_id": experiment_id, "name": "lm"})).await;
+    let model_id = lm["model"]["info"]["model_id"].as_str().unwrap().to_owned();
+    Fixture { experiment_id, run_id, model_name: "fixture-model".into(), model_id }
+}
