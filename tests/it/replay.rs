@@ -147,7 +147,7 @@ fn run_action(w: &mut World, a: &Action) {
         14 => drop(w.call(tr::set_tag, json!({"run_id": r, "key": if z % 5 == 0 { "mlflow.runName".to_owned() } else { key.clone() }, "value": format!("t{z}")}))),
         15 => drop(w.call(tr::delete_tag, json!({"run_id": r, "key": key}))),
         16 => {
-            let metrics: Vec<Value> = (0..(z % 5)).map(|i| json!({"key": format!("m{i}"), "value": value_of(i + y), "timestamp": i as i64, "step": (i % 2) as i64})).collect();
+            let metrics: Vec<Value> = (0..(z % 5)).map(|i| json!({"key": format!("m{i}"), "value": value_of(i.wrapping_add(y)), "timestamp": i as i64, "step": (i % 2) as i64})).collect();
             drop(w.call(tr::log_batch, json!({"run_id": r, "metrics": metrics, "params": [{"key": format!("bp{}", y % 3), "value": format!("{}", z % 2)}], "tags": [{"key": key, "value": "b"}]})))
         }
         17 => drop(w.call(tr::log_inputs, json!({"run_id": r, "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "train"}], "dataset": {"name": format!("d{}", y % 3), "digest": format!("g{}", z % 2), "source_type": "code", "source": "{}"}}], "models": match &l { Some(id) if z % 2 == 0 => json!([{"model_id": id}]), _ => json!([]) }}))),
