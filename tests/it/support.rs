@@ -1,13 +1,11 @@
 //! A tandem server in this process on an ephemeral port, and a small JSON client for it.
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use tandem::config::Config;
 use tandem::store::sqlite::Durability;
 
 pub struct TestServer {
     pub url: String,
-    pub state: tandem::http::AppState,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -25,7 +23,7 @@ impl TestServer {
         let task = tokio::spawn(tandem::server::run(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        TestServer { url, state, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestServer { url, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task), _dir: dir }
     }
 
     pub async fn stop(mut self) {
@@ -67,10 +65,6 @@ impl TestServer {
     pub async fn head_seq(&self, ws: &str) -> u64 {
         let (_, v) = self.call("GET", &format!("/api/tandem/v1/workspaces/{ws}/changes?after=0&limit=1"), None).await;
         v["head_seq"].as_u64().unwrap_or(0)
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self._dir.path().to_owned()
     }
 }
 
