@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every test tandem has, installing what they need first. Safe to run on a fresh
+# machine with no stdin (CI): nothing here asks a question or depends on a hand install.
+#
+#   scripts/test.sh            everything
+#   TANDEM_TEST_SKIP_PYTHON=1  Rust tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "build"
+cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
+
+if [ -z "${TANDEM_TEST_SKIP_PYTHON:-}" ]; then
+  step "python venv with the stock mlflow client ($VENV)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  "$VENV/bin/python" -c 'import mlflow; print("mlflow client", mlflow.__version__)'
+fi
+
+step "rust tests (unit, integration, crash, replay property)"
+mkdir -p target
+set +e
+cargo test --workspace --locked 2>&1 | tee target/test-rust.log | grep -E '^(test result|running [0-9])|panicked|FAILED'
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "rust tests FAILED; the end of the log (full log: target/test-rust.log):"
+  tail -n 80 target/test-rust.log
+  exit 1
+fi
+
+if [ -z "${TANDEM_TEST_SKIP_PYTHON:-}" ]; then
+  step "stock mlflow client against tandem server"
+  TANDEM_BIN="$ROOT/target/debug/tandem" MLFLOW_ENABLE_ASYNC_LOGGING=false \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
+fi
+
+step "all tests passed"
