@@ -81,48 +81,16 @@ impl Artifacts {
     }
 
     /// Streams `body` into `rel`. Returns the size and SHA-256 of what was stored.
-    pub async fn put<S, E>(&self, ws: &str, rel: &str, mut body: S) -> Result<(u64, String)>
+    pub async fn put<S, E>(&self, ws: &str, rel: &str, body: S) -> Result<(u64, String)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let dest = self.resolve(ws, rel)?;
         if rel.is_empty() {
             return Err(MlflowError::invalid("An artifact path is required"));
         }
-        let tmp = self.root.join(".tmp").join(tandem_core::ids::hex(&crate::api::random_bytes::<16>()));
-        let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err("create", e))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let result: Result<()> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
-                hasher.update(&chunk);
-                size += chunk.len() as u64;
-                file.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
-            }
-            file.sync_all().await.map_err(|e| io_err("sync", e))?;
-            if let Some(dir) = dest.parent() {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| io_err("create directory", e))?;
-            }
-            if tokio::fs::metadata(&dest).await.is_ok_and(|m| m.is_dir()) {
-                return Err(MlflowError::invalid(format!("Cannot upload to '{rel}': it is a directory")));
-            }
-            tokio::fs::rename(&tmp, &dest).await.map_err(|e| io_err("rename", e))?;
-            if let Some(dir) = dest.parent() {
-                // Make the rename itself durable.
-                if let Ok(d) = tokio::fs::File::open(dir).await {
-                    let _ = d.sync_all().await;
-                }
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result?;
-        Ok((size, tandem_core::ids::hex(&hasher.finalize())))
+        let dest = self.resolve(ws, rel)?;
+        write_durably(&self.root.join(".tmp"), &dest, body).await
     }
 
     pub async fn open(&self, ws: &str, rel: &str) -> Result<(tokio::fs::File, u64)> {
@@ -145,6 +113,156 @@ impl Artifacts {
         }
         Ok(true)
     }
+}
+
+/// A multipart upload in progress, as stored beside its parts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Upload {
+    pub workspace: String,
+    pub path: String,
+    pub num_parts: u32,
+}
+
+pub const MAX_PARTS: u32 = 10_000;
+
+fn upload_id_ok(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Artifacts {
+    fn upload_dir(&self, id: &str) -> Result<PathBuf> {
+        if !upload_id_ok(id) {
+            return Err(MlflowError::invalid(format!("Invalid upload_id '{id}'")));
+        }
+        Ok(self.root.join(".uploads").join(id))
+    }
+
+    /// Starts a multipart upload of `rel`; parts arrive separately, then `complete_upload`.
+    pub async fn create_upload(&self, ws: &str, rel: &str, num_parts: u32) -> Result<String> {
+        self.resolve(ws, rel)?;
+        if rel.is_empty() {
+            return Err(MlflowError::invalid("An artifact path is required"));
+        }
+        if num_parts == 0 || num_parts > MAX_PARTS {
+            return Err(MlflowError::invalid(format!("num_parts must be between 1 and {MAX_PARTS}, got {num_parts}")));
+        }
+        let id = tandem_core::ids::hex(&crate::api::random_bytes::<16>());
+        let dir = self.upload_dir(&id)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| io_err("create upload", e))?;
+        let meta = serde_json::to_vec(&Upload { workspace: ws.to_owned(), path: rel.to_owned(), num_parts }).map_err(|e| MlflowError::internal(e.to_string()))?;
+        tokio::fs::write(dir.join("upload.json"), meta).await.map_err(|e| io_err("create upload", e))?;
+        Ok(id)
+    }
+
+    pub async fn upload(&self, id: &str) -> Result<Upload> {
+        let dir = self.upload_dir(id)?;
+        let meta = tokio::fs::read(dir.join("upload.json")).await.map_err(|_| MlflowError::not_found(format!("Upload '{id}' not found")))?;
+        serde_json::from_slice(&meta).map_err(|e| MlflowError::internal(format!("upload '{id}': {e}")))
+    }
+
+    /// Stores one part; returns its ETag (the part's SHA-256).
+    pub async fn put_part<S, E>(&self, id: &str, part: u32, body: S) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let upload = self.upload(id).await?;
+        if part == 0 || part > upload.num_parts {
+            return Err(MlflowError::invalid(format!("part_number must be between 1 and {}, got {part}", upload.num_parts)));
+        }
+        let dir = self.upload_dir(id)?;
+        let (_, sha) = write_durably(&self.root.join(".tmp"), &dir.join(format!("part-{part:05}")), body).await?;
+        Ok(sha)
+    }
+
+    /// Joins the parts, in order, into the artifact. The parts listed must be every part of
+    /// the upload, each with the ETag its upload returned.
+    pub async fn complete_upload(&self, ws: &str, rel: &str, id: &str, parts: &[(u32, String)]) -> Result<(u64, String)> {
+        let upload = self.upload(id).await?;
+        if upload.workspace != ws || upload.path != rel {
+            return Err(MlflowError::invalid(format!("Upload '{id}' is for another artifact path")));
+        }
+        let mut numbers: Vec<u32> = parts.iter().map(|p| p.0).collect();
+        numbers.sort_unstable();
+        if numbers != (1..=upload.num_parts).collect::<Vec<_>>() {
+            return Err(MlflowError::invalid(format!("Completing upload '{id}' needs parts 1 to {}, each once", upload.num_parts)));
+        }
+        let dir = self.upload_dir(id)?;
+        let mut sorted = parts.to_vec();
+        sorted.sort_by_key(|p| p.0);
+        // Check every part before joining any: a wrong ETag means a part was lost or replaced.
+        for (n, etag) in &sorted {
+            let path = dir.join(format!("part-{n:05}"));
+            let data = tokio::fs::File::open(&path).await.map_err(|_| MlflowError::invalid(format!("Part {n} of upload '{id}' was never uploaded")))?;
+            let mut hasher = Sha256::new();
+            let mut stream = tokio_util::io::ReaderStream::with_capacity(data, 256 * 1024);
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk.map_err(|e| io_err("read part", e))?);
+            }
+            if tandem_core::ids::hex(&hasher.finalize()) != etag.trim_matches('"') {
+                return Err(MlflowError::invalid(format!("Part {n} of upload '{id}' does not match its ETag")));
+            }
+        }
+        let files = futures_util::stream::iter(sorted.into_iter().map(move |(n, _)| dir.join(format!("part-{n:05}"))))
+            .then(|p| async move { tokio::fs::File::open(p).await })
+            .map(|f| match f {
+                Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).left_stream(),
+                Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
+            })
+            .flatten();
+        let result = self.put(ws, rel, Box::pin(files)).await?;
+        let _ = tokio::fs::remove_dir_all(self.upload_dir(id)?).await;
+        Ok(result)
+    }
+
+    pub async fn abort_upload(&self, ws: &str, rel: &str, id: &str) -> Result<()> {
+        let upload = self.upload(id).await?;
+        if upload.workspace != ws || upload.path != rel {
+            return Err(MlflowError::invalid(format!("Upload '{id}' is for another artifact path")));
+        }
+        tokio::fs::remove_dir_all(self.upload_dir(id)?).await.map_err(|e| io_err("abort upload", e))
+    }
+}
+
+/// Streams `body` to a temporary file under `tmp_dir`, fsyncs it, and renames it to `dest`.
+async fn write_durably<S, E>(tmp_dir: &Path, dest: &Path, mut body: S) -> Result<(u64, String)>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let tmp = tmp_dir.join(tandem_core::ids::hex(&crate::api::random_bytes::<16>()));
+    let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err("create", e))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let result: Result<()> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
+        }
+        file.sync_all().await.map_err(|e| io_err("sync", e))?;
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| io_err("create directory", e))?;
+        }
+        if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
+            return Err(MlflowError::invalid(format!("Cannot write '{}': it is a directory", dest.display())));
+        }
+        tokio::fs::rename(&tmp, dest).await.map_err(|e| io_err("rename", e))?;
+        if let Some(dir) = dest.parent() {
+            // Make the rename itself durable.
+            if let Ok(d) = tokio::fs::File::open(dir).await {
+                let _ = d.sync_all().await;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result?;
+    Ok((size, tandem_core::ids::hex(&hasher.finalize())))
 }
 
 #[cfg(test)]

@@ -134,6 +134,10 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         ("GET", "/version") => return (StatusCode::OK, MLFLOW_COMPAT_VERSION).into_response(),
         _ => {}
     }
+    if let Some(rest) = path.strip_prefix("/api/tandem/v1/uploads/") {
+        let rest = rest.to_owned();
+        return upload_part(&state, &rest, req).await.unwrap_or_else(|e| error_response(&e));
+    }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
         return json_endpoint(state, api::TANDEM_ROUTES, rest.to_owned(), req).await;
     }
@@ -143,7 +147,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             "store_type": "SqlStore",
             "workspaces_enabled": true,
             "trace_archival_enabled": false,
-            "multipart_uploads_enabled": false,
+            "multipart_uploads_enabled": true,
             "multipart_downloads_enabled": false,
             "presigned_upload_run_id_supported": false,
             "presigned_upload_model_id_supported": false,
@@ -208,6 +212,57 @@ async fn read_params(req: Request) -> Result<Req, MlflowError> {
     Req::from_json(v)
 }
 
+/// The base URL clients reached this server by, for URLs it hands back (multipart parts).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https" || *p == "http").unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// MLflow's proxied multipart upload: `create` hands out one URL per part (served by
+/// `upload_part`), `complete` joins the parts into the artifact and logs it, `abort` drops them.
+async fn multipart(ctx: &Ctx, rest: &str, dir: &str, req: Request) -> Result<Response, MlflowError> {
+    let base = base_url(req.headers());
+    let params = read_params(req).await?;
+    let local = params.str("path")?;
+    let file_name = local.rsplit(['/', '\\']).next().unwrap_or("").to_owned();
+    if file_name.is_empty() {
+        return Err(MlflowError::invalid("'path' must name a file"));
+    }
+    let dest = if dir.is_empty() { file_name } else { format!("{}/{file_name}", dir.trim_end_matches('/')) };
+    tandem_core::validate::artifact_path(&dest)?;
+    if rest.starts_with("mpu/create/") {
+        let num_parts = params.opt_i64("num_parts")?.unwrap_or(1);
+        let n = u32::try_from(num_parts).map_err(|_| MlflowError::invalid(format!("Invalid num_parts {num_parts}")))?;
+        let id = ctx.artifacts.create_upload(&ctx.workspace, &dest, n).await?;
+        let credentials: Vec<Json> = (1..=n).map(|i| json!({ "url": format!("{base}/api/tandem/v1/uploads/{id}/parts/{i}"), "part_number": i, "headers": {} })).collect();
+        return Ok(json_response(&json!({ "upload_id": id, "credentials": credentials })));
+    }
+    let id = params.str("upload_id")?;
+    if rest.starts_with("mpu/abort/") {
+        ctx.artifacts.abort_upload(&ctx.workspace, &dest, &id).await?;
+        return Ok(json_response(&json!({})));
+    }
+    let parts = params.list("parts")?.iter().map(|p| Ok((u32::try_from(p.i64("part_number")?).map_err(|_| MlflowError::invalid("Invalid part_number"))?, p.opt_str("etag")?.unwrap_or_default()))).collect::<Result<Vec<_>, MlflowError>>()?;
+    let (size, sha256) = ctx.artifacts.complete_upload(&ctx.workspace, &dest, &id, &parts).await?;
+    let c = ctx.clone();
+    blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::PutArtifact { path: dest.clone(), size, sha256: sha256.clone() })))).await?;
+    Ok(json_response(&json!({})))
+}
+
+/// `PUT /api/tandem/v1/uploads/{upload_id}/parts/{n}`: one part of a multipart upload. The
+/// client sends these without its usual headers; the 128-bit random upload ID is the capability.
+async fn upload_part(state: &AppState, rest: &str, req: Request) -> Result<Response, MlflowError> {
+    let mut segs = rest.split('/');
+    let (Some(id), Some("parts"), Some(n), None) = (segs.next(), segs.next(), segs.next(), segs.next()) else { return Ok(not_found()) };
+    if req.method() != Method::PUT {
+        return Ok(method_not_allowed());
+    }
+    let part: u32 = n.parse().map_err(|_| MlflowError::invalid(format!("Invalid part number '{n}'")))?;
+    let etag = state.artifacts.put_part(id, part, req.into_body().into_data_stream()).await?;
+    Ok((StatusCode::OK, [(header::ETAG, format!("\"{etag}\""))], "").into_response())
+}
+
 async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Result<Response, MlflowError> {
     let method = req.method().clone();
     let (kind, path) = if rest == "artifacts" {
@@ -225,6 +280,9 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
     } else {
         return Ok(not_found());
     };
+    if kind != "list" && !path.is_empty() {
+        tandem_core::validate::artifact_path(&path)?;
+    }
     let ctx = ctx_for(state, req.headers(), false).await?;
     match (kind, method.as_str()) {
         ("list", "GET") => {
@@ -274,7 +332,8 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             .await?;
             Ok(json_response(&json!({})))
         }
-        ("mpu", _) | ("presigned", _) => Err(MlflowError::new(tandem_core::ErrorCode::NotImplemented, "Multipart and presigned artifact transfers are not enabled on this server; it proxies uploads in one stream.")),
+        ("mpu", "POST") => multipart(&ctx, rest, &path, req).await,
+        ("presigned", _) => Err(MlflowError::new(tandem_core::ErrorCode::NotImplemented, "Presigned downloads are not enabled on this server; it streams downloads itself.")),
         _ => Ok(method_not_allowed()),
     }
 }

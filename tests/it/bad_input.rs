@@ -270,3 +270,66 @@ async fn malformed_bodies_and_unknown_workspaces() {
     assert_eq!(s.head_seq("default").await, before);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn artifact_endpoints_reject_bad_input_and_change_nothing() {
+    let s = TestServer::start().await;
+    let before = s.head_seq("default").await;
+    let put = |path: &str, body: &'static [u8]| {
+        let (http, url) = (s.http.clone(), format!("{}{}", s.url, path));
+        async move {
+            let r = http.put(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Path traversal and absolute paths, percent-encoded or not.
+    for p in ["..%2F..%2Fetc%2Fpasswd", "a/%2e%2e/%2e%2e/b", "a/../../b"] {
+        // The HTTP client may resolve dot segments itself, so the request lands on no route
+        // (plain 404); either way nothing may be written.
+        let (status, v) = put(&format!("/api/2.0/mlflow-artifacts/artifacts/{p}"), b"x").await;
+        assert!((status == 400 && v["error_code"] == "INVALID_PARAMETER_VALUE") || (status == 404 && v.is_null()), "{p}: {status} {v}");
+    }
+    let (status, v) = s.call("GET", "/api/2.0/mlflow-artifacts/artifacts?path=..%2F..", None).await;
+    assert_eq!((status, v["error_code"].as_str()), (400, Some("INVALID_PARAMETER_VALUE")));
+    let (status, v) = s.call("GET", "/api/2.0/mlflow-artifacts/artifacts/0/missing.txt", None).await;
+    assert_eq!((status, v["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
+    // Multipart: missing fields, bad counts, unknown uploads, wrong parts and ETags.
+    let mpu = "/api/2.0/mlflow-artifacts/mpu";
+    let cases = [
+        (format!("{mpu}/create/0/r"), json!({})),
+        (format!("{mpu}/create/0/r"), json!({"path": "/tmp/f.bin", "num_parts": 0})),
+        (format!("{mpu}/create/0/r"), json!({"path": "/tmp/f.bin", "num_parts": 10_001})),
+        (format!("{mpu}/create/0/r"), json!({"path": "/tmp/", "num_parts": 1})),
+        (format!("{mpu}/complete/0/r"), json!({"path": "/tmp/f.bin", "upload_id": "zz", "parts": []})),
+        (format!("{mpu}/abort/0/r"), json!({"path": "/tmp/f.bin"})),
+    ];
+    for (path, body) in &cases {
+        let (status, v) = s.call("POST", path, Some(body.clone())).await;
+        assert!(status == 400 && v["error_code"] == "INVALID_PARAMETER_VALUE", "{path} {body}: {status} {v}");
+    }
+    let (status, v) = s.call("POST", &format!("{mpu}/complete/0/r"), Some(json!({"path": "/tmp/f.bin", "upload_id": "0".repeat(32), "parts": []}))).await;
+    assert_eq!((status, v["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
+    let created = s.ok("POST", &format!("{mpu}/create/0/r"), json!({"path": "/tmp/f.bin", "num_parts": 2})).await;
+    let id = created["upload_id"].as_str().unwrap().to_owned();
+    let part_url = |n: u32| format!("/api/tandem/v1/uploads/{id}/parts/{n}");
+    let (status, _) = put(&part_url(3), b"x").await;
+    assert_eq!(status, 400);
+    let (status, _) = put(&format!("/api/tandem/v1/uploads/{}/parts/1", "f".repeat(32)), b"x").await;
+    assert_eq!(status, 404);
+    let r1 = s.http.put(format!("{}{}", s.url, part_url(1))).body("one").send().await.unwrap();
+    let etag1 = r1.headers()["etag"].to_str().unwrap().to_owned();
+    // Only one of two parts: refused. A wrong ETag: refused.
+    let (status, _) = s.call("POST", &format!("{mpu}/complete/0/r"), Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": [{"part_number": 1, "etag": etag1}]}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = put(&part_url(2), b"two").await;
+    assert_eq!(status, 200);
+    let (status, _) = s.call("POST", &format!("{mpu}/complete/0/r"), Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": [{"part_number": 1, "etag": etag1}, {"part_number": 2, "etag": "\"bogus\""}]}))).await;
+    assert_eq!(status, 400);
+    // Completing for another path than the upload's: refused.
+    let (status, _) = s.call("POST", &format!("{mpu}/complete/0/other"), Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": []}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(s.head_seq("default").await, before, "a refused artifact request wrote an event");
+    let (status, _) = s.call("GET", "/api/2.0/mlflow-artifacts/artifacts/0/r/f.bin", None).await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}

@@ -511,3 +511,26 @@ def test_change_log_records_every_write_and_nothing_else(server):
     assert [e["op"] for e in page["events"]] == ["CreateExperiment", "CreateRun", "LogBatch"]
     assert [e["seq"] for e in page["events"]] == [before + 1, before + 2, before + 3]
     assert requests.get(server.url + "/api/tandem/v1/workspaces/default/verify").json()["ok"] is True
+
+
+def test_multipart_upload_through_the_server(tmp_path, monkeypatch):
+    from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
+
+    calls = []
+    original = HttpArtifactRepository._try_multipart_upload
+
+    def counting(self, *a, **kw):
+        calls.append(a)
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(HttpArtifactRepository, "_try_multipart_upload", counting)
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1 << 20))
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(1 << 20))
+    payload = os.urandom((5 << 20) + 12345)
+    src = tmp_path / "big.bin"
+    src.write_bytes(payload)
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(src), artifact_path="weights")
+    assert len(calls) == 1, "the client did not use multipart upload"
+    out = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="weights/big.bin", dst_path=str(tmp_path / "dl"))
+    assert open(out, "rb").read() == payload
