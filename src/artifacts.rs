@@ -1,22 +1,40 @@
-//! Artifact bytes, per workspace, under one root. Today a local folder; object storage
-//! (through the `object_store` crate) comes with the scale-out work.
+//! Artifact bytes, per workspace: a local folder, or object storage (S3, Azure Blob, GCS)
+//! through the `object_store` crate. See docs/design/storage.md for what each guarantees.
 //!
-//! Uploads stream to a temporary file, are fsynced, then renamed into place, so a reader
-//! never sees half a file and a crash leaves at most an orphaned temporary file. Only after
-//! that does the caller append the `PutArtifact` event that makes the upload part of the
-//! workspace's history.
+//! Every operation is built from a few primitives (stream an object in, stream one out, list,
+//! delete), so MLflow's proxied multipart upload is written once: its parts are objects of
+//! their own under `.uploads/`, and any server can take any part or complete the upload.
+//!
+//! Uploads stream through: the local folder writes a temporary file, fsyncs it and renames
+//! it into place; object storage receives buffered multipart uploads of bounded size. Only
+//! after the bytes are durable does the caller append the `PutArtifact` event.
 
+use crate::config::ArtifactLocation;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tandem_core::{validate, MlflowError, Result};
 use tokio::io::AsyncWriteExt;
 
+/// The most bytes an object-store upload holds in memory before sending a part.
+const PART_BUFFER: usize = 8 * 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Clone)]
+enum Backend {
+    Folder(Arc<PathBuf>),
+    Object { store: Arc<dyn ObjectStore>, prefix: ObjectPath, url: Arc<str> },
+}
+
 #[derive(Clone)]
 pub struct Artifacts {
-    root: Arc<PathBuf>,
+    backend: Backend,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,8 +44,17 @@ pub struct FileInfo {
     pub size: Option<u64>,
 }
 
-fn io_err(what: &str, e: std::io::Error) -> MlflowError {
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> MlflowError {
     MlflowError::internal(format!("artifact store: {what}: {e}"))
+}
+
+fn object_err(what: &str, key: &str, e: object_store::Error) -> MlflowError {
+    match e {
+        object_store::Error::NotFound { .. } => MlflowError::not_found(format!("Artifact '{key}' not found")),
+        other => MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("artifact store: {what} '{key}': {other}")),
+    }
 }
 
 /// The path below the workspace's artifact root named by an `mlflow-artifacts:` URI
@@ -41,43 +68,194 @@ pub fn relative_to_workspace(uri: &str) -> Option<&str> {
     Some(rest.trim_start_matches('/'))
 }
 
+fn workspace_key(ws: &str, rel: &str) -> Result<String> {
+    if !rel.is_empty() {
+        validate::artifact_path(rel)?;
+    }
+    let rel = rel.trim_matches('/');
+    Ok(if rel.is_empty() { format!("workspaces/{ws}") } else { format!("workspaces/{ws}/{rel}") })
+}
+
+/// Builds an object store from a URL and the cloud's usual environment variables.
+fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+    let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let retry = object_store::RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(30), ..Default::default() };
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" => Arc::new(object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
+        "azure" | "az" => Arc::new(object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
+        "gs" => Arc::new(object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
+        other => return Err(format!("unknown scheme '{other}'")),
+    };
+    Ok((store, ObjectPath::from(prefix.trim_matches('/'))))
+}
+
 impl Artifacts {
-    pub fn local(root: &Path) -> std::io::Result<Artifacts> {
+    pub fn folder(root: &Path) -> std::io::Result<Artifacts> {
         std::fs::create_dir_all(root.join(".tmp"))?;
-        Ok(Artifacts { root: Arc::new(root.to_owned()) })
+        Ok(Artifacts { backend: Backend::Folder(Arc::new(root.to_owned())) })
     }
 
-    /// The file for `rel` in `ws`. `rel` must already be validated as a safe relative path.
-    fn resolve(&self, ws: &str, rel: &str) -> Result<PathBuf> {
-        if !rel.is_empty() {
-            validate::artifact_path(rel)?;
+    /// Opens the configured store and proves it usable: reachable, credentials accepted,
+    /// bucket or container present. Errors are (url, cause) for one clear start-up line.
+    pub async fn connect(location: &ArtifactLocation) -> std::result::Result<Artifacts, (String, String)> {
+        match location {
+            ArtifactLocation::Folder(root) => Artifacts::folder(root).map_err(|e| (format!("file://{}", root.display()), e.to_string())),
+            ArtifactLocation::Object(url) => {
+                let (store, prefix) = object_store_for(url).map_err(|e| (url.clone(), e))?;
+                let probe = tokio::time::timeout(Duration::from_secs(60), store.list_with_delimiter(Some(&prefix))).await;
+                match probe {
+                    Err(_) => return Err((url.clone(), "no answer from the object store within 60 s".into())),
+                    Ok(Err(object_store::Error::NotFound { .. })) => return Err((url.clone(), "the bucket or container does not exist".into())),
+                    Ok(Err(e)) => return Err((url.clone(), e.to_string())),
+                    Ok(Ok(_)) => {}
+                }
+                Ok(Artifacts { backend: Backend::Object { store, prefix, url: url.as_str().into() } })
+            }
         }
-        let mut p = self.root.join("workspaces").join(ws);
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            p.push(part);
-        }
-        Ok(p)
     }
 
-    pub fn list(&self, ws: &str, rel: &str) -> Result<Vec<FileInfo>> {
-        let dir = self.resolve(ws, rel.trim_end_matches('/'))?;
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory => return Ok(Vec::new()),
-            Err(e) => return Err(io_err("list", e)),
-        };
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Folder(root) => format!("file://{}", root.display()),
+            Backend::Object { url, .. } => url.to_string(),
+        }
+    }
+
+    fn object_path(prefix: &ObjectPath, key: &str) -> ObjectPath {
+        let mut parts: Vec<String> = prefix.parts().map(|p| p.as_ref().to_owned()).collect();
+        parts.extend(key.split('/').filter(|s| !s.is_empty()).map(str::to_owned));
+        ObjectPath::from(parts.join("/"))
+    }
+
+    // --- primitives -------------------------------------------------------------------
+
+    /// Streams `body` into the object `key`; returns its size and SHA-256.
+    async fn write_object<S, E>(&self, key: &str, mut body: S) -> Result<(u64, String)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        match &self.backend {
+            Backend::Folder(root) => write_durably(&root.join(".tmp"), &root.join(key), body).await,
+            Backend::Object { store, prefix, .. } => {
+                let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key), PART_BUFFER);
+                let mut hasher = Sha256::new();
+                let mut size = 0u64;
+                let result: Result<()> = async {
+                    while let Some(chunk) = body.next().await {
+                        let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
+                        hasher.update(&chunk);
+                        size += chunk.len() as u64;
+                        w.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
+                    }
+                    w.shutdown().await.map_err(|e| io_err("complete upload", e))
+                }
+                .await;
+                if let Err(e) = result {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+                Ok((size, tandem_core::ids::hex(&hasher.finalize())))
+            }
+        }
+    }
+
+    async fn read_object(&self, key: &str) -> Result<(ByteStream, u64)> {
+        match &self.backend {
+            Backend::Folder(root) => {
+                let p = root.join(key);
+                let meta = match tokio::fs::metadata(&p).await {
+                    Ok(m) if m.is_file() => m,
+                    _ => return Err(MlflowError::not_found(format!("Artifact '{key}' not found"))),
+                };
+                let f = tokio::fs::File::open(&p).await.map_err(|e| io_err("open", e))?;
+                Ok((tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK).boxed(), meta.len()))
+            }
+            Backend::Object { store, prefix, .. } => {
+                let got = store.get(&Self::object_path(prefix, key)).await.map_err(|e| object_err("read", key, e))?;
+                let size = got.meta.size;
+                Ok((got.into_stream().map_err(std::io::Error::other).boxed(), size))
+            }
+        }
+    }
+
+    async fn read_small(&self, key: &str) -> Result<Vec<u8>> {
+        let (mut s, _) = self.read_object(key).await?;
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| io_err("list", e))?;
-            let meta = entry.metadata().map_err(|e| io_err("list", e))?;
-            out.push(FileInfo {
-                name: entry.file_name().to_string_lossy().into_owned(),
-                is_dir: meta.is_dir(),
-                size: if meta.is_dir() { None } else { Some(meta.len()) },
-            });
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk.map_err(|e| io_err("read", e))?);
         }
+        Ok(out)
+    }
+
+    async fn write_small(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        self.write_object(key, futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))])).await.map(|_| ())
+    }
+
+    async fn list_dir(&self, key: &str) -> Result<Vec<FileInfo>> {
+        let mut out = match &self.backend {
+            Backend::Folder(root) => {
+                let dir = root.join(key);
+                let mut entries = match tokio::fs::read_dir(&dir).await {
+                    Ok(e) => e,
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return Ok(Vec::new()),
+                    Err(e) => return Err(io_err("list", e)),
+                };
+                let mut out = Vec::new();
+                while let Some(entry) = entries.next_entry().await.map_err(|e| io_err("list", e))? {
+                    let meta = entry.metadata().await.map_err(|e| io_err("list", e))?;
+                    out.push(FileInfo { name: entry.file_name().to_string_lossy().into_owned(), is_dir: meta.is_dir(), size: (!meta.is_dir()).then_some(meta.len()) });
+                }
+                out
+            }
+            Backend::Object { store, prefix, .. } => {
+                let listed = store.list_with_delimiter(Some(&Self::object_path(prefix, key))).await.map_err(|e| object_err("list", key, e))?;
+                let mut out: Vec<FileInfo> = listed.common_prefixes.iter().filter_map(|p| p.filename().map(|n| FileInfo { name: n.to_owned(), is_dir: true, size: None })).collect();
+                out.extend(listed.objects.iter().filter_map(|o| o.location.filename().map(|n| FileInfo { name: n.to_owned(), is_dir: false, size: Some(o.size) })));
+                out
+            }
+        };
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Deletes the object `key`, or everything below it. Returns whether anything was there.
+    async fn delete_tree(&self, key: &str) -> Result<bool> {
+        match &self.backend {
+            Backend::Folder(root) => {
+                let p = root.join(key);
+                match tokio::fs::metadata(&p).await {
+                    Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&p).await.map_err(|e| io_err("delete", e))?,
+                    Ok(_) => tokio::fs::remove_file(&p).await.map_err(|e| io_err("delete", e))?,
+                    Err(_) => return Ok(false),
+                }
+                Ok(true)
+            }
+            Backend::Object { store, prefix, .. } => {
+                let path = Self::object_path(prefix, key);
+                let mut found = match store.delete(&path).await {
+                    Ok(()) => store.head(&path).await.is_err(),
+                    Err(object_store::Error::NotFound { .. }) => false,
+                    Err(e) => return Err(object_err("delete", key, e)),
+                };
+                let below: Vec<ObjectPath> = store.list(Some(&path)).map_ok(|m| m.location).try_collect().await.map_err(|e| object_err("list", key, e))?;
+                for p in below {
+                    found = true;
+                    match store.delete(&p).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(object_err("delete", key, e)),
+                    }
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    // --- artifacts of a workspace -------------------------------------------------------
+
+    pub async fn list(&self, ws: &str, rel: &str) -> Result<Vec<FileInfo>> {
+        self.list_dir(&workspace_key(ws, rel.trim_end_matches('/'))?).await
     }
 
     /// Streams `body` into `rel`. Returns the size and SHA-256 of what was stored.
@@ -86,36 +264,28 @@ impl Artifacts {
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        if rel.is_empty() {
+        if rel.trim_matches('/').is_empty() {
             return Err(MlflowError::invalid("An artifact path is required"));
         }
-        let dest = self.resolve(ws, rel)?;
-        write_durably(&self.root.join(".tmp"), &dest, body).await
+        self.write_object(&workspace_key(ws, rel)?, body).await
     }
 
-    pub async fn open(&self, ws: &str, rel: &str) -> Result<(tokio::fs::File, u64)> {
-        let p = self.resolve(ws, rel)?;
-        let meta = match tokio::fs::metadata(&p).await {
-            Ok(m) if m.is_file() => m,
-            Ok(_) | Err(_) => return Err(MlflowError::not_found(format!("Artifact '{rel}' not found"))),
-        };
-        let f = tokio::fs::File::open(&p).await.map_err(|e| io_err("open", e))?;
-        Ok((f, meta.len()))
+    pub async fn get(&self, ws: &str, rel: &str) -> Result<(ByteStream, u64)> {
+        self.read_object(&workspace_key(ws, rel)?).await.map_err(|e| match e.code {
+            tandem_core::ErrorCode::ResourceDoesNotExist => MlflowError::not_found(format!("Artifact '{rel}' not found")),
+            _ => e,
+        })
     }
 
     /// Removes a file or a whole directory. Returns whether anything was there.
-    pub fn delete(&self, ws: &str, rel: &str) -> Result<bool> {
-        let p = self.resolve(ws, rel)?;
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p).map_err(|e| io_err("delete", e))?,
-            Ok(_) => std::fs::remove_file(&p).map_err(|e| io_err("delete", e))?,
-            Err(_) => return Ok(false),
-        }
-        Ok(true)
+    pub async fn delete(&self, ws: &str, rel: &str) -> Result<bool> {
+        self.delete_tree(&workspace_key(ws, rel)?).await
     }
 }
 
-/// A multipart upload in progress, as stored beside its parts.
+// --- MLflow's proxied multipart upload ------------------------------------------------------
+
+/// A multipart upload in progress, stored beside its parts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Upload {
     pub workspace: String,
@@ -125,21 +295,17 @@ pub struct Upload {
 
 pub const MAX_PARTS: u32 = 10_000;
 
-fn upload_id_ok(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+fn upload_key(id: &str, leaf: &str) -> Result<String> {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(MlflowError::invalid(format!("Invalid upload_id '{id}'")));
+    }
+    Ok(format!(".uploads/{id}/{leaf}"))
 }
 
 impl Artifacts {
-    fn upload_dir(&self, id: &str) -> Result<PathBuf> {
-        if !upload_id_ok(id) {
-            return Err(MlflowError::invalid(format!("Invalid upload_id '{id}'")));
-        }
-        Ok(self.root.join(".uploads").join(id))
-    }
-
     /// Starts a multipart upload of `rel`; parts arrive separately, then `complete_upload`.
     pub async fn create_upload(&self, ws: &str, rel: &str, num_parts: u32) -> Result<String> {
-        self.resolve(ws, rel)?;
+        workspace_key(ws, rel)?;
         if rel.is_empty() {
             return Err(MlflowError::invalid("An artifact path is required"));
         }
@@ -147,20 +313,20 @@ impl Artifacts {
             return Err(MlflowError::invalid(format!("num_parts must be between 1 and {MAX_PARTS}, got {num_parts}")));
         }
         let id = tandem_core::ids::hex(&crate::api::random_bytes::<16>());
-        let dir = self.upload_dir(&id)?;
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| io_err("create upload", e))?;
         let meta = serde_json::to_vec(&Upload { workspace: ws.to_owned(), path: rel.to_owned(), num_parts }).map_err(|e| MlflowError::internal(e.to_string()))?;
-        tokio::fs::write(dir.join("upload.json"), meta).await.map_err(|e| io_err("create upload", e))?;
+        self.write_small(&upload_key(&id, "upload.json")?, meta).await?;
         Ok(id)
     }
 
     pub async fn upload(&self, id: &str) -> Result<Upload> {
-        let dir = self.upload_dir(id)?;
-        let meta = tokio::fs::read(dir.join("upload.json")).await.map_err(|_| MlflowError::not_found(format!("Upload '{id}' not found")))?;
+        let meta = self.read_small(&upload_key(id, "upload.json")?).await.map_err(|e| match e.code {
+            tandem_core::ErrorCode::ResourceDoesNotExist => MlflowError::not_found(format!("Upload '{id}' not found")),
+            _ => e,
+        })?;
         serde_json::from_slice(&meta).map_err(|e| MlflowError::internal(format!("upload '{id}': {e}")))
     }
 
-    /// Stores one part; returns its ETag (the part's SHA-256).
+    /// Stores one part; returns its ETag (the part's SHA-256), also kept beside the part.
     pub async fn put_part<S, E>(&self, id: &str, part: u32, body: S) -> Result<String>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
@@ -170,8 +336,8 @@ impl Artifacts {
         if part == 0 || part > upload.num_parts {
             return Err(MlflowError::invalid(format!("part_number must be between 1 and {}, got {part}", upload.num_parts)));
         }
-        let dir = self.upload_dir(id)?;
-        let (_, sha) = write_durably(&self.root.join(".tmp"), &dir.join(format!("part-{part:05}")), body).await?;
+        let (_, sha) = self.write_object(&upload_key(id, &format!("part-{part:05}"))?, body).await?;
+        self.write_small(&upload_key(id, &format!("part-{part:05}.sha256"))?, sha.clone().into_bytes()).await?;
         Ok(sha)
     }
 
@@ -182,36 +348,22 @@ impl Artifacts {
         if upload.workspace != ws || upload.path != rel {
             return Err(MlflowError::invalid(format!("Upload '{id}' is for another artifact path")));
         }
-        let mut numbers: Vec<u32> = parts.iter().map(|p| p.0).collect();
-        numbers.sort_unstable();
-        if numbers != (1..=upload.num_parts).collect::<Vec<_>>() {
-            return Err(MlflowError::invalid(format!("Completing upload '{id}' needs parts 1 to {}, each once", upload.num_parts)));
-        }
-        let dir = self.upload_dir(id)?;
         let mut sorted = parts.to_vec();
         sorted.sort_by_key(|p| p.0);
+        if sorted.iter().map(|p| p.0).collect::<Vec<_>>() != (1..=upload.num_parts).collect::<Vec<_>>() {
+            return Err(MlflowError::invalid(format!("Completing upload '{id}' needs parts 1 to {}, each once", upload.num_parts)));
+        }
         // Check every part before joining any: a wrong ETag means a part was lost or replaced.
         for (n, etag) in &sorted {
-            let path = dir.join(format!("part-{n:05}"));
-            let data = tokio::fs::File::open(&path).await.map_err(|_| MlflowError::invalid(format!("Part {n} of upload '{id}' was never uploaded")))?;
-            let mut hasher = Sha256::new();
-            let mut stream = tokio_util::io::ReaderStream::with_capacity(data, 256 * 1024);
-            while let Some(chunk) = stream.next().await {
-                hasher.update(&chunk.map_err(|e| io_err("read part", e))?);
-            }
-            if tandem_core::ids::hex(&hasher.finalize()) != etag.trim_matches('"') {
+            let stored = self.read_small(&upload_key(id, &format!("part-{n:05}.sha256"))?).await.map_err(|_| MlflowError::invalid(format!("Part {n} of upload '{id}' was never uploaded")))?;
+            if stored != etag.trim_matches('"').as_bytes() {
                 return Err(MlflowError::invalid(format!("Part {n} of upload '{id}' does not match its ETag")));
             }
         }
-        let files = futures_util::stream::iter(sorted.into_iter().map(move |(n, _)| dir.join(format!("part-{n:05}"))))
-            .then(|p| async move { tokio::fs::File::open(p).await })
-            .map(|f| match f {
-                Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).left_stream(),
-                Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
-            })
-            .flatten();
-        let result = self.put(ws, rel, Box::pin(files)).await?;
-        let _ = tokio::fs::remove_dir_all(self.upload_dir(id)?).await;
+        let keys: Vec<String> = sorted.iter().map(|(n, _)| upload_key(id, &format!("part-{n:05}"))).collect::<Result<_>>()?;
+        let joined = concat(self.clone(), keys);
+        let result = self.put(ws, rel, Box::pin(joined)).await?;
+        self.delete_tree(&format!(".uploads/{id}")).await?;
         Ok(result)
     }
 
@@ -220,8 +372,28 @@ impl Artifacts {
         if upload.workspace != ws || upload.path != rel {
             return Err(MlflowError::invalid(format!("Upload '{id}' is for another artifact path")));
         }
-        tokio::fs::remove_dir_all(self.upload_dir(id)?).await.map_err(|e| io_err("abort upload", e))
+        self.delete_tree(&format!(".uploads/{id}")).await.map(|_| ())
     }
+}
+
+/// The objects `keys`, one after the other, as one stream.
+fn concat(this: Artifacts, keys: Vec<String>) -> ByteStream {
+    futures_util::stream::unfold((this, keys.into_iter(), None::<ByteStream>), |(this, mut keys, mut current)| async move {
+        loop {
+            if let Some(s) = current.as_mut() {
+                match s.next().await {
+                    Some(item) => return Some((item, (this, keys, current))),
+                    None => {}
+                }
+            }
+            let key = keys.next()?;
+            match this.read_object(&key).await {
+                Ok((s, _)) => current = Some(s),
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), (this, Vec::new().into_iter(), None))),
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Streams `body` to a temporary file under `tmp_dir`, fsyncs it, and renames it to `dest`.
@@ -246,7 +418,7 @@ where
             tokio::fs::create_dir_all(dir).await.map_err(|e| io_err("create directory", e))?;
         }
         if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
-            return Err(MlflowError::invalid(format!("Cannot write '{}': it is a directory", dest.display())));
+            return Err(MlflowError::invalid("Cannot write an artifact over a directory"));
         }
         tokio::fs::rename(&tmp, dest).await.map_err(|e| io_err("rename", e))?;
         if let Some(dir) = dest.parent() {

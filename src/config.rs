@@ -11,6 +11,77 @@ pub struct Config {
     pub data: PathBuf,
     pub region: String,
     pub durability: crate::store::sqlite::Durability,
+    /// Where workspace metadata and change logs live.
+    pub store: StoreLocation,
+    /// Where artifact bytes live.
+    pub artifacts: ArtifactLocation,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreLocation {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://user@host:port/db`).
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArtifactLocation {
+    /// A local folder.
+    Folder(PathBuf),
+    /// Object storage: `s3://bucket/prefix`, `azure://container/prefix`, `gs://bucket/prefix`.
+    Object(String),
+}
+
+/// A URL safe to print: the password, if any, replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn parse_store(s: &str, data: &Path) -> Result<StoreLocation, ConfigError> {
+    if s.is_empty() || s == "sqlite" {
+        return Ok(StoreLocation::Sqlite(data.join("metadata.sqlite")));
+    }
+    if let Some(path) = s.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(ConfigError::Invalid { setting: "store", message: "sqlite:// needs a file path, e.g. sqlite:///var/lib/tandem/metadata.sqlite".into() });
+        }
+        return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+    }
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        return Ok(StoreLocation::Postgres(s.to_owned()));
+    }
+    Err(ConfigError::Invalid { setting: "store", message: format!("'{}' is not a store URL: use sqlite:///PATH or postgres://USER@HOST:PORT/DB", redact(s)) })
+}
+
+fn parse_artifacts(s: &str, data: &Path) -> Result<ArtifactLocation, ConfigError> {
+    if s.is_empty() {
+        return Ok(ArtifactLocation::Folder(data.join("artifacts")));
+    }
+    if let Some(path) = s.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(ConfigError::Invalid { setting: "artifacts", message: format!("'{s}': file:// URLs need an absolute path, e.g. file:///srv/tandem/artifacts") });
+        }
+        return Ok(ArtifactLocation::Folder(PathBuf::from(path)));
+    }
+    for scheme in ["s3://", "azure://", "az://", "gs://"] {
+        if let Some(rest) = s.strip_prefix(scheme) {
+            if rest.split('/').next().unwrap_or("").is_empty() {
+                return Err(ConfigError::Invalid { setting: "artifacts", message: format!("'{s}' names no bucket or container") });
+            }
+            return Ok(ArtifactLocation::Object(s.to_owned()));
+        }
+    }
+    Err(ConfigError::Invalid { setting: "artifacts", message: format!("'{s}' is not an artifact store URL: use file:///PATH, s3://BUCKET/PREFIX, azure://CONTAINER/PREFIX or gs://BUCKET/PREFIX") })
 }
 
 /// What the config file may say; every field optional.
@@ -21,6 +92,8 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub region: Option<String>,
     pub durability: Option<String>,
+    pub store: Option<String>,
+    pub artifacts: Option<String>,
 }
 
 /// Settings given on the command line or in the environment (clap merges those two).
@@ -30,6 +103,8 @@ pub struct Overrides {
     pub data: Option<PathBuf>,
     pub region: Option<String>,
     pub durability: Option<String>,
+    pub store: Option<String>,
+    pub artifacts: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +142,9 @@ impl Config {
             "normal" => crate::store::sqlite::Durability::Normal,
             other => return Err(ConfigError::Invalid { setting: "durability", message: format!("'{other}' is not one of full, normal") }),
         };
-        Ok(Config { listen, data, region, durability })
+        let store = parse_store(&over.store.clone().or(from_file.store).unwrap_or_default(), &data)?;
+        let artifacts = parse_artifacts(&over.artifacts.clone().or(from_file.artifacts).unwrap_or_default(), &data)?;
+        Ok(Config { listen, data, region, durability, store, artifacts })
     }
 }
 
@@ -90,6 +167,20 @@ mod tests {
         assert_eq!(c.data, PathBuf::from(DEFAULT_DATA));
         let c = Config::load(Some(&f), &Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() }).unwrap();
         assert_eq!(c.listen.port(), 0);
+    }
+
+    #[test]
+    fn store_and_artifact_urls() {
+        let c = Config::load(None, &Overrides { store: Some("postgres://u:secret@h:5/db".into()), artifacts: Some("azure://c/p".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.store, StoreLocation::Postgres("postgres://u:secret@h:5/db".into()));
+        assert_eq!(c.artifacts, ArtifactLocation::Object("azure://c/p".into()));
+        assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        let e = Config::load(None, &Overrides { store: Some("mysql://u:pw@h/db".into()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.starts_with("setting 'store'") && !e.contains("pw"), "{e}");
+        assert!(Config::load(None, &Overrides { artifacts: Some("s3://".into()), ..Default::default() }).is_err());
+        assert!(Config::load(None, &Overrides { artifacts: Some("file://relative".into()), ..Default::default() }).is_err());
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.store, StoreLocation::Sqlite(PathBuf::from(DEFAULT_DATA).join("metadata.sqlite")));
     }
 
     #[test]

@@ -288,8 +288,7 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
         ("list", "GET") => {
             let q = Req::from_query(query_pairs(req.uri().query()));
             let path = q.opt_str("path")?.unwrap_or_default();
-            let c = ctx.clone();
-            let files = blocking(move || c.artifacts.list(&c.workspace, &path)).await?;
+            let files = ctx.artifacts.list(&ctx.workspace, &path).await?;
             let files: Vec<Json> = files
                 .into_iter()
                 .map(|f| {
@@ -303,8 +302,7 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             Ok(json_response(&json!({ "files": files })))
         }
         ("file", "GET") => {
-            let (file, len) = ctx.artifacts.open(&ctx.workspace, &path).await?;
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+            let (stream, len) = ctx.artifacts.get(&ctx.workspace, &path).await?;
             let name = path.rsplit('/').next().unwrap_or("artifact").replace('"', "");
             Ok(Response::builder()
                 .status(StatusCode::OK)
@@ -324,12 +322,9 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
         }
         ("file", "DELETE") => {
             tandem_core::validate::artifact_path(&path)?;
+            ctx.artifacts.delete(&ctx.workspace, &path).await?;
             let c = ctx.clone();
-            blocking(move || {
-                c.artifacts.delete(&c.workspace, &path)?;
-                c.write(|_| Ok(crate::store::Decision::change((), Op::DeleteArtifacts { path: path.clone() })))
-            })
-            .await?;
+            blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::DeleteArtifacts { path: path.clone() })))).await?;
             Ok(json_response(&json!({})))
         }
         ("mpu", "POST") => multipart(&ctx, rest, &path, req).await,

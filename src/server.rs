@@ -2,7 +2,8 @@
 
 use crate::api::workspaces::{self, DEFAULT_WORKSPACE};
 use crate::artifacts::Artifacts;
-use crate::config::Config;
+use crate::config::{redact, Config, StoreLocation};
+use crate::store::postgres::Postgres;
 use crate::http::{router, AppState};
 use crate::store::sqlite::Sqlite;
 use crate::store::{Store, SystemClock};
@@ -12,20 +13,31 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("metadata store ({path}): {source}")]
-    Store { path: String, source: crate::store::Error },
-    #[error("artifact store ({path}): {source}")]
-    Artifacts { path: String, source: std::io::Error },
+    #[error("setting 'store' ({url}): {source}")]
+    Store { url: String, source: crate::store::Error },
+    #[error("setting 'artifacts' ({url}): {message}")]
+    Artifacts { url: String, message: String },
 }
 
-/// Opens the embedded stores under `config.data` and makes sure the default workspace exists.
-pub fn open(config: &Config) -> Result<AppState, StartError> {
-    let db = config.data.join("metadata.sqlite");
-    let backend = Sqlite::open(&db, config.durability).map_err(|source| StartError::Store { path: db.display().to_string(), source })?;
-    let store = Store::new(Arc::new(backend), Arc::new(SystemClock), &config.region).map_err(|source| StartError::Store { path: db.display().to_string(), source })?;
-    workspaces::ensure(&store, DEFAULT_WORKSPACE, "The default workspace", "tandem").map_err(|source| StartError::Store { path: db.display().to_string(), source })?;
-    let art = config.data.join("artifacts");
-    let artifacts = Artifacts::local(&art).map_err(|source| StartError::Artifacts { path: art.display().to_string(), source })?;
+/// Opens the metadata store (running migrations) and makes sure the default workspace
+/// exists. Blocking: call it outside async code, or through `spawn_blocking`.
+pub fn open_store(config: &Config) -> Result<Store, StartError> {
+    let (url, backend): (String, Result<Arc<dyn crate::store::Backend>, crate::store::Error>) = match &config.store {
+        StoreLocation::Sqlite(path) => (format!("sqlite://{}", path.display()), Sqlite::open(path, config.durability).map(|b| Arc::new(b) as _)),
+        StoreLocation::Postgres(url) => (redact(url), Postgres::connect(url).map(|b| Arc::new(b) as _)),
+    };
+    let err = |source| StartError::Store { url: url.clone(), source };
+    let store = Store::new(backend.map_err(err)?, Arc::new(SystemClock), &config.region).map_err(err)?;
+    workspaces::ensure(&store, DEFAULT_WORKSPACE, "The default workspace", "tandem").map_err(err)?;
+    Ok(store)
+}
+
+/// Opens both stores. The artifact store is checked (reachable, credentials accepted,
+/// bucket or container present) before the server starts.
+pub async fn open(config: &Config) -> Result<AppState, StartError> {
+    let c = config.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&c)).await.map_err(|e| StartError::Store { url: String::new(), source: crate::store::Error::Backend(e.to_string()) })??;
+    let artifacts = Artifacts::connect(&config.artifacts).await.map_err(|(url, message)| StartError::Artifacts { url, message })?;
     Ok(AppState { store, artifacts })
 }
 

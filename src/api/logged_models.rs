@@ -171,8 +171,7 @@ pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
     let files = match crate::artifacts::relative_to_workspace(&root) {
         Some(rel) => {
             let full = if dir.is_empty() { rel.to_owned() } else { format!("{rel}/{dir}") };
-            ctx.artifacts
-                .list(&ctx.workspace, &full)?
+            ctx.list_artifacts(&full)?
                 .into_iter()
                 .map(|f| {
                     let p = if dir.is_empty() { f.name.clone() } else { format!("{dir}/{}", f.name) };

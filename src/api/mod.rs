@@ -36,6 +36,13 @@ impl Ctx {
     pub fn now(&self) -> i64 {
         self.store.now_ms()
     }
+    /// Lists artifacts from a handler, which runs on the blocking pool.
+    pub fn list_artifacts(&self, rel: &str) -> Result<Vec<crate::artifacts::FileInfo>> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => h.block_on(self.artifacts.list(&self.workspace, rel)),
+            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| MlflowError::internal(e.to_string()))?.block_on(self.artifacts.list(&self.workspace, rel)),
+        }
+    }
 }
 
 pub type Handler = fn(&Ctx, &Req) -> Result<Json>;

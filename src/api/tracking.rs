@@ -687,7 +687,7 @@ pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
     let files = match crate::artifacts::relative_to_workspace(&root) {
         Some(rel) => {
             let full = if path.is_empty() { rel.to_owned() } else { format!("{rel}/{path}") };
-            ctx.artifacts.list(&ctx.workspace, &full)?
+            ctx.list_artifacts(&full)?
                 .into_iter()
                 .map(|f| {
                     let p = if path.is_empty() { f.name.clone() } else { format!("{path}/{}", f.name) };

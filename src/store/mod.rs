@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod queries;
 pub mod schema;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -151,6 +152,13 @@ pub trait Tx {
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
+
+    /// Holds a lock named `key` until the transaction ends, against every other writer of
+    /// the same database (other servers included). A backend whose write transactions are
+    /// already exclusive (SQLite) has nothing to do.
+    fn lock(&mut self, _key: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A database that can run serializable write transactions and snapshot reads.
@@ -232,6 +240,9 @@ impl Store {
     pub fn write<T>(&self, workspace: &str, principal: &str, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
         let mut answer = None;
         self.backend.write_tx(&mut |tx| {
+            // Serializes writers of this workspace across servers before anything is read, so
+            // decisions see the latest state and sequence numbers cannot race.
+            tx.lock(&format!("workspace:{workspace}"))?;
             let decision = decide(tx)?;
             if let Some(first) = decision.ops.first() {
                 if !matches!(first, Op::CreateWorkspace { .. }) && !queries::workspace_exists(tx, workspace)? {
@@ -267,6 +278,7 @@ impl Store {
     pub fn replay(&self, workspace: &str, events: &[Event]) -> Result<LogHead> {
         let mut out = None;
         self.backend.write_tx(&mut |tx| {
+            tx.lock(&format!("workspace:{workspace}"))?;
             let head = queries::log_head(tx, workspace)?.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
             verify_chain(head.seq, &head.checksum, head.hlc, events).map_err(|e| Error::Corrupt(format!("workspace {workspace}: {e}")))?;
             for e in events {

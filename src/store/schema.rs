@@ -83,7 +83,7 @@ CREATE TABLE metrics (
   run_id TEXT NOT NULL,
   key TEXT NOT NULL,
   value DOUBLE PRECISION NOT NULL,
-  is_nan INTEGER NOT NULL,
+  is_nan BIGINT NOT NULL,
   timestamp BIGINT NOT NULL,
   step BIGINT NOT NULL,
   PRIMARY KEY (run_id, key, step, timestamp, value, is_nan)
@@ -93,7 +93,7 @@ CREATE TABLE latest_metrics (
   run_id TEXT NOT NULL,
   key TEXT NOT NULL,
   value DOUBLE PRECISION NOT NULL,
-  is_nan INTEGER NOT NULL,
+  is_nan BIGINT NOT NULL,
   timestamp BIGINT NOT NULL,
   step BIGINT NOT NULL,
   PRIMARY KEY (run_id, key)
@@ -165,7 +165,7 @@ CREATE TABLE logged_model_metrics (
   run_id TEXT NOT NULL,
   key TEXT NOT NULL,
   value DOUBLE PRECISION NOT NULL,
-  is_nan INTEGER NOT NULL,
+  is_nan BIGINT NOT NULL,
   timestamp BIGINT NOT NULL,
   step BIGINT NOT NULL,
   dataset_name TEXT NOT NULL,
@@ -260,6 +260,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the schema up to date. Refuses a database written by a newer tandem.
 pub fn migrate(tx: &mut dyn Tx) -> Result<()> {
+    // Servers starting together must not both run the same step.
+    tx.lock("schema")?;
     tx.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", &[])?;
     let current = match tx.query_one("SELECT MAX(version) FROM schema_version", &[])? {
         Some(row) => row.opt_int(0).unwrap_or(0),

@@ -76,22 +76,25 @@ fn config_file_and_environment_settings_reach_the_server() {
     let cfg = dir.path().join("tandem.toml");
     std::fs::write(&cfg, format!("listen = \"127.0.0.1:1\"\ndata = \"{}\"\nregion = \"west-1\"\n", data.display())).unwrap();
     // The environment overrides the file's listen address; the file gives data and region.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+    crate::support::init();
+    let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["server", "--config", cfg.to_str().unwrap()])
         .env("TANDEM_LISTEN", "127.0.0.1:0")
         .env("TANDEM_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed on drop, so a failing assertion leaves no server behind.
+    let mut proc = crate::crash::Proc { child, url: String::new() };
     use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = std::io::BufReader::new(proc.child.stdout.take().unwrap()).lines();
     let url = lines.by_ref().map_while(Result::ok).find_map(|l| l.strip_prefix("tracking uri: ").map(str::to_owned)).expect("tracking uri printed");
     let body = get_json(&format!("{url}/api/tandem/v1/workspaces/default/changes?after=0&limit=1"));
     assert_eq!(body["events"][0]["origin"], "west-1");
     assert!(data.join("metadata.sqlite").exists());
     // SIGTERM: a graceful stop with exit code 0.
-    sigterm(child.id());
-    let status = child.wait().unwrap();
+    sigterm(proc.child.id());
+    let status = proc.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
 

@@ -78,7 +78,7 @@ impl World {
         let store = open_store(dir.path());
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         tandem::api::workspaces::ensure(&store, "other", "o", "t").unwrap();
-        let artifacts = tandem::artifacts::Artifacts::local(&dir.path().join("a")).unwrap();
+        let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
         let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "prop".into() };
         World { store, ctx, _dir: dir, experiments: vec!["0".into()], runs: vec![], logged_models: vec![], models: vec![] }
     }

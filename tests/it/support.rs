@@ -1,8 +1,16 @@
 //! A tandem server in this process on an ephemeral port, and a small JSON client for it.
 
 use serde_json::{json, Value};
-use tandem::config::Config;
+use tandem::config::{ArtifactLocation, Config, StoreLocation};
 use tandem::store::sqlite::Durability;
+
+/// Installs rustls' ring provider once: the HTTP client is built without a default one.
+pub fn init() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
 
 pub struct TestServer {
     pub url: String,
@@ -14,9 +22,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        init();
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), data: dir.path().to_owned(), region: "test".into(), durability: Durability::Normal };
-        let state = tandem::server::open(&config).unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data: dir.path().to_owned(),
+            region: "test".into(),
+            durability: Durability::Normal,
+            store: StoreLocation::Sqlite(dir.path().join("metadata.sqlite")),
+            artifacts: ArtifactLocation::Folder(dir.path().join("artifacts")),
+        };
+        let state = tandem::server::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
