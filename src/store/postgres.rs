@@ -205,6 +205,17 @@ impl Postgres {
     }
 }
 
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Closing a client blocks on its own runtime, which must not happen on an async
+        // worker (the store is often dropped there at shutdown): close them on a plain thread.
+        let conns = std::mem::take(self.pool.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !conns.is_empty() {
+            let _ = std::thread::Builder::new().name("pg-close".into()).spawn(move || drop(conns));
+        }
+    }
+}
+
 impl Backend for Postgres {
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         self.run(IsolationLevel::ReadCommitted, false, f)

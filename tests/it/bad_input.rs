@@ -213,9 +213,15 @@ fn sub_str(s: &str, f: &crate::support::Fixture) -> String {
     s.replace("{EXP}", &f.experiment_id).replace("{RUN}", &f.run_id).replace("{MODEL}", &f.model_name).replace("{LM}", &f.model_id)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_rejects_bad_input_with_mlflow_errors_and_changes_nothing() {
-    let s = TestServer::start().await;
+    for meta in crate::support::metadata_stores() {
+        bad_input_on(meta).await;
+    }
+}
+
+async fn bad_input_on(meta: crate::support::Meta) {
+    let s = TestServer::start_on(meta, None).await;
     let f = fixture(&s).await;
     let mut failures = Vec::new();
     let covered: std::collections::HashSet<String> = cases().iter().map(|c| c.1.to_owned()).collect();
@@ -233,7 +239,7 @@ async fn every_endpoint_rejects_bad_input_with_mlflow_errors_and_changes_nothing
             failures.push(format!("{method} {path} {params}: got {got_status} {body} (log {before} -> {after}), expected {status} {code}"));
         }
     }
-    assert!(failures.is_empty(), "{} bad-input cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(failures.is_empty(), "{meta:?}: {} bad-input cases failed:\n{}", failures.len(), failures.join("\n"));
 
     // Every route in the table has at least one case above.
     for (_, pattern, _) in tandem::api::ROUTES.iter().chain(tandem::api::TANDEM_ROUTES) {
@@ -246,9 +252,15 @@ async fn every_endpoint_rejects_bad_input_with_mlflow_errors_and_changes_nothing
     s.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_and_unknown_workspaces() {
-    let s = TestServer::start().await;
+    for meta in crate::support::metadata_stores() {
+        malformed_on(meta).await;
+    }
+}
+
+async fn malformed_on(meta: crate::support::Meta) {
+    let s = TestServer::start_on(meta, None).await;
     let before = s.head_seq("default").await;
     for body in ["{", "[1,2]", "\"str\"", "{\"name\": }", "\u{0}\u{1}"] {
         let resp = s.http.post(format!("{}/api/2.0/mlflow/experiments/create", s.url)).body(body).send().await.unwrap();

@@ -14,10 +14,6 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn start(data: &std::path::Path) -> Proc {
-        Proc::start_with(data, &[])
-    }
-
     pub fn start_with(data: &std::path::Path, extra: &[&str]) -> Proc {
         crate::support::init();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -77,8 +73,19 @@ struct Acked {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_acknowledged_write() {
+    for meta in crate::support::metadata_stores() {
+        sigkill_on(meta).await;
+    }
+}
+
+async fn sigkill_on(meta: crate::support::Meta) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Proc::start(dir.path());
+    let store = match meta {
+        crate::support::Meta::Sqlite => format!("sqlite://{}", dir.path().join("metadata.sqlite").display()),
+        crate::support::Meta::Postgres => tokio::task::spawn_blocking(crate::support::fresh_postgres).await.unwrap(),
+    };
+    let extra = ["--store", store.as_str()];
+    let mut server = Proc::start_with(dir.path(), &extra);
     let http = reqwest::Client::new();
     let url = server.url.clone();
     let exp = post(&http, &url, "/api/2.0/mlflow/experiments/create", json!({"name": "crash"})).await.unwrap();
@@ -132,7 +139,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_write() {
     let total = acked.metrics.len() + acked.params.len() + acked.runs.len();
     assert!(total >= 100, "too few writes were acknowledged before the kill ({total}) for the test to mean anything");
 
-    let server = Proc::start(dir.path());
+    let server = Proc::start_with(dir.path(), &extra);
     let url = server.url.clone();
     let get = |path: String| {
         let http = http.clone();
@@ -158,5 +165,5 @@ async fn sigkill_mid_stream_loses_no_acknowledged_write() {
     assert_eq!(verify["ok"], true, "change log damaged: {verify}");
     // Every acknowledged write is one event; the workspace's own set-up events come first.
     assert!(verify["head_seq"].as_u64().unwrap() >= total as u64 + 4, "{verify} vs {total} acknowledged");
-    println!("crash test: {total} writes acknowledged before SIGKILL, all present, log verified to seq {}", verify["head_seq"]);
+    println!("crash test ({meta:?}): {total} writes acknowledged before SIGKILL, all present, log verified to seq {}", verify["head_seq"]);
 }

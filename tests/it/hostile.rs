@@ -47,7 +47,13 @@ fn request() -> impl Strategy<Value = Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_requests_to_every_route_never_panic_or_5xx() {
-    let s = TestServer::start().await;
+    for meta in crate::support::metadata_stores() {
+        hostile_on(meta).await;
+    }
+}
+
+async fn hostile_on(meta: crate::support::Meta) {
+    let s = TestServer::start_on(meta, None).await;
     let f = fixture(&s).await;
     let mut runner = TestRunner::new(Config { cases: 1, ..Config::default() });
     let mut problems = Vec::new();
@@ -78,7 +84,7 @@ async fn random_requests_to_every_route_never_panic_or_5xx() {
     }
     let (status, _) = s.call("GET", "/health", None).await;
     assert_eq!(status, 200, "server died");
-    assert!(problems.is_empty(), "{} hostile requests got 5xx or non-MLflow errors:\n{}", problems.len(), problems.join("\n"));
+    assert!(problems.is_empty(), "{meta:?}: {} hostile requests got 5xx or non-MLflow errors:\n{}", problems.len(), problems.join("\n"));
     let verify = s.ok("GET", "/api/tandem/v1/workspaces/default/verify", json!({})).await;
     assert_eq!(verify["ok"], true);
     s.stop().await;

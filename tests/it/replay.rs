@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tandem::api::{Ctx, Req};
+use crate::support::{fresh_postgres, metadata_stores, Meta};
+use tandem::store::postgres::Postgres;
 use tandem::store::sqlite::{Durability, Sqlite};
 use tandem::store::{queries, Decision, Store, SystemClock};
 use tandem_core::Op;
@@ -58,6 +60,7 @@ fn op_index(op: &Op) -> usize {
 const OP_COUNT: usize = 39;
 
 struct World {
+    meta: Meta,
     store: Store,
     ctx: Ctx,
     _dir: tempfile::TempDir,
@@ -67,20 +70,23 @@ struct World {
     models: Vec<String>,
 }
 
-fn open_store(dir: &std::path::Path) -> Store {
-    let backend = Sqlite::open(&dir.join("m.sqlite"), Durability::Normal).unwrap();
-    Store::new(Arc::new(backend), Arc::new(SystemClock), "test").unwrap()
+fn open_store(meta: Meta, dir: &std::path::Path) -> Store {
+    let backend: Arc<dyn tandem::store::Backend> = match meta {
+        Meta::Sqlite => Arc::new(Sqlite::open(&dir.join("m.sqlite"), Durability::Normal).unwrap()),
+        Meta::Postgres => Arc::new(Postgres::connect(&fresh_postgres()).unwrap()),
+    };
+    Store::new(backend, Arc::new(SystemClock), "test").unwrap()
 }
 
 impl World {
-    fn new() -> World {
+    fn new(meta: Meta) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path());
+        let store = open_store(meta, dir.path());
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         tandem::api::workspaces::ensure(&store, "other", "o", "t").unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
         let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "prop".into() };
-        World { store, ctx, _dir: dir, experiments: vec!["0".into()], runs: vec![], logged_models: vec![], models: vec![] }
+        World { meta, store, ctx, _dir: dir, experiments: vec!["0".into()], runs: vec![], logged_models: vec![], models: vec![] }
     }
 
     fn call(&self, h: tandem::api::Handler, params: Value) -> Option<Value> {
@@ -225,7 +231,7 @@ fn assert_replay_matches(w: &World) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
     let workspaces: Vec<String> = w.store.read(|tx| Ok(tx.query("SELECT workspace FROM log_heads ORDER BY workspace", &[])?.iter().map(|r| r.text(0)).collect())).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let fresh = open_store(dir.path());
+    let fresh = open_store(w.meta, dir.path());
     for ws in &workspaces {
         let events = events_of(&w.store, ws);
         for e in &events {
@@ -237,7 +243,7 @@ fn assert_replay_matches(w: &World) -> BTreeSet<usize> {
         }
         let live = w.store.read(|tx| queries::dump(tx, ws)).unwrap();
         let rebuilt = fresh.read(|tx| queries::dump(tx, ws)).unwrap();
-        assert_eq!(live, rebuilt, "workspace {ws}: replayed state differs from live state");
+        assert_eq!(live, rebuilt, "{:?} workspace {ws}: replayed state differs from live state", w.meta);
         assert_eq!(w.store.read(|tx| queries::log_head(tx, ws)).unwrap(), fresh.read(|tx| queries::log_head(tx, ws)).unwrap());
     }
     seen
@@ -252,11 +258,13 @@ proptest! {
 
     #[test]
     fn replaying_the_log_rebuilds_the_live_state(actions in proptest::collection::vec(action(), 20..150)) {
-        let mut w = World::new();
-        for a in &actions {
-            run_action(&mut w, a);
+        for meta in metadata_stores() {
+            let mut w = World::new(meta);
+            for a in &actions {
+                run_action(&mut w, a);
+            }
+            assert_replay_matches(&w);
         }
-        assert_replay_matches(&w);
     }
 }
 
@@ -264,7 +272,13 @@ proptest! {
 /// is known to have been exercised on each.
 #[test]
 fn replay_covers_every_kind_of_change() {
-    let mut w = World::new();
+    for meta in metadata_stores() {
+        replay_covers_every_kind_of_change_on(meta);
+    }
+}
+
+fn replay_covers_every_kind_of_change_on(meta: Meta) {
+    let mut w = World::new(meta);
     let mut seed: u64 = 0x9E3779B97F4A7C15;
     let mut next = || {
         seed ^= seed << 13;
@@ -287,13 +301,19 @@ fn replay_covers_every_kind_of_change() {
 
 #[test]
 fn replay_refuses_a_tampered_or_gapped_log() {
-    let mut w = World::new();
+    for meta in metadata_stores() {
+        replay_refuses_on(meta);
+    }
+}
+
+fn replay_refuses_on(meta: Meta) {
+    let mut w = World::new(meta);
     for kind in [0u8, 6, 11, 13, 14] {
         run_action(&mut w, &Action::Api(kind, 0, 0, 0));
     }
     let events = events_of(&w.store, "default");
     let dir = tempfile::tempdir().unwrap();
-    let fresh = open_store(dir.path());
+    let fresh = open_store(meta, dir.path());
     let mut tampered = events.clone();
     let last = tampered.len() - 1;
     tampered[last].payload.push(' ');

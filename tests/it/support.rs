@@ -4,6 +4,47 @@ use serde_json::{json, Value};
 use tandem::config::{ArtifactLocation, Config, StoreLocation};
 use tandem::store::sqlite::Durability;
 
+/// A metadata store every storage-facing test runs against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Meta {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL when the test command started one (TANDEM_TEST_POSTGRES), and
+/// an error rather than a silent skip when the run says services are required.
+pub fn metadata_stores() -> Vec<Meta> {
+    let mut v = vec![Meta::Sqlite];
+    if std::env::var("TANDEM_TEST_POSTGRES").is_ok() {
+        v.push(Meta::Postgres);
+    } else if std::env::var("TANDEM_TEST_REQUIRE_SERVICES").is_ok() {
+        panic!("TANDEM_TEST_POSTGRES is not set but TANDEM_TEST_REQUIRE_SERVICES is: run scripts/test.sh");
+    } else {
+        eprintln!("note: TANDEM_TEST_POSTGRES is not set; PostgreSQL variants of this test are skipped");
+    }
+    v
+}
+
+/// A new, empty PostgreSQL database on the test cluster; returns its URL. Blocking.
+pub fn fresh_postgres() -> String {
+    let admin = std::env::var("TANDEM_TEST_POSTGRES").expect("TANDEM_TEST_POSTGRES");
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).unwrap();
+    let name = format!("t_{}", tandem_core::ids::hex(&b));
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test PostgreSQL");
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// Where a test's metadata lives.
+pub fn store_location(meta: Meta, dir: &std::path::Path) -> StoreLocation {
+    match meta {
+        Meta::Sqlite => StoreLocation::Sqlite(dir.join("metadata.sqlite")),
+        Meta::Postgres => StoreLocation::Postgres(fresh_postgres()),
+    }
+}
+
 /// Installs rustls' ring provider once: the HTTP client is built without a default one.
 pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -22,15 +63,22 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_on(Meta::Sqlite, None).await
+    }
+
+    /// A server over the given metadata store and artifact store (a folder if None).
+    pub async fn start_on(meta: Meta, artifacts: Option<ArtifactLocation>) -> TestServer {
         init();
         let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_owned();
+        let store = tokio::task::spawn_blocking(move || store_location(meta, &d)).await.unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data: dir.path().to_owned(),
             region: "test".into(),
             durability: Durability::Normal,
-            store: StoreLocation::Sqlite(dir.path().join("metadata.sqlite")),
-            artifacts: ArtifactLocation::Folder(dir.path().join("artifacts")),
+            store,
+            artifacts: artifacts.unwrap_or_else(|| ArtifactLocation::Folder(dir.path().join("artifacts"))),
         };
         let state = tandem::server::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
