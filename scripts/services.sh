@@ -66,8 +66,21 @@ start_azurite() {
     --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --location "$dir" >"$dir.log" 2>&1 &
   STARTED_PIDS+=($!)
   wait_for_port "$AZURITE_PORT" 60 azurite
-  export TANDEM_TEST_AZURITE="http://127.0.0.1:$AZURITE_PORT/devstoreaccount1"
-  echo "azurite: $TANDEM_TEST_AZURITE"
+  # object_store's emulator mode: well-known account and key, this endpoint.
+  export AZURE_STORAGE_USE_EMULATOR=true
+  export AZURITE_BLOB_STORAGE_URL="http://127.0.0.1:$AZURITE_PORT"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'azure-storage-blob>=12,<13'
+  "$VENV/bin/python" - <<PY
+from azure.storage.blob import BlobServiceClient
+conn = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+        "BlobEndpoint=http://127.0.0.1:$AZURITE_PORT/devstoreaccount1;")
+svc = BlobServiceClient.from_connection_string(conn)
+if not any(c.name == "tandem-test" for c in svc.list_containers()):
+    svc.create_container("tandem-test")
+PY
+  export TANDEM_TEST_AZURITE="azure://tandem-test"
+  echo "azurite: $AZURITE_BLOB_STORAGE_URL (container tandem-test)"
 }
 
 start_s3() {
@@ -75,8 +88,16 @@ start_s3() {
   "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$TEST_DIR/moto.log" 2>&1 &
   STARTED_PIDS+=($!)
   wait_for_port "$S3_PORT" 60 "moto (S3)"
-  export TANDEM_TEST_S3="http://127.0.0.1:$S3_PORT"
-  echo "s3 (moto): $TANDEM_TEST_S3"
+  export AWS_ENDPOINT="http://127.0.0.1:$S3_PORT" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1
+  export AWS_ACCESS_KEY_ID=tandem-test AWS_SECRET_ACCESS_KEY=tandem-test
+  "$VENV/bin/python" - <<PY
+import boto3
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:$S3_PORT", region_name="us-east-1",
+                  aws_access_key_id="tandem-test", aws_secret_access_key="tandem-test")
+s3.create_bucket(Bucket="tandem-test")
+PY
+  export TANDEM_TEST_S3="s3://tandem-test"
+  echo "s3 (moto): $AWS_ENDPOINT (bucket tandem-test)"
 }
 
 stop_services() {

@@ -122,10 +122,12 @@ impl Artifacts {
         }
     }
 
-    fn object_path(prefix: &ObjectPath, key: &str) -> ObjectPath {
+    /// The object for `key` below the configured prefix. Keys are stored as written (not
+    /// percent-encoded), so the bucket reads like the artifact tree it holds.
+    fn object_path(prefix: &ObjectPath, key: &str) -> Result<ObjectPath> {
         let mut parts: Vec<String> = prefix.parts().map(|p| p.as_ref().to_owned()).collect();
         parts.extend(key.split('/').filter(|s| !s.is_empty()).map(str::to_owned));
-        ObjectPath::from(parts.join("/"))
+        ObjectPath::parse(parts.join("/")).map_err(|e| MlflowError::invalid(format!("Invalid artifact path '{key}': {e}")))
     }
 
     // --- primitives -------------------------------------------------------------------
@@ -139,7 +141,7 @@ impl Artifacts {
         match &self.backend {
             Backend::Folder(root) => write_durably(&root.join(".tmp"), &root.join(key), body).await,
             Backend::Object { store, prefix, .. } => {
-                let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key), PART_BUFFER);
+                let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key)?, PART_BUFFER);
                 let mut hasher = Sha256::new();
                 let mut size = 0u64;
                 let result: Result<()> = async {
@@ -173,7 +175,7 @@ impl Artifacts {
                 Ok((tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK).boxed(), meta.len()))
             }
             Backend::Object { store, prefix, .. } => {
-                let got = store.get(&Self::object_path(prefix, key)).await.map_err(|e| object_err("read", key, e))?;
+                let got = store.get(&Self::object_path(prefix, key)?).await.map_err(|e| object_err("read", key, e))?;
                 let size = got.meta.size;
                 Ok((got.into_stream().map_err(std::io::Error::other).boxed(), size))
             }
@@ -210,7 +212,7 @@ impl Artifacts {
                 out
             }
             Backend::Object { store, prefix, .. } => {
-                let listed = store.list_with_delimiter(Some(&Self::object_path(prefix, key))).await.map_err(|e| object_err("list", key, e))?;
+                let listed = store.list_with_delimiter(Some(&Self::object_path(prefix, key)?)).await.map_err(|e| object_err("list", key, e))?;
                 let mut out: Vec<FileInfo> = listed.common_prefixes.iter().filter_map(|p| p.filename().map(|n| FileInfo { name: n.to_owned(), is_dir: true, size: None })).collect();
                 out.extend(listed.objects.iter().filter_map(|o| o.location.filename().map(|n| FileInfo { name: n.to_owned(), is_dir: false, size: Some(o.size) })));
                 out
@@ -233,7 +235,7 @@ impl Artifacts {
                 Ok(true)
             }
             Backend::Object { store, prefix, .. } => {
-                let path = Self::object_path(prefix, key);
+                let path = Self::object_path(prefix, key)?;
                 let mut found = match store.delete(&path).await {
                     Ok(()) => store.head(&path).await.is_err(),
                     Err(object_store::Error::NotFound { .. }) => false,
