@@ -3,7 +3,7 @@
 # machine with no stdin (CI): nothing here asks a question or depends on a hand install.
 #
 #   scripts/test.sh            everything
-#   TANDEM_TEST_SKIP_PYTHON=1  Rust tests only
+#   TANDEM_TEST_SKIP_PYTHON=1  skip the stock-client suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,14 +15,23 @@ step() { printf '\n==> %s\n' "$*"; }
 step "build"
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
-if [ -z "${TANDEM_TEST_SKIP_PYTHON:-}" ]; then
-  step "python venv with the stock mlflow client ($VENV)"
-  if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
-  fi
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
-  "$VENV/bin/python" -c 'import mlflow; print("mlflow client", mlflow.__version__)'
+step "python venv with the stock mlflow client ($VENV)"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
 fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+"$VENV/bin/python" -c 'import mlflow; print("mlflow client", mlflow.__version__)'
+
+step "test services: PostgreSQL, Azurite, an S3-compatible server (private, loopback only)"
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+trap stop_services EXIT
+mkdir -p "$TEST_DIR"
+start_postgres
+start_azurite
+start_s3
+# From here on a missing service is a test failure, not a skip.
+export TANDEM_TEST_REQUIRE_SERVICES=1
 
 step "rust tests (unit, integration, crash, replay property)"
 mkdir -p target
