@@ -105,6 +105,9 @@ stop_services() {
   for pid in "${STARTED_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
+  # Launchers may leave their real process behind: stop whatever runs from this checkout.
+  pkill -f "$TEST_DIR/node_modules/.bin/azurite" 2>/dev/null || true
+  pkill -f "moto_server -H 127.0.0.1 -p $S3_PORT" 2>/dev/null || true
   if [ -n "${PG_STOP+x}" ]; then
     "${PG_STOP[@]}" >/dev/null 2>&1 || true
   fi
