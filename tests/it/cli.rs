@@ -108,3 +108,22 @@ fn get_json(url: &str) -> serde_json::Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
 }
+
+#[test]
+fn migrate_runs_and_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (code, out, err) = tandem(&["migrate", "--data", data], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("schema version"), "{out}");
+    // Migrating again changes nothing and succeeds.
+    let (code, _, _) = tandem(&["migrate", "--data", data], &[]);
+    assert_eq!(code, 0);
+    // A database written by a newer tandem: refused, with a message saying what to do.
+    let db = rusqlite::Connection::open(dir.path().join("metadata.sqlite")).unwrap();
+    db.execute("INSERT INTO schema_version (version) VALUES (999)", []).unwrap();
+    drop(db);
+    let (code, _, err) = tandem(&["server", "--listen", "127.0.0.1:0", "--data", data], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("newer than this tandem knows") && err.contains("setting 'store'"), "{err}");
+}

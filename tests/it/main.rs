@@ -6,5 +6,6 @@ mod cli;
 mod concurrency;
 mod crash;
 mod hostile;
+mod memory;
 mod replay;
 mod support;
