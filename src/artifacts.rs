@@ -22,8 +22,11 @@ use std::time::Duration;
 use tandem_core::{validate, MlflowError, Result};
 use tokio::io::AsyncWriteExt;
 
-/// The most bytes an object-store upload holds in memory before sending a part.
-const PART_BUFFER: usize = 8 * 1024 * 1024;
+/// An object-store upload buffers one part (S3's minimum part size) and keeps at most
+/// `PARTS_IN_FLIGHT` parts uploading at once: memory per upload stays near 15 MiB whatever
+/// the artifact's size.
+const PART_BUFFER: usize = 5 * 1024 * 1024;
+const PARTS_IN_FLIGHT: usize = 2;
 const READ_CHUNK: usize = 256 * 1024;
 
 #[derive(Clone)]
@@ -77,7 +80,7 @@ fn workspace_key(ws: &str, rel: &str) -> Result<String> {
 }
 
 /// Builds an object store from a URL and the cloud's usual environment variables.
-fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+pub(crate) fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
     let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let retry = object_store::RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(30), ..Default::default() };
@@ -141,7 +144,7 @@ impl Artifacts {
         match &self.backend {
             Backend::Folder(root) => write_durably(&root.join(".tmp"), &root.join(key), body).await,
             Backend::Object { store, prefix, .. } => {
-                let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key)?, PART_BUFFER);
+                let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key)?, PART_BUFFER).with_max_concurrency(PARTS_IN_FLIGHT);
                 let mut hasher = Sha256::new();
                 let mut size = 0u64;
                 let result: Result<()> = async {

@@ -24,6 +24,28 @@ pub const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
 pub struct AppState {
     pub store: Store,
     pub artifacts: Artifacts,
+    /// Set when this server is a region of a multi-region deployment.
+    pub region: Option<std::sync::Arc<crate::region::RegionState>>,
+    pub http: reqwest::Client,
+}
+
+/// One path segment, percent-encoded for a URL.
+pub fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Whether a request changes anything (and so must reach the leader).
+fn is_write(method: &Method, path: &str) -> bool {
+    if *method == Method::GET || *method == Method::HEAD {
+        return false;
+    }
+    // Searches are POSTs that read.
+    !(path.ends_with("/search") || path.ends_with("/get-latest-versions") || path.contains("/api/tandem/v1/"))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -132,7 +154,24 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     match (method.as_str(), path.as_str()) {
         ("GET", "/health") => return (StatusCode::OK, "OK").into_response(),
         ("GET", "/version") => return (StatusCode::OK, MLFLOW_COMPAT_VERSION).into_response(),
+        ("GET", "/metrics") => return metrics(&state).await,
         _ => {}
+    }
+    if let Some(region) = &state.region {
+        // A standby serves reads from its replica and sends writes to the leader.
+        if is_write(&method, &path) {
+            let ws = req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_WORKSPACE).to_owned();
+            if let Some(leader) = region.forward_target(&ws) {
+                return crate::region::front_door::forward(&state.http, &leader, req)
+                    .await
+                    .unwrap_or_else(|e| error_response(&MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("the leader of '{ws}' did not answer: {e}"))));
+            }
+        }
+        if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
+            if let Some(r) = region_endpoint(&state, region, rest, &method, req.uri().query()).await {
+                return r;
+            }
+        }
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/uploads/") {
         let rest = rest.to_owned();
@@ -166,6 +205,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
 async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static str, api::Handler)], path: String, req: Request) -> Response {
     let method = req.method().clone();
+    let mut request_replica = req.headers().get("x-tandem-replica").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (handler, mut params) = match api::route(table, method.as_str(), &path) {
         Lookup::Found(h, p) => (h, p),
         Lookup::WrongMethod => return method_not_allowed(),
@@ -187,7 +227,49 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
     // MLflow's workspace API answers 201 Created and 204 No Content.
     let created = method == Method::POST && path == "mlflow/workspaces";
     let no_content = method == Method::DELETE && path.starts_with("mlflow/workspaces/");
-    match blocking(move || handler(&ctx, &request)).await {
+    let write = is_write(&method, &format!("/{path}"));
+    let replica = request_replica.take();
+    let (ws, after, wait_ms) = (ctx.workspace.clone(), request.opt_i64("after").ok().flatten(), request.opt_i64("wait_ms").ok().flatten());
+    let long_poll = path.ends_with("/changes") && wait_ms.is_some_and(|w| w > 0);
+    let region = state.region.clone();
+    let changes_ws = request.0.get("workspace_name").and_then(|v| v.as_str()).map(str::to_owned);
+    if let (Some(region), Some(r), Some(cws), Some(a)) = (&region, &replica, &changes_ws, after) {
+        // A replica asking for events after N has durably applied N.
+        let _ = r;
+        region.record_ack(cws, a.max(0) as u64);
+    }
+    let result = if long_poll {
+        let notify = region.clone();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms.unwrap_or(0).clamp(0, 10_000) as u64);
+        loop {
+            let waiter = notify.as_ref().map(|r| r.committed.notified());
+            let (c, q) = (ctx.clone(), request.clone());
+            let r = blocking(move || handler(&c, &q)).await;
+            let empty = matches!(&r, Ok(v) if v["events"].as_array().is_some_and(|e| e.is_empty()));
+            match (empty, waiter) {
+                (true, Some(w)) if tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, w).await;
+                }
+                _ => break r,
+            }
+        }
+    } else {
+        blocking(move || handler(&ctx, &request)).await
+    };
+    if write && result.is_ok() {
+        if let Some(region) = &region {
+            region.committed.notify_waiters();
+            if region.is_leader(&ws) && region.write_ack(&ws) == crate::region::deployment::WriteAck::Sync {
+                let s = state.store.clone();
+                let w = ws.clone();
+                let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await.ok().flatten().map(|h| h.seq).unwrap_or(0);
+                if let Err(e) = region.wait_for_replica(&ws, head, std::time::Duration::from_secs(10)).await {
+                    return error_response(&e);
+                }
+            }
+        }
+    }
+    match result {
         Ok(_) if no_content => StatusCode::NO_CONTENT.into_response(),
         Ok(v) if created => (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
         Ok(v) => json_response(&v),
@@ -210,6 +292,145 @@ async fn read_params(req: Request) -> Result<Req, MlflowError> {
     }
     let v: Json = serde_json::from_slice(&body).map_err(|e| MlflowError::invalid(format!("Malformed JSON request body: {e}")))?;
     Req::from_json(v)
+}
+
+/// Wakes replicas and, in sync mode, waits for the standby, after an artifact write.
+async fn after_artifact_write(state: &AppState, ws: &str) -> Result<(), MlflowError> {
+    let Some(region) = &state.region else { return Ok(()) };
+    region.committed.notify_waiters();
+    if region.is_leader(ws) && region.write_ack(ws) == crate::region::deployment::WriteAck::Sync {
+        let s = state.store.clone();
+        let w = ws.to_owned();
+        let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await?.map(|h| h.seq).unwrap_or(0);
+        region.wait_for_replica(ws, head, std::time::Duration::from_secs(60)).await?;
+    }
+    Ok(())
+}
+
+/// tandem's region endpoints: status, switchover.
+async fn region_endpoint(state: &AppState, region: &std::sync::Arc<crate::region::RegionState>, rest: &str, method: &Method, query: Option<&str>) -> Option<Response> {
+    let q = Req::from_query(query_pairs(query));
+    match (method.as_str(), rest) {
+        ("GET", "status") => {
+            let (r, s) = (region.clone(), state.store.clone());
+            let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();
+            Some(json_response(&json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws })))
+        }
+        ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/drain") => {
+            let ws = r.trim_start_matches("workspaces/").trim_end_matches("/drain");
+            Some(match region.drain(ws) {
+                Ok(epoch) => {
+                    let (s, w) = (state.store.clone(), ws.to_owned());
+                    let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await.ok().flatten().map(|h| h.seq).unwrap_or(0);
+                    json_response(&json!({ "workspace": ws, "epoch": epoch, "head_seq": head }))
+                }
+                Err(e) => error_response(&e),
+            })
+        }
+        ("GET", r) if r.starts_with("workspaces/") && r.ends_with("/diverged") => {
+            let ws = r.trim_start_matches("workspaces/").trim_end_matches("/diverged").to_owned();
+            let s = state.store.clone();
+            Some(match blocking(move || s.diverged(&ws).map_err(Into::into)).await {
+                Ok(list) => json_response(&json!({ "region": region.name, "diverged": list.iter().map(|(e, status)| json!({ "seq": e.seq, "epoch": e.epoch, "origin": e.origin, "principal": e.principal, "op": e.op, "payload": e.payload, "status": status })).collect::<Vec<_>>() })),
+                Err(e) => error_response(&e),
+            })
+        }
+        ("POST", r) if r.starts_with("workspaces/") && (r.ends_with("/discard") || r.ends_with("/reapply")) && r.contains("/diverged/") => {
+            // workspaces/{ws}/diverged/{epoch}/{seq}/{action}
+            let parts: Vec<&str> = r.split('/').collect();
+            let (Some(ws), Some(epoch), Some(seq), Some(action)) = (parts.get(1), parts.get(3).and_then(|e| e.parse::<u64>().ok()), parts.get(4).and_then(|e| e.parse::<u64>().ok()), parts.get(5)) else {
+                return Some(error_response(&MlflowError::invalid("use workspaces/{ws}/diverged/{epoch}/{seq}/discard or /reapply")));
+            };
+            let (ws, action) = (ws.to_string(), action.to_string());
+            Some(match settle_diverged(state, region, &ws, epoch, seq, &action).await {
+                Ok(v) => json_response(&v),
+                Err(e) => error_response(&e),
+            })
+        }
+        ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/undrain") => {
+            region.undrain(r.trim_start_matches("workspaces/").trim_end_matches("/undrain"));
+            Some(json_response(&json!({})))
+        }
+        ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/take-over") => {
+            let ws = r.trim_start_matches("workspaces/").trim_end_matches("/take-over").to_owned();
+            let force = q.opt_bool("force").ok().flatten().unwrap_or(false);
+            Some(match crate::region::switchover::take_over(state, region, &ws, force).await {
+                Ok(v) => json_response(&v),
+                Err(e) => error_response(&e),
+            })
+        }
+        _ => None,
+    }
+}
+
+async fn settle_diverged(state: &AppState, region: &std::sync::Arc<crate::region::RegionState>, ws: &str, epoch: u64, seq: u64, action: &str) -> Result<Json, MlflowError> {
+    let s = state.store.clone();
+    let w = ws.to_owned();
+    let list = blocking(move || s.diverged(&w).map_err(Into::into)).await?;
+    let (event, status) = list.into_iter().find(|(e, _)| e.epoch == epoch && e.seq == seq).ok_or_else(|| MlflowError::not_found(format!("no diverged event {epoch}/{seq} of '{ws}' in region '{}'", region.name)))?;
+    if status != "pending" {
+        return Err(MlflowError::invalid(format!("diverged event {epoch}/{seq} is already {status}")));
+    }
+    let new_seq = match action {
+        "discard" => None,
+        "reapply" => {
+            // The operation is written again, as a new event, by whoever leads the workspace now.
+            let leader = region.forward_target(ws).or_else(|| region.is_leader(ws).then(|| region.deployment.region(&region.name).map(|r| r.url.clone())).flatten()).ok_or_else(|| MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, "no leader is known"))?;
+            let resp = state
+                .http
+                .post(format!("{leader}/api/tandem/v1/workspaces/{ws}/apply"))
+                .json(&json!({ "op": event.op, "payload": event.payload }))
+                .send()
+                .await
+                .map_err(|e| MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, e.to_string()))?;
+            let ok = resp.status().is_success();
+            let v: Json = resp.json().await.unwrap_or(Json::Null);
+            if !ok {
+                return Err(MlflowError::invalid(format!("the leader could not re-apply it: {}", v["message"].as_str().unwrap_or(&v.to_string()))));
+            }
+            v["seq"].as_u64()
+        }
+        other => return Err(MlflowError::invalid(format!("unknown action '{other}'"))),
+    };
+    let s = state.store.clone();
+    let w = ws.to_owned();
+    let status = if action == "discard" { "discarded" } else { "reapplied" };
+    blocking(move || s.settle_diverged(&w, epoch, seq, status).map_err(Into::into)).await?;
+    Ok(json!({ "workspace": ws, "epoch": epoch, "seq": seq, "status": status, "new_seq": new_seq }))
+}
+
+/// Prometheus metrics: replication lag, epoch, role, lease state per workspace.
+async fn metrics(state: &AppState) -> Response {
+    let mut out = String::new();
+    if let Some(region) = &state.region {
+        let (r, s) = (region.clone(), state.store.clone());
+        let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();
+        out.push_str("# HELP tandem_replication_lag_events Events the leader has that this region has not applied.\n# TYPE tandem_replication_lag_events gauge\n");
+        for w in &ws {
+            out.push_str(&format!("tandem_replication_lag_events{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.replication_lag_events));
+        }
+        out.push_str("# HELP tandem_replication_lag_seconds Time since this region last had everything the leader had.\n# TYPE tandem_replication_lag_seconds gauge\n");
+        for w in &ws {
+            out.push_str(&format!("tandem_replication_lag_seconds{{region=\"{}\",workspace=\"{}\"}} {:.3}\n", region.name, w.workspace, w.replication_lag_ms as f64 / 1000.0));
+        }
+        out.push_str("# HELP tandem_epoch The workspace's current leadership epoch as this region knows it.\n# TYPE tandem_epoch gauge\n");
+        for w in &ws {
+            out.push_str(&format!("tandem_epoch{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.epoch));
+        }
+        out.push_str("# HELP tandem_leader 1 if this region leads the workspace.\n# TYPE tandem_leader gauge\n");
+        for w in &ws {
+            out.push_str(&format!("tandem_leader{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, (w.role == crate::region::Role::Leader) as u8));
+        }
+        out.push_str("# HELP tandem_lease_held 1 if this region holds an unexpired lease on the workspace.\n# TYPE tandem_lease_held gauge\n");
+        for w in &ws {
+            out.push_str(&format!("tandem_lease_held{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, (w.lease == "held") as u8));
+        }
+        out.push_str("# HELP tandem_log_head_seq The workspace's change-log head in this region.\n# TYPE tandem_log_head_seq gauge\n");
+        for w in &ws {
+            out.push_str(&format!("tandem_log_head_seq{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.head_seq));
+        }
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 /// The base URL clients reached this server by, for URLs it hands back (multipart parts).
@@ -318,6 +539,7 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             let (size, sha256) = ctx.artifacts.put(&ctx.workspace, &path, stream).await?;
             let c = ctx.clone();
             blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::PutArtifact { path: path.clone(), size, sha256: sha256.clone() })))).await?;
+            after_artifact_write(state, &ctx.workspace).await?;
             Ok(json_response(&json!({})))
         }
         ("file", "DELETE") => {
@@ -325,9 +547,14 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             ctx.artifacts.delete(&ctx.workspace, &path).await?;
             let c = ctx.clone();
             blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::DeleteArtifacts { path: path.clone() })))).await?;
+            after_artifact_write(state, &ctx.workspace).await?;
             Ok(json_response(&json!({})))
         }
-        ("mpu", "POST") => multipart(&ctx, rest, &path, req).await,
+        ("mpu", "POST") => {
+            let r = multipart(&ctx, rest, &path, req).await?;
+            after_artifact_write(state, &ctx.workspace).await?;
+            Ok(r)
+        }
         ("presigned", _) => Err(MlflowError::new(tandem_core::ErrorCode::NotImplemented, "Presigned downloads are not enabled on this server; it streams downloads itself.")),
         _ => Ok(method_not_allowed()),
     }

@@ -5,5 +5,6 @@ pub mod api;
 pub mod artifacts;
 pub mod config;
 pub mod http;
+pub mod region;
 pub mod server;
 pub mod store;

@@ -47,6 +47,62 @@ enum Command {
         #[arg(long, env = "TANDEM_DURABILITY")]
         durability: Option<String>,
     },
+    /// Run a complete two-region deployment on this machine: two region processes, a
+    /// witness folder and a front door. Writes DATA/deployment.toml if there is none.
+    Up {
+        /// Where everything lives.
+        #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
+        data: PathBuf,
+        /// The front door's port (0 picks a free one).
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        /// Use this deployment file instead of DATA/deployment.toml.
+        #[arg(long)]
+        deployment: Option<PathBuf>,
+        /// For a new deployment file: async (acknowledge after the local commit) or sync
+        /// (acknowledge after the standby has it too).
+        #[arg(long, default_value = "async")]
+        write_ack: String,
+    },
+    /// Run one region of a deployment (what `tandem up` starts twice).
+    Region {
+        #[arg(long)]
+        deployment: PathBuf,
+        /// The region's name in the deployment file.
+        #[arg(long)]
+        name: String,
+        /// Working folder for this region.
+        #[arg(long, default_value = "./tandem-data")]
+        data: PathBuf,
+    },
+    /// Show each region's role, epoch, lag and lease per workspace.
+    Status {
+        #[arg(long)]
+        deployment: Option<PathBuf>,
+        #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a workspace's leadership to a region: planned (zero loss), or --force when the
+    /// leader is unreachable (reports the events that may be lost).
+    Failover {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        deployment: Option<PathBuf>,
+        #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
+        data: PathBuf,
+    },
+    /// Events a region accepted that its workspace's new leader never received.
+    Diverged {
+        #[command(subcommand)]
+        action: DivergedAction,
+    },
     /// Bring the metadata store's schema up to date (the server also does this on start).
     Migrate {
         #[command(flatten)]
@@ -56,6 +112,57 @@ enum Command {
     Workspace {
         #[command(subcommand)]
         action: WorkspaceAction,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct DeploymentArgs {
+    #[arg(long)]
+    deployment: Option<PathBuf>,
+    #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
+    data: PathBuf,
+}
+
+impl DeploymentArgs {
+    fn path(&self) -> PathBuf {
+        self.deployment.clone().unwrap_or_else(|| self.data.join("deployment.toml"))
+    }
+}
+
+#[derive(Subcommand)]
+enum DivergedAction {
+    /// List diverged events in every region.
+    List {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[command(flatten)]
+        at: DeploymentArgs,
+    },
+    /// Write a diverged event again, as a new event, through the current leader.
+    Reapply {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        seq: u64,
+        #[command(flatten)]
+        at: DeploymentArgs,
+    },
+    /// Mark a diverged event as deliberately dropped.
+    Discard {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        seq: u64,
+        #[command(flatten)]
+        at: DeploymentArgs,
     },
 }
 
@@ -103,6 +210,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Workspace { action } => workspace(action),
+        Command::Up { data, port, deployment, write_ack } => up(data, port, deployment, &write_ack),
+        Command::Diverged { action } => diverged(action),
+        Command::Region { deployment, name, data } => region(deployment, name, data),
+        Command::Status { deployment, data, json } => status(deployment.unwrap_or_else(|| data.join("deployment.toml")), json),
+        Command::Failover { workspace, to, force, deployment, data } => failover(deployment.unwrap_or_else(|| data.join("deployment.toml")), &workspace, &to, force),
     }
 }
 
@@ -120,6 +232,225 @@ fn serve(config: Config) -> anyhow::Result<()> {
         println!("tandem: stopped");
         Ok(())
     })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()> {
+    let d = tandem::region::deployment::load(&deployment)?;
+    runtime()?.block_on(async move {
+        let listen = d.region(&name).map(|r| r.listen).ok_or_else(|| anyhow::anyhow!("{}: no region named '{name}'", deployment.display()))?;
+        let state = tandem::server::open_region(d, &name, &data).await?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("region '{name}': cannot listen on {listen}"))?;
+        println!("region {name}: serving on http://{}", listener.local_addr()?);
+        tandem::server::run(listener, state, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) -> anyhow::Result<()> {
+    use tandem::region::deployment::{self, WriteAck};
+    std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let data = data.canonicalize()?;
+    let path = deployment.unwrap_or_else(|| data.join("deployment.toml"));
+    if !path.exists() {
+        let ack = match write_ack {
+            "async" => WriteAck::Async,
+            "sync" => WriteAck::Sync,
+            other => bail!("--write-ack '{other}': use async or sync"),
+        };
+        let front = if port == 0 { free_port()? } else { port };
+        let base = loop {
+            let p = free_port()?;
+            if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        std::fs::write(&path, deployment::local_default(&data, front, ack, base))?;
+        println!("tandem: wrote {}", path.display());
+    }
+    let d = deployment::load(&path)?;
+    let exe = std::env::current_exe()?;
+    let start_region = |name: &str| -> anyhow::Result<std::process::Child> {
+        let dir = data.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join(format!("{name}.log")))?;
+        std::process::Command::new(&exe)
+            .args(["region", "--deployment"])
+            .arg(&path)
+            .args(["--name", name, "--data"])
+            .arg(&dir)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start region {name}"))
+    };
+    let children = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for r in &d.regions {
+        let child = start_region(&r.name)?;
+        println!("tandem: region {} (pid {}) on {}", r.name, child.id(), r.url);
+        children.lock().unwrap().push((r.name.clone(), child));
+    }
+    // Supervise: a region that dies is started again (it rejoins as a standby), as systemd
+    // or Kubernetes would do in a real deployment.
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (children, stopping) = (children.clone(), stopping.clone());
+        let names: Vec<String> = d.regions.iter().map(|r| r.name.clone()).collect();
+        let (exe, path, data) = (exe.clone(), path.clone(), data.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let mut kids = children.lock().unwrap();
+            for (name, child) in kids.iter_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join(format!("{name}.log")));
+                    let Ok(log) = log else { continue };
+                    let Ok(log2) = log.try_clone() else { continue };
+                    match std::process::Command::new(&exe).args(["region", "--deployment"]).arg(&path).args(["--name", name.as_str(), "--data"]).arg(data.join(name.as_str())).stdout(log).stderr(log2).spawn() {
+                        Ok(c) => {
+                            println!("tandem: region {name} exited ({status}); restarted as pid {}", c.id());
+                            *child = c;
+                        }
+                        Err(e) => eprintln!("tandem: region {name} exited ({status}) and could not be restarted: {e}"),
+                    }
+                }
+            }
+            let _ = &names;
+        });
+    }
+    let listen = if port == 0 || d.front_door.is_none() { d.front_door.unwrap_or_else(|| ([127, 0, 0, 1], port).into()) } else { ([127, 0, 0, 1], port).into() };
+    let result = runtime()?.block_on(async move {
+        let fd = tandem::region::front_door::FrontDoor::new(d);
+        fd.spawn_watch();
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("front door: cannot listen on {listen}"))?;
+        println!("tracking uri: http://{}", listener.local_addr()?);
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        axum::serve(listener, fd.router()).with_graceful_shutdown(shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    for (_, mut c) in children.lock().unwrap().drain(..) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = c.wait();
+    }
+    println!("tandem: stopped");
+    result
+}
+
+fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
+    let d = tandem::region::deployment::load(&path)?;
+    runtime()?.block_on(async move {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build()?;
+        let mut regions = Vec::new();
+        for r in &d.regions {
+            let got: Option<serde_json::Value> = match http.get(format!("{}/api/tandem/v1/status", r.url)).send().await {
+                Ok(resp) => resp.json().await.ok(),
+                Err(_) => None,
+            };
+            regions.push(serde_json::json!({ "name": r.name, "url": r.url, "reachable": got.is_some(), "pid": got.as_ref().map(|g| g["pid"].clone()), "workspaces": got.map(|g| g["workspaces"].clone()).unwrap_or(serde_json::Value::Array(vec![])) }));
+        }
+        if json {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "deployment": d.path, "witness": d.witness, "regions": regions }))?);
+            return Ok(());
+        }
+        println!("deployment {} (witness {})", d.path.display(), d.witness);
+        println!("{:<8} {:<24} {:>7}  {:<10} {:<9} {:>5} {:<17} {:>9} {:>8}  last failover", "region", "url", "pid", "workspace", "role", "epoch", "lease", "lag(ev)", "lag(s)");
+        for r in &regions {
+            if !r["reachable"].as_bool().unwrap_or(false) {
+                println!("{:<8} {:<24} {:>7}  (unreachable)", r["name"].as_str().unwrap_or(""), r["url"].as_str().unwrap_or(""), "-");
+                continue;
+            }
+            for w in r["workspaces"].as_array().into_iter().flatten() {
+                let fo = &w["last_failover"];
+                let fo = if fo.is_null() { "-".to_owned() } else { format!("epoch {} to {} ({}), {} events possibly lost", fo["epoch"], fo["to"].as_str().unwrap_or(""), fo["reason"].as_str().unwrap_or(""), fo["events_possibly_lost"]) };
+                println!(
+                    "{:<8} {:<24} {:>7}  {:<10} {:<9} {:>5} {:<17} {:>9} {:>8.1}  {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["url"].as_str().unwrap_or(""),
+                    r["pid"],
+                    w["workspace"].as_str().unwrap_or(""),
+                    w["role"].as_str().unwrap_or(""),
+                    w["epoch"],
+                    w["lease"].as_str().unwrap_or(""),
+                    w["replication_lag_events"],
+                    w["replication_lag_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+                    fo
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+fn failover(path: PathBuf, ws: &str, to: &str, force: bool) -> anyhow::Result<()> {
+    let d = tandem::region::deployment::load(&path)?;
+    let target = d.region(to).ok_or_else(|| anyhow::anyhow!("{}: no region named '{to}'", path.display()))?.url.clone();
+    runtime()?.block_on(async move {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+        let resp = http.post(format!("{target}/api/tandem/v1/workspaces/{ws}/take-over?force={force}")).send().await.with_context(|| format!("region '{to}' ({target}) did not answer"))?;
+        let ok = resp.status().is_success();
+        let v: serde_json::Value = resp.json().await?;
+        if !ok {
+            bail!("failover refused: {}", v["message"].as_str().unwrap_or(&v.to_string()));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        Ok(())
+    })
+}
+
+fn diverged(action: DivergedAction) -> anyhow::Result<()> {
+    let (path, ws) = match &action {
+        DivergedAction::List { workspace, at } | DivergedAction::Reapply { workspace, at, .. } | DivergedAction::Discard { workspace, at, .. } => (at.path(), workspace.clone()),
+    };
+    let d = tandem::region::deployment::load(&path)?;
+    runtime()?.block_on(async move {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        match action {
+            DivergedAction::List { .. } => {
+                let mut any = false;
+                for r in &d.regions {
+                    let Ok(resp) = http.get(format!("{}/api/tandem/v1/workspaces/{ws}/diverged", r.url)).send().await else {
+                        println!("{}: unreachable", r.name);
+                        continue;
+                    };
+                    let v: serde_json::Value = resp.json().await?;
+                    for e in v["diverged"].as_array().into_iter().flatten() {
+                        any = true;
+                        println!("{}\tepoch {}\tseq {}\t{}\t{}\t{}\t{}", r.name, e["epoch"], e["seq"], e["status"].as_str().unwrap_or(""), e["op"].as_str().unwrap_or(""), e["principal"].as_str().unwrap_or(""), e["payload"].as_str().unwrap_or(""));
+                    }
+                }
+                if !any {
+                    println!("no diverged events in workspace '{ws}'");
+                }
+            }
+            DivergedAction::Reapply { region, epoch, seq, .. } => settle(&http, &d, &ws, &region, epoch, seq, "reapply").await?,
+            DivergedAction::Discard { region, epoch, seq, .. } => settle(&http, &d, &ws, &region, epoch, seq, "discard").await?,
+        }
+        Ok(())
+    })
+}
+
+async fn settle(http: &reqwest::Client, d: &tandem::region::deployment::Deployment, ws: &str, region: &str, epoch: u64, seq: u64, verb: &str) -> anyhow::Result<()> {
+    let url = &d.region(region).ok_or_else(|| anyhow::anyhow!("no region named '{region}'"))?.url;
+    let resp = http.post(format!("{url}/api/tandem/v1/workspaces/{ws}/diverged/{epoch}/{seq}/{verb}")).send().await?;
+    let ok = resp.status().is_success();
+    let v: serde_json::Value = resp.json().await?;
+    if !ok {
+        bail!("{}", v["message"].as_str().unwrap_or(&v.to_string()));
+    }
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
 }
 
 async fn shutdown_signal() {

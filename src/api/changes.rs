@@ -71,3 +71,21 @@ pub fn verify(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     Ok(out)
 }
+
+/// Writes one operation as a new event: how an operator re-applies a diverged event (the op
+/// keeps its globally unique IDs). Refused if it conflicts with the current state.
+pub fn apply(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let ws = workspace(req)?;
+    let name = req.str("op")?;
+    let payload = req.str("payload")?;
+    let op = tandem_core::Op::decode(&name, &payload).map_err(|e| MlflowError::invalid(format!("not an operation: {e}")))?;
+    if matches!(op, tandem_core::Op::CreateWorkspace { .. } | tandem_core::Op::DeleteWorkspace { .. }) {
+        return Err(MlflowError::invalid("workspace creation and deletion are not re-applied; use the workspace API"));
+    }
+    let target = Ctx { workspace: ws, ..ctx.clone() };
+    let seq = target.write(|tx| {
+        let head = crate::store::queries::log_head(tx, &target.workspace)?.map(|h| h.seq).unwrap_or(0);
+        Ok(crate::store::Decision::change(head + 1, op.clone()))
+    })?;
+    Ok(serde_json::json!({ "workspace": target.workspace, "seq": seq }))
+}

@@ -333,6 +333,7 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
 pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "workspaces/{workspace_name}/changes", changes::list),
     ("GET", "workspaces/{workspace_name}/verify", changes::verify),
+    ("POST", "workspaces/{workspace_name}/apply", changes::apply),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).

@@ -16,7 +16,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tandem_core::event::{verify_chain, Event, GENESIS_CHECKSUM};
+use tandem_core::event::{verify_chain_from, ChainError, Event, GENESIS_CHECKSUM};
 use tandem_core::{ErrorCode, Hlc, MlflowError, Op};
 
 /// A value bound to or read from SQL.
@@ -119,6 +119,9 @@ pub enum Error {
     /// The stored data breaks an invariant (bad checksum, gap, undecodable event).
     #[error("store corrupt: {0}")]
     Corrupt(String),
+    /// Events from a superseded epoch: a fenced leader's writes, refused.
+    #[error("stale epoch: {0}")]
+    Stale(String),
     /// Anything else the backend reported.
     #[error("store error: {0}")]
     Backend(String),
@@ -137,6 +140,7 @@ impl From<Error> for MlflowError {
             Error::Conflict(m) => MlflowError::exists(m),
             Error::Unavailable(m) => MlflowError::new(ErrorCode::TemporarilyUnavailable, m),
             Error::Corrupt(m) => MlflowError::new(ErrorCode::DataLoss, m),
+            Error::Stale(m) => MlflowError::new(ErrorCode::InvalidState, m),
             Error::Backend(m) => MlflowError::internal(m),
         }
     }
@@ -210,21 +214,51 @@ pub struct LogHead {
     pub seq: u64,
     pub hlc: Hlc,
     pub checksum: String,
+    /// The highest epoch of any event in the log.
+    pub epoch: u64,
+}
+
+impl LogHead {
+    pub fn genesis() -> LogHead {
+        LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned(), epoch: 0 }
+    }
+}
+
+/// Who may write. A single-region server may always write, in epoch 0; in a multi-region
+/// deployment only the region holding a workspace's lease may, in the lease's epoch, and
+/// only while the lease is safely unexpired.
+pub trait Fence: Send + Sync + 'static {
+    /// The epoch to stamp a write to `workspace` with, or why this process may not write it.
+    fn epoch_for_write(&self, workspace: &str) -> Result<u64, MlflowError>;
+}
+
+/// The fence of a server that is the only writer of its store.
+pub struct SoleWriter;
+impl Fence for SoleWriter {
+    fn epoch_for_write(&self, _workspace: &str) -> Result<u64, MlflowError> {
+        Ok(0)
+    }
 }
 
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
     clock: Arc<dyn Clock>,
+    fence: Arc<dyn Fence>,
     /// The region this store's writes originate in.
     region: Arc<str>,
 }
 
 impl Store {
     pub fn new(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, region: &str) -> Result<Store> {
-        let store = Store { backend, clock, region: region.into() };
+        let store = Store { backend, clock, fence: Arc::new(SoleWriter), region: region.into() };
         store.backend.write_tx(&mut |tx| schema::migrate(tx))?;
         Ok(store)
+    }
+
+    /// The same store, writing only as `fence` allows.
+    pub fn with_fence(&self, fence: Arc<dyn Fence>) -> Store {
+        Store { fence, ..self.clone() }
     }
 
     pub fn region(&self) -> &str {
@@ -248,13 +282,19 @@ impl Store {
                 if !matches!(first, Op::CreateWorkspace { .. }) && !queries::workspace_exists(tx, workspace)? {
                     return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
                 }
-                let mut head = queries::log_head(tx, workspace)?.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
+                let mut head = queries::log_head(tx, workspace)?.unwrap_or_else(LogHead::genesis);
+                // Asked inside the transaction, after the workspace lock: a region whose
+                // lease lapsed while it waited must not commit.
+                let epoch = self.fence.epoch_for_write(workspace)?;
+                if epoch < head.epoch {
+                    return Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{workspace}' has moved on to epoch {}; this region writes in epoch {epoch}", head.epoch)).into());
+                }
                 for op in &decision.ops {
                     let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
-                    let event = Event::seal(workspace, head.seq + 1, hlc, &self.region, principal, op, &head.checksum);
+                    let event = Event::seal(workspace, head.seq + 1, epoch, hlc, &self.region, principal, op, &head.checksum);
                     apply::apply(tx, workspace, op)?;
                     append(tx, &event)?;
-                    head = LogHead { seq: event.seq, hlc, checksum: event.checksum };
+                    head = LogHead { seq: event.seq, hlc, checksum: event.checksum, epoch };
                 }
             }
             answer = Some(decision.answer);
@@ -279,8 +319,11 @@ impl Store {
         let mut out = None;
         self.backend.write_tx(&mut |tx| {
             tx.lock(&format!("workspace:{workspace}"))?;
-            let head = queries::log_head(tx, workspace)?.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() });
-            verify_chain(head.seq, &head.checksum, head.hlc, events).map_err(|e| Error::Corrupt(format!("workspace {workspace}: {e}")))?;
+            let head = queries::log_head(tx, workspace)?.unwrap_or_else(LogHead::genesis);
+            verify_chain_from(head.seq, &head.checksum, head.hlc, head.epoch, events).map_err(|e| match e {
+                ChainError::StaleEpoch { .. } => Error::Stale(format!("workspace {workspace}: {e}")),
+                other => Error::Corrupt(format!("workspace {workspace}: {other}")),
+            })?;
             for e in events {
                 if e.workspace != workspace {
                     return Err(Error::Corrupt(format!("event {} belongs to workspace '{}', not '{workspace}'", e.seq, e.workspace)));
@@ -292,7 +335,80 @@ impl Store {
             out = queries::log_head(tx, workspace)?;
             Ok(())
         })?;
-        Ok(out.unwrap_or(LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned() }))
+        Ok(out.unwrap_or_else(LogHead::genesis))
+    }
+
+    /// Takes back every event after `keep` (which this region and the leader share): the
+    /// events move to `diverged_events`, kept for an operator, and the workspace's state is
+    /// rebuilt from the events that remain. All in one transaction. Returns how many moved.
+    pub fn rewind(&self, workspace: &str, keep: u64) -> Result<u64> {
+        let now = self.now_ms();
+        let mut moved = 0;
+        self.backend.write_tx(&mut |tx| {
+            tx.lock(&format!("workspace:{workspace}"))?;
+            let extra = queries::changes(tx, workspace, keep, usize::MAX >> 1)?;
+            moved = extra.len() as u64;
+            for e in &extra {
+                tx.exec(
+                    "INSERT INTO diverged_events (workspace, seq, epoch, hlc, origin, principal, op, payload, checksum, detected_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
+                    &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into(), now.into()],
+                )?;
+            }
+            tx.exec("DELETE FROM change_log WHERE workspace = ? AND seq > ?", &[workspace.into(), (keep as i64).into()])?;
+            for (table, _) in schema::STATE_TABLES {
+                let col = if *table == "workspaces" { "name" } else { "workspace" };
+                tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[workspace.into()])?;
+            }
+            let kept = queries::changes(tx, workspace, 0, usize::MAX >> 1)?;
+            for e in &kept {
+                apply::apply(tx, workspace, &e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?)?;
+            }
+            match kept.last() {
+                Some(last) => {
+                    tx.exec(
+                        "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?",
+                        &[(last.seq as i64).into(), (last.hlc.0 as i64).into(), last.checksum.as_str().into(), (last.epoch as i64).into(), workspace.into()],
+                    )?;
+                }
+                None => {
+                    tx.exec("DELETE FROM log_heads WHERE workspace = ?", &[workspace.into()])?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(moved)
+    }
+
+    /// This region's diverged events of a workspace (not workspace state: local bookkeeping).
+    pub fn diverged(&self, workspace: &str) -> Result<Vec<(Event, String)>> {
+        self.read(|tx| {
+            Ok(tx
+                .query(
+                    "SELECT seq, epoch, hlc, origin, principal, op, payload, checksum, status FROM diverged_events WHERE workspace = ? ORDER BY epoch, seq",
+                    &[workspace.into()],
+                )?
+                .iter()
+                .map(|r| {
+                    (
+                        Event { workspace: workspace.to_owned(), seq: r.int(0) as u64, epoch: r.int(1) as u64, hlc: Hlc(r.int(2) as u64), origin: r.text(3), principal: r.text(4), op: r.text(5), payload: r.text(6), checksum: r.text(7) },
+                        r.text(8),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    /// Marks a diverged event `reapplied` or `discarded`. Returns whether it was pending.
+    pub fn settle_diverged(&self, workspace: &str, epoch: u64, seq: u64, status: &str) -> Result<bool> {
+        let mut changed = false;
+        self.backend.write_tx(&mut |tx| {
+            changed = tx.exec(
+                "UPDATE diverged_events SET status = ? WHERE workspace = ? AND epoch = ? AND seq = ? AND status = 'pending'",
+                &[status.into(), workspace.into(), (epoch as i64).into(), (seq as i64).into()],
+            )? > 0;
+            Ok(())
+        })?;
+        Ok(changed)
     }
 
     pub fn backend_kind(&self) -> &'static str {
@@ -302,17 +418,17 @@ impl Store {
 
 fn append(tx: &mut dyn Tx, e: &Event) -> Result<()> {
     tx.exec(
-        "INSERT INTO change_log (workspace, seq, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
+        "INSERT INTO change_log (workspace, seq, epoch, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
     )?;
     let n = tx.exec(
-        "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ? WHERE workspace = ?",
-        &[(e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), e.workspace.as_str().into()],
+        "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?",
+        &[(e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), (e.epoch as i64).into(), e.workspace.as_str().into()],
     )?;
     if n == 0 {
         tx.exec(
-            "INSERT INTO log_heads (workspace, seq, hlc, checksum) VALUES (?, ?, ?, ?)",
-            &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into()],
+            "INSERT INTO log_heads (workspace, seq, hlc, checksum, epoch) VALUES (?, ?, ?, ?, ?)",
+            &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), (e.epoch as i64).into()],
         )?;
     }
     Ok(())

@@ -10,8 +10,8 @@ use tandem_core::{Hlc, F64};
 
 pub fn log_head(tx: &mut dyn Tx, ws: &str) -> Result<Option<LogHead>> {
     Ok(tx
-        .query_one("SELECT seq, hlc, checksum FROM log_heads WHERE workspace = ?", &[ws.into()])?
-        .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2) }))
+        .query_one("SELECT seq, hlc, checksum, epoch FROM log_heads WHERE workspace = ?", &[ws.into()])?
+        .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2), epoch: r.int(3) as u64 }))
 }
 
 pub fn workspace_exists(tx: &mut dyn Tx, ws: &str) -> Result<bool> {
@@ -584,7 +584,7 @@ pub fn registered_model_names(tx: &mut dyn Tx, ws: &str) -> Result<Vec<String>> 
 
 pub fn changes(tx: &mut dyn Tx, ws: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
     let rows = tx.query(
-        "SELECT seq, hlc, origin, principal, op, payload, checksum FROM change_log WHERE workspace = ? AND seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, hlc, origin, principal, op, payload, checksum, epoch FROM change_log WHERE workspace = ? AND seq > ? ORDER BY seq LIMIT ?",
         &[ws.into(), (after as i64).into(), (limit as i64).into()],
     )?;
     Ok(rows
@@ -592,6 +592,7 @@ pub fn changes(tx: &mut dyn Tx, ws: &str, after: u64, limit: usize) -> Result<Ve
         .map(|r| Event {
             workspace: ws.to_owned(),
             seq: r.int(0) as u64,
+            epoch: r.int(7) as u64,
             hlc: Hlc(r.int(1) as u64),
             origin: r.text(2),
             principal: r.text(3),

@@ -17,12 +17,14 @@ CREATE TABLE workspaces (
 CREATE TABLE log_heads (
   workspace TEXT PRIMARY KEY,
   seq BIGINT NOT NULL,
+  epoch BIGINT NOT NULL,
   hlc BIGINT NOT NULL,
   checksum TEXT NOT NULL
 );
 CREATE TABLE change_log (
   workspace TEXT NOT NULL,
   seq BIGINT NOT NULL,
+  epoch BIGINT NOT NULL,
   hlc BIGINT NOT NULL,
   origin TEXT NOT NULL,
   principal TEXT NOT NULL,
@@ -225,6 +227,24 @@ CREATE TABLE artifacts (
   size BIGINT NOT NULL,
   sha256 TEXT NOT NULL,
   PRIMARY KEY (workspace, path)
+);
+"#,
+    // 2: events a region accepted that its workspace's new leader never received; kept for
+    // an operator to re-apply or discard (docs/design/failover.md).
+    r#"
+CREATE TABLE diverged_events (
+  workspace TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  epoch BIGINT NOT NULL,
+  hlc BIGINT NOT NULL,
+  origin TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  op TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  checksum TEXT NOT NULL,
+  detected_at BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  PRIMARY KEY (workspace, epoch, seq)
 );
 "#,
 ];

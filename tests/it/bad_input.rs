@@ -197,6 +197,10 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
         ("GET", "/api/tandem/v1/workspaces/no-such/changes", json!({}), RDNE),
         ("GET", "/api/tandem/v1/workspaces/BAD/changes", json!({}), IPV),
         ("GET", "/api/tandem/v1/workspaces/no-such/verify", json!({}), RDNE),
+        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({}), IPV),
+        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({"op": "NoSuchOp", "payload": "{}"}), IPV),
+        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({"op": "SetExperimentTag", "payload": "{\"experiment_id\": 5}"}), IPV),
+        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({"op": "DeleteWorkspace", "payload": "{\"time\": 1}"}), IPV),
     ]
 }
 

@@ -167,6 +167,9 @@ pub struct Event {
     pub workspace: String,
     /// 1, 2, 3, ... with no gaps, per workspace.
     pub seq: u64,
+    /// The leadership epoch under which the write was accepted (0 outside a multi-region
+    /// deployment). Never decreases along a log.
+    pub epoch: u64,
     pub hlc: Hlc,
     /// The region that accepted the write.
     pub origin: String,
@@ -184,10 +187,11 @@ pub const GENESIS_CHECKSUM: &str = "00000000000000000000000000000000000000000000
 
 /// Chains each event to its predecessor, so a lost, reordered, altered or duplicated event
 /// is detected by whoever reads the log from any earlier verified point.
-pub fn checksum(prev: &str, workspace: &str, seq: u64, hlc: Hlc, origin: &str, principal: &str, op: &str, payload: &str) -> String {
+#[allow(clippy::too_many_arguments)]
+pub fn checksum(prev: &str, workspace: &str, seq: u64, epoch: u64, hlc: Hlc, origin: &str, principal: &str, op: &str, payload: &str) -> String {
     let mut h = Sha256::new();
     // Length-prefix each field so that no two different events hash the same bytes.
-    for field in [prev.as_bytes(), workspace.as_bytes(), &seq.to_be_bytes(), &hlc.0.to_be_bytes(), origin.as_bytes(), principal.as_bytes(), op.as_bytes(), payload.as_bytes()] {
+    for field in [prev.as_bytes(), workspace.as_bytes(), &seq.to_be_bytes(), &epoch.to_be_bytes(), &hlc.0.to_be_bytes(), origin.as_bytes(), principal.as_bytes(), op.as_bytes(), payload.as_bytes()] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field);
     }
@@ -195,14 +199,15 @@ pub fn checksum(prev: &str, workspace: &str, seq: u64, hlc: Hlc, origin: &str, p
 }
 
 impl Event {
-    pub fn seal(workspace: &str, seq: u64, hlc: Hlc, origin: &str, principal: &str, op: &Op, prev_checksum: &str) -> Event {
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal(workspace: &str, seq: u64, epoch: u64, hlc: Hlc, origin: &str, principal: &str, op: &Op, prev_checksum: &str) -> Event {
         let (name, payload) = op.encode();
-        let checksum = checksum(prev_checksum, workspace, seq, hlc, origin, principal, &name, &payload);
-        Event { workspace: workspace.to_owned(), seq, hlc, origin: origin.to_owned(), principal: principal.to_owned(), op: name, payload, checksum }
+        let checksum = checksum(prev_checksum, workspace, seq, epoch, hlc, origin, principal, &name, &payload);
+        Event { workspace: workspace.to_owned(), seq, epoch, hlc, origin: origin.to_owned(), principal: principal.to_owned(), op: name, payload, checksum }
     }
 
     pub fn verify(&self, prev_checksum: &str) -> bool {
-        checksum(prev_checksum, &self.workspace, self.seq, self.hlc, &self.origin, &self.principal, &self.op, &self.payload) == self.checksum
+        checksum(prev_checksum, &self.workspace, self.seq, self.epoch, self.hlc, &self.origin, &self.principal, &self.op, &self.payload) == self.checksum
     }
 
     pub fn decode_op(&self) -> Result<Op, serde_json::Error> {
@@ -219,6 +224,8 @@ pub enum ChainError {
     BadChecksum { seq: u64 },
     #[error("event {seq}: clock went backwards")]
     ClockBackwards { seq: u64 },
+    #[error("event {seq}: from epoch {epoch}, older than epoch {current} already in the log")]
+    StaleEpoch { seq: u64, epoch: u64, current: u64 },
     #[error("event {seq}: payload does not decode: {reason}")]
     Undecodable { seq: u64, reason: String },
 }
@@ -226,8 +233,18 @@ pub enum ChainError {
 /// Checks that `events` continue a chain whose last verified event had `prev_seq` and
 /// `prev_checksum`: consecutive numbers, increasing clocks, valid checksums, decodable ops.
 pub fn verify_chain(prev_seq: u64, prev_checksum: &str, prev_hlc: Hlc, events: &[Event]) -> Result<(), ChainError> {
-    let (mut seq, mut sum, mut hlc) = (prev_seq, prev_checksum.to_owned(), prev_hlc);
+    verify_chain_from(prev_seq, prev_checksum, prev_hlc, 0, events)
+}
+
+/// As [`verify_chain`], and every event's epoch must be at least `min_epoch` and never
+/// decrease: a write accepted under an epoch that was already superseded is refused.
+pub fn verify_chain_from(prev_seq: u64, prev_checksum: &str, prev_hlc: Hlc, min_epoch: u64, events: &[Event]) -> Result<(), ChainError> {
+    let (mut seq, mut sum, mut hlc, mut epoch) = (prev_seq, prev_checksum.to_owned(), prev_hlc, min_epoch);
     for e in events {
+        if e.epoch < epoch {
+            return Err(ChainError::StaleEpoch { seq: e.seq, epoch: e.epoch, current: epoch });
+        }
+        epoch = e.epoch;
         if e.seq != seq + 1 {
             return Err(ChainError::Gap { seq: e.seq, expected: seq + 1 });
         }
@@ -254,7 +271,7 @@ mod tests {
         (1..=n)
             .map(|seq| {
                 let op = Op::SetExperimentTag { experiment_id: "0".into(), key: format!("k{seq}"), value: "v".into(), time: seq as i64 };
-                let e = Event::seal("default", seq, Hlc::new(1000 + seq, 0), "local", "alice", &op, &prev);
+                let e = Event::seal("default", seq, seq / 3, Hlc::new(1000 + seq, 0), "local", "alice", &op, &prev);
                 prev = e.checksum.clone();
                 e
             })
@@ -294,5 +311,8 @@ mod tests {
 
         // Resuming from the middle needs only the last verified event.
         verify_chain(2, &events[1].checksum, events[1].hlc, &events[2..]).unwrap();
+
+        // An event from an epoch older than one already seen is refused.
+        assert_eq!(verify_chain_from(2, &events[1].checksum, events[1].hlc, 9, &events[2..]), Err(ChainError::StaleEpoch { seq: 3, epoch: 1, current: 9 }));
     }
 }

@@ -1,0 +1,139 @@
+//! The front door: one URL for the mlflow client that always reaches the leader of the
+//! request's workspace. It learns leadership by asking every region for its status a few
+//! times a second; while no leader is known (mid-failover) it answers 503, which the client
+//! retries, so the client's own retries ride through a failover.
+
+use crate::region::deployment::Deployment;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct FrontDoor {
+    deployment: Arc<Deployment>,
+    /// workspace -> URL of the region that says it leads it.
+    leaders: Arc<RwLock<HashMap<String, String>>>,
+    http: reqwest::Client,
+}
+
+impl FrontDoor {
+    pub fn new(deployment: Deployment) -> FrontDoor {
+        FrontDoor {
+            deployment: Arc::new(deployment),
+            leaders: Arc::new(RwLock::new(HashMap::new())),
+            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).pool_idle_timeout(Duration::from_secs(30)).build().expect("HTTP client builds"),
+        }
+    }
+
+    /// Polls the regions for leadership until the process ends.
+    pub fn spawn_watch(&self) {
+        let fd = self.clone();
+        tokio::spawn(async move {
+            loop {
+                fd.refresh().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    pub async fn refresh(&self) {
+        let mut found: HashMap<String, (u64, String)> = HashMap::new();
+        for r in &self.deployment.regions {
+            let Ok(resp) = self.http.get(format!("{}/api/tandem/v1/status", r.url)).timeout(Duration::from_millis(800)).send().await else { continue };
+            let Ok(v) = resp.json::<serde_json::Value>().await else { continue };
+            for w in v["workspaces"].as_array().into_iter().flatten() {
+                if w["role"] == "leader" && w["lease"] == "held" {
+                    let ws = w["workspace"].as_str().unwrap_or_default().to_owned();
+                    let epoch = w["epoch"].as_u64().unwrap_or(0);
+                    // Two regions can claim leadership only in different epochs; the newer wins.
+                    if found.get(&ws).is_none_or(|(e, _)| epoch > *e) {
+                        found.insert(ws, (epoch, r.url.clone()));
+                    }
+                }
+            }
+        }
+        let mut leaders = self.leaders.write().unwrap_or_else(|e| e.into_inner());
+        *leaders = found.into_iter().map(|(ws, (_, url))| (ws, url)).collect();
+    }
+
+    fn leader_of(&self, ws: &str) -> Option<String> {
+        self.leaders.read().unwrap_or_else(|e| e.into_inner()).get(ws).cloned()
+    }
+
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new().fallback(handle).with_state(self.clone())
+    }
+}
+
+fn unavailable(message: String) -> Response {
+    let body = serde_json::json!({ "error_code": "TEMPORARILY_UNAVAILABLE", "message": message });
+    (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Forwards a request to `base` and streams the answer back. Used by the front door and by a
+/// standby region forwarding writes to its leader.
+pub async fn forward(http: &reqwest::Client, base: &str, req: Request) -> Result<Response, String> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (k, v) in parts.headers.iter() {
+        if is_hop_by_hop(k) || k == axum::http::header::HOST {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()), reqwest::header::HeaderValue::from_bytes(v.as_bytes())) {
+            headers.append(name, value);
+        }
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let resp = http.request(method, format!("{base}{path}")).headers(headers).body(reqwest::Body::wrap_stream(stream)).send().await.map_err(|e| e.to_string())?;
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = HeaderMap::new();
+    for (k, v) in resp.headers().iter() {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_str().as_bytes()), axum::http::HeaderValue::from_bytes(v.as_bytes())) {
+            if !is_hop_by_hop(&name) {
+                out.append(name, value);
+            }
+        }
+    }
+    let body = Body::from_stream(resp.bytes_stream());
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = out;
+    Ok(response)
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(name.as_str(), "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+}
+
+async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
+    let ws = req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).unwrap_or("default").to_owned();
+    let target = match fd.leader_of(&ws) {
+        Some(t) => t,
+        None => {
+            // Workspaces outside the deployment (and admin calls) go to any live region.
+            if fd.deployment.workspace(&ws).is_none() {
+                match fd.leaders.read().unwrap_or_else(|e| e.into_inner()).values().next().cloned() {
+                    Some(t) => t,
+                    None => return unavailable("no region is reachable".into()),
+                }
+            } else {
+                return unavailable(format!("no region currently leads workspace '{ws}' (failover in progress?); retry shortly"));
+            }
+        }
+    };
+    match forward(&fd.http, &target, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The leader went away mid-request: forget it until the next refresh says otherwise.
+            fd.leaders.write().unwrap_or_else(|e| e.into_inner()).retain(|_, url| url != &target);
+            unavailable(format!("the leader of '{ws}' did not answer ({e}); retry shortly"))
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! A region of a multi-region deployment: leases at the witness, fencing by epoch, and
+//! replication from the leader's change log. See docs/design/failover.md.
+//!
+//! Architecture invariant: replication reads the leader's change log over HTTP and applies it
+//! with `Store::replay`, nothing else; a standby never writes except by replaying.
+
+pub mod deployment;
+pub mod front_door;
+pub mod switchover;
+pub mod witness;
+
+use crate::artifacts::Artifacts;
+use crate::store::{queries, Fence, Store};
+use deployment::{Deployment, WriteAck};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tandem_core::{ErrorCode, Event, MlflowError};
+use witness::{Witness, WitnessError};
+
+/// How long before its lease could expire, as seen by the standby, a leader stops writing.
+/// Covers clock-rate differences and a slow witness round trip.
+pub const SAFETY_MS: u64 = 1000;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Not yet known (just started, or the witness is unreachable).
+    Unknown,
+    Leader,
+    Standby,
+}
+
+/// What this region knows about one workspace's leadership.
+#[derive(Debug, Clone)]
+struct Lease {
+    role: Role,
+    epoch: u64,
+    leader: Option<String>,
+    /// The leader may write until this instant (its own clock), if it is the leader.
+    valid_until: Option<Instant>,
+    /// Renewals: the next number to write, as leader; the last seen and when, as standby.
+    next_renewal: u64,
+    seen_renewal: u64,
+    seen_progress: Instant,
+    /// A planned switchover is under way: refuse writes, keep the lease.
+    draining: bool,
+    last_failover: Option<Failover>,
+    /// Replication, as standby.
+    leader_head: u64,
+    caught_up_at: Instant,
+    replication_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failover {
+    pub epoch: u64,
+    pub to: String,
+    pub reason: String,
+    pub at_ms: u64,
+    /// Events the old leader had that this region did not (0 for a planned switchover).
+    pub events_possibly_lost: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceStatus {
+    pub workspace: String,
+    pub role: Role,
+    pub epoch: u64,
+    pub leader: Option<String>,
+    pub lease: &'static str,
+    pub write_ack: &'static str,
+    pub head_seq: u64,
+    pub replication_lag_events: u64,
+    pub replication_lag_ms: u64,
+    pub replication_error: Option<String>,
+    pub last_failover: Option<Failover>,
+}
+
+pub struct RegionState {
+    pub name: String,
+    pub deployment: Deployment,
+    pub witness: Witness,
+    leases: Mutex<HashMap<String, Lease>>,
+    /// The highest sequence number the standby has confirmed durable, and when it last
+    /// asked for more, per workspace.
+    acks: Mutex<HashMap<String, (u64, Instant)>>,
+    acked: tokio::sync::Notify,
+    /// Woken on every commit, for long-polling replicas.
+    pub committed: tokio::sync::Notify,
+    started: Instant,
+    http: reqwest::Client,
+}
+
+impl RegionState {
+    pub fn new(name: &str, deployment: Deployment, witness: Witness) -> Arc<RegionState> {
+        let leases = deployment
+            .workspaces
+            .iter()
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    Lease {
+                        role: Role::Unknown,
+                        epoch: 0,
+                        leader: None,
+                        valid_until: None,
+                        next_renewal: 1,
+                        seen_renewal: 0,
+                        seen_progress: Instant::now(),
+                        draining: false,
+                        last_failover: None,
+                        leader_head: 0,
+                        caught_up_at: Instant::now(),
+                        replication_error: None,
+                    },
+                )
+            })
+            .collect();
+        Arc::new(RegionState {
+            name: name.to_owned(),
+            deployment,
+            witness,
+            leases: Mutex::new(leases),
+            acks: Mutex::new(HashMap::new()),
+            acked: tokio::sync::Notify::new(),
+            committed: tokio::sync::Notify::new(),
+            started: Instant::now(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client builds"),
+        })
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.deployment.timing.lease_ms
+    }
+
+    /// The leader's URL for a workspace, if another region leads it.
+    pub fn forward_target(&self, ws: &str) -> Option<String> {
+        let leases = self.leases();
+        let l = leases.get(ws)?;
+        match (&l.role, &l.leader) {
+            (Role::Leader, _) => None,
+            (_, Some(leader)) if leader != &self.name => self.deployment.region(leader).map(|r| r.url.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn manages(&self, ws: &str) -> bool {
+        self.leases().contains_key(ws)
+    }
+
+    pub fn is_leader(&self, ws: &str) -> bool {
+        self.leases().get(ws).is_some_and(|l| l.role == Role::Leader)
+    }
+
+    pub fn write_ack(&self, ws: &str) -> WriteAck {
+        self.deployment.workspace(ws).map(|w| w.write_ack).unwrap_or(WriteAck::Async)
+    }
+
+    /// A replica says it has durably applied everything up to `seq`.
+    pub fn record_ack(&self, ws: &str, seq: u64) {
+        let advanced = {
+            let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+            let e = acks.entry(ws.to_owned()).or_insert((0, Instant::now()));
+            e.1 = Instant::now();
+            let advanced = seq > e.0;
+            e.0 = e.0.max(seq);
+            advanced
+        };
+        if advanced {
+            self.acked.notify_waiters();
+        }
+    }
+
+    fn acked(&self, ws: &str) -> u64 {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner()).get(ws).map(|a| a.0).unwrap_or(0)
+    }
+
+    /// Whether a standby has asked for this workspace's changes within a lease period.
+    fn standby_present(&self, ws: &str) -> bool {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner()).get(ws).is_some_and(|a| a.1.elapsed() < Duration::from_millis(self.lease_ms()))
+    }
+
+    /// Sync mode: waits until the standby has made `seq` durable.
+    pub async fn wait_for_replica(&self, ws: &str, seq: u64, timeout: Duration) -> Result<(), MlflowError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.acked.notified();
+            if self.acked(ws) >= seq {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(MlflowError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    format!("the write was committed in region '{}' but the standby has not confirmed it within {} s (write_ack = sync); it may be retried", self.name, timeout.as_secs()),
+                ));
+            }
+        }
+    }
+
+    pub fn status(&self, store: &Store) -> Vec<WorkspaceStatus> {
+        let leases = self.leases().clone();
+        let mut out: Vec<WorkspaceStatus> = leases
+            .into_iter()
+            .map(|(ws, l)| {
+                let head = store.read(|tx| queries::log_head(tx, &ws)).ok().flatten().map(|h| h.seq).unwrap_or(0);
+                let lease = match (&l.role, l.valid_until, l.draining) {
+                    (Role::Leader, _, true) => "draining",
+                    (Role::Leader, Some(v), _) if v > Instant::now() => "held",
+                    (Role::Leader, _, _) => "expired (fenced)",
+                    (Role::Standby, _, _) => "following",
+                    (Role::Unknown, _, _) => "unknown",
+                };
+                let lag_events = if l.role == Role::Standby { l.leader_head.saturating_sub(head) } else { 0 };
+                WorkspaceStatus {
+                    workspace: ws.clone(),
+                    role: l.role.clone(),
+                    epoch: l.epoch,
+                    leader: l.leader.clone(),
+                    lease,
+                    write_ack: match self.write_ack(&ws) {
+                        WriteAck::Async => "async",
+                        WriteAck::Sync => "sync",
+                    },
+                    head_seq: head,
+                    replication_lag_events: lag_events,
+                    replication_lag_ms: if lag_events == 0 { 0 } else { l.caught_up_at.elapsed().as_millis() as u64 },
+                    replication_error: l.replication_error.clone(),
+                    last_failover: l.last_failover.clone(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.workspace.cmp(&b.workspace));
+        out
+    }
+
+    /// Starts a planned switchover: stop accepting writes; the target takes over when it has
+    /// everything. Undone by `undrain` if the target does not.
+    pub fn drain(&self, ws: &str) -> Result<u64, MlflowError> {
+        let mut leases = self.leases();
+        let l = leases.get_mut(ws).ok_or_else(|| MlflowError::not_found(format!("workspace '{ws}' is not in this deployment")))?;
+        if l.role != Role::Leader {
+            return Err(MlflowError::invalid(format!("region '{}' is not the leader of '{ws}'", self.name)));
+        }
+        l.draining = true;
+        Ok(l.epoch)
+    }
+
+    pub fn undrain(&self, ws: &str) {
+        if let Some(l) = self.leases().get_mut(ws) {
+            l.draining = false;
+        }
+    }
+}
+
+impl Fence for RegionState {
+    fn epoch_for_write(&self, ws: &str) -> Result<u64, MlflowError> {
+        let leases = self.leases();
+        let Some(l) = leases.get(ws) else {
+            // Workspaces outside the deployment file are not replicated: refuse writes
+            // rather than create a workspace that survives nothing.
+            return Err(MlflowError::invalid(format!("workspace '{ws}' is not listed in the deployment file {}; add it there first", self.deployment.path.display())));
+        };
+        match l.role {
+            Role::Leader if l.draining => Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{ws}' is switching over to another region; try again"))),
+            Role::Leader if l.valid_until.is_some_and(|v| Instant::now() < v) => {
+                // Sync mode promises that an acknowledged write is in both regions: with no
+                // standby to confirm it, refuse before committing, so a retry is safe.
+                if self.write_ack(ws) == WriteAck::Sync && !self.standby_present(ws) {
+                    return Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{ws}' acknowledges writes only once the standby region has them (write_ack = sync), and no standby is connected; it will accept writes when one is")));
+                }
+                Ok(l.epoch)
+            }
+            Role::Leader => Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("region '{}' could not renew its lease on '{ws}' and stopped accepting writes", self.name))),
+            _ => Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("region '{}' is not the leader of '{ws}' (leader: {})", self.name, l.leader.as_deref().unwrap_or("unknown")))),
+        }
+    }
+}
+
+/// Runs the lease loop and the replicator of every workspace until the process ends.
+pub fn spawn(region: Arc<RegionState>, store: Store, artifacts: Artifacts) {
+    for ws in region.deployment.workspaces.iter().map(|w| w.name.clone()) {
+        let (r, s) = (region.clone(), store.clone());
+        let w = ws.clone();
+        tokio::spawn(async move { lease_loop(r, s, w).await });
+        let (r, s, a) = (region.clone(), store.clone(), artifacts.clone());
+        tokio::spawn(async move { replicate_loop(r, s, a, ws).await });
+    }
+}
+
+async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {
+    let renew = Duration::from_millis(region.deployment.timing.renew_ms);
+    let mut created = false;
+    loop {
+        if let Err(e) = lease_tick(&region, &store, &ws).await {
+            tracing::warn!(workspace = %ws, "lease: {e}");
+        }
+        // The leader creates the deployment's workspaces (once; in its epoch, replicated).
+        if !created && region.is_leader(&ws) {
+            let (s, w) = (store.clone(), ws.clone());
+            match tokio::task::spawn_blocking(move || crate::api::workspaces::ensure(&s, &w, if w == "default" { "The default workspace" } else { "" }, "tandem")).await {
+                Ok(Ok(_)) => created = true,
+                Ok(Err(e)) => tracing::warn!(workspace = %ws, "creating the workspace: {e}"),
+                Err(e) => tracing::warn!(workspace = %ws, "creating the workspace: {e}"),
+            }
+        }
+        tokio::time::sleep(renew).await;
+    }
+}
+
+async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Result<(), WitnessError> {
+    let lease_ms = region.lease_ms();
+    let current = region.witness.current(ws).await?;
+    let me = region.name.clone();
+    let preferred = region.deployment.workspace(ws).map(|w| w.preferred_leader.clone()).unwrap_or_default();
+    let Some(claim) = current else {
+        // Nobody has ever led: the preferred region claims epoch 1; the other waits for two
+        // leases in case the preferred one is merely slow to start.
+        if me == preferred || region.started.elapsed() > Duration::from_millis(2 * lease_ms) {
+            let start = Instant::now();
+            if region.witness.claim(ws, 1, &me, now_ms(), "initial").await.is_ok() {
+                become_leader(region, ws, 1, start, None);
+            }
+        }
+        return Ok(());
+    };
+    let (role, mine_this_life) = {
+        let leases = region.leases();
+        let l = &leases[ws];
+        (l.role.clone(), l.role == Role::Leader && l.epoch == claim.epoch)
+    };
+    if claim.region == me && mine_this_life {
+        // Renew. The lease counts from when the renewal was sent, not when it landed.
+        let start = Instant::now();
+        let k = region.leases()[ws].next_renewal;
+        region.witness.renew(ws, claim.epoch, k).await?;
+        {
+            let mut leases = region.leases();
+            let l = leases.get_mut(ws).expect("known workspace");
+            if l.role == Role::Leader && l.epoch == claim.epoch {
+                l.next_renewal = k + 1;
+                l.valid_until = Some(start + Duration::from_millis(lease_ms.saturating_sub(SAFETY_MS)));
+            }
+        }
+        if k % 20 == 0 {
+            let _ = region.witness.prune(ws, claim.epoch, k.saturating_sub(5)).await;
+        }
+        return Ok(());
+    }
+    // Another region leads (or this region led in an earlier life: it never resumes an
+    // epoch it did not claim in this process, so a restarted leader comes back as standby).
+    {
+        let mut leases = region.leases();
+        let l = leases.get_mut(ws).expect("known workspace");
+        if l.role == Role::Leader && claim.epoch > l.epoch {
+            tracing::warn!(workspace = %ws, "epoch {} was claimed by {}; stepping down from epoch {}", claim.epoch, claim.region, l.epoch);
+        }
+        if l.role != Role::Standby || l.epoch != claim.epoch {
+            l.role = Role::Standby;
+            l.valid_until = None;
+            l.draining = false;
+            l.epoch = claim.epoch;
+            l.leader = Some(claim.region.clone());
+            l.seen_renewal = 0;
+            l.seen_progress = Instant::now();
+            if claim.region != me && role == Role::Leader {
+                l.last_failover = Some(Failover { epoch: claim.epoch, to: claim.region.clone(), reason: claim.reason.clone(), at_ms: claim.claimed_at_ms, events_possibly_lost: 0 });
+            }
+        }
+    }
+    let renewal = region.witness.last_renewal(ws, claim.epoch).await?;
+    let expired = {
+        let mut leases = region.leases();
+        let l = leases.get_mut(ws).expect("known workspace");
+        if renewal > l.seen_renewal {
+            l.seen_renewal = renewal;
+            l.seen_progress = Instant::now();
+        }
+        l.seen_progress.elapsed() > Duration::from_millis(lease_ms + SAFETY_MS)
+    };
+    if expired {
+        // The leader stopped renewing more than a lease ago: it has fenced itself. Take over.
+        let start = Instant::now();
+        let (mine, leader_head) = {
+            let head = store.read(|tx| queries::log_head(tx, ws)).ok().flatten().map(|h| h.seq).unwrap_or(0);
+            (head, region.leases()[ws].leader_head)
+        };
+        match region.witness.claim(ws, claim.epoch + 1, &me, now_ms(), "failover").await {
+            Ok(_) => {
+                let lost = leader_head.saturating_sub(mine);
+                tracing::warn!(workspace = %ws, "took over epoch {} from {} after its lease expired; {lost} events may be lost", claim.epoch + 1, claim.region);
+                become_leader(region, ws, claim.epoch + 1, start, Some(Failover { epoch: claim.epoch + 1, to: me.clone(), reason: "failover".into(), at_ms: now_ms(), events_possibly_lost: lost }));
+            }
+            Err(WitnessError::Taken) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn become_leader(region: &RegionState, ws: &str, epoch: u64, start: Instant, failover: Option<Failover>) {
+    let mut leases = region.leases();
+    let l = leases.get_mut(ws).expect("known workspace");
+    l.role = Role::Leader;
+    l.epoch = epoch;
+    l.leader = Some(region.name.clone());
+    l.next_renewal = 1;
+    l.draining = false;
+    // A fresh claim is as good as a renewal sent at `start`.
+    l.valid_until = Some(start + Duration::from_millis(region.lease_ms().saturating_sub(SAFETY_MS)));
+    if failover.is_some() {
+        l.last_failover = failover;
+    }
+    l.replication_error = None;
+}
+
+/// Claims the next epoch for this region now: a planned switchover once caught up, or a
+/// forced failover when the leader cannot be reached.
+pub async fn take_over(region: &Arc<RegionState>, _store: &Store, ws: &str, reason: &str, possibly_lost: u64) -> Result<u64, MlflowError> {
+    let claim = region.witness.current(ws).await.map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, e.to_string()))?;
+    let next = claim.map(|c| c.epoch).unwrap_or(0) + 1;
+    let start = Instant::now();
+    region.witness.claim(ws, next, &region.name, now_ms(), reason).await.map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("could not claim epoch {next}: {e}")))?;
+    become_leader(region, ws, next, start, Some(Failover { epoch: next, to: region.name.clone(), reason: reason.into(), at_ms: now_ms(), events_possibly_lost: possibly_lost }));
+    Ok(next)
+}
+
+async fn replicate_loop(region: Arc<RegionState>, store: Store, artifacts: Artifacts, ws: String) {
+    loop {
+        let target = region.forward_target(&ws);
+        let Some(leader_url) = target else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        match replicate_once(&region, &store, &artifacts, &ws, &leader_url).await {
+            // A page with nothing new already waited in the long poll: loop straight away.
+            Ok(_) => {
+                if let Some(l) = region.leases().get_mut(&ws) {
+                    l.replication_error = None;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(workspace = %ws, "replication from {leader_url}: {e}");
+                if let Some(l) = region.leases().get_mut(&ws) {
+                    l.replication_error = Some(e);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ChangesPage {
+    head_seq: u64,
+    events: Vec<Event>,
+}
+
+/// Pulls one page of the leader's log (long-polling when there is nothing new), fetches the
+/// artifact bytes its events name, and replays it. Returns whether anything was applied.
+async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifacts, ws: &str, leader_url: &str) -> Result<bool, String> {
+    let s = store.clone();
+    let w = ws.to_owned();
+    let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let after = head.as_ref().map(|h| h.seq).unwrap_or(0);
+    let url = format!("{leader_url}/api/tandem/v1/workspaces/{ws}/changes?after={after}&limit=500&wait_ms=1000");
+    let resp = region.http.get(&url).header("X-Tandem-Replica", &region.name).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("{} from the leader", resp.status()));
+    }
+    let page: ChangesPage = resp.json().await.map_err(|e| e.to_string())?;
+    {
+        let mut leases = region.leases();
+        if let Some(l) = leases.get_mut(ws) {
+            l.leader_head = page.head_seq;
+            if page.head_seq <= after {
+                l.caught_up_at = Instant::now();
+            }
+        }
+    }
+    // Divergence: this region has events the leader does not (it led before and accepted
+    // writes that never reached the new leader). Keep them aside and follow the leader.
+    let first_breaks_chain = page.events.first().is_some_and(|e| e.seq == after + 1 && !e.verify(head.as_ref().map(|h| h.checksum.as_str()).unwrap_or(tandem_core::event::GENESIS_CHECKSUM)));
+    if page.head_seq < after || first_breaks_chain {
+        let keep = common_prefix(region, store, ws, leader_url, after.min(page.head_seq)).await?;
+        let (s, w) = (store.clone(), ws.to_owned());
+        let moved = tokio::task::spawn_blocking(move || s.rewind(&w, keep)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        tracing::warn!(workspace = %ws, "diverged from the leader after event {keep}: {moved} event(s) of this region kept aside (tandem diverged list)");
+        return Ok(true);
+    }
+    if page.events.is_empty() {
+        return Ok(false);
+    }
+    // Artifact bytes first: an event is applied only once what it names is here.
+    for e in &page.events {
+        if e.op == "PutArtifact" {
+            if let Ok(tandem_core::Op::PutArtifact { path, size, sha256 }) = e.decode_op() {
+                fetch_artifact(region, artifacts, leader_url, ws, &path, size, &sha256).await?;
+            }
+        }
+    }
+    let s = store.clone();
+    let w = ws.to_owned();
+    let events = page.events;
+    let n = events.len();
+    tokio::task::spawn_blocking(move || s.replay(&w, &events)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let last = after + n as u64;
+    if let Some(l) = region.leases().get_mut(ws) {
+        if last >= l.leader_head {
+            l.caught_up_at = Instant::now();
+        }
+    }
+    Ok(true)
+}
+
+/// The last event this region and the leader have in common (0 if none).
+async fn common_prefix(region: &RegionState, store: &Store, ws: &str, leader_url: &str, from: u64) -> Result<u64, String> {
+    let mut k = from;
+    while k > 0 {
+        let (s, w) = (store.clone(), ws.to_owned());
+        let mine = tokio::task::spawn_blocking(move || s.read(|tx| queries::checksum_at(tx, &w, k))).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let url = format!("{leader_url}/api/tandem/v1/workspaces/{ws}/changes?after={}&limit=1", k - 1);
+        let theirs: ChangesPage = region.http.get(&url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        if let (Some((sum, _)), Some(e)) = (mine, theirs.events.first()) {
+            if e.seq == k && e.checksum == sum {
+                return Ok(k);
+            }
+        }
+        k -= 1;
+    }
+    Ok(0)
+}
+
+async fn fetch_artifact(region: &RegionState, artifacts: &Artifacts, leader_url: &str, ws: &str, path: &str, size: u64, sha256: &str) -> Result<(), String> {
+    let url = format!("{leader_url}/api/2.0/mlflow-artifacts/artifacts/{}", path.split('/').map(crate::http::encode_segment).collect::<Vec<_>>().join("/"));
+    let resp = region.http.get(&url).header("X-MLFLOW-WORKSPACE", ws).timeout(Duration::from_secs(3600)).send().await.map_err(|e| e.to_string())?;
+    if resp.status().as_u16() == 404 {
+        // Overwritten or deleted on the leader since; a later event in the log says which.
+        return Ok(());
+    }
+    if !resp.status().is_success() {
+        return Err(format!("artifact {path}: {} from the leader", resp.status()));
+    }
+    let stream = futures_util::StreamExt::boxed(resp.bytes_stream());
+    let (got_size, got_sha) = artifacts.put(ws, path, stream).await.map_err(|e| e.message)?;
+    if got_size != size || got_sha != sha256 {
+        // The leader's file changed after this event (a later PutArtifact will bring the
+        // new bytes); what matters is that the final state matches the final event.
+        tracing::debug!(path, "artifact bytes differ from the event; a later event will reconcile them");
+    }
+    Ok(())
+}
