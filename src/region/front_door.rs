@@ -112,28 +112,58 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(name.as_str(), "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade")
 }
 
+/// How long the front door holds a request while a failover finds a new leader.
+const HOLD: Duration = Duration::from_secs(15);
+/// Requests up to this size are buffered so they can be sent again to a new leader.
+const REPLAYABLE: usize = 1 << 20;
+
 async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
     let ws = req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).unwrap_or("default").to_owned();
-    let target = match fd.leader_of(&ws) {
-        Some(t) => t,
-        None => {
-            // Workspaces outside the deployment (and admin calls) go to any live region.
+    let deadline = tokio::time::Instant::now() + HOLD;
+    // Small requests are kept, so that one sent to a leader that just died can go to the next.
+    let small = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n <= REPLAYABLE)
+        || req.method() == axum::http::Method::GET;
+    let (parts, body) = req.into_parts();
+    let (kept, mut body) = if small {
+        match axum::body::to_bytes(body, REPLAYABLE).await {
+            Ok(bytes) => (Some(bytes), None),
+            Err(e) => return unavailable(format!("could not read the request: {e}")),
+        }
+    } else {
+        (None, Some(body))
+    };
+    loop {
+        let target = fd.leader_of(&ws).or_else(|| {
+            // Workspaces outside the deployment (and admin calls) go to any live leader.
             if fd.deployment.workspace(&ws).is_none() {
-                match fd.leaders.read().unwrap_or_else(|e| e.into_inner()).values().next().cloned() {
-                    Some(t) => t,
-                    None => return unavailable("no region is reachable".into()),
-                }
+                fd.leaders.read().unwrap_or_else(|e| e.into_inner()).values().next().cloned()
             } else {
+                None
+            }
+        });
+        let Some(target) = target else {
+            if tokio::time::Instant::now() >= deadline {
                 return unavailable(format!("no region currently leads workspace '{ws}' (failover in progress?); retry shortly"));
             }
-        }
-    };
-    match forward(&fd.http, &target, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            // The leader went away mid-request: forget it until the next refresh says otherwise.
-            fd.leaders.write().unwrap_or_else(|e| e.into_inner()).retain(|_, url| url != &target);
-            unavailable(format!("the leader of '{ws}' did not answer ({e}); retry shortly"))
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fd.refresh().await;
+            continue;
+        };
+        let attempt = match (&kept, body.take()) {
+            (Some(bytes), _) => Request::from_parts(parts.clone(), Body::from(bytes.clone())),
+            (None, Some(b)) => Request::from_parts(parts.clone(), b),
+            (None, None) => return unavailable(format!("the leader of '{ws}' went away during a large upload; retry it")),
+        };
+        match forward(&fd.http, &target, attempt).await {
+            Ok(r) => return r,
+            Err(e) => {
+                // The leader went away: forget it, and wait for the next one if the request can
+                // be sent again.
+                fd.leaders.write().unwrap_or_else(|e| e.into_inner()).retain(|_, url| url != &target);
+                if kept.is_none() || tokio::time::Instant::now() >= deadline {
+                    return unavailable(format!("the leader of '{ws}' did not answer ({e}); retry shortly"));
+                }
+            }
         }
     }
 }
