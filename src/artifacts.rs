@@ -80,12 +80,21 @@ fn workspace_key(ws: &str, rel: &str) -> Result<String> {
 }
 
 /// Builds an object store from a URL and the cloud's usual environment variables.
-pub(crate) fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+pub fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
     let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let retry = object_store::RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(30), ..Default::default() };
     let store: Arc<dyn ObjectStore> = match scheme {
-        "s3" => Arc::new(object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
+        // Conditional writes (If-None-Match / If-Match) are on: the witness and the backup
+        // archive rely on them, and S3 has enforced them since 2024.
+        "s3" => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
         "azure" | "az" => Arc::new(object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
         "gs" => Arc::new(object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
         other => return Err(format!("unknown scheme '{other}'")),

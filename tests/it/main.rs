@@ -9,3 +9,4 @@ mod hostile;
 mod memory;
 mod replay;
 mod support;
+mod witness;
