@@ -407,11 +407,11 @@ async fn metrics(state: &AppState) -> Response {
         let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();
         out.push_str("# HELP tandem_replication_lag_events Events the leader has that this region has not applied.\n# TYPE tandem_replication_lag_events gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_replication_lag_events{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.replication_lag_events));
+            out.push_str(&format!("tandem_replication_lag_events{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.replication_lag_events.map_or("NaN".to_owned(), |n| n.to_string())));
         }
         out.push_str("# HELP tandem_replication_lag_seconds Time since this region last had everything the leader had.\n# TYPE tandem_replication_lag_seconds gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_replication_lag_seconds{{region=\"{}\",workspace=\"{}\"}} {:.3}\n", region.name, w.workspace, w.replication_lag_ms as f64 / 1000.0));
+            out.push_str(&format!("tandem_replication_lag_seconds{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.replication_lag_ms.map_or("NaN".to_owned(), |ms| format!("{:.3}", ms as f64 / 1000.0))));
         }
         out.push_str("# HELP tandem_epoch The workspace's current leadership epoch as this region knows it.\n# TYPE tandem_epoch gauge\n");
         for w in &ws {

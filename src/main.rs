@@ -373,7 +373,10 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
             }
             for w in r["workspaces"].as_array().into_iter().flatten() {
                 let fo = &w["last_failover"];
-                let fo = if fo.is_null() { "-".to_owned() } else { format!("epoch {} to {} ({}), {} events possibly lost", fo["epoch"], fo["to"].as_str().unwrap_or(""), fo["reason"].as_str().unwrap_or(""), fo["events_possibly_lost"]) };
+                let mut fo = if fo.is_null() { "-".to_owned() } else { format!("epoch {} to {} ({}), {} events possibly lost", fo["epoch"], fo["to"].as_str().unwrap_or(""), fo["reason"].as_str().unwrap_or(""), fo["events_possibly_lost"]) };
+                if w["diverged_pending"].as_u64().unwrap_or(0) > 0 {
+                    fo.push_str(&format!("; {} diverged events kept (tandem diverged list)", w["diverged_pending"]));
+                }
                 println!(
                     "{:<8} {:<24} {:>7}  {:<10} {:<9} {:>5} {:<17} {:>9} {:>8.1}  {}",
                     r["name"].as_str().unwrap_or(""),
@@ -384,7 +387,7 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
                     w["epoch"],
                     w["lease"].as_str().unwrap_or(""),
                     w["replication_lag_events"],
-                    w["replication_lag_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+                    w["replication_lag_ms"].as_f64().map_or(f64::NAN, |ms| ms / 1000.0),
                     fo
                 );
             }

@@ -55,6 +55,9 @@ struct Lease {
     leader_head: u64,
     caught_up_at: Instant,
     replication_error: Option<String>,
+    /// Whether, since becoming standby, this region has checked its log against the
+    /// leader's and found it a prefix (until then its lag is unknown, not zero).
+    synced: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,10 +79,13 @@ pub struct WorkspaceStatus {
     pub lease: &'static str,
     pub write_ack: &'static str,
     pub head_seq: u64,
-    pub replication_lag_events: u64,
-    pub replication_lag_ms: u64,
+    /// None while a standby has not yet compared its log with the leader's.
+    pub replication_lag_events: Option<u64>,
+    pub replication_lag_ms: Option<u64>,
     pub replication_error: Option<String>,
     pub last_failover: Option<Failover>,
+    /// Events this region accepted that the leader never received, awaiting an operator.
+    pub diverged_pending: u64,
 }
 
 pub struct RegionState {
@@ -118,6 +124,7 @@ impl RegionState {
                         leader_head: 0,
                         caught_up_at: Instant::now(),
                         replication_error: None,
+                        synced: false,
                     },
                 )
             })
@@ -220,7 +227,11 @@ impl RegionState {
                     (Role::Standby, _, _) => "following",
                     (Role::Unknown, _, _) => "unknown",
                 };
-                let lag_events = if l.role == Role::Standby { l.leader_head.saturating_sub(head) } else { 0 };
+                let lag_events = match l.role {
+                    Role::Standby if !l.synced => None,
+                    Role::Standby => Some(l.leader_head.saturating_sub(head)),
+                    _ => Some(0),
+                };
                 WorkspaceStatus {
                     workspace: ws.clone(),
                     role: l.role.clone(),
@@ -233,9 +244,10 @@ impl RegionState {
                     },
                     head_seq: head,
                     replication_lag_events: lag_events,
-                    replication_lag_ms: if lag_events == 0 { 0 } else { l.caught_up_at.elapsed().as_millis() as u64 },
+                    replication_lag_ms: lag_events.map(|n| if n == 0 { 0 } else { l.caught_up_at.elapsed().as_millis() as u64 }),
                     replication_error: l.replication_error.clone(),
                     last_failover: l.last_failover.clone(),
+                    diverged_pending: store.diverged(&ws).map(|d| d.iter().filter(|(_, s)| s == "pending").count() as u64).unwrap_or(0),
                 }
             })
             .collect();
@@ -365,6 +377,7 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
             tracing::warn!(workspace = %ws, "epoch {} was claimed by {}; stepping down from epoch {}", claim.epoch, claim.region, l.epoch);
         }
         if l.role != Role::Standby || l.epoch != claim.epoch {
+            l.synced = false;
             l.role = Role::Standby;
             l.valid_until = None;
             l.draining = false;
@@ -495,9 +508,16 @@ async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifac
         let (s, w) = (store.clone(), ws.to_owned());
         let moved = tokio::task::spawn_blocking(move || s.rewind(&w, keep)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
         tracing::warn!(workspace = %ws, "diverged from the leader after event {keep}: {moved} event(s) of this region kept aside (tandem diverged list)");
+        if let Some(l) = region.leases().get_mut(ws) {
+            l.synced = false;
+        }
         return Ok(true);
     }
     if page.events.is_empty() {
+        // Our log is a prefix of the leader's (checked above) and nothing is missing.
+        if let Some(l) = region.leases().get_mut(ws) {
+            l.synced = page.head_seq == after;
+        }
         return Ok(false);
     }
     // Artifact bytes first: an event is applied only once what it names is here.
@@ -515,6 +535,8 @@ async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifac
     tokio::task::spawn_blocking(move || s.replay(&w, &events)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     let last = after + n as u64;
     if let Some(l) = region.leases().get_mut(ws) {
+        // The page chained onto our log, so it is a prefix of the leader's.
+        l.synced = true;
         if last >= l.leader_head {
             l.caught_up_at = Instant::now();
         }

@@ -35,7 +35,7 @@ pub async fn take_over(state: &AppState, region: &Arc<RegionState>, ws: &str, fo
         // Report what is at stake before and after.
         let before = head(state, ws).await;
         let leader_head = match &leader_url {
-            Some(url) => leader_head(state, url, ws).await.unwrap_or(status.replication_lag_events + before),
+            Some(url) => leader_head(state, url, ws).await.unwrap_or(status.replication_lag_events.unwrap_or(0) + before),
             None => before,
         };
         let lost = leader_head.saturating_sub(before);

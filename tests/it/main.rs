@@ -7,6 +7,7 @@ mod concurrency;
 mod crash;
 mod hostile;
 mod memory;
+mod partition;
 mod replay;
 mod support;
 mod witness;
