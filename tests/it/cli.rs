@@ -127,3 +127,19 @@ fn migrate_runs_and_a_newer_schema_is_refused() {
     assert_ne!(code, 0);
     assert!(err.contains("newer than this tandem knows") && err.contains("setting 'store'"), "{err}");
 }
+
+#[test]
+fn a_bad_deployment_file_stops_tandem_up_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let file = dir.path().join("deployment.toml");
+    let good = tandem::region::deployment::local_default(dir.path(), 0, tandem::region::deployment::WriteAck::Async, 45000);
+    std::fs::write(&file, good.replace("preferred_leader = \"east\"", "preferred_leader = \"mars\"")).unwrap();
+    let (code, out, err) = tandem(&["up", "--data", data, "--port", "0"], &[]);
+    assert_ne!(code, 0);
+    let line = good.lines().position(|l| l.contains("preferred_leader")).unwrap() + 1;
+    assert!(err.contains(&format!("deployment.toml:{line}:")) && err.contains("not a region of this deployment"), "{err}");
+    assert!(!out.contains("tracking uri"), "{out}");
+    // Nothing was started.
+    assert!(!dir.path().join("east").exists());
+}

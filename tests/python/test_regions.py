@@ -162,6 +162,10 @@ def test_sync_mode_sigkill_of_the_leader_loses_no_acknowledged_write(up_sync):
     follower = {"east": "west", "west": "east"}[new]
     up_sync.wait_for(lambda: up_sync.region_status(follower)[1]["role"] == "standby", 60, "the other region to follow")
     up_sync.wait_for(lambda: up_sync.region_status(follower)[1]["replication_lag_events"] == 0, 60, "the follower to catch up")
+    # Prometheus metrics per region.
+    metrics = requests.get(up_sync.urls[new] + "/metrics").text
+    for series in ("tandem_replication_lag_events", "tandem_replication_lag_seconds", "tandem_epoch", "tandem_leader", "tandem_lease_held"):
+        assert f'{series}{{region="{new}",workspace="default"}}' in metrics, series
     # The change log verifies in both regions and they agree on its head.
     heads = {r: requests.get(u + "/api/tandem/v1/workspaces/default/verify").json() for r, u in up_sync.urls.items()}
     assert all(h["ok"] for h in heads.values()), heads
