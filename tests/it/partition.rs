@@ -254,6 +254,21 @@ preferred_leader = "east"
     .await;
     assert!(heads.iter().all(|h| h["ok"] == true), "{heads:?}");
     assert_eq!(heads[0]["head_seq"], heads[1]["head_seq"]);
+    // An operator settles the kept events: one re-applied through the leader, one discarded.
+    let events = diverged["diverged"].as_array().unwrap();
+    if events.len() >= 2 {
+        let (a, b) = (&events[0], &events[1]);
+        let reapplied: Value = http.post(format!("{}/api/tandem/v1/workspaces/default/diverged/{}/{}/reapply", urls[0].1, a["epoch"], a["seq"])).send().await.unwrap().json().await.unwrap();
+        assert_eq!(reapplied["status"], "reapplied", "{reapplied}");
+        let key = serde_json::from_str::<Value>(a["payload"].as_str().unwrap()).unwrap()["params"][0]["key"].as_str().unwrap().to_owned();
+        let run: Value = http.get(format!("{}/api/2.0/mlflow/runs/get?run_id={run_id}", urls[1].1)).send().await.unwrap().json().await.unwrap();
+        assert!(run["run"]["data"]["params"].as_array().unwrap().iter().any(|p| p["key"] == key.as_str()), "re-applied param {key} missing");
+        let discarded: Value = http.post(format!("{}/api/tandem/v1/workspaces/default/diverged/{}/{}/discard", urls[0].1, b["epoch"], b["seq"])).send().await.unwrap().json().await.unwrap();
+        assert_eq!(discarded["status"], "discarded", "{discarded}");
+        // Settling twice is refused.
+        let again = http.post(format!("{}/api/tandem/v1/workspaces/default/diverged/{}/{}/discard", urls[0].1, b["epoch"], b["seq"])).send().await.unwrap();
+        assert_eq!(again.status().as_u16(), 400);
+    }
     println!(
         "partition: {} writes acknowledged, {} kept as diverged in east, west led {:.1} s after the cut, epochs {:?}",
         acked.len(),

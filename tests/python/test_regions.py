@@ -236,3 +236,34 @@ def test_planned_switchover_and_back_lose_nothing_and_models_follow(up_sync, tmp
         assert list(model.predict(pd.DataFrame({"x": [1]}))["x"]) == [8], region
         got = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="weights.bin", dst_path=str(tmp_path / region))
         assert open(got, "rb").read() == payload, region
+
+
+def test_forced_failover_reports_what_may_be_lost(up_async):
+    """The leader is alive but unreachable (SIGSTOP): an operator forces the failover, is told
+    how many events may be lost, and the old leader steps down when it comes back."""
+    up = up_async
+    client = MlflowClient(tracking_uri=up.url)
+    run_id = client.create_run("0").info.run_id
+    for i in range(20):
+        client.log_param(run_id, f"before{i}", "v")
+    old = up.leader()
+    target = {"east": "west", "west": "east"}[old]
+    up.wait_for(lambda: up.region_status(target)[1]["replication_lag_events"] == 0, 30, "the standby to catch up")
+    pid = up.region_status(old)[0]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        out = subprocess.run([BIN, "failover", "--data", up.dir, "--workspace", "default", "--to", target, "--force"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["forced"] is True and report["to"] == target
+        # The standby had everything, so nothing may be lost, and the report says so.
+        assert report["events_possibly_lost"] == 0, report
+        client.log_param(run_id, "after", "v")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    up.wait_for(lambda: up.region_status(old)[1]["role"] == "standby", 30, "the old leader to step down")
+    up.wait_for(lambda: up.region_status(old)[1]["replication_lag_events"] == 0, 30, "the old leader to follow")
+    params = client.get_run(run_id).data.params
+    assert all(f"before{i}" in params for i in range(20)) and "after" in params
+    status = subprocess.run([BIN, "status", "--data", up.dir], capture_output=True, text=True, timeout=30).stdout
+    assert "forced failover" in status, status
