@@ -277,46 +277,28 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) ->
     }
     let d = deployment::load(&path)?;
     let exe = std::env::current_exe()?;
-    let start_region = |name: &str| -> anyhow::Result<std::process::Child> {
-        let dir = data.join(name);
-        std::fs::create_dir_all(&dir)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join(format!("{name}.log")))?;
-        std::process::Command::new(&exe)
-            .args(["region", "--deployment"])
-            .arg(&path)
-            .args(["--name", name, "--data"])
-            .arg(&dir)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start region {name}"))
-    };
     let children = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for r in &d.regions {
-        let child = start_region(&r.name)?;
+        let child = spawn_region(&exe, &path, &data, &r.name)?;
         println!("tandem: region {} (pid {}) on {}", r.name, child.id(), r.url);
-        children.lock().unwrap().push((r.name.clone(), child));
+        children.lock().unwrap_or_else(|e| e.into_inner()).push((r.name.clone(), child));
     }
     // Supervise: a region that dies is started again (it rejoins as a standby), as systemd
     // or Kubernetes would do in a real deployment.
     let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let (children, stopping) = (children.clone(), stopping.clone());
-        let names: Vec<String> = d.regions.iter().map(|r| r.name.clone()).collect();
         let (exe, path, data) = (exe.clone(), path.clone(), data.clone());
         std::thread::spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_millis(500));
             if stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            let mut kids = children.lock().unwrap();
+            let mut kids = children.lock().unwrap_or_else(|e| e.into_inner());
             for (name, child) in kids.iter_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     std::thread::sleep(std::time::Duration::from_millis(500));
-                    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join(format!("{name}.log")));
-                    let Ok(log) = log else { continue };
-                    let Ok(log2) = log.try_clone() else { continue };
-                    match std::process::Command::new(&exe).args(["region", "--deployment"]).arg(&path).args(["--name", name.as_str(), "--data"]).arg(data.join(name.as_str())).stdout(log).stderr(log2).spawn() {
+                    match spawn_region(&exe, &path, &data, name) {
                         Ok(c) => {
                             println!("tandem: region {name} exited ({status}); restarted as pid {}", c.id());
                             *child = c;
@@ -325,7 +307,6 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) ->
                     }
                 }
             }
-            let _ = &names;
         });
     }
     let listen = if port == 0 || d.front_door.is_none() { d.front_door.unwrap_or_else(|| ([127, 0, 0, 1], port).into()) } else { ([127, 0, 0, 1], port).into() };
@@ -340,12 +321,28 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) ->
         anyhow::Ok(())
     });
     stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-    for (_, mut c) in children.lock().unwrap().drain(..) {
+    for (_, mut c) in children.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
         let _ = c.wait();
     }
     println!("tandem: stopped");
     result
+}
+
+/// Starts `tandem region` for one region of a deployment, logging to DATA/NAME.log.
+fn spawn_region(exe: &std::path::Path, deployment: &std::path::Path, data: &std::path::Path, name: &str) -> anyhow::Result<std::process::Child> {
+    let dir = data.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join(format!("{name}.log")))?;
+    std::process::Command::new(exe)
+        .args(["region", "--deployment"])
+        .arg(deployment)
+        .args(["--name", name, "--data"])
+        .arg(&dir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start region {name}"))
 }
 
 fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {

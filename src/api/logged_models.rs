@@ -163,29 +163,8 @@ pub fn log_params(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = model_id(req)?;
     let dir = req.opt_str("artifact_directory_path")?.unwrap_or_default();
-    if !dir.is_empty() {
-        validate::artifact_path(&dir)?;
-    }
     let m = load(ctx, &id)?;
-    let root = m.json["info"]["artifact_uri"].as_str().unwrap_or_default().to_owned();
-    let files = match crate::artifacts::relative_to_workspace(&root) {
-        Some(rel) => {
-            let full = if dir.is_empty() { rel.to_owned() } else { format!("{rel}/{dir}") };
-            ctx.list_artifacts(&full)?
-                .into_iter()
-                .map(|f| {
-                    let p = if dir.is_empty() { f.name.clone() } else { format!("{dir}/{}", f.name) };
-                    let mut j = json!({ "path": p, "is_dir": f.is_dir });
-                    if let Some(s) = f.size {
-                        j["file_size"] = s.into();
-                    }
-                    j
-                })
-                .collect()
-        }
-        None => Vec::new(),
-    };
-    Ok(json!({ "root_uri": root, "files": files }))
+    ctx.artifact_listing(m.json["info"]["artifact_uri"].as_str().unwrap_or_default(), &dir)
 }
 
 pub fn search(ctx: &Ctx, req: &Req) -> Result<Json> {

@@ -36,12 +36,35 @@ impl Ctx {
     pub fn now(&self) -> i64 {
         self.store.now_ms()
     }
-    /// Lists artifacts from a handler, which runs on the blocking pool.
-    pub fn list_artifacts(&self, rel: &str) -> Result<Vec<crate::artifacts::FileInfo>> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => h.block_on(self.artifacts.list(&self.workspace, rel)),
-            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| MlflowError::internal(e.to_string()))?.block_on(self.artifacts.list(&self.workspace, rel)),
+    /// MLflow's ListArtifacts answer for `dir` below an artifact root URI: `{root_uri, files}`
+    /// with paths relative to the root. Runs on the blocking pool, like every handler.
+    pub fn artifact_listing(&self, root_uri: &str, dir: &str) -> Result<Json> {
+        if !dir.is_empty() {
+            tandem_core::validate::artifact_path(dir)?;
         }
+        let files: Vec<Json> = match crate::artifacts::relative_to_workspace(root_uri) {
+            Some(rel) => {
+                let full = if dir.is_empty() { rel.to_owned() } else { format!("{rel}/{dir}") };
+                let listed = match tokio::runtime::Handle::try_current() {
+                    Ok(h) => h.block_on(self.artifacts.list(&self.workspace, &full)),
+                    Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| MlflowError::internal(e.to_string()))?.block_on(self.artifacts.list(&self.workspace, &full)),
+                }?;
+                listed
+                    .into_iter()
+                    .map(|f| {
+                        let path = if dir.is_empty() { f.name.clone() } else { format!("{dir}/{}", f.name) };
+                        let mut j = serde_json::json!({ "path": path, "is_dir": f.is_dir });
+                        if let Some(size) = f.size {
+                            j["file_size"] = size.into();
+                        }
+                        j
+                    })
+                    .collect()
+            }
+            // Artifacts stored elsewhere (a URI the client wrote to itself) are not listed here.
+            None => Vec::new(),
+        };
+        Ok(serde_json::json!({ "root_uri": root_uri, "files": files }))
     }
 }
 

@@ -683,23 +683,5 @@ pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
         validate::artifact_path(&path)?;
     }
     let run = ctx.read(|tx| queries::run_state(tx, &ctx.workspace, &run_id))?.ok_or_else(|| run_not_found(&run_id))?;
-    let root = run.artifact_uri.clone();
-    let files = match crate::artifacts::relative_to_workspace(&root) {
-        Some(rel) => {
-            let full = if path.is_empty() { rel.to_owned() } else { format!("{rel}/{path}") };
-            ctx.list_artifacts(&full)?
-                .into_iter()
-                .map(|f| {
-                    let p = if path.is_empty() { f.name.clone() } else { format!("{path}/{}", f.name) };
-                    let mut j = json!({ "path": p, "is_dir": f.is_dir });
-                    if let Some(s) = f.size {
-                        j["file_size"] = s.into();
-                    }
-                    j
-                })
-                .collect()
-        }
-        None => Vec::new(),
-    };
-    Ok(json!({ "root_uri": root, "files": files }))
+    ctx.artifact_listing(&run.artifact_uri, &path)
 }
