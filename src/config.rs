@@ -15,6 +15,8 @@ pub struct Config {
     pub store: StoreLocation,
     /// Where artifact bytes live.
     pub artifacts: ArtifactLocation,
+    /// Where the change log is continuously archived (None: no backup).
+    pub archive: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +96,7 @@ pub struct FileConfig {
     pub durability: Option<String>,
     pub store: Option<String>,
     pub artifacts: Option<String>,
+    pub archive: Option<String>,
 }
 
 /// Settings given on the command line or in the environment (clap merges those two).
@@ -105,6 +108,7 @@ pub struct Overrides {
     pub durability: Option<String>,
     pub store: Option<String>,
     pub artifacts: Option<String>,
+    pub archive: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +148,13 @@ impl Config {
         };
         let store = parse_store(&over.store.clone().or(from_file.store).unwrap_or_default(), &data)?;
         let artifacts = parse_artifacts(&over.artifacts.clone().or(from_file.artifacts).unwrap_or_default(), &data)?;
-        Ok(Config { listen, data, region, durability, store, artifacts })
+        let archive = over.archive.clone().or(from_file.archive).filter(|a| !a.is_empty());
+        if let Some(a) = &archive {
+            if !["file:///", "s3://", "azure://", "az://", "gs://"].iter().any(|p| a.starts_with(p)) {
+                return Err(ConfigError::Invalid { setting: "archive", message: format!("'{a}' is not an archive URL: use file:///PATH, s3://BUCKET/PREFIX, azure://CONTAINER/PREFIX or gs://BUCKET/PREFIX") });
+            }
+        }
+        Ok(Config { listen, data, region, durability, store, artifacts, archive })
     }
 }
 

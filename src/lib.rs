@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod artifacts;
+pub mod backup;
 pub mod config;
 pub mod http;
 pub mod region;

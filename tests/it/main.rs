@@ -1,6 +1,7 @@
 //! tandem's integration tests: one binary, real servers on port 0, real processes.
 
 mod artifact_store;
+mod backup;
 mod bad_input;
 mod cli;
 mod concurrency;

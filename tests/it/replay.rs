@@ -59,9 +59,9 @@ fn op_index(op: &Op) -> usize {
 }
 const OP_COUNT: usize = 39;
 
-struct World {
+pub struct World {
     meta: Meta,
-    store: Store,
+    pub store: Store,
     ctx: Ctx,
     _dir: tempfile::TempDir,
     experiments: Vec<String>,
@@ -79,7 +79,7 @@ fn open_store(meta: Meta, dir: &std::path::Path) -> Store {
 }
 
 impl World {
-    fn new(meta: Meta) -> World {
+    pub fn new(meta: Meta) -> World {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(meta, dir.path());
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
@@ -95,7 +95,7 @@ impl World {
 }
 
 #[derive(Debug, Clone)]
-enum Action {
+pub enum Action {
     Api(u8, u8, u8, u8),
 }
 
@@ -121,7 +121,7 @@ fn value_of(i: u8) -> Value {
 
 /// Applies one randomized API call. Many are rejected (deleted targets, conflicts): that is
 /// part of the test, since rejected calls must leave no trace.
-fn run_action(w: &mut World, a: &Action) {
+pub fn run_action(w: &mut World, a: &Action) {
     use tandem::api::{logged_models as lm, registry as reg, tracking as tr, workspaces as ws};
     let Action::Api(kind, x, y, z) = *a;
     let e = pick(&w.experiments, x);

@@ -79,6 +79,7 @@ impl TestServer {
             durability: Durability::Normal,
             store,
             artifacts: artifacts.unwrap_or_else(|| ArtifactLocation::Folder(dir.path().join("artifacts"))),
+            archive: None,
         };
         let state = tandem::server::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
