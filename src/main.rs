@@ -178,31 +178,24 @@ enum DivergedAction {
         at: DeploymentArgs,
     },
     /// Write a diverged event again, as a new event, through the current leader.
-    Reapply {
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        epoch: u64,
-        #[arg(long)]
-        seq: u64,
-        #[command(flatten)]
-        at: DeploymentArgs,
-    },
+    Reapply(DivergedEventArgs),
     /// Mark a diverged event as deliberately dropped.
-    Discard {
-        #[arg(long, default_value = "default")]
-        workspace: String,
-        #[arg(long)]
-        region: String,
-        #[arg(long)]
-        epoch: u64,
-        #[arg(long)]
-        seq: u64,
-        #[command(flatten)]
-        at: DeploymentArgs,
-    },
+    Discard(DivergedEventArgs),
+}
+
+/// One diverged event: the region that kept it, its epoch and sequence number.
+#[derive(clap::Args, Clone)]
+struct DivergedEventArgs {
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    #[arg(long)]
+    region: String,
+    #[arg(long)]
+    epoch: u64,
+    #[arg(long)]
+    seq: u64,
+    #[command(flatten)]
+    at: DeploymentArgs,
 }
 
 #[derive(Subcommand)]
@@ -489,7 +482,7 @@ fn backup(action: BackupAction) -> anyhow::Result<()> {
                         }
                         Err(e) => {
                             failed = true;
-                            println!("{ws}: FAILED: {e}");
+                            eprintln!("{ws}: FAILED: {e}");
                         }
                     }
                 }
@@ -523,7 +516,8 @@ fn restore(archive: &str, ws: &str, to_time: Option<&str>, into: &str) -> anyhow
 
 fn diverged(action: DivergedAction) -> anyhow::Result<()> {
     let (path, ws) = match &action {
-        DivergedAction::List { workspace, at } | DivergedAction::Reapply { workspace, at, .. } | DivergedAction::Discard { workspace, at, .. } => (at.path(), workspace.clone()),
+        DivergedAction::List { workspace, at } => (at.path(), workspace.clone()),
+        DivergedAction::Reapply(e) | DivergedAction::Discard(e) => (e.at.path(), e.workspace.clone()),
     };
     let d = tandem::region::deployment::load(&path)?;
     runtime()?.block_on(async move {
@@ -546,8 +540,8 @@ fn diverged(action: DivergedAction) -> anyhow::Result<()> {
                     println!("no diverged events in workspace '{ws}'");
                 }
             }
-            DivergedAction::Reapply { region, epoch, seq, .. } => settle(&http, &d, &ws, &region, epoch, seq, "reapply").await?,
-            DivergedAction::Discard { region, epoch, seq, .. } => settle(&http, &d, &ws, &region, epoch, seq, "discard").await?,
+            DivergedAction::Reapply(e) => settle(&http, &d, &ws, &e.region, e.epoch, e.seq, "reapply").await?,
+            DivergedAction::Discard(e) => settle(&http, &d, &ws, &e.region, e.epoch, e.seq, "discard").await?,
         }
         Ok(())
     })

@@ -143,3 +143,36 @@ fn a_bad_deployment_file_stops_tandem_up_before_anything_starts() {
     // Nothing was started.
     assert!(!dir.path().join("east").exists());
 }
+
+#[test]
+fn backup_restore_and_deployment_commands_reject_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let archive = format!("file://{}", d.join("archive").display());
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["backup".into(), "list".into(), "--archive".into(), "ftp://nope".into()], "archive"),
+        (vec!["backup".into(), "verify".into(), "--archive".into(), archive.clone(), "--workspace".into(), "ghost".into()], "nothing for workspace 'ghost'"),
+        (vec!["restore".into(), "--archive".into(), archive.clone(), "--to-time".into(), "last tuesday".into(), "--into".into(), format!("sqlite://{}", d.join("r.sqlite").display())], "--to-time"),
+        (vec!["restore".into(), "--archive".into(), archive.clone(), "--into".into(), "mysql://x".into()], "setting 'store'"),
+        (vec!["restore".into(), "--archive".into(), archive.clone(), "--into".into(), format!("sqlite://{}", d.join("r.sqlite").display())], "nothing for workspace 'default'"),
+        (vec!["status".into(), "--deployment".into(), d.join("missing.toml").display().to_string()], "cannot read the deployment file"),
+        (vec!["failover".into(), "--workspace".into(), "default".into(), "--to".into(), "mars".into(), "--deployment".into(), d.join("missing.toml").display().to_string()], "cannot read the deployment file"),
+        (vec!["diverged".into(), "list".into(), "--deployment".into(), d.join("missing.toml").display().to_string()], "cannot read the deployment file"),
+        (vec!["region".into(), "--deployment".into(), d.join("missing.toml").display().to_string(), "--name".into(), "east".into()], "cannot read the deployment file"),
+    ];
+    for (args, expect) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = tandem(&args, &[]);
+        assert_ne!(code, 0, "{args:?} succeeded");
+        assert!(err.contains(expect) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A real deployment file, but a region it does not have.
+    let file = d.join("deployment.toml");
+    std::fs::write(&file, tandem::region::deployment::local_default(d, 0, tandem::region::deployment::WriteAck::Async, 45100)).unwrap();
+    let (code, _, err) = tandem(&["failover", "--workspace", "default", "--to", "mars", "--deployment", file.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no region named 'mars'"), "{err}");
+    let (code, _, err) = tandem(&["region", "--deployment", file.to_str().unwrap(), "--name", "mars", "--data", d.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no region named 'mars'"), "{err}");
+}
