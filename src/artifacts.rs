@@ -154,23 +154,16 @@ impl Artifacts {
             Backend::Folder(root) => write_durably(&root.join(".tmp"), &root.join(key), body).await,
             Backend::Object { store, prefix, .. } => {
                 let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key)?, PART_BUFFER).with_max_concurrency(PARTS_IN_FLIGHT);
-                let mut hasher = Sha256::new();
-                let mut size = 0u64;
-                let result: Result<()> = async {
-                    while let Some(chunk) = body.next().await {
-                        let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
-                        hasher.update(&chunk);
-                        size += chunk.len() as u64;
-                        w.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
-                    }
-                    w.shutdown().await.map_err(|e| io_err("complete upload", e))
+                let result = async {
+                    let copied = copy_hashing(&mut body, &mut w).await?;
+                    w.shutdown().await.map_err(|e| io_err("complete upload", e))?;
+                    Ok(copied)
                 }
                 .await;
-                if let Err(e) = result {
+                if result.is_err() {
                     let _ = w.abort().await;
-                    return Err(e);
                 }
-                Ok((size, tandem_core::ids::hex(&hasher.finalize())))
+                result
             }
         }
     }
@@ -418,15 +411,8 @@ where
 {
     let tmp = tmp_dir.join(tandem_core::ids::hex(&crate::api::random_bytes::<16>()));
     let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io_err("create", e))?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let result: Result<()> = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
-        }
+    let result: Result<(u64, String)> = async {
+        let copied = copy_hashing(&mut body, &mut file).await?;
         file.sync_all().await.map_err(|e| io_err("sync", e))?;
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(|e| io_err("create directory", e))?;
@@ -441,13 +427,30 @@ where
                 let _ = d.sync_all().await;
             }
         }
-        Ok(())
+        Ok(copied)
     }
     .await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&tmp).await;
     }
-    result?;
+    result
+}
+
+/// Copies `body` into `out`, returning the byte count and SHA-256 of what was copied.
+async fn copy_hashing<S, E, W>(body: &mut S, out: &mut W) -> Result<(u64, String)>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
+    }
     Ok((size, tandem_core::ids::hex(&hasher.finalize())))
 }
 

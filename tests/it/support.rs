@@ -162,12 +162,7 @@ fn scalar(v: &Value) -> String {
 }
 
 pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    tandem::http::encode_segment(s)
 }
 
 /// A workspace populated with one of everything, for tests that need real IDs.
