@@ -7,5 +7,6 @@ pub mod backup;
 pub mod config;
 pub mod http;
 pub mod region;
+pub mod retention;
 pub mod server;
 pub mod store;

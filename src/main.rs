@@ -101,6 +101,40 @@ enum Command {
         #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
         data: PathBuf,
     },
+    /// How long deleted experiments and runs stay restorable (7 to 90 days), and purge
+    /// protection (once on, it cannot be switched off).
+    Retention {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long)]
+        days: Option<u32>,
+        /// Switch purge protection on.
+        #[arg(long)]
+        purge_protection: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Purge deleted experiments and runs past their retention (the server does this itself
+    /// every minute); --now purges everything deleted, unless purge protection is on.
+    Purge {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long)]
+        now: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Bring back a deleted experiment (with the runs deleted with it) or run.
+    Undelete {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long, conflicts_with = "run")]
+        experiment: Option<String>,
+        #[arg(long)]
+        run: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// The continuous backup archive.
     Backup {
         #[command(subcommand)]
@@ -245,6 +279,33 @@ fn main() -> anyhow::Result<()> {
         Command::Up { data, port, deployment, write_ack } => up(data, port, deployment, &write_ack),
         Command::Diverged { action } => diverged(action),
         Command::Backup { action } => backup(action),
+        Command::Retention { workspace, days, purge_protection, store } => {
+            let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
+            let r = tandem::retention::set(&s, &workspace, "tandem-cli", days, purge_protection.then_some(true)).map_err(tandem_core::MlflowError::from)?;
+            println!("workspace {workspace}: deleted objects kept {} days, purge protection {}", r.days, if r.purge_protection { "on" } else { "off" });
+            Ok(())
+        }
+        Command::Purge { workspace, now, store } => {
+            let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
+            let p = tandem::retention::purge(&s, &workspace, "tandem-cli", now).map_err(tandem_core::MlflowError::from)?;
+            println!("workspace {workspace}: purged {} experiments and {} runs", p.experiments.len(), p.runs.len());
+            Ok(())
+        }
+        Command::Undelete { workspace, experiment, run, store } => {
+            let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
+            let artifacts = tandem::artifacts::Artifacts::folder(&std::env::temp_dir())?;
+            let ctx = tandem::api::Ctx { store: s, artifacts, workspace: workspace.clone(), principal: "tandem-cli".into() };
+            let mut req = tandem::api::Req::default();
+            req.set("workspace_name", workspace.clone());
+            match (&experiment, &run) {
+                (Some(e), None) => req.set("experiment_id", e.clone()),
+                (None, Some(r)) => req.set("run_id", r.clone()),
+                _ => bail!("give --experiment ID or --run ID"),
+            }
+            tandem::api::retention::undelete(&ctx, &req)?;
+            println!("restored {}", experiment.map(|e| format!("experiment {e}")).or(run.map(|r| format!("run {r}"))).unwrap_or_default());
+            Ok(())
+        }
         Command::Restore { archive, workspace, to_time, into } => restore(&archive, &workspace, to_time.as_deref(), &into),
         Command::Region { deployment, name, data } => region(deployment, name, data),
         Command::Status { deployment, data, json } => status(deployment.unwrap_or_else(|| data.join("deployment.toml")), json),
@@ -256,6 +317,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let state = tandem::server::open(&config).await?;
+        tandem::retention::spawn_purger(state.store.clone(), std::time::Duration::from_secs(60));
         if let Some(url) = &config.archive {
             let archive = tandem::backup::Archive::open(url).map_err(|e| anyhow::anyhow!("setting 'archive': {e}"))?;
             tandem::backup::spawn_archiver(archive, state.store.clone(), std::time::Duration::from_secs(1));

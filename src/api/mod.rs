@@ -8,6 +8,7 @@
 pub mod changes;
 pub mod logged_models;
 pub mod registry;
+pub mod retention;
 pub mod tracking;
 pub mod workspaces;
 
@@ -357,6 +358,10 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "workspaces/{workspace_name}/changes", changes::list),
     ("GET", "workspaces/{workspace_name}/verify", changes::verify),
     ("POST", "workspaces/{workspace_name}/apply", changes::apply),
+    ("GET", "workspaces/{workspace_name}/retention", retention::get),
+    ("PATCH", "workspaces/{workspace_name}/retention", retention::set),
+    ("POST", "workspaces/{workspace_name}/purge", retention::purge),
+    ("POST", "workspaces/{workspace_name}/undelete", retention::undelete),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).

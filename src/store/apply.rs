@@ -94,6 +94,15 @@ fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> R
     Ok(())
 }
 
+/// Everything a run owns, gone. (Its artifact bytes stay in the artifact store until the
+/// artifact retention work deletes what no restorable point needs.)
+fn purge_run(tx: &mut dyn Tx, run_id: &str) -> Result<()> {
+    for table in ["runs", "params", "tags", "metrics", "latest_metrics", "run_inputs", "run_model_inputs", "run_model_outputs"] {
+        tx.exec(&format!("DELETE FROM {table} WHERE run_id = ?"), &[run_id.into()])?;
+    }
+    Ok(())
+}
+
 pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
     match op {
         Op::CreateWorkspace { description, default_artifact_root, time } => {
@@ -118,6 +127,29 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for (table, _) in schema::STATE_TABLES {
                 let col = if *table == "workspaces" { "name" } else { "workspace" };
                 tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
+            }
+        }
+
+        Op::SetRetention { days, purge_protection, time } => {
+            tx.exec(
+                "UPDATE workspaces SET retention_days = ?, purge_protection = ?, last_update_time = ? WHERE name = ?",
+                &[(*days as i64).into(), (*purge_protection).into(), (*time).into(), ws.into()],
+            )?;
+        }
+        Op::PurgeRun { run_id } => purge_run(tx, run_id)?,
+        Op::PurgeExperiment { experiment_id } => {
+            let runs: Vec<String> = tx.query("SELECT run_id FROM runs WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?.iter().map(|r| r.text(0)).collect();
+            for run_id in &runs {
+                purge_run(tx, run_id)?;
+            }
+            let models: Vec<String> = tx.query("SELECT model_id FROM logged_models WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?.iter().map(|r| r.text(0)).collect();
+            for model_id in &models {
+                for table in ["logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics"] {
+                    tx.exec(&format!("DELETE FROM {table} WHERE model_id = ?"), &[model_id.into()])?;
+                }
+            }
+            for table in ["experiments", "experiment_tags", "datasets"] {
+                tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), experiment_id.into()])?;
             }
         }
 

@@ -247,6 +247,11 @@ CREATE TABLE diverged_events (
   PRIMARY KEY (workspace, epoch, seq)
 );
 "#,
+    // 3: retention of deleted objects and purge protection, per workspace.
+    r#"
+ALTER TABLE workspaces ADD COLUMN retention_days BIGINT NOT NULL DEFAULT 14;
+ALTER TABLE workspaces ADD COLUMN purge_protection BIGINT NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Tables that hold workspace state (everything but the log itself), each with its key

@@ -55,9 +55,12 @@ fn op_index(op: &Op) -> usize {
         Op::DeleteModelVersionTag { .. } => 36,
         Op::PutArtifact { .. } => 37,
         Op::DeleteArtifacts { .. } => 38,
+        Op::SetRetention { .. } => 39,
+        Op::PurgeRun { .. } => 40,
+        Op::PurgeExperiment { .. } => 41,
     }
 }
-const OP_COUNT: usize = 39;
+const OP_COUNT: usize = 42;
 
 pub struct World {
     meta: Meta,
@@ -129,7 +132,7 @@ pub fn run_action(w: &mut World, a: &Action) {
     let m = pick(&w.models, x);
     let l = pick(&w.logged_models, y);
     let key = format!("k{}", y % 4);
-    match kind % 40 {
+    match kind % 42 {
         0 => {
             if let Some(v) = w.call(tr::create_experiment, json!({"name": format!("e{}", x % 16), "tags": [{"key": key, "value": "v"}]})) {
                 w.experiments.push(v["experiment_id"].as_str().unwrap().to_owned());
@@ -208,6 +211,11 @@ pub fn run_action(w: &mut World, a: &Action) {
                 w.store.write("default", "prop", |_| Ok(Decision::change((), op.clone()))).unwrap();
             }
         },
+        40 => {
+            // Retention changes; purge protection only rarely, since it forbids early purges.
+            drop(tandem::retention::set(&w.store, "default", "prop", Some(7 + (z as u32 % 84)), (z == 255).then_some(true)))
+        }
+        41 => drop(tandem::retention::purge(&w.store, "default", "prop", true)),
         _ => {
             // Workspace administration on a second workspace.
             let other = Ctx { workspace: "other".into(), ..w.ctx.clone() };
@@ -291,7 +299,7 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
         run_action(&mut w, &Action::Api(kind, 1, 1, 1));
     }
     for i in 0..3000u32 {
-        let a = Action::Api((i % 40) as u8, next(), next(), next());
+        let a = Action::Api((i % 42) as u8, next(), next(), next());
         run_action(&mut w, &a);
     }
     let seen = assert_replay_matches(&w);
@@ -326,4 +334,66 @@ fn replay_refuses_on(meta: Meta) {
     assert!(fresh.replay("default", &gapped).is_err());
     fresh.replay("default", &events).unwrap();
     assert_eq!(fresh.read(|tx| queries::dump(tx, "default")).unwrap(), w.store.read(|tx| queries::dump(tx, "default")).unwrap());
+}
+
+/// A clock the test moves by hand, for retention.
+struct ManualClock(std::sync::atomic::AtomicU64);
+impl tandem::store::Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
+    for meta in metadata_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn tandem::store::Backend> = match meta {
+            Meta::Sqlite => Arc::new(Sqlite::open(&dir.path().join("m.sqlite"), Durability::Normal).unwrap()),
+            Meta::Postgres => Arc::new(Postgres::connect(&fresh_postgres()).unwrap()),
+        };
+        let day = 86_400_000u64;
+        let clock = Arc::new(ManualClock(std::sync::atomic::AtomicU64::new(1_800_000_000_000)));
+        let store = Store::new(backend, clock.clone(), "test").unwrap();
+        tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
+        let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
+        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "t".into() };
+        let req = |v: Value| Req::from_json(v).unwrap();
+        use tandem::api::{retention as api_retention, tracking};
+        let exp = tracking::create_experiment(&ctx, &req(json!({"name": "e"}))).unwrap()["experiment_id"].as_str().unwrap().to_owned();
+        let run_in_exp = tracking::create_run(&ctx, &req(json!({"experiment_id": exp}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let lone = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let kept = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        tracking::log_param(&ctx, &req(json!({"run_id": lone, "key": "p", "value": "1"}))).unwrap();
+        tracking::delete_experiment(&ctx, &req(json!({"experiment_id": exp}))).unwrap();
+        tracking::delete_run(&ctx, &req(json!({"run_id": lone}))).unwrap();
+        tracking::delete_run(&ctx, &req(json!({"run_id": kept}))).unwrap();
+        // Undelete within retention.
+        api_retention::undelete(&ctx, &req(json!({"workspace_name": "default", "run_id": kept}))).unwrap();
+        // Default retention is 14 days: nothing goes on day 13, everything deleted on day 15.
+        clock.0.fetch_add(13 * day, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(tandem::retention::purge(&store, "default", "t", false).unwrap(), tandem::retention::Purged::default(), "{meta:?}");
+        clock.0.fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
+        let purged = tandem::retention::purge(&store, "default", "t", false).unwrap();
+        assert_eq!((purged.experiments, purged.runs), (vec![exp.clone()], vec![lone.clone()]), "{meta:?}");
+        for (id, what) in [(&run_in_exp, "run of the purged experiment"), (&lone, "purged run")] {
+            assert!(tracking::get_run(&ctx, &req(json!({"run_id": id}))).is_err(), "{meta:?}: {what} still there");
+        }
+        assert!(tracking::get_experiment(&ctx, &req(json!({"experiment_id": exp}))).is_err());
+        assert!(tracking::get_run(&ctx, &req(json!({"run_id": kept}))).is_ok());
+        // A purged object cannot be undeleted.
+        assert!(api_retention::undelete(&ctx, &req(json!({"workspace_name": "default", "run_id": lone}))).is_err());
+        // Purge protection: on, then no early purge, no switching off, no shortening.
+        tracking::delete_run(&ctx, &req(json!({"run_id": kept}))).unwrap();
+        tandem::retention::set(&store, "default", "t", Some(30), Some(true)).unwrap();
+        assert!(tandem::retention::purge(&store, "default", "t", true).is_err(), "{meta:?}: early purge under protection");
+        assert!(tandem::retention::set(&store, "default", "t", None, Some(false)).is_err());
+        assert!(tandem::retention::set(&store, "default", "t", Some(7), None).is_err());
+        clock.0.fetch_add(29 * day, std::sync::atomic::Ordering::SeqCst);
+        assert!(tandem::retention::purge(&store, "default", "t", false).unwrap().runs.is_empty());
+        clock.0.fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(tandem::retention::purge(&store, "default", "t", false).unwrap().runs, vec![kept.clone()]);
+        // Every purge is in the log: replaying it gives the same state.
+        assert_replay_matches(&World { meta, store: store.clone(), ctx: ctx.clone(), _dir: dir, experiments: vec![], runs: vec![], logged_models: vec![], models: vec![] });
+    }
 }

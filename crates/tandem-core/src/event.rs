@@ -64,6 +64,12 @@ pub enum Op {
     CreateWorkspace { description: String, default_artifact_root: Option<String>, time: i64 },
     UpdateWorkspace { description: Option<String>, default_artifact_root: Option<String>, time: i64 },
     DeleteWorkspace { time: i64 },
+    /// How long deleted objects stay restorable (days), and whether purge protection is on.
+    SetRetention { days: u32, purge_protection: bool, time: i64 },
+    /// A deleted run, gone for good after its retention period.
+    PurgeRun { run_id: String },
+    /// A deleted experiment with its runs, datasets and logged models, gone for good.
+    PurgeExperiment { experiment_id: String },
 
     CreateExperiment { experiment_id: String, name: String, artifact_location: String, tags: Vec<KeyValue>, time: i64 },
     RenameExperiment { experiment_id: String, new_name: String, time: i64 },
