@@ -95,6 +95,14 @@ fn wrong_type(key: &str, v: &Json, expected: &str) -> MlflowError {
     MlflowError::invalid(format!("Invalid value {shown} for parameter '{key}' supplied: expected {expected}"))
 }
 
+/// No stored text may hold a NUL character (PostgreSQL cannot store it; no name needs it).
+fn no_nul(key: &str, s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(MlflowError::invalid(format!("Invalid value for parameter '{key}' supplied: it contains a NUL character")));
+    }
+    Ok(())
+}
+
 impl Req {
     pub fn from_json(v: Json) -> Result<Req> {
         match v {
@@ -138,7 +146,7 @@ impl Req {
     pub fn opt_str(&self, key: &str) -> Result<Option<String>> {
         match self.get(key) {
             None => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(Json::String(s)) => no_nul(key, s).map(|_| Some(s.clone())),
             Some(v) => Err(wrong_type(key, v, "a string")),
         }
     }
@@ -185,8 +193,14 @@ impl Req {
     pub fn str_list(&self, key: &str) -> Result<Vec<String>> {
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some(Json::String(s)) => Ok(vec![s.clone()]),
-            Some(Json::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(|| wrong_type(key, v, "a list of strings"))).collect(),
+            Some(Json::String(s)) => no_nul(key, s).map(|_| vec![s.clone()]),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| match v.as_str() {
+                    Some(s) => no_nul(key, s).map(|_| s.to_owned()),
+                    None => Err(wrong_type(key, v, "a list of strings")),
+                })
+                .collect(),
             Some(v) => Err(wrong_type(key, v, "a list of strings")),
         }
     }

@@ -30,6 +30,8 @@ fn map_err(e: postgres::Error) -> Error {
         let code = db.code().code();
         return match code {
             "23505" => Error::Conflict(db.message().to_owned()),
+            // Data exceptions (bad encoding, out-of-range values): the input was wrong.
+            c if c.starts_with("22") => Error::Rejected(tandem_core::MlflowError::invalid(format!("invalid value: {}", db.message()))),
             "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" => Error::Unavailable(format!("{code}: {}", db.message())),
             _ => Error::Backend(format!("{code}: {}", db.message())),
         };

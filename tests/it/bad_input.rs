@@ -24,6 +24,8 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
         ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "fixture"}), RAE),
         ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "n", "tags": [{"key": "k", "value": long(20001)}]}), IPV),
         ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "n", "tags": "notalist"}), IPV),
+        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "nul\u{0}name"}), IPV),
+        ("POST", "/api/2.0/mlflow/experiments/delete", json!({"experiment_id": "\u{0}\u{7f}"}), IPV),
         // experiments/get, get-by-name
         ("GET", "/api/2.0/mlflow/experiments/get", json!({}), IPV),
         ("GET", "/api/2.0/mlflow/experiments/get", json!({"experiment_id": "999999"}), RDNE),
