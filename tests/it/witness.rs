@@ -58,3 +58,52 @@ async fn one_winner_per_epoch_on_every_store() {
         assert_eq!(w.last_renewal("ws", 3).await.unwrap(), 4, "{name}");
     }
 }
+
+/// A failure-injecting store: a real in-memory object store that silently ignores
+/// create-only writes (turns them into overwrites), as some S3-compatible stores do.
+#[derive(Debug)]
+struct IgnoresCreateOnly(object_store::memory::InMemory);
+
+impl std::fmt::Display for IgnoresCreateOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IgnoresCreateOnly")
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for IgnoresCreateOnly {
+    async fn put_opts(&self, location: &object_store::path::Path, payload: object_store::PutPayload, mut opts: object_store::PutOptions) -> object_store::Result<object_store::PutResult> {
+        opts.mode = object_store::PutMode::Overwrite; // the fault
+        self.0.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(&self, location: &object_store::path::Path, opts: object_store::PutMultipartOptions) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &object_store::path::Path, options: object_store::GetOptions) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    fn delete_stream(&self, locations: futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.0.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&object_store::path::Path>) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&object_store::path::Path>) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &object_store::path::Path, to: &object_store::path::Path, options: object_store::CopyOptions) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_ignores_create_only_writes_is_refused() {
+    // The same in-memory store without the fault passes: the probe tests the store, not the kind.
+    let honest = Witness::new(Arc::new(object_store::memory::InMemory::new()), object_store::path::Path::from(""), "memory".into());
+    honest.probe().await.unwrap();
+    let faulty = Witness::new(Arc::new(IgnoresCreateOnly(object_store::memory::InMemory::new())), object_store::path::Path::from(""), "faulty://witness".into());
+    match faulty.probe().await {
+        Err(WitnessError::Unusable(m)) => assert!(m.contains("does not enforce create-only writes") && m.contains("faulty://witness"), "{m}"),
+        other => panic!("a store that ignores create-only writes was accepted: {other:?}"),
+    }
+}
