@@ -45,7 +45,13 @@ fn is_write(method: &Method, path: &str) -> bool {
         return false;
     }
     // Searches are POSTs that read.
-    !(path.ends_with("/search") || path.ends_with("/get-latest-versions") || path.contains("/api/tandem/v1/"))
+    if path.ends_with("/search") || path.ends_with("/get-latest-versions") {
+        return false;
+    }
+    // Region control (switchover steps, settling diverged events) runs in the region it is
+    // sent to; tandem's other writes (apply, retention, purge, undelete) go to the leader.
+    let region_control = path.contains("/api/tandem/v1/") && (path.ends_with("/drain") || path.ends_with("/undrain") || path.ends_with("/take-over") || path.contains("/diverged/"));
+    !region_control
 }
 
 pub fn router(state: AppState) -> Router {
@@ -205,7 +211,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
 async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static str, api::Handler)], path: String, req: Request) -> Response {
     let method = req.method().clone();
-    let mut request_replica = req.headers().get("x-tandem-replica").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let is_replica = req.headers().contains_key("x-tandem-replica");
     let (handler, mut params) = match api::route(table, method.as_str(), &path) {
         Lookup::Found(h, p) => (h, p),
         Lookup::WrongMethod => return method_not_allowed(),
@@ -228,14 +234,12 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
     let created = method == Method::POST && path == "mlflow/workspaces";
     let no_content = method == Method::DELETE && path.starts_with("mlflow/workspaces/");
     let write = is_write(&method, &format!("/{path}"));
-    let replica = request_replica.take();
     let (ws, after, wait_ms) = (ctx.workspace.clone(), request.opt_i64("after").ok().flatten(), request.opt_i64("wait_ms").ok().flatten());
     let long_poll = path.ends_with("/changes") && wait_ms.is_some_and(|w| w > 0);
     let region = state.region.clone();
     let changes_ws = request.0.get("workspace_name").and_then(|v| v.as_str()).map(str::to_owned);
-    if let (Some(region), Some(r), Some(cws), Some(a)) = (&region, &replica, &changes_ws, after) {
+    if let (Some(region), true, Some(cws), Some(a)) = (&region, is_replica, &changes_ws, after) {
         // A replica asking for events after N has durably applied N.
-        let _ = r;
         region.record_ack(cws, a.max(0) as u64);
     }
     let result = if long_poll {
@@ -257,16 +261,8 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
         blocking(move || handler(&ctx, &request)).await
     };
     if write && result.is_ok() {
-        if let Some(region) = &region {
-            region.committed.notify_waiters();
-            if region.is_leader(&ws) && region.write_ack(&ws) == crate::region::deployment::WriteAck::Sync {
-                let s = state.store.clone();
-                let w = ws.clone();
-                let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await.ok().flatten().map(|h| h.seq).unwrap_or(0);
-                if let Err(e) = region.wait_for_replica(&ws, head, std::time::Duration::from_secs(10)).await {
-                    return error_response(&e);
-                }
-            }
+        if let Err(e) = after_write(&state, &ws).await {
+            return error_response(&e);
         }
     }
     match result {
@@ -294,14 +290,16 @@ async fn read_params(req: Request) -> Result<Req, MlflowError> {
     Req::from_json(v)
 }
 
-/// Wakes replicas and, in sync mode, waits for the standby, after an artifact write.
-async fn after_artifact_write(state: &AppState, ws: &str) -> Result<(), MlflowError> {
+/// After any acknowledged-to-be write: wakes long-polling replicas and, in sync mode, waits
+/// until the standby has everything up to the current head before the client hears "done".
+async fn after_write(state: &AppState, ws: &str) -> Result<(), MlflowError> {
     let Some(region) = &state.region else { return Ok(()) };
     region.committed.notify_waiters();
     if region.is_leader(ws) && region.write_ack(ws) == crate::region::deployment::WriteAck::Sync {
         let s = state.store.clone();
         let w = ws.to_owned();
         let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await?.map(|h| h.seq).unwrap_or(0);
+        // Long enough for the standby to fetch a large artifact the event names.
         region.wait_for_replica(ws, head, std::time::Duration::from_secs(60)).await?;
     }
     Ok(())
@@ -539,7 +537,7 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             let (size, sha256) = ctx.artifacts.put(&ctx.workspace, &path, stream).await?;
             let c = ctx.clone();
             blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::PutArtifact { path: path.clone(), size, sha256: sha256.clone() })))).await?;
-            after_artifact_write(state, &ctx.workspace).await?;
+            after_write(state, &ctx.workspace).await?;
             Ok(json_response(&json!({})))
         }
         ("file", "DELETE") => {
@@ -547,12 +545,12 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             ctx.artifacts.delete(&ctx.workspace, &path).await?;
             let c = ctx.clone();
             blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::DeleteArtifacts { path: path.clone() })))).await?;
-            after_artifact_write(state, &ctx.workspace).await?;
+            after_write(state, &ctx.workspace).await?;
             Ok(json_response(&json!({})))
         }
         ("mpu", "POST") => {
             let r = multipart(&ctx, rest, &path, req).await?;
-            after_artifact_write(state, &ctx.workspace).await?;
+            after_write(state, &ctx.workspace).await?;
             Ok(r)
         }
         ("presigned", _) => Err(MlflowError::new(tandem_core::ErrorCode::NotImplemented, "Presigned downloads are not enabled on this server; it streams downloads itself.")),

@@ -162,6 +162,10 @@ def test_sync_mode_sigkill_of_the_leader_loses_no_acknowledged_write(up_sync):
     follower = {"east": "west", "west": "east"}[new]
     up_sync.wait_for(lambda: up_sync.region_status(follower)[1]["role"] == "standby", 60, "the other region to follow")
     up_sync.wait_for(lambda: up_sync.region_status(follower)[1]["replication_lag_events"] == 0, 60, "the follower to catch up")
+    # tandem's own writes sent to the standby are forwarded to the leader too.
+    r = requests.patch(up_sync.urls[follower] + "/api/tandem/v1/workspaces/default/retention", json={"days": 30})
+    assert r.status_code == 200, r.text
+    assert requests.get(up_sync.urls[new] + "/api/tandem/v1/workspaces/default/retention").json()["days"] == 30
     # Prometheus metrics per region.
     metrics = requests.get(up_sync.urls[new] + "/metrics").text
     for series in ("tandem_replication_lag_events", "tandem_replication_lag_seconds", "tandem_epoch", "tandem_leader", "tandem_lease_held"):
