@@ -150,43 +150,15 @@ impl Archive {
     }
 
     /// Rebuilds `ws` as it was at `at_ms` (everything accepted at or before it) in `target`,
-    /// which must not have the workspace already. Returns the number of events replayed.
+    /// which must not have the workspace already (or be part-way through restoring it).
+    /// Returns the number of events in the restored log.
     pub async fn restore(&self, ws: &str, at_ms: Option<u64>, target: &Store) -> Result<u64, BackupError> {
         let events = self.read_all(ws).await?;
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
-            return Err(BackupError::Invalid(format!("the archive holds nothing for workspace '{ws}'")));
-        };
-        let (earliest, latest) = (first.hlc.wall_ms(), last.hlc.wall_ms());
-        let cut = match at_ms {
-            None => events.len(),
-            Some(t) if t < earliest || t > latest.max(now_ms()) => {
-                return Err(BackupError::Invalid(format!(
-                    "cannot restore '{ws}' to {t}: the archive covers {earliest} ({}) to {latest} ({}), and the future is not restorable",
-                    iso(earliest),
-                    iso(latest)
-                )))
-            }
-            // The log is in clock order, so "as of t" is a prefix.
-            Some(t) => events.partition_point(|e| e.hlc.wall_ms() <= t),
-        };
-        let (s, w) = (target.clone(), ws.to_owned());
-        let exists = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.map_err(|e| BackupError::Invalid(e.to_string()))??;
-        if exists.is_some() {
-            return Err(BackupError::Invalid(format!("the target store already has workspace '{ws}'; restore into an empty store")));
-        }
-        let prefix: Vec<Event> = events.into_iter().take(cut).collect();
-        let n = prefix.len() as u64;
-        for chunk in prefix.chunks(SEGMENT_EVENTS) {
-            let (s, w, c) = (target.clone(), ws.to_owned(), chunk.to_vec());
-            tokio::task::spawn_blocking(move || s.replay(&w, &c)).await.map_err(|e| BackupError::Invalid(e.to_string()))??;
-        }
-        Ok(n)
+        let cut = crate::restore::cut(ws, &events, at_ms)?;
+        Ok(crate::restore::into_workspace(events, cut, &self.url, target, ws, |_, _| {}).await?.events)
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// A readable UTC instant for messages.
 pub fn iso(ms: u64) -> String {

@@ -139,6 +139,11 @@ async fn ctx_for(state: &AppState, headers: &HeaderMap, admin: bool) -> Result<C
         let c = ctx.clone();
         let exists = blocking(move || c.read(|tx| queries::workspace_exists(tx, &c.workspace))).await?;
         if !exists {
+            let c = ctx.clone();
+            let restoring = blocking(move || c.read(|tx| Ok(tx.query_one("SELECT 1 FROM restores WHERE workspace = ?", &[c.workspace.as_str().into()])?.is_some()))).await?;
+            if restoring {
+                return Err(MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("Workspace '{}' is being restored; try again when the restore is done.", ctx.workspace)));
+            }
             return Err(MlflowError::not_found(format!("Workspace '{}' not found.", ctx.workspace)));
         }
     }

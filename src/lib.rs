@@ -7,6 +7,7 @@ pub mod backup;
 pub mod config;
 pub mod http;
 pub mod region;
+pub mod restore;
 pub mod retention;
 pub mod server;
 pub mod store;

@@ -101,7 +101,7 @@ enum Command {
         #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
         data: PathBuf,
     },
-    /// How long deleted experiments and runs stay restorable (7 to 90 days), and purge
+    /// How long deleted objects stay restorable (7 to 90 days), and purge
     /// protection (once on, it cannot be switched off).
     Retention {
         #[arg(long, default_value = "default")]
@@ -114,7 +114,7 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Purge deleted experiments and runs past their retention (the server does this itself
+    /// Purge deleted objects past their retention (the server does this itself
     /// every minute); --now purges everything deleted, unless purge protection is on.
     Purge {
         #[arg(long, default_value = "default")]
@@ -124,14 +124,23 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Bring back a deleted experiment (with the runs deleted with it) or run.
+    /// Bring back a deleted object: with no object flag, the workspace itself; otherwise an
+    /// experiment (with the runs deleted with it), a run, a logged model, a registered model
+    /// (with the versions deleted with it) or one model version.
     Undelete {
         #[arg(long, default_value = "default")]
         workspace: String,
-        #[arg(long, conflicts_with = "run")]
+        #[arg(long, group = "object")]
         experiment: Option<String>,
-        #[arg(long)]
+        #[arg(long, group = "object")]
         run: Option<String>,
+        #[arg(long, group = "object")]
+        logged_model: Option<String>,
+        #[arg(long, group = "object")]
+        registered_model: Option<String>,
+        /// With --registered-model: one version.
+        #[arg(long, requires = "registered_model")]
+        version: Option<i64>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -142,17 +151,37 @@ enum Command {
     },
     /// Rebuild a workspace from the archive, as it was at an instant, into an empty store.
     Restore {
-        /// The archive (as given to `tandem server --archive`).
-        #[arg(long)]
-        archive: String,
         #[arg(long, default_value = "default")]
         workspace: String,
         /// UTC RFC 3339 (2026-11-22T09:30:00Z) or milliseconds since the epoch; default: latest.
         #[arg(long)]
         to_time: Option<String>,
-        /// The store to restore into: sqlite:///PATH or postgres://...; must not have the workspace.
+        /// Restore into this new workspace (of --into, or of the configured store).
+        #[arg(long = "as", value_name = "NEW_WORKSPACE")]
+        as_name: Option<String>,
+        /// The store to restore into: sqlite:///PATH or postgres://...; default: the configured
+        /// store. It must not have the workspace (unless resuming an interrupted restore).
         #[arg(long)]
-        into: String,
+        into: Option<String>,
+        /// Take the live workspace back to --to-time (one new event; later history stays in the
+        /// log). Asks for confirmation; --yes gives it.
+        #[arg(long, conflicts_with_all = ["as_name", "into", "object"])]
+        in_place: bool,
+        #[arg(long)]
+        yes: bool,
+        /// Restore one deleted experiment (with its runs) as it was at --to-time, into the live workspace.
+        #[arg(long, group = "object", conflicts_with_all = ["as_name", "into"])]
+        experiment: Option<String>,
+        /// Restore one run as it was at --to-time, into the live workspace.
+        #[arg(long, group = "object", conflicts_with_all = ["as_name", "into"])]
+        run: Option<String>,
+        /// Restore one registered model (with its versions) as it was at --to-time.
+        #[arg(long, group = "object", conflicts_with_all = ["as_name", "into"])]
+        registered_model: Option<String>,
+        /// Where to read history from: --archive (the continuous backup) if given, else the
+        /// configured store's own change log.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Events a region accepted that its workspace's new leader never received.
     Diverged {
@@ -288,25 +317,50 @@ fn main() -> anyhow::Result<()> {
         Command::Purge { workspace, now, store } => {
             let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
             let p = tandem::retention::purge(&s, &workspace, "tandem-cli", now).map_err(tandem_core::MlflowError::from)?;
-            println!("workspace {workspace}: purged {} experiments and {} runs", p.experiments.len(), p.runs.len());
+            println!("workspace {workspace}: purged {}", p.describe());
             Ok(())
         }
-        Command::Undelete { workspace, experiment, run, store } => {
+        Command::Undelete { workspace, experiment, run, logged_model, registered_model, version, store } => {
             let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
             let artifacts = tandem::artifacts::Artifacts::folder(&std::env::temp_dir())?;
             let ctx = tandem::api::Ctx { store: s, artifacts, workspace: workspace.clone(), principal: "tandem-cli".into() };
             let mut req = tandem::api::Req::default();
             req.set("workspace_name", workspace.clone());
-            match (&experiment, &run) {
-                (Some(e), None) => req.set("experiment_id", e.clone()),
-                (None, Some(r)) => req.set("run_id", r.clone()),
-                _ => bail!("give --experiment ID or --run ID"),
-            }
+            let what = if let Some(e) = experiment {
+                req.set("experiment_id", e.clone());
+                format!("experiment {e}")
+            } else if let Some(r) = run {
+                req.set("run_id", r.clone());
+                format!("run {r}")
+            } else if let Some(m) = logged_model {
+                req.set("model_id", m.clone());
+                format!("logged model {m}")
+            } else if let Some(n) = registered_model {
+                req.set("name", n.clone());
+                match version {
+                    Some(v) => {
+                        req.set("version", v.to_string());
+                        format!("version {v} of registered model '{n}'")
+                    }
+                    None => format!("registered model '{n}'"),
+                }
+            } else {
+                req.set("workspace", true);
+                format!("workspace {workspace}")
+            };
             tandem::api::retention::undelete(&ctx, &req)?;
-            println!("restored {}", experiment.map(|e| format!("experiment {e}")).or(run.map(|r| format!("run {r}"))).unwrap_or_default());
+            println!("restored {what}");
             Ok(())
         }
-        Command::Restore { archive, workspace, to_time, into } => restore(&archive, &workspace, to_time.as_deref(), &into),
+        Command::Restore { workspace, to_time, as_name, into, in_place, yes, experiment, run, registered_model, store } => {
+            let object = match (experiment, run, registered_model) {
+                (Some(e), _, _) => Some(tandem_core::history::Object::Experiment(e)),
+                (_, Some(r), _) => Some(tandem_core::history::Object::Run(r)),
+                (_, _, Some(m)) => Some(tandem_core::history::Object::RegisteredModel(m)),
+                _ => None,
+            };
+            restore(RestoreArgs { workspace, to_time, as_name, into, in_place, yes, object }, load(&store, Overrides::default())?)
+        }
         Command::Region { deployment, name, data } => region(deployment, name, data),
         Command::Status { deployment, data, json } => status(deployment.unwrap_or_else(|| data.join("deployment.toml")), json),
         Command::Failover { workspace, to, force, deployment, data } => failover(deployment.unwrap_or_else(|| data.join("deployment.toml")), &workspace, &to, force),
@@ -564,15 +618,101 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn restore(archive: &str, ws: &str, to_time: Option<&str>, into: &str) -> anyhow::Result<()> {
-    let at = match to_time {
+struct RestoreArgs {
+    workspace: String,
+    to_time: Option<String>,
+    as_name: Option<String>,
+    into: Option<String>,
+    in_place: bool,
+    yes: bool,
+    object: Option<tandem_core::history::Object>,
+}
+
+fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let ws = args.workspace.as_str();
+    let at = match args.to_time.as_deref() {
         None => None,
         Some(t) => Some(tandem::backup::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--to-time '{t}': use UTC RFC 3339 (2026-11-22T09:30:00Z) or milliseconds since the epoch"))?),
     };
-    let target = open_target(into)?;
-    let a = tandem::backup::Archive::open(archive)?;
-    let n = runtime()?.block_on(a.restore(ws, at, &target))?;
-    println!("restored workspace '{ws}' ({n} events) into {}", tandem::config::redact(into));
+    if let Some(name) = &args.as_name {
+        tandem::api::workspaces::validate_name(name)?;
+    }
+    let rt = runtime()?;
+    if args.in_place {
+        let Some(at) = at else { bail!("--in-place needs --to-time: the instant to take workspace '{ws}' back to") };
+        if !args.yes {
+            if !std::io::stdin().is_terminal() {
+                bail!("--in-place takes the live workspace '{ws}' back to {}: add --yes to confirm", tandem::backup::iso(at));
+            }
+            print!("This takes the live workspace '{ws}' back to {}. Type the workspace name to confirm: ", tandem::backup::iso(at));
+            std::io::stdout().flush()?;
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            if line.trim() != ws {
+                bail!("not confirmed; nothing was changed");
+            }
+        }
+        let store = tandem::server::open_store(&config)?;
+        let (seq, total) = tandem::restore::in_place(&store, ws, at, "tandem-cli")?;
+        println!("workspace '{ws}' restored in place to {} (the state after event {seq} of {total}; later events stay in the log)", tandem::backup::iso(at));
+        return Ok(());
+    }
+    let live = || tandem::server::open_store(&config);
+    // The target first: a wrong one is refused before any history is read.
+    let into = match &args.into {
+        Some(url) => Some(open_target(url)?),
+        None => None,
+    };
+    // The history to restore from: the archive if there is one, else the store's own log.
+    let (events, source) = match &config.archive {
+        Some(url) => {
+            let a = tandem::backup::Archive::open(url)?;
+            (rt.block_on(a.read_all(ws))?, tandem::config::redact(url))
+        }
+        None => {
+            let s = live()?;
+            (s.read(|tx| tandem::store::queries::changes(tx, ws, 0, usize::MAX >> 1))?, "the store's change log".to_owned())
+        }
+    };
+    if let Some(object) = &args.object {
+        let store = live()?;
+        let r = tandem::restore::object(&store, ws, &events, at, object, "tandem-cli")?;
+        println!("restored {} of workspace '{ws}' as of {} from {source} ({} events){}", r.object, at.map(tandem::backup::iso).unwrap_or_else(|| "the latest instant".into()), r.events, r.name.map(|n| format!(", under the name '{n}'")).unwrap_or_default());
+        return Ok(());
+    }
+    let cut = tandem::restore::cut(ws, &events, at)?;
+    let target_name = args.as_name.clone().unwrap_or_else(|| ws.to_owned());
+    let (target, target_desc) = match (into, &args.into) {
+        (Some(store), Some(url)) => (store, tandem::config::redact(url)),
+        _ => (live()?, "the configured store".to_owned()),
+    };
+    let mut last_report = std::time::Instant::now();
+    let r = rt.block_on(tandem::restore::into_workspace(events, cut, &source, &target, &target_name, |done, total| {
+        if done == total || last_report.elapsed() > std::time::Duration::from_secs(1) {
+            eprintln!("restoring '{target_name}': {done}/{total} events");
+            last_report = std::time::Instant::now();
+        }
+    }))?;
+    println!(
+        "restored workspace '{ws}' as of {} into workspace '{}' of {target_desc} ({} events{})",
+        at.map(tandem::backup::iso).unwrap_or_else(|| "the latest instant".into()),
+        r.workspace,
+        r.events,
+        if r.replayed < r.events { format!(", resumed: {} replayed now", r.replayed) } else { String::new() }
+    );
+    // A copy beside the original in the same deployment gets its own copies of the files.
+    if target_name != ws && args.into.is_none() {
+        let artifacts = rt.block_on(tandem::artifacts::Artifacts::connect(&config.artifacts)).map_err(|(url, m)| anyhow::anyhow!("artifacts {url}: {m}"))?;
+        let (copied, missing) = rt.block_on(tandem::restore::copy_artifacts(&target, &artifacts, ws, &target_name))?;
+        println!("copied {copied} artifact files");
+        if !missing.is_empty() {
+            println!("{} artifact files were deleted or overwritten since {} and could not be restored:", missing.len(), at.map(tandem::backup::iso).unwrap_or_else(|| "then".into()));
+            for m in missing {
+                println!("  {m}");
+            }
+        }
+    }
     Ok(())
 }
 

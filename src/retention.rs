@@ -1,9 +1,10 @@
-//! Deleted experiments and runs stay restorable for the workspace's retention period (7 to 90
+//! Deleted workspaces, experiments, runs, logged models, registered models and model versions
+//! stay restorable for the workspace's retention period (7 to 90
 //! days, default 14), then a purge removes them for good. Purge protection, once on, cannot be
 //! switched off, and while it is on nothing is purged before its retention ends. Purges are
 //! events in the change log like every other change, so replicas and restores agree.
 
-use crate::store::{queries, Decision, Result, Store};
+use crate::store::{Decision, Result, Store};
 use tandem_core::{MlflowError, Op};
 
 pub const MIN_DAYS: u32 = 7;
@@ -55,8 +56,38 @@ pub fn set(store: &Store, ws: &str, principal: &str, days: Option<u32>, purge_pr
 /// What a purge removed.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
 pub struct Purged {
+    /// The workspace itself (deleted, past its retention).
+    pub workspace: bool,
     pub experiments: Vec<String>,
     pub runs: Vec<String>,
+    pub logged_models: Vec<String>,
+    pub registered_models: Vec<String>,
+    /// "name/version"
+    pub model_versions: Vec<String>,
+}
+
+impl Purged {
+    pub fn is_empty(&self) -> bool {
+        *self == Purged::default()
+    }
+
+    pub fn describe(&self) -> String {
+        if self.workspace {
+            return "the workspace".into();
+        }
+        format!(
+            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions",
+            self.experiments.len(),
+            self.runs.len(),
+            self.logged_models.len(),
+            self.registered_models.len(),
+            self.model_versions.len()
+        )
+    }
+}
+
+fn ids(tx: &mut dyn crate::store::Tx, sql: &str, ws: &str, cutoff: i64) -> Result<Vec<String>> {
+    Ok(tx.query(sql, &[ws.into(), cutoff.into()])?.iter().map(|r| r.text(0)).collect())
 }
 
 /// Purges what was deleted longer ago than the retention period (`now_ms` from the store's
@@ -65,31 +96,51 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
     let now = store.now_ms();
     store.write(ws, principal, |tx| {
         let r = tx
-            .query_one("SELECT retention_days, purge_protection FROM workspaces WHERE name = ?", &[ws.into()])?
+            .query_one("SELECT retention_days, purge_protection, deleted_time FROM workspaces WHERE name = ?", &[ws.into()])?
             .ok_or_else(|| MlflowError::not_found(format!("Workspace '{ws}' not found.")))?;
-        let (days, protected) = (r.int(0), r.int(1) != 0);
+        let (days, protected, ws_deleted) = (r.int(0), r.int(1) != 0, r.opt_int(2));
         if immediately && protected {
             return Err(MlflowError::invalid(format!("Purge protection is on for workspace '{ws}': deleted objects are purged only after {days} days.")).into());
         }
         let cutoff = if immediately { i64::MAX } else { now - days * DAY_MS };
-        let experiments: Vec<String> = tx
-            .query("SELECT experiment_id FROM experiments WHERE workspace = ? AND lifecycle_stage = 'deleted' AND deleted_time <= ? ORDER BY experiment_id", &[ws.into(), cutoff.into()])?
-            .iter()
-            .map(|r| r.text(0))
-            .collect();
-        // Runs deleted on their own (a deleted experiment's runs go with it).
-        let runs: Vec<String> = tx
+        if let Some(deleted) = ws_deleted {
+            // A deleted workspace goes whole, or waits whole.
+            return Ok(if deleted <= cutoff { Decision::change(Purged { workspace: true, ..Default::default() }, Op::PurgeWorkspace {}) } else { Decision::no_change(Purged::default()) });
+        }
+        let experiments = ids(tx, "SELECT experiment_id FROM experiments WHERE workspace = ? AND lifecycle_stage = 'deleted' AND deleted_time <= ? ORDER BY experiment_id", ws, cutoff)?;
+        // Runs and logged models deleted on their own (a deleted experiment's go with it).
+        let runs = ids(
+            tx,
+            "SELECT r.run_id FROM runs r JOIN experiments e ON e.workspace = r.workspace AND e.experiment_id = r.experiment_id \
+             WHERE r.workspace = ? AND r.lifecycle_stage = 'deleted' AND r.deleted_time <= ? AND e.lifecycle_stage = 'active' ORDER BY r.run_id",
+            ws,
+            cutoff,
+        )?;
+        let logged_models = ids(
+            tx,
+            "SELECT m.model_id FROM logged_models m JOIN experiments e ON e.workspace = m.workspace AND e.experiment_id = m.experiment_id \
+             WHERE m.workspace = ? AND m.lifecycle_stage = 'deleted' AND m.deleted_time <= ? AND e.lifecycle_stage = 'active' ORDER BY m.model_id",
+            ws,
+            cutoff,
+        )?;
+        let registered_models = ids(tx, "SELECT name FROM registered_models WHERE workspace = ? AND deleted_time <= ? ORDER BY name", ws, cutoff)?;
+        // Versions deleted on their own (a deleted model's go with it).
+        let versions: Vec<(String, i64)> = tx
             .query(
-                "SELECT r.run_id FROM runs r JOIN experiments e ON e.workspace = r.workspace AND e.experiment_id = r.experiment_id \
-                 WHERE r.workspace = ? AND r.lifecycle_stage = 'deleted' AND r.deleted_time <= ? AND e.lifecycle_stage = 'active' ORDER BY r.run_id",
+                "SELECT v.name, v.version FROM model_versions v JOIN registered_models m ON m.workspace = v.workspace AND m.name = v.name \
+                 WHERE v.workspace = ? AND v.deleted_time <= ? AND m.deleted_time IS NULL ORDER BY v.name, v.version",
                 &[ws.into(), cutoff.into()],
             )?
             .iter()
-            .map(|r| r.text(0))
+            .map(|r| (r.text(0), r.int(1)))
             .collect();
         let mut ops: Vec<Op> = experiments.iter().map(|e| Op::PurgeExperiment { experiment_id: e.clone() }).collect();
         ops.extend(runs.iter().map(|r| Op::PurgeRun { run_id: r.clone() }));
-        Ok(Decision::changes(Purged { experiments, runs }, ops))
+        ops.extend(logged_models.iter().map(|m| Op::PurgeLoggedModel { model_id: m.clone() }));
+        ops.extend(registered_models.iter().map(|n| Op::PurgeRegisteredModel { name: n.clone() }));
+        ops.extend(versions.iter().map(|(n, v)| Op::PurgeModelVersion { name: n.clone(), version: *v }));
+        let model_versions = versions.iter().map(|(n, v)| format!("{n}/{v}")).collect();
+        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions }, ops))
     })
 }
 
@@ -100,10 +151,11 @@ pub fn spawn_purger(store: Store, interval: std::time::Duration) {
             tokio::time::sleep(interval).await;
             let s = store.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                for ws in s.read(queries::workspaces).unwrap_or_default() {
-                    let name = ws["name"].as_str().unwrap_or_default().to_owned();
+                // Deleted workspaces too: they are purged whole once their retention passes.
+                let names: Vec<String> = s.read(|tx| Ok(tx.query("SELECT name FROM workspaces ORDER BY name", &[])?.iter().map(|r| r.text(0)).collect())).unwrap_or_default();
+                for name in names {
                     match purge(&s, &name, "tandem-purger", false) {
-                        Ok(p) if !p.experiments.is_empty() || !p.runs.is_empty() => tracing::info!(workspace = %name, "purged {} experiments and {} runs past retention", p.experiments.len(), p.runs.len()),
+                        Ok(p) if !p.is_empty() => tracing::info!(workspace = %name, "purged past retention: {}", p.describe()),
                         Ok(_) => {}
                         // A standby region cannot write; its leader purges.
                         Err(e) => tracing::debug!(workspace = %name, "purge: {e}"),

@@ -105,6 +105,19 @@ pub fn delete(ctx: &Ctx, req: &Req) -> Result<Json> {
     })
 }
 
+/// Brings back a deleted logged model (tandem's undelete; MLflow has no endpoint for it).
+pub fn restore(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = model_id(req)?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        let m = queries::logged_model(tx, &ctx.workspace, &id)?.ok_or_else(|| not_found(&id))?;
+        if m.lifecycle_stage == "active" {
+            return Err(MlflowError::invalid(format!("Logged model '{id}' is not deleted.")).into());
+        }
+        Ok(Decision::change(json!({}), Op::RestoreLoggedModel { model_id: id.clone(), time: now }))
+    })
+}
+
 pub fn set_tags(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = model_id(req)?;
     let tags = req.kv_list("tags")?;

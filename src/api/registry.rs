@@ -38,7 +38,7 @@ fn version_param(req: &Req) -> Result<i64> {
 }
 
 fn require_model(tx: &mut dyn Tx, ws: &str, name: &str) -> crate::store::Result<()> {
-    if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.is_none() {
+    if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[ws.into(), name.into()])?.is_none() {
         return Err(model_not_found(name).into());
     }
     Ok(())
@@ -46,6 +46,51 @@ fn require_model(tx: &mut dyn Tx, ws: &str, name: &str) -> crate::store::Result<
 
 fn require_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> crate::store::Result<Json> {
     queries::model_version(tx, ws, name, version)?.ok_or_else(|| version_not_found(name, version).into())
+}
+
+/// A name held by a live model is taken. One held by a deleted model is reusable: the deleted
+/// one steps aside, renamed "<name> (deleted <deletion time>)", with its versions, and stays
+/// restorable under that name until it is purged.
+fn free_model_name(tx: &mut dyn Tx, ws: &str, name: &str, now: i64) -> crate::store::Result<Vec<Op>> {
+    let Some(row) = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])? else { return Ok(Vec::new()) };
+    let Some(deleted) = row.opt_int(0) else {
+        return Err(MlflowError::exists(format!("Registered Model (name={name}) already exists.")).into());
+    };
+    let mut new_name = format!("{name} (deleted {deleted})");
+    while tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), new_name.as_str().into()])?.is_some() {
+        new_name.push('~');
+    }
+    Ok(vec![Op::RenameRegisteredModel { name: name.to_owned(), new_name, time: now }])
+}
+
+/// Brings back a deleted registered model with the versions deleted with it.
+pub fn restore_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        match tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ctx.workspace.as_str().into(), name.as_str().into()])? {
+            None => Err(model_not_found(&name).into()),
+            Some(r) if r.opt_int(0).is_none() => Err(MlflowError::invalid(format!("Registered Model (name={name}) is not deleted.")).into()),
+            Some(_) => Ok(Decision::change((), Op::RestoreRegisteredModel { name: name.clone(), time: now })),
+        }
+    })?;
+    get_model_json(ctx, &name)
+}
+
+/// Brings back a deleted model version (of a live model).
+pub fn restore_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let name = name_param(req)?;
+    let version = version_param(req)?;
+    let now = ctx.now();
+    ctx.write(|tx| {
+        require_model(tx, &ctx.workspace, &name)?;
+        match tx.query_one("SELECT deleted_time FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ctx.workspace.as_str().into(), name.as_str().into(), version.into()])? {
+            None => Err(version_not_found(&name, version).into()),
+            Some(r) if r.opt_int(0).is_none() => Err(MlflowError::invalid(format!("Model Version (name={name}, version={version}) is not deleted.")).into()),
+            Some(_) => Ok(Decision::change((), Op::RestoreModelVersion { name: name.clone(), version, time: now })),
+        }
+    })?;
+    get_version_json(ctx, &name, version)
 }
 
 pub fn create_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
@@ -57,10 +102,9 @@ pub fn create_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let description = req.opt_str("description")?;
     let now = ctx.now();
     ctx.write(|tx| {
-        if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ctx.workspace.as_str().into(), name.as_str().into()])?.is_some() {
-            return Err(MlflowError::exists(format!("Registered Model (name={name}) already exists.")).into());
-        }
-        Ok(Decision::change((), Op::CreateRegisteredModel { name: name.clone(), description: description.clone(), tags: tags.clone(), time: now }))
+        let mut ops = free_model_name(tx, &ctx.workspace, &name, now)?;
+        ops.push(Op::CreateRegisteredModel { name: name.clone(), description: description.clone(), tags: tags.clone(), time: now });
+        Ok(Decision::changes((), ops))
     })?;
     get_model_json(ctx, &name)
 }
@@ -87,10 +131,9 @@ pub fn rename_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
         if new_name == name {
             return Ok(Decision::no_change(()));
         }
-        if tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ctx.workspace.as_str().into(), new_name.as_str().into()])?.is_some() {
-            return Err(MlflowError::exists(format!("Registered Model (name={new_name}) already exists.")).into());
-        }
-        Ok(Decision::change((), Op::RenameRegisteredModel { name: name.clone(), new_name: new_name.clone(), time: now }))
+        let mut ops = free_model_name(tx, &ctx.workspace, &new_name, now)?;
+        ops.push(Op::RenameRegisteredModel { name: name.clone(), new_name: new_name.clone(), time: now });
+        Ok(Decision::changes((), ops))
     })?;
     get_model_json(ctx, &new_name)
 }
@@ -108,9 +151,10 @@ pub fn update_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 pub fn delete_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = name_param(req)?;
+    let now = ctx.now();
     ctx.write(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        Ok(Decision::change(json!({}), Op::DeleteRegisteredModel { name: name.clone() }))
+        Ok(Decision::change(json!({}), Op::DeleteRegisteredModel { name: name.clone(), time: now }))
     })
 }
 

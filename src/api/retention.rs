@@ -38,12 +38,31 @@ pub fn purge(ctx: &Ctx, req: &Req) -> Result<Json> {
     Ok(json!(retention::purge(&t.store, &t.workspace, &t.principal, immediately)?))
 }
 
-/// Restores a deleted experiment (with the runs deleted with it) or a deleted run.
+/// Brings back one deleted object: the workspace itself (`"workspace": true`), an experiment
+/// (with the runs deleted with it), a run, a logged model (`model_id`), a registered model
+/// (`name`, with the versions deleted with it) or a model version (`name` and `version`).
 pub fn undelete(ctx: &Ctx, req: &Req) -> Result<Json> {
     let t = target(ctx, req)?;
-    match (req.has("experiment_id"), req.has("run_id")) {
-        (true, false) => super::tracking::restore_experiment(&t, req),
-        (false, true) => super::tracking::restore_run(&t, req),
-        _ => Err(MlflowError::invalid("Give exactly one of 'experiment_id' and 'run_id'.")),
+    let given: Vec<&str> = ["workspace", "experiment_id", "run_id", "model_id", "name"].into_iter().filter(|k| req.has(k)).collect();
+    match given.as_slice() {
+        ["workspace"] => undelete_workspace(&t),
+        ["experiment_id"] => super::tracking::restore_experiment(&t, req),
+        ["run_id"] => super::tracking::restore_run(&t, req),
+        ["model_id"] => super::logged_models::restore(&t, req),
+        ["name"] if req.has("version") => super::registry::restore_model_version(&t, req),
+        ["name"] => super::registry::restore_registered_model(&t, req),
+        _ => Err(MlflowError::invalid("Give exactly one of 'workspace' (true), 'experiment_id', 'run_id', 'model_id' and 'name' (with 'version' for a model version).")),
     }
+}
+
+fn undelete_workspace(t: &Ctx) -> Result<Json> {
+    let time = t.now();
+    t.store
+        .write(&t.workspace, &t.principal, |tx| match crate::store::queries::workspace_deleted(tx, &t.workspace)? {
+            Some(_) => Ok(crate::store::Decision::change((), tandem_core::Op::RestoreWorkspace { time })),
+            None if crate::store::queries::workspace_exists(tx, &t.workspace)? => Err(MlflowError::invalid(format!("Workspace '{}' is not deleted.", t.workspace)).into()),
+            None => Err(MlflowError::not_found(format!("Workspace '{}' not found.", t.workspace)).into()),
+        })
+        .map_err(MlflowError::from)?;
+    Ok(json!({}))
 }

@@ -77,6 +77,22 @@ pub fn default_experiment_op(time: i64) -> Op {
 // ---------------------------------------------------------------------------------------
 // Experiments
 
+/// A name held by a live experiment is taken. One held by a deleted experiment is reusable:
+/// the deleted one steps aside, renamed "<name> (deleted <its id>)", and stays restorable
+/// under that name until it is purged.
+fn free_experiment_name(tx: &mut dyn crate::store::Tx, ws: &str, name: &str, now: i64) -> crate::store::Result<Vec<Op>> {
+    let Some(old) = queries::experiment_by_name(tx, ws, name)? else { return Ok(Vec::new()) };
+    if old["lifecycle_stage"] == "active" {
+        return Err(MlflowError::exists(format!("Experiment(name={name}) already exists.")).into());
+    }
+    let id = old["experiment_id"].as_str().unwrap_or_default().to_owned();
+    let mut new_name = format!("{name} (deleted {id})");
+    while queries::experiment_by_name(tx, ws, &new_name)?.is_some() {
+        new_name.push('~');
+    }
+    Ok(vec![Op::RenameExperiment { experiment_id: id, new_name, time: now }])
+}
+
 pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = req.opt_str("name")?.unwrap_or_default();
     if name.is_empty() {
@@ -95,9 +111,7 @@ pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     let now = ctx.now();
     ctx.write(|tx| {
-        if queries::experiment_by_name(tx, &ctx.workspace, &name)?.is_some() {
-            return Err(MlflowError::exists(format!("Experiment(name={name}) already exists.")).into());
-        }
+        let mut ops = free_experiment_name(tx, &ctx.workspace, &name, now)?;
         // A fresh ID that no experiment of this workspace has (a collision needs the same
         // millisecond and the same 22 random bits).
         let mut id = ids::experiment_id(now as u64, random_u32());
@@ -105,8 +119,8 @@ pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
             id = ids::experiment_id(now as u64, random_u32());
         }
         let loc = artifact_location.clone().unwrap_or_else(|| default_artifact_location(&id));
-        let op = Op::CreateExperiment { experiment_id: id.clone(), name: name.clone(), artifact_location: loc, tags: tags.clone(), time: now };
-        Ok(Decision::change(json!({ "experiment_id": id }), op))
+        ops.push(Op::CreateExperiment { experiment_id: id.clone(), name: name.clone(), artifact_location: loc, tags: tags.clone(), time: now });
+        Ok(Decision::changes(json!({ "experiment_id": id }), ops))
     })
 }
 
@@ -183,10 +197,9 @@ pub fn update_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
         if exp["name"] == new_name.as_str() {
             return Ok(Decision::no_change(json!({})));
         }
-        if queries::experiment_by_name(tx, &ctx.workspace, &new_name)?.is_some() {
-            return Err(MlflowError::exists(format!("Experiment(name={new_name}) already exists.")).into());
-        }
-        Ok(Decision::change(json!({}), Op::RenameExperiment { experiment_id: id.clone(), new_name: new_name.clone(), time: now }))
+        let mut ops = free_experiment_name(tx, &ctx.workspace, &new_name, now)?;
+        ops.push(Op::RenameExperiment { experiment_id: id.clone(), new_name: new_name.clone(), time: now });
+        Ok(Decision::changes(json!({}), ops))
     })
 }
 
@@ -402,7 +415,7 @@ fn write_batch(ctx: &Ctx, run_id: &str, metrics: Vec<MetricPoint>, params: Vec<K
         active_run(tx, &ctx.workspace, run_id)?;
         let mut new_params = Vec::new();
         for p in &params {
-            match queries::param(tx, run_id, &p.key)? {
+            match queries::param(tx, &ctx.workspace, run_id, &p.key)? {
                 Some(old) if old == p.value => {}
                 Some(old) => {
                     return Err(MlflowError::invalid(format!(
@@ -448,7 +461,7 @@ pub fn delete_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let key = req.str("key")?;
     ctx.write(|tx| {
         active_run(tx, &ctx.workspace, &run_id)?;
-        let exists = tx.query_one("SELECT 1 FROM tags WHERE run_id = ? AND key = ?", &[run_id.as_str().into(), key.as_str().into()])?.is_some();
+        let exists = tx.query_one("SELECT 1 FROM tags WHERE workspace = ? AND run_id = ? AND key = ?", &[ctx.workspace.as_str().into(), run_id.as_str().into(), key.as_str().into()])?.is_some();
         if !exists {
             return Err(MlflowError::not_found(format!("No tag with name: {key} in run with id {run_id}")).into());
         }
@@ -551,7 +564,7 @@ pub fn log_model_legacy(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     let model_json = req.str("model_json")?;
     let model: Json = serde_json::from_str(&model_json).map_err(|e| MlflowError::invalid(format!("Invalid model_json: {e}")))?;
-    let history = ctx.read(|tx| Ok(tx.query_one("SELECT value FROM tags WHERE run_id = ? AND key = 'mlflow.log-model.history'", &[run_id.as_str().into()])?.map(|r| r.text(0))))?;
+    let history = ctx.read(|tx| Ok(tx.query_one("SELECT value FROM tags WHERE workspace = ? AND run_id = ? AND key = 'mlflow.log-model.history'", &[ctx.workspace.as_str().into(), run_id.as_str().into()])?.map(|r| r.text(0))))?;
     let mut list: Vec<Json> = history.and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default();
     list.push(model);
     let value = Json::Array(list).to_string();
@@ -600,7 +613,7 @@ pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
                 .unwrap_or_else(|| compare_fields(a.start_time.map(|t| Field::Num(t as f64)), b.start_time.map(|t| Field::Num(t as f64)), false).then_with(|| a.run_id.cmp(&b.run_id)))
         });
         let (mut page_runs, next) = page(runs, offset, max);
-        queries::complete_runs(tx, &mut page_runs)?;
+        queries::complete_runs(tx, &ctx.workspace, &mut page_runs)?;
         Ok((page_runs, next))
     })?;
     let (runs, next) = runs;
@@ -622,7 +635,7 @@ pub fn get_metric_history(ctx: &Ctx, req: &Req) -> Result<Json> {
     };
     let metrics = ctx.read(|tx| {
         queries::run_state(tx, &ctx.workspace, &run_id)?.ok_or_else(|| run_not_found(&run_id))?;
-        queries::metric_history(tx, &run_id, &key)
+        queries::metric_history(tx, &ctx.workspace, &run_id, &key)
     })?;
     let (metrics, next) = page(metrics, offset, max);
     let mut out = json!({ "metrics": metrics });
@@ -656,7 +669,7 @@ pub fn get_metric_history_bulk_interval(ctx: &Ctx, req: &Req) -> Result<Json> {
     for run_id in &run_ids {
         let points = ctx.read(|tx| {
             queries::run_state(tx, &ctx.workspace, run_id)?.ok_or_else(|| run_not_found(run_id))?;
-            queries::metric_history(tx, run_id, &key)
+            queries::metric_history(tx, &ctx.workspace, run_id, &key)
         })?;
         let points: Vec<Json> = points
             .into_iter()

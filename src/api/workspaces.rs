@@ -40,7 +40,8 @@ fn creation_ops(description: String, default_artifact_root: Option<String>, time
 pub fn ensure(store: &Store, name: &str, description: &str, principal: &str) -> crate::store::Result<bool> {
     let time = store.now_ms();
     store.write(name, principal, |tx| {
-        if queries::workspace_exists(tx, name)? {
+        // A deleted workspace is not brought back behind the operator's back.
+        if queries::workspace_exists(tx, name)? || queries::workspace_deleted(tx, name)?.is_some() {
             return Ok(Decision::no_change(false));
         }
         Ok(Decision::changes(true, creation_ops(description.to_owned(), None, time)))
@@ -70,6 +71,13 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Json> {
     ws.write(|tx| {
         if queries::workspace_exists(tx, &ws.workspace)? {
             return Err(MlflowError::exists(format!("Workspace '{}' already exists.", ws.workspace)).into());
+        }
+        if queries::workspace_deleted(tx, &ws.workspace)?.is_some() {
+            return Err(MlflowError::exists(format!(
+                "Workspace '{0}' was deleted and is still restorable: undelete it (tandem undelete --workspace {0}) or purge it (tandem purge --workspace {0} --now) first.",
+                ws.workspace
+            ))
+            .into());
         }
         Ok(Decision::changes((), creation_ops(description.clone(), root.clone(), time)))
     })?;

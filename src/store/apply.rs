@@ -13,8 +13,7 @@ use tandem_core::Op;
 fn upsert_kv(tx: &mut dyn Tx, table: &str, owner_cols: &[&str], owner: &[Value], ws: &str, kv: &KeyValue) -> Result<()> {
     let cols = owner_cols.join(", ");
     let marks = vec!["?"; owner_cols.len()].join(", ");
-    // Run and model IDs are globally unique; names and experiment IDs only within a workspace.
-    let target = if matches!(owner_cols, ["run_id"] | ["model_id"]) { format!("{cols}, key") } else { format!("workspace, {cols}, key") };
+    let target = format!("workspace, {cols}, key");
     let sql = format!(
         "INSERT INTO {table} (workspace, {cols}, key, value) VALUES (?, {marks}, ?, ?) ON CONFLICT ({target}) DO UPDATE SET value = excluded.value"
     );
@@ -55,7 +54,7 @@ fn log_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Resul
         &[ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()],
     )?;
     if inserted > 0 {
-        let old = tx.query_one("SELECT step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? AND key = ?", &[run_id.into(), m.key.as_str().into()])?;
+        let old = tx.query_one("SELECT step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), m.key.as_str().into(), ws.into()])?;
         let replace = match &old {
             None => true,
             Some(old) => newer(m.step, m.timestamp, value, is_nan, old),
@@ -63,7 +62,7 @@ fn log_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Resul
         if replace {
             tx.exec(
                 "INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
+                 ON CONFLICT (workspace, run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
                 &[ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()],
             )?;
         }
@@ -71,7 +70,7 @@ fn log_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Resul
     if let Some(model_id) = &m.model_id {
         tx.exec(
             "INSERT INTO logged_model_metrics (workspace, model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, run_id, key, step, timestamp, dataset_name, dataset_digest) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, model_id, run_id, key, step, timestamp, dataset_name, dataset_digest) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan",
             &[
                 ws.into(),
                 model_id.as_str().into(),
@@ -96,9 +95,25 @@ fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> R
 
 /// Everything a run owns, gone. (Its artifact bytes stay in the artifact store until the
 /// artifact retention work deletes what no restorable point needs.)
-fn purge_run(tx: &mut dyn Tx, run_id: &str) -> Result<()> {
+fn purge_run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<()> {
     for table in ["runs", "params", "tags", "metrics", "latest_metrics", "run_inputs", "run_model_inputs", "run_model_outputs"] {
-        tx.exec(&format!("DELETE FROM {table} WHERE run_id = ?"), &[run_id.into()])?;
+        tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"), &[ws.into(), run_id.into()])?;
+    }
+    Ok(())
+}
+
+fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
+    for table in ["logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics"] {
+        tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"), &[ws.into(), model_id.into()])?;
+    }
+    Ok(())
+}
+
+/// Every row of the workspace's state, gone (the change log is not state).
+pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
+    for (table, _) in schema::STATE_TABLES {
+        let col = if *table == "workspaces" { "name" } else { "workspace" };
+        tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
     }
     Ok(())
 }
@@ -121,12 +136,29 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             }
             tx.exec("UPDATE workspaces SET last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
         }
-        Op::DeleteWorkspace { .. } => {
+        Op::DeleteWorkspace { time } => {
+            tx.exec("UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?", &[(*time).into(), (*time).into(), ws.into()])?;
+        }
+        Op::RestoreWorkspace { time } => {
+            tx.exec("UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
+        }
+        Op::PurgeWorkspace {} => {
             // The state goes; the change log stays, so the workspace can be audited and, later,
             // restored from it.
-            for (table, _) in schema::STATE_TABLES {
-                let col = if *table == "workspaces" { "name" } else { "workspace" };
-                tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
+            clear_state(tx, ws)?;
+        }
+        Op::RewindWorkspace { seq, .. } => {
+            // Rebuilt from the log this transaction sees: events 1..=seq are always there,
+            // whether this is a live write, a replica's replay or a restore from the archive.
+            clear_state(tx, ws)?;
+            let mut after = 0u64;
+            while after < *seq {
+                let events = super::queries::changes(tx, ws, after, 1000)?;
+                let Some(last) = events.last().map(|e| e.seq) else { break };
+                for e in events.iter().filter(|e| e.seq <= *seq) {
+                    apply(tx, ws, &e.decode_op().map_err(|err| super::Error::Corrupt(err.to_string()))?)?;
+                }
+                after = last;
             }
         }
 
@@ -136,17 +168,15 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 &[(*days as i64).into(), (*purge_protection).into(), (*time).into(), ws.into()],
             )?;
         }
-        Op::PurgeRun { run_id } => purge_run(tx, run_id)?,
+        Op::PurgeRun { run_id } => purge_run(tx, ws, run_id)?,
         Op::PurgeExperiment { experiment_id } => {
             let runs: Vec<String> = tx.query("SELECT run_id FROM runs WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?.iter().map(|r| r.text(0)).collect();
             for run_id in &runs {
-                purge_run(tx, run_id)?;
+                purge_run(tx, ws, run_id)?;
             }
             let models: Vec<String> = tx.query("SELECT model_id FROM logged_models WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?.iter().map(|r| r.text(0)).collect();
             for model_id in &models {
-                for table in ["logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics"] {
-                    tx.exec(&format!("DELETE FROM {table} WHERE model_id = ?"), &[model_id.into()])?;
-                }
+                purge_logged_model(tx, ws, model_id)?;
             }
             for table in ["experiments", "experiment_tags", "datasets"] {
                 tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), experiment_id.into()])?;
@@ -213,21 +243,21 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
         Op::UpdateRun { run_id, status, end_time, run_name } => {
             if let Some(s) = status {
-                tx.exec("UPDATE runs SET status = ? WHERE run_id = ?", &[s.into(), run_id.into()])?;
+                tx.exec("UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?", &[s.into(), run_id.into(), ws.into()])?;
             }
             if let Some(t) = end_time {
-                tx.exec("UPDATE runs SET end_time = ? WHERE run_id = ?", &[(*t).into(), run_id.into()])?;
+                tx.exec("UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?", &[(*t).into(), run_id.into(), ws.into()])?;
             }
             if let Some(n) = run_name {
-                tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ?", &[n.into(), run_id.into()])?;
+                tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[n.into(), run_id.into(), ws.into()])?;
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, &KeyValue { key: "mlflow.runName".into(), value: n.clone() })?;
             }
         }
         Op::DeleteRun { run_id, time } => {
-            tx.exec("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ?", &[(*time).into(), run_id.into()])?;
+            tx.exec("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ? AND workspace = ?", &[(*time).into(), run_id.into(), ws.into()])?;
         }
         Op::RestoreRun { run_id } => {
-            tx.exec("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ?", &[run_id.into()])?;
+            tx.exec("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?;
         }
         Op::LogBatch { run_id, metrics, params, tags } => {
             for p in params {
@@ -242,15 +272,15 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for t in tags {
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
                 if t.key == "mlflow.runName" {
-                    tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ?", &[t.value.as_str().into(), run_id.into()])?;
+                    tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[t.value.as_str().into(), run_id.into(), ws.into()])?;
                 }
             }
         }
         Op::DeleteTag { run_id, key } => {
-            tx.exec("DELETE FROM tags WHERE run_id = ? AND key = ?", &[run_id.into(), key.into()])?;
+            tx.exec("DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), key.into(), ws.into()])?;
         }
         Op::LogInputs { run_id, datasets, model_ids } => {
-            let experiment_id = tx.query_one("SELECT experiment_id FROM runs WHERE run_id = ?", &[run_id.into()])?.map(|r| r.text(0)).unwrap_or_default();
+            let experiment_id = tx.query_one("SELECT experiment_id FROM runs WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?.map(|r| r.text(0)).unwrap_or_default();
             for d in datasets {
                 tx.exec(
                     "INSERT INTO datasets (workspace, dataset_id, experiment_id, name, digest, source_type, source, dataset_schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -299,26 +329,30 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             }
         }
         Op::FinalizeLoggedModel { model_id, status, time } => {
-            tx.exec("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ?", &[status.into(), (*time).into(), model_id.into()])?;
+            tx.exec("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[status.into(), (*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModel { model_id, time } => {
-            tx.exec("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+            tx.exec("UPDATE logged_models SET lifecycle_stage = 'deleted', deleted_time = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), (*time).into(), model_id.into(), ws.into()])?;
         }
+        Op::RestoreLoggedModel { model_id, time } => {
+            tx.exec("UPDATE logged_models SET lifecycle_stage = 'active', deleted_time = NULL, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+        }
+        Op::PurgeLoggedModel { model_id } => purge_logged_model(tx, ws, model_id)?,
         Op::SetLoggedModelTags { model_id, tags, time } => {
             for t in tags {
                 upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
             }
-            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModelTag { model_id, key, time } => {
-            tx.exec("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?", &[model_id.into(), key.into()])?;
-            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+            tx.exec("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?", &[model_id.into(), key.into(), ws.into()])?;
+            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::LogLoggedModelParams { model_id, params, time } => {
             for p in params {
                 upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
             }
-            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?", &[(*time).into(), model_id.into()])?;
+            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
 
         Op::CreateRegisteredModel { name, description, tags, time } => {
@@ -340,7 +374,20 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             tx.exec("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", &[description.clone().into(), ws.into(), name.into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
-        Op::DeleteRegisteredModel { name } => {
+        Op::DeleteRegisteredModel { name, time } => {
+            // Its live versions go with it, marked with the same time, so that restoring the
+            // model brings back exactly those.
+            tx.exec("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[(*time).into(), ws.into(), name.into()])?;
+            tx.exec("UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
+        }
+        Op::RestoreRegisteredModel { name, time } => {
+            let deleted = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.and_then(|r| r.opt_int(0));
+            if let Some(d) = deleted {
+                tx.exec("UPDATE model_versions SET deleted_time = NULL WHERE workspace = ? AND name = ? AND deleted_time = ?", &[ws.into(), name.into(), d.into()])?;
+            }
+            tx.exec("UPDATE registered_models SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
+        }
+        Op::PurgeRegisteredModel { name } => {
             for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
                 tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])?;
             }
@@ -404,10 +451,19 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::DeleteModelVersion { name, version, time } => {
-            tx.exec("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
-            tx.exec("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
+            // As in MLflow, aliases of a deleted version are removed (restoring the version
+            // does not bring them back: they may point elsewhere by then).
             tx.exec("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
+        }
+        Op::RestoreModelVersion { name, version, time } => {
+            tx.exec("UPDATE model_versions SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
+            touch_registered_model(tx, ws, name, *time)?;
+        }
+        Op::PurgeModelVersion { name, version } => {
+            tx.exec("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
         }
         Op::SetModelVersionTag { name, version, key, value } => {
             upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;

@@ -279,7 +279,13 @@ impl Store {
             tx.lock(&format!("workspace:{workspace}"))?;
             let decision = decide(tx)?;
             if let Some(first) = decision.ops.first() {
-                if !matches!(first, Op::CreateWorkspace { .. }) && !queries::workspace_exists(tx, workspace)? {
+                // A deleted workspace takes only its own restore or purge.
+                let allowed = match first {
+                    Op::CreateWorkspace { .. } => true,
+                    Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {} => queries::workspace_deleted(tx, workspace)?.is_some(),
+                    _ => queries::workspace_exists(tx, workspace)?,
+                };
+                if !allowed {
                     return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
                 }
                 let mut head = queries::log_head(tx, workspace)?.unwrap_or_else(LogHead::genesis);
@@ -301,6 +307,17 @@ impl Store {
             Ok(())
         })?;
         Ok(answer.expect("write_tx ran the closure"))
+    }
+
+    /// A write transaction on this store's own bookkeeping (restores in progress), never on
+    /// workspace state: that changes only through [`Store::write`] and [`Store::replay`].
+    pub fn bookkeeping<T>(&self, mut f: impl FnMut(&mut dyn Tx) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.backend.write_tx(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        Ok(out.expect("write_tx ran the closure"))
     }
 
     /// Reads from a consistent snapshot.
@@ -355,10 +372,7 @@ impl Store {
                 )?;
             }
             tx.exec("DELETE FROM change_log WHERE workspace = ? AND seq > ?", &[workspace.into(), (keep as i64).into()])?;
-            for (table, _) in schema::STATE_TABLES {
-                let col = if *table == "workspaces" { "name" } else { "workspace" };
-                tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[workspace.into()])?;
-            }
+            apply::clear_state(tx, workspace)?;
             let kept = queries::changes(tx, workspace, 0, usize::MAX >> 1)?;
             for e in &kept {
                 apply::apply(tx, workspace, &e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?)?;

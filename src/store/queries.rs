@@ -14,8 +14,14 @@ pub fn log_head(tx: &mut dyn Tx, ws: &str) -> Result<Option<LogHead>> {
         .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2), epoch: r.int(3) as u64 }))
 }
 
+/// Some(deleted_time) for a soft-deleted workspace, None for a live or unknown one.
+pub fn workspace_deleted(tx: &mut dyn Tx, ws: &str) -> Result<Option<i64>> {
+    Ok(tx.query_one("SELECT deleted_time FROM workspaces WHERE name = ?", &[ws.into()])?.and_then(|r| r.opt_int(0)))
+}
+
 pub fn workspace_exists(tx: &mut dyn Tx, ws: &str) -> Result<bool> {
-    Ok(tx.query_one("SELECT 1 FROM workspaces WHERE name = ?", &[ws.into()])?.is_some())
+    // A workspace being restored is not there yet for anyone but the restore.
+    Ok(tx.query_one("SELECT 1 FROM workspaces w WHERE name = ? AND deleted_time IS NULL AND NOT EXISTS (SELECT 1 FROM restores r WHERE r.workspace = w.name)", &[ws.into()])?.is_some())
 }
 
 fn workspace_json(r: &Row) -> Json {
@@ -27,11 +33,11 @@ fn workspace_json(r: &Row) -> Json {
 }
 
 pub fn workspace(tx: &mut dyn Tx, ws: &str) -> Result<Option<Json>> {
-    Ok(tx.query_one("SELECT name, description, default_artifact_root FROM workspaces WHERE name = ?", &[ws.into()])?.map(|r| workspace_json(&r)))
+    Ok(tx.query_one("SELECT name, description, default_artifact_root FROM workspaces WHERE name = ? AND deleted_time IS NULL", &[ws.into()])?.map(|r| workspace_json(&r)))
 }
 
 pub fn workspaces(tx: &mut dyn Tx) -> Result<Vec<Json>> {
-    Ok(tx.query("SELECT name, description, default_artifact_root FROM workspaces ORDER BY name", &[])?.iter().map(workspace_json).collect())
+    Ok(tx.query("SELECT name, description, default_artifact_root FROM workspaces WHERE deleted_time IS NULL ORDER BY name", &[])?.iter().map(workspace_json).collect())
 }
 
 fn kv_list(rows: &[Row], k: usize, v: usize) -> Json {
@@ -128,8 +134,8 @@ pub fn run_state(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunSt
         .map(|r| RunState { experiment_id: r.text(0), lifecycle_stage: r.text(1), status: r.text(2), artifact_uri: r.text(3) }))
 }
 
-pub fn param(tx: &mut dyn Tx, run_id: &str, key: &str) -> Result<Option<String>> {
-    Ok(tx.query_one("SELECT value FROM params WHERE run_id = ? AND key = ?", &[run_id.into(), key.into()])?.map(|r| r.text(0)))
+pub fn param(tx: &mut dyn Tx, ws: &str, run_id: &str, key: &str) -> Result<Option<String>> {
+    Ok(tx.query_one("SELECT value FROM params WHERE workspace = ? AND run_id = ? AND key = ?", &[ws.into(), run_id.into(), key.into()])?.map(|r| r.text(0)))
 }
 
 /// A run as search sees it: its info and whichever of its data was loaded.
@@ -249,21 +255,21 @@ impl Parts {
 fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Value], parts: Parts) -> Result<()> {
     let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
     if parts.metrics {
-        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m JOIN runs r ON r.run_id = m.run_id WHERE {scope} ORDER BY m.key"), params)? {
+        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m JOIN runs r ON r.workspace = m.workspace AND r.run_id = m.run_id WHERE {scope} ORDER BY m.key"), params)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].metrics.push((m.text(1), metric_value(&m, 2, 3), m.int(4), m.int(5)));
             }
         }
     }
     if parts.params {
-        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.run_id = p.run_id WHERE {scope} ORDER BY p.key"), params)? {
+        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.workspace = p.workspace AND r.run_id = p.run_id WHERE {scope} ORDER BY p.key"), params)? {
             if let Some(&i) = index.get(&p.text(0)) {
                 runs[i].params.push((p.text(1), p.text(2)));
             }
         }
     }
     if parts.tags {
-        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t JOIN runs r ON r.run_id = t.run_id WHERE {scope} ORDER BY t.key"), params)? {
+        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t JOIN runs r ON r.workspace = t.workspace AND r.run_id = t.run_id WHERE {scope} ORDER BY t.key"), params)? {
             if let Some(&i) = index.get(&t.text(0)) {
                 runs[i].tags.push((t.text(1), t.text(2)));
             }
@@ -272,7 +278,7 @@ fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Va
     if parts.inputs {
         let sql = format!(
             "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile, i.tags FROM run_inputs i \
-             JOIN runs r ON r.run_id = i.run_id JOIN datasets d ON d.workspace = i.workspace AND d.dataset_id = i.dataset_id WHERE {scope} ORDER BY d.name, d.digest"
+             JOIN runs r ON r.workspace = i.workspace AND r.run_id = i.run_id JOIN datasets d ON d.workspace = i.workspace AND d.dataset_id = i.dataset_id WHERE {scope} ORDER BY d.name, d.digest"
         );
         for d in tx.query(&sql, params)? {
             if let Some(&i) = index.get(&d.text(0)) {
@@ -288,14 +294,14 @@ fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Va
                 runs[i].datasets.push((d.text(1), d.text(2), context, ds, tags));
             }
         }
-        for m in tx.query(&format!("SELECT i.run_id, i.model_id FROM run_model_inputs i JOIN runs r ON r.run_id = i.run_id WHERE {scope} ORDER BY i.model_id"), params)? {
+        for m in tx.query(&format!("SELECT i.run_id, i.model_id FROM run_model_inputs i JOIN runs r ON r.workspace = i.workspace AND r.run_id = i.run_id WHERE {scope} ORDER BY i.model_id"), params)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].model_inputs.push(m.text(1));
             }
         }
     }
     if parts.outputs {
-        for m in tx.query(&format!("SELECT o.run_id, o.model_id, o.step FROM run_model_outputs o JOIN runs r ON r.run_id = o.run_id WHERE {scope} ORDER BY o.model_id, o.step"), params)? {
+        for m in tx.query(&format!("SELECT o.run_id, o.model_id, o.step FROM run_model_outputs o JOIN runs r ON r.workspace = o.workspace AND r.run_id = o.run_id WHERE {scope} ORDER BY o.model_id, o.step"), params)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].model_outputs.push((m.text(1), m.int(2)));
             }
@@ -308,7 +314,7 @@ pub fn run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunRecord>>
     let row = tx.query_one(&format!("SELECT {RUN_COLS} FROM runs r WHERE r.run_id = ? AND r.workspace = ?"), &[run_id.into(), ws.into()])?;
     let Some(row) = row else { return Ok(None) };
     let mut runs = vec![run_record(&row)];
-    load_parts(tx, &mut runs, "r.run_id = ?", &[run_id.into()], Parts::ALL)?;
+    load_parts(tx, &mut runs, "r.workspace = ? AND r.run_id = ?", &[ws.into(), run_id.into()], Parts::ALL)?;
     Ok(runs.pop())
 }
 
@@ -331,7 +337,7 @@ pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewT
 }
 
 /// Fills in every part for the given runs (the page a search returns).
-pub fn complete_runs(tx: &mut dyn Tx, runs: &mut [RunRecord]) -> Result<()> {
+pub fn complete_runs(tx: &mut dyn Tx, ws: &str, runs: &mut [RunRecord]) -> Result<()> {
     for chunk in runs.chunks_mut(500) {
         for r in chunk.iter_mut() {
             r.metrics.clear();
@@ -341,16 +347,17 @@ pub fn complete_runs(tx: &mut dyn Tx, runs: &mut [RunRecord]) -> Result<()> {
             r.model_inputs.clear();
             r.model_outputs.clear();
         }
-        let ids: Vec<Value> = chunk.iter().map(|r| r.run_id.as_str().into()).collect();
-        let scope = format!("r.run_id IN ({})", placeholders(ids.len()));
+        let mut ids: Vec<Value> = vec![ws.into()];
+        ids.extend(chunk.iter().map(|r| r.run_id.as_str().into()));
+        let scope = format!("r.workspace = ? AND r.run_id IN ({})", placeholders(ids.len() - 1));
         load_parts(tx, chunk, &scope, &ids, Parts::ALL)?;
     }
     Ok(())
 }
 
-pub fn metric_history(tx: &mut dyn Tx, run_id: &str, key: &str) -> Result<Vec<Json>> {
+pub fn metric_history(tx: &mut dyn Tx, ws: &str, run_id: &str, key: &str) -> Result<Vec<Json>> {
     Ok(tx
-        .query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, timestamp", &[run_id.into(), key.into()])?
+        .query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE workspace = ? AND run_id = ? AND key = ? ORDER BY step, timestamp", &[ws.into(), run_id.into(), key.into()])?
         .iter()
         .map(|m| json!({ "key": m.text(0), "value": metric_value(m, 1, 2).to_json(), "timestamp": m.int(3), "step": m.int(4) }))
         .collect())
@@ -397,16 +404,16 @@ impl LoggedModelRecord {
 
 const LOGGED_MODEL_COLS: &str = "model_id, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time";
 
-fn logged_models_where(tx: &mut dyn Tx, cond: &str, params: &[Value]) -> Result<Vec<LoggedModelRecord>> {
+fn logged_models_where(tx: &mut dyn Tx, ws: &str, cond: &str, params: &[Value]) -> Result<Vec<LoggedModelRecord>> {
     let rows = tx.query(&format!("SELECT {LOGGED_MODEL_COLS} FROM logged_models WHERE {cond}"), params)?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id = r.text(0);
-        let tags = tx.query("SELECT key, value FROM logged_model_tags WHERE model_id = ? ORDER BY key", &[id.as_str().into()])?;
-        let params = tx.query("SELECT key, value FROM logged_model_params WHERE model_id = ? ORDER BY key", &[id.as_str().into()])?;
+        let tags = tx.query("SELECT key, value FROM logged_model_tags WHERE workspace = ? AND model_id = ? ORDER BY key", &[ws.into(), id.as_str().into()])?;
+        let params = tx.query("SELECT key, value FROM logged_model_params WHERE workspace = ? AND model_id = ? ORDER BY key", &[ws.into(), id.as_str().into()])?;
         let metrics = tx.query(
-            "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest FROM logged_model_metrics WHERE model_id = ? ORDER BY key, step, timestamp",
-            &[id.as_str().into()],
+            "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest FROM logged_model_metrics WHERE workspace = ? AND model_id = ? ORDER BY key, step, timestamp",
+            &[ws.into(), id.as_str().into()],
         )?;
         let mut info = json!({
             "model_id": id,
@@ -475,7 +482,7 @@ fn logged_models_where(tx: &mut dyn Tx, cond: &str, params: &[Value]) -> Result<
 }
 
 pub fn logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<Option<LoggedModelRecord>> {
-    Ok(logged_models_where(tx, "model_id = ? AND workspace = ?", &[model_id.into(), ws.into()])?.pop())
+    Ok(logged_models_where(tx, ws, "model_id = ? AND workspace = ?", &[model_id.into(), ws.into()])?.pop())
 }
 
 pub fn logged_models_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String]) -> Result<Vec<LoggedModelRecord>> {
@@ -484,7 +491,7 @@ pub fn logged_models_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String]) ->
     }
     let mut params: Vec<Value> = vec![ws.into()];
     params.extend(experiment_ids.iter().map(Value::from));
-    logged_models_where(tx, &format!("workspace = ? AND lifecycle_stage = 'active' AND experiment_id IN ({})", placeholders(experiment_ids.len())), &params)
+    logged_models_where(tx, ws, &format!("workspace = ? AND lifecycle_stage = 'active' AND experiment_id IN ({})", placeholders(experiment_ids.len())), &params)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -521,7 +528,7 @@ fn model_version_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
 }
 
 pub fn model_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> Result<Option<Json>> {
-    match tx.query_one(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND name = ? AND version = ?"), &[ws.into(), name.into(), version.into()])? {
+    match tx.query_one(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND name = ? AND version = ? AND deleted_time IS NULL"), &[ws.into(), name.into(), version.into()])? {
         Some(r) => Ok(Some(model_version_json(tx, ws, &r)?)),
         None => Ok(None),
     }
@@ -529,8 +536,8 @@ pub fn model_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> Res
 
 pub fn model_versions(tx: &mut dyn Tx, ws: &str, name: Option<&str>) -> Result<Vec<Json>> {
     let rows = match name {
-        Some(n) => tx.query(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND name = ? ORDER BY version"), &[ws.into(), n.into()])?,
-        None => tx.query(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? ORDER BY name, version"), &[ws.into()])?,
+        Some(n) => tx.query(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND name = ? AND deleted_time IS NULL ORDER BY version"), &[ws.into(), n.into()])?,
+        None => tx.query(&format!("SELECT {VERSION_COLS} FROM model_versions WHERE workspace = ? AND deleted_time IS NULL ORDER BY name, version"), &[ws.into()])?,
     };
     rows.iter().map(|r| model_version_json(tx, ws, r)).collect()
 }
@@ -544,7 +551,7 @@ pub fn alias_version(tx: &mut dyn Tx, ws: &str, name: &str, alias: &str) -> Resu
 }
 
 pub fn registered_model(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<Json>> {
-    let Some(r) = tx.query_one("SELECT name, description, creation_time, last_updated_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])? else {
+    let Some(r) = tx.query_one("SELECT name, description, creation_time, last_updated_time FROM registered_models WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[ws.into(), name.into()])? else {
         return Ok(None);
     };
     let tags = tx.query("SELECT key, value FROM registered_model_tags WHERE workspace = ? AND name = ? ORDER BY key", &[ws.into(), name.into()])?;
@@ -576,7 +583,7 @@ pub fn registered_model(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<
 }
 
 pub fn registered_model_names(tx: &mut dyn Tx, ws: &str) -> Result<Vec<String>> {
-    Ok(tx.query("SELECT name FROM registered_models WHERE workspace = ? ORDER BY name", &[ws.into()])?.iter().map(|r| r.text(0)).collect())
+    Ok(tx.query("SELECT name FROM registered_models WHERE workspace = ? AND deleted_time IS NULL ORDER BY name", &[ws.into()])?.iter().map(|r| r.text(0)).collect())
 }
 
 // ---------------------------------------------------------------------------------------

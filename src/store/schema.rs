@@ -252,6 +252,168 @@ CREATE TABLE diverged_events (
 ALTER TABLE workspaces ADD COLUMN retention_days BIGINT NOT NULL DEFAULT 14;
 ALTER TABLE workspaces ADD COLUMN purge_protection BIGINT NOT NULL DEFAULT 0;
 "#,
+    // 4: keys scoped by workspace (a restored copy of a workspace keeps its run and model IDs
+    // beside the original), and soft delete for registered models, model versions, logged
+    // models and workspaces (deleted_time NULL = live).
+    r#"
+CREATE TABLE runs_v4 (
+  run_id TEXT NOT NULL,
+  workspace TEXT NOT NULL,
+  experiment_id TEXT NOT NULL,
+  run_name TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  start_time BIGINT,
+  end_time BIGINT,
+  artifact_uri TEXT NOT NULL,
+  lifecycle_stage TEXT NOT NULL,
+  deleted_time BIGINT,
+  PRIMARY KEY (workspace, run_id)
+);
+INSERT INTO runs_v4 SELECT * FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v4 RENAME TO runs;
+CREATE TABLE params_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (workspace, run_id, key)
+);
+INSERT INTO params_v4 SELECT * FROM params;
+DROP TABLE params;
+ALTER TABLE params_v4 RENAME TO params;
+CREATE TABLE tags_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (workspace, run_id, key)
+);
+INSERT INTO tags_v4 SELECT * FROM tags;
+DROP TABLE tags;
+ALTER TABLE tags_v4 RENAME TO tags;
+CREATE TABLE metrics_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan BIGINT NOT NULL,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL,
+  PRIMARY KEY (workspace, run_id, key, step, timestamp, value, is_nan)
+);
+INSERT INTO metrics_v4 SELECT * FROM metrics;
+DROP TABLE metrics;
+ALTER TABLE metrics_v4 RENAME TO metrics;
+CREATE TABLE latest_metrics_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan BIGINT NOT NULL,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL,
+  PRIMARY KEY (workspace, run_id, key)
+);
+INSERT INTO latest_metrics_v4 SELECT * FROM latest_metrics;
+DROP TABLE latest_metrics;
+ALTER TABLE latest_metrics_v4 RENAME TO latest_metrics;
+CREATE TABLE run_inputs_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  dataset_id TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  PRIMARY KEY (workspace, run_id, dataset_id)
+);
+INSERT INTO run_inputs_v4 SELECT * FROM run_inputs;
+DROP TABLE run_inputs;
+ALTER TABLE run_inputs_v4 RENAME TO run_inputs;
+CREATE TABLE run_model_inputs_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  PRIMARY KEY (workspace, run_id, model_id)
+);
+INSERT INTO run_model_inputs_v4 SELECT * FROM run_model_inputs;
+DROP TABLE run_model_inputs;
+ALTER TABLE run_model_inputs_v4 RENAME TO run_model_inputs;
+CREATE TABLE run_model_outputs_v4 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  step BIGINT NOT NULL,
+  PRIMARY KEY (workspace, run_id, model_id, step)
+);
+INSERT INTO run_model_outputs_v4 SELECT * FROM run_model_outputs;
+DROP TABLE run_model_outputs;
+ALTER TABLE run_model_outputs_v4 RENAME TO run_model_outputs;
+CREATE TABLE logged_models_v4 (
+  model_id TEXT NOT NULL,
+  workspace TEXT NOT NULL,
+  experiment_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  artifact_location TEXT NOT NULL,
+  model_type TEXT,
+  source_run_id TEXT,
+  status TEXT NOT NULL,
+  lifecycle_stage TEXT NOT NULL,
+  creation_time BIGINT NOT NULL,
+  last_updated_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, model_id)
+);
+INSERT INTO logged_models_v4 SELECT * FROM logged_models;
+DROP TABLE logged_models;
+ALTER TABLE logged_models_v4 RENAME TO logged_models;
+CREATE TABLE logged_model_params_v4 (
+  workspace TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (workspace, model_id, key)
+);
+INSERT INTO logged_model_params_v4 SELECT * FROM logged_model_params;
+DROP TABLE logged_model_params;
+ALTER TABLE logged_model_params_v4 RENAME TO logged_model_params;
+CREATE TABLE logged_model_tags_v4 (
+  workspace TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (workspace, model_id, key)
+);
+INSERT INTO logged_model_tags_v4 SELECT * FROM logged_model_tags;
+DROP TABLE logged_model_tags;
+ALTER TABLE logged_model_tags_v4 RENAME TO logged_model_tags;
+CREATE TABLE logged_model_metrics_v4 (
+  workspace TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan BIGINT NOT NULL,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL,
+  dataset_name TEXT NOT NULL,
+  dataset_digest TEXT NOT NULL,
+  PRIMARY KEY (workspace, model_id, run_id, key, step, timestamp, dataset_name, dataset_digest)
+);
+INSERT INTO logged_model_metrics_v4 SELECT * FROM logged_model_metrics;
+DROP TABLE logged_model_metrics;
+ALTER TABLE logged_model_metrics_v4 RENAME TO logged_model_metrics;
+CREATE INDEX runs_by_experiment ON runs (workspace, experiment_id, start_time);
+CREATE INDEX logged_models_by_experiment ON logged_models (workspace, experiment_id);
+ALTER TABLE registered_models ADD COLUMN deleted_time BIGINT;
+ALTER TABLE model_versions ADD COLUMN deleted_time BIGINT;
+ALTER TABLE logged_models ADD COLUMN deleted_time BIGINT;
+ALTER TABLE workspaces ADD COLUMN deleted_time BIGINT;
+CREATE TABLE restores (
+  workspace TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  to_seq BIGINT NOT NULL,
+  started_at BIGINT NOT NULL
+);
+"#,
 ];
 
 /// Tables that hold workspace state (everything but the log itself), each with its key

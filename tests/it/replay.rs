@@ -58,9 +58,20 @@ fn op_index(op: &Op) -> usize {
         Op::SetRetention { .. } => 39,
         Op::PurgeRun { .. } => 40,
         Op::PurgeExperiment { .. } => 41,
+        Op::RestoreWorkspace { .. } => 42,
+        Op::PurgeWorkspace {} => 43,
+        Op::RewindWorkspace { .. } => 44,
+        Op::RestoreRegisteredModel { .. } => 45,
+        Op::PurgeRegisteredModel { .. } => 46,
+        Op::RestoreModelVersion { .. } => 47,
+        Op::PurgeModelVersion { .. } => 48,
+        Op::RestoreLoggedModel { .. } => 49,
+        Op::PurgeLoggedModel { .. } => 50,
     }
 }
-const OP_COUNT: usize = 42;
+const OP_COUNT: usize = 51;
+/// How many kinds of action the workload below picks from.
+pub const ACTIONS: u8 = 47;
 
 pub struct World {
     meta: Meta,
@@ -132,7 +143,7 @@ pub fn run_action(w: &mut World, a: &Action) {
     let m = pick(&w.models, x);
     let l = pick(&w.logged_models, y);
     let key = format!("k{}", y % 4);
-    match kind % 42 {
+    match kind % ACTIONS {
         0 => {
             if let Some(v) = w.call(tr::create_experiment, json!({"name": format!("e{}", x % 16), "tags": [{"key": key, "value": "v"}]})) {
                 w.experiments.push(v["experiment_id"].as_str().unwrap().to_owned());
@@ -215,7 +226,33 @@ pub fn run_action(w: &mut World, a: &Action) {
             // Retention changes; purge protection only rarely, since it forbids early purges.
             drop(tandem::retention::set(&w.store, "default", "prop", Some(7 + (z as u32 % 84)), (z == 255).then_some(true)))
         }
-        41 => drop(tandem::retention::purge(&w.store, "default", "prop", true)),
+        // Purges now and then, so that undeletes (below) also find something to bring back.
+        41 if z % 4 == 0 => drop(tandem::retention::purge(&w.store, "default", "prop", true)),
+        41 => {}
+        42 => drop(w.call(tandem::api::retention::undelete, json!({"workspace_name": "default", "model_id": l}))),
+        43 => match z % 2 {
+            0 => drop(w.call(tandem::api::retention::undelete, json!({"workspace_name": "default", "name": m}))),
+            _ => {
+                for name in w.models.clone() {
+                    for v in 1..=4 {
+                        drop(w.call(tandem::api::retention::undelete, json!({"workspace_name": "default", "name": name, "version": format!("{v}")})));
+                    }
+                }
+            }
+        },
+        44 if z % 2 == 0 => drop(w.call(tandem::api::retention::undelete, json!({"workspace_name": "scratch", "workspace": true}))),
+        44 => {}
+        45 => drop(tandem::retention::purge(&w.store, "scratch", "prop", true)),
+        46 => {
+            // In-place restore to an earlier event, rarely: it undoes most of the workload.
+            if z % 8 == 0 {
+                let head = w.store.read(|tx| queries::log_head(tx, "default")).unwrap().map(|h| h.seq).unwrap_or(0);
+                if head > 2 {
+                    let seq = head - 1 - (y as u64 % (head - 2));
+                    w.store.write("default", "prop", |_| Ok(Decision::change((), Op::RewindWorkspace { seq, time: 1 }))).unwrap();
+                }
+            }
+        }
         _ => {
             // Workspace administration on a second workspace.
             let other = Ctx { workspace: "other".into(), ..w.ctx.clone() };
@@ -299,7 +336,7 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
         run_action(&mut w, &Action::Api(kind, 1, 1, 1));
     }
     for i in 0..3000u32 {
-        let a = Action::Api((i % 42) as u8, next(), next(), next());
+        let a = Action::Api((i % ACTIONS as u32) as u8, next(), next(), next());
         run_action(&mut w, &a);
     }
     let seen = assert_replay_matches(&w);
@@ -397,3 +434,4 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
         assert_replay_matches(&World { meta, store: store.clone(), ctx: ctx.clone(), _dir: dir, experiments: vec![], runs: vec![], logged_models: vec![], models: vec![] });
     }
 }
+

@@ -63,7 +63,14 @@ pub struct ModelOutput {
 pub enum Op {
     CreateWorkspace { description: String, default_artifact_root: Option<String>, time: i64 },
     UpdateWorkspace { description: Option<String>, default_artifact_root: Option<String>, time: i64 },
+    /// Soft delete: the workspace is hidden until it is restored or purged.
     DeleteWorkspace { time: i64 },
+    RestoreWorkspace { time: i64 },
+    /// A deleted workspace's state, gone for good (its change log stays).
+    PurgeWorkspace {},
+    /// In-place point-in-time restore: the state becomes what events 1..=seq built. The log
+    /// itself only grows; everything after `seq` stays in it, to audit or restore to again.
+    RewindWorkspace { seq: u64, time: i64 },
     /// How long deleted objects stay restorable (days), and whether purge protection is on.
     SetRetention { days: u32, purge_protection: bool, time: i64 },
     /// A deleted run, gone for good after its retention period.
@@ -109,6 +116,8 @@ pub enum Op {
     },
     FinalizeLoggedModel { model_id: String, status: String, time: i64 },
     DeleteLoggedModel { model_id: String, time: i64 },
+    RestoreLoggedModel { model_id: String, time: i64 },
+    PurgeLoggedModel { model_id: String },
     SetLoggedModelTags { model_id: String, tags: Vec<KeyValue>, time: i64 },
     DeleteLoggedModelTag { model_id: String, key: String, time: i64 },
     LogLoggedModelParams { model_id: String, params: Vec<KeyValue>, time: i64 },
@@ -116,7 +125,14 @@ pub enum Op {
     CreateRegisteredModel { name: String, description: Option<String>, tags: Vec<KeyValue>, time: i64 },
     RenameRegisteredModel { name: String, new_name: String, time: i64 },
     UpdateRegisteredModel { name: String, description: Option<String>, time: i64 },
-    DeleteRegisteredModel { name: String },
+    /// Soft delete of a model with its live versions (marked with the same time).
+    DeleteRegisteredModel {
+        name: String,
+        #[serde(default)]
+        time: i64,
+    },
+    RestoreRegisteredModel { name: String, time: i64 },
+    PurgeRegisteredModel { name: String },
     SetRegisteredModelTag { name: String, key: String, value: String },
     DeleteRegisteredModelTag { name: String, key: String },
     SetRegisteredModelAlias { name: String, alias: String, version: i64 },
@@ -138,6 +154,8 @@ pub enum Op {
     UpdateModelVersion { name: String, version: i64, description: Option<String>, time: i64 },
     TransitionModelVersionStage { name: String, version: i64, stage: String, archive_existing: bool, time: i64 },
     DeleteModelVersion { name: String, version: i64, time: i64 },
+    RestoreModelVersion { name: String, version: i64, time: i64 },
+    PurgeModelVersion { name: String, version: i64 },
     SetModelVersionTag { name: String, version: i64, key: String, value: String },
     DeleteModelVersionTag { name: String, version: i64, key: String },
 

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod event;
 pub mod float;
+pub mod history;
 pub mod hlc;
 pub mod ids;
 pub mod search;

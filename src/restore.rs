@@ -1,0 +1,257 @@
+//! Point-in-time restore, three ways, all from the change log (docs/design/backup-restore.md):
+//!
+//! - into a workspace of a store (a new name in a live store, or the same name in an empty
+//!   one): the log up to the instant, replayed, renamed if asked. Chunked, with progress, and
+//!   resumable: a `restores` row marks the workspace as being restored until it is done, so
+//!   a rerun continues where the last one stopped and nothing else writes there meanwhile;
+//! - in place (`RewindWorkspace`): one new event that takes the state back to what an earlier
+//!   event left; the log only grows;
+//! - one object (an experiment with its runs, a run, a registered model with its versions):
+//!   its history cut out of the log up to the instant (`tandem_core::history`) and appended
+//!   as new events, after whatever of it is left in the live workspace is purged.
+//!
+//! Architecture invariant: nothing here writes state except through `Store::replay` and
+//! `Store::write`; every restore is events.
+
+use crate::artifacts::Artifacts;
+use crate::backup::{iso, BackupError};
+use crate::store::{queries, Decision, Store};
+use tandem_core::event::{Event, GENESIS_CHECKSUM};
+use tandem_core::history::{self, Object};
+use tandem_core::{MlflowError, Op};
+
+const CHUNK: usize = 1000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> BackupError {
+    BackupError::Invalid(e.to_string())
+}
+
+/// How many events of `events` (a whole log, in order) were accepted at or before `at_ms`, or
+/// a clear error naming the restorable window.
+pub fn cut(ws: &str, events: &[Event], at_ms: Option<u64>) -> Result<usize, BackupError> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Err(BackupError::Invalid(format!("the archive holds nothing for workspace '{ws}'")));
+    };
+    let (earliest, latest) = (first.hlc.wall_ms(), last.hlc.wall_ms());
+    match at_ms {
+        None => Ok(events.len()),
+        Some(t) if t < earliest || t > latest.max(now_ms()) => Err(BackupError::Invalid(format!(
+            "cannot restore '{ws}' to {t}: the archive covers {earliest} ({}) to {latest} ({}); earlier is before the workspace existed, and the future is not restorable",
+            iso(earliest),
+            iso(latest)
+        ))),
+        // The log is in clock order, so "as of t" is a prefix.
+        Some(t) => Ok(events.partition_point(|e| e.hlc.wall_ms() <= t)),
+    }
+}
+
+/// The same events as the workspace `name` would have logged them: only the workspace name
+/// and the chain of checksums change.
+pub fn renamed(events: &[Event], name: &str, prev_checksum: &str) -> Vec<Event> {
+    let mut prev = prev_checksum.to_owned();
+    events
+        .iter()
+        .map(|e| {
+            let checksum = tandem_core::event::checksum(&prev, name, e.seq, e.epoch, e.hlc, &e.origin, &e.principal, &e.op, &e.payload);
+            prev = checksum.clone();
+            Event { workspace: name.to_owned(), checksum, ..e.clone() }
+        })
+        .collect()
+}
+
+/// What [`into_workspace`] did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Restored {
+    pub workspace: String,
+    /// Events in the restored log.
+    pub events: u64,
+    /// Of which this run replayed (less than `events` when it resumed an interrupted one).
+    pub replayed: u64,
+}
+
+/// Rebuilds `source_ws` as of the first `cut` events of `events` into `target` as workspace
+/// `as_name`. Refuses a workspace that exists and is not an interrupted restore of the same
+/// history. `progress(done, total)` is called after every chunk.
+pub async fn into_workspace(events: Vec<Event>, cut: usize, source: &str, target: &Store, as_name: &str, mut progress: impl FnMut(u64, u64)) -> Result<Restored, BackupError> {
+    let prefix: Vec<Event> = events.into_iter().take(cut).collect();
+    let prefix = if prefix.first().is_some_and(|e| e.workspace == as_name) { prefix } else { renamed(&prefix, as_name, GENESIS_CHECKSUM) };
+    let total = prefix.len() as u64;
+    let (s, w, src) = (target.clone(), as_name.to_owned(), source.to_owned());
+    // Claim the target, or find the interrupted restore to continue.
+    let head = tokio::task::spawn_blocking(move || {
+        s.bookkeeping(|tx| {
+            let head = queries::log_head(tx, &w)?;
+            let marked = tx.query_one("SELECT to_seq FROM restores WHERE workspace = ?", &[w.as_str().into()])?.map(|r| r.int(0) as u64);
+            match (&head, marked) {
+                (None, None) => {
+                    tx.exec("INSERT INTO restores (workspace, source, to_seq, started_at) VALUES (?, ?, ?, ?)", &[w.as_str().into(), src.as_str().into(), (total as i64).into(), (now_ms() as i64).into()])?;
+                }
+                (_, Some(to)) if to == total => {}
+                (_, Some(to)) => return Err(MlflowError::invalid(format!("workspace '{w}' is part-way through a restore of {to} events, not {total}; finish that one first (same instant)")).into()),
+                (Some(_), None) => {
+                    return Err(MlflowError::invalid(format!("the target store already has workspace '{w}'; restore into a new workspace (--as NAME), an empty store, or --in-place")).into())
+                }
+            }
+            Ok(head)
+        })
+    })
+    .await
+    .map_err(blocking_err)??;
+    let done = head.map(|h| h.seq).unwrap_or(0);
+    if done > 0 && prefix.get(done as usize - 1).map(|e| &e.checksum) != Some(&head_checksum(target, as_name).await?) {
+        return Err(BackupError::Invalid(format!("workspace '{as_name}' holds a different history than the one being restored; it cannot be resumed")));
+    }
+    progress(done, total);
+    for chunk in prefix[done as usize..].chunks(CHUNK) {
+        let (s, w, c) = (target.clone(), as_name.to_owned(), chunk.to_vec());
+        tokio::task::spawn_blocking(move || s.replay(&w, &c)).await.map_err(blocking_err)??;
+        progress(chunk.last().map(|e| e.seq).unwrap_or(done), total);
+    }
+    let (s, w) = (target.clone(), as_name.to_owned());
+    tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("DELETE FROM restores WHERE workspace = ?", &[w.as_str().into()]).map(drop))).await.map_err(blocking_err)??;
+    Ok(Restored { workspace: as_name.to_owned(), events: total, replayed: total - done })
+}
+
+async fn head_checksum(store: &Store, ws: &str) -> Result<String, BackupError> {
+    let (s, w) = (store.clone(), ws.to_owned());
+    Ok(tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.map_err(blocking_err)??.map(|h| h.checksum).unwrap_or_default())
+}
+
+/// Artifacts the restored copy `to` of workspace `from` has in its state, copied from `from`'s
+/// artifact area. Returns (copied, missing): files whose bytes are gone or no longer match
+/// the checksum their event recorded are reported, not copied.
+pub async fn copy_artifacts(store: &Store, artifacts: &Artifacts, from: &str, to: &str) -> Result<(u64, Vec<String>), BackupError> {
+    let (s, w) = (store.clone(), to.to_owned());
+    let files: Vec<(String, String)> = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT path, sha256 FROM artifacts WHERE workspace = ? ORDER BY path", &[w.as_str().into()])?.iter().map(|r| (r.text(0), r.text(1))).collect())))
+        .await
+        .map_err(blocking_err)??;
+    let (mut copied, mut missing) = (0, Vec::new());
+    for (path, sha) in files {
+        let ok = match artifacts.get(from, &path).await {
+            Ok((stream, _)) => match artifacts.put(to, &path, stream).await {
+                Ok((_, got)) => got == sha,
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if ok {
+            copied += 1;
+        } else {
+            let _ = artifacts.delete(to, &path).await;
+            missing.push(path);
+        }
+    }
+    Ok((copied, missing))
+}
+
+/// The sequence number of the last event of `ws` accepted at or before `at_ms`.
+fn seq_at(store: &Store, ws: &str, at_ms: u64) -> Result<(u64, u64), MlflowError> {
+    let events = store.read(|tx| queries::changes(tx, ws, 0, usize::MAX >> 1))?;
+    let n = cut(ws, &events, Some(at_ms)).map_err(|e| MlflowError::invalid(e.to_string()))?;
+    Ok((n as u64, events.len() as u64))
+}
+
+/// Takes the live workspace back to its state at `at_ms`, as one new event. Returns the
+/// sequence number restored to and the log's length before.
+pub fn in_place(store: &Store, ws: &str, at_ms: u64, principal: &str) -> Result<(u64, u64), MlflowError> {
+    let (seq, total) = seq_at(store, ws, at_ms)?;
+    if seq < 2 {
+        return Err(MlflowError::invalid(format!("workspace '{ws}' did not exist yet at {}", iso(at_ms))));
+    }
+    let time = store.now_ms();
+    store.write(ws, principal, |_| Ok(Decision::change((), Op::RewindWorkspace { seq, time })))?;
+    Ok((seq, total))
+}
+
+/// What a single-object restore brought back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ObjectRestored {
+    pub object: String,
+    /// The name it came back under, when the old one was taken (experiments, models).
+    pub name: Option<String>,
+    pub events: usize,
+}
+
+/// Brings back one object of the live workspace `ws` as it was at `at_ms` (its history from
+/// `log`, the workspace's events), without touching anything else.
+pub fn object(store: &Store, ws: &str, log: &[Event], at_ms: Option<u64>, object: &Object, principal: &str) -> Result<ObjectRestored, MlflowError> {
+    let n = cut(ws, log, at_ms).map_err(|e| MlflowError::invalid(e.to_string()))?;
+    let ops: Vec<Op> = log[..n].iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| MlflowError::new(tandem_core::ErrorCode::DataLoss, e.to_string()))?;
+    let mut ops = history::history(&history::effective(&ops), object).map_err(|e| MlflowError::not_found(e.to_string()))?;
+    let time = store.now_ms();
+    let mut renamed_to = None;
+    let answer = store.write(ws, principal, |tx| {
+        // What is left of the object in the live workspace goes first (it is the object's
+        // later history, which the restore replaces).
+        let mut out: Vec<Op> = Vec::new();
+        match object {
+            Object::Run(id) => {
+                let exp = match ops.first() {
+                    Some(Op::CreateRun { experiment_id, .. }) => experiment_id.clone(),
+                    _ => String::new(),
+                };
+                match queries::experiment(tx, ws, &exp)? {
+                    Some(e) if e["lifecycle_stage"] == "active" => {}
+                    _ => return Err(MlflowError::invalid(format!("run {id} belongs to experiment {exp}, which is not active in workspace '{ws}'; restore or undelete the experiment first")).into()),
+                }
+                if queries::run_state(tx, ws, id)?.is_some() {
+                    out.push(Op::PurgeRun { run_id: id.clone() });
+                }
+            }
+            Object::Experiment(id) => {
+                if queries::experiment(tx, ws, id)?.is_some() {
+                    out.push(Op::PurgeExperiment { experiment_id: id.clone() });
+                }
+                // Its name may belong to another experiment by now: the restored one takes a
+                // new name rather than take it away. Every name it had is rewritten to the
+                // one it ends with, so no intermediate name can collide either.
+                let final_name = ops.iter().fold(String::new(), |n, o| match o {
+                    Op::CreateExperiment { name, .. } => name.clone(),
+                    Op::RenameExperiment { new_name, experiment_id, .. } if experiment_id == id => new_name.clone(),
+                    _ => n,
+                });
+                let mut name = final_name.clone();
+                if let Some(other) = queries::experiment_by_name(tx, ws, &final_name)? {
+                    if other["experiment_id"] != id.as_str() {
+                        name = format!("{final_name} (restored {})", at_ms.map(iso).unwrap_or_else(|| "latest".into()));
+                        while queries::experiment_by_name(tx, ws, &name)?.is_some() {
+                            name.push('~');
+                        }
+                        renamed_to = Some(name.clone());
+                    }
+                }
+                for o in ops.iter_mut() {
+                    match o {
+                        Op::CreateExperiment { name: n, .. } => *n = name.clone(),
+                        Op::RenameExperiment { new_name, experiment_id, .. } if experiment_id == id => *new_name = name.clone(),
+                        _ => {}
+                    }
+                }
+            }
+            Object::RegisteredModel(name) => {
+                if let Some(r) = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.as_str().into()])? {
+                    if r.opt_int(0).is_some() {
+                        out.push(Op::PurgeRegisteredModel { name: name.clone() });
+                    } else {
+                        // A live model holds the name: the restored one comes back beside it.
+                        let mut new_name = format!("{name} (restored {})", at_ms.map(iso).unwrap_or_else(|| "latest".into()));
+                        while tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), new_name.as_str().into()])?.is_some() {
+                            new_name.push('~');
+                        }
+                        ops = history::history(&[ops.clone(), vec![Op::RenameRegisteredModel { name: name.clone(), new_name: new_name.clone(), time }]].concat(), &Object::RegisteredModel(new_name.clone()))
+                            .map_err(|e| MlflowError::internal(e.to_string()))?;
+                        renamed_to = Some(new_name);
+                    }
+                }
+            }
+        }
+        out.extend(ops.iter().cloned());
+        let n = out.len();
+        Ok(Decision::changes(n, out))
+    })?;
+    Ok(ObjectRestored { object: object.to_string(), name: renamed_to, events: answer })
+}
