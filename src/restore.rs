@@ -182,7 +182,6 @@ pub fn object(store: &Store, ws: &str, log: &[Event], at_ms: Option<u64>, object
     let n = cut(ws, log, at_ms).map_err(|e| MlflowError::invalid(e.to_string()))?;
     let ops: Vec<Op> = log[..n].iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| MlflowError::new(tandem_core::ErrorCode::DataLoss, e.to_string()))?;
     let mut ops = history::history(&history::effective(&ops), object).map_err(|e| MlflowError::not_found(e.to_string()))?;
-    let time = store.now_ms();
     let mut renamed_to = None;
     let answer = store.write(ws, principal, |tx| {
         // What is left of the object in the live workspace goes first (it is the object's
@@ -242,8 +241,7 @@ pub fn object(store: &Store, ws: &str, log: &[Event], at_ms: Option<u64>, object
                         while tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), new_name.as_str().into()])?.is_some() {
                             new_name.push('~');
                         }
-                        ops = history::history(&[ops.clone(), vec![Op::RenameRegisteredModel { name: name.clone(), new_name: new_name.clone(), time }]].concat(), &Object::RegisteredModel(new_name.clone()))
-                            .map_err(|e| MlflowError::internal(e.to_string()))?;
+                        ops = history::with_model_renamed(&ops, &new_name);
                         renamed_to = Some(new_name);
                     }
                 }

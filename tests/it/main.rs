@@ -10,5 +10,6 @@ mod hostile;
 mod memory;
 mod partition;
 mod replay;
+mod restore;
 mod support;
 mod witness;

@@ -76,7 +76,7 @@ pub const ACTIONS: u8 = 47;
 pub struct World {
     meta: Meta,
     pub store: Store,
-    ctx: Ctx,
+    pub ctx: Ctx,
     _dir: tempfile::TempDir,
     experiments: Vec<String>,
     runs: Vec<String>,

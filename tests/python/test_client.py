@@ -87,6 +87,43 @@ def test_experiment_lifecycle():
     assert client.get_experiment(exp_id).lifecycle_stage == "active"
 
 
+def test_deleted_names_are_reusable_and_deleted_models_are_hidden(server):
+    client = MlflowClient()
+    name = uniq("reuse")
+    old = client.create_experiment(name)
+    client.delete_experiment(old)
+    new = client.create_experiment(name)
+    assert new != old and client.get_experiment_by_name(name).experiment_id == new
+    # The deleted one stepped aside and is still restorable.
+    assert client.get_experiment(old).name == f"{name} (deleted {old})"
+    client.restore_experiment(old)
+    assert client.get_experiment(old).lifecycle_stage == "active"
+
+    model = uniq("reuse-model")
+    client.create_registered_model(model)
+    client.create_model_version(model, "file:///tmp/m")
+    client.delete_model_version(model, "1")
+    with pytest.raises(MlflowException) as e:
+        client.get_model_version(model, "1")
+    assert error_code(e) == "RESOURCE_DOES_NOT_EXIST"
+    assert client.create_model_version(model, "file:///tmp/m").version == "2"
+    client.delete_registered_model(model)
+    with pytest.raises(MlflowException) as e:
+        client.get_registered_model(model)
+    assert error_code(e) == "RESOURCE_DOES_NOT_EXIST"
+    assert model not in [m.name for m in client.search_registered_models()]
+    client.create_registered_model(model)
+    assert client.get_registered_model(model).latest_versions == []
+    # tandem's undelete brings back the deleted one under its stepped-aside name.
+    deleted = requests.get(f"{server.url}/api/tandem/v1/workspaces/default/changes", params={"after": 0, "limit": 10000}).json()
+    renamed = [e for e in deleted["events"] if e["op"] == "RenameRegisteredModel" and f'"name":"{model}"' in e["payload"]]
+    assert renamed, "the deleted model was not renamed out of the way"
+    stepped_aside = __import__("json").loads(renamed[-1]["payload"])["new_name"]
+    r = requests.post(f"{server.url}/api/tandem/v1/workspaces/default/undelete", json={"name": stepped_aside})
+    assert r.status_code == 200, r.text
+    assert [v.version for v in client.search_model_versions(f"name = '{stepped_aside}'")] == ["2"]
+
+
 def test_experiment_ids_are_globally_unique_numbers():
     client = MlflowClient()
     ids = {client.create_experiment(uniq("idcheck")) for _ in range(20)}

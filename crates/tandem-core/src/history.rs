@@ -213,9 +213,18 @@ fn model_name_of(op: &Op) -> Option<&str> {
     }
 }
 
+/// A registered model's history (from [`history`]) as if the model had always been named `to`.
+pub fn with_model_renamed(ops: &[Op], to: &str) -> Vec<Op> {
+    ops.iter().map(|o| with_model_name(o, to)).collect()
+}
+
 fn with_model_name(op: &Op, to: &str) -> Op {
     let mut op = op.clone();
     match &mut op {
+        Op::RenameRegisteredModel { name, new_name, .. } => {
+            *name = to.to_owned();
+            *new_name = to.to_owned();
+        }
         Op::CreateRegisteredModel { name, .. }
         | Op::UpdateRegisteredModel { name, .. }
         | Op::SetRegisteredModelTag { name, .. }
@@ -249,6 +258,8 @@ fn model_history(ops: &[Op], name: &str, object: &Object) -> Result<Vec<Op>, His
             Op::RenameRegisteredModel { name, new_name, .. } => {
                 if let Some(l) = lineage_of.remove(name) {
                     lineage_of.insert(new_name.clone(), l);
+                    // Kept as a rename to the final name (a no-op but for its time).
+                    tagged.push((l, o));
                 }
                 continue;
             }
@@ -339,7 +350,7 @@ mod tests {
             Op::DeleteRegisteredModel { name: "b".into(), time: 3 },
         ];
         let h = history(&ops, &Object::RegisteredModel("b".into())).unwrap();
-        assert_eq!(h, vec![create("b"), tag("b", "1"), tag("b", "2")]);
+        assert_eq!(h, vec![create("b"), tag("b", "1"), Op::RenameRegisteredModel { name: "b".into(), new_name: "b".into(), time: 2 }, tag("b", "2")]);
         let h = history(&ops, &Object::RegisteredModel("a".into())).unwrap();
         assert_eq!(h, vec![create("a"), tag("a", "other")]);
     }
