@@ -127,6 +127,31 @@ impl Artifacts {
         }
     }
 
+    /// Opens a store by URL (file:///PATH or an object store) without probing it: for the
+    /// archive, whose reachability is checked by its first use.
+    pub fn open_unprobed(url: &str) -> std::result::Result<Artifacts, String> {
+        match url.strip_prefix("file://") {
+            Some(path) => Artifacts::folder(Path::new(path)).map_err(|e| e.to_string()),
+            None => {
+                let (store, prefix) = object_store_for(url)?;
+                Ok(Artifacts { backend: Backend::Object { store, prefix, url: url.into() } })
+            }
+        }
+    }
+
+    /// Whether a file exists (a directory does not count).
+    pub async fn exists(&self, ws: &str, rel: &str) -> Result<bool> {
+        let key = workspace_key(ws, rel)?;
+        match &self.backend {
+            Backend::Folder(root) => Ok(tokio::fs::metadata(root.join(&key)).await.is_ok_and(|m| m.is_file())),
+            Backend::Object { store, prefix, .. } => match store.head(&Self::object_path(prefix, &key)?).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(object_err("check", &key, e)),
+            },
+        }
+    }
+
     pub fn describe(&self) -> String {
         match &self.backend {
             Backend::Folder(root) => format!("file://{}", root.display()),

@@ -31,6 +31,10 @@ pub enum BackupError {
     Invalid(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::Error),
+    /// The archive holds events (up to `archived`) that this store's log does not: it must
+    /// follow the archive before archiving more.
+    #[error("the archive's history (through event {archived}) is not this store's")]
+    Diverged { archived: u64 },
 }
 
 #[derive(Clone)]
@@ -38,6 +42,10 @@ pub struct Archive {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     pub url: String,
+    /// Artifact bytes named by archived `PutArtifact` events, content-addressed
+    /// (`workspaces/<ws>/blobs/<sha256>`): what restores fall back on once the live bytes are
+    /// gone, overwritten, or in a lost region.
+    blobs: crate::artifacts::Artifacts,
 }
 
 /// What the archive holds for one workspace.
@@ -64,7 +72,8 @@ impl Archive {
             }
             None => crate::artifacts::object_store_for(url).map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?,
         };
-        Ok(Archive { store, prefix, url: url.to_owned() })
+        let blobs = crate::artifacts::Artifacts::open_unprobed(url).map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?;
+        Ok(Archive { store, prefix, url: url.to_owned(), blobs })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -93,21 +102,90 @@ impl Archive {
 
     /// The last sequence number archived for a workspace (0 if none).
     pub async fn archived_through(&self, ws: &str) -> Result<u64, BackupError> {
+        Ok(self.last_archived(ws).await?.0)
+    }
+
+    /// The last archived event's sequence number and checksum (0 and the genesis checksum if
+    /// none).
+    async fn last_archived(&self, ws: &str) -> Result<(u64, String), BackupError> {
         match self.segment_starts(ws).await?.last() {
-            None => Ok(0),
-            Some(&first) => Ok(self.read_segment(ws, first).await?.last().map(|e| e.seq).unwrap_or(first - 1)),
+            None => Ok((0, GENESIS_CHECKSUM.to_owned())),
+            Some(&first) => Ok(self.read_segment(ws, first).await?.last().map(|e| (e.seq, e.checksum.clone())).unwrap_or((first - 1, String::new()))),
         }
     }
 
     /// Archives the next segment of a workspace's log, if there is anything new. Returns the
     /// last sequence number now archived.
     pub async fn archive_once(&self, store: &Store, ws: &str) -> Result<u64, BackupError> {
-        let done = self.archived_through(ws).await?;
+        self.archive_upto(store, ws, u64::MAX, None).await
+    }
+
+    fn blob_key(sha256: &str) -> String {
+        format!("blobs/{sha256}")
+    }
+
+    /// The archived bytes of an artifact, by checksum.
+    pub async fn blob(&self, ws: &str, sha256: &str) -> Result<(crate::artifacts::ByteStream, u64), BackupError> {
+        self.blobs.get(ws, &Self::blob_key(sha256)).await.map_err(|e| BackupError::Unavailable(e.message))
+    }
+
+    /// Copies into the archive the bytes every `PutArtifact` of `events` names, unless they
+    /// are there already. Bytes that changed since their event (overwritten later) cannot be
+    /// archived: their paths are returned.
+    async fn archive_blobs(&self, artifacts: &crate::artifacts::Artifacts, ws: &str, events: &[tandem_core::Event]) -> Result<Vec<String>, BackupError> {
+        let mut changed = Vec::new();
+        for e in events.iter().filter(|e| e.op == "PutArtifact") {
+            let Ok(tandem_core::Op::PutArtifact { path, sha256, .. }) = e.decode_op() else { continue };
+            let key = Self::blob_key(&sha256);
+            if self.blobs.exists(ws, &key).await.map_err(|e| BackupError::Unavailable(e.message))? {
+                continue;
+            }
+            let (stream, _) = match artifacts.get(ws, &path).await {
+                Ok(s) => s,
+                Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => {
+                    changed.push(path);
+                    continue;
+                }
+                Err(e) => return Err(BackupError::Unavailable(e.message)),
+            };
+            let (_, got) = self.blobs.put(ws, &key, stream).await.map_err(|e| BackupError::Unavailable(e.message))?;
+            if got != sha256 {
+                let _ = self.blobs.delete(ws, &key).await;
+                changed.push(path);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// As [`Archive::archive_once`], never past event `upto` (what a region's standby has
+    /// confirmed: an archive must not hold events a failover could take back).
+    /// With `artifacts`, the bytes of the segment's artifacts are archived before it.
+    pub async fn archive_upto(&self, store: &Store, ws: &str, upto: u64, artifacts: Option<&crate::artifacts::Artifacts>) -> Result<u64, BackupError> {
+        let (done, last_checksum) = self.last_archived(ws).await?;
+        if done >= upto {
+            return Ok(done);
+        }
         let (s, w) = (store.clone(), ws.to_owned());
-        let events = tokio::task::spawn_blocking(move || s.read(|tx| queries::changes(tx, &w, done, SEGMENT_EVENTS)))
-            .await
-            .map_err(|e| BackupError::Invalid(e.to_string()))??;
+        let n = SEGMENT_EVENTS.min((upto - done).min(usize::MAX as u64) as usize);
+        let (ours, events) = tokio::task::spawn_blocking(move || {
+            s.read(|tx| {
+                let ours = if done == 0 { Some(GENESIS_CHECKSUM.to_owned()) } else { queries::changes(tx, &w, done - 1, 1)?.pop().map(|e| e.checksum) };
+                Ok((ours, queries::changes(tx, &w, done, n)?))
+            })
+        })
+        .await
+        .map_err(|e| BackupError::Invalid(e.to_string()))??;
+        // The next segment must continue the archived history, not just follow its number:
+        // after a failover the archive may hold a tail this store never had.
+        if ours.as_deref() != Some(last_checksum.as_str()) {
+            return Err(BackupError::Diverged { archived: done });
+        }
         let Some(last) = events.last().map(|e| e.seq) else { return Ok(done) };
+        if let Some(a) = artifacts {
+            for path in self.archive_blobs(a, ws, &events).await? {
+                tracing::warn!(workspace = %ws, "artifact '{path}' changed or vanished before it was archived; restores will report it missing");
+            }
+        }
         let mut body = String::new();
         for e in &events {
             body.push_str(&serde_json::to_string(e).map_err(|e| BackupError::Invalid(e.to_string()))?);
@@ -206,7 +284,7 @@ pub fn parse_instant(s: &str) -> Option<u64> {
 }
 
 /// Archives every workspace of `store` every `interval`, until the process ends.
-pub fn spawn_archiver(archive: Archive, store: Store, interval: Duration) {
+pub fn spawn_archiver(archive: Archive, store: Store, artifacts: crate::artifacts::Artifacts, interval: Duration) {
     tokio::spawn(async move {
         loop {
             let s = store.clone();
@@ -219,7 +297,7 @@ pub fn spawn_archiver(archive: Archive, store: Store, interval: Duration) {
                 // Catch up fully before sleeping: a segment per round would fall behind.
                 loop {
                     let before = archive.archived_through(&ws).await.unwrap_or(0);
-                    match archive.archive_once(&store, &ws).await {
+                    match archive.archive_upto(&store, &ws, u64::MAX, Some(&artifacts)).await {
                         Ok(after) if after > before => continue,
                         Ok(_) => break,
                         Err(e) => {

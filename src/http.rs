@@ -92,6 +92,11 @@ fn principal(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "anonymous".to_owned())
 }
 
+/// The workspace a request names (the default when it names none), unchecked.
+fn workspace_header(req: &Request) -> String {
+    req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_WORKSPACE).to_owned()
+}
+
 fn workspace_of(headers: &HeaderMap) -> Result<String, MlflowError> {
     match headers.get("x-mlflow-workspace") {
         None => Ok(DEFAULT_WORKSPACE.to_owned()),
@@ -170,7 +175,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
     if let Some(region) = &state.region {
         // A standby serves reads from its replica and sends writes to the leader.
-        if is_write(&method, &path) {
+        if is_write(&method, &path) || (!path.starts_with("/api/tandem/v1/") && region.forwards_reads(&workspace_header(&req))) {
             let ws = req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_WORKSPACE).to_owned();
             if let Some(leader) = region.forward_target(&ws) {
                 return crate::region::front_door::forward(&state.http, &leader, req)

@@ -66,6 +66,11 @@ enum Command {
         /// (acknowledge after the standby has it too).
         #[arg(long, default_value = "async")]
         write_ack: String,
+        /// For a new deployment file: the default workspace's mode, hot/warm (the second region
+        /// replicates and takes over by itself) or hot/cold (it restores from the archive when
+        /// `tandem failover` says so).
+        #[arg(long, default_value = "hot/warm")]
+        mode: String,
     },
     /// Run one region of a deployment (what `tandem up` starts twice).
     Region {
@@ -305,7 +310,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Workspace { action } => workspace(action),
-        Command::Up { data, port, deployment, write_ack } => up(data, port, deployment, &write_ack),
+        Command::Up { data, port, deployment, write_ack, mode } => up(data, port, deployment, &write_ack, &mode),
         Command::Diverged { action } => diverged(action),
         Command::Backup { action } => backup(action),
         Command::Retention { workspace, days, purge_protection, store } => {
@@ -374,7 +379,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tandem::retention::spawn_purger(state.store.clone(), std::time::Duration::from_secs(60));
         if let Some(url) = &config.archive {
             let archive = tandem::backup::Archive::open(url).map_err(|e| anyhow::anyhow!("setting 'archive': {e}"))?;
-            tandem::backup::spawn_archiver(archive, state.store.clone(), std::time::Duration::from_secs(1));
+            tandem::backup::spawn_archiver(archive, state.store.clone(), state.artifacts.clone(), std::time::Duration::from_secs(1));
             println!("tandem: archiving every workspace's change log to {url}");
         }
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("setting 'listen': cannot listen on {}", config.listen))?;
@@ -409,8 +414,8 @@ fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()
     })
 }
 
-fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) -> anyhow::Result<()> {
-    use tandem::region::deployment::{self, WriteAck};
+fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str, mode: &str) -> anyhow::Result<()> {
+    use tandem::region::deployment::{self, Mode, WriteAck};
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let data = data.canonicalize()?;
     let path = deployment.unwrap_or_else(|| data.join("deployment.toml"));
@@ -420,6 +425,11 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) ->
             "sync" => WriteAck::Sync,
             other => bail!("--write-ack '{other}': use async or sync"),
         };
+        let mode = match mode {
+            "hot/warm" => Mode::HotWarm,
+            "hot/cold" => Mode::HotCold,
+            other => bail!("--mode '{other}': use hot/warm or hot/cold"),
+        };
         let front = if port == 0 { free_port()? } else { port };
         let base = loop {
             let p = free_port()?;
@@ -427,7 +437,7 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str) ->
                 break p;
             }
         };
-        std::fs::write(&path, deployment::local_default(&data, front, ack, base))?;
+        std::fs::write(&path, deployment::local_default_with_mode(&data, front, ack, base, mode))?;
         println!("tandem: wrote {}", path.display());
     }
     let d = deployment::load(&path)?;
@@ -516,8 +526,8 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "deployment": d.path, "witness": d.witness, "regions": regions }))?);
             return Ok(());
         }
-        println!("deployment {} (witness {})", d.path.display(), d.witness);
-        println!("{:<8} {:<24} {:>7}  {:<10} {:<9} {:>5} {:<17} {:>9} {:>8}  last failover", "region", "url", "pid", "workspace", "role", "epoch", "lease", "lag(ev)", "lag(s)");
+        println!("deployment {} (witness {}, archive {})", d.path.display(), d.witness, d.archive.as_deref().map(tandem::config::redact).unwrap_or_else(|| "none".into()));
+        println!("{:<8} {:<24} {:>7}  {:<10} {:<8} {:<9} {:>5} {:<17} {:>9} {:>8} {:>10}  last failover", "region", "url", "pid", "workspace", "mode", "role", "epoch", "lease", "lag(ev)", "lag(s)", "unarch(ev)");
         for r in &regions {
             if !r["reachable"].as_bool().unwrap_or(false) {
                 println!("{:<8} {:<24} {:>7}  (unreachable)", r["name"].as_str().unwrap_or(""), r["url"].as_str().unwrap_or(""), "-");
@@ -530,16 +540,18 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
                     fo.push_str(&format!("; {} diverged events kept (tandem diverged list)", w["diverged_pending"]));
                 }
                 println!(
-                    "{:<8} {:<24} {:>7}  {:<10} {:<9} {:>5} {:<17} {:>9} {:>8.1}  {}",
+                    "{:<8} {:<24} {:>7}  {:<10} {:<8} {:<9} {:>5} {:<17} {:>9} {:>8.1} {:>10}  {}",
                     r["name"].as_str().unwrap_or(""),
                     r["url"].as_str().unwrap_or(""),
                     r["pid"],
                     w["workspace"].as_str().unwrap_or(""),
+                    w["mode"].as_str().unwrap_or(""),
                     w["role"].as_str().unwrap_or(""),
                     w["epoch"],
                     w["lease"].as_str().unwrap_or(""),
                     w["replication_lag_events"],
                     w["replication_lag_ms"].as_f64().map_or(f64::NAN, |ms| ms / 1000.0),
+                    w["archive_lag_events"],
                     fo
                 );
             }
@@ -704,7 +716,8 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
     // A copy beside the original in the same deployment gets its own copies of the files.
     if target_name != ws && args.into.is_none() {
         let artifacts = rt.block_on(tandem::artifacts::Artifacts::connect(&config.artifacts)).map_err(|(url, m)| anyhow::anyhow!("artifacts {url}: {m}"))?;
-        let (copied, missing) = rt.block_on(tandem::restore::copy_artifacts(&target, &artifacts, ws, &target_name))?;
+        let archive = config.archive.as_deref().map(tandem::backup::Archive::open).transpose()?;
+        let (copied, missing) = rt.block_on(tandem::restore::fill_artifacts(&target, &artifacts, &target_name, Some(ws), archive.as_ref()))?;
         println!("copied {copied} artifact files");
         if !missing.is_empty() {
             println!("{} artifact files were deleted or overwritten since {} and could not be restored:", missing.len(), at.map(tandem::backup::iso).unwrap_or_else(|| "then".into()));

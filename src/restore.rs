@@ -121,23 +121,77 @@ async fn head_checksum(store: &Store, ws: &str) -> Result<String, BackupError> {
     Ok(tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.map_err(blocking_err)??.map(|h| h.checksum).unwrap_or_default())
 }
 
-/// Artifacts the restored copy `to` of workspace `from` has in its state, copied from `from`'s
-/// artifact area. Returns (copied, missing): files whose bytes are gone or no longer match
-/// the checksum their event recorded are reported, not copied.
-pub async fn copy_artifacts(store: &Store, artifacts: &Artifacts, from: &str, to: &str) -> Result<(u64, Vec<String>), BackupError> {
+/// What [`follow_archive`] did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Followed {
+    /// Events of the local log the archive does not have, moved to `diverged_events`.
+    pub diverged: u64,
+    /// Archived events applied.
+    pub replayed: u64,
+    pub head_seq: u64,
+}
+
+/// Brings a store's copy of `ws` (none, an older copy, or one with a tail the archive never
+/// got) to exactly the archived history `events`: the part both share is kept, a local tail
+/// that is not in the archive is kept aside in `diverged_events` (reported, never dropped),
+/// and the rest of the archive is replayed. How a hot/cold region takes a workspace over.
+pub async fn follow_archive(store: &Store, ws: &str, events: Vec<Event>, mut progress: impl FnMut(u64, u64)) -> Result<Followed, BackupError> {
+    let (s, w) = (store.clone(), ws.to_owned());
+    let local: Vec<Event> = tokio::task::spawn_blocking(move || s.read(|tx| queries::changes(tx, &w, 0, usize::MAX >> 1))).await.map_err(blocking_err)??;
+    let common = local.iter().zip(events.iter()).take_while(|(a, b)| a.checksum == b.checksum).count() as u64;
+    let mut diverged = 0;
+    if (local.len() as u64) > common {
+        let (s, w) = (store.clone(), ws.to_owned());
+        diverged = tokio::task::spawn_blocking(move || s.rewind(&w, common)).await.map_err(blocking_err)??;
+    }
+    let total = events.len() as u64;
+    let rest: Vec<Event> = events.into_iter().skip(common as usize).collect();
+    if rest.is_empty() {
+        return Ok(Followed { diverged, replayed: 0, head_seq: common });
+    }
+    // Hidden from the API while it is being rebuilt.
+    let (s, w) = (store.clone(), ws.to_owned());
+    tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("INSERT INTO restores (workspace, source, to_seq, started_at) VALUES (?, 'archive', ?, ?) ON CONFLICT (workspace) DO UPDATE SET to_seq = excluded.to_seq", &[w.as_str().into(), (total as i64).into(), (now_ms() as i64).into()]).map(drop)))
+        .await
+        .map_err(blocking_err)??;
+    let replayed = rest.len() as u64;
+    for chunk in rest.chunks(CHUNK) {
+        let (s, w, c) = (store.clone(), ws.to_owned(), chunk.to_vec());
+        tokio::task::spawn_blocking(move || s.replay(&w, &c)).await.map_err(blocking_err)??;
+        progress(chunk.last().map(|e| e.seq).unwrap_or(0), total);
+    }
+    let (s, w) = (store.clone(), ws.to_owned());
+    tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("DELETE FROM restores WHERE workspace = ?", &[w.as_str().into()]).map(drop))).await.map_err(blocking_err)??;
+    Ok(Followed { diverged, replayed, head_seq: total })
+}
+
+/// Gives the workspace `to` the bytes of every artifact its (restored) state names, checked
+/// against the checksum its event recorded: from the live workspace `from` when its bytes
+/// still match, else from the archive's copies. Files already present in `to` are kept when
+/// `from` is None (a region taking over its own older copy). Returns (copied, missing).
+pub async fn fill_artifacts(store: &Store, artifacts: &Artifacts, to: &str, from: Option<&str>, archive: Option<&crate::backup::Archive>) -> Result<(u64, Vec<String>), BackupError> {
     let (s, w) = (store.clone(), to.to_owned());
     let files: Vec<(String, String)> = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT path, sha256 FROM artifacts WHERE workspace = ? ORDER BY path", &[w.as_str().into()])?.iter().map(|r| (r.text(0), r.text(1))).collect())))
         .await
         .map_err(blocking_err)??;
     let (mut copied, mut missing) = (0, Vec::new());
     for (path, sha) in files {
-        let ok = match artifacts.get(from, &path).await {
-            Ok((stream, _)) => match artifacts.put(to, &path, stream).await {
-                Ok((_, got)) => got == sha,
-                Err(_) => false,
-            },
-            Err(_) => false,
-        };
+        if from.is_none() && artifacts.exists(to, &path).await.unwrap_or(false) {
+            continue;
+        }
+        let mut ok = false;
+        if let Some(from) = from {
+            if let Ok((stream, _)) = artifacts.get(from, &path).await {
+                ok = matches!(artifacts.put(to, &path, stream).await, Ok((_, got)) if got == sha);
+            }
+        }
+        if !ok {
+            if let Some(a) = archive {
+                if let Ok((stream, _)) = a.blob(to_or(from, to), &sha).await {
+                    ok = matches!(artifacts.put(to, &path, stream).await, Ok((_, got)) if got == sha);
+                }
+            }
+        }
         if ok {
             copied += 1;
         } else {
@@ -146,6 +200,11 @@ pub async fn copy_artifacts(store: &Store, artifacts: &Artifacts, from: &str, to
         }
     }
     Ok((copied, missing))
+}
+
+/// The archive keeps a workspace's blobs under its own name: a copy reads its source's.
+fn to_or<'a>(from: Option<&'a str>, to: &'a str) -> &'a str {
+    from.unwrap_or(to)
 }
 
 /// The sequence number of the last event of `ws` accepted at or before `at_ms`.

@@ -24,9 +24,29 @@ pub struct Region {
     pub artifacts: String,
 }
 
+/// How a workspace uses its two regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The standby replicates continuously and takes over by itself (RTO seconds).
+    HotWarm,
+    /// The secondary region has its stores and the archive, and runs nothing for the
+    /// workspace until `tandem failover`, which restores it from the archive.
+    HotCold,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::HotWarm => "hot/warm",
+            Mode::HotCold => "hot/cold",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkspacePlan {
     pub name: String,
+    pub mode: Mode,
     pub write_ack: WriteAck,
     pub preferred_leader: String,
 }
@@ -44,6 +64,9 @@ pub struct Deployment {
     pub timing: Timing,
     pub regions: Vec<Region>,
     pub front_door: Option<std::net::SocketAddr>,
+    /// The continuous backup every leader writes its workspaces' change logs to, outside
+    /// both regions (required by hot/cold workspaces).
+    pub archive: Option<String>,
     pub workspaces: Vec<WorkspacePlan>,
 }
 
@@ -76,6 +99,7 @@ struct RawFile {
     #[serde(rename = "region", default)]
     regions: Vec<Spanned<RawRegion>>,
     front_door: Option<RawFrontDoor>,
+    archive: Option<Spanned<RawArchive>>,
     #[serde(rename = "workspace", default)]
     workspaces: Vec<Spanned<RawWorkspace>>,
 }
@@ -83,6 +107,12 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWitness {
+    location: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
     location: Spanned<String>,
 }
 
@@ -200,6 +230,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         Some(f) => Some(f.listen.get_ref().parse().map_err(|_| err(f.listen.span(), format!("front_door listen = '{}' is not ADDRESS:PORT", f.listen.get_ref())))?),
     };
 
+    let archive = match &raw.archive {
+        None => None,
+        Some(a) => {
+            let loc = a.get_ref().location.clone();
+            let url = loc.get_ref().trim().to_owned();
+            if !["file://", "azure://", "az://", "s3://", "gs://"].iter().any(|s| url.starts_with(s)) {
+                return Err(err(loc.span(), format!("archive location '{url}' must be file:///PATH, azure://CONTAINER/PREFIX, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")));
+            }
+            if regions.iter().any(|r| r.artifacts == url) || url == wloc {
+                return Err(err(loc.span(), "the archive must have its own location, outside both regions' artifact stores and apart from the witness".into()));
+            }
+            Some((loc.span(), url))
+        }
+    };
     let mut workspaces = Vec::new();
     let mut ws_names = HashSet::new();
     for w in &raw.workspaces {
@@ -211,11 +255,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         if !ws_names.insert(name.clone()) {
             return Err(err(ww.name.span(), format!("workspace '{name}' is listed twice")));
         }
-        match ww.mode.get_ref().as_str() {
-            "hot/warm" => {}
-            "hot/hot" | "hot/cold" => return Err(err(ww.mode.span(), format!("mode '{}' is not available yet; use \"hot/warm\"", ww.mode.get_ref()))),
-            other => return Err(err(ww.mode.span(), format!("mode '{other}' is unknown; use \"hot/warm\""))),
-        }
+        let mode = match ww.mode.get_ref().as_str() {
+            "hot/warm" => Mode::HotWarm,
+            "hot/cold" if archive.is_some() => Mode::HotCold,
+            "hot/cold" => return Err(err(ww.mode.span(), "mode \"hot/cold\" restores from the archive: add an [archive] table with a location outside both regions".into())),
+            "hot/hot" => return Err(err(ww.mode.span(), "mode 'hot/hot' is not available yet; use \"hot/warm\" or \"hot/cold\"".into())),
+            other => return Err(err(ww.mode.span(), format!("mode '{other}' is unknown; use \"hot/warm\" or \"hot/cold\""))),
+        };
         let write_ack = match ww.write_ack.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("async") => WriteAck::Async,
             Some("sync") => WriteAck::Sync,
@@ -226,18 +272,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
             Some(p) if names.contains(p.get_ref()) => p.get_ref().clone(),
             Some(p) => return Err(err(p.span(), format!("preferred_leader '{}' is not a region of this deployment (regions: {})", p.get_ref(), regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")))),
         };
-        workspaces.push(WorkspacePlan { name, write_ack, preferred_leader });
+        if mode == Mode::HotCold && write_ack == WriteAck::Sync {
+            return Err(err(ww.write_ack.as_ref().map(|s| s.span()).unwrap_or(0..0), "write_ack \"sync\" needs a standby that replicates (hot/warm); a hot/cold workspace's loss is bounded by the archive lag instead".into()));
+        }
+        workspaces.push(WorkspacePlan { name, mode, write_ack, preferred_leader });
     }
     if !ws_names.contains("default") {
-        workspaces.insert(0, WorkspacePlan { name: "default".into(), write_ack: WriteAck::Async, preferred_leader: regions[0].name.clone() });
+        workspaces.insert(0, WorkspacePlan { name: "default".into(), mode: Mode::HotWarm, write_ack: WriteAck::Async, preferred_leader: regions[0].name.clone() });
     }
-    Ok(Deployment { path: path.to_owned(), witness: wloc, timing, regions, front_door, workspaces })
+    Ok(Deployment { path: path.to_owned(), witness: wloc, timing, regions, front_door, archive: archive.map(|(_, a)| a), workspaces })
 }
 
 /// The deployment `tandem up` writes when given none: two regions on this machine, each its
 /// own process with its own SQLite file and artifact folder, and a witness folder.
 pub fn local_default(data: &Path, front_door_port: u16, write_ack: WriteAck, base_port: u16) -> String {
+    local_default_with_mode(data, front_door_port, write_ack, base_port, Mode::HotWarm)
+}
+
+/// As [`local_default`], with the default workspace in `mode`.
+pub fn local_default_with_mode(data: &Path, front_door_port: u16, write_ack: WriteAck, base_port: u16, mode: Mode) -> String {
     let d = data.display();
+    let mode = mode.as_str();
     let ack = match write_ack {
         WriteAck::Async => "async",
         WriteAck::Sync => "sync",
@@ -266,9 +321,13 @@ artifacts = "file://{d}/west/artifacts"
 [front_door]
 listen = "127.0.0.1:{front_door_port}"
 
+# Continuous backup of every workspace's change log (tandem backup / restore read it).
+[archive]
+location = "file://{d}/archive"
+
 [[workspace]]
 name = "default"
-mode = "hot/warm"
+mode = "{mode}"
 write_ack = "{ack}"
 preferred_leader = "east"
 "#,
@@ -286,6 +345,17 @@ mod tests {
     }
 
     #[test]
+    fn hot_cold_needs_an_archive() {
+        let good = local_default_with_mode(Path::new("/tmp/x"), 5000, WriteAck::Async, 5101, Mode::HotCold);
+        assert_eq!(p(&good).unwrap().workspace("default").unwrap().mode, Mode::HotCold);
+        let start = good.find("# Continuous backup").unwrap();
+        let end = good.find("[[workspace]]").unwrap();
+        let without = format!("{}{}", &good[..start], &good[end..]);
+        let e = p(&without).unwrap_err().to_string();
+        assert!(e.contains("add an [archive] table"), "{e}");
+    }
+
+    #[test]
     fn the_local_default_parses() {
         let d = p(&local_default(Path::new("/tmp/x"), 5000, WriteAck::Sync, 5101)).unwrap();
         assert_eq!(d.regions.len(), 2);
@@ -300,6 +370,9 @@ mod tests {
         let cases = [
             (good.replace("preferred_leader = \"east\"", "preferred_leader = \"north\""), "not a region of this deployment"),
             (good.replace("mode = \"hot/warm\"", "mode = \"hot/hot\""), "not available yet"),
+            (good.replace("mode = \"hot/warm\"", "mode = \"hot/cold\"").replace("[archive]", "[archives]"), "deployment-file.md"),
+            (good.replace("mode = \"hot/warm\"", "mode = \"hot/cold\"").replace("write_ack = \"async\"", "write_ack = \"sync\""), "needs a standby"),
+            (good.replace("file:///tmp/x/archive", "file:///tmp/x/east/artifacts"), "its own location"),
             (good.replace("/west/metadata.sqlite", "/east/metadata.sqlite"), "shares its metadata store"),
             (good.replace("name = \"west\"", "name = \"east\""), "defined twice"),
             (good.replace("write_ack = \"async\"", "write_ack = \"maybe\""), "use \"async\" or \"sync\""),

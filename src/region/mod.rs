@@ -11,7 +11,7 @@ pub mod witness;
 
 use crate::artifacts::Artifacts;
 use crate::store::{queries, Fence, Store};
-use deployment::{Deployment, WriteAck};
+use deployment::{Deployment, Mode, WriteAck};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +58,10 @@ struct Lease {
     /// Whether, since becoming standby, this region has checked its log against the
     /// leader's and found it a prefix (until then its lag is unknown, not zero).
     synced: bool,
+    /// As leader with an archive: the last event archived, and when the archive last caught
+    /// up with the log.
+    archived_seq: Option<u64>,
+    archive_caught_up_at: Instant,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +77,7 @@ pub struct Failover {
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkspaceStatus {
     pub workspace: String,
+    pub mode: &'static str,
     pub role: Role,
     pub epoch: u64,
     pub leader: Option<String>,
@@ -86,6 +91,10 @@ pub struct WorkspaceStatus {
     pub last_failover: Option<Failover>,
     /// Events this region accepted that the leader never received, awaiting an operator.
     pub diverged_pending: u64,
+    /// As leader with an archive: events not yet archived, and for how long the archive has
+    /// been behind (a hot/cold workspace's RPO at this moment).
+    pub archive_lag_events: Option<u64>,
+    pub archive_lag_ms: Option<u64>,
 }
 
 pub struct RegionState {
@@ -125,6 +134,8 @@ impl RegionState {
                         caught_up_at: Instant::now(),
                         replication_error: None,
                         synced: false,
+                        archived_seq: None,
+                        archive_caught_up_at: Instant::now(),
                     },
                 )
             })
@@ -167,6 +178,29 @@ impl RegionState {
 
     pub fn is_leader(&self, ws: &str) -> bool {
         self.leases().get(ws).is_some_and(|l| l.role == Role::Leader)
+    }
+
+    pub fn mode(&self, ws: &str) -> Mode {
+        self.deployment.workspace(ws).map(|w| w.mode).unwrap_or(Mode::HotWarm)
+    }
+
+    /// A hot/cold secondary has no copy to read from: it sends reads to the leader too.
+    pub fn forwards_reads(&self, ws: &str) -> bool {
+        self.mode(ws) == Mode::HotCold && !self.is_leader(ws)
+    }
+
+    /// Whether this region may write `ws` right now (leader, lease valid).
+    fn holds_lease(&self, ws: &str) -> bool {
+        self.leases().get(ws).is_some_and(|l| l.role == Role::Leader && l.valid_until.is_some_and(|v| Instant::now() < v))
+    }
+
+    fn record_archived(&self, ws: &str, seq: u64, head: u64) {
+        if let Some(l) = self.leases().get_mut(ws) {
+            l.archived_seq = Some(seq);
+            if seq >= head {
+                l.archive_caught_up_at = Instant::now();
+            }
+        }
     }
 
     pub fn write_ack(&self, ws: &str) -> WriteAck {
@@ -232,7 +266,14 @@ impl RegionState {
                     Role::Standby => Some(l.leader_head.saturating_sub(head)),
                     _ => Some(0),
                 };
+                let archive_lag = match (&l.role, l.archived_seq) {
+                    (Role::Leader, Some(a)) => Some(head.saturating_sub(a)),
+                    _ => None,
+                };
                 WorkspaceStatus {
+                    mode: self.mode(&ws).as_str(),
+                    archive_lag_events: archive_lag,
+                    archive_lag_ms: archive_lag.map(|n| if n == 0 { 0 } else { l.archive_caught_up_at.elapsed().as_millis() as u64 }),
                     workspace: ws.clone(),
                     role: l.role.clone(),
                     epoch: l.epoch,
@@ -300,7 +341,16 @@ impl Fence for RegionState {
 
 /// Runs the lease loop and the replicator of every workspace until the process ends.
 pub fn spawn(region: Arc<RegionState>, store: Store, artifacts: Artifacts) {
+    let archive = region.deployment.archive.as_deref().map(crate::backup::Archive::open);
     for ws in region.deployment.workspaces.iter().map(|w| w.name.clone()) {
+        match &archive {
+            Some(Ok(a)) => {
+                let (r, s, a, ar, w) = (region.clone(), store.clone(), artifacts.clone(), a.clone(), ws.clone());
+                tokio::spawn(async move { archive_loop(r, s, a, ar, w).await });
+            }
+            Some(Err(e)) => tracing::error!(workspace = %ws, "archive: {e}; not archiving"),
+            None => {}
+        }
         let (r, s) = (region.clone(), store.clone());
         let w = ws.clone();
         tokio::spawn(async move { lease_loop(r, s, w).await });
@@ -337,7 +387,9 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
     let Some(claim) = current else {
         // Nobody has ever led: the preferred region claims epoch 1; the other waits for two
         // leases in case the preferred one is merely slow to start.
-        if me == preferred || region.started.elapsed() > Duration::from_millis(2 * lease_ms) {
+        // A hot/cold secondary never claims on its own: it runs nothing until `tandem failover`.
+        let cold = region.mode(ws) == Mode::HotCold;
+        if me == preferred || (!cold && region.started.elapsed() > Duration::from_millis(2 * lease_ms)) {
             let start = Instant::now();
             if region.witness.claim(ws, 1, &me, now_ms(), "initial").await.is_ok() {
                 become_leader(region, ws, 1, start, None);
@@ -400,8 +452,10 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
         }
         l.seen_progress.elapsed() > Duration::from_millis(lease_ms + SAFETY_MS)
     };
-    if expired {
+    if expired && region.mode(ws) == Mode::HotWarm {
         // The leader stopped renewing more than a lease ago: it has fenced itself. Take over.
+        // (A hot/cold secondary has no copy to take over with; an operator runs
+        // `tandem failover`, which restores from the archive.)
         let start = Instant::now();
         let (mine, leader_head) = {
             let head = store.read(|tx| queries::log_head(tx, ws)).ok().flatten().map(|h| h.seq).unwrap_or(0);
@@ -421,13 +475,19 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
 }
 
 fn become_leader(region: &RegionState, ws: &str, epoch: u64, start: Instant, failover: Option<Failover>) {
+    become_leader_draining(region, ws, epoch, start, failover, false)
+}
+
+/// As [`become_leader`]; `draining` holds writes back until the region is ready for them.
+fn become_leader_draining(region: &RegionState, ws: &str, epoch: u64, start: Instant, failover: Option<Failover>, draining: bool) {
     let mut leases = region.leases();
     let l = leases.get_mut(ws).expect("known workspace");
     l.role = Role::Leader;
     l.epoch = epoch;
     l.leader = Some(region.name.clone());
     l.next_renewal = 1;
-    l.draining = false;
+    l.draining = draining;
+    l.archived_seq = None;
     // A fresh claim is as good as a renewal sent at `start`.
     l.valid_until = Some(start + Duration::from_millis(region.lease_ms().saturating_sub(SAFETY_MS)));
     if failover.is_some() {
@@ -438,17 +498,27 @@ fn become_leader(region: &RegionState, ws: &str, epoch: u64, start: Instant, fai
 
 /// Claims the next epoch for this region now: a planned switchover once caught up, or a
 /// forced failover when the leader cannot be reached.
-pub async fn take_over(region: &Arc<RegionState>, _store: &Store, ws: &str, reason: &str, possibly_lost: u64) -> Result<u64, MlflowError> {
+pub async fn take_over(region: &Arc<RegionState>, store: &Store, ws: &str, reason: &str, possibly_lost: u64) -> Result<u64, MlflowError> {
+    take_over_draining(region, store, ws, reason, possibly_lost, false).await
+}
+
+/// As [`take_over`]; with `draining`, the new epoch accepts no writes until `undrain`.
+pub async fn take_over_draining(region: &Arc<RegionState>, _store: &Store, ws: &str, reason: &str, possibly_lost: u64, draining: bool) -> Result<u64, MlflowError> {
     let claim = region.witness.current(ws).await.map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, e.to_string()))?;
     let next = claim.map(|c| c.epoch).unwrap_or(0) + 1;
     let start = Instant::now();
     region.witness.claim(ws, next, &region.name, now_ms(), reason).await.map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("could not claim epoch {next}: {e}")))?;
-    become_leader(region, ws, next, start, Some(Failover { epoch: next, to: region.name.clone(), reason: reason.into(), at_ms: now_ms(), events_possibly_lost: possibly_lost }));
+    become_leader_draining(region, ws, next, start, Some(Failover { epoch: next, to: region.name.clone(), reason: reason.into(), at_ms: now_ms(), events_possibly_lost: possibly_lost }), draining);
     Ok(next)
 }
 
 async fn replicate_loop(region: Arc<RegionState>, store: Store, artifacts: Artifacts, ws: String) {
     loop {
+        if region.mode(&ws) == Mode::HotCold {
+            // Nothing to replicate: the cold region restores from the archive on failover.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let target = region.forward_target(&ws);
         let Some(leader_url) = target else {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -581,3 +651,59 @@ async fn fetch_artifact(region: &RegionState, artifacts: &Artifacts, leader_url:
     }
     Ok(())
 }
+
+/// The leader archives its workspace's change log (and the artifact bytes it names). Only
+/// while it holds its lease, so a fenced leader stops adding to the archive. A hot/warm
+/// leader archives only what its standby has confirmed: an unconfirmed tail can be taken back
+/// by a failover, and the archive must never hold events the surviving history does not.
+async fn archive_loop(region: Arc<RegionState>, store: Store, artifacts: Artifacts, archive: crate::backup::Archive, ws: String) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(ARCHIVE_EVERY_MS)).await;
+        if !region.holds_lease(&ws) {
+            continue;
+        }
+        let (s, w) = (store.clone(), ws.clone());
+        let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.ok().and_then(|r| r.ok()).flatten().map(|h| h.seq).unwrap_or(0);
+        let upto = match region.mode(&ws) {
+            Mode::HotCold => head,
+            Mode::HotWarm => head.min(region.acked(&ws)),
+        };
+        // Catch up fully (a segment per call), checking the lease before each segment.
+        loop {
+            if !region.holds_lease(&ws) {
+                break;
+            }
+            let before = region.leases().get(&ws).and_then(|l| l.archived_seq).unwrap_or(0);
+            match archive.archive_upto(&store, &ws, upto, Some(&artifacts)).await {
+                Ok(done) => {
+                    region.record_archived(&ws, done, head);
+                    if done >= upto || done == before {
+                        break;
+                    }
+                }
+                Err(crate::backup::BackupError::Diverged { archived }) => {
+                    // An old leader's last segment landed after this region restored from the
+                    // archive: the archive's history wins (it was acknowledged first); this
+                    // region's own later events are kept aside as diverged, for an operator.
+                    tracing::warn!(workspace = %ws, "the archive holds events through {archived} that this region does not; following it");
+                    match archive.read_all(&ws).await {
+                        Ok(events) => match crate::restore::follow_archive(&store, &ws, events, |_, _| {}).await {
+                            Ok(f) => tracing::warn!(workspace = %ws, "followed the archive: {} events kept aside as diverged, {} applied", f.diverged, f.replayed),
+                            Err(e) => tracing::error!(workspace = %ws, "following the archive: {e}"),
+                        },
+                        Err(e) => tracing::error!(workspace = %ws, "reading the archive: {e}"),
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, "archiving: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// How often a leader looks for new events to archive: the archive lag (and so a hot/cold
+/// workspace's RPO) under steady writes is about this plus one upload.
+pub const ARCHIVE_EVERY_MS: u64 = 250;

@@ -4,7 +4,8 @@
 //! (the leader is unreachable): claims the next epoch at once and reports how many events
 //! the old leader had that this region does not.
 
-use super::{take_over as claim_next, RegionState, Role};
+use super::deployment::Mode;
+use super::{take_over as claim_next, take_over_draining, RegionState, Role};
 use crate::http::AppState;
 use crate::store::queries;
 use serde_json::{json, Value};
@@ -31,6 +32,9 @@ pub async fn take_over(state: &AppState, region: &Arc<RegionState>, ws: &str, fo
     }
     let from = status.leader.clone().unwrap_or_default();
     let leader_url = region.deployment.region(&from).map(|r| r.url.clone());
+    if region.mode(ws) == Mode::HotCold {
+        return take_over_from_archive(state, region, ws, force, &from, leader_url.as_deref()).await;
+    }
     if force {
         // Report what is at stake before and after.
         let before = head(state, ws).await;
@@ -74,4 +78,75 @@ pub async fn take_over(state: &AppState, region: &Arc<RegionState>, ws: &str, fo
 async fn leader_head(state: &AppState, url: &str, ws: &str) -> Option<u64> {
     let v: Value = state.http.get(format!("{url}/api/tandem/v1/workspaces/{ws}/changes?after=0&limit=1")).timeout(Duration::from_secs(2)).send().await.ok()?.json().await.ok()?;
     v["head_seq"].as_u64()
+}
+
+/// Hot/cold: this region has no copy to speak of; it restores the workspace from the archive.
+/// Planned, the leader stops writing and the archive catches up first (nothing lost); forced,
+/// this region claims the next epoch, waits out the old leader's lease (so it has stopped
+/// writing and archiving), and takes whatever the archive has: the loss is what the old
+/// leader had not archived yet.
+async fn take_over_from_archive(state: &AppState, region: &Arc<RegionState>, ws: &str, force: bool, from: &str, leader_url: Option<&str>) -> Result<Value, MlflowError> {
+    let started = Instant::now();
+    let url = region.deployment.archive.clone().ok_or_else(|| unavailable("hot/cold needs the deployment's [archive]".into()))?;
+    let archive = crate::backup::Archive::open(&url).map_err(|e| unavailable(e.to_string()))?;
+    let archived = |e: crate::backup::BackupError| unavailable(format!("archive {}: {e}", crate::config::redact(&url)));
+    let mut old_head = None;
+    if !force {
+        let leader_url = leader_url.ok_or_else(|| unavailable(format!("no leader is known for '{ws}'; use --force if it is gone")))?;
+        let drained: Value = state
+            .http
+            .post(format!("{leader_url}/api/tandem/v1/workspaces/{ws}/drain"))
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("the leader ({from}) did not answer: {e}; use --force if it is gone")))?
+            .json()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let target = drained["head_seq"].as_u64().ok_or_else(|| unavailable(format!("the leader refused to drain: {drained}")))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while archive.archived_through(ws).await.map_err(archived)? < target {
+            if Instant::now() > deadline {
+                let _ = state.http.post(format!("{leader_url}/api/tandem/v1/workspaces/{ws}/undrain")).send().await;
+                return Err(unavailable(format!("the archive did not catch up with {from} (at {target}) within 60 s; switchover abandoned, {from} still leads")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        old_head = Some(target);
+    } else {
+        if archive.archived_through(ws).await.map_err(archived)? == 0 {
+            return Err(MlflowError::invalid(format!("the archive holds nothing for '{ws}': there is nothing to restore from, so this region will not take it over")));
+        }
+        if let Some(url) = leader_url {
+            old_head = leader_head(state, url, ws).await;
+        }
+    }
+    // Claim the next epoch, writes held back until the workspace is restored.
+    let epoch = take_over_draining(region, &state.store, ws, if force { "forced failover (hot/cold)" } else { "switchover (hot/cold)" }, 0, true).await?;
+    if force {
+        // The old leader may have renewed just before the claim: once a lease has passed it
+        // has certainly stopped writing and archiving (it fences itself).
+        tokio::time::sleep(Duration::from_millis(region.lease_ms())).await;
+    }
+    let claimed_ms = started.elapsed().as_millis() as u64;
+    let events = archive.read_all(ws).await.map_err(archived)?;
+    let last_archived_ms = events.last().map(|e| e.hlc.wall_ms());
+    let followed = crate::restore::follow_archive(&state.store, ws, events, |_, _| {}).await.map_err(archived)?;
+    let (copied, missing) = crate::restore::fill_artifacts(&state.store, &state.artifacts, ws, None, Some(&archive)).await.map_err(archived)?;
+    region.undrain(ws);
+    let lost = old_head.map(|h| h.saturating_sub(followed.head_seq));
+    if let Some(l) = region.leases().get_mut(ws) {
+        if let Some(f) = l.last_failover.as_mut() {
+            f.events_possibly_lost = lost.unwrap_or(0);
+        }
+    }
+    let rto_ms = started.elapsed().as_millis() as u64;
+    tracing::warn!(workspace = %ws, "took over epoch {epoch} from the archive in {rto_ms} ms: {} events ({} replayed, {} kept aside as diverged), {copied} artifact files copied, {} missing", followed.head_seq, followed.replayed, followed.diverged, missing.len());
+    Ok(json!({
+        "workspace": ws, "from": from, "to": region.name, "epoch": epoch, "forced": force, "mode": "hot/cold",
+        "head_seq": followed.head_seq, "replayed": followed.replayed, "diverged": followed.diverged,
+        "artifacts_copied": copied, "artifacts_missing": missing,
+        "old_leader_head_seq": old_head, "events_possibly_lost": lost,
+        "last_archived_event_ms": last_archived_ms,
+        "claim_ms": claimed_ms, "rto_ms": rto_ms,
+    }))
 }
