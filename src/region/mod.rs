@@ -452,7 +452,10 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
         }
         l.seen_progress.elapsed() > Duration::from_millis(lease_ms + SAFETY_MS)
     };
-    if expired && region.mode(ws) == Mode::HotWarm {
+    // A hot/cold leader that restarted finds its own lapsed epoch: nobody led after it, so
+    // its own log is the whole history, and it takes the next epoch back.
+    let own_lapsed = claim.region == me && region.mode(ws) == Mode::HotCold;
+    if expired && (region.mode(ws) == Mode::HotWarm || own_lapsed) {
         // The leader stopped renewing more than a lease ago: it has fenced itself. Take over.
         // (A hot/cold secondary has no copy to take over with; an operator runs
         // `tandem failover`, which restores from the archive.)

@@ -33,9 +33,9 @@ def tracking():
 class Up:
     """`tandem up` in a temporary folder: two region processes, a witness, a front door."""
 
-    def __init__(self, write_ack):
+    def __init__(self, write_ack, mode="hot/warm"):
         self.dir = tempfile.mkdtemp(prefix="tandem-up-")
-        self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--mode", mode], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.pids, self.urls = {}, {}
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -52,8 +52,10 @@ class Up:
                 break
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
         self.wait_for(lambda: self.leader() is not None, 30, "a leader")
-        # The leader creates the workspace; both regions have it once the standby caught up.
-        self.wait_for(lambda: all(self.region_status(r)[1]["head_seq"] >= 2 for r in ("east", "west")), 30, "the default workspace in both regions")
+        # The leader creates the workspace; both regions have it once the standby caught up
+        # (a hot/cold secondary has nothing until a failover).
+        regions = ("east", "west") if mode == "hot/warm" else (self.leader(),)
+        self.wait_for(lambda: all(self.region_status(r)[1]["head_seq"] >= 2 for r in regions), 30, "the default workspace")
 
     def status(self):
         out = subprocess.run([BIN, "status", "--data", self.dir, "--json"], capture_output=True, text=True, timeout=30)
@@ -271,3 +273,60 @@ def test_forced_failover_reports_what_may_be_lost(up_async):
     assert all(f"before{i}" in params for i in range(20)) and "after" in params
     status = subprocess.run([BIN, "status", "--data", up.dir], capture_output=True, text=True, timeout=30).stdout
     assert "forced failover" in status, status
+
+
+def test_hot_cold_failover_restores_from_the_archive_and_the_client_carries_on(tmp_path):
+    up = Up("async", mode="hot/cold")
+    try:
+        client = MlflowClient(tracking_uri=up.url)
+        exp = client.create_experiment("hot-cold")
+        runs = []
+        for i in range(5):
+            r = client.create_run(exp)
+            client.log_param(r.info.run_id, "i", str(i))
+            client.log_batch(r.info.run_id, metrics=[mlflow.entities.Metric("loss", 1.0 / (s + 1), 0, s) for s in range(50)])
+            client.set_terminated(r.info.run_id)
+            runs.append(r.info.run_id)
+        payload = os.urandom(300_000)
+        (tmp_path / "model.bin").write_bytes(payload)
+        client.log_artifact(runs[0], str(tmp_path / "model.bin"))
+        client.create_registered_model("churn")
+        client.create_model_version("churn", f"runs:/{runs[0]}/model.bin", run_id=runs[0])
+        leader = up.leader()
+        assert leader == "east"
+        # The secondary keeps nothing, and reads through it reach the leader.
+        assert up.region_status("west")[1]["head_seq"] == 0
+        assert MlflowClient(tracking_uri=up.urls["west"]).get_experiment(exp).name == "hot-cold"
+        # Wait until the archive has everything (what hot/cold can promise), then lose the region.
+        up.wait_for(lambda: up.region_status("east")[1]["archive_lag_events"] == 0, 30, "the archive to catch up")
+        archived_head = up.region_status("east")[1]["head_seq"]
+        killed_at = time.time()
+        up.kill("east")
+        out = subprocess.run([BIN, "failover", "--data", up.dir, "--workspace", "default", "--to", "west", "--force"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["mode"] == "hot/cold" and report["to"] == "west" and report["head_seq"] >= archived_head, report
+        assert report["artifacts_missing"] == [], report
+        # The stock client, through the front door, sees everything and writes again.
+        deadline = time.time() + 60
+        while True:
+            try:
+                client.set_experiment_tag(exp, "after", "failover")
+                break
+            except Exception:  # noqa: BLE001 - the front door is moving to the new leader
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        rto = time.time() - killed_at
+        print(f"hot/cold RTO: {rto:.2f} s (server-side {report['rto_ms']} ms)")
+        assert up.leader() == "west"
+        for i, run_id in enumerate(runs):
+            run = client.get_run(run_id)
+            assert run.data.params["i"] == str(i) and run.info.status == "FINISHED"
+            assert len(client.get_metric_history(run_id, "loss")) == 50
+        downloaded = client.download_artifacts(runs[0], "model.bin", str(tmp_path / "dl"))
+        assert open(downloaded, "rb").read() == payload
+        assert client.get_model_version("churn", "1").run_id == runs[0]
+        assert client.get_experiment(exp).tags["after"] == "failover"
+    finally:
+        up.stop()
