@@ -182,6 +182,10 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
                     .await
                     .unwrap_or_else(|e| error_response(&MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("the leader of '{ws}' did not answer: {e}"))));
             }
+            if region.forwards_reads(&ws) {
+                // A hot/cold secondary has no copy of its own to fall back on.
+                return error_response(&MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("region '{}' keeps no copy of '{ws}' (hot/cold) and knows no leader yet; try again", region.name)));
+            }
         }
         if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
             if let Some(r) = region_endpoint(&state, region, rest, &method, req.uri().query()).await {

@@ -174,3 +174,41 @@ async fn a_killed_server_archives_everything_after_restart() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("the archive covers"), "{err}");
 }
+
+/// What a hot/cold region does on failover, and a leader whose archive was extended by an
+/// old leader's late segment: the archived history wins, the local tail the archive never
+/// got is kept aside as diverged, and archiving refuses to break the archive's chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_breaks_the_chain() {
+    crate::support::init();
+    let mut w = World::new(Meta::Sqlite);
+    for i in 0..300u32 {
+        run_action(&mut w, &Action::Api((i % 40) as u8, (i * 7) as u8, (i * 13) as u8, (i * 3) as u8));
+    }
+    let (_, archive) = archives().remove(0);
+    archive_all(&archive, &w.store, "default").await;
+    let archived = archive.read_all("default").await.unwrap();
+    // A second region restored the first half earlier, then wrote 5 events of its own.
+    let half = archived.len() / 2;
+    let (_d, other) = empty_store();
+    other.replay("default", &archived[..half]).unwrap();
+    let ctx = tandem::api::Ctx { store: other.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into() };
+    for i in 0..5 {
+        tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": format!("local-{i}")})).unwrap()).unwrap();
+    }
+    // Archiving from it now would fork the archive: refused.
+    let err = archive.archive_once(&other, "default").await.unwrap_err();
+    let n = archived.len() as u64;
+    assert!(matches!(err, tandem::backup::BackupError::Diverged { archived: a } if a == n), "{err}");
+    let before = archive.read_all("default").await.unwrap();
+    assert_eq!(before.len(), archived.len(), "the archive changed");
+    // Following the archive: its history wins, the 5 local events are kept aside.
+    let f = tandem::restore::follow_archive(&other, "default", archived.clone(), |_, _| {}).await.unwrap();
+    assert_eq!((f.diverged, f.replayed, f.head_seq), (5, (archived.len() - half) as u64, archived.len() as u64));
+    assert_eq!(other.read(|tx| queries::dump(tx, "default")).unwrap(), w.store.read(|tx| queries::dump(tx, "default")).unwrap());
+    assert_eq!(other.diverged("default").unwrap().len(), 5);
+    // And now it continues the archive cleanly.
+    tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": "after"})).unwrap()).unwrap();
+    archive.archive_once(&other, "default").await.unwrap();
+    assert_eq!(archive.read_all("default").await.unwrap().len(), archived.len() + 1);
+}

@@ -296,6 +296,7 @@ def test_hot_cold_failover_restores_from_the_archive_and_the_client_carries_on(t
         assert leader == "east"
         # The secondary keeps nothing, and reads through it reach the leader.
         assert up.region_status("west")[1]["head_seq"] == 0
+        up.wait_for(lambda: up.region_status("west")[1]["leader"] == "east", 30, "west to know its leader")
         assert MlflowClient(tracking_uri=up.urls["west"]).get_experiment(exp).name == "hot-cold"
         # Wait until the archive has everything (what hot/cold can promise), then lose the region.
         up.wait_for(lambda: up.region_status("east")[1]["archive_lag_events"] == 0, 30, "the archive to catch up")
