@@ -12,6 +12,7 @@
 
 use crate::store::{queries, Store};
 use bytes::Bytes;
+use sha2::Digest;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
@@ -53,10 +54,66 @@ pub struct Archive {
 pub struct Summary {
     pub workspace: String,
     pub segments: usize,
+    /// The last archived sequence number.
     pub events: u64,
+    /// The snapshot older history was compacted into, if any.
+    pub snapshot_seq: Option<u64>,
     /// The earliest and latest instants a restore can reach (ms since the epoch).
     pub earliest_ms: Option<u64>,
     pub latest_ms: Option<u64>,
+}
+
+/// A workspace's archived history: a compacted snapshot (events up to `base_seq`, with gaps)
+/// followed by every later event, consecutive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Archived {
+    pub events: Vec<Event>,
+    /// The snapshot's last event (0: no snapshot, the log is whole from event 1).
+    pub base_seq: u64,
+}
+
+impl Archived {
+    pub fn head_seq(&self) -> u64 {
+        self.events.last().map(|e| e.seq).unwrap_or(0)
+    }
+    /// How many events of `events` the snapshot holds.
+    pub fn base_len(&self) -> usize {
+        self.events.partition_point(|e| e.seq <= self.base_seq)
+    }
+    /// The earliest instant a restore can reach exactly: the snapshot's, or the first event's.
+    pub fn earliest_ms(&self) -> Option<u64> {
+        match self.base_len() {
+            0 => self.events.first().map(|e| e.hlc.wall_ms()),
+            n => Some(self.events[n - 1].hlc.wall_ms()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CompactReport {
+    pub seq: u64,
+    pub events_before: u64,
+    pub events_kept: u64,
+    pub segments_deleted: u64,
+}
+
+/// Replays a (possibly compacted) log into a scratch store and dumps the state.
+async fn replay_dump(ws: &str, events: &[Event]) -> Result<serde_json::Value, BackupError> {
+    let (w, ev) = (ws.to_owned(), events.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let dir = std::env::temp_dir().join(format!("tandem-compact-{}", tandem_core::ids::hex(&crate::api::random_bytes::<8>())));
+        let result = (|| {
+            let backend = crate::store::sqlite::Sqlite::open(&dir.join("scratch.sqlite"), crate::store::sqlite::Durability::Normal)?;
+            let store = Store::new(Arc::new(backend), Arc::new(crate::store::SystemClock), "scratch")?;
+            store.install(&w, &ev)?;
+            store.read(|tx| queries::dump(tx, &w))
+        })();
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    })
+    .await
+    .map_err(|e| BackupError::Invalid(e.to_string()))?
+    .map_err(BackupError::from)
 }
 
 fn unavailable(e: object_store::Error) -> BackupError {
@@ -200,18 +257,126 @@ impl Archive {
         }
     }
 
-    /// Every archived event of a workspace, checked: consecutive, chained, decodable.
-    pub async fn read_all(&self, ws: &str) -> Result<Vec<Event>, BackupError> {
-        let mut events: Vec<Event> = Vec::new();
+    /// A workspace's archived history, checked: its latest snapshot (if any), then every
+    /// segment after it, consecutive, chained to the snapshot's last event, decodable.
+    pub async fn read_all(&self, ws: &str) -> Result<Archived, BackupError> {
+        let snapshot = self.latest_snapshot(ws).await?;
+        let base = snapshot.as_ref().map(|s| s.0).unwrap_or(0);
+        let mut events: Vec<Event> = snapshot.map(|s| s.1).unwrap_or_default();
+        let mut tail: Vec<Event> = Vec::new();
         for first in self.segment_starts(ws).await? {
-            let expected = events.last().map(|e| e.seq + 1).unwrap_or(1);
-            if first != expected {
+            let segment = self.read_segment(ws, first).await?;
+            // Segments the snapshot replaced may linger (compaction deletes them after).
+            if segment.last().is_some_and(|e| e.seq <= base) {
+                continue;
+            }
+            let expected = tail.last().map(|e| e.seq + 1).unwrap_or(base + 1);
+            let segment: Vec<Event> = segment.into_iter().filter(|e| e.seq > base).collect();
+            if segment.first().map(|e| e.seq) != Some(expected) {
                 return Err(BackupError::Corrupt(format!("{ws}: segment starting at {first} where {expected} was expected")));
             }
-            events.extend(self.read_segment(ws, first).await?);
+            tail.extend(segment);
         }
-        verify_chain(0, GENESIS_CHECKSUM, Hlc(0), &events).map_err(|e| BackupError::Corrupt(format!("{ws}: {e}")))?;
-        Ok(events)
+        let (prev_seq, prev_sum, prev_hlc) = match events.last() {
+            Some(e) => (e.seq, e.checksum.clone(), e.hlc),
+            None => (0, GENESIS_CHECKSUM.to_owned(), Hlc(0)),
+        };
+        verify_chain(prev_seq, &prev_sum, prev_hlc, &tail).map_err(|e| BackupError::Corrupt(format!("{ws}: {e}")))?;
+        events.extend(tail);
+        Ok(Archived { events, base_seq: base })
+    }
+
+    async fn snapshot_seqs(&self, ws: &str) -> Result<Vec<u64>, BackupError> {
+        let listed = self.store.list_with_delimiter(Some(&self.path(&format!("archive/{ws}")))).await.map_err(unavailable)?;
+        let mut seqs: Vec<u64> = listed.objects.iter().filter_map(|o| o.location.filename()?.strip_prefix("snapshot-")?.strip_suffix(".jsonl")?.parse().ok()).collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// The latest snapshot: its last sequence number and its events (a compacted log).
+    async fn latest_snapshot(&self, ws: &str) -> Result<Option<(u64, Vec<Event>)>, BackupError> {
+        let Some(&seq) = self.snapshot_seqs(ws).await?.last() else { return Ok(None) };
+        let got = self.store.get(&self.path(&format!("archive/{ws}/snapshot-{seq:020}.jsonl"))).await.map_err(unavailable)?;
+        let bytes = got.bytes().await.map_err(unavailable)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| BackupError::Corrupt(format!("{ws}: snapshot {seq} is not text")))?;
+        let (header, body) = text.split_once('\n').ok_or_else(|| BackupError::Corrupt(format!("{ws}: snapshot {seq} has no header")))?;
+        let header: serde_json::Value = serde_json::from_str(header).map_err(|e| BackupError::Corrupt(format!("{ws}: snapshot {seq}: {e}")))?;
+        if header["sha256"].as_str() != Some(tandem_core::ids::hex(&sha2::Sha256::digest(body.as_bytes())).as_str()) || header["seq"].as_u64() != Some(seq) {
+            return Err(BackupError::Corrupt(format!("{ws}: snapshot {seq} does not match its checksum")));
+        }
+        let events: Vec<Event> = body.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str::<Event>(l).map_err(|e| BackupError::Corrupt(format!("{ws}: snapshot {seq}: {e}")))).collect::<Result<_, _>>()?;
+        if events.last().map(|e| e.seq) != Some(seq) || events.windows(2).any(|w| w[0].seq >= w[1].seq || w[0].hlc >= w[1].hlc) || events.iter().any(|e| e.decode_op().is_err()) {
+            return Err(BackupError::Corrupt(format!("{ws}: snapshot {seq} is not an ordered, decodable log ending at {seq}")));
+        }
+        Ok(Some((seq, events)))
+    }
+
+    /// Compacts the history older than `keep_ms` (before `now_ms`) into a snapshot: the
+    /// change-log events whose replay gives the state after the last of them, without what was
+    /// purged or undone. The snapshot is written only once replaying it gives exactly the state
+    /// replaying the events it replaces gives; then the segments it replaces are deleted.
+    /// Returns the snapshot's last sequence number, if one was written.
+    pub async fn compact(&self, ws: &str, keep_ms: u64, now_ms: u64) -> Result<Option<CompactReport>, BackupError> {
+        let archived = self.read_all(ws).await?;
+        let horizon = now_ms.saturating_sub(keep_ms);
+        // The newest segment end older than the horizon.
+        let mut cutoff = 0;
+        for first in self.segment_starts(ws).await? {
+            let seg = self.read_segment(ws, first).await?;
+            match seg.last() {
+                Some(last) if last.hlc.wall_ms() < horizon => cutoff = cutoff.max(last.seq),
+                _ => {}
+            }
+        }
+        if cutoff <= archived.base_seq {
+            return Ok(None);
+        }
+        let upto = archived.events.partition_point(|e| e.seq <= cutoff);
+        let prefix = &archived.events[..upto];
+        let ops: Vec<tandem_core::Op> = prefix.iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| BackupError::Corrupt(e.to_string()))?;
+        // The snapshot ends at its last kept event; compaction is decided for that prefix.
+        let first_pass = tandem_core::history::compact(&ops);
+        let Some(end) = first_pass.iter().rposition(|k| *k) else { return Ok(None) };
+        let ops = &ops[..=end];
+        let prefix = &prefix[..=end];
+        let candidates = [tandem_core::history::compact(ops), vec![true; ops.len()]];
+        let full = replay_dump(ws, prefix).await?;
+        for keep in candidates {
+            let kept: Vec<Event> = prefix.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.clone()).collect();
+            if kept.last().map(|e| e.seq) != Some(prefix[end].seq) {
+                continue;
+            }
+            if replay_dump(ws, &kept).await? != full {
+                tracing::warn!(workspace = %ws, "compaction would change the state at event {}; trying a weaker one", prefix[end].seq);
+                continue;
+            }
+            let seq = prefix[end].seq;
+            let mut body = String::new();
+            for e in &kept {
+                body.push_str(&serde_json::to_string(e).map_err(|e| BackupError::Invalid(e.to_string()))?);
+                body.push('\n');
+            }
+            let header = serde_json::json!({ "snapshot": ws, "seq": seq, "events": kept.len(), "replaces": prefix.len(), "sha256": tandem_core::ids::hex(&sha2::Sha256::digest(body.as_bytes())) });
+            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+            match self.store.put_opts(&self.path(&format!("archive/{ws}/snapshot-{seq:020}.jsonl")), PutPayload::from(Bytes::from(format!("{header}\n{body}"))), opts).await {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            // Only now that the snapshot is durable do the objects it replaces go.
+            let mut deleted = 0;
+            for first in self.segment_starts(ws).await? {
+                let seg = self.read_segment(ws, first).await?;
+                if seg.last().is_some_and(|e| e.seq <= seq) {
+                    self.store.delete(&self.path(&format!("archive/{ws}/{first:020}.jsonl"))).await.map_err(unavailable)?;
+                    deleted += 1;
+                }
+            }
+            for old in self.snapshot_seqs(ws).await?.into_iter().filter(|s| *s < seq) {
+                self.store.delete(&self.path(&format!("archive/{ws}/snapshot-{old:020}.jsonl"))).await.map_err(unavailable)?;
+            }
+            return Ok(Some(CompactReport { seq, events_before: prefix.len() as u64, events_kept: kept.len() as u64, segments_deleted: deleted }));
+        }
+        Ok(None)
     }
 
     pub async fn workspaces(&self) -> Result<Vec<String>, BackupError> {
@@ -223,17 +388,24 @@ impl Archive {
 
     pub async fn summary(&self, ws: &str) -> Result<Summary, BackupError> {
         let starts = self.segment_starts(ws).await?;
-        let events = self.read_all(ws).await?;
-        Ok(Summary { workspace: ws.to_owned(), segments: starts.len(), events: events.len() as u64, earliest_ms: events.first().map(|e| e.hlc.wall_ms()), latest_ms: events.last().map(|e| e.hlc.wall_ms()) })
+        let a = self.read_all(ws).await?;
+        Ok(Summary {
+            workspace: ws.to_owned(),
+            segments: starts.len(),
+            events: a.head_seq(),
+            snapshot_seq: (a.base_seq > 0).then_some(a.base_seq),
+            earliest_ms: a.earliest_ms(),
+            latest_ms: a.events.last().map(|e| e.hlc.wall_ms()),
+        })
     }
 
     /// Rebuilds `ws` as it was at `at_ms` (everything accepted at or before it) in `target`,
     /// which must not have the workspace already (or be part-way through restoring it).
     /// Returns the number of events in the restored log.
     pub async fn restore(&self, ws: &str, at_ms: Option<u64>, target: &Store) -> Result<u64, BackupError> {
-        let events = self.read_all(ws).await?;
-        let cut = crate::restore::cut(ws, &events, at_ms)?;
-        Ok(crate::restore::into_workspace(events, cut, &self.url, target, ws, |_, _| {}).await?.events)
+        let archived = self.read_all(ws).await?;
+        let cut = crate::restore::cut(ws, &archived, at_ms)?;
+        Ok(crate::restore::into_workspace(archived, cut, &self.url, target, ws, |_, _| {}).await?.events)
     }
 }
 
@@ -286,6 +458,7 @@ pub fn parse_instant(s: &str) -> Option<u64> {
 /// Archives every workspace of `store` every `interval`, until the process ends.
 pub fn spawn_archiver(archive: Archive, store: Store, artifacts: crate::artifacts::Artifacts, interval: Duration) {
     tokio::spawn(async move {
+        let mut last_compaction = std::time::Instant::now();
         loop {
             let s = store.clone();
             let workspaces = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT workspace FROM log_heads", &[])?.iter().map(|r| r.text(0)).collect::<Vec<_>>())))
@@ -307,9 +480,39 @@ pub fn spawn_archiver(archive: Archive, store: Store, artifacts: crate::artifact
                     }
                 }
             }
+            // Hourly: history older than each workspace's retention goes into a snapshot.
+            if last_compaction.elapsed() >= COMPACT_EVERY {
+                last_compaction = std::time::Instant::now();
+                compact_all(&archive, &store).await;
+            }
             tokio::time::sleep(interval).await;
         }
     });
+}
+
+/// How often archivers compact history older than each workspace's retention.
+pub const COMPACT_EVERY: Duration = Duration::from_secs(3600);
+
+/// Compacts every workspace's archived history older than its retention period.
+pub async fn compact_all(archive: &Archive, store: &Store) {
+    let s = store.clone();
+    let kept: Vec<(String, i64)> = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT name, retention_days FROM workspaces", &[])?.iter().map(|r| (r.text(0), r.int(1))).collect())))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    for (ws, days) in kept {
+        compact_one(archive, &ws, days).await;
+    }
+}
+
+pub async fn compact_one(archive: &Archive, ws: &str, days: i64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    match archive.compact(ws, days.max(1) as u64 * 86_400_000, now).await {
+        Ok(Some(r)) => tracing::info!(workspace = %ws, "compacted events 1..{} into a snapshot of {} events", r.seq, r.events_kept),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(workspace = %ws, "compaction: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -234,6 +234,17 @@ enum BackupAction {
         #[arg(long)]
         workspace: Option<String>,
     },
+    /// Compacts history older than --keep-days into a snapshot (the servers do this hourly,
+    /// keeping each workspace's retention period): restores then start from the snapshot.
+    Compact {
+        #[arg(long)]
+        archive: String,
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// Point-in-time history to keep, in days (7 to 90).
+        #[arg(long)]
+        keep_days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -586,11 +597,22 @@ fn backup(action: BackupAction) -> anyhow::Result<()> {
         match action {
             BackupAction::List { archive } => {
                 let a = tandem::backup::Archive::open(&archive)?;
-                println!("{:<20} {:>9} {:>10}  restorable from .. to", "workspace", "segments", "events");
+                println!("{:<20} {:>9} {:>10} {:>10}  restorable from .. to", "workspace", "segments", "events", "snapshot");
                 for ws in a.workspaces().await? {
                     let s = a.summary(&ws).await?;
                     let (from, to) = (s.earliest_ms.map(tandem::backup::iso).unwrap_or_default(), s.latest_ms.map(tandem::backup::iso).unwrap_or_default());
-                    println!("{:<20} {:>9} {:>10}  {from} .. {to}", s.workspace, s.segments, s.events);
+                    println!("{:<20} {:>9} {:>10} {:>10}  {from} .. {to}", s.workspace, s.segments, s.events, s.snapshot_seq.map(|n| n.to_string()).unwrap_or_else(|| "-".into()));
+                }
+            }
+            BackupAction::Compact { archive, workspace, keep_days } => {
+                if !(tandem::retention::MIN_DAYS..=tandem::retention::MAX_DAYS).contains(&keep_days) {
+                    bail!("--keep-days {keep_days}: keep {} to {} days of point-in-time history", tandem::retention::MIN_DAYS, tandem::retention::MAX_DAYS);
+                }
+                let a = tandem::backup::Archive::open(&archive)?;
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+                match a.compact(&workspace, keep_days as u64 * 86_400_000, now).await? {
+                    Some(r) => println!("{workspace}: events 1..{} compacted into a snapshot of {} events (from {}); {} segments removed", r.seq, r.events_kept, r.events_before, r.segments_deleted),
+                    None => println!("{workspace}: nothing older than {keep_days} days to compact"),
                 }
             }
             BackupAction::Verify { archive, workspace } => {
@@ -684,7 +706,7 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
         }
         None => {
             let s = live()?;
-            (s.read(|tx| tandem::store::queries::changes(tx, ws, 0, usize::MAX >> 1))?, "the store's change log".to_owned())
+            (tandem::restore::local_log(&s, ws)?, "the store's change log".to_owned())
         }
     };
     if let Some(object) = &args.object {

@@ -14,7 +14,7 @@
 //! `Store::write`; every restore is events.
 
 use crate::artifacts::Artifacts;
-use crate::backup::{iso, BackupError};
+use crate::backup::{iso, Archived, BackupError};
 use crate::store::{queries, Decision, Store};
 use tandem_core::event::{Event, GENESIS_CHECKSUM};
 use tandem_core::history::{self, Object};
@@ -30,22 +30,23 @@ fn blocking_err(e: tokio::task::JoinError) -> BackupError {
     BackupError::Invalid(e.to_string())
 }
 
-/// How many events of `events` (a whole log, in order) were accepted at or before `at_ms`, or
-/// a clear error naming the restorable window.
-pub fn cut(ws: &str, events: &[Event], at_ms: Option<u64>) -> Result<usize, BackupError> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+/// How many events of an archived history (a snapshot, then a whole log) were accepted at or
+/// before `at_ms`, or a clear error naming the restorable window.
+pub fn cut(ws: &str, archived: &Archived, at_ms: Option<u64>) -> Result<usize, BackupError> {
+    let (Some(earliest), Some(last)) = (archived.earliest_ms(), archived.events.last()) else {
         return Err(BackupError::Invalid(format!("the archive holds nothing for workspace '{ws}'")));
     };
-    let (earliest, latest) = (first.hlc.wall_ms(), last.hlc.wall_ms());
+    let latest = last.hlc.wall_ms();
     match at_ms {
-        None => Ok(events.len()),
+        None => Ok(archived.events.len()),
         Some(t) if t < earliest || t > latest.max(now_ms()) => Err(BackupError::Invalid(format!(
-            "cannot restore '{ws}' to {t}: the archive covers {earliest} ({}) to {latest} ({}); earlier is before the workspace existed, and the future is not restorable",
+            "cannot restore '{ws}' to {t}: the archive covers {earliest} ({}) to {latest} ({}); earlier is before the workspace existed{}, and the future is not restorable",
             iso(earliest),
-            iso(latest)
+            iso(latest),
+            if archived.base_seq > 0 { " or older than the retained history (compacted into a snapshot)" } else { "" }
         ))),
-        // The log is in clock order, so "as of t" is a prefix.
-        Some(t) => Ok(events.partition_point(|e| e.hlc.wall_ms() <= t)),
+        // The log is in clock order, so "as of t" is a prefix (never shorter than the snapshot).
+        Some(t) => Ok(archived.events.partition_point(|e| e.hlc.wall_ms() <= t).max(archived.base_len())),
     }
 }
 
@@ -76,10 +77,11 @@ pub struct Restored {
 /// Rebuilds `source_ws` as of the first `cut` events of `events` into `target` as workspace
 /// `as_name`. Refuses a workspace that exists and is not an interrupted restore of the same
 /// history. `progress(done, total)` is called after every chunk.
-pub async fn into_workspace(events: Vec<Event>, cut: usize, source: &str, target: &Store, as_name: &str, mut progress: impl FnMut(u64, u64)) -> Result<Restored, BackupError> {
-    let prefix: Vec<Event> = events.into_iter().take(cut).collect();
+pub async fn into_workspace(archived: Archived, cut: usize, source: &str, target: &Store, as_name: &str, mut progress: impl FnMut(u64, u64)) -> Result<Restored, BackupError> {
+    let base_len = archived.base_len().min(cut);
+    let prefix: Vec<Event> = archived.events.into_iter().take(cut).collect();
     let prefix = if prefix.first().is_some_and(|e| e.workspace == as_name) { prefix } else { renamed(&prefix, as_name, GENESIS_CHECKSUM) };
-    let total = prefix.len() as u64;
+    let total = prefix.last().map(|e| e.seq).unwrap_or(0);
     let (s, w, src) = (target.clone(), as_name.to_owned(), source.to_owned());
     // Claim the target, or find the interrupted restore to continue.
     let head = tokio::task::spawn_blocking(move || {
@@ -91,7 +93,7 @@ pub async fn into_workspace(events: Vec<Event>, cut: usize, source: &str, target
                     tx.exec("INSERT INTO restores (workspace, source, to_seq, started_at) VALUES (?, ?, ?, ?)", &[w.as_str().into(), src.as_str().into(), (total as i64).into(), (now_ms() as i64).into()])?;
                 }
                 (_, Some(to)) if to == total => {}
-                (_, Some(to)) => return Err(MlflowError::invalid(format!("workspace '{w}' is part-way through a restore of {to} events, not {total}; finish that one first (same instant)")).into()),
+                (_, Some(to)) => return Err(MlflowError::invalid(format!("workspace '{w}' is part-way through a restore to event {to}, not {total}; finish that one first (same instant)")).into()),
                 (Some(_), None) => {
                     return Err(MlflowError::invalid(format!("the target store already has workspace '{w}'; restore into a new workspace (--as NAME), an empty store, or --in-place")).into())
                 }
@@ -102,18 +104,29 @@ pub async fn into_workspace(events: Vec<Event>, cut: usize, source: &str, target
     .await
     .map_err(blocking_err)??;
     let done = head.map(|h| h.seq).unwrap_or(0);
-    if done > 0 && prefix.get(done as usize - 1).map(|e| &e.checksum) != Some(&head_checksum(target, as_name).await?) {
-        return Err(BackupError::Invalid(format!("workspace '{as_name}' holds a different history than the one being restored; it cannot be resumed")));
+    let mut next = 0;
+    if done > 0 {
+        let at = prefix.iter().position(|e| e.seq == done);
+        match at {
+            Some(i) if prefix[i].checksum == head_checksum(target, as_name).await? => next = i + 1,
+            _ => return Err(BackupError::Invalid(format!("workspace '{as_name}' holds a different history than the one being restored; it cannot be resumed"))),
+        }
+    } else if base_len > 0 {
+        // A compacted snapshot goes in whole, in one transaction.
+        let (s, w, b) = (target.clone(), as_name.to_owned(), prefix[..base_len].to_vec());
+        tokio::task::spawn_blocking(move || s.install(&w, &b)).await.map_err(blocking_err)??;
+        next = base_len;
     }
-    progress(done, total);
-    for chunk in prefix[done as usize..].chunks(CHUNK) {
+    progress(prefix[..next].last().map(|e| e.seq).unwrap_or(0), total);
+    let replayed = (prefix.len() - next) as u64;
+    for chunk in prefix[next..].chunks(CHUNK) {
         let (s, w, c) = (target.clone(), as_name.to_owned(), chunk.to_vec());
         tokio::task::spawn_blocking(move || s.replay(&w, &c)).await.map_err(blocking_err)??;
         progress(chunk.last().map(|e| e.seq).unwrap_or(done), total);
     }
     let (s, w) = (target.clone(), as_name.to_owned());
     tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("DELETE FROM restores WHERE workspace = ?", &[w.as_str().into()]).map(drop))).await.map_err(blocking_err)??;
-    Ok(Restored { workspace: as_name.to_owned(), events: total, replayed: total - done })
+    Ok(Restored { workspace: as_name.to_owned(), events: total, replayed })
 }
 
 async fn head_checksum(store: &Store, ws: &str) -> Result<String, BackupError> {
@@ -135,25 +148,40 @@ pub struct Followed {
 /// got) to exactly the archived history `events`: the part both share is kept, a local tail
 /// that is not in the archive is kept aside in `diverged_events` (reported, never dropped),
 /// and the rest of the archive is replayed. How a hot/cold region takes a workspace over.
-pub async fn follow_archive(store: &Store, ws: &str, events: Vec<Event>, mut progress: impl FnMut(u64, u64)) -> Result<Followed, BackupError> {
+pub async fn follow_archive(store: &Store, ws: &str, archived: Archived, mut progress: impl FnMut(u64, u64)) -> Result<Followed, BackupError> {
     let (s, w) = (store.clone(), ws.to_owned());
     let local: Vec<Event> = tokio::task::spawn_blocking(move || s.read(|tx| queries::changes(tx, &w, 0, usize::MAX >> 1))).await.map_err(blocking_err)??;
-    let common = local.iter().zip(events.iter()).take_while(|(a, b)| a.checksum == b.checksum).count() as u64;
+    let local_sums: std::collections::HashMap<u64, &str> = local.iter().map(|e| (e.seq, e.checksum.as_str())).collect();
+    // Checksums chain: the last event both logs have alike ends their common history.
+    let common = archived.events.iter().rev().find(|e| local_sums.get(&e.seq) == Some(&e.checksum.as_str())).map(|e| e.seq).unwrap_or(0);
+    let local_head = local.last().map(|e| e.seq).unwrap_or(0);
+    let total = archived.head_seq();
     let mut diverged = 0;
-    if (local.len() as u64) > common {
+    if local_head > common {
         let (s, w) = (store.clone(), ws.to_owned());
-        diverged = tokio::task::spawn_blocking(move || s.rewind(&w, common)).await.map_err(blocking_err)??;
-    }
-    let total = events.len() as u64;
-    let rest: Vec<Event> = events.into_iter().skip(common as usize).collect();
-    if rest.is_empty() {
-        return Ok(Followed { diverged, replayed: 0, head_seq: common });
+        let base = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_base(tx, &w))).await.map_err(blocking_err)??;
+        let (s, w) = (store.clone(), ws.to_owned());
+        diverged = tokio::task::spawn_blocking(move || s.rewind(&w, common.max(base))).await.map_err(blocking_err)??;
     }
     // Hidden from the API while it is being rebuilt.
     let (s, w) = (store.clone(), ws.to_owned());
     tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("INSERT INTO restores (workspace, source, to_seq, started_at) VALUES (?, 'archive', ?, ?) ON CONFLICT (workspace) DO UPDATE SET to_seq = excluded.to_seq", &[w.as_str().into(), (total as i64).into(), (now_ms() as i64).into()]).map(drop)))
         .await
         .map_err(blocking_err)??;
+    let mut start = archived.events.partition_point(|e| e.seq <= common);
+    if common < archived.base_seq || (common == 0 && local_head > 0) {
+        // This copy ends before the archive's snapshot: what it has is in the archive's
+        // history (anything else was just kept aside), so it is replaced by the snapshot.
+        let (s, w) = (store.clone(), ws.to_owned());
+        tokio::task::spawn_blocking(move || s.reset(&w)).await.map_err(blocking_err)??;
+        start = 0;
+    }
+    if start == 0 && archived.base_len() > 0 {
+        let (s, w, b) = (store.clone(), ws.to_owned(), archived.events[..archived.base_len()].to_vec());
+        tokio::task::spawn_blocking(move || s.install(&w, &b)).await.map_err(blocking_err)??;
+        start = archived.base_len();
+    }
+    let rest = &archived.events[start..];
     let replayed = rest.len() as u64;
     for chunk in rest.chunks(CHUNK) {
         let (s, w, c) = (store.clone(), ws.to_owned(), chunk.to_vec());
@@ -209,9 +237,15 @@ fn to_or<'a>(from: Option<&'a str>, to: &'a str) -> &'a str {
 
 /// The sequence number of the last event of `ws` accepted at or before `at_ms`.
 fn seq_at(store: &Store, ws: &str, at_ms: u64) -> Result<(u64, u64), MlflowError> {
-    let events = store.read(|tx| queries::changes(tx, ws, 0, usize::MAX >> 1))?;
-    let n = cut(ws, &events, Some(at_ms)).map_err(|e| MlflowError::invalid(e.to_string()))?;
-    Ok((n as u64, events.len() as u64))
+    let log = local_log(store, ws)?;
+    let n = cut(ws, &log, Some(at_ms)).map_err(|e| MlflowError::invalid(e.to_string()))?;
+    Ok((log.events[..n].last().map(|e| e.seq).unwrap_or(0), log.head_seq()))
+}
+
+/// A store's own log of a workspace, as an archived history (its snapshot base, if it was
+/// installed from one).
+pub fn local_log(store: &Store, ws: &str) -> Result<Archived, MlflowError> {
+    Ok(store.read(|tx| Ok(Archived { events: queries::changes(tx, ws, 0, usize::MAX >> 1)?, base_seq: queries::log_base(tx, ws)? }))?)
 }
 
 /// Takes the live workspace back to its state at `at_ms`, as one new event. Returns the
@@ -237,9 +271,9 @@ pub struct ObjectRestored {
 
 /// Brings back one object of the live workspace `ws` as it was at `at_ms` (its history from
 /// `log`, the workspace's events), without touching anything else.
-pub fn object(store: &Store, ws: &str, log: &[Event], at_ms: Option<u64>, object: &Object, principal: &str) -> Result<ObjectRestored, MlflowError> {
+pub fn object(store: &Store, ws: &str, log: &Archived, at_ms: Option<u64>, object: &Object, principal: &str) -> Result<ObjectRestored, MlflowError> {
     let n = cut(ws, log, at_ms).map_err(|e| MlflowError::invalid(e.to_string()))?;
-    let ops: Vec<Op> = log[..n].iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| MlflowError::new(tandem_core::ErrorCode::DataLoss, e.to_string()))?;
+    let ops: Vec<Op> = log.events[..n].iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| MlflowError::new(tandem_core::ErrorCode::DataLoss, e.to_string()))?;
     let mut ops = history::history(&history::effective(&ops), object).map_err(|e| MlflowError::not_found(e.to_string()))?;
     let mut renamed_to = None;
     let answer = store.write(ws, principal, |tx| {

@@ -28,11 +28,18 @@ pub fn list(ctx: &Ctx, req: &Req) -> Result<Json> {
     if limit <= 0 || limit as usize > MAX_PAGE {
         return Err(MlflowError::invalid(format!("Invalid value {limit} for parameter 'limit' supplied: expected 1 to {MAX_PAGE}")));
     }
-    let (head, events) = ctx.read(|tx| {
+    let (head, base, events) = ctx.read(|tx| {
         let head = queries::log_head(tx, &ws)?;
+        let base = queries::log_base(tx, &ws)?;
         let events = queries::changes(tx, &ws, after as u64, limit as usize)?;
-        Ok((head, events))
+        Ok((head, base, events))
     })?;
+    if (after as u64) < base {
+        return Err(MlflowError::new(
+            tandem_core::ErrorCode::InvalidState,
+            format!("this store's log of '{ws}' begins at a snapshot of event {base} (restored from a compacted archive); read events after {base}, or the archive for earlier history"),
+        ));
+    }
     let head = head.ok_or_else(|| MlflowError::not_found(format!("Workspace '{ws}' has no change log.")))?;
     let mut out = json!({
         "workspace": ws,
@@ -53,6 +60,12 @@ pub fn verify(ctx: &Ctx, req: &Req) -> Result<Json> {
     let ws = workspace(req)?;
     let (mut seq, mut sum, mut hlc) = (0u64, tandem_core::event::GENESIS_CHECKSUM.to_owned(), tandem_core::Hlc(0));
     let head = ctx.read(|tx| queries::log_head(tx, &ws))?.ok_or_else(|| MlflowError::not_found(format!("Workspace '{ws}' has no change log.")))?;
+    // A log installed from a snapshot is verified from the snapshot's last event on.
+    let base = ctx.read(|tx| queries::log_base(tx, &ws))?;
+    if base > 0 {
+        let e = ctx.read(|tx| queries::changes(tx, &ws, base - 1, 1))?.pop().ok_or_else(|| MlflowError::new(tandem_core::ErrorCode::DataLoss, format!("the snapshot's last event {base} is missing")))?;
+        (seq, sum, hlc) = (e.seq, e.checksum, e.hlc);
+    }
     loop {
         let batch = ctx.read(|tx| queries::changes(tx, &ws, seq, MAX_PAGE))?;
         if batch.is_empty() {

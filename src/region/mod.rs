@@ -660,10 +660,18 @@ async fn fetch_artifact(region: &RegionState, artifacts: &Artifacts, leader_url:
 /// leader archives only what its standby has confirmed: an unconfirmed tail can be taken back
 /// by a failover, and the archive must never hold events the surviving history does not.
 async fn archive_loop(region: Arc<RegionState>, store: Store, artifacts: Artifacts, archive: crate::backup::Archive, ws: String) {
+    let mut last_compaction = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(ARCHIVE_EVERY_MS)).await;
         if !region.holds_lease(&ws) {
             continue;
+        }
+        if last_compaction.elapsed() >= crate::backup::COMPACT_EVERY {
+            last_compaction = Instant::now();
+            let (s, w) = (store.clone(), ws.clone());
+            if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || crate::retention::get(&s, &w)).await {
+                crate::backup::compact_one(&archive, &ws, r.days as i64).await;
+            }
         }
         let (s, w) = (store.clone(), ws.clone());
         let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.ok().and_then(|r| r.ok()).flatten().map(|h| h.seq).unwrap_or(0);

@@ -129,7 +129,7 @@ async fn take_over_from_archive(state: &AppState, region: &Arc<RegionState>, ws:
     }
     let claimed_ms = started.elapsed().as_millis() as u64;
     let events = archive.read_all(ws).await.map_err(archived)?;
-    let last_archived_ms = events.last().map(|e| e.hlc.wall_ms());
+    let last_archived_ms = events.events.last().map(|e| e.hlc.wall_ms());
     let followed = crate::restore::follow_archive(&state.store, ws, events, |_, _| {}).await.map_err(archived)?;
     let (copied, missing) = crate::restore::fill_artifacts(&state.store, &state.artifacts, ws, None, Some(&archive)).await.map_err(archived)?;
     region.undrain(ws);

@@ -355,6 +355,43 @@ impl Store {
         Ok(out.unwrap_or_else(LogHead::genesis))
     }
 
+    /// Installs a snapshot of a workspace into a store that does not have it: `events` are a
+    /// compacted log (gaps allowed) whose replay gives the state after its last event, which
+    /// becomes the head. The log here is then complete only after that event (`log_base`).
+    pub fn install(&self, workspace: &str, events: &[Event]) -> Result<LogHead> {
+        let Some(last) = events.last() else { return Ok(LogHead::genesis()) };
+        let mut out = None;
+        self.backend.write_tx(&mut |tx| {
+            tx.lock(&format!("workspace:{workspace}"))?;
+            if queries::log_head(tx, workspace)?.is_some() {
+                return Err(MlflowError::invalid(format!("workspace '{workspace}' already has a log here; a snapshot installs only into a store without it")).into());
+            }
+            for e in events {
+                if e.workspace != workspace {
+                    return Err(Error::Corrupt(format!("event {} belongs to workspace '{}', not '{workspace}'", e.seq, e.workspace)));
+                }
+                apply::apply(tx, workspace, &e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?)?;
+                append(tx, e)?;
+            }
+            tx.exec("UPDATE log_heads SET base_seq = ? WHERE workspace = ?", &[(last.seq as i64).into(), workspace.into()])?;
+            out = queries::log_head(tx, workspace)?;
+            Ok(())
+        })?;
+        Ok(out.unwrap_or_else(LogHead::genesis))
+    }
+
+    /// Forgets this store's copy of a workspace, log and state (its events are known to be in
+    /// the history about to replace them). Diverged events stay.
+    pub fn reset(&self, workspace: &str) -> Result<()> {
+        self.backend.write_tx(&mut |tx| {
+            tx.lock(&format!("workspace:{workspace}"))?;
+            apply::clear_state(tx, workspace)?;
+            tx.exec("DELETE FROM change_log WHERE workspace = ?", &[workspace.into()])?;
+            tx.exec("DELETE FROM log_heads WHERE workspace = ?", &[workspace.into()])?;
+            Ok(())
+        })
+    }
+
     /// Takes back every event after `keep` (which this region and the leader share): the
     /// events move to `diverged_events`, kept for an operator, and the workspace's state is
     /// rebuilt from the events that remain. All in one transaction. Returns how many moved.
@@ -363,6 +400,10 @@ impl Store {
         let mut moved = 0;
         self.backend.write_tx(&mut |tx| {
             tx.lock(&format!("workspace:{workspace}"))?;
+            let base = queries::log_base(tx, workspace)?;
+            if keep < base {
+                return Err(MlflowError::invalid(format!("workspace '{workspace}': this store's log begins at a snapshot of event {base}; it cannot be taken back to {keep}")).into());
+            }
             let extra = queries::changes(tx, workspace, keep, usize::MAX >> 1)?;
             moved = extra.len() as u64;
             for e in &extra {

@@ -14,6 +14,12 @@ pub fn log_head(tx: &mut dyn Tx, ws: &str) -> Result<Option<LogHead>> {
         .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2), epoch: r.int(3) as u64 }))
 }
 
+/// Where this store's copy of a workspace's log begins to be complete: events at or before
+/// it were installed from a snapshot (a compacted log, with gaps); 0 for a whole log.
+pub fn log_base(tx: &mut dyn Tx, ws: &str) -> Result<u64> {
+    Ok(tx.query_one("SELECT base_seq FROM log_heads WHERE workspace = ?", &[ws.into()])?.map(|r| r.int(0) as u64).unwrap_or(0))
+}
+
 /// Some(deleted_time) for a soft-deleted workspace, None for a live or unknown one.
 pub fn workspace_deleted(tx: &mut dyn Tx, ws: &str) -> Result<Option<i64>> {
     Ok(tx.query_one("SELECT deleted_time FROM workspaces WHERE name = ?", &[ws.into()])?.and_then(|r| r.opt_int(0)))

@@ -407,6 +407,7 @@ ALTER TABLE registered_models ADD COLUMN deleted_time BIGINT;
 ALTER TABLE model_versions ADD COLUMN deleted_time BIGINT;
 ALTER TABLE logged_models ADD COLUMN deleted_time BIGINT;
 ALTER TABLE workspaces ADD COLUMN deleted_time BIGINT;
+ALTER TABLE log_heads ADD COLUMN base_seq BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE restores (
   workspace TEXT PRIMARY KEY,
   source TEXT NOT NULL,

@@ -17,8 +17,8 @@ fn req(v: Value) -> Req {
     Req::from_json(v).unwrap()
 }
 
-fn log(store: &Store, ws: &str) -> Vec<tandem_core::Event> {
-    store.read(|tx| queries::changes(tx, ws, 0, usize::MAX >> 1)).unwrap()
+fn log(store: &Store, ws: &str) -> tandem::backup::Archived {
+    tandem::restore::local_log(store, ws).unwrap()
 }
 
 fn dump(store: &Store, ws: &str) -> Value {
@@ -83,7 +83,7 @@ fn restore_into_a_new_workspace_beside_the_original_is_exact_and_resumable() {
         // continues where it stopped.
         let (t, expected) = checkpoints.last().unwrap();
         let cut = tandem::restore::cut("default", &events, Some(*t)).unwrap();
-        let renamed = tandem::restore::renamed(&events[..cut], "resumed", tandem_core::event::GENESIS_CHECKSUM);
+        let renamed = tandem::restore::renamed(&events.events[..cut], "resumed", tandem_core::event::GENESIS_CHECKSUM);
         w.store.bookkeeping(|tx| tx.exec("INSERT INTO restores (workspace, source, to_seq, started_at) VALUES ('resumed', 'log', ?, 0)", &[(cut as i64).into()])).unwrap();
         w.store.replay("resumed", &renamed[..cut / 2]).unwrap();
         assert!(!w.store.read(|tx| queries::workspace_exists(tx, "resumed")).unwrap(), "a workspace part-way through a restore is visible");
@@ -102,7 +102,7 @@ fn restore_in_place_takes_the_live_workspace_back_and_keeps_the_log() {
     crate::support::init();
     for meta in metadata_stores() {
         let (w, checkpoints) = workload(meta, 0x0123_4567_89AB_CDEF);
-        let before = log(&w.store, "default").len();
+        let before = log(&w.store, "default").events.len();
         let (t, expected) = &checkpoints[2];
         let (seq, total) = tandem::restore::in_place(&w.store, "default", *t, "test").unwrap();
         assert_eq!(total as usize, before);
@@ -110,8 +110,8 @@ fn restore_in_place_takes_the_live_workspace_back_and_keeps_the_log() {
         assert_eq!(&dump(&w.store, "default"), expected, "{meta:?}: in-place restore differs from the state recorded then");
         // One new event; nothing was taken out of the log.
         let after = log(&w.store, "default");
-        assert_eq!(after.len(), before + 1);
-        assert!(matches!(after.last().unwrap().decode_op().unwrap(), tandem_core::Op::RewindWorkspace { .. }));
+        assert_eq!(after.events.len(), before + 1);
+        assert!(matches!(after.events.last().unwrap().decode_op().unwrap(), tandem_core::Op::RewindWorkspace { .. }));
         // Writes continue on top of the restored state, and a later restore can still reach
         // the instants the rewind undid.
         tr::create_experiment(&w.ctx, &req(json!({"name": "after-restore"}))).unwrap();
@@ -207,7 +207,7 @@ fn a_single_deleted_object_comes_back_as_it_was_without_touching_anything_else()
         // And the whole log still replays to the live state.
         let dir = tempfile::tempdir().unwrap();
         let fresh = Store::new(std::sync::Arc::new(tandem::store::sqlite::Sqlite::open(&dir.path().join("f.sqlite"), tandem::store::sqlite::Durability::Normal).unwrap()), std::sync::Arc::new(tandem::store::SystemClock), "t").unwrap();
-        fresh.replay("default", &log(&w.store, "default")).unwrap();
+        fresh.replay("default", &log(&w.store, "default").events).unwrap();
         assert_eq!(dump(&fresh, "default"), dump(&w.store, "default"));
     }
 }

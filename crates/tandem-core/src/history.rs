@@ -103,6 +103,89 @@ fn is_own_lifecycle(op: &Op, object: &Object) -> bool {
 /// `i + 1`), oldest first: an in-place restore (`RewindWorkspace`) takes the state back to
 /// what an earlier event left, and a workspace purge clears it, so what they undid is dropped.
 pub fn effective(ops: &[Op]) -> Vec<Op> {
+    effective_indices(ops).into_iter().map(|i| ops[i].clone()).collect()
+}
+
+/// Which events of a log to keep in a snapshot (a compacted log): what an in-place restore or
+/// a workspace purge undid, and everything about objects that were purged (with the purges
+/// themselves), goes. The caller proves the result by replaying both (see `backup.rs`): a
+/// snapshot is only written when the two states are identical.
+pub fn compact(ops: &[Op]) -> Vec<bool> {
+    let live = effective_indices(ops);
+    let mut keep = vec![false; ops.len()];
+    let (mut runs_of_exp, mut models_of_exp): (HashMap<&str, Vec<&str>>, HashMap<&str, Vec<&str>>) = (HashMap::new(), HashMap::new());
+    let mut run_exp: HashMap<&str, &str> = HashMap::new();
+    let (mut purged_runs, mut purged_models, mut purged_exps): (HashSet<&str>, HashSet<&str>, HashSet<&str>) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for &i in &live {
+        match &ops[i] {
+            Op::CreateRun { run_id, experiment_id, .. } => {
+                runs_of_exp.entry(experiment_id).or_default().push(run_id);
+                run_exp.insert(run_id, experiment_id);
+            }
+            Op::CreateLoggedModel { model_id, experiment_id, .. } => models_of_exp.entry(experiment_id).or_default().push(model_id),
+            Op::PurgeRun { run_id } => drop(purged_runs.insert(run_id)),
+            Op::PurgeLoggedModel { model_id } => drop(purged_models.insert(model_id)),
+            Op::PurgeExperiment { experiment_id } => {
+                purged_exps.insert(experiment_id);
+                purged_runs.extend(runs_of_exp.get(experiment_id.as_str()).into_iter().flatten().copied());
+                purged_models.extend(models_of_exp.get(experiment_id.as_str()).into_iter().flatten().copied());
+            }
+            _ => {}
+        }
+    }
+    // Registered models purged whole: every operation of their lineage goes.
+    let mut lineage_of: HashMap<&str, usize> = HashMap::new();
+    let mut lineage: Vec<Option<usize>> = vec![None; ops.len()];
+    let mut purged_lineages: HashSet<usize> = HashSet::new();
+    for &i in &live {
+        let o = &ops[i];
+        if let Op::CreateRegisteredModel { name, .. } = o {
+            lineage_of.insert(name, i);
+        }
+        let l = model_name_of(o).and_then(|n| lineage_of.get(n).copied());
+        lineage[i] = l;
+        match o {
+            Op::RenameRegisteredModel { name, new_name, .. } => {
+                if let Some(l) = lineage_of.remove(name.as_str()) {
+                    lineage_of.insert(new_name, l);
+                }
+            }
+            Op::PurgeRegisteredModel { name } => {
+                if let Some(l) = lineage_of.remove(name.as_str()) {
+                    purged_lineages.insert(l);
+                }
+            }
+            _ => {}
+        }
+    }
+    // A purged run whose operations reached beyond its own rows (metrics of a logged model,
+    // datasets of a live experiment) keeps them all: its purge tidies its own rows after.
+    let mut pinned: HashSet<&str> = HashSet::new();
+    for &i in &live {
+        match &ops[i] {
+            Op::LogBatch { run_id, metrics, .. } if purged_runs.contains(run_id.as_str()) && metrics.iter().any(|m| m.model_id.is_some()) => drop(pinned.insert(run_id)),
+            Op::LogInputs { run_id, .. } if purged_runs.contains(run_id.as_str()) && !run_exp.get(run_id.as_str()).is_some_and(|e| purged_exps.contains(e)) => drop(pinned.insert(run_id)),
+            _ => {}
+        }
+    }
+    for &i in &live {
+        let o = &ops[i];
+        // Purges stay (they delete by ID whatever is there); artifact events stay (purges
+        // leave artifact records to the artifact retention).
+        let is_purge = matches!(o, Op::PurgeRun { .. } | Op::PurgeExperiment { .. } | Op::PurgeLoggedModel { .. } | Op::PurgeRegisteredModel { .. } | Op::PurgeModelVersion { .. });
+        let gone = !is_purge
+            && (run_of(o).is_some_and(|r| purged_runs.contains(r) && !pinned.contains(r))
+                // A purged model's creation stays: an experiment's purge finds its models by
+                // their rows, and removes the metrics runs logged to them with them.
+                || (logged_model_of(o).is_some_and(|m| purged_models.contains(m)) && !matches!(o, Op::CreateLoggedModel { .. }))
+                || experiment_of(o).is_some_and(|e| purged_exps.contains(e))
+                || lineage[i].is_some_and(|l| purged_lineages.contains(&l)));
+        keep[i] = !gone;
+    }
+    keep
+}
+
+fn effective_indices(ops: &[Op]) -> Vec<usize> {
     // Each event points at the event before it in the effective history; a rewind moves the
     // head back to where it was after the event it names. Linear in the log's length.
     let mut parent: Vec<Option<usize>> = Vec::with_capacity(ops.len());
@@ -124,7 +207,7 @@ pub fn effective(ops: &[Op]) -> Vec<Op> {
     let mut out = Vec::new();
     let mut at = head;
     while let Some(i) = at {
-        out.push(ops[i].clone());
+        out.push(i);
         at = parent[i];
     }
     out.reverse();
