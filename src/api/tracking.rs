@@ -601,8 +601,16 @@ pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
     let order = search::parse_order_by(&req.str_list("order_by")?, &search::RUNS)?;
     let needs = |k: Kind| clauses.iter().any(|c| c.kind == k) || order.iter().any(|o| o.kind == k);
     let parts = Parts { metrics: needs(Kind::Metric), params: needs(Kind::Param), tags: needs(Kind::Tag), inputs: needs(Kind::Dataset), outputs: false };
+    // Candidates carry only the keys the filter and ordering look at; the page is completed after.
+    let keys_of = |k: Kind| -> Vec<String> {
+        let mut v: Vec<String> = clauses.iter().filter(|c| c.kind == k).map(|c| c.key.clone()).chain(order.iter().filter(|o| o.kind == k).map(|o| o.key.clone())).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let keys = queries::Keys { metrics: keys_of(Kind::Metric), params: keys_of(Kind::Param), tags: keys_of(Kind::Tag) };
     let runs = ctx.read(|tx| {
-        let mut runs = queries::runs_in(tx, &ctx.workspace, &experiment_ids, view, parts)?;
+        let mut runs = queries::runs_in(tx, &ctx.workspace, &experiment_ids, view, parts, &keys)?;
         runs.retain(|r| clauses.iter().all(|c| run_matches(r, c)));
         runs.sort_by(|a, b| {
             order

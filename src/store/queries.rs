@@ -257,25 +257,53 @@ impl Parts {
     pub const ALL: Parts = Parts { metrics: true, params: true, tags: true, inputs: true, outputs: true };
 }
 
-/// Loads the chosen parts for runs selected by `scope` (an SQL condition on `r`).
+/// Which keys of a run's data a search looks at (the rest need not be loaded for candidates).
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub metrics: Vec<String>,
+    pub params: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// `AND <col> IN (...)` with its parameters appended, or nothing when all keys are wanted.
+fn keys_clause(col: &str, keys: Option<&[String]>, params: &[Value]) -> (String, Vec<Value>) {
+    let mut p = params.to_vec();
+    match keys {
+        None => (format!(" ORDER BY {col}"), p),
+        Some(k) => {
+            p.extend(k.iter().map(Value::from));
+            (format!(" AND {col} IN ({})", placeholders(k.len().max(1))), if k.is_empty() { p.into_iter().chain([Value::Null]).collect() } else { p })
+        }
+    }
+}
+
+/// Loads the chosen parts for runs selected by `scope` (an SQL condition on `r`): all of each
+/// part in key order, or, with `only`, just the keys a search needs, in no particular order.
 fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Value], parts: Parts) -> Result<()> {
+    load_parts_only(tx, runs, scope, params, parts, None)
+}
+
+fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Value], parts: Parts, only: Option<&Keys>) -> Result<()> {
     let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
     if parts.metrics {
-        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m JOIN runs r ON r.workspace = m.workspace AND r.run_id = m.run_id WHERE {scope} ORDER BY m.key"), params)? {
+        let (clause, p) = keys_clause("m.key", only.map(|k| k.metrics.as_slice()), params);
+        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m JOIN runs r ON r.workspace = m.workspace AND r.run_id = m.run_id WHERE {scope}{clause}"), &p)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].metrics.push((m.text(1), metric_value(&m, 2, 3), m.int(4), m.int(5)));
             }
         }
     }
     if parts.params {
-        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.workspace = p.workspace AND r.run_id = p.run_id WHERE {scope} ORDER BY p.key"), params)? {
+        let (clause, pp) = keys_clause("p.key", only.map(|k| k.params.as_slice()), params);
+        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.workspace = p.workspace AND r.run_id = p.run_id WHERE {scope}{clause}"), &pp)? {
             if let Some(&i) = index.get(&p.text(0)) {
                 runs[i].params.push((p.text(1), p.text(2)));
             }
         }
     }
     if parts.tags {
-        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t JOIN runs r ON r.workspace = t.workspace AND r.run_id = t.run_id WHERE {scope} ORDER BY t.key"), params)? {
+        let (clause, tp) = keys_clause("t.key", only.map(|k| k.tags.as_slice()), params);
+        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t JOIN runs r ON r.workspace = t.workspace AND r.run_id = t.run_id WHERE {scope}{clause}"), &tp)? {
             if let Some(&i) = index.get(&t.text(0)) {
                 runs[i].tags.push((t.text(1), t.text(2)));
             }
@@ -330,7 +358,7 @@ fn placeholders(n: usize) -> String {
 
 /// Candidates for a run search: every run of the experiments in the lifecycle view, with the
 /// parts the filter and ordering need.
-pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, parts: Parts) -> Result<Vec<RunRecord>> {
+pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, parts: Parts, keys: &Keys) -> Result<Vec<RunRecord>> {
     if experiment_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -338,7 +366,7 @@ pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewT
     let mut params: Vec<Value> = vec![ws.into()];
     params.extend(experiment_ids.iter().map(Value::from));
     let mut runs: Vec<RunRecord> = tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"), &params)?.iter().map(run_record).collect();
-    load_parts(tx, &mut runs, &scope, &params, parts)?;
+    load_parts_only(tx, &mut runs, &scope, &params, parts, Some(keys))?;
     Ok(runs)
 }
 

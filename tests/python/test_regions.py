@@ -50,7 +50,13 @@ class Up:
             if m:
                 self.url = m.group(1)
                 break
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        def keep_log():
+            with open(os.path.join(self.dir, "up.log"), "a") as f:
+                for line in self.proc.stdout:
+                    f.write(line)
+                    f.flush()
+
+        threading.Thread(target=keep_log, daemon=True).start()
         self.wait_for(lambda: self.leader() is not None, 30, "a leader")
         # The leader creates the workspace; both regions have it once the standby caught up
         # (a hot/cold secondary has nothing until a failover).
@@ -278,7 +284,8 @@ def test_forced_failover_reports_what_may_be_lost(up_async):
 def test_hot_cold_failover_restores_from_the_archive_and_the_client_carries_on(tmp_path):
     up = Up("async", mode="hot/cold")
     try:
-        client = MlflowClient(tracking_uri=up.url)
+        # Both URIs explicit: earlier tests in this process set a global registry URI.
+        client = MlflowClient(tracking_uri=up.url, registry_uri=up.url)
         exp = client.create_experiment("hot-cold")
         runs = []
         for i in range(5):
