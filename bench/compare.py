@@ -173,13 +173,27 @@ CLIENT_WORKLOADS = [
 ]
 
 
-def client_part(args, server, search_exp):
+def client_part(args, server, search_exp, floor=None):
+    """The client workloads against `server`; with `floor` (a dict to fill), also against a
+    replaying responder in front of it: the same replies with no server work, the client's floor."""
     out = {}
-    for w, n, _ in CLIENT_WORKLOADS:
-        n = max(1, n // 5) if args.quick else n
-        rs = [client(server.url, w, n, search_exp if w.startswith("search") else None) for _ in range(args.repeats)]
-        out[w] = median_of(rs)
-        log(f"  {server.kind} {w}: {json.dumps(out[w])}")
+    replay = None
+    if floor is not None:
+        replay = subprocess.Popen([args.bench_bin, "replay", "--upstream", server.url], stdout=subprocess.PIPE, text=True)
+        replay_url = re.search(r"(http://\S+)", replay.stdout.readline()).group(1)
+    try:
+        for w, n, _ in CLIENT_WORKLOADS:
+            n = max(1, n // 5) if args.quick else n
+            rs = [client(server.url, w, n, search_exp if w.startswith("search") else None) for _ in range(args.repeats)]
+            out[w] = median_of(rs)
+            log(f"  {server.kind} {w}: {json.dumps(out[w])}")
+            if replay is not None:
+                fs = [client(replay_url, w, n, search_exp if w.startswith("search") else None) for _ in range(args.repeats)]
+                floor[w] = median_of(fs)
+                log(f"  floor {w}: {json.dumps(floor[w])}")
+    finally:
+        if replay is not None:
+            replay.kill()
     return out
 
 
@@ -248,7 +262,10 @@ def main():
                 bench_bin(args, "populate", "--url", s.url, "--experiment", "growth", "--runs", str(search_runs), "--concurrency", "16")
             exp = bench_bin(args, "populate", "--url", s.url, "--experiment", "growth", "--runs", "0", "--concurrency", "1")["experiment_id"]
             if not args.no_client:
-                r["client"] = client_part(args, s, exp)
+                floor = {} if kind == "tandem" else None
+                r["client"] = client_part(args, s, exp, floor)
+                if floor is not None:
+                    results["client_floor"] = floor
             if not args.no_loadgen:
                 r["loadgen_sqlite"] = loadgen_part(args, s, "sqlite")
                 if not args.quick and (kind == "tandem" or args.mlflow_100k):
@@ -260,12 +277,16 @@ def main():
             db = f"bench_{kind}_{int(time.time())}"
             subprocess.run(["psql", args.postgres, "-c", f"CREATE DATABASE {db}"], check=True, capture_output=True)
             base = args.postgres.rsplit("/", 1)[0]
-            store = f"{base}/{db}" if kind == "tandem" else f"{base.replace('postgres://', 'postgresql://')}/{db}"
-            p = Server(kind, args.tandem_bin, store=store)
+            store = f"{base}/{db}" if kind == "tandem" else f"{base.replace('postgres://', 'postgresql+psycopg2://')}/{db}"
             try:
-                r["loadgen_postgres"] = loadgen_part(args, p, "postgres")
-            finally:
-                p.stop()
+                p = Server(kind, args.tandem_bin, store=store)
+                try:
+                    r["loadgen_postgres"] = loadgen_part(args, p, "postgres")
+                finally:
+                    p.stop()
+            except Exception as e:  # noqa: BLE001 - keep what was measured
+                r["loadgen_postgres_error"] = str(e)
+                log(f"{kind} on PostgreSQL failed: {e}")
         results["servers"][kind] = r
         log(f"{kind}: startup {r['startup_s']:.2f} s, idle {r['idle_rss_mb']:.1f} MB, peak {r['peak_rss_mb']:.1f} MB")
 
@@ -285,12 +306,13 @@ def report(results):
         print(f"| {k} | {r['startup_s']:.2f} | {r['idle_rss_mb']:.1f} | {r['peak_rss_mb']:.1f} |")
     print(f"| MLflow / tandem | {m['startup_s'] / t['startup_s']:.1f}x | {m['idle_rss_mb'] / t['idle_rss_mb']:.1f}x | {m['peak_rss_mb'] / t['peak_rss_mb']:.1f}x |")
     if "client" in t:
-        print("\n| through the stock client | tandem ops/s | MLflow ops/s | tandem p50 / p99 (ms) | MLflow p50 / p99 (ms) | tandem time / MLflow time | client floor (ms/op) | tandem / floor |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        fl = results.get("client_floor", {})
+        print("\n| through the stock client | tandem ops/s | MLflow ops/s | tandem p50 / p99 (ms) | MLflow p50 / p99 (ms) | MLflow time / tandem time | client floor: replayed replies (ms/op) | client CPU (ms/op) | tandem / floor | MLflow / floor |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for w, _, label in CLIENT_WORKLOADS:
             a, b = t["client"][w], m["client"][w]
-            floor = a["client_cpu_ms_per_op"]
-            print(f"| {label} | {a['ops_per_s']:.1f} | {b['ops_per_s']:.1f} | {a['p50_ms']:.1f} / {a['p99_ms']:.1f} | {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {a['wall_ms_per_op'] / b['wall_ms_per_op']:.3f} | {floor:.2f} | {a['wall_ms_per_op'] / floor:.2f} |")
+            floor = fl.get(w, {}).get("wall_ms_per_op") or a["client_cpu_ms_per_op"]
+            print(f"| {label} | {a['ops_per_s']:.1f} | {b['ops_per_s']:.1f} | {a['p50_ms']:.1f} / {a['p99_ms']:.1f} | {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {b['wall_ms_per_op'] / a['wall_ms_per_op']:.1f}x | {floor:.2f} | {a['client_cpu_ms_per_op']:.2f} | {a['wall_ms_per_op'] / floor:.2f} | {b['wall_ms_per_op'] / floor:.1f} |")
         ml = results.get("machine_limit", {})
         for w, raw in (("upload-50mb", "raw-upload-50mb"), ("download-50mb", "raw-download-50mb")):
             if raw in ml:

@@ -593,6 +593,12 @@ fn run_matches(run: &RunRecord, c: &search::Clause) -> bool {
 }
 
 pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
+    search_runs_with(ctx, req, true)
+}
+
+/// `in_sql`: whether searches of the shapes SQL answers exactly may be answered there (tests
+/// compare both ways).
+pub fn search_runs_with(ctx: &Ctx, req: &Req, in_sql: bool) -> Result<Json> {
     let experiment_ids = req.str_list("experiment_ids")?;
     let max = req.max_results(1000, validate::MAX_RESULTS_SEARCH_RUNS)?;
     let offset = req.page_offset()?;
@@ -608,9 +614,18 @@ pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
         v.dedup();
         v
     };
+    // Only the ID and start time of each candidate are needed unless another attribute is.
+    let lean = !clauses.iter().map(|c| (c.kind, c.key.as_str())).chain(order.iter().map(|o| (o.kind, o.key.as_str()))).any(|(k, key)| k == Kind::Attribute && !matches!(key, "run_id" | "start_time" | "created"));
     let keys = queries::Keys { metrics: keys_of(Kind::Metric), params: keys_of(Kind::Param), tags: keys_of(Kind::Tag) };
     let runs = ctx.read(|tx| {
-        let mut runs = queries::runs_in(tx, &ctx.workspace, &experiment_ids, view, parts, &keys)?;
+        if in_sql {
+            if let Some((mut page_runs, more)) = queries::search_in_sql(tx, &ctx.workspace, &experiment_ids, view, &clauses, &order, offset, max)? {
+                queries::complete_runs(tx, &ctx.workspace, &mut page_runs)?;
+                let next = more.then(|| tandem_core::search::encode_page_token(offset + page_runs.len()));
+                return Ok((page_runs, next));
+            }
+        }
+        let mut runs = queries::runs_in(tx, &ctx.workspace, &experiment_ids, view, parts, &keys, lean)?;
         runs.retain(|r| clauses.iter().all(|c| run_matches(r, c)));
         runs.sort_by(|a, b| {
             order
@@ -621,6 +636,9 @@ pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
                 .unwrap_or_else(|| compare_fields(a.start_time.map(|t| Field::Num(t as f64)), b.start_time.map(|t| Field::Num(t as f64)), false).then_with(|| a.run_id.cmp(&b.run_id)))
         });
         let (mut page_runs, next) = page(runs, offset, max);
+        if lean {
+            queries::fill_info(tx, &ctx.workspace, &mut page_runs)?;
+        }
         queries::complete_runs(tx, &ctx.workspace, &mut page_runs)?;
         Ok((page_runs, next))
     })?;

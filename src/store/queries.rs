@@ -358,16 +358,98 @@ fn placeholders(n: usize) -> String {
 
 /// Candidates for a run search: every run of the experiments in the lifecycle view, with the
 /// parts the filter and ordering need.
-pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, parts: Parts, keys: &Keys) -> Result<Vec<RunRecord>> {
+/// With `lean`, candidates carry only their ID and start time (what ordering ties need): for
+/// searches that look at no other attribute. `fill_info` completes the page afterwards.
+pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, parts: Parts, keys: &Keys, lean: bool) -> Result<Vec<RunRecord>> {
     if experiment_ids.is_empty() {
         return Ok(Vec::new());
     }
     let scope = format!("r.workspace = ? AND r.experiment_id IN ({}){}", placeholders(experiment_ids.len()), view.sql("r.lifecycle_stage"));
     let mut params: Vec<Value> = vec![ws.into()];
     params.extend(experiment_ids.iter().map(Value::from));
-    let mut runs: Vec<RunRecord> = tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"), &params)?.iter().map(run_record).collect();
+    let mut runs: Vec<RunRecord> = if lean {
+        tx.query(&format!("SELECT r.run_id, r.start_time FROM runs r WHERE {scope}"), &params)?.iter().map(|r| RunRecord { run_id: r.text(0), start_time: r.opt_int(1), ..Default::default() }).collect()
+    } else {
+        tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"), &params)?.iter().map(run_record).collect()
+    };
     load_parts_only(tx, &mut runs, &scope, &params, parts, Some(keys))?;
     Ok(runs)
+}
+
+/// A run search done entirely in SQL, for the shapes where SQL's answer is provably the one
+/// the general path (load candidates, filter and sort in memory) gives: filters that are
+/// numeric comparisons on metrics (=, <, <=, >, >= with a finite number: a run without the
+/// metric, or with NaN, never matches), ordering by metrics (missing last, then NaN, in either
+/// direction) and by start or end time, then MLflow's tie-break (newest first, then run ID).
+/// Only the page is loaded. None when the search has another shape.
+#[allow(clippy::too_many_arguments)]
+pub fn search_in_sql(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, clauses: &[tandem_core::search::Clause], order: &[tandem_core::search::OrderKey], offset: usize, max: usize) -> Result<Option<(Vec<RunRecord>, bool)>> {
+    use tandem_core::search::{Comparator as C, Literal};
+    if experiment_ids.is_empty() {
+        return Ok(Some((Vec::new(), false)));
+    }
+    let mut joins = String::new();
+    let mut join_params: Vec<Value> = Vec::new();
+    for (i, c) in clauses.iter().enumerate() {
+        let op = match c.comparator {
+            C::Eq => "=",
+            C::Lt => "<",
+            C::Le => "<=",
+            C::Gt => ">",
+            C::Ge => ">=",
+            _ => return Ok(None),
+        };
+        let y = match (&c.kind, &c.value) {
+            (Kind::Metric, Literal::Num(y)) if y.is_finite() => *y,
+            _ => return Ok(None),
+        };
+        joins.push_str(&format!(" JOIN latest_metrics f{i} ON f{i}.workspace = r.workspace AND f{i}.run_id = r.run_id AND f{i}.key = ? AND f{i}.is_nan = 0 AND f{i}.value {op} ?"));
+        join_params.push(c.key.as_str().into());
+        join_params.push(y.into());
+    }
+    let mut order_sql: Vec<String> = Vec::new();
+    for (i, o) in order.iter().enumerate() {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        match (o.kind, o.key.as_str()) {
+            (Kind::Metric, key) => {
+                joins.push_str(&format!(" LEFT JOIN latest_metrics o{i} ON o{i}.workspace = r.workspace AND o{i}.run_id = r.run_id AND o{i}.key = ?"));
+                join_params.push(key.into());
+                order_sql.push(format!("CASE WHEN o{i}.run_id IS NULL THEN 2 WHEN o{i}.is_nan = 1 THEN 1 ELSE 0 END"));
+                order_sql.push(format!("o{i}.value {dir}"));
+            }
+            (Kind::Attribute, "start_time" | "created") => order_sql.push(format!("CASE WHEN r.start_time IS NULL THEN 1 ELSE 0 END, r.start_time {dir}")),
+            (Kind::Attribute, "end_time") => order_sql.push(format!("CASE WHEN r.end_time IS NULL THEN 1 ELSE 0 END, r.end_time {dir}")),
+            _ => return Ok(None),
+        }
+    }
+    order_sql.push("CASE WHEN r.start_time IS NULL THEN 1 ELSE 0 END, r.start_time DESC, r.run_id ASC".into());
+    let scope = format!("r.workspace = ? AND r.experiment_id IN ({}){}", placeholders(experiment_ids.len()), view.sql("r.lifecycle_stage"));
+    let mut params = join_params;
+    params.push(ws.into());
+    params.extend(experiment_ids.iter().map(Value::from));
+    params.push(((max + 1) as i64).into());
+    params.push((offset as i64).into());
+    let sql = format!("SELECT {RUN_COLS} FROM runs r{joins} WHERE {scope} ORDER BY {} LIMIT ? OFFSET ?", order_sql.join(", "));
+    let mut runs: Vec<RunRecord> = tx.query(&sql, &params)?.iter().map(run_record).collect();
+    let more = runs.len() > max;
+    runs.truncate(max);
+    Ok(Some((runs, more)))
+}
+
+/// Loads the info (attributes) of lean search candidates.
+pub fn fill_info(tx: &mut dyn Tx, ws: &str, runs: &mut [RunRecord]) -> Result<()> {
+    for chunk in runs.chunks_mut(500) {
+        let mut params: Vec<Value> = vec![ws.into()];
+        params.extend(chunk.iter().map(|r| r.run_id.as_str().into()));
+        let rows = tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE r.workspace = ? AND r.run_id IN ({})", placeholders(chunk.len())), &params)?;
+        let mut by_id: HashMap<String, RunRecord> = rows.iter().map(|r| (r.text(0), run_record(r))).collect();
+        for r in chunk.iter_mut() {
+            if let Some(full) = by_id.remove(&r.run_id) {
+                *r = RunRecord { metrics: std::mem::take(&mut r.metrics), params: std::mem::take(&mut r.params), tags: std::mem::take(&mut r.tags), ..full };
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fills in every part for the given runs (the page a search returns).

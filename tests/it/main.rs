@@ -11,5 +11,6 @@ mod memory;
 mod partition;
 mod replay;
 mod restore;
+mod search;
 mod support;
 mod witness;

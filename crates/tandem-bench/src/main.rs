@@ -55,6 +55,16 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// A minimal responder for measuring a client's own floor: the first request for each
+    /// method and path goes to UPSTREAM and its answer is kept; every later one gets that
+    /// answer back at once (request bodies are read and dropped). So the client sees valid,
+    /// realistically sized replies with no server work behind them.
+    Replay {
+        #[arg(long)]
+        upstream: String,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -139,6 +149,7 @@ async fn main() -> Result<()> {
         Command::Populate { url, experiment, runs, concurrency } => populate(&url, &experiment, runs, concurrency).await,
         Command::Load { url, workload, concurrency, seconds, experiment_id, batch } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
         Command::ServeBytes { listen } => serve_bytes(&listen).await,
+        Command::Replay { upstream, listen } => replay(&upstream, &listen).await,
     }
 }
 
@@ -293,6 +304,71 @@ async fn serve_bytes(listen: &str) -> Result<()> {
                 }
                 Response::new(Body::from(n.to_string()))
             }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn replay(upstream: &str, listen: &str) -> Result<()> {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::response::Response;
+    use futures_util::StreamExt;
+    type Kept = (u16, Vec<(String, String)>, bytes::Bytes);
+    let cache: Arc<tokio::sync::Mutex<std::collections::HashMap<String, Kept>>> = Arc::default();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let upstream = upstream.trim_end_matches('/').to_owned();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (cache, http, upstream) = (cache.clone(), http.clone(), upstream.clone());
+        async move {
+            // Uploads name a new path each time; one kept answer serves them all.
+            let key = if req.method() == axum::http::Method::PUT { "PUT".to_owned() } else { format!("{} {}", req.method(), req.uri().path()) };
+            let hit = cache.lock().await.get(&key).cloned();
+            let kept = match hit {
+                Some(k) => {
+                    let mut body = req.into_body().into_data_stream();
+                    while let Some(Ok(_)) = body.next().await {}
+                    k
+                }
+                None => {
+                    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+                    let url = format!("{upstream}{}", req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+                    let mut headers = reqwest::header::HeaderMap::new();
+                    for (k, v) in req.headers() {
+                        if k != "host" {
+                            if let (Ok(k), Ok(v)) = (reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()), reqwest::header::HeaderValue::from_bytes(v.as_bytes())) {
+                                headers.insert(k, v);
+                            }
+                        }
+                    }
+                    let mut body = Vec::new();
+                    let mut s = req.into_body().into_data_stream();
+                    while let Some(Ok(b)) = s.next().await {
+                        body.extend_from_slice(&b);
+                    }
+                    match http.request(method, url).headers(headers).body(body).send().await {
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            let hs: Vec<(String, String)> = resp.headers().iter().filter(|(k, _)| *k == "content-type").map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+                            let b = resp.bytes().await.unwrap_or_default();
+                            let k = (status, hs, b);
+                            if status < 400 {
+                                cache.lock().await.insert(key, k.clone());
+                            }
+                            k
+                        }
+                        Err(e) => (502, vec![], bytes::Bytes::from(e.to_string())),
+                    }
+                }
+            };
+            let mut r = Response::builder().status(kept.0);
+            for (k, v) in &kept.1 {
+                r = r.header(k, v);
+            }
+            r.body(Body::from(kept.2)).expect("valid response")
         }
     });
     let listener = tokio::net::TcpListener::bind(listen).await?;
