@@ -145,6 +145,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Populate { url, experiment, runs, concurrency } => populate(&url, &experiment, runs, concurrency).await,
         Command::Load { url, workload, concurrency, seconds, experiment_id, batch } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
