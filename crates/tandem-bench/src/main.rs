@@ -326,7 +326,7 @@ async fn replay(upstream: &str, listen: &str) -> Result<()> {
         let (cache, http, upstream) = (cache.clone(), http.clone(), upstream.clone());
         async move {
             // Uploads name a new path each time; one kept answer serves them all.
-            let key = if req.method() == axum::http::Method::PUT { "PUT".to_owned() } else { format!("{} {}", req.method(), req.uri().path()) };
+            let key = if req.method() == axum::http::Method::PUT { "PUT".to_owned() } else { format!("{} {}", req.method(), req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")) };
             let hit = cache.lock().await.get(&key).cloned();
             let kept = match hit {
                 Some(k) => {
