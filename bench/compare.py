@@ -177,23 +177,25 @@ def client_part(args, server, search_exp, floor=None):
     """The client workloads against `server`; with `floor` (a dict to fill), also against a
     replaying responder in front of it: the same replies with no server work, the client's floor."""
     out = {}
-    replay = None
-    if floor is not None:
+
+    def floor_once(w, n):
+        # A fresh responder each time: its first answers (the set-up and the warm-up operation)
+        # come from the server; the timed operations get them replayed.
         replay = subprocess.Popen([args.bench_bin, "replay", "--upstream", server.url], stdout=subprocess.PIPE, text=True)
-        replay_url = re.search(r"(http://\S+)", replay.stdout.readline()).group(1)
-    try:
-        for w, n, _ in CLIENT_WORKLOADS:
-            n = max(1, n // 5) if args.quick else n
-            rs = [client(server.url, w, n, search_exp if w.startswith("search") else None) for _ in range(args.repeats)]
-            out[w] = median_of(rs)
-            log(f"  {server.kind} {w}: {json.dumps(out[w])}")
-            if replay is not None:
-                fs = [client(replay_url, w, n, search_exp if w.startswith("search") else None) for _ in range(args.repeats)]
-                floor[w] = median_of(fs)
-                log(f"  floor {w}: {json.dumps(floor[w])}")
-    finally:
-        if replay is not None:
+        try:
+            url = re.search(r"(http://\S+)", replay.stdout.readline()).group(1)
+            return client(url, w, n, search_exp if w.startswith("search") else None)
+        finally:
             replay.kill()
+
+    for w, n, _ in CLIENT_WORKLOADS:
+        n = max(1, n // 5) if args.quick else n
+        rs = [client(server.url, w, n, search_exp if w.startswith("search") else None) for _ in range(args.repeats)]
+        out[w] = median_of(rs)
+        log(f"  {server.kind} {w}: {json.dumps(out[w])}")
+        if floor is not None:
+            floor[w] = median_of([floor_once(w, n) for _ in range(args.repeats)])
+            log(f"  floor {w}: {json.dumps(floor[w])}")
     return out
 
 
