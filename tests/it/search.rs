@@ -64,3 +64,44 @@ fn searches_answered_in_sql_match_the_general_path() {
         assert!(checked > 100, "{checked}");
     }
 }
+
+/// A log-batch is written with multi-row inserts and one latest-value check per key; the state
+/// must be exactly what logging the same points one at a time gives (duplicates, NaN, ties,
+/// older steps arriving later, several batches).
+#[test]
+fn batched_metrics_give_the_state_single_points_give() {
+    crate::support::init();
+    for meta in metadata_stores() {
+        let (a, b) = (World::new(meta), World::new(meta));
+        let run_a = tracking::create_run(&a.ctx, &req(json!({"experiment_id": "0", "start_time": 1}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let mut seed: u64 = 0xABCD_EF01_2345_6789;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let values = [json!(0.5), json!("NaN"), json!(1.5), json!(-2.0), json!("Infinity"), json!(0.5)];
+        let mut batches = Vec::new();
+        for _ in 0..12 {
+            let n = 1 + next(40);
+            let batch: Vec<Value> = (0..n).map(|_| json!({"key": format!("k{}", next(4)), "value": values[next(6) as usize], "timestamp": next(3) as i64, "step": next(5) as i64})).collect();
+            batches.push(batch);
+        }
+        // The same run ID in both stores: replay the creation event into b.
+        let create = a.store.read(|tx| tandem::store::queries::changes(tx, "default", 0, 1 << 20)).unwrap();
+        let create: Vec<_> = create.into_iter().filter(|e| e.op == "CreateRun").collect();
+        b.store.write("default", "t", |_| Ok(tandem::store::Decision::change((), create[0].decode_op().unwrap()))).unwrap();
+        for batch in &batches {
+            tracking::log_batch(&a.ctx, &req(json!({"run_id": run_a, "metrics": batch}))).unwrap();
+            for m in batch {
+                tracking::log_batch(&b.ctx, &req(json!({"run_id": run_a, "metrics": [m]}))).unwrap();
+            }
+        }
+        for table in ["metrics", "latest_metrics"] {
+            let q = format!("SELECT key, value, is_nan, timestamp, step FROM {table} WHERE run_id = ? ORDER BY key, step, timestamp, value, is_nan");
+            let dump = |w: &World| w.store.read(|tx| Ok(tx.query(&q, &[run_a.as_str().into()])?.iter().map(|r| format!("{:?}", r.0)).collect::<Vec<_>>())).unwrap();
+            assert_eq!(dump(&a), dump(&b), "{meta:?}: {table} differs between batched and single points");
+        }
+    }
+}
