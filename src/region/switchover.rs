@@ -46,18 +46,8 @@ pub async fn take_over(state: &AppState, region: &Arc<RegionState>, ws: &str, fo
         let epoch = claim_next(region, &state.store, ws, "forced failover", lost).await?;
         return Ok(json!({ "workspace": ws, "from": from, "to": region.name, "epoch": epoch, "forced": true, "head_seq": before, "old_leader_head_seq": leader_head, "events_possibly_lost": lost }));
     }
-    let leader_url = leader_url.ok_or_else(|| unavailable(format!("no leader is known for '{ws}'; use --force if it is gone")))?;
     // 1. The leader stops accepting writes and says where its log ends.
-    let drained: Value = state
-        .http
-        .post(format!("{leader_url}/api/tandem/v1/workspaces/{ws}/drain"))
-        .send()
-        .await
-        .map_err(|e| unavailable(format!("the leader ({from}) did not answer: {e}; use --force if it is gone")))?
-        .json()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let target = drained["head_seq"].as_u64().ok_or_else(|| unavailable(format!("the leader refused to drain: {drained}")))?;
+    let (leader_url, target) = drain(state, ws, &from, leader_url.as_deref()).await?;
     // 2. Catch up to it.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -73,6 +63,22 @@ pub async fn take_over(state: &AppState, region: &Arc<RegionState>, ws: &str, fo
     // 3. Claim the next epoch; the old leader sees it and steps down.
     let epoch = claim_next(region, &state.store, ws, "switchover", 0).await?;
     Ok(json!({ "workspace": ws, "from": from, "to": region.name, "epoch": epoch, "forced": false, "head_seq": target, "events_possibly_lost": 0 }))
+}
+
+/// Asks the leader to stop accepting writes; returns its URL and where its log ends.
+async fn drain(state: &AppState, ws: &str, from: &str, leader_url: Option<&str>) -> Result<(String, u64), MlflowError> {
+    let leader_url = leader_url.ok_or_else(|| unavailable(format!("no leader is known for '{ws}'; use --force if it is gone")))?.to_owned();
+    let drained: Value = state
+        .http
+        .post(format!("{leader_url}/api/tandem/v1/workspaces/{ws}/drain"))
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("the leader ({from}) did not answer: {e}; use --force if it is gone")))?
+        .json()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let target = drained["head_seq"].as_u64().ok_or_else(|| unavailable(format!("the leader refused to drain: {drained}")))?;
+    Ok((leader_url, target))
 }
 
 async fn leader_head(state: &AppState, url: &str, ws: &str) -> Option<u64> {
@@ -92,17 +98,7 @@ async fn take_over_from_archive(state: &AppState, region: &Arc<RegionState>, ws:
     let archived = |e: crate::backup::BackupError| unavailable(format!("archive {}: {e}", crate::config::redact(&url)));
     let mut old_head = None;
     if !force {
-        let leader_url = leader_url.ok_or_else(|| unavailable(format!("no leader is known for '{ws}'; use --force if it is gone")))?;
-        let drained: Value = state
-            .http
-            .post(format!("{leader_url}/api/tandem/v1/workspaces/{ws}/drain"))
-            .send()
-            .await
-            .map_err(|e| unavailable(format!("the leader ({from}) did not answer: {e}; use --force if it is gone")))?
-            .json()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let target = drained["head_seq"].as_u64().ok_or_else(|| unavailable(format!("the leader refused to drain: {drained}")))?;
+        let (leader_url, target) = drain(state, ws, from, leader_url).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while archive.archived_through(ws).await.map_err(archived)? < target {
             if Instant::now() > deadline {

@@ -336,5 +336,19 @@ def test_hot_cold_failover_restores_from_the_archive_and_the_client_carries_on(t
         assert open(downloaded, "rb").read() == payload
         assert client.get_model_version("churn", "1").run_id == runs[0]
         assert client.get_experiment(exp).tags["after"] == "failover"
+        # The lost region comes back (restarted by `tandem up`) and a planned failover returns
+        # the workspace to it: the leader drains, the archive catches up, nothing is lost.
+        up.wait_for(lambda: up.region_status("east")[1]["role"] == "standby", 60, "east to come back")
+        head_before = up.region_status("west")[1]["head_seq"]
+        out = subprocess.run([BIN, "failover", "--data", up.dir, "--workspace", "default", "--to", "east"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        back = json.loads(out.stdout)
+        assert back["to"] == "east" and back["forced"] is False and back["head_seq"] == head_before and back["events_possibly_lost"] == 0, back
+        up.wait_for(lambda: up.leader() == "east", 30, "east to lead")
+        assert client.get_experiment(exp).tags["after"] == "failover"
+        client.set_experiment_tag(exp, "back", "home")
+        assert client.get_experiment(exp).tags["back"] == "home"
+        downloaded = client.download_artifacts(runs[0], "model.bin", str(tmp_path / "dl2"))
+        assert open(downloaded, "rb").read() == payload
     finally:
         up.stop()
