@@ -215,7 +215,8 @@ pub async fn fill_artifacts(store: &Store, artifacts: &Artifacts, to: &str, from
         }
         if !ok {
             if let Some(a) = archive {
-                if let Ok((stream, _)) = a.blob(to_or(from, to), &sha).await {
+                // The archive keeps blobs under the workspace that logged them: a copy reads its source's.
+                if let Ok((stream, _)) = a.blob(from.unwrap_or(to), &sha).await {
                     ok = matches!(artifacts.put(to, &path, stream).await, Ok((_, got)) if got == sha);
                 }
             }
@@ -228,11 +229,6 @@ pub async fn fill_artifacts(store: &Store, artifacts: &Artifacts, to: &str, from
         }
     }
     Ok((copied, missing))
-}
-
-/// The archive keeps a workspace's blobs under its own name: a copy reads its source's.
-fn to_or<'a>(from: Option<&'a str>, to: &'a str) -> &'a str {
-    from.unwrap_or(to)
 }
 
 /// The sequence number of the last event of `ws` accepted at or before `at_ms`.

@@ -33,21 +33,8 @@ fn metric_value(m: &MetricPoint) -> (f64, bool) {
     }
 }
 
-/// MLflow's "latest" metric value: the one with the greatest (step, timestamp, value).
-fn newer(step: i64, ts: i64, value: f64, is_nan: bool, old: &super::Row) -> bool {
-    let (ostep, ots, oval, onan) = (old.int(0), old.int(1), old.real(2), old.int(3) != 0);
-    (step, ts).cmp(&(ostep, ots)).then_with(|| {
-        // NaN compares greater than every number, as in MLflow's SQL ordering.
-        match (is_nan, onan) {
-            (true, true) => std::cmp::Ordering::Equal,
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ => value.partial_cmp(&oval).unwrap_or(std::cmp::Ordering::Equal),
-        }
-    }) == std::cmp::Ordering::Greater
-}
-
-/// `(step, timestamp, value, is_nan)`: whether `a` is MLflow's "later" value than `b`.
+/// `(step, timestamp, value, is_nan)`: whether `a` is MLflow's "later" value than `b` (the
+/// greatest (step, timestamp, value) is a key's latest; NaN above every number, as in MLflow).
 fn later(a: (i64, i64, f64, bool), b: (i64, i64, f64, bool)) -> bool {
     (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| match (a.3, b.3) {
         (true, true) => std::cmp::Ordering::Equal,
@@ -114,7 +101,7 @@ fn log_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Resul
         let old = tx.query_one("SELECT step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), m.key.as_str().into(), ws.into()])?;
         let replace = match &old {
             None => true,
-            Some(old) => newer(m.step, m.timestamp, value, is_nan, old),
+            Some(o) => later((m.step, m.timestamp, value, is_nan), (o.int(0), o.int(1), o.real(2), o.int(3) != 0)),
         };
         if replace {
             tx.exec(
