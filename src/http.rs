@@ -137,20 +137,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, MlflowError> 
     }
 }
 
-async fn ctx_for(state: &AppState, headers: &HeaderMap, admin: bool) -> Result<Ctx, MlflowError> {
+/// The context of a request. JSON endpoints check that the workspace is live inside their own
+/// transactions (`Ctx::require_live`); `check_now` is for endpoints that may not touch the
+/// store before they act (artifact bytes), which pay for a separate read.
+async fn ctx_for(state: &AppState, headers: &HeaderMap, admin: bool, check_now: bool) -> Result<Ctx, MlflowError> {
     let workspace = workspace_of(headers)?;
-    let ctx = Ctx { store: state.store.clone(), artifacts: state.artifacts.clone(), workspace, principal: principal(headers) };
-    if !admin {
+    let ctx = Ctx { store: state.store.clone(), artifacts: state.artifacts.clone(), workspace, principal: principal(headers), require_live: !admin };
+    if check_now && !admin {
         let c = ctx.clone();
-        let exists = blocking(move || c.read(|tx| queries::workspace_exists(tx, &c.workspace))).await?;
-        if !exists {
-            let c = ctx.clone();
-            let restoring = blocking(move || c.read(|tx| Ok(tx.query_one("SELECT 1 FROM restores WHERE workspace = ?", &[c.workspace.as_str().into()])?.is_some()))).await?;
-            if restoring {
-                return Err(MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("Workspace '{}' is being restored; try again when the restore is done.", ctx.workspace)));
-            }
-            return Err(MlflowError::not_found(format!("Workspace '{}' not found.", ctx.workspace)));
-        }
+        blocking(move || c.read(|_| Ok(()))).await?;
     }
     Ok(ctx)
 }
@@ -232,7 +227,7 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
         Lookup::NotFound => return not_found(),
     };
     let admin = api::is_workspace_admin(&path);
-    let ctx = match ctx_for(&state, req.headers(), admin).await {
+    let ctx = match ctx_for(&state, req.headers(), admin, false).await {
         Ok(c) => c,
         Err(e) => return error_response(&e),
     };
@@ -516,7 +511,7 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
     if kind != "list" && !path.is_empty() {
         tandem_core::validate::artifact_path(&path)?;
     }
-    let ctx = ctx_for(state, req.headers(), false).await?;
+    let ctx = ctx_for(state, req.headers(), false, true).await?;
     match (kind, method.as_str()) {
         ("list", "GET") => {
             let q = Req::from_query(query_pairs(req.uri().query()));

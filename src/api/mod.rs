@@ -25,14 +25,25 @@ pub struct Ctx {
     pub artifacts: Artifacts,
     pub workspace: String,
     pub principal: String,
+    /// Every read and write of this request first checks, in its own transaction, that the
+    /// workspace is live (ordinary requests); workspace administration checks for itself.
+    pub require_live: bool,
 }
 
 impl Ctx {
     pub fn write<T>(&self, decide: impl FnMut(&mut dyn store::Tx) -> store::Result<store::Decision<T>>) -> Result<T> {
-        self.store.write(&self.workspace, &self.principal, decide).map_err(Into::into)
+        match self.require_live {
+            true => self.store.write_live(&self.workspace, &self.principal, decide),
+            false => self.store.write(&self.workspace, &self.principal, decide),
+        }
+        .map_err(Into::into)
     }
     pub fn read<T>(&self, f: impl FnMut(&mut dyn store::Tx) -> store::Result<T>) -> Result<T> {
-        self.store.read(f).map_err(Into::into)
+        match self.require_live {
+            true => self.store.read_live(&self.workspace, f),
+            false => self.store.read(f),
+        }
+        .map_err(Into::into)
     }
     pub fn now(&self) -> i64 {
         self.store.now_ms()

@@ -163,6 +163,11 @@ pub trait Tx {
     fn lock(&mut self, _key: &str) -> Result<()> {
         Ok(())
     }
+
+    /// Whether this is SQLite (for the schema's one dialect difference).
+    fn is_sqlite(&self) -> bool {
+        false
+    }
 }
 
 /// A database that can run serializable write transactions and snapshot reads.
@@ -271,24 +276,39 @@ impl Store {
 
     /// The one write path. `decide` reads what it needs and returns the operation; the
     /// operation is applied and its event appended in the same transaction, or nothing is.
-    pub fn write<T>(&self, workspace: &str, principal: &str, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
+    pub fn write<T>(&self, workspace: &str, principal: &str, decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
+        self.write_checked(workspace, principal, false, decide)
+    }
+
+    /// [`Store::write`] for an ordinary request: refused before `decide` runs unless the
+    /// workspace is live (exists, not deleted, not being restored). The check shares the
+    /// write's transaction, so a request costs one transaction, not two.
+    pub fn write_live<T>(&self, workspace: &str, principal: &str, decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
+        self.write_checked(workspace, principal, true, decide)
+    }
+
+    fn write_checked<T>(&self, workspace: &str, principal: &str, require_live: bool, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
         let mut answer = None;
         self.backend.write_tx(&mut |tx| {
             // Serializes writers of this workspace across servers before anything is read, so
             // decisions see the latest state and sequence numbers cannot race.
             tx.lock(&format!("workspace:{workspace}"))?;
+            let standing = queries::standing(tx, workspace)?;
+            if require_live && !standing.live {
+                return Err(not_live(workspace, &standing).into());
+            }
             let decision = decide(tx)?;
             if let Some(first) = decision.ops.first() {
                 // A deleted workspace takes only its own restore or purge.
                 let allowed = match first {
                     Op::CreateWorkspace { .. } => true,
-                    Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {} => queries::workspace_deleted(tx, workspace)?.is_some(),
-                    _ => queries::workspace_exists(tx, workspace)?,
+                    Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {} => standing.deleted.is_some(),
+                    _ => standing.live,
                 };
                 if !allowed {
                     return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
                 }
-                let mut head = queries::log_head(tx, workspace)?.unwrap_or_else(LogHead::genesis);
+                let mut head = standing.head.clone().unwrap_or_else(LogHead::genesis);
                 // Asked inside the transaction, after the workspace lock: a region whose
                 // lease lapsed while it waited must not commit.
                 let epoch = self.fence.epoch_for_write(workspace)?;
@@ -299,14 +319,28 @@ impl Store {
                     let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
                     let event = Event::seal(workspace, head.seq + 1, epoch, hlc, &self.region, principal, op, &head.checksum);
                     apply::apply(tx, workspace, op)?;
-                    append(tx, &event)?;
+                    insert_event(tx, &event)?;
                     head = LogHead { seq: event.seq, hlc, checksum: event.checksum, epoch };
                 }
+                // The head moves once per transaction, whatever the number of events.
+                set_head(tx, workspace, &head, standing.head.is_some())?;
             }
             answer = Some(decision.answer);
             Ok(())
         })?;
         Ok(answer.expect("write_tx ran the closure"))
+    }
+
+    /// Reads from a consistent snapshot, refused unless the workspace is live (the check is
+    /// in the same snapshot).
+    pub fn read_live<T>(&self, workspace: &str, mut f: impl FnMut(&mut dyn Tx) -> Result<T>) -> Result<T> {
+        self.read(|tx| {
+            if !queries::workspace_exists(tx, workspace)? {
+                let standing = queries::standing(tx, workspace)?;
+                return Err(not_live(workspace, &standing).into());
+            }
+            f(tx)
+        })
     }
 
     /// A write transaction on this store's own bookkeeping (restores in progress), never on
@@ -472,19 +506,41 @@ impl Store {
 }
 
 fn append(tx: &mut dyn Tx, e: &Event) -> Result<()> {
-    tx.exec(
-        "INSERT INTO change_log (workspace, seq, epoch, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
-    )?;
+    insert_event(tx, e)?;
     let n = tx.exec(
         "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?",
         &[(e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), (e.epoch as i64).into(), e.workspace.as_str().into()],
     )?;
     if n == 0 {
-        tx.exec(
-            "INSERT INTO log_heads (workspace, seq, hlc, checksum, epoch) VALUES (?, ?, ?, ?, ?)",
-            &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), (e.epoch as i64).into()],
-        )?;
+        set_head(tx, &e.workspace, &LogHead { seq: e.seq, hlc: e.hlc, checksum: e.checksum.clone(), epoch: e.epoch }, false)?;
     }
     Ok(())
+}
+
+fn insert_event(tx: &mut dyn Tx, e: &Event) -> Result<()> {
+    tx.exec(
+        "INSERT INTO change_log (workspace, seq, epoch, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
+    )?;
+    Ok(())
+}
+
+/// Moves the head of `ws`'s log (`exists`: it has a head row already).
+fn set_head(tx: &mut dyn Tx, ws: &str, head: &LogHead, exists: bool) -> Result<()> {
+    let params = [(head.seq as i64).into(), (head.hlc.0 as i64).into(), head.checksum.as_str().into(), (head.epoch as i64).into(), ws.into()];
+    if exists {
+        tx.exec("UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?", &params)?;
+    } else {
+        tx.exec("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", &params)?;
+    }
+    Ok(())
+}
+
+/// Why an ordinary request cannot use a workspace that is not live.
+fn not_live(ws: &str, standing: &queries::Standing) -> MlflowError {
+    if standing.restoring {
+        MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("Workspace '{ws}' is being restored; try again when the restore is done."))
+    } else {
+        MlflowError::not_found(format!("Workspace '{ws}' not found."))
+    }
 }

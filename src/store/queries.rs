@@ -14,6 +14,33 @@ pub fn log_head(tx: &mut dyn Tx, ws: &str) -> Result<Option<LogHead>> {
         .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2), epoch: r.int(3) as u64 }))
 }
 
+/// What a writer needs to know of its workspace before it decides anything, read in one
+/// statement (on PostgreSQL every statement is a round trip made while holding the
+/// workspace's lock).
+#[derive(Debug, Clone)]
+pub struct Standing {
+    /// Exists, is not soft-deleted and is not being restored: open to ordinary requests.
+    pub live: bool,
+    /// Some(deleted_time) when soft-deleted.
+    pub deleted: Option<i64>,
+    /// A restore is building it.
+    pub restoring: bool,
+    pub head: Option<LogHead>,
+}
+
+pub fn standing(tx: &mut dyn Tx, ws: &str) -> Result<Standing> {
+    let r = tx
+        .query_one(
+            "SELECT w.name, w.deleted_time, EXISTS (SELECT 1 FROM restores r WHERE r.workspace = q.name), h.seq, h.hlc, h.checksum, h.epoch \
+             FROM (SELECT CAST(? AS TEXT) AS name) q LEFT JOIN workspaces w ON w.name = q.name LEFT JOIN log_heads h ON h.workspace = q.name",
+            &[ws.into()],
+        )?
+        .ok_or_else(|| super::Error::Backend("the standing query returned no row".into()))?;
+    let (exists, deleted, restoring) = (r.opt_text(0).is_some(), r.opt_int(1), r.int(2) != 0);
+    let head = r.opt_int(3).map(|seq| LogHead { seq: seq as u64, hlc: Hlc(r.int(4) as u64), checksum: r.text(5), epoch: r.int(6) as u64 });
+    Ok(Standing { live: exists && deleted.is_none() && !restoring, deleted, restoring, head })
+}
+
 /// Where this store's copy of a workspace's log begins to be complete: events at or before
 /// it were installed from a snapshot (a compacted log, with gaps); 0 for a whole log.
 pub fn log_base(tx: &mut dyn Tx, ws: &str) -> Result<u64> {
@@ -186,35 +213,42 @@ impl RunRecord {
         }
     }
 
+    /// The run as MLflow's JSON. Built as values directly (not through `json!`, which
+    /// serializes every field into a value first): a page of 1,000 runs is ~30,000 objects.
     pub fn to_json(&self) -> Json {
-        let mut info = json!({
-            "run_id": self.run_id,
-            "run_uuid": self.run_id,
-            "run_name": self.run_name,
-            "experiment_id": self.experiment_id,
-            "user_id": self.user_id,
-            "status": self.status,
-            "artifact_uri": self.artifact_uri,
-            "lifecycle_stage": self.lifecycle_stage,
-        });
+        fn obj<const N: usize>(fields: [(&str, Json); N]) -> Json {
+            Json::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        }
+        let s = |v: &str| Json::String(v.to_owned());
+        let kv = |k: &str, v: &str| obj([("key", s(k)), ("value", s(v))]);
+        let mut info = obj([
+            ("run_id", s(&self.run_id)),
+            ("run_uuid", s(&self.run_id)),
+            ("run_name", s(&self.run_name)),
+            ("experiment_id", s(&self.experiment_id)),
+            ("user_id", s(&self.user_id)),
+            ("status", s(&self.status)),
+            ("artifact_uri", s(&self.artifact_uri)),
+            ("lifecycle_stage", s(&self.lifecycle_stage)),
+        ]);
         if let Some(t) = self.start_time {
             info["start_time"] = t.into();
         }
         if let Some(t) = self.end_time {
             info["end_time"] = t.into();
         }
-        let metrics: Vec<Json> = self.metrics.iter().map(|(k, v, ts, step)| json!({ "key": k, "value": v.to_json(), "timestamp": ts, "step": step })).collect();
-        let params: Vec<Json> = self.params.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
-        let tags: Vec<Json> = self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
-        let dataset_inputs: Vec<Json> = self.datasets.iter().map(|d| json!({ "tags": d.4, "dataset": d.3 })).collect();
-        let model_inputs: Vec<Json> = self.model_inputs.iter().map(|m| json!({ "model_id": m })).collect();
-        let model_outputs: Vec<Json> = self.model_outputs.iter().map(|(m, s)| json!({ "model_id": m, "step": s })).collect();
-        json!({
-            "info": info,
-            "data": { "metrics": metrics, "params": params, "tags": tags },
-            "inputs": { "dataset_inputs": dataset_inputs, "model_inputs": model_inputs },
-            "outputs": { "model_outputs": model_outputs },
-        })
+        let metrics = self.metrics.iter().map(|(k, v, ts, step)| obj([("key", s(k)), ("value", v.to_json()), ("timestamp", (*ts).into()), ("step", (*step).into())])).collect();
+        let params = self.params.iter().map(|(k, v)| kv(k, v)).collect();
+        let tags = self.tags.iter().map(|(k, v)| kv(k, v)).collect();
+        let dataset_inputs = self.datasets.iter().map(|d| obj([("tags", d.4.clone()), ("dataset", d.3.clone())])).collect();
+        let model_inputs = self.model_inputs.iter().map(|m| obj([("model_id", s(m))])).collect();
+        let model_outputs = self.model_outputs.iter().map(|(m, st)| obj([("model_id", s(m)), ("step", (*st).into())])).collect();
+        obj([
+            ("info", info),
+            ("data", obj([("metrics", Json::Array(metrics)), ("params", Json::Array(params)), ("tags", Json::Array(tags))])),
+            ("inputs", obj([("dataset_inputs", Json::Array(dataset_inputs)), ("model_inputs", Json::Array(model_inputs))])),
+            ("outputs", obj([("model_outputs", Json::Array(model_outputs))])),
+        ])
     }
 }
 
@@ -266,10 +300,12 @@ pub struct Keys {
 }
 
 /// `AND <col> IN (...)` with its parameters appended, or nothing when all keys are wanted.
-fn keys_clause(col: &str, keys: Option<&[String]>, params: &[Value]) -> (String, Vec<Value>) {
+fn keys_clause(alias: &str, keys: Option<&[String]>, params: &[Value]) -> (String, Vec<Value>) {
+    let col = format!("{alias}.key");
     let mut p = params.to_vec();
     match keys {
-        None => (format!(" ORDER BY {col}"), p),
+        // Run, then key: the order of the part tables' primary keys, so no sort is needed.
+        None => (format!(" ORDER BY {alias}.run_id, {col}"), p),
         Some(k) => {
             p.extend(k.iter().map(Value::from));
             (format!(" AND {col} IN ({})", placeholders(k.len().max(1))), if k.is_empty() { p.into_iter().chain([Value::Null]).collect() } else { p })
@@ -277,42 +313,63 @@ fn keys_clause(col: &str, keys: Option<&[String]>, params: &[Value]) -> (String,
     }
 }
 
-/// Loads the chosen parts for runs selected by `scope` (an SQL condition on `r`): all of each
-/// part in key order, or, with `only`, just the keys a search needs, in no particular order.
-fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Value], parts: Parts) -> Result<()> {
+/// Which runs a part load is for. Parameters: the workspace, then the IDs or the condition's.
+#[derive(Clone, Copy)]
+enum RunScope<'a> {
+    /// Runs named by ID (`n` of them): matched on the part table's own key, no join.
+    Ids(usize),
+    /// Runs matching an SQL condition on `r` (runs joined in).
+    Matching(&'a str),
+}
+
+impl RunScope<'_> {
+    /// `JOIN ... WHERE cond` for a part table aliased `a`.
+    fn sql(self, a: &str) -> String {
+        match self {
+            RunScope::Ids(n) => format!("WHERE {a}.workspace = ? AND {a}.run_id IN ({})", placeholders(n)),
+            RunScope::Matching(cond) => format!("JOIN runs r ON r.workspace = {a}.workspace AND r.run_id = {a}.run_id WHERE {cond}"),
+        }
+    }
+}
+
+fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, params: &[Value], parts: Parts) -> Result<()> {
     load_parts_only(tx, runs, scope, params, parts, None)
 }
 
-fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params: &[Value], parts: Parts, only: Option<&Keys>) -> Result<()> {
+/// Loads the chosen parts for runs selected by `scope`: all of each part in key order, or,
+/// with `only`, just the keys a search needs, in no particular order.
+fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, params: &[Value], parts: Parts, only: Option<&Keys>) -> Result<()> {
     let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
     if parts.metrics {
-        let (clause, p) = keys_clause("m.key", only.map(|k| k.metrics.as_slice()), params);
-        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m JOIN runs r ON r.workspace = m.workspace AND r.run_id = m.run_id WHERE {scope}{clause}"), &p)? {
+        let (clause, p) = keys_clause("m", only.map(|k| k.metrics.as_slice()), params);
+        for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m {}{clause}", scope.sql("m")), &p)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].metrics.push((m.text(1), metric_value(&m, 2, 3), m.int(4), m.int(5)));
             }
         }
     }
     if parts.params {
-        let (clause, pp) = keys_clause("p.key", only.map(|k| k.params.as_slice()), params);
-        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.workspace = p.workspace AND r.run_id = p.run_id WHERE {scope}{clause}"), &pp)? {
+        let (clause, pp) = keys_clause("p", only.map(|k| k.params.as_slice()), params);
+        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p {}{clause}", scope.sql("p")), &pp)? {
             if let Some(&i) = index.get(&p.text(0)) {
                 runs[i].params.push((p.text(1), p.text(2)));
             }
         }
     }
     if parts.tags {
-        let (clause, tp) = keys_clause("t.key", only.map(|k| k.tags.as_slice()), params);
-        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t JOIN runs r ON r.workspace = t.workspace AND r.run_id = t.run_id WHERE {scope}{clause}"), &tp)? {
+        let (clause, tp) = keys_clause("t", only.map(|k| k.tags.as_slice()), params);
+        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t {}{clause}", scope.sql("t")), &tp)? {
             if let Some(&i) = index.get(&t.text(0)) {
                 runs[i].tags.push((t.text(1), t.text(2)));
             }
         }
     }
     if parts.inputs {
+        // The datasets join comes first in the text so the scope's parameters stay last.
         let sql = format!(
             "SELECT i.run_id, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile, i.tags FROM run_inputs i \
-             JOIN runs r ON r.workspace = i.workspace AND r.run_id = i.run_id JOIN datasets d ON d.workspace = i.workspace AND d.dataset_id = i.dataset_id WHERE {scope} ORDER BY d.name, d.digest"
+             JOIN datasets d ON d.workspace = i.workspace AND d.dataset_id = i.dataset_id {} ORDER BY d.name, d.digest",
+            scope.sql("i")
         );
         for d in tx.query(&sql, params)? {
             if let Some(&i) = index.get(&d.text(0)) {
@@ -328,14 +385,14 @@ fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: &str, params:
                 runs[i].datasets.push((d.text(1), d.text(2), context, ds, tags));
             }
         }
-        for m in tx.query(&format!("SELECT i.run_id, i.model_id FROM run_model_inputs i JOIN runs r ON r.workspace = i.workspace AND r.run_id = i.run_id WHERE {scope} ORDER BY i.model_id"), params)? {
+        for m in tx.query(&format!("SELECT i.run_id, i.model_id FROM run_model_inputs i {} ORDER BY i.model_id", scope.sql("i")), params)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].model_inputs.push(m.text(1));
             }
         }
     }
     if parts.outputs {
-        for m in tx.query(&format!("SELECT o.run_id, o.model_id, o.step FROM run_model_outputs o JOIN runs r ON r.workspace = o.workspace AND r.run_id = o.run_id WHERE {scope} ORDER BY o.model_id, o.step"), params)? {
+        for m in tx.query(&format!("SELECT o.run_id, o.model_id, o.step FROM run_model_outputs o {} ORDER BY o.model_id, o.step", scope.sql("o")), params)? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].model_outputs.push((m.text(1), m.int(2)));
             }
@@ -348,7 +405,7 @@ pub fn run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunRecord>>
     let row = tx.query_one(&format!("SELECT {RUN_COLS} FROM runs r WHERE r.run_id = ? AND r.workspace = ?"), &[run_id.into(), ws.into()])?;
     let Some(row) = row else { return Ok(None) };
     let mut runs = vec![run_record(&row)];
-    load_parts(tx, &mut runs, "r.workspace = ? AND r.run_id = ?", &[ws.into(), run_id.into()], Parts::ALL)?;
+    load_parts(tx, &mut runs, RunScope::Ids(1), &[ws.into(), run_id.into()], Parts::ALL)?;
     Ok(runs.pop())
 }
 
@@ -372,7 +429,7 @@ pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewT
     } else {
         tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"), &params)?.iter().map(run_record).collect()
     };
-    load_parts_only(tx, &mut runs, &scope, &params, parts, Some(keys))?;
+    load_parts_only(tx, &mut runs, RunScope::Matching(&scope), &params, parts, Some(keys))?;
     Ok(runs)
 }
 
@@ -411,6 +468,13 @@ pub fn search_in_sql(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view:
     for (i, o) in order.iter().enumerate() {
         let dir = if o.ascending { "ASC" } else { "DESC" };
         match (o.kind, o.key.as_str()) {
+            // Ordered by a metric the filter already requires (present, not NaN): order by
+            // the filter's own join, which an index on (workspace, key, is_nan, value) walks
+            // in order, so a page costs its own rows rather than a sort of every match.
+            (Kind::Metric, key) if clauses.iter().any(|c| c.kind == Kind::Metric && c.key == key) => {
+                let j = clauses.iter().position(|c| c.kind == Kind::Metric && c.key == key).expect("found above");
+                order_sql.push(format!("f{j}.value {dir}"));
+            }
             (Kind::Metric, key) => {
                 joins.push_str(&format!(" LEFT JOIN latest_metrics o{i} ON o{i}.workspace = r.workspace AND o{i}.run_id = r.run_id AND o{i}.key = ?"));
                 join_params.push(key.into());
@@ -465,8 +529,7 @@ pub fn complete_runs(tx: &mut dyn Tx, ws: &str, runs: &mut [RunRecord]) -> Resul
         }
         let mut ids: Vec<Value> = vec![ws.into()];
         ids.extend(chunk.iter().map(|r| r.run_id.as_str().into()));
-        let scope = format!("r.workspace = ? AND r.run_id IN ({})", placeholders(ids.len() - 1));
-        load_parts(tx, chunk, &scope, &ids, Parts::ALL)?;
+        load_parts(tx, chunk, RunScope::Ids(ids.len() - 1), &ids, Parts::ALL)?;
     }
     Ok(())
 }

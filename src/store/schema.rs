@@ -415,6 +415,38 @@ CREATE TABLE restores (
   started_at BIGINT NOT NULL
 );
 "#,
+    // 5: metric points stored in their primary key's own b-tree (SQLite: WITHOUT ROWID; one
+    // b-tree insert per point instead of two), and latest values indexed by value, so that
+    // "metrics.m > x ORDER BY metrics.m" walks the index instead of sorting every match.
+    r#"
+CREATE TABLE metrics_v5 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan BIGINT NOT NULL,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL,
+  PRIMARY KEY (workspace, run_id, key, step, timestamp, value, is_nan)
+) WITHOUT ROWID;
+INSERT INTO metrics_v5 SELECT * FROM metrics;
+DROP TABLE metrics;
+ALTER TABLE metrics_v5 RENAME TO metrics;
+CREATE TABLE latest_metrics_v5 (
+  workspace TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  is_nan BIGINT NOT NULL,
+  timestamp BIGINT NOT NULL,
+  step BIGINT NOT NULL,
+  PRIMARY KEY (workspace, run_id, key)
+) WITHOUT ROWID;
+INSERT INTO latest_metrics_v5 SELECT * FROM latest_metrics;
+DROP TABLE latest_metrics;
+ALTER TABLE latest_metrics_v5 RENAME TO latest_metrics;
+CREATE INDEX latest_metrics_by_value ON latest_metrics (workspace, key, is_nan, value)
+"#,
 ];
 
 /// Tables that hold workspace state (everything but the log itself), each with its key
@@ -462,7 +494,12 @@ pub fn migrate(tx: &mut dyn Tx) -> Result<()> {
     }
     for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            tx.exec(statement, &[])?;
+            // The one dialect difference in the schema: WITHOUT ROWID is SQLite's (a
+            // PostgreSQL table is a heap with separate indexes whatever it is told).
+            match tx.is_sqlite() {
+                true => tx.exec(statement, &[])?,
+                false => tx.exec(&statement.replace(") WITHOUT ROWID", ")"), &[])?,
+            };
         }
         tx.exec("INSERT INTO schema_version (version) VALUES (?)", &[(i as i64 + 1).into()])?;
     }

@@ -192,7 +192,7 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
     let half = archived.len() / 2;
     let (_d, other) = empty_store();
     other.replay("default", &archived[..half]).unwrap();
-    let ctx = tandem::api::Ctx { store: other.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into() };
+    let ctx = tandem::api::Ctx { store: other.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into(), require_live: true };
     for i in 0..5 {
         tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": format!("local-{i}")})).unwrap()).unwrap();
     }
@@ -268,7 +268,7 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
         archive.restore("default", Some(*t), &target).await.unwrap();
         assert_eq!(&target.read(|tx| queries::dump(tx, "default")).unwrap(), expected, "{name}: restore to {t} after compaction differs");
         // The restored store's own log verifies from the snapshot on, and it keeps going.
-        let ctx = tandem::api::Ctx { store: target.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into() };
+        let ctx = tandem::api::Ctx { store: target.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into(), require_live: true };
         tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": "after-restore"})).unwrap()).unwrap();
         let v = tandem::api::changes::verify(&ctx, &tandem::api::Req::from_json(json!({"workspace_name": "default"})).unwrap()).unwrap();
         assert_eq!(v["ok"], true, "{v}");

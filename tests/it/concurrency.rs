@@ -38,7 +38,7 @@ fn hammer(meta: Meta) {
     let stores: Vec<Store> = (0..SERVERS).map(|_| open(meta, &target)).collect();
     tandem::api::workspaces::ensure(&stores[0], "default", "d", "t").unwrap();
     let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-    let ctx = |i: usize| Ctx { store: stores[i % SERVERS].clone(), artifacts: artifacts.clone(), workspace: "default".into(), principal: format!("server{}", i % SERVERS) };
+    let ctx = |i: usize| Ctx { store: stores[i % SERVERS].clone(), artifacts: artifacts.clone(), workspace: "default".into(), principal: format!("server{}", i % SERVERS), require_live: true };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx(0), &req(json!({"experiment_id": "0"}))).unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();

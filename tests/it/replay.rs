@@ -99,7 +99,7 @@ impl World {
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         tandem::api::workspaces::ensure(&store, "other", "o", "t").unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "prop".into() };
+        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "prop".into(), require_live: true };
         World { meta, store, ctx, _dir: dir, experiments: vec!["0".into()], runs: vec![], logged_models: vec![], models: vec![] }
     }
 
@@ -394,7 +394,7 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
         let store = Store::new(backend, clock.clone(), "test").unwrap();
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "t".into() };
+        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "t".into(), require_live: true };
         let req = |v: Value| Req::from_json(v).unwrap();
         use tandem::api::{retention as api_retention, tracking};
         let exp = tracking::create_experiment(&ctx, &req(json!({"name": "e"}))).unwrap()["experiment_id"].as_str().unwrap().to_owned();

@@ -234,7 +234,7 @@ fn every_deletable_kind_is_soft_deleted_restorable_and_purged_after_retention() 
         let store = Store::new(backend, clock.clone(), "test").unwrap();
         wsapi::ensure(&store, "default", "d", "t").unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "t".into() };
+        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "t".into(), require_live: true };
         let undelete = |v: Value| api_retention::undelete(&ctx, &req(v));
         let exp = id(&tr::create_experiment(&ctx, &req(json!({"name": "e"}))).unwrap(), "/experiment_id");
         let model = id(&lm::create(&ctx, &req(json!({"experiment_id": exp, "name": "m"}))).unwrap(), "/model/info/model_id");
