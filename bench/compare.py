@@ -236,6 +236,7 @@ def main():
     ap.add_argument("--no-loadgen", action="store_true")
     ap.add_argument("--postgres", help="a PostgreSQL server URL (postgres://USER@HOST:PORT/postgres); databases are created in it")
     ap.add_argument("--mlflow-100k", action="store_true")
+    ap.add_argument("--only", choices=["tandem", "mlflow"], help="measure one server (for working on it; the comparison needs both)")
     args = ap.parse_args()
     ensure_mlflow()
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1), "servers": {}}
@@ -246,9 +247,19 @@ def main():
         url = re.search(r"(http://\S+)", bytes_srv.stdout.readline()).group(1)
         results["machine_limit"] = {w: median_of([client(url, w, 3) for _ in range(args.repeats)]) for w in ["raw-upload-50mb", "raw-download-50mb"]}
         bytes_srv.kill()
+        # The same upload to a server that keeps it (written to a file on this disk, fsynced
+        # before the reply): the limit for any server that must not lose what it acknowledged.
+        keep_dir = tempfile.mkdtemp(prefix="bench-keep-")
+        try:
+            bytes_srv = subprocess.Popen([args.bench_bin, "serve-bytes", "--keep", keep_dir], stdout=subprocess.PIPE, text=True)
+            url = re.search(r"(http://\S+)", bytes_srv.stdout.readline()).group(1)
+            results["machine_limit"]["durable-upload-50mb"] = median_of([client(url, "raw-upload-50mb", 3) for _ in range(args.repeats)])
+            bytes_srv.kill()
+        finally:
+            shutil.rmtree(keep_dir, ignore_errors=True)
         log(f"machine limit: {json.dumps(results['machine_limit'])}")
 
-    for kind in ["tandem", "mlflow"]:
+    for kind in [args.only] if args.only else ["tandem", "mlflow"]:
         log(f"== {kind}")
         s = Server(kind, args.tandem_bin)
         r = {"startup_s": s.startup_s, "idle_rss_mb": s.idle_rss_kb / 1024}
@@ -300,7 +311,26 @@ def main():
     print(f"\nraw results: {path}")
 
 
+def report_tandem_only(results):
+    t, fl, ml = results["servers"]["tandem"], results.get("client_floor", {}), results.get("machine_limit", {})
+    print(f"tandem: startup {t['startup_s']:.2f} s, idle {t['idle_rss_mb']:.1f} MB, peak {t['peak_rss_mb']:.1f} MB")
+    for w, _, label in CLIENT_WORKLOADS if "client" in t else []:
+        a = t["client"][w]
+        floor = fl.get(w, {}).get("wall_ms_per_op") or a["client_cpu_ms_per_op"]
+        print(f"| {label} | {a['ops_per_s']:.1f} ops/s | p50 {a['p50_ms']:.1f} | floor {floor:.2f} ms | tandem / floor {a['wall_ms_per_op'] / floor:.2f} |")
+    for name, key in (("discard", "raw-upload-50mb"), ("durable", "durable-upload-50mb")):
+        if key in ml and "client" in t:
+            print(f"upload: {t['client']['upload-50mb']['mb_per_s']:.0f} MB/s, {name} limit {ml[key]['mb_per_s']:.0f} MB/s: {t['client']['upload-50mb']['mb_per_s'] / ml[key]['mb_per_s']:.2f}")
+    for store in ("sqlite", "postgres"):
+        for k, a in t.get(f"loadgen_{store}", {}).items():
+            print(f"{store} {k}: {a['ops_per_s']:.0f} ops/s ({a['points_per_s']:.0f} points/s) p50 {a['p50_ms']:.2f} p99 {a['p99_ms']:.2f}")
+    for size, a in t.get("growth", {}).items():
+        print(f"{size} runs: search p50 {a['search_p50_ms']:.2f} ms, create-run p50 {a['create_run_p50_ms']:.2f} ms")
+
+
 def report(results):
+    if "mlflow" not in results["servers"]:
+        return report_tandem_only(results)
     t, m = results["servers"]["tandem"], results["servers"]["mlflow"]
     print("| server | startup (s) | idle RSS, process tree (MB) | peak RSS (MB) |")
     print("| --- | --- | --- | --- |")
@@ -316,9 +346,9 @@ def report(results):
             floor = fl.get(w, {}).get("wall_ms_per_op") or a["client_cpu_ms_per_op"]
             print(f"| {label} | {a['ops_per_s']:.1f} | {b['ops_per_s']:.1f} | {a['p50_ms']:.1f} / {a['p99_ms']:.1f} | {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {b['wall_ms_per_op'] / a['wall_ms_per_op']:.1f}x | {floor:.2f} | {a['client_cpu_ms_per_op']:.2f} | {a['wall_ms_per_op'] / floor:.2f} | {b['wall_ms_per_op'] / floor:.1f} |")
         ml = results.get("machine_limit", {})
-        for w, raw in (("upload-50mb", "raw-upload-50mb"), ("download-50mb", "raw-download-50mb")):
+        for w, raw, what in (("upload-50mb", "raw-upload-50mb", "a server that discards"), ("upload-50mb", "durable-upload-50mb", "a server that keeps (write + fsync)"), ("download-50mb", "raw-download-50mb", "a server from memory")):
             if raw in ml:
-                print(f"| {w}: MB/s tandem / MLflow / machine limit | {t['client'][w]['mb_per_s']:.0f} | {m['client'][w]['mb_per_s']:.0f} | | | | {ml[raw]['mb_per_s']:.0f} | {t['client'][w]['mb_per_s'] / ml[raw]['mb_per_s']:.2f} of the limit |")
+                print(f"| {w}: MB/s tandem / MLflow / machine limit, {what} | {t['client'][w]['mb_per_s']:.0f} | {m['client'][w]['mb_per_s']:.0f} | | | | {ml[raw]['mb_per_s']:.0f} | {t['client'][w]['mb_per_s'] / ml[raw]['mb_per_s']:.2f} of the limit |")
     for store in ("sqlite", "postgres"):
         key = f"loadgen_{store}"
         if key not in t or key not in m:

@@ -54,6 +54,11 @@ enum Command {
     ServeBytes {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Keep uploads instead of discarding them: each is written to a file in DIR and
+        /// fsynced before the reply, as the plainest durable file server would (the limit for
+        /// a server that must not lose what it acknowledged).
+        #[arg(long)]
+        keep: Option<std::path::PathBuf>,
     },
     /// A minimal responder for measuring a client's own floor: the first request for each
     /// method and path goes to UPSTREAM and its answer is kept; every later one gets that
@@ -149,7 +154,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Populate { url, experiment, runs, concurrency } => populate(&url, &experiment, runs, concurrency).await,
         Command::Load { url, workload, concurrency, seconds, experiment_id, batch } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
-        Command::ServeBytes { listen } => serve_bytes(&listen).await,
+        Command::ServeBytes { listen, keep } => serve_bytes(&listen, keep).await,
         Command::Replay { upstream, listen } => replay(&upstream, &listen).await,
     }
 }
@@ -281,14 +286,15 @@ async fn load(url: &str, workload: &str, concurrency: usize, seconds: f64, exper
     Ok(())
 }
 
-async fn serve_bytes(listen: &str) -> Result<()> {
+async fn serve_bytes(listen: &str, keep: Option<std::path::PathBuf>) -> Result<()> {
     use axum::body::Body;
     use axum::extract::Request;
     use axum::response::Response;
     use futures_util::StreamExt;
     let chunk = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    let uploads = Arc::new(AtomicU64::new(0));
     let app = axum::Router::new().fallback(move |req: Request| {
-        let chunk = chunk.clone();
+        let (chunk, keep, uploads) = (chunk.clone(), keep.clone(), uploads.clone());
         async move {
             if req.method() == axum::http::Method::GET {
                 let n: u64 = req.uri().path().trim_start_matches('/').parse().unwrap_or(0);
@@ -297,6 +303,20 @@ async fn serve_bytes(listen: &str) -> Result<()> {
                 let parts = (0..full).map(move |_| chunk.clone()).chain((rest > 0).then(|| vec![7u8; rest].into()));
                 let stream = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
                 Response::builder().header("content-length", n).body(Body::from_stream(stream)).expect("valid response")
+            } else if let Some(dir) = keep {
+                use std::io::Write;
+                let path = dir.join(format!("upload-{}", uploads.fetch_add(1, Ordering::Relaxed)));
+                let mut file = std::fs::File::create(&path).expect("create the upload file");
+                let mut body = req.into_body().into_data_stream();
+                let mut n = 0u64;
+                while let Some(Ok(b)) = body.next().await {
+                    n += b.len() as u64;
+                    file.write_all(&b).expect("write the upload");
+                }
+                file.sync_all().expect("fsync the upload");
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                Response::new(Body::from(n.to_string()))
             } else {
                 let mut body = req.into_body().into_data_stream();
                 let mut n = 0u64;
