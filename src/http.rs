@@ -193,7 +193,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         return upload_part(&state, &rest, req).await.unwrap_or_else(|e| error_response(&e));
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
-        return json_endpoint(state, api::TANDEM_ROUTES, rest.to_owned(), req).await;
+        return json_endpoint(state, api::TANDEM_ROUTES, &[], rest.to_owned(), req).await;
     }
     let Some(rest) = strip_version(&path) else { return not_found() };
     if rest == "mlflow/server-info" && method == Method::GET {
@@ -215,10 +215,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             Err(e) => error_response(&e),
         };
     }
-    json_endpoint(state, api::ROUTES, rest.to_owned(), req).await
+    json_endpoint(state, api::ROUTES, api::TEXT_ROUTES, rest.to_owned(), req).await
 }
 
-async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static str, api::Handler)], path: String, req: Request) -> Response {
+/// `texts`: handlers that serve some of `table`'s routes in their place, rendering text.
+async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static str, api::Handler)], texts: &'static [(&'static str, &'static str, api::TextHandler)], path: String, req: Request) -> Response {
     let method = req.method().clone();
     let is_replica = req.headers().contains_key("x-tandem-replica");
     let (handler, mut params) = match api::route(table, method.as_str(), &path) {
@@ -226,6 +227,8 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
         Lookup::WrongMethod => return method_not_allowed(),
         Lookup::NotFound => return not_found(),
     };
+    // Text renderings serve reads only: they skip the after-write steps below.
+    let text = api::text_handler(texts, method.as_str(), &path);
     let admin = api::is_workspace_admin(&path);
     let ctx = match ctx_for(&state, req.headers(), admin, false).await {
         Ok(c) => c,
@@ -265,6 +268,11 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
                 }
                 _ => break r,
             }
+        }
+    } else if let Some(text) = text {
+        match blocking(move || text(&ctx, &request)).await {
+            Ok(body) => return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => return error_response(&e),
         }
     } else {
         blocking(move || handler(&ctx, &request)).await

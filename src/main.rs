@@ -8,14 +8,6 @@ use tandem::config::{Config, Overrides};
 use tandem::store::{queries, Decision};
 use tandem_core::Op;
 
-// A request allocates and frees thousands of small strings and JSON nodes; glibc's allocator
-// spent a quarter of the time of a 1,000-run search in malloc and free (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `purge_delay` option (its number in mimalloc.h).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 #[derive(Parser)]
 #[command(name = "tandem", version, about = "An MLflow-compatible ML workspace that survives the loss of a region")]
 struct Cli {
@@ -313,11 +305,6 @@ fn load(store: &StoreArgs, over: Overrides) -> anyhow::Result<Config> {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Give freed memory back at once rather than 10 ms later: streaming a large artifact
-    // frees megabyte buffers continuously, and the delay let them pile up past the bound
-    // tests/it/memory.rs holds the server to.
-    // SAFETY: sets a process-wide allocator option; no memory is touched.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
     // Cloud clients speak TLS through rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();

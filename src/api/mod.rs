@@ -82,6 +82,18 @@ impl Ctx {
 
 pub type Handler = fn(&Ctx, &Req) -> Result<Json>;
 
+/// A handler that renders its answer straight to JSON text. Serves a route of `ROUTES` in its
+/// place over HTTP, for answers too large to build as JSON values first; the `ROUTES` entry
+/// stays the reference (tests compare the two).
+pub type TextHandler = fn(&Ctx, &Req) -> Result<String>;
+
+pub const TEXT_ROUTES: &[(&str, &str, TextHandler)] = &[("POST", "mlflow/runs/search", tracking::search_runs_text)];
+
+/// The text handler of `table` serving `method path`, if there is one.
+pub fn text_handler(table: &[(&str, &str, TextHandler)], method: &str, path: &str) -> Option<TextHandler> {
+    table.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, h)| *h)
+}
+
 /// A request's parameters: the JSON body of a POST/PATCH/DELETE, or the query string of a GET
 /// (where every value arrives as a string), plus path parameters.
 #[derive(Debug, Default, Clone)]

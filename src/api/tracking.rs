@@ -596,9 +596,32 @@ pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
     search_runs_with(ctx, req, true)
 }
 
+/// `search_runs` rendered straight to JSON text (what the HTTP endpoint serves: a page may
+/// hold 1,000 runs, too many to build as JSON values first).
+pub fn search_runs_text(ctx: &Ctx, req: &Req) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        runs: &'a [RunRecord],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_token: Option<&'a str>,
+    }
+    let (runs, next) = search_page(ctx, req, true)?;
+    serde_json::to_string(&Page { runs: &runs, next_page_token: next.as_deref() }).map_err(|e| MlflowError::internal(e.to_string()))
+}
+
 /// `in_sql`: whether searches of the shapes SQL answers exactly may be answered there (tests
 /// compare both ways).
 pub fn search_runs_with(ctx: &Ctx, req: &Req, in_sql: bool) -> Result<Json> {
+    let (runs, next) = search_page(ctx, req, in_sql)?;
+    let mut out = json!({ "runs": runs.iter().map(RunRecord::to_json).collect::<Vec<_>>() });
+    if let Some(t) = next {
+        out["next_page_token"] = t.into();
+    }
+    Ok(out)
+}
+
+/// One page of a run search and the token of the next.
+fn search_page(ctx: &Ctx, req: &Req, in_sql: bool) -> Result<(Vec<RunRecord>, Option<String>)> {
     let experiment_ids = req.str_list("experiment_ids")?;
     let max = req.max_results(1000, validate::MAX_RESULTS_SEARCH_RUNS)?;
     let offset = req.page_offset()?;
@@ -642,12 +665,7 @@ pub fn search_runs_with(ctx: &Ctx, req: &Req, in_sql: bool) -> Result<Json> {
         queries::complete_runs(tx, &ctx.workspace, &mut page_runs)?;
         Ok((page_runs, next))
     })?;
-    let (runs, next) = runs;
-    let mut out = json!({ "runs": runs.iter().map(RunRecord::to_json).collect::<Vec<_>>() });
-    if let Some(t) = next {
-        out["next_page_token"] = t.into();
-    }
-    Ok(out)
+    Ok(runs)
 }
 
 pub fn get_metric_history(ctx: &Ctx, req: &Req) -> Result<Json> {

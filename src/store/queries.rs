@@ -213,42 +213,118 @@ impl RunRecord {
         }
     }
 
-    /// The run as MLflow's JSON. Built as values directly (not through `json!`, which
-    /// serializes every field into a value first): a page of 1,000 runs is ~30,000 objects.
+    /// The run as MLflow's JSON (see the `Serialize` impl, the one definition of its shape).
     pub fn to_json(&self) -> Json {
-        fn obj<const N: usize>(fields: [(&str, Json); N]) -> Json {
-            Json::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        serde_json::to_value(self).unwrap_or(Json::Null)
+    }
+}
+
+/// MLflow's `Run` message. Written field by field straight to the serializer, so a page of
+/// 1,000 runs can be rendered to text without building ~30,000 JSON values first.
+impl serde::Serialize for RunRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde::Serialize;
+        #[derive(Serialize)]
+        struct Info<'a> {
+            run_id: &'a str,
+            run_uuid: &'a str,
+            run_name: &'a str,
+            experiment_id: &'a str,
+            user_id: &'a str,
+            status: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            start_time: Option<i64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            end_time: Option<i64>,
+            artifact_uri: &'a str,
+            lifecycle_stage: &'a str,
         }
-        let s = |v: &str| Json::String(v.to_owned());
-        let kv = |k: &str, v: &str| obj([("key", s(k)), ("value", s(v))]);
-        let mut info = obj([
-            ("run_id", s(&self.run_id)),
-            ("run_uuid", s(&self.run_id)),
-            ("run_name", s(&self.run_name)),
-            ("experiment_id", s(&self.experiment_id)),
-            ("user_id", s(&self.user_id)),
-            ("status", s(&self.status)),
-            ("artifact_uri", s(&self.artifact_uri)),
-            ("lifecycle_stage", s(&self.lifecycle_stage)),
-        ]);
-        if let Some(t) = self.start_time {
-            info["start_time"] = t.into();
+        #[derive(Serialize)]
+        struct Metric<'a> {
+            key: &'a str,
+            value: F64,
+            timestamp: i64,
+            step: i64,
         }
-        if let Some(t) = self.end_time {
-            info["end_time"] = t.into();
+        #[derive(Serialize)]
+        struct Kv<'a> {
+            key: &'a str,
+            value: &'a str,
         }
-        let metrics = self.metrics.iter().map(|(k, v, ts, step)| obj([("key", s(k)), ("value", v.to_json()), ("timestamp", (*ts).into()), ("step", (*step).into())])).collect();
-        let params = self.params.iter().map(|(k, v)| kv(k, v)).collect();
-        let tags = self.tags.iter().map(|(k, v)| kv(k, v)).collect();
-        let dataset_inputs = self.datasets.iter().map(|d| obj([("tags", d.4.clone()), ("dataset", d.3.clone())])).collect();
-        let model_inputs = self.model_inputs.iter().map(|m| obj([("model_id", s(m))])).collect();
-        let model_outputs = self.model_outputs.iter().map(|(m, st)| obj([("model_id", s(m)), ("step", (*st).into())])).collect();
-        obj([
-            ("info", info),
-            ("data", obj([("metrics", Json::Array(metrics)), ("params", Json::Array(params)), ("tags", Json::Array(tags))])),
-            ("inputs", obj([("dataset_inputs", Json::Array(dataset_inputs)), ("model_inputs", Json::Array(model_inputs))])),
-            ("outputs", obj([("model_outputs", Json::Array(model_outputs))])),
-        ])
+        /// A sequence rendered from an iterator, without collecting it.
+        struct Seq<I>(std::cell::Cell<Option<I>>);
+        impl<I: Iterator<Item = T>, T: Serialize> Serialize for Seq<I> {
+            fn serialize<S2: serde::Serializer>(&self, s: S2) -> std::result::Result<S2::Ok, S2::Error> {
+                let mut seq = s.serialize_seq(None)?;
+                for item in self.0.take().into_iter().flatten() {
+                    seq.serialize_element(&item)?;
+                }
+                seq.end()
+            }
+        }
+        fn seq<I: Iterator>(i: I) -> Seq<I> {
+            Seq(std::cell::Cell::new(Some(i)))
+        }
+        #[derive(Serialize)]
+        struct Data<A, B, C> {
+            metrics: A,
+            params: B,
+            tags: C,
+        }
+        #[derive(Serialize)]
+        struct Inputs<A, B> {
+            dataset_inputs: A,
+            model_inputs: B,
+        }
+        #[derive(Serialize)]
+        struct Outputs<A> {
+            model_outputs: A,
+        }
+        #[derive(Serialize)]
+        struct DatasetInput<'a> {
+            tags: &'a Json,
+            dataset: &'a Json,
+        }
+        #[derive(Serialize)]
+        struct ModelInput<'a> {
+            model_id: &'a str,
+        }
+        #[derive(Serialize)]
+        struct ModelOutput<'a> {
+            model_id: &'a str,
+            step: i64,
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry(
+            "info",
+            &Info {
+                run_id: &self.run_id,
+                run_uuid: &self.run_id,
+                run_name: &self.run_name,
+                experiment_id: &self.experiment_id,
+                user_id: &self.user_id,
+                status: &self.status,
+                start_time: self.start_time,
+                end_time: self.end_time,
+                artifact_uri: &self.artifact_uri,
+                lifecycle_stage: &self.lifecycle_stage,
+            },
+        )?;
+        m.serialize_entry(
+            "data",
+            &Data {
+                metrics: seq(self.metrics.iter().map(|(k, v, ts, step)| Metric { key: k, value: *v, timestamp: *ts, step: *step })),
+                params: seq(self.params.iter().map(|(k, v)| Kv { key: k, value: v })),
+                tags: seq(self.tags.iter().map(|(k, v)| Kv { key: k, value: v })),
+            },
+        )?;
+        m.serialize_entry(
+            "inputs",
+            &Inputs { dataset_inputs: seq(self.datasets.iter().map(|d| DatasetInput { tags: &d.4, dataset: &d.3 })), model_inputs: seq(self.model_inputs.iter().map(|id| ModelInput { model_id: id })) },
+        )?;
+        m.serialize_entry("outputs", &Outputs { model_outputs: seq(self.model_outputs.iter().map(|(id, step)| ModelOutput { model_id: id, step: *step })) })?;
+        m.end()
     }
 }
 

@@ -50,8 +50,11 @@ fn searches_answered_in_sql_match_the_general_path() {
                             body["page_token"] = json!(t);
                         }
                         let a = tracking::search_runs_with(ctx, &req(body.clone()), true).unwrap();
+                        // What the HTTP endpoint serves: the same page, rendered straight to text.
+                        let text: Value = serde_json::from_str(&tracking::search_runs_text(ctx, &req(body.clone())).unwrap()).unwrap();
                         let b = tracking::search_runs_with(ctx, &req(body), false).unwrap();
                         assert_eq!(a, b, "{meta:?}: filter {f:?} order {o:?} view {view} page {token:?}");
+                        assert_eq!(text, a, "{meta:?}: text rendering, filter {f:?} order {o:?} view {view} page {token:?}");
                         checked += 1;
                         match b["next_page_token"].as_str() {
                             Some(t) => token = Some(t.to_owned()),

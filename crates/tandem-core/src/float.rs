@@ -43,8 +43,18 @@ impl F64 {
 }
 
 impl Serialize for F64 {
+    /// The same as [`F64::to_json`], written straight to the serializer.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_json().serialize(s)
+        let f = self.0;
+        if f.is_nan() {
+            s.serialize_str("NaN")
+        } else if f == f64::INFINITY {
+            s.serialize_str("Infinity")
+        } else if f == f64::NEG_INFINITY {
+            s.serialize_str("-Infinity")
+        } else {
+            s.serialize_f64(f)
+        }
     }
 }
 
