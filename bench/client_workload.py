@@ -12,9 +12,11 @@ plain byte server: the machine's loopback limit).
 """
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -40,6 +42,8 @@ def main():
     args = ap.parse_args()
     size = 50 * 1024 * 1024
     tmp = tempfile.mkdtemp(prefix="tandem-client-")
+    # Every run writes 50 MB blobs here: leave nothing behind (runs once left gigabytes).
+    atexit.register(shutil.rmtree, tmp, True)
 
     if args.workload.startswith("raw-"):
         import requests
