@@ -480,6 +480,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the schema up to date. Refuses a database written by a newer tandem.
 pub fn migrate(tx: &mut dyn Tx) -> Result<()> {
+    migrate_to(tx, SCHEMA_VERSION)
+}
+
+/// Brings the schema up to `target` (tests build databases as older tandems left them).
+pub fn migrate_to(tx: &mut dyn Tx, target: i64) -> Result<()> {
     // Servers starting together must not both run the same step.
     tx.lock("schema")?;
     tx.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", &[])?;
@@ -492,7 +497,7 @@ pub fn migrate(tx: &mut dyn Tx) -> Result<()> {
             "the metadata store has schema version {current}, newer than this tandem knows ({SCHEMA_VERSION}); upgrade tandem"
         )));
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, step) in MIGRATIONS.iter().enumerate().take(target.max(0) as usize).skip(current as usize) {
         for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             // The one dialect difference in the schema: WITHOUT ROWID is SQLite's (a
             // PostgreSQL table is a heap with separate indexes whatever it is told).

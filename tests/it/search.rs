@@ -108,3 +108,50 @@ fn batched_metrics_give_the_state_single_points_give() {
         }
     }
 }
+
+/// Migration 5 rebuilds the metric tables (WITHOUT ROWID on SQLite) and indexes latest values:
+/// a database left by a tandem at schema 4 keeps every point, NaN and infinities included.
+#[test]
+fn metric_points_survive_the_upgrade_to_schema_5() {
+    crate::support::init();
+    for meta in metadata_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: std::sync::Arc<dyn tandem::store::Backend> = match meta {
+            crate::support::Meta::Sqlite => std::sync::Arc::new(tandem::store::sqlite::Sqlite::open(&dir.path().join("m.sqlite"), tandem::store::sqlite::Durability::Normal).unwrap()),
+            crate::support::Meta::Postgres => std::sync::Arc::new(tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres()).unwrap()),
+        };
+        backend.write_tx(&mut |tx| tandem::store::schema::migrate_to(tx, 4)).unwrap();
+        let values = [(0.5, 0), (0.0, 1), (f64::INFINITY, 0), (f64::NEG_INFINITY, 0), (-2.25, 0), (1e-300, 0)];
+        backend
+            .write_tx(&mut |tx| {
+                for (i, (v, nan)) in values.iter().enumerate() {
+                    for ws in ["default", "other"] {
+                        let params: Vec<tandem::store::Value> = vec![ws.into(), format!("run{}", i % 2).into(), format!("k{}", i % 3).into(), (*v).into(), (*nan as i64).into(), (i as i64).into(), (i as i64 * 10).into()];
+                        tx.exec("INSERT INTO metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?)", &params)?;
+                        tx.exec("INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", &params)?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        let dump = |b: &dyn tandem::store::Backend| {
+            let mut out = Vec::new();
+            b.read_tx(&mut |tx| {
+                for table in ["metrics", "latest_metrics"] {
+                    let rows = tx.query(&format!("SELECT workspace, run_id, key, value, is_nan, timestamp, step FROM {table} ORDER BY workspace, run_id, key, step, timestamp, is_nan, value"), &[])?;
+                    out.push(rows.iter().map(|r| format!("{table} {:?}", r.0)).collect::<Vec<_>>());
+                }
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let before = dump(backend.as_ref());
+        assert_eq!(before[0].len(), 12, "{meta:?}: the points went in");
+        // Opening a store migrates it to the current schema.
+        let store = tandem::store::Store::new(backend.clone(), std::sync::Arc::new(tandem::store::SystemClock), "test").unwrap();
+        let version = store.read(|tx| Ok(tx.query_one("SELECT MAX(version) FROM schema_version", &[])?.unwrap().int(0))).unwrap();
+        assert_eq!(version, tandem::store::schema::SCHEMA_VERSION, "{meta:?}");
+        assert_eq!(dump(backend.as_ref()), before, "{meta:?}: points changed in the upgrade");
+    }
+}
