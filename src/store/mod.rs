@@ -335,8 +335,8 @@ impl Store {
     /// in the same snapshot).
     pub fn read_live<T>(&self, workspace: &str, mut f: impl FnMut(&mut dyn Tx) -> Result<T>) -> Result<T> {
         self.read(|tx| {
-            if !queries::workspace_exists(tx, workspace)? {
-                let standing = queries::standing(tx, workspace)?;
+            let standing = queries::standing(tx, workspace)?;
+            if !standing.live {
                 return Err(not_live(workspace, &standing).into());
             }
             f(tx)
@@ -370,7 +370,8 @@ impl Store {
         let mut out = None;
         self.backend.write_tx(&mut |tx| {
             tx.lock(&format!("workspace:{workspace}"))?;
-            let head = queries::log_head(tx, workspace)?.unwrap_or_else(LogHead::genesis);
+            let existing = queries::log_head(tx, workspace)?;
+            let head = existing.clone().unwrap_or_else(LogHead::genesis);
             verify_chain_from(head.seq, &head.checksum, head.hlc, head.epoch, events).map_err(|e| match e {
                 ChainError::StaleEpoch { .. } => Error::Stale(format!("workspace {workspace}: {e}")),
                 other => Error::Corrupt(format!("workspace {workspace}: {other}")),
@@ -381,9 +382,16 @@ impl Store {
                 }
                 let op = e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?;
                 apply::apply(tx, workspace, &op)?;
-                append(tx, e)?;
+                insert_event(tx, e)?;
             }
-            out = queries::log_head(tx, workspace)?;
+            out = Some(match events.last() {
+                Some(last) => {
+                    let moved = LogHead { seq: last.seq, hlc: last.hlc, checksum: last.checksum.clone(), epoch: last.epoch };
+                    set_head(tx, workspace, &moved, existing.is_some())?;
+                    moved
+                }
+                None => head.clone(),
+            });
             Ok(())
         })?;
         Ok(out.unwrap_or_else(LogHead::genesis))
@@ -405,10 +413,12 @@ impl Store {
                     return Err(Error::Corrupt(format!("event {} belongs to workspace '{}', not '{workspace}'", e.seq, e.workspace)));
                 }
                 apply::apply(tx, workspace, &e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?)?;
-                append(tx, e)?;
+                insert_event(tx, e)?;
             }
+            let moved = LogHead { seq: last.seq, hlc: last.hlc, checksum: last.checksum.clone(), epoch: last.epoch };
+            set_head(tx, workspace, &moved, false)?;
             tx.exec("UPDATE log_heads SET base_seq = ? WHERE workspace = ?", &[(last.seq as i64).into(), workspace.into()])?;
-            out = queries::log_head(tx, workspace)?;
+            out = Some(moved);
             Ok(())
         })?;
         Ok(out.unwrap_or_else(LogHead::genesis))
@@ -503,18 +513,6 @@ impl Store {
     pub fn backend_kind(&self) -> &'static str {
         self.backend.kind()
     }
-}
-
-fn append(tx: &mut dyn Tx, e: &Event) -> Result<()> {
-    insert_event(tx, e)?;
-    let n = tx.exec(
-        "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?",
-        &[(e.seq as i64).into(), (e.hlc.0 as i64).into(), e.checksum.as_str().into(), (e.epoch as i64).into(), e.workspace.as_str().into()],
-    )?;
-    if n == 0 {
-        set_head(tx, &e.workspace, &LogHead { seq: e.seq, hlc: e.hlc, checksum: e.checksum.clone(), epoch: e.epoch }, false)?;
-    }
-    Ok(())
 }
 
 fn insert_event(tx: &mut dyn Tx, e: &Event) -> Result<()> {

@@ -49,12 +49,13 @@ pub fn log_base(tx: &mut dyn Tx, ws: &str) -> Result<u64> {
 
 /// Some(deleted_time) for a soft-deleted workspace, None for a live or unknown one.
 pub fn workspace_deleted(tx: &mut dyn Tx, ws: &str) -> Result<Option<i64>> {
-    Ok(tx.query_one("SELECT deleted_time FROM workspaces WHERE name = ?", &[ws.into()])?.and_then(|r| r.opt_int(0)))
+    Ok(standing(tx, ws)?.deleted)
 }
 
+/// Live: exists, not deleted, and not being restored (a workspace being restored is not there
+/// yet for anyone but the restore). `standing` is the one definition.
 pub fn workspace_exists(tx: &mut dyn Tx, ws: &str) -> Result<bool> {
-    // A workspace being restored is not there yet for anyone but the restore.
-    Ok(tx.query_one("SELECT 1 FROM workspaces w WHERE name = ? AND deleted_time IS NULL AND NOT EXISTS (SELECT 1 FROM restores r WHERE r.workspace = w.name)", &[ws.into()])?.is_some())
+    Ok(standing(tx, ws)?.live)
 }
 
 fn workspace_json(r: &Row) -> Json {
@@ -223,7 +224,7 @@ impl RunRecord {
 /// 1,000 runs can be rendered to text without building ~30,000 JSON values first.
 impl serde::Serialize for RunRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde::ser::SerializeMap;
         use serde::Serialize;
         #[derive(Serialize)]
         struct Info<'a> {
@@ -251,20 +252,6 @@ impl serde::Serialize for RunRecord {
         struct Kv<'a> {
             key: &'a str,
             value: &'a str,
-        }
-        /// A sequence rendered from an iterator, without collecting it.
-        struct Seq<I>(std::cell::Cell<Option<I>>);
-        impl<I: Iterator<Item = T>, T: Serialize> Serialize for Seq<I> {
-            fn serialize<S2: serde::Serializer>(&self, s: S2) -> std::result::Result<S2::Ok, S2::Error> {
-                let mut seq = s.serialize_seq(None)?;
-                for item in self.0.take().into_iter().flatten() {
-                    seq.serialize_element(&item)?;
-                }
-                seq.end()
-            }
-        }
-        fn seq<I: Iterator>(i: I) -> Seq<I> {
-            Seq(std::cell::Cell::new(Some(i)))
         }
         #[derive(Serialize)]
         struct Data<A, B, C> {
@@ -314,16 +301,16 @@ impl serde::Serialize for RunRecord {
         m.serialize_entry(
             "data",
             &Data {
-                metrics: seq(self.metrics.iter().map(|(k, v, ts, step)| Metric { key: k, value: *v, timestamp: *ts, step: *step })),
-                params: seq(self.params.iter().map(|(k, v)| Kv { key: k, value: v })),
-                tags: seq(self.tags.iter().map(|(k, v)| Kv { key: k, value: v })),
+                metrics: self.metrics.iter().map(|(k, v, ts, step)| Metric { key: k, value: *v, timestamp: *ts, step: *step }).collect::<Vec<_>>(),
+                params: self.params.iter().map(|(k, v)| Kv { key: k, value: v }).collect::<Vec<_>>(),
+                tags: self.tags.iter().map(|(k, v)| Kv { key: k, value: v }).collect::<Vec<_>>(),
             },
         )?;
         m.serialize_entry(
             "inputs",
-            &Inputs { dataset_inputs: seq(self.datasets.iter().map(|d| DatasetInput { tags: &d.4, dataset: &d.3 })), model_inputs: seq(self.model_inputs.iter().map(|id| ModelInput { model_id: id })) },
+            &Inputs { dataset_inputs: self.datasets.iter().map(|d| DatasetInput { tags: &d.4, dataset: &d.3 }).collect::<Vec<_>>(), model_inputs: self.model_inputs.iter().map(|id| ModelInput { model_id: id }).collect::<Vec<_>>() },
         )?;
-        m.serialize_entry("outputs", &Outputs { model_outputs: seq(self.model_outputs.iter().map(|(id, step)| ModelOutput { model_id: id, step: *step })) })?;
+        m.serialize_entry("outputs", &Outputs { model_outputs: self.model_outputs.iter().map(|(id, step)| ModelOutput { model_id: id, step: *step }).collect::<Vec<_>>() })?;
         m.end()
     }
 }
