@@ -486,7 +486,7 @@ pub fn log_batch(ctx: &Ctx, req: &Req) -> Result<Json> {
     if metrics.len() + params.len() + tags.len() > validate::MAX_ENTITIES_PER_BATCH {
         return Err(MlflowError::invalid(format!("A batch logging request can contain at most {} total metrics, params, and tags.", validate::MAX_ENTITIES_PER_BATCH)));
     }
-    let metrics = metrics.iter().map(metric_point).collect::<Result<Vec<_>>>()?;
+    let metrics = metrics.into_iter().map(metric_point).collect::<Result<Vec<_>>>()?;
     write_batch(ctx, &run_id, metrics, params, tags)
 }
 

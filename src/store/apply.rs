@@ -44,26 +44,15 @@ fn later(a: (i64, i64, f64, bool), b: (i64, i64, f64, bool)) -> bool {
     }) == std::cmp::Ordering::Greater
 }
 
-/// Many points of one run at once: multi-row inserts, and one look at each key's latest value
-/// (instead of three statements a point: a round trip each on PostgreSQL). The same state as
+/// Many points of one run at once: multi-row inserts, and one statement for the latest value
+/// of every key the batch touches (a round trip each on PostgreSQL). The same state as
 /// logging them one by one: a point not inserted (already there) was already counted when it
 /// was first logged, so the batch's latest per key decides exactly as the single path does.
 fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint]) -> Result<()> {
-    if metrics.len() < 4 {
-        for m in metrics {
-            log_metric(tx, ws, run_id, m)?;
-        }
+    if metrics.is_empty() {
         return Ok(());
     }
-    for chunk in metrics.chunks(100) {
-        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
-        for m in chunk {
-            let (value, is_nan) = metric_value(m);
-            params.extend([ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()]);
-        }
-        tx.exec(&format!("INSERT INTO metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks} ON CONFLICT DO NOTHING"), &params)?;
-    }
+    insert_points(tx, ws, run_id, metrics)?;
     let mut best: std::collections::BTreeMap<&str, (i64, i64, f64, bool)> = std::collections::BTreeMap::new();
     for m in metrics {
         let (value, is_nan) = metric_value(m);
@@ -75,15 +64,22 @@ fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint])
             }
         }
     }
-    for (key, cand) in best {
-        let old = tx.query_one("SELECT step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), key.into(), ws.into()])?;
-        if old.as_ref().is_none_or(|o| later(cand, (o.int(0), o.int(1), o.real(2), o.int(3) != 0))) {
-            tx.exec(
-                "INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (workspace, run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
-                &[ws.into(), run_id.into(), key.into(), cand.2.into(), cand.3.into(), cand.1.into(), cand.0.into()],
-            )?;
+    for chunk in best.into_iter().collect::<Vec<_>>().chunks(100) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+        for (key, (step, timestamp, value, is_nan)) in chunk {
+            params.extend([ws.into(), run_id.into(), (*key).into(), (*value).into(), (*is_nan).into(), (*timestamp).into(), (*step).into()]);
         }
+        // The row comparison is `later`: (step, timestamp, NaN above numbers, value); keys
+        // are unique within the statement, as PostgreSQL requires of an upsert.
+        tx.exec(
+            &format!(
+                "INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks} \
+                 ON CONFLICT (workspace, run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
+                 WHERE (excluded.step, excluded.timestamp, excluded.is_nan, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.is_nan, latest_metrics.value)"
+            ),
+            &params,
+        )?;
     }
     for m in metrics.iter().filter(|m| m.model_id.is_some()) {
         log_model_metric(tx, ws, run_id, m)?;
@@ -91,27 +87,38 @@ fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint])
     Ok(())
 }
 
-fn log_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Result<()> {
-    let (value, is_nan) = metric_value(m);
-    let inserted = tx.exec(
-        "INSERT INTO metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        &[ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()],
-    )?;
-    if inserted > 0 {
-        let old = tx.query_one("SELECT step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), m.key.as_str().into(), ws.into()])?;
-        let replace = match &old {
-            None => true,
-            Some(o) => later((m.step, m.timestamp, value, is_nan), (o.int(0), o.int(1), o.real(2), o.int(3) != 0)),
-        };
-        if replace {
-            tx.exec(
-                "INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (workspace, run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step",
-                &[ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()],
-            )?;
+/// Inserts metric points; a point already stored (the same key, step, timestamp and value)
+/// is kept once, as in MLflow.
+fn insert_points(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint]) -> Result<()> {
+    let insert = |tx: &mut dyn Tx, on_conflict: &str| -> Result<()> {
+        for chunk in metrics.chunks(100) {
+            let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+            for m in chunk {
+                let (value, is_nan) = metric_value(m);
+                params.extend([ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()]);
+            }
+            tx.exec(&format!("INSERT INTO metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{on_conflict}"), &params)?;
         }
+        Ok(())
+    };
+    if tx.is_sqlite() || metrics.len() < 16 {
+        // SQLite finds the conflict in the same b-tree descent as the insert: free. A few
+        // points are not worth the savepoint's round trip.
+        return insert(tx, " ON CONFLICT DO NOTHING");
     }
-    log_model_metric(tx, ws, run_id, m)
+    // PostgreSQL checks ON CONFLICT with a second index search before each insert, which
+    // doubles the cost of a point. Points are almost never logged twice, so: a plain insert
+    // under a savepoint, and only if a point is already there, again with the check.
+    tx.exec("SAVEPOINT metric_points", &[])?;
+    match insert(tx, "") {
+        Ok(()) => Ok(()),
+        Err(super::Error::Conflict(_)) => {
+            tx.exec("ROLLBACK TO SAVEPOINT metric_points", &[])?;
+            insert(tx, " ON CONFLICT DO NOTHING")
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn log_model_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Result<()> {

@@ -9,6 +9,7 @@
 //! `apply` is the single place where an operation becomes SQL.
 
 pub mod apply;
+mod group;
 pub mod queries;
 pub mod schema;
 pub mod postgres;
@@ -131,6 +132,18 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
     }
+
+    /// The same error again (for every write of a group whose transaction failed).
+    fn duplicate(&self) -> Error {
+        match self {
+            Error::Rejected(m) => Error::Rejected(m.clone()),
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            Error::Corrupt(m) => Error::Corrupt(m.clone()),
+            Error::Stale(m) => Error::Stale(m.clone()),
+            Error::Backend(m) => Error::Backend(m.clone()),
+        }
+    }
 }
 
 impl From<Error> for MlflowError {
@@ -252,11 +265,13 @@ pub struct Store {
     fence: Arc<dyn Fence>,
     /// The region this store's writes originate in.
     region: Arc<str>,
+    /// Ordinary writes waiting to share a transaction (group commit).
+    groups: Arc<group::Groups>,
 }
 
 impl Store {
     pub fn new(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, region: &str) -> Result<Store> {
-        let store = Store { backend, clock, fence: Arc::new(SoleWriter), region: region.into() };
+        let store = Store { backend, clock, fence: Arc::new(SoleWriter), region: region.into(), groups: Arc::default() };
         store.backend.write_tx(&mut |tx| schema::migrate(tx))?;
         Ok(store)
     }
@@ -283,8 +298,110 @@ impl Store {
     /// [`Store::write`] for an ordinary request: refused before `decide` runs unless the
     /// workspace is live (exists, not deleted, not being restored). The check shares the
     /// write's transaction, so a request costs one transaction, not two.
-    pub fn write_live<T>(&self, workspace: &str, principal: &str, decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
-        self.write_checked(workspace, principal, true, decide)
+    ///
+    /// Ordinary writes to one workspace that arrive while another is being written share the
+    /// next transaction (group commit: one lock, one look at the workspace, one commit and
+    /// one fsync for all of them), each under its own savepoint, so that a refused write
+    /// takes back only its own changes. Each is acknowledged only once that transaction has
+    /// committed. `decide` may run on another request's thread, hence `Send`.
+    pub fn write_live<T: Send>(&self, workspace: &str, principal: &str, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>> + Send) -> Result<T> {
+        let mut answer = None;
+        let mut run = |tx: &mut dyn Tx| -> Result<Vec<Op>> {
+            let decision = decide(tx)?;
+            answer = Some(decision.answer);
+            Ok(decision.ops)
+        };
+        group::submit(self, workspace, principal, &mut run)?;
+        Ok(answer.expect("a write that succeeded was decided"))
+    }
+
+    /// Runs queued ordinary writes to `workspace` in one transaction; one outcome per job.
+    fn write_group(&self, workspace: &str, jobs: &mut [&mut group::Job<'_>]) -> Vec<Result<()>> {
+        let grouped = jobs.len() > 1;
+        let mut outcomes: Vec<Option<Result<()>>> = jobs.iter().map(|_| None).collect();
+        let result = self.backend.write_tx(&mut |tx| {
+            outcomes.iter_mut().for_each(|o| *o = None);
+            tx.lock(&format!("workspace:{workspace}"))?;
+            let mut standing = queries::standing(tx, workspace)?;
+            let mut head = standing.head.clone().unwrap_or_else(LogHead::genesis);
+            let mut moved = false;
+            for (job, outcome) in jobs.iter_mut().zip(outcomes.iter_mut()) {
+                if !standing.live {
+                    *outcome = Some(Err(not_live(workspace, &standing).into()));
+                    continue;
+                }
+                if grouped {
+                    tx.exec("SAVEPOINT tandem_write", &[])?;
+                }
+                let before = head.clone();
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<Op>> {
+                    let ops = (job.decide)(tx)?;
+                    self.append(tx, workspace, job.principal, &standing, &mut head, &ops)?;
+                    Ok(ops)
+                }))
+                .unwrap_or_else(|_| Err(Error::Backend("a write panicked; nothing of it was kept".into())));
+                match done {
+                    Ok(ops) => {
+                        moved |= !ops.is_empty();
+                        if ops.iter().any(changes_standing) {
+                            // Rare in an ordinary request; the rest of the group must see it.
+                            set_head(tx, workspace, &head, standing.head.is_some())?;
+                            moved = false;
+                            standing = queries::standing(tx, workspace)?;
+                        }
+                        *outcome = Some(Ok(()));
+                    }
+                    Err(e) if grouped => {
+                        tx.exec("ROLLBACK TO SAVEPOINT tandem_write", &[])?;
+                        head = before;
+                        *outcome = Some(Err(e));
+                    }
+                    // Alone in its transaction: the whole transaction is rolled back.
+                    Err(e) => return Err(e),
+                }
+            }
+            if moved {
+                set_head(tx, workspace, &head, standing.head.is_some())?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(Error::Backend("a grouped write was not run".into())))).collect(),
+            // Nothing of the transaction was kept: every write in it gets the error.
+            Err(e) => {
+                let copies: Vec<Result<()>> = (1..jobs.len()).map(|_| Err(e.duplicate())).collect();
+                std::iter::once(Err(e)).chain(copies).collect()
+            }
+        }
+    }
+
+    /// Stamps `ops` as events after `head` and applies them (the part of a write after its
+    /// decision). `head` moves past them; the caller writes it to the log's head row.
+    fn append(&self, tx: &mut dyn Tx, workspace: &str, principal: &str, standing: &queries::Standing, head: &mut LogHead, ops: &[Op]) -> Result<()> {
+        let Some(first) = ops.first() else { return Ok(()) };
+        // A deleted workspace takes only its own restore or purge.
+        let allowed = match first {
+            Op::CreateWorkspace { .. } => true,
+            Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {} => standing.deleted.is_some(),
+            _ => standing.live,
+        };
+        if !allowed {
+            return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
+        }
+        // Asked inside the transaction, after the workspace lock: a region whose lease lapsed
+        // while it waited must not commit.
+        let epoch = self.fence.epoch_for_write(workspace)?;
+        if epoch < head.epoch {
+            return Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{workspace}' has moved on to epoch {}; this region writes in epoch {epoch}", head.epoch)).into());
+        }
+        for op in ops {
+            let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
+            let event = Event::seal(workspace, head.seq + 1, epoch, hlc, &self.region, principal, op, &head.checksum);
+            apply::apply(tx, workspace, op)?;
+            insert_event(tx, &event)?;
+            *head = LogHead { seq: event.seq, hlc, checksum: event.checksum, epoch };
+        }
+        Ok(())
     }
 
     fn write_checked<T>(&self, workspace: &str, principal: &str, require_live: bool, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
@@ -298,30 +415,9 @@ impl Store {
                 return Err(not_live(workspace, &standing).into());
             }
             let decision = decide(tx)?;
-            if let Some(first) = decision.ops.first() {
-                // A deleted workspace takes only its own restore or purge.
-                let allowed = match first {
-                    Op::CreateWorkspace { .. } => true,
-                    Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {} => standing.deleted.is_some(),
-                    _ => standing.live,
-                };
-                if !allowed {
-                    return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
-                }
+            if !decision.ops.is_empty() {
                 let mut head = standing.head.clone().unwrap_or_else(LogHead::genesis);
-                // Asked inside the transaction, after the workspace lock: a region whose
-                // lease lapsed while it waited must not commit.
-                let epoch = self.fence.epoch_for_write(workspace)?;
-                if epoch < head.epoch {
-                    return Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{workspace}' has moved on to epoch {}; this region writes in epoch {epoch}", head.epoch)).into());
-                }
-                for op in &decision.ops {
-                    let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
-                    let event = Event::seal(workspace, head.seq + 1, epoch, hlc, &self.region, principal, op, &head.checksum);
-                    apply::apply(tx, workspace, op)?;
-                    insert_event(tx, &event)?;
-                    head = LogHead { seq: event.seq, hlc, checksum: event.checksum, epoch };
-                }
+                self.append(tx, workspace, principal, &standing, &mut head, &decision.ops)?;
                 // The head moves once per transaction, whatever the number of events.
                 set_head(tx, workspace, &head, standing.head.is_some())?;
             }
@@ -510,6 +606,11 @@ impl Store {
         Ok(changed)
     }
 
+    /// How many writes so far shared their transaction with another (group commit).
+    pub fn writes_grouped(&self) -> u64 {
+        self.groups.shared.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn backend_kind(&self) -> &'static str {
         self.backend.kind()
     }
@@ -532,6 +633,11 @@ fn set_head(tx: &mut dyn Tx, ws: &str, head: &LogHead, exists: bool) -> Result<(
         tx.exec("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", &params)?;
     }
     Ok(())
+}
+
+/// Whether an operation changes what `queries::standing` reports.
+fn changes_standing(op: &Op) -> bool {
+    matches!(op, Op::CreateWorkspace { .. } | Op::DeleteWorkspace { .. } | Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {})
 }
 
 /// Why an ordinary request cannot use a workspace that is not live.

@@ -447,7 +447,23 @@ DROP TABLE latest_metrics;
 ALTER TABLE latest_metrics_v5 RENAME TO latest_metrics;
 CREATE INDEX latest_metrics_by_value ON latest_metrics (workspace, key, is_nan, value)
 "#,
+    // 6: PostgreSQL only (see `postgres_step`): change-log payloads compressed with lz4.
+    "",
 ];
+
+/// What a migration does on PostgreSQL beyond its portable SQL.
+fn postgres_step(tx: &mut dyn Tx, version: i64) -> Result<()> {
+    if version == 6 {
+        // A log-batch event of 1,000 points is ~80 kB of JSON, which PostgreSQL compresses
+        // when it stores it: pglz, its default, took ~1.1 ms of the server's CPU per event,
+        // lz4 ~0.15 ms for about the same size. Only servers built with lz4 offer it.
+        let lz4 = tx.query_one("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)", &[])?.is_some();
+        if lz4 {
+            tx.exec("ALTER TABLE change_log ALTER COLUMN payload SET COMPRESSION lz4", &[])?;
+        }
+    }
+    Ok(())
+}
 
 /// Tables that hold workspace state (everything but the log itself), each with its key
 /// columns: what a dump compares and what deleting a workspace clears.
@@ -505,6 +521,9 @@ pub fn migrate_to(tx: &mut dyn Tx, target: i64) -> Result<()> {
                 true => tx.exec(statement, &[])?,
                 false => tx.exec(&statement.replace(") WITHOUT ROWID", ")"), &[])?,
             };
+        }
+        if !tx.is_sqlite() {
+            postgres_step(tx, i as i64 + 1)?;
         }
         tx.exec("INSERT INTO schema_version (version) VALUES (?)", &[(i as i64 + 1).into()])?;
     }

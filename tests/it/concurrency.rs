@@ -96,3 +96,107 @@ fn hammer(meta: Meta) {
     let expected_params = events.iter().filter(|e| e.op == "LogBatch" && e.payload.contains("\"params\":[{")).count();
     assert_eq!(params, expected_params, "{meta:?}: params");
 }
+
+/// Writes that queue behind each other share a transaction (group commit); a write refused
+/// inside such a group takes back only its own changes, the others are all kept, and every
+/// acknowledged write has exactly one event.
+#[test]
+fn writes_grouped_into_one_transaction_keep_their_own_outcomes() {
+    for meta in metadata_stores() {
+        grouped(meta);
+    }
+}
+
+fn grouped(meta: Meta) {
+    const THREADS: usize = 16;
+    const ROUNDS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let target = match meta {
+        Meta::Sqlite => dir.path().join("m.sqlite").display().to_string(),
+        Meta::Postgres => fresh_postgres(),
+    };
+    let store = open(meta, &target);
+    tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
+    let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
+    let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "p".into(), require_live: true };
+    let req = |v: serde_json::Value| Req::from_json(v).unwrap();
+    let run = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap();
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+    let before = store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
+
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (c, run_id, barrier) = (ctx.clone(), run_id.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                // (what, won) per write: every thread races for the same experiment names
+                // and param keys, so most of those writes are refused, in the middle of groups.
+                let mut outcomes = Vec::new();
+                for i in 0..ROUNDS {
+                    barrier.wait();
+                    let (what, r) = match (i + t) % 4 {
+                        0 => (format!("experiment e{i}"), tracking::create_experiment(&c, &req(json!({"name": format!("e{i}")}))).map(drop)),
+                        1 => (format!("param k{i}={t}"), tracking::log_param(&c, &req(json!({"run_id": run_id, "key": format!("k{i}"), "value": format!("{t}")}))).map(drop)),
+                        // A write that changes the state and is then refused: only its own
+                        // savepoint may be rolled back.
+                        3 => (
+                            format!("refused {t} {i}"),
+                            c.store
+                                .write_live("default", "p", |tx| {
+                                    tx.exec("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, ?, 'x')", &[run_id.as_str().into(), format!("junk{t}-{i}").into()])?;
+                                    Err::<tandem::store::Decision<()>, _>(tandem_core::MlflowError::invalid("refused after writing").into())
+                                })
+                                .map_err(Into::into),
+                        ),
+                        _ => (format!("metric m{t} {i}"), tracking::log_metric(&c, &req(json!({"run_id": run_id, "key": format!("m{t}"), "value": i, "timestamp": i, "step": i}))).map(drop)),
+                    };
+                    match r {
+                        Ok(()) => outcomes.push((what, true)),
+                        Err(e) if what.starts_with("metric") => panic!("{what}: {e}"),
+                        Err(e) if what.starts_with("refused") => {
+                            assert_eq!(e.code, tandem_core::ErrorCode::InvalidParameterValue, "{what}: {e}");
+                            outcomes.push((what, false));
+                        }
+                        Err(e) => {
+                            assert!(matches!(e.code, tandem_core::ErrorCode::ResourceAlreadyExists | tandem_core::ErrorCode::InvalidParameterValue), "{what}: {e}");
+                            outcomes.push((what, false));
+                        }
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let outcomes: Vec<(String, bool)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(store.writes_grouped() > 0, "{meta:?}: no write shared a transaction");
+
+    let won: Vec<&str> = outcomes.iter().filter(|(_, ok)| *ok).map(|(w, _)| w.as_str()).collect();
+    let events = store.read(|tx| queries::changes(tx, "default", before, 1 << 30)).unwrap();
+    assert_eq!(events.len(), won.len(), "{meta:?}: one event per acknowledged write");
+    let prev = store.read(|tx| queries::checksum_at(tx, "default", before)).unwrap().unwrap();
+    tandem_core::event::verify_chain(before, &prev.0, prev.1, &events).unwrap_or_else(|e| panic!("{meta:?}: {e}"));
+
+    // Each contested name and key went to exactly one writer, and the state is that writer's.
+    let run = tracking::get_run(&ctx, &req(json!({"run_id": run_id}))).unwrap();
+    let params: std::collections::BTreeMap<String, String> =
+        run["run"]["data"]["params"].as_array().unwrap().iter().map(|p| (p["key"].as_str().unwrap().to_owned(), p["value"].as_str().unwrap().to_owned())).collect();
+    let mut experiments = 0;
+    for i in 0..ROUNDS {
+        let name = format!("experiment e{i}");
+        let winners = won.iter().filter(|w| **w == name).count();
+        let tried = outcomes.iter().filter(|(w, _)| *w == name).count();
+        assert_eq!(winners, usize::from(tried > 0), "{meta:?}: {name}");
+        experiments += winners;
+        let key = format!("k{i}");
+        let param_winners: Vec<&str> = won.iter().filter_map(|w| w.strip_prefix(&format!("param {key}="))).collect();
+        let tried = outcomes.iter().filter(|(w, _)| w.starts_with(&format!("param {key}="))).count();
+        assert_eq!(param_winners.len(), usize::from(tried > 0), "{meta:?}: {key}");
+        assert_eq!(params.get(&key).map(String::as_str), param_winners.first().copied(), "{meta:?}: {key}");
+    }
+    let listed = tracking::search_experiments(&ctx, &req(json!({"max_results": 1000}))).unwrap();
+    assert_eq!(listed["experiments"].as_array().unwrap().len(), experiments + 1, "{meta:?}: experiments (and Default)");
+    let tags = run["run"]["data"]["tags"].as_array().unwrap();
+    assert!(tags.iter().all(|t| !t["key"].as_str().unwrap().starts_with("junk")), "{meta:?}: a refused write's change was kept");
+    let metrics = run["run"]["data"]["metrics"].as_array().unwrap().len();
+    assert_eq!(metrics, won.iter().filter(|w| w.starts_with("metric")).map(|w| w.split(' ').nth(1).unwrap()).collect::<std::collections::BTreeSet<_>>().len(), "{meta:?}: metrics");
+}
