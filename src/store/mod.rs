@@ -349,6 +349,12 @@ impl Store {
                             moved = false;
                             standing = queries::standing(tx, workspace)?;
                         }
+                        if grouped && tx.is_sqlite() {
+                            // SQLite keeps a copy of every page a write changes for each open
+                            // savepoint (in memory); releasing it keeps one group's copies from
+                            // piling up. On PostgreSQL the release would be a round trip more.
+                            tx.exec("RELEASE SAVEPOINT tandem_write", &[])?;
+                        }
                         *outcome = Some(Ok(()));
                     }
                     Err(e) if grouped => {
