@@ -64,25 +64,37 @@ fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint])
             }
         }
     }
-    for chunk in best.into_iter().collect::<Vec<_>>().chunks(100) {
-        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
-        for (key, (step, timestamp, value, is_nan)) in chunk {
-            params.extend([ws.into(), run_id.into(), (*key).into(), (*value).into(), (*is_nan).into(), (*timestamp).into(), (*step).into()]);
-        }
-        // The row comparison is `later`: (step, timestamp, NaN above numbers, value); keys
-        // are unique within the statement, as PostgreSQL requires of an upsert.
-        tx.exec(
-            &format!(
-                "INSERT INTO latest_metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks} \
-                 ON CONFLICT (workspace, run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
-                 WHERE (excluded.step, excluded.timestamp, excluded.is_nan, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.is_nan, latest_metrics.value)"
-            ),
-            &params,
-        )?;
-    }
+    let latest: Vec<MetricRow> = best.into_iter().map(|(key, (step, timestamp, value, is_nan))| (key, value, is_nan, timestamp, step)).collect();
+    // The row comparison is `later`: (step, timestamp, NaN above numbers, value); keys are
+    // unique within the statement, as PostgreSQL requires of an upsert.
+    insert_metric_rows(
+        tx,
+        "latest_metrics",
+        ws,
+        run_id,
+        &latest,
+        " ON CONFLICT (workspace, run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step \
+         WHERE (excluded.step, excluded.timestamp, excluded.is_nan, excluded.value) > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.is_nan, latest_metrics.value)",
+    )?;
     for m in metrics.iter().filter(|m| m.model_id.is_some()) {
         log_model_metric(tx, ws, run_id, m)?;
+    }
+    Ok(())
+}
+
+/// `(key, value, is_nan, timestamp, step)` of a metric point or a latest value.
+type MetricRow<'a> = (&'a str, f64, bool, i64, i64);
+
+/// Multi-row inserts of metric rows into `table` (`metrics` or `latest_metrics`, which have
+/// the same columns), 100 rows a statement, each statement ending with `tail`.
+fn insert_metric_rows(tx: &mut dyn Tx, table: &str, ws: &str, run_id: &str, rows: &[MetricRow], tail: &str) -> Result<()> {
+    for chunk in rows.chunks(100) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+        for &(key, value, is_nan, timestamp, step) in chunk {
+            params.extend([ws.into(), run_id.into(), key.into(), value.into(), is_nan.into(), timestamp.into(), step.into()]);
+        }
+        tx.exec(&format!("INSERT INTO {table} (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{tail}"), &params)?;
     }
     Ok(())
 }
@@ -90,18 +102,14 @@ fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint])
 /// Inserts metric points; a point already stored (the same key, step, timestamp and value)
 /// is kept once, as in MLflow.
 fn insert_points(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint]) -> Result<()> {
-    let insert = |tx: &mut dyn Tx, on_conflict: &str| -> Result<()> {
-        for chunk in metrics.chunks(100) {
-            let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
-            for m in chunk {
-                let (value, is_nan) = metric_value(m);
-                params.extend([ws.into(), run_id.into(), m.key.as_str().into(), value.into(), is_nan.into(), m.timestamp.into(), m.step.into()]);
-            }
-            tx.exec(&format!("INSERT INTO metrics (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{on_conflict}"), &params)?;
-        }
-        Ok(())
-    };
+    let rows: Vec<MetricRow> = metrics
+        .iter()
+        .map(|m| {
+            let (value, is_nan) = metric_value(m);
+            (m.key.as_str(), value, is_nan, m.timestamp, m.step)
+        })
+        .collect();
+    let insert = |tx: &mut dyn Tx, on_conflict: &str| insert_metric_rows(tx, "metrics", ws, run_id, &rows, on_conflict);
     if tx.is_sqlite() || metrics.len() < 16 {
         // SQLite finds the conflict in the same b-tree descent as the insert: free. A few
         // points are not worth the savepoint's round trip.

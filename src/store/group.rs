@@ -5,7 +5,8 @@
 //! commit), so a write that arrives while another holds the lock can only wait. Waiting in a
 //! queue instead lets one thread run a whole queue in one transaction: one lock, one look at
 //! the workspace's standing, one head update, one commit (and one fsync) for all of them. On
-//! PostgreSQL that is five fewer round trips per write inside the lock; on SQLite, one fsync
+//! PostgreSQL that is four fewer round trips per write inside the lock (five saved, its
+//! savepoint added); on SQLite, one fsync
 //! for many writes. Each write keeps its own outcome: it runs under its own savepoint, and is
 //! acknowledged only after the shared commit. See docs/design/storage.md.
 //!

@@ -106,7 +106,7 @@ impl Row {
 }
 
 /// Store failures, saying whether trying again can help.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request is wrong or conflicts with the state; nothing was changed.
     #[error(transparent)]
@@ -133,17 +133,6 @@ impl Error {
         matches!(self, Error::Unavailable(_))
     }
 
-    /// The same error again (for every write of a group whose transaction failed).
-    fn duplicate(&self) -> Error {
-        match self {
-            Error::Rejected(m) => Error::Rejected(m.clone()),
-            Error::Conflict(m) => Error::Conflict(m.clone()),
-            Error::Unavailable(m) => Error::Unavailable(m.clone()),
-            Error::Corrupt(m) => Error::Corrupt(m.clone()),
-            Error::Stale(m) => Error::Stale(m.clone()),
-            Error::Backend(m) => Error::Backend(m.clone()),
-        }
-    }
 }
 
 impl From<Error> for MlflowError {
@@ -375,8 +364,7 @@ impl Store {
             Ok(()) => outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(Error::Backend("a grouped write was not run".into())))).collect(),
             // Nothing of the transaction was kept: every write in it gets the error.
             Err(e) => {
-                let copies: Vec<Result<()>> = (1..jobs.len()).map(|_| Err(e.duplicate())).collect();
-                std::iter::once(Err(e)).chain(copies).collect()
+                jobs.iter().map(|_| Err(e.clone())).collect()
             }
         }
     }

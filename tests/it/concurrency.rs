@@ -122,8 +122,44 @@ fn grouped(meta: Meta) {
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-    let before = store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
 
+    // Groups form for certain (not only when the race below happens to overlap on a busy
+    // machine): one write holds the workspace while four others queue behind it; the first of
+    // them then leads all four in one transaction.
+    let slow = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store
+                .write_live("default", "p", |_tx| {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    Ok(tandem::store::Decision::no_change(()))
+                })
+                .unwrap()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Three metrics and, among them, a write refused after changing the state: the group
+    // must keep the three and take back only the refused one's change.
+    let queued: Vec<_> = (0..4)
+        .map(|k| {
+            let (c, run_id) = (ctx.clone(), run_id.clone());
+            std::thread::spawn(move || match k {
+                2 => {
+                    let refused = c.store.write_live("default", "p", |tx| {
+                        tx.exec("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-queued', 'x')", &[run_id.as_str().into()])?;
+                        Err::<tandem::store::Decision<()>, _>(tandem_core::MlflowError::invalid("refused after writing").into())
+                    });
+                    assert!(refused.is_err());
+                }
+                _ => drop(tracking::log_metric(&c, &req(json!({"run_id": run_id, "key": format!("queued{k}"), "value": 1, "timestamp": 1, "step": 1}))).unwrap()),
+            })
+        })
+        .collect();
+    slow.join().unwrap();
+    queued.into_iter().for_each(|h| h.join().unwrap());
+    assert!(store.writes_grouped() >= 2, "{meta:?}: writes queued behind a busy workspace did not share a transaction");
+
+    let before = store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
     let barrier = Arc::new(std::sync::Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -198,5 +234,7 @@ fn grouped(meta: Meta) {
     let tags = run["run"]["data"]["tags"].as_array().unwrap();
     assert!(tags.iter().all(|t| !t["key"].as_str().unwrap().starts_with("junk")), "{meta:?}: a refused write's change was kept");
     let metrics = run["run"]["data"]["metrics"].as_array().unwrap().len();
-    assert_eq!(metrics, won.iter().filter(|w| w.starts_with("metric")).map(|w| w.split(' ').nth(1).unwrap()).collect::<std::collections::BTreeSet<_>>().len(), "{meta:?}: metrics");
+    // The race's metric keys, and the three logged while the workspace was held.
+    let raced = won.iter().filter(|w| w.starts_with("metric")).map(|w| w.split(' ').nth(1).unwrap()).collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(metrics, raced + 3, "{meta:?}: metrics");
 }
