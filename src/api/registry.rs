@@ -261,7 +261,8 @@ fn get_version_json(ctx: &Ctx, name: &str, version: i64) -> Result<Json> {
 
 /// Where a new version's files are: a logged model's artifacts, a run's artifact path, or
 /// the source itself.
-fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&str>) -> crate::store::Result<String> {
+/// `run` is the request's run, already read (its artifacts are the usual source).
+fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&str>, run: Option<(&str, &queries::RunState)>) -> crate::store::Result<String> {
     if let Some(rest) = source.strip_prefix("models:/") {
         let rest = rest.trim_end_matches('/');
         // models:/<model_id>, or models:/<name>/<version> (a version's files, copied).
@@ -279,7 +280,12 @@ fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&s
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
         let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if let Some(run) = queries::run_state(tx, ws, run_id)? {
+        let known = run.filter(|(id, _)| *id == run_id).map(|(_, r)| r.clone());
+        let run = match known {
+            Some(r) => Some(r),
+            None => queries::run_state(tx, ws, run_id)?,
+        };
+        if let Some(run) = run {
             let base = run.artifact_uri.trim_end_matches('/').to_owned();
             return Ok(if path.is_empty() { base } else { format!("{base}/{path}") });
         }
@@ -301,12 +307,15 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     let now = ctx.now();
     let version = ctx.write(|tx| {
-        require_model(tx, &ctx.workspace, &name)?;
-        if let Some(r) = &run_id {
-            if queries::run_state(tx, &ctx.workspace, r)?.is_none() {
-                return Err(super::tracking::run_not_found(r).into());
-            }
-        }
+        // The model's existence and its highest version in one statement: every statement
+        // here is a round trip inside the workspace's lock on PostgreSQL.
+        let Some(max_version) = queries::max_version_of_live_model(tx, &ctx.workspace, &name)? else {
+            return Err(model_not_found(&name).into());
+        };
+        let given_run = match &run_id {
+            Some(r) => Some((r.as_str(), queries::run_state(tx, &ctx.workspace, r)?.ok_or_else(|| super::tracking::run_not_found(r))?)),
+            None => None,
+        };
         // As in MLflow: a version of a logged model belongs to the run that logged it.
         let model_ref = model_id.clone().or_else(|| source.strip_prefix("models:/").map(|r| r.trim_end_matches('/').to_owned()));
         let logged = match &model_ref {
@@ -315,8 +324,8 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
         };
         let run_id = run_id.clone().or_else(|| logged.as_ref().and_then(|m| m.attrs.get("source_run_id").cloned()));
         let model_id = model_id.clone().or_else(|| logged.as_ref().map(|m| m.model_id.clone()));
-        let version = queries::max_version(tx, &ctx.workspace, &name)? + 1;
-        let storage_location = storage_location(tx, &ctx.workspace, &source, model_id.as_deref())?;
+        let version = max_version + 1;
+        let storage_location = storage_location(tx, &ctx.workspace, &source, model_id.as_deref(), given_run.as_ref().map(|(id, r)| (*id, r)))?;
         let op = Op::CreateModelVersion {
             name: name.clone(),
             version,

@@ -21,7 +21,7 @@ fn upsert_kv(tx: &mut dyn Tx, table: &str, owner_cols: &[&str], owner: &[Value],
     params.extend_from_slice(owner);
     params.push(kv.key.as_str().into());
     params.push(kv.value.as_str().into());
-    tx.exec(&sql, &params)?;
+    tx.exec_later(&sql, &params)?;
     Ok(())
 }
 
@@ -94,7 +94,7 @@ fn insert_metric_rows(tx: &mut dyn Tx, table: &str, ws: &str, run_id: &str, rows
         for &(key, value, is_nan, timestamp, step) in chunk {
             params.extend([ws.into(), run_id.into(), key.into(), value.into(), is_nan.into(), timestamp.into(), step.into()]);
         }
-        tx.exec(&format!("INSERT INTO {table} (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{tail}"), &params)?;
+        tx.exec_later(&format!("INSERT INTO {table} (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{tail}"), &params)?;
     }
     Ok(())
 }
@@ -119,7 +119,8 @@ fn insert_points(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint
     // doubles the cost of a point. Points are almost never logged twice, so: a plain insert
     // under a savepoint, and only if a point is already there, again with the check.
     tx.exec("SAVEPOINT metric_points", &[])?;
-    match insert(tx, "") {
+    // The savepoint sent what was held before it: an error from here on is the insert's own.
+    match insert(tx, "").and_then(|()| tx.flush()) {
         Ok(()) => Ok(()),
         Err(super::Error::Conflict(_)) => {
             tx.exec("ROLLBACK TO SAVEPOINT metric_points", &[])?;
@@ -132,7 +133,7 @@ fn insert_points(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint
 fn log_model_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) -> Result<()> {
     let (value, is_nan) = metric_value(m);
     if let Some(model_id) = &m.model_id {
-        tx.exec(
+        tx.exec_later(
             "INSERT INTO logged_model_metrics (workspace, model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, model_id, run_id, key, step, timestamp, dataset_name, dataset_digest) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan",
             &[
@@ -153,7 +154,7 @@ fn log_model_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) ->
 }
 
 fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> Result<()> {
-    tx.exec("UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?", &[time.into(), ws.into(), name.into()])?;
+    tx.exec_later("UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?", &[time.into(), ws.into(), name.into()])?;
     Ok(())
 }
 
@@ -161,14 +162,14 @@ fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> R
 /// artifact retention work deletes what no restorable point needs.)
 fn purge_run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<()> {
     for table in ["runs", "params", "tags", "metrics", "latest_metrics", "run_inputs", "run_model_inputs", "run_model_outputs"] {
-        tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"), &[ws.into(), run_id.into()])?;
+        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"), &[ws.into(), run_id.into()])?;
     }
     Ok(())
 }
 
 fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
     for table in ["logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics"] {
-        tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"), &[ws.into(), model_id.into()])?;
+        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"), &[ws.into(), model_id.into()])?;
     }
     Ok(())
 }
@@ -177,7 +178,7 @@ fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
 pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
     for (table, _) in schema::STATE_TABLES {
         let col = if *table == "workspaces" { "name" } else { "workspace" };
-        tx.exec(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
+        tx.exec_later(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
     }
     Ok(())
 }
@@ -185,26 +186,26 @@ pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
 pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
     match op {
         Op::CreateWorkspace { description, default_artifact_root, time } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO workspaces (name, description, default_artifact_root, creation_time, last_update_time) VALUES (?, ?, ?, ?, ?)",
                 &[ws.into(), description.as_str().into(), default_artifact_root.clone().into(), (*time).into(), (*time).into()],
             )?;
         }
         Op::UpdateWorkspace { description, default_artifact_root, time } => {
             if let Some(d) = description {
-                tx.exec("UPDATE workspaces SET description = ? WHERE name = ?", &[d.as_str().into(), ws.into()])?;
+                tx.exec_later("UPDATE workspaces SET description = ? WHERE name = ?", &[d.as_str().into(), ws.into()])?;
             }
             if let Some(root) = default_artifact_root {
                 let root: Value = if root.is_empty() { Value::Null } else { root.as_str().into() };
-                tx.exec("UPDATE workspaces SET default_artifact_root = ? WHERE name = ?", &[root, ws.into()])?;
+                tx.exec_later("UPDATE workspaces SET default_artifact_root = ? WHERE name = ?", &[root, ws.into()])?;
             }
-            tx.exec("UPDATE workspaces SET last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
+            tx.exec_later("UPDATE workspaces SET last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
         }
         Op::DeleteWorkspace { time } => {
-            tx.exec("UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?", &[(*time).into(), (*time).into(), ws.into()])?;
+            tx.exec_later("UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?", &[(*time).into(), (*time).into(), ws.into()])?;
         }
         Op::RestoreWorkspace { time } => {
-            tx.exec("UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
+            tx.exec_later("UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
         }
         Op::PurgeWorkspace {} => {
             // The state goes; the change log stays, so the workspace can be audited and, later,
@@ -227,7 +228,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
 
         Op::SetRetention { days, purge_protection, time } => {
-            tx.exec(
+            tx.exec_later(
                 "UPDATE workspaces SET retention_days = ?, purge_protection = ?, last_update_time = ? WHERE name = ?",
                 &[(*days as i64).into(), (*purge_protection).into(), (*time).into(), ws.into()],
             )?;
@@ -243,12 +244,12 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 purge_logged_model(tx, ws, model_id)?;
             }
             for table in ["experiments", "experiment_tags", "datasets"] {
-                tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), experiment_id.into()])?;
+                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), experiment_id.into()])?;
             }
         }
 
         Op::CreateExperiment { experiment_id, name, artifact_location, tags, time } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO experiments (workspace, experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (?, ?, ?, ?, 'active', ?, ?)",
                 &[ws.into(), experiment_id.into(), name.into(), artifact_location.into(), (*time).into(), (*time).into()],
             )?;
@@ -257,19 +258,19 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             }
         }
         Op::RenameExperiment { experiment_id, new_name, time } => {
-            tx.exec(
+            tx.exec_later(
                 "UPDATE experiments SET name = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
                 &[new_name.into(), (*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
         Op::DeleteExperiment { experiment_id, time } => {
-            tx.exec(
+            tx.exec_later(
                 "UPDATE experiments SET lifecycle_stage = 'deleted', deleted_time = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
                 &[(*time).into(), (*time).into(), ws.into(), experiment_id.into()],
             )?;
             // As in MLflow, the experiment's active runs go with it, marked with the same time
             // so that restoring the experiment brings back exactly those runs.
-            tx.exec(
+            tx.exec_later(
                 "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE workspace = ? AND experiment_id = ? AND lifecycle_stage = 'active'",
                 &[(*time).into(), ws.into(), experiment_id.into()],
             )?;
@@ -277,27 +278,27 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::RestoreExperiment { experiment_id, time } => {
             let deleted = tx.query_one("SELECT deleted_time FROM experiments WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?;
             if let Some(deleted_time) = deleted.and_then(|r| r.opt_int(0)) {
-                tx.exec(
+                tx.exec_later(
                     "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE workspace = ? AND experiment_id = ? AND deleted_time = ?",
                     &[ws.into(), experiment_id.into(), deleted_time.into()],
                 )?;
             }
-            tx.exec(
+            tx.exec_later(
                 "UPDATE experiments SET lifecycle_stage = 'active', deleted_time = NULL, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
                 &[(*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
         Op::SetExperimentTag { experiment_id, key, value, time } => {
             upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
-            tx.exec("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
+            tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
         }
         Op::DeleteExperimentTag { experiment_id, key, time } => {
-            tx.exec("DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?", &[ws.into(), experiment_id.into(), key.into()])?;
-            tx.exec("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
+            tx.exec_later("DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?", &[ws.into(), experiment_id.into(), key.into()])?;
+            tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
         }
 
         Op::CreateRun { run_id, experiment_id, user_id, run_name, start_time, artifact_uri, tags } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO runs (run_id, workspace, experiment_id, run_name, user_id, status, start_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?, 'active')",
                 &[run_id.into(), ws.into(), experiment_id.into(), run_name.into(), user_id.into(), (*start_time).into(), artifact_uri.into()],
             )?;
@@ -307,25 +308,25 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
         Op::UpdateRun { run_id, status, end_time, run_name } => {
             if let Some(s) = status {
-                tx.exec("UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?", &[s.into(), run_id.into(), ws.into()])?;
+                tx.exec_later("UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?", &[s.into(), run_id.into(), ws.into()])?;
             }
             if let Some(t) = end_time {
-                tx.exec("UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?", &[(*t).into(), run_id.into(), ws.into()])?;
+                tx.exec_later("UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?", &[(*t).into(), run_id.into(), ws.into()])?;
             }
             if let Some(n) = run_name {
-                tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[n.into(), run_id.into(), ws.into()])?;
+                tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[n.into(), run_id.into(), ws.into()])?;
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, &KeyValue { key: "mlflow.runName".into(), value: n.clone() })?;
             }
         }
         Op::DeleteRun { run_id, time } => {
-            tx.exec("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ? AND workspace = ?", &[(*time).into(), run_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ? AND workspace = ?", &[(*time).into(), run_id.into(), ws.into()])?;
         }
         Op::RestoreRun { run_id } => {
-            tx.exec("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?;
         }
         Op::LogBatch { run_id, metrics, params, tags } => {
             for p in params {
-                tx.exec(
+                tx.exec_later(
                     "INSERT INTO params (workspace, run_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     &[ws.into(), run_id.into(), p.key.as_str().into(), p.value.as_str().into()],
                 )?;
@@ -334,17 +335,17 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for t in tags {
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
                 if t.key == "mlflow.runName" {
-                    tx.exec("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[t.value.as_str().into(), run_id.into(), ws.into()])?;
+                    tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[t.value.as_str().into(), run_id.into(), ws.into()])?;
                 }
             }
         }
         Op::DeleteTag { run_id, key } => {
-            tx.exec("DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), key.into(), ws.into()])?;
+            tx.exec_later("DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), key.into(), ws.into()])?;
         }
         Op::LogInputs { run_id, datasets, model_ids } => {
             let experiment_id = tx.query_one("SELECT experiment_id FROM runs WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?.map(|r| r.text(0)).unwrap_or_default();
             for d in datasets {
-                tx.exec(
+                tx.exec_later(
                     "INSERT INTO datasets (workspace, dataset_id, experiment_id, name, digest, source_type, source, dataset_schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     &[
                         ws.into(),
@@ -359,18 +360,18 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                     ],
                 )?;
                 let tags = serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into());
-                tx.exec(
+                tx.exec_later(
                     "INSERT INTO run_inputs (workspace, run_id, dataset_id, tags) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     &[ws.into(), run_id.into(), d.dataset_id.as_str().into(), tags.into()],
                 )?;
             }
             for m in model_ids {
-                tx.exec("INSERT INTO run_model_inputs (workspace, run_id, model_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", &[ws.into(), run_id.into(), m.into()])?;
+                tx.exec_later("INSERT INTO run_model_inputs (workspace, run_id, model_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", &[ws.into(), run_id.into(), m.into()])?;
             }
         }
         Op::LogOutputs { run_id, models } => {
             for m in models {
-                tx.exec(
+                tx.exec_later(
                     "INSERT INTO run_model_outputs (workspace, run_id, model_id, step) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     &[ws.into(), run_id.into(), m.model_id.as_str().into(), m.step.into()],
                 )?;
@@ -378,7 +379,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
 
         Op::CreateLoggedModel { model_id, experiment_id, name, artifact_location, model_type, source_run_id, params, tags, time } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO logged_models (model_id, workspace, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', 'active', ?, ?)",
                 &[model_id.into(), ws.into(), experiment_id.into(), name.into(), artifact_location.into(), model_type.clone().into(), source_run_id.clone().into(), (*time).into(), (*time).into()],
@@ -391,34 +392,34 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             }
         }
         Op::FinalizeLoggedModel { model_id, status, time } => {
-            tx.exec("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[status.into(), (*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[status.into(), (*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModel { model_id, time } => {
-            tx.exec("UPDATE logged_models SET lifecycle_stage = 'deleted', deleted_time = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), (*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'deleted', deleted_time = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), (*time).into(), model_id.into(), ws.into()])?;
         }
         Op::RestoreLoggedModel { model_id, time } => {
-            tx.exec("UPDATE logged_models SET lifecycle_stage = 'active', deleted_time = NULL, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'active', deleted_time = NULL, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::PurgeLoggedModel { model_id } => purge_logged_model(tx, ws, model_id)?,
         Op::SetLoggedModelTags { model_id, tags, time } => {
             for t in tags {
                 upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
             }
-            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModelTag { model_id, key, time } => {
-            tx.exec("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?", &[model_id.into(), key.into(), ws.into()])?;
-            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?", &[model_id.into(), key.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::LogLoggedModelParams { model_id, params, time } => {
             for p in params {
                 upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
             }
-            tx.exec("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
         }
 
         Op::CreateRegisteredModel { name, description, tags, time } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO registered_models (workspace, name, description, creation_time, last_updated_time) VALUES (?, ?, ?, ?, ?)",
                 &[ws.into(), name.into(), description.clone().into(), (*time).into(), (*time).into()],
             )?;
@@ -428,49 +429,49 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
         Op::RenameRegisteredModel { name, new_name, time } => {
             for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
-                tx.exec(&format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"), &[new_name.into(), ws.into(), name.into()])?;
+                tx.exec_later(&format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"), &[new_name.into(), ws.into(), name.into()])?;
             }
             touch_registered_model(tx, ws, new_name, *time)?;
         }
         Op::UpdateRegisteredModel { name, description, time } => {
-            tx.exec("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", &[description.clone().into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", &[description.clone().into(), ws.into(), name.into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::DeleteRegisteredModel { name, time } => {
             // Its live versions go with it, marked with the same time, so that restoring the
             // model brings back exactly those.
-            tx.exec("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[(*time).into(), ws.into(), name.into()])?;
-            tx.exec("UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
         }
         Op::RestoreRegisteredModel { name, time } => {
             let deleted = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.and_then(|r| r.opt_int(0));
             if let Some(d) = deleted {
-                tx.exec("UPDATE model_versions SET deleted_time = NULL WHERE workspace = ? AND name = ? AND deleted_time = ?", &[ws.into(), name.into(), d.into()])?;
+                tx.exec_later("UPDATE model_versions SET deleted_time = NULL WHERE workspace = ? AND name = ? AND deleted_time = ?", &[ws.into(), name.into(), d.into()])?;
             }
-            tx.exec("UPDATE registered_models SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE registered_models SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
         }
         Op::PurgeRegisteredModel { name } => {
             for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
-                tx.exec(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])?;
+                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])?;
             }
         }
         Op::SetRegisteredModelTag { name, key, value } => {
             upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
         }
         Op::DeleteRegisteredModelTag { name, key } => {
-            tx.exec("DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?", &[ws.into(), name.into(), key.into()])?;
+            tx.exec_later("DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?", &[ws.into(), name.into(), key.into()])?;
         }
         Op::SetRegisteredModelAlias { name, alias, version } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO registered_model_aliases (workspace, name, alias, version) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name, alias) DO UPDATE SET version = excluded.version",
                 &[ws.into(), name.into(), alias.into(), (*version).into()],
             )?;
         }
         Op::DeleteRegisteredModelAlias { name, alias } => {
-            tx.exec("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", &[ws.into(), name.into(), alias.into()])?;
+            tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", &[ws.into(), name.into(), alias.into()])?;
         }
         Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, storage_location, time } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO model_versions (workspace, name, version, description, user_id, current_stage, source, run_id, run_link, status, storage_location, model_id, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, 'None', ?, ?, ?, 'READY', ?, ?, ?, ?)",
                 &[
@@ -494,58 +495,58 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::UpdateModelVersion { name, version, description, time } => {
-            tx.exec(
+            tx.exec_later(
                 "UPDATE model_versions SET description = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
                 &[description.clone().into(), (*time).into(), ws.into(), name.into(), (*version).into()],
             )?;
         }
         Op::TransitionModelVersionStage { name, version, stage, archive_existing, time } => {
             if *archive_existing && matches!(stage.as_str(), "Staging" | "Production") {
-                tx.exec(
+                tx.exec_later(
                     "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ? WHERE workspace = ? AND name = ? AND version <> ? AND current_stage = ?",
                     &[(*time).into(), ws.into(), name.into(), (*version).into(), stage.into()],
                 )?;
             }
-            tx.exec(
+            tx.exec_later(
                 "UPDATE model_versions SET current_stage = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
                 &[stage.into(), (*time).into(), ws.into(), name.into(), (*version).into()],
             )?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::DeleteModelVersion { name, version, time } => {
-            tx.exec("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
             // As in MLflow, aliases of a deleted version are removed (restoring the version
             // does not bring them back: they may point elsewhere by then).
-            tx.exec("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::RestoreModelVersion { name, version, time } => {
-            tx.exec("UPDATE model_versions SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("UPDATE model_versions SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::PurgeModelVersion { name, version } => {
-            tx.exec("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
-            tx.exec("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
         }
         Op::SetModelVersionTag { name, version, key, value } => {
             upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
         }
         Op::DeleteModelVersionTag { name, version, key } => {
-            tx.exec(
+            tx.exec_later(
                 "DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ? AND key = ?",
                 &[ws.into(), name.into(), (*version).into(), key.into()],
             )?;
         }
 
         Op::PutArtifact { path, size, sha256 } => {
-            tx.exec(
+            tx.exec_later(
                 "INSERT INTO artifacts (workspace, path, size, sha256) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256",
                 &[ws.into(), path.into(), (*size as i64).into(), sha256.into()],
             )?;
         }
         Op::DeleteArtifacts { path } => {
             let prefix = format!("{}/", path.trim_end_matches('/'));
-            tx.exec(
+            tx.exec_later(
                 "DELETE FROM artifacts WHERE workspace = ? AND (path = ? OR substr(path, 1, ?) = ?)",
                 &[ws.into(), path.into(), (prefix.chars().count() as i64).into(), prefix.into()],
             )?;

@@ -155,6 +155,20 @@ pub trait Tx {
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<usize>;
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
 
+    /// Runs a statement whose row count the caller does not need. A backend may hold it and
+    /// send it with the next statement of the transaction (PostgreSQL: one round trip for
+    /// both); its error, if any, is then returned by that next call, by `flush`, or by the
+    /// commit. So a caller that matches on a statement's error (a uniqueness conflict it
+    /// handles) must `flush` or `exec` before that statement, or it may see another's error.
+    fn exec_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        self.exec(sql, params).map(|_| ())
+    }
+
+    /// Sends whatever `exec_later` held, returning the first error among them.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
@@ -320,12 +334,14 @@ impl Store {
                     continue;
                 }
                 if grouped {
-                    tx.exec("SAVEPOINT tandem_write", &[])?;
+                    tx.exec_later("SAVEPOINT tandem_write", &[])?;
                 }
                 let before = head.clone();
                 let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<Op>> {
                     let ops = (job.decide)(tx)?;
                     self.append(tx, workspace, job.principal, &standing, &mut head, &ops)?;
+                    // Errors of this write's held statements are this write's, not the next one's.
+                    tx.flush()?;
                     Ok(ops)
                 }))
                 .unwrap_or_else(|_| Err(Error::Backend("a write panicked; nothing of it was kept".into())));
@@ -347,6 +363,9 @@ impl Store {
                         *outcome = Some(Ok(()));
                     }
                     Err(e) if grouped => {
+                        // Statements still held belong to this write and are taken back with
+                        // it; their own errors, if any, add nothing to `e`.
+                        let _ = tx.flush();
                         tx.exec("ROLLBACK TO SAVEPOINT tandem_write", &[])?;
                         head = before;
                         *outcome = Some(Err(e));
@@ -611,7 +630,7 @@ impl Store {
 }
 
 fn insert_event(tx: &mut dyn Tx, e: &Event) -> Result<()> {
-    tx.exec(
+    tx.exec_later(
         "INSERT INTO change_log (workspace, seq, epoch, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
     )?;
@@ -622,9 +641,9 @@ fn insert_event(tx: &mut dyn Tx, e: &Event) -> Result<()> {
 fn set_head(tx: &mut dyn Tx, ws: &str, head: &LogHead, exists: bool) -> Result<()> {
     let params = [(head.seq as i64).into(), (head.hlc.0 as i64).into(), head.checksum.as_str().into(), (head.epoch as i64).into(), ws.into()];
     if exists {
-        tx.exec("UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?", &params)?;
+        tx.exec_later("UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?", &params)?;
     } else {
-        tx.exec("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", &params)?;
+        tx.exec_later("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", &params)?;
     }
     Ok(())
 }

@@ -155,6 +155,7 @@ pub fn experiments(tx: &mut dyn Tx, ws: &str, view: ViewType) -> Result<Vec<Json
 // Runs
 
 /// What writes need to know about a run before changing it.
+#[derive(Clone)]
 pub struct RunState {
     pub experiment_id: String,
     pub lifecycle_stage: String,
@@ -784,8 +785,18 @@ pub fn model_versions(tx: &mut dyn Tx, ws: &str, name: Option<&str>) -> Result<V
     rows.iter().map(|r| model_version_json(tx, ws, r)).collect()
 }
 
-pub fn max_version(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<i64> {
-    Ok(tx.query_one("SELECT MAX(version) FROM model_versions WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.and_then(|r| r.opt_int(0)).unwrap_or(0))
+/// The highest version ever given to a live registered model (0 before its first), or None
+/// if there is no live model of that name.
+pub fn max_version_of_live_model(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<i64>> {
+    Ok(tx
+        .query_one(
+            // Not MAX(version): with statistics that lag a fast-growing table, PostgreSQL
+            // plans MAX as a scan of every version of the model (0.4 ms at 4,000 versions,
+            // inside the workspace's lock); ORDER BY .. LIMIT 1 is always one index probe.
+            "SELECT (SELECT version FROM model_versions WHERE workspace = ? AND name = ? ORDER BY version DESC LIMIT 1) FROM registered_models WHERE workspace = ? AND name = ? AND deleted_time IS NULL",
+            &[ws.into(), name.into(), ws.into(), name.into()],
+        )?
+        .map(|r| r.opt_int(0).unwrap_or(0)))
 }
 
 pub fn alias_version(tx: &mut dyn Tx, ws: &str, name: &str, alias: &str) -> Result<Option<i64>> {
