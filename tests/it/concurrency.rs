@@ -140,10 +140,21 @@ fn grouped(meta: Meta) {
     std::thread::sleep(std::time::Duration::from_millis(100));
     // Three metrics and, among them, a write refused after changing the state: the group
     // must keep the three and take back only the refused one's change.
-    let queued: Vec<_> = (0..4)
+    let queued: Vec<_> = (0..5)
         .map(|k| {
             let (c, run_id) = (ctx.clone(), run_id.clone());
             std::thread::spawn(move || match k {
+                // Refused by the database, not by its decision: its second statement is held
+                // (pipelined on PostgreSQL) and fails only when sent. The error must be this
+                // write's, not the next one's in the group, and take back its first statement.
+                4 => {
+                    let refused = c.store.write_live("default", "p", |tx| {
+                        tx.exec_later("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-held', 'x')", &[run_id.as_str().into()])?;
+                        tx.exec_later("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-held', 'y')", &[run_id.as_str().into()])?;
+                        Ok(tandem::store::Decision::no_change(()))
+                    });
+                    assert!(matches!(refused, Err(tandem::store::Error::Conflict(_))), "{refused:?}");
+                }
                 2 => {
                     let refused = c.store.write_live("default", "p", |tx| {
                         tx.exec("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-queued', 'x')", &[run_id.as_str().into()])?;
@@ -158,6 +169,8 @@ fn grouped(meta: Meta) {
     slow.join().unwrap();
     queued.into_iter().for_each(|h| h.join().unwrap());
     assert!(store.writes_grouped() >= 2, "{meta:?}: writes queued behind a busy workspace did not share a transaction");
+    let kept = tracking::get_run(&ctx, &req(json!({"run_id": run_id}))).unwrap();
+    assert_eq!(kept["run"]["data"]["metrics"].as_array().unwrap().len(), 3, "{meta:?}: the queued writes that succeeded");
 
     let before = store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
     let barrier = Arc::new(std::sync::Barrier::new(THREADS));
@@ -179,7 +192,14 @@ fn grouped(meta: Meta) {
                             format!("refused {t} {i}"),
                             c.store
                                 .write_live("default", "p", |tx| {
-                                    tx.exec("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, ?, 'x')", &[run_id.as_str().into(), format!("junk{t}-{i}").into()])?;
+                                    let sql = "INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, ?, 'x')";
+                                    let params = [run_id.as_str().into(), format!("junk{t}-{i}").into()];
+                                    // Sent at once, or held to go with the next statement.
+                                    if i % 2 == 0 {
+                                        tx.exec(sql, &params)?;
+                                    } else {
+                                        tx.exec_later(sql, &params)?;
+                                    }
                                     Err::<tandem::store::Decision<()>, _>(tandem_core::MlflowError::invalid("refused after writing").into())
                                 })
                                 .map_err(Into::into),
@@ -237,4 +257,52 @@ fn grouped(meta: Meta) {
     // The race's metric keys, and the three logged while the workspace was held.
     let raced = won.iter().filter(|w| w.starts_with("metric")).map(|w| w.split(' ').nth(1).unwrap()).collect::<std::collections::BTreeSet<_>>().len();
     assert_eq!(metrics, raced + 3, "{meta:?}: metrics");
+}
+
+/// Statements held to travel with the next one (`Tx::exec_later`, pipelined on PostgreSQL)
+/// are seen by the statements after them, and a held statement's error is never lost: it is
+/// returned by the next call or by the commit, and nothing of the transaction is kept.
+#[test]
+fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
+    for meta in metadata_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = match meta {
+            Meta::Sqlite => dir.path().join("m.sqlite").display().to_string(),
+            Meta::Postgres => fresh_postgres(),
+        };
+        let store = open(meta, &target);
+        let insert = "INSERT INTO restores (workspace, source, to_seq, started_at) VALUES (?, 'archive', 1, 1)";
+        let count = |store: &Store| store.read(|tx| Ok(tx.query("SELECT workspace FROM restores ORDER BY workspace", &[])?.iter().map(|r| r.text(0)).collect::<Vec<_>>())).unwrap();
+
+        // Read back within the transaction, kept after it.
+        let seen = store
+            .bookkeeping(|tx| {
+                tx.exec_later(insert, &["a".into()])?;
+                tx.exec_later(insert, &["b".into()])?;
+                Ok(tx.query("SELECT COUNT(*) FROM restores", &[])?[0].int(0))
+            })
+            .unwrap();
+        assert_eq!(seen, 2, "{meta:?}");
+        assert_eq!(count(&store), ["a", "b"], "{meta:?}");
+
+        // A held statement that fails, reported by the next statement.
+        let next = store.bookkeeping(|tx| {
+            tx.exec_later(insert, &["c".into()])?;
+            tx.exec_later(insert, &["a".into()])?;
+            tx.query("SELECT 1", &[])
+        });
+        assert!(matches!(next, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {next:?}");
+
+        // The last statement held, failing: reported by the commit.
+        let commit = store.bookkeeping(|tx| {
+            tx.exec_later(insert, &["d".into()])?;
+            tx.exec_later(insert, &["b".into()])
+        });
+        assert!(matches!(commit, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {commit:?}");
+        assert_eq!(count(&store), ["a", "b"], "{meta:?}: nothing of a failed transaction is kept");
+
+        // The connection is still good for the next transaction.
+        store.bookkeeping(|tx| tx.exec_later(insert, &["e".into()])).unwrap();
+        assert_eq!(count(&store), ["a", "b", "e"], "{meta:?}");
+    }
 }
