@@ -306,7 +306,7 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
         validate::registry_tag(&t.key, &t.value)?;
     }
     let now = ctx.now();
-    let version = ctx.write(|tx| {
+    let created = ctx.write(|tx| {
         // The model's existence and its highest version in one statement: every statement
         // here is a round trip inside the workspace's lock on PostgreSQL.
         let Some(max_version) = queries::max_version_of_live_model(tx, &ctx.workspace, &name)? else {
@@ -339,9 +339,35 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
             storage_location,
             time: now,
         };
-        Ok(Decision::change(version, op))
+        // The reply is the version as this write creates it (what a read after the commit
+        // would find; a test holds the two equal), built here rather than read back in a
+        // second transaction.
+        let Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, storage_location: _, time } = &op else { unreachable!() };
+        let mut sorted: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        for t in tags {
+            sorted.insert(&t.key, &t.value);
+        }
+        let tags: Vec<(String, String)> = sorted.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let reply = queries::ModelVersionView {
+            name,
+            version: *version,
+            description: description.as_deref(),
+            user_id,
+            current_stage: "None",
+            source,
+            run_id: run_id.as_deref(),
+            run_link: run_link.as_deref(),
+            status: "READY",
+            model_id: model_id.as_deref(),
+            creation_time: *time,
+            last_updated_time: *time,
+            tags: &tags,
+            aliases: &[],
+        }
+        .to_json();
+        Ok(Decision::change(reply, op))
     })?;
-    get_version_json(ctx, &name, version)
+    Ok(json!({ "model_version": created }))
 }
 
 pub fn get_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {

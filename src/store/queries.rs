@@ -744,30 +744,74 @@ const VERSION_COLS: &str = "name, version, description, user_id, current_stage, 
 
 fn model_version_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
     let (name, version) = (r.text(0), r.int(1));
-    let tags = tx.query("SELECT key, value FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ? ORDER BY key", &[ws.into(), name.as_str().into(), version.into()])?;
+    let tags: Vec<(String, String)> = tx
+        .query("SELECT key, value FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ? ORDER BY key", &[ws.into(), name.as_str().into(), version.into()])?
+        .iter()
+        .map(|t| (t.text(0), t.text(1)))
+        .collect();
     let aliases: Vec<String> = tx
         .query("SELECT alias FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ? ORDER BY alias", &[ws.into(), name.as_str().into(), version.into()])?
         .iter()
         .map(|a| a.text(0))
         .collect();
-    let mut v = json!({
-        "name": name,
-        "version": version.to_string(),
-        "creation_timestamp": r.int(11),
-        "last_updated_timestamp": r.int(12),
-        "user_id": r.text(3),
-        "current_stage": r.text(4),
-        "source": r.text(5),
-        "status": r.text(8),
-        "tags": kv_list(&tags, 0, 1),
-        "aliases": aliases,
-    });
-    for (i, field) in [(2, "description"), (6, "run_id"), (7, "run_link"), (10, "model_id")] {
-        if let Some(s) = r.opt_text(i) {
-            v[field] = s.into();
-        }
+    Ok(ModelVersionView {
+        name: &name,
+        version,
+        description: r.opt_text(2).as_deref(),
+        user_id: &r.text(3),
+        current_stage: &r.text(4),
+        source: &r.text(5),
+        run_id: r.opt_text(6).as_deref(),
+        run_link: r.opt_text(7).as_deref(),
+        status: &r.text(8),
+        model_id: r.opt_text(10).as_deref(),
+        creation_time: r.int(11),
+        last_updated_time: r.int(12),
+        tags: &tags,
+        aliases: &aliases,
     }
-    Ok(v)
+    .to_json())
+}
+
+/// A model version as the API shows it. Tags sorted by key, aliases sorted.
+pub struct ModelVersionView<'a> {
+    pub name: &'a str,
+    pub version: i64,
+    pub description: Option<&'a str>,
+    pub user_id: &'a str,
+    pub current_stage: &'a str,
+    pub source: &'a str,
+    pub run_id: Option<&'a str>,
+    pub run_link: Option<&'a str>,
+    pub status: &'a str,
+    pub model_id: Option<&'a str>,
+    pub creation_time: i64,
+    pub last_updated_time: i64,
+    pub tags: &'a [(String, String)],
+    pub aliases: &'a [String],
+}
+
+impl ModelVersionView<'_> {
+    pub fn to_json(&self) -> Json {
+        let mut v = json!({
+            "name": self.name,
+            "version": self.version.to_string(),
+            "creation_timestamp": self.creation_time,
+            "last_updated_timestamp": self.last_updated_time,
+            "user_id": self.user_id,
+            "current_stage": self.current_stage,
+            "source": self.source,
+            "status": self.status,
+            "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
+            "aliases": self.aliases,
+        });
+        for (field, value) in [("description", self.description), ("run_id", self.run_id), ("run_link", self.run_link), ("model_id", self.model_id)] {
+            if let Some(s) = value {
+                v[field] = s.into();
+            }
+        }
+        v
+    }
 }
 
 pub fn model_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> Result<Option<Json>> {

@@ -155,3 +155,31 @@ fn metric_points_survive_the_upgrade_to_schema_5() {
         assert_eq!(dump(backend.as_ref()), before, "{meta:?}: points changed in the upgrade");
     }
 }
+
+/// A new model version's reply is built from the write itself, not read back: it must be
+/// exactly what a read after the write returns, for every shape of request.
+#[test]
+fn a_created_model_version_is_answered_as_a_read_finds_it() {
+    crate::support::init();
+    for meta in metadata_stores() {
+        let w = World::new(meta);
+        let ctx = &w.ctx;
+        tandem::api::registry::create_registered_model(ctx, &req(json!({"name": "m"}))).unwrap();
+        let run = tracking::create_run(ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let logged = tandem::api::logged_models::create(ctx, &req(json!({"experiment_id": "0", "name": "lm", "source_run_id": run}))).unwrap()["model"]["info"]["model_id"].as_str().unwrap().to_owned();
+        let requests = [
+            json!({"name": "m", "source": "s3://b/model"}),
+            json!({"name": "m", "source": format!("runs:/{run}/model"), "run_id": run, "description": "", "run_link": "http://x"}),
+            json!({"name": "m", "source": format!("runs:/{run}"), "run_id": run, "description": "d",
+                   "tags": [{"key": "b", "value": "1"}, {"key": "a", "value": "2"}, {"key": "b", "value": "3"}, {"key": "c", "value": ""}]}),
+            json!({"name": "m", "source": format!("models:/{logged}")}),
+            json!({"name": "m", "source": "models:/m/1", "model_id": logged, "description": "copy"}),
+        ];
+        for body in requests {
+            let created = tandem::api::registry::create_model_version(ctx, &req(body.clone())).unwrap();
+            let version = created["model_version"]["version"].as_str().unwrap().to_owned();
+            let read = tandem::api::registry::get_model_version(ctx, &req(json!({"name": "m", "version": version}))).unwrap();
+            assert_eq!(created, read, "{meta:?}: {body}");
+        }
+    }
+}
