@@ -45,7 +45,7 @@ fn later(a: (i64, i64, f64, bool), b: (i64, i64, f64, bool)) -> bool {
 }
 
 /// Many points of one run at once: multi-row inserts, and one statement for the latest value
-/// of every key the batch touches (a round trip each on PostgreSQL). The same state as
+/// of every key the batch touches (held and pipelined on PostgreSQL). The same state as
 /// logging them one by one: a point not inserted (already there) was already counted when it
 /// was first logged, so the batch's latest per key decides exactly as the single path does.
 fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint]) -> Result<()> {

@@ -5,10 +5,11 @@
 //! commit), so a write that arrives while another holds the lock can only wait. Waiting in a
 //! queue instead lets one thread run a whole queue in one transaction: one lock, one look at
 //! the workspace's standing, one head update, one commit (and one fsync) for all of them. On
-//! PostgreSQL that is four fewer round trips per write inside the lock (five saved, its
-//! savepoint added); on SQLite, one fsync
-//! for many writes. Each write keeps its own outcome: it runs under its own savepoint, and is
-//! acknowledged only after the shared commit. See docs/design/storage.md.
+//! PostgreSQL those are two round trips per group instead of per write (begin, lock and
+//! standing travel together, as do head and commit; a write's savepoint travels with its first
+//! statement); on SQLite, one fsync for many writes. Each write keeps its own outcome: it runs
+//! under its own savepoint, and is acknowledged only after the shared commit. See
+//! docs/design/storage.md.
 //!
 //! Architecture invariant: the queue is per process. Servers sharing a PostgreSQL database
 //! still serialize through the workspace's advisory lock, taken by every transaction.
