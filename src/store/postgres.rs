@@ -303,27 +303,21 @@ impl Postgres {
 
     fn take(&self) -> Result<Conn> {
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        // (Connections are taken and given back on blocking threads, where dropping one, and
+        // its runtime, is allowed.)
         match pooled {
             Some(c) if c.usable() => Ok(c),
-            Some(c) => {
-                close(vec![c]);
-                self.open()
-            }
-            None => self.open(),
+            _ => self.open(),
         }
     }
 
     fn give_back(&self, conn: Conn) {
         if !conn.usable() {
-            close(vec![conn]);
             return;
         }
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < self.max_idle {
             pool.push(conn);
-        } else {
-            drop(pool);
-            close(vec![conn]);
         }
     }
 
