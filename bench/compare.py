@@ -4,7 +4,8 @@
     bench/compare.py [--quick] [--repeats 3] [--no-loadgen] [--no-client] [--postgres URL] [--mlflow-100k]
 
 One command: installs the stock server (`mlflow==3.17.2`, the client's version, into
-bench/.venv-mlflow) if it is not there, builds nothing (run `cargo build --release` first),
+bench/.venv-mlflow) and the stock client (.venv, as scripts/test.sh does) if they are not
+there, builds nothing (run `cargo build --release --workspace` first),
 and for each server, started fresh on a free loopback port (MLflow: `mlflow server` with a
 SQLite backend and artifacts served through the server; tandem: `tandem server` with its
 embedded defaults):
@@ -64,6 +65,14 @@ def ensure_mlflow():
         subprocess.run([sys.executable, "-m", "venv", MLFLOW_VENV], check=True)
         subprocess.run([os.path.join(MLFLOW_VENV, "bin", "pip"), "install", "-q", f"mlflow=={MLFLOW_VERSION}", "psycopg2-binary"], check=True)
     return exe
+
+
+def ensure_client():
+    """The stock client's venv (.venv, the one scripts/test.sh makes), from a clean clone too."""
+    if not os.path.exists(CLIENT_PY):
+        log(f"creating {os.path.dirname(os.path.dirname(CLIENT_PY))} with the pinned mlflow client")
+        subprocess.run([sys.executable, "-m", "venv", os.path.join(ROOT, ".venv")], check=True)
+        subprocess.run([CLIENT_PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", os.path.join(ROOT, "tests", "python", "requirements.txt")], check=True)
 
 
 def tree_rss_kb(pid):
@@ -239,6 +248,8 @@ def main():
     ap.add_argument("--only", choices=["tandem", "mlflow"], help="measure one server (for working on it; the comparison needs both)")
     args = ap.parse_args()
     ensure_mlflow()
+    if not args.no_client:
+        ensure_client()
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": os.cpu_count(), "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1), "servers": {}}
     search_runs = 2000 if args.quick else 10000
 
