@@ -69,6 +69,10 @@ enum Command {
         upstream: String,
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Answer a kept reply only after this many microseconds (a server's latency without
+        /// its work: to tell what waiting costs the client from what the server does).
+        #[arg(long, default_value_t = 0)]
+        delay_us: u64,
     },
 }
 
@@ -155,7 +159,7 @@ async fn main() -> Result<()> {
         Command::Populate { url, experiment, runs, concurrency } => populate(&url, &experiment, runs, concurrency).await,
         Command::Load { url, workload, concurrency, seconds, experiment_id, batch } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
         Command::ServeBytes { listen, keep } => serve_bytes(&listen, keep).await,
-        Command::Replay { upstream, listen } => replay(&upstream, &listen).await,
+        Command::Replay { upstream, listen, delay_us } => replay(&upstream, &listen, delay_us).await,
     }
 }
 
@@ -333,7 +337,7 @@ async fn serve_bytes(listen: &str, keep: Option<std::path::PathBuf>) -> Result<(
     Ok(())
 }
 
-async fn replay(upstream: &str, listen: &str) -> Result<()> {
+async fn replay(upstream: &str, listen: &str, delay_us: u64) -> Result<()> {
     use axum::body::Body;
     use axum::extract::Request;
     use axum::response::Response;
@@ -352,6 +356,10 @@ async fn replay(upstream: &str, listen: &str) -> Result<()> {
                 Some(k) => {
                     let mut body = req.into_body().into_data_stream();
                     while let Some(Ok(_)) = body.next().await {}
+                    if delay_us > 0 {
+                        // A thread's sleep, not tokio's timer (whose resolution is 1 ms).
+                        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_micros(delay_us))).await;
+                    }
                     k
                 }
                 None => {
