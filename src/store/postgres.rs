@@ -165,6 +165,10 @@ fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
     Ok(Row(vals))
 }
 
+/// At most this many statements are held before they are sent without waiting for a
+/// statement that needs an answer: one round trip per this many, and bounded memory.
+const MAX_HELD: usize = 128;
+
 /// A statement sent, or waiting to be sent, in a pipeline.
 enum Step<'p> {
     /// A statement in the simple protocol, without parameters (BEGIN, COMMIT, SAVEPOINT).
@@ -257,6 +261,11 @@ impl Tx for PgTx<'_> {
     fn exec_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
         let stmt = self.statement(sql)?;
         self.pending.push(Step::Exec(stmt, Cow::Owned(params.to_vec())));
+        // A long transaction (a replayed chunk of the log, an installed snapshot) would
+        // otherwise hold all of its statements, and a copy of their parameters, to the commit.
+        if self.pending.len() >= MAX_HELD {
+            self.flush()?;
+        }
         Ok(())
     }
 

@@ -304,5 +304,28 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
         // The connection is still good for the next transaction.
         store.bookkeeping(|tx| tx.exec_later(insert, &["e".into()])).unwrap();
         assert_eq!(count(&store), ["a", "b", "e"], "{meta:?}");
+
+        // More statements than a backend holds at once (PostgreSQL sends them every 128):
+        // all are run, and a failure among them is still reported and still takes back all.
+        let bulk = store
+            .bookkeeping(|tx| {
+                for i in 0..300 {
+                    tx.exec_later(insert, &[format!("bulk{i:03}").into()])?;
+                }
+                Ok(tx.query("SELECT COUNT(*) FROM restores WHERE workspace LIKE 'bulk%'", &[])?[0].int(0))
+            })
+            .unwrap();
+        assert_eq!(bulk, 300, "{meta:?}");
+        let failed = store.bookkeeping(|tx| {
+            for i in 0..300 {
+                // The 200th repeats one already stored: it fails inside a batch sent early.
+                let name = if i == 200 { "bulk000".to_owned() } else { format!("more{i:03}") };
+                tx.exec_later(insert, &[name.into()])?;
+            }
+            Ok(())
+        });
+        assert!(matches!(failed, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {failed:?}");
+        let more = store.read(|tx| Ok(tx.query("SELECT COUNT(*) FROM restores WHERE workspace LIKE 'more%'", &[])?[0].int(0))).unwrap();
+        assert_eq!(more, 0, "{meta:?}: nothing of a failed transaction is kept");
     }
 }
