@@ -326,6 +326,28 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
         let model_id = model_id.clone().or_else(|| logged.as_ref().map(|m| m.model_id.clone()));
         let version = max_version + 1;
         let storage_location = storage_location(tx, &ctx.workspace, &source, model_id.as_deref(), given_run.as_ref().map(|(id, r)| (*id, r)))?;
+        // The reply is the version as this write creates it (what a read after the commit
+        // would find; a test holds the two equal), built here rather than read back in a
+        // second transaction. Tags as stored: the last value of a repeated key, by key.
+        let sorted: std::collections::BTreeMap<&str, &str> = tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+        let view_tags: Vec<(String, String)> = sorted.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let reply = queries::ModelVersionView {
+            name: &name,
+            version,
+            description: description.as_deref(),
+            user_id: &ctx.principal,
+            current_stage: "None",
+            source: &source,
+            run_id: run_id.as_deref(),
+            run_link: run_link.as_deref(),
+            status: "READY",
+            model_id: model_id.as_deref(),
+            creation_time: now,
+            last_updated_time: now,
+            tags: &view_tags,
+            aliases: &[],
+        }
+        .to_json();
         let op = Op::CreateModelVersion {
             name: name.clone(),
             version,
@@ -339,32 +361,6 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
             storage_location,
             time: now,
         };
-        // The reply is the version as this write creates it (what a read after the commit
-        // would find; a test holds the two equal), built here rather than read back in a
-        // second transaction.
-        let Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, storage_location: _, time } = &op else { unreachable!() };
-        let mut sorted: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
-        for t in tags {
-            sorted.insert(&t.key, &t.value);
-        }
-        let tags: Vec<(String, String)> = sorted.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        let reply = queries::ModelVersionView {
-            name,
-            version: *version,
-            description: description.as_deref(),
-            user_id,
-            current_stage: "None",
-            source,
-            run_id: run_id.as_deref(),
-            run_link: run_link.as_deref(),
-            status: "READY",
-            model_id: model_id.as_deref(),
-            creation_time: *time,
-            last_updated_time: *time,
-            tags: &tags,
-            aliases: &[],
-        }
-        .to_json();
         Ok(Decision::change(reply, op))
     })?;
     Ok(json!({ "model_version": created }))
