@@ -171,8 +171,8 @@ const MAX_HELD: usize = 128;
 
 /// A statement sent, or waiting to be sent, in a pipeline.
 enum Step<'p> {
-    /// A statement in the simple protocol, without parameters (BEGIN, COMMIT, SAVEPOINT).
-    Simple(Cow<'p, str>),
+    /// A statement in the simple protocol, without parameters (BEGIN, COMMIT, ROLLBACK).
+    Simple(&'static str),
     Exec(Statement, Cow<'p, [Value]>),
     Query(Statement, Cow<'p, [Value]>),
 }
@@ -333,15 +333,15 @@ impl Postgres {
     fn run(&self, begin: &'static str, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.take()?;
         let result = {
-            let mut t = PgTx { conn: &mut conn, pending: vec![Step::Simple(Cow::Borrowed(begin))], begun: false };
+            let mut t = PgTx { conn: &mut conn, pending: vec![Step::Simple(begin)], begun: false };
             match f(&mut t) {
                 // The commit travels with whatever is still pending; an error of any of
                 // them is the transaction's (PostgreSQL then rolls it back).
-                Ok(()) => t.send(Some(Step::Simple(Cow::Borrowed("COMMIT")))).map(|_| ()),
+                Ok(()) => t.send(Some(Step::Simple("COMMIT"))).map(|_| ()),
                 Err(e) => {
                     // Statements not sent yet are dropped, not run.
                     t.pending.clear();
-                    if t.begun && t.send(Some(Step::Simple(Cow::Borrowed("ROLLBACK")))).is_err() {
+                    if t.begun && t.send(Some(Step::Simple("ROLLBACK"))).is_err() {
                         // In an unknown state: not to be reused.
                         t.conn.closed = true;
                     }
