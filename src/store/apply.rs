@@ -21,7 +21,7 @@ fn upsert_kv(tx: &mut dyn Tx, table: &str, owner_cols: &[&str], owner: &[Value],
     params.extend_from_slice(owner);
     params.push(kv.key.as_str().into());
     params.push(kv.value.as_str().into());
-    tx.exec_later(&sql, &params)?;
+    tx.exec_later(&sql, params)?;
     Ok(())
 }
 
@@ -94,7 +94,7 @@ fn insert_metric_rows(tx: &mut dyn Tx, table: &str, ws: &str, run_id: &str, rows
         for &(key, value, is_nan, timestamp, step) in chunk {
             params.extend([ws.into(), run_id.into(), key.into(), value.into(), is_nan.into(), timestamp.into(), step.into()]);
         }
-        tx.exec_later(&format!("INSERT INTO {table} (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{tail}"), &params)?;
+        tx.exec_later(&format!("INSERT INTO {table} (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{tail}"), params)?;
     }
     Ok(())
 }
@@ -136,7 +136,7 @@ fn log_model_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) ->
         tx.exec_later(
             "INSERT INTO logged_model_metrics (workspace, model_id, run_id, key, value, is_nan, timestamp, step, dataset_name, dataset_digest) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, model_id, run_id, key, step, timestamp, dataset_name, dataset_digest) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan",
-            &[
+            vec![
                 ws.into(),
                 model_id.as_str().into(),
                 run_id.into(),
@@ -154,7 +154,7 @@ fn log_model_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) ->
 }
 
 fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> Result<()> {
-    tx.exec_later("UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?", &[time.into(), ws.into(), name.into()])?;
+    tx.exec_later("UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?", vec![time.into(), ws.into(), name.into()])?;
     Ok(())
 }
 
@@ -162,14 +162,14 @@ fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> R
 /// artifact retention work deletes what no restorable point needs.)
 fn purge_run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<()> {
     for table in ["runs", "params", "tags", "metrics", "latest_metrics", "run_inputs", "run_model_inputs", "run_model_outputs"] {
-        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"), &[ws.into(), run_id.into()])?;
+        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"), vec![ws.into(), run_id.into()])?;
     }
     Ok(())
 }
 
 fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
     for table in ["logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics"] {
-        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"), &[ws.into(), model_id.into()])?;
+        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"), vec![ws.into(), model_id.into()])?;
     }
     Ok(())
 }
@@ -178,7 +178,7 @@ fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
 pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
     for (table, _) in schema::STATE_TABLES {
         let col = if *table == "workspaces" { "name" } else { "workspace" };
-        tx.exec_later(&format!("DELETE FROM {table} WHERE {col} = ?"), &[ws.into()])?;
+        tx.exec_later(&format!("DELETE FROM {table} WHERE {col} = ?"), vec![ws.into()])?;
     }
     Ok(())
 }
@@ -188,24 +188,24 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::CreateWorkspace { description, default_artifact_root, time } => {
             tx.exec_later(
                 "INSERT INTO workspaces (name, description, default_artifact_root, creation_time, last_update_time) VALUES (?, ?, ?, ?, ?)",
-                &[ws.into(), description.as_str().into(), default_artifact_root.clone().into(), (*time).into(), (*time).into()],
+                vec![ws.into(), description.as_str().into(), default_artifact_root.clone().into(), (*time).into(), (*time).into()],
             )?;
         }
         Op::UpdateWorkspace { description, default_artifact_root, time } => {
             if let Some(d) = description {
-                tx.exec_later("UPDATE workspaces SET description = ? WHERE name = ?", &[d.as_str().into(), ws.into()])?;
+                tx.exec_later("UPDATE workspaces SET description = ? WHERE name = ?", vec![d.as_str().into(), ws.into()])?;
             }
             if let Some(root) = default_artifact_root {
                 let root: Value = if root.is_empty() { Value::Null } else { root.as_str().into() };
-                tx.exec_later("UPDATE workspaces SET default_artifact_root = ? WHERE name = ?", &[root, ws.into()])?;
+                tx.exec_later("UPDATE workspaces SET default_artifact_root = ? WHERE name = ?", vec![root, ws.into()])?;
             }
-            tx.exec_later("UPDATE workspaces SET last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
+            tx.exec_later("UPDATE workspaces SET last_update_time = ? WHERE name = ?", vec![(*time).into(), ws.into()])?;
         }
         Op::DeleteWorkspace { time } => {
-            tx.exec_later("UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?", &[(*time).into(), (*time).into(), ws.into()])?;
+            tx.exec_later("UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?", vec![(*time).into(), (*time).into(), ws.into()])?;
         }
         Op::RestoreWorkspace { time } => {
-            tx.exec_later("UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?", &[(*time).into(), ws.into()])?;
+            tx.exec_later("UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?", vec![(*time).into(), ws.into()])?;
         }
         Op::PurgeWorkspace {} => {
             // The state goes; the change log stays, so the workspace can be audited and, later,
@@ -230,7 +230,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::SetRetention { days, purge_protection, time } => {
             tx.exec_later(
                 "UPDATE workspaces SET retention_days = ?, purge_protection = ?, last_update_time = ? WHERE name = ?",
-                &[(*days as i64).into(), (*purge_protection).into(), (*time).into(), ws.into()],
+                vec![(*days as i64).into(), (*purge_protection).into(), (*time).into(), ws.into()],
             )?;
         }
         Op::PurgeRun { run_id } => purge_run(tx, ws, run_id)?,
@@ -244,14 +244,14 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 purge_logged_model(tx, ws, model_id)?;
             }
             for table in ["experiments", "experiment_tags", "datasets"] {
-                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), experiment_id.into()])?;
+                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), vec![ws.into(), experiment_id.into()])?;
             }
         }
 
         Op::CreateExperiment { experiment_id, name, artifact_location, tags, time } => {
             tx.exec_later(
                 "INSERT INTO experiments (workspace, experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                &[ws.into(), experiment_id.into(), name.into(), artifact_location.into(), (*time).into(), (*time).into()],
+                vec![ws.into(), experiment_id.into(), name.into(), artifact_location.into(), (*time).into(), (*time).into()],
             )?;
             for t in tags {
                 upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, t)?;
@@ -260,19 +260,19 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::RenameExperiment { experiment_id, new_name, time } => {
             tx.exec_later(
                 "UPDATE experiments SET name = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
-                &[new_name.into(), (*time).into(), ws.into(), experiment_id.into()],
+                vec![new_name.into(), (*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
         Op::DeleteExperiment { experiment_id, time } => {
             tx.exec_later(
                 "UPDATE experiments SET lifecycle_stage = 'deleted', deleted_time = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
-                &[(*time).into(), (*time).into(), ws.into(), experiment_id.into()],
+                vec![(*time).into(), (*time).into(), ws.into(), experiment_id.into()],
             )?;
             // As in MLflow, the experiment's active runs go with it, marked with the same time
             // so that restoring the experiment brings back exactly those runs.
             tx.exec_later(
                 "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE workspace = ? AND experiment_id = ? AND lifecycle_stage = 'active'",
-                &[(*time).into(), ws.into(), experiment_id.into()],
+                vec![(*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
         Op::RestoreExperiment { experiment_id, time } => {
@@ -280,27 +280,27 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             if let Some(deleted_time) = deleted.and_then(|r| r.opt_int(0)) {
                 tx.exec_later(
                     "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE workspace = ? AND experiment_id = ? AND deleted_time = ?",
-                    &[ws.into(), experiment_id.into(), deleted_time.into()],
+                    vec![ws.into(), experiment_id.into(), deleted_time.into()],
                 )?;
             }
             tx.exec_later(
                 "UPDATE experiments SET lifecycle_stage = 'active', deleted_time = NULL, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
-                &[(*time).into(), ws.into(), experiment_id.into()],
+                vec![(*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
         Op::SetExperimentTag { experiment_id, key, value, time } => {
             upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
-            tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
+            tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", vec![(*time).into(), ws.into(), experiment_id.into()])?;
         }
         Op::DeleteExperimentTag { experiment_id, key, time } => {
-            tx.exec_later("DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?", &[ws.into(), experiment_id.into(), key.into()])?;
-            tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", &[(*time).into(), ws.into(), experiment_id.into()])?;
+            tx.exec_later("DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?", vec![ws.into(), experiment_id.into(), key.into()])?;
+            tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", vec![(*time).into(), ws.into(), experiment_id.into()])?;
         }
 
         Op::CreateRun { run_id, experiment_id, user_id, run_name, start_time, artifact_uri, tags } => {
             tx.exec_later(
                 "INSERT INTO runs (run_id, workspace, experiment_id, run_name, user_id, status, start_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?, 'active')",
-                &[run_id.into(), ws.into(), experiment_id.into(), run_name.into(), user_id.into(), (*start_time).into(), artifact_uri.into()],
+                vec![run_id.into(), ws.into(), experiment_id.into(), run_name.into(), user_id.into(), (*start_time).into(), artifact_uri.into()],
             )?;
             for t in tags {
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
@@ -308,46 +308,46 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
         Op::UpdateRun { run_id, status, end_time, run_name } => {
             if let Some(s) = status {
-                tx.exec_later("UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?", &[s.into(), run_id.into(), ws.into()])?;
+                tx.exec_later("UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?", vec![s.into(), run_id.into(), ws.into()])?;
             }
             if let Some(t) = end_time {
-                tx.exec_later("UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?", &[(*t).into(), run_id.into(), ws.into()])?;
+                tx.exec_later("UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?", vec![(*t).into(), run_id.into(), ws.into()])?;
             }
             if let Some(n) = run_name {
-                tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[n.into(), run_id.into(), ws.into()])?;
+                tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", vec![n.into(), run_id.into(), ws.into()])?;
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, &KeyValue { key: "mlflow.runName".into(), value: n.clone() })?;
             }
         }
         Op::DeleteRun { run_id, time } => {
-            tx.exec_later("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ? AND workspace = ?", &[(*time).into(), run_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = ? WHERE run_id = ? AND workspace = ?", vec![(*time).into(), run_id.into(), ws.into()])?;
         }
         Op::RestoreRun { run_id } => {
-            tx.exec_later("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ? AND workspace = ?", vec![run_id.into(), ws.into()])?;
         }
         Op::LogBatch { run_id, metrics, params, tags } => {
             for p in params {
                 tx.exec_later(
                     "INSERT INTO params (workspace, run_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    &[ws.into(), run_id.into(), p.key.as_str().into(), p.value.as_str().into()],
+                    vec![ws.into(), run_id.into(), p.key.as_str().into(), p.value.as_str().into()],
                 )?;
             }
             log_metrics(tx, ws, run_id, metrics)?;
             for t in tags {
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
                 if t.key == "mlflow.runName" {
-                    tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", &[t.value.as_str().into(), run_id.into(), ws.into()])?;
+                    tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", vec![t.value.as_str().into(), run_id.into(), ws.into()])?;
                 }
             }
         }
         Op::DeleteTag { run_id, key } => {
-            tx.exec_later("DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?", &[run_id.into(), key.into(), ws.into()])?;
+            tx.exec_later("DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?", vec![run_id.into(), key.into(), ws.into()])?;
         }
         Op::LogInputs { run_id, datasets, model_ids } => {
             let experiment_id = tx.query_one("SELECT experiment_id FROM runs WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?.map(|r| r.text(0)).unwrap_or_default();
             for d in datasets {
                 tx.exec_later(
                     "INSERT INTO datasets (workspace, dataset_id, experiment_id, name, digest, source_type, source, dataset_schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    &[
+                    vec![
                         ws.into(),
                         d.dataset_id.as_str().into(),
                         experiment_id.as_str().into(),
@@ -362,18 +362,18 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 let tags = serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into());
                 tx.exec_later(
                     "INSERT INTO run_inputs (workspace, run_id, dataset_id, tags) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    &[ws.into(), run_id.into(), d.dataset_id.as_str().into(), tags.into()],
+                    vec![ws.into(), run_id.into(), d.dataset_id.as_str().into(), tags.into()],
                 )?;
             }
             for m in model_ids {
-                tx.exec_later("INSERT INTO run_model_inputs (workspace, run_id, model_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", &[ws.into(), run_id.into(), m.into()])?;
+                tx.exec_later("INSERT INTO run_model_inputs (workspace, run_id, model_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", vec![ws.into(), run_id.into(), m.into()])?;
             }
         }
         Op::LogOutputs { run_id, models } => {
             for m in models {
                 tx.exec_later(
                     "INSERT INTO run_model_outputs (workspace, run_id, model_id, step) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    &[ws.into(), run_id.into(), m.model_id.as_str().into(), m.step.into()],
+                    vec![ws.into(), run_id.into(), m.model_id.as_str().into(), m.step.into()],
                 )?;
             }
         }
@@ -382,7 +382,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             tx.exec_later(
                 "INSERT INTO logged_models (model_id, workspace, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', 'active', ?, ?)",
-                &[model_id.into(), ws.into(), experiment_id.into(), name.into(), artifact_location.into(), model_type.clone().into(), source_run_id.clone().into(), (*time).into(), (*time).into()],
+                vec![model_id.into(), ws.into(), experiment_id.into(), name.into(), artifact_location.into(), model_type.clone().into(), source_run_id.clone().into(), (*time).into(), (*time).into()],
             )?;
             for p in params {
                 upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
@@ -392,36 +392,36 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             }
         }
         Op::FinalizeLoggedModel { model_id, status, time } => {
-            tx.exec_later("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[status.into(), (*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![status.into(), (*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModel { model_id, time } => {
-            tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'deleted', deleted_time = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), (*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'deleted', deleted_time = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), (*time).into(), model_id.into(), ws.into()])?;
         }
         Op::RestoreLoggedModel { model_id, time } => {
-            tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'active', deleted_time = NULL, last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'active', deleted_time = NULL, last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::PurgeLoggedModel { model_id } => purge_logged_model(tx, ws, model_id)?,
         Op::SetLoggedModelTags { model_id, tags, time } => {
             for t in tags {
                 upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
             }
-            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModelTag { model_id, key, time } => {
-            tx.exec_later("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?", &[model_id.into(), key.into(), ws.into()])?;
-            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?", vec![model_id.into(), key.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::LogLoggedModelParams { model_id, params, time } => {
             for p in params {
                 upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
             }
-            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", &[(*time).into(), model_id.into(), ws.into()])?;
+            tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
 
         Op::CreateRegisteredModel { name, description, tags, time } => {
             tx.exec_later(
                 "INSERT INTO registered_models (workspace, name, description, creation_time, last_updated_time) VALUES (?, ?, ?, ?, ?)",
-                &[ws.into(), name.into(), description.clone().into(), (*time).into(), (*time).into()],
+                vec![ws.into(), name.into(), description.clone().into(), (*time).into(), (*time).into()],
             )?;
             for t in tags {
                 upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, t)?;
@@ -429,52 +429,52 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
         Op::RenameRegisteredModel { name, new_name, time } => {
             for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
-                tx.exec_later(&format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"), &[new_name.into(), ws.into(), name.into()])?;
+                tx.exec_later(&format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"), vec![new_name.into(), ws.into(), name.into()])?;
             }
             touch_registered_model(tx, ws, new_name, *time)?;
         }
         Op::UpdateRegisteredModel { name, description, time } => {
-            tx.exec_later("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", &[description.clone().into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", vec![description.clone().into(), ws.into(), name.into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::DeleteRegisteredModel { name, time } => {
             // Its live versions go with it, marked with the same time, so that restoring the
             // model brings back exactly those.
-            tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[(*time).into(), ws.into(), name.into()])?;
-            tx.exec_later("UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND deleted_time IS NULL", vec![(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?", vec![(*time).into(), ws.into(), name.into()])?;
         }
         Op::RestoreRegisteredModel { name, time } => {
             let deleted = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.and_then(|r| r.opt_int(0));
             if let Some(d) = deleted {
-                tx.exec_later("UPDATE model_versions SET deleted_time = NULL WHERE workspace = ? AND name = ? AND deleted_time = ?", &[ws.into(), name.into(), d.into()])?;
+                tx.exec_later("UPDATE model_versions SET deleted_time = NULL WHERE workspace = ? AND name = ? AND deleted_time = ?", vec![ws.into(), name.into(), d.into()])?;
             }
-            tx.exec_later("UPDATE registered_models SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ?", &[(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later("UPDATE registered_models SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ?", vec![(*time).into(), ws.into(), name.into()])?;
         }
         Op::PurgeRegisteredModel { name } => {
             for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
-                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])?;
+                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), vec![ws.into(), name.into()])?;
             }
         }
         Op::SetRegisteredModelTag { name, key, value } => {
             upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
         }
         Op::DeleteRegisteredModelTag { name, key } => {
-            tx.exec_later("DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?", &[ws.into(), name.into(), key.into()])?;
+            tx.exec_later("DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?", vec![ws.into(), name.into(), key.into()])?;
         }
         Op::SetRegisteredModelAlias { name, alias, version } => {
             tx.exec_later(
                 "INSERT INTO registered_model_aliases (workspace, name, alias, version) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name, alias) DO UPDATE SET version = excluded.version",
-                &[ws.into(), name.into(), alias.into(), (*version).into()],
+                vec![ws.into(), name.into(), alias.into(), (*version).into()],
             )?;
         }
         Op::DeleteRegisteredModelAlias { name, alias } => {
-            tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", &[ws.into(), name.into(), alias.into()])?;
+            tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", vec![ws.into(), name.into(), alias.into()])?;
         }
         Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, storage_location, time } => {
             tx.exec_later(
                 "INSERT INTO model_versions (workspace, name, version, description, user_id, current_stage, source, run_id, run_link, status, storage_location, model_id, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, 'None', ?, ?, ?, 'READY', ?, ?, ?, ?)",
-                &[
+                vec![
                     ws.into(),
                     name.into(),
                     (*version).into(),
@@ -497,36 +497,36 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::UpdateModelVersion { name, version, description, time } => {
             tx.exec_later(
                 "UPDATE model_versions SET description = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
-                &[description.clone().into(), (*time).into(), ws.into(), name.into(), (*version).into()],
+                vec![description.clone().into(), (*time).into(), ws.into(), name.into(), (*version).into()],
             )?;
         }
         Op::TransitionModelVersionStage { name, version, stage, archive_existing, time } => {
             if *archive_existing && matches!(stage.as_str(), "Staging" | "Production") {
                 tx.exec_later(
                     "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ? WHERE workspace = ? AND name = ? AND version <> ? AND current_stage = ?",
-                    &[(*time).into(), ws.into(), name.into(), (*version).into(), stage.into()],
+                    vec![(*time).into(), ws.into(), name.into(), (*version).into(), stage.into()],
                 )?;
             }
             tx.exec_later(
                 "UPDATE model_versions SET current_stage = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
-                &[stage.into(), (*time).into(), ws.into(), name.into(), (*version).into()],
+                vec![stage.into(), (*time).into(), ws.into(), name.into(), (*version).into()],
             )?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::DeleteModelVersion { name, version, time } => {
-            tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND version = ?", vec![(*time).into(), ws.into(), name.into(), (*version).into()])?;
             // As in MLflow, aliases of a deleted version are removed (restoring the version
             // does not bring them back: they may point elsewhere by then).
-            tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", vec![ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::RestoreModelVersion { name, version, time } => {
-            tx.exec_later("UPDATE model_versions SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?", &[(*time).into(), ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("UPDATE model_versions SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?", vec![(*time).into(), ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::PurgeModelVersion { name, version } => {
-            tx.exec_later("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
-            tx.exec_later("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", vec![ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", vec![ws.into(), name.into(), (*version).into()])?;
         }
         Op::SetModelVersionTag { name, version, key, value } => {
             upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
@@ -534,21 +534,21 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::DeleteModelVersionTag { name, version, key } => {
             tx.exec_later(
                 "DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ? AND key = ?",
-                &[ws.into(), name.into(), (*version).into(), key.into()],
+                vec![ws.into(), name.into(), (*version).into(), key.into()],
             )?;
         }
 
         Op::PutArtifact { path, size, sha256 } => {
             tx.exec_later(
                 "INSERT INTO artifacts (workspace, path, size, sha256) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256",
-                &[ws.into(), path.into(), (*size as i64).into(), sha256.into()],
+                vec![ws.into(), path.into(), (*size as i64).into(), sha256.into()],
             )?;
         }
         Op::DeleteArtifacts { path } => {
             let prefix = format!("{}/", path.trim_end_matches('/'));
             tx.exec_later(
                 "DELETE FROM artifacts WHERE workspace = ? AND (path = ? OR substr(path, 1, ?) = ?)",
-                &[ws.into(), path.into(), (prefix.chars().count() as i64).into(), prefix.into()],
+                vec![ws.into(), path.into(), (prefix.chars().count() as i64).into(), prefix.into()],
             )?;
         }
     }

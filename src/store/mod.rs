@@ -160,8 +160,10 @@ pub trait Tx {
     /// both); its error, if any, is then returned by that next call, by `flush`, or by the
     /// commit. So a caller that matches on a statement's error (a uniqueness conflict it
     /// handles) must `flush` or `exec` before that statement, or it may see another's error.
-    fn exec_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
-        self.exec(sql, params).map(|_| ())
+    /// `params` are given, not lent, so a backend that holds the statement keeps them without
+    /// copying (a metric batch's inserts bind thousands of values).
+    fn exec_later(&mut self, sql: &str, params: Vec<Value>) -> Result<()> {
+        self.exec(sql, &params).map(|_| ())
     }
 
     /// Sends whatever `exec_later` held, returning the first error among them.
@@ -334,7 +336,7 @@ impl Store {
                     continue;
                 }
                 if grouped {
-                    tx.exec_later("SAVEPOINT tandem_write", &[])?;
+                    tx.exec_later("SAVEPOINT tandem_write", vec![])?;
                 }
                 let before = head.clone();
                 let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<Op>> {
@@ -632,18 +634,18 @@ impl Store {
 fn insert_event(tx: &mut dyn Tx, e: &Event) -> Result<()> {
     tx.exec_later(
         "INSERT INTO change_log (workspace, seq, epoch, hlc, origin, principal, op, payload, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
+        vec![e.workspace.as_str().into(), (e.seq as i64).into(), (e.epoch as i64).into(), (e.hlc.0 as i64).into(), e.origin.as_str().into(), e.principal.as_str().into(), e.op.as_str().into(), e.payload.as_str().into(), e.checksum.as_str().into()],
     )?;
     Ok(())
 }
 
 /// Moves the head of `ws`'s log (`exists`: it has a head row already).
 fn set_head(tx: &mut dyn Tx, ws: &str, head: &LogHead, exists: bool) -> Result<()> {
-    let params = [(head.seq as i64).into(), (head.hlc.0 as i64).into(), head.checksum.as_str().into(), (head.epoch as i64).into(), ws.into()];
+    let params = vec![(head.seq as i64).into(), (head.hlc.0 as i64).into(), head.checksum.as_str().into(), (head.epoch as i64).into(), ws.into()];
     if exists {
-        tx.exec_later("UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?", &params)?;
+        tx.exec_later("UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?", params)?;
     } else {
-        tx.exec_later("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", &params)?;
+        tx.exec_later("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", params)?;
     }
     Ok(())
 }

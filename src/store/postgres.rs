@@ -258,11 +258,11 @@ impl Tx for PgTx<'_> {
         }
     }
 
-    fn exec_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+    fn exec_later(&mut self, sql: &str, params: Vec<Value>) -> Result<()> {
         let stmt = self.statement(sql)?;
-        self.pending.push(Step::Exec(stmt, Cow::Owned(params.to_vec())));
+        self.pending.push(Step::Exec(stmt, Cow::Owned(params)));
         // A long transaction (a replayed chunk of the log, an installed snapshot) would
-        // otherwise hold all of its statements, and a copy of their parameters, to the commit.
+        // otherwise hold all of its statements, and their parameters, to the commit.
         if self.pending.len() >= MAX_HELD {
             self.flush()?;
         }
@@ -284,7 +284,7 @@ impl Tx for PgTx<'_> {
     fn lock(&mut self, key: &str) -> Result<()> {
         // Nothing is read before the next statement, which PostgreSQL runs after the lock
         // is granted: the lock can travel with it.
-        self.exec_later("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", &[key.into()])
+        self.exec_later("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", vec![key.into()])
     }
 }
 

@@ -149,8 +149,8 @@ fn grouped(meta: Meta) {
                 // write's, not the next one's in the group, and take back its first statement.
                 4 => {
                     let refused = c.store.write_live("default", "p", |tx| {
-                        tx.exec_later("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-held', 'x')", &[run_id.as_str().into()])?;
-                        tx.exec_later("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-held', 'y')", &[run_id.as_str().into()])?;
+                        tx.exec_later("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-held', 'x')", vec![run_id.as_str().into()])?;
+                        tx.exec_later("INSERT INTO tags (workspace, run_id, key, value) VALUES ('default', ?, 'junk-held', 'y')", vec![run_id.as_str().into()])?;
                         Ok(tandem::store::Decision::no_change(()))
                     });
                     assert!(matches!(refused, Err(tandem::store::Error::Conflict(_))), "{refused:?}");
@@ -198,7 +198,7 @@ fn grouped(meta: Meta) {
                                     if i % 2 == 0 {
                                         tx.exec(sql, &params)?;
                                     } else {
-                                        tx.exec_later(sql, &params)?;
+                                        tx.exec_later(sql, params.to_vec())?;
                                     }
                                     Err::<tandem::store::Decision<()>, _>(tandem_core::MlflowError::invalid("refused after writing").into())
                                 })
@@ -277,8 +277,8 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
         // Read back within the transaction, kept after it.
         let seen = store
             .bookkeeping(|tx| {
-                tx.exec_later(insert, &["a".into()])?;
-                tx.exec_later(insert, &["b".into()])?;
+                tx.exec_later(insert, vec!["a".into()])?;
+                tx.exec_later(insert, vec!["b".into()])?;
                 Ok(tx.query("SELECT COUNT(*) FROM restores", &[])?[0].int(0))
             })
             .unwrap();
@@ -287,22 +287,22 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
 
         // A held statement that fails, reported by the next statement.
         let next = store.bookkeeping(|tx| {
-            tx.exec_later(insert, &["c".into()])?;
-            tx.exec_later(insert, &["a".into()])?;
+            tx.exec_later(insert, vec!["c".into()])?;
+            tx.exec_later(insert, vec!["a".into()])?;
             tx.query("SELECT 1", &[])
         });
         assert!(matches!(next, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {next:?}");
 
         // The last statement held, failing: reported by the commit.
         let commit = store.bookkeeping(|tx| {
-            tx.exec_later(insert, &["d".into()])?;
-            tx.exec_later(insert, &["b".into()])
+            tx.exec_later(insert, vec!["d".into()])?;
+            tx.exec_later(insert, vec!["b".into()])
         });
         assert!(matches!(commit, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {commit:?}");
         assert_eq!(count(&store), ["a", "b"], "{meta:?}: nothing of a failed transaction is kept");
 
         // The connection is still good for the next transaction.
-        store.bookkeeping(|tx| tx.exec_later(insert, &["e".into()])).unwrap();
+        store.bookkeeping(|tx| tx.exec_later(insert, vec!["e".into()])).unwrap();
         assert_eq!(count(&store), ["a", "b", "e"], "{meta:?}");
 
         // More statements than a backend holds at once (PostgreSQL sends them every 128):
@@ -310,7 +310,7 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
         let bulk = store
             .bookkeeping(|tx| {
                 for i in 0..300 {
-                    tx.exec_later(insert, &[format!("bulk{i:03}").into()])?;
+                    tx.exec_later(insert, vec![format!("bulk{i:03}").into()])?;
                 }
                 Ok(tx.query("SELECT COUNT(*) FROM restores WHERE workspace LIKE 'bulk%'", &[])?[0].int(0))
             })
@@ -320,7 +320,7 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
             for i in 0..300 {
                 // The 200th repeats one already stored: it fails inside a batch sent early.
                 let name = if i == 200 { "bulk000".to_owned() } else { format!("more{i:03}") };
-                tx.exec_later(insert, &[name.into()])?;
+                tx.exec_later(insert, vec![name.into()])?;
             }
             Ok(())
         });
