@@ -32,7 +32,11 @@ const READ_CHUNK: usize = 256 * 1024;
 #[derive(Clone)]
 enum Backend {
     Folder(Arc<PathBuf>),
-    Object { store: Arc<dyn ObjectStore>, prefix: ObjectPath, url: Arc<str> },
+    Object {
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+        url: Arc<str>,
+    },
 }
 
 #[derive(Clone)]
@@ -55,8 +59,13 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> MlflowError {
 
 fn object_err(what: &str, key: &str, e: object_store::Error) -> MlflowError {
     match e {
-        object_store::Error::NotFound { .. } => MlflowError::not_found(format!("Artifact '{key}' not found")),
-        other => MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("artifact store: {what} '{key}': {other}")),
+        object_store::Error::NotFound { .. } => {
+            MlflowError::not_found(format!("Artifact '{key}' not found"))
+        }
+        other => MlflowError::new(
+            tandem_core::ErrorCode::TemporarilyUnavailable,
+            format!("artifact store: {what} '{key}': {other}"),
+        ),
     }
 }
 
@@ -76,14 +85,24 @@ fn workspace_key(ws: &str, rel: &str) -> Result<String> {
         validate::artifact_path(rel)?;
     }
     let rel = rel.trim_matches('/');
-    Ok(if rel.is_empty() { format!("workspaces/{ws}") } else { format!("workspaces/{ws}/{rel}") })
+    Ok(if rel.is_empty() {
+        format!("workspaces/{ws}")
+    } else {
+        format!("workspaces/{ws}/{rel}")
+    })
 }
 
 /// Builds an object store from a URL and the cloud's usual environment variables.
-pub fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+pub fn object_store_for(
+    url: &str,
+) -> std::result::Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
     let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let retry = object_store::RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(30), ..Default::default() };
+    let retry = object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
     let store: Arc<dyn ObjectStore> = match scheme {
         // Conditional writes (If-None-Match / If-Match) are on: the witness and the backup
         // archive rely on them, and S3 has enforced them since 2024.
@@ -95,8 +114,20 @@ pub fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>,
                 .build()
                 .map_err(|e| e.to_string())?,
         ),
-        "azure" | "az" => Arc::new(object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
-        "gs" => Arc::new(object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry).build().map_err(|e| e.to_string())?),
+        "azure" | "az" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(bucket)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry)
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
         other => return Err(format!("unknown scheme '{other}'")),
     };
     Ok((store, ObjectPath::from(prefix.trim_matches('/'))))
@@ -105,24 +136,46 @@ pub fn object_store_for(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>,
 impl Artifacts {
     pub fn folder(root: &Path) -> std::io::Result<Artifacts> {
         std::fs::create_dir_all(root.join(".tmp"))?;
-        Ok(Artifacts { backend: Backend::Folder(Arc::new(root.to_owned())) })
+        Ok(Artifacts {
+            backend: Backend::Folder(Arc::new(root.to_owned())),
+        })
     }
 
     /// Opens the configured store and proves it usable: reachable, credentials accepted,
     /// bucket or container present. Errors are (url, cause) for one clear start-up line.
-    pub async fn connect(location: &ArtifactLocation) -> std::result::Result<Artifacts, (String, String)> {
+    pub async fn connect(
+        location: &ArtifactLocation,
+    ) -> std::result::Result<Artifacts, (String, String)> {
         match location {
-            ArtifactLocation::Folder(root) => Artifacts::folder(root).map_err(|e| (format!("file://{}", root.display()), e.to_string())),
+            ArtifactLocation::Folder(root) => Artifacts::folder(root)
+                .map_err(|e| (format!("file://{}", root.display()), e.to_string())),
             ArtifactLocation::Object(url) => {
                 let (store, prefix) = object_store_for(url).map_err(|e| (url.clone(), e))?;
-                let probe = tokio::time::timeout(Duration::from_secs(60), store.list_with_delimiter(Some(&prefix))).await;
+                let probe = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    store.list_with_delimiter(Some(&prefix)),
+                )
+                .await;
                 match probe {
-                    Err(_) => return Err((url.clone(), "no answer from the object store within 60 s".into())),
-                    Ok(Err(object_store::Error::NotFound { .. })) => return Err((url.clone(), "the bucket or container does not exist".into())),
+                    Err(_) => {
+                        return Err((
+                            url.clone(),
+                            "no answer from the object store within 60 s".into(),
+                        ))
+                    }
+                    Ok(Err(object_store::Error::NotFound { .. })) => {
+                        return Err((url.clone(), "the bucket or container does not exist".into()))
+                    }
                     Ok(Err(e)) => return Err((url.clone(), e.to_string())),
                     Ok(Ok(_)) => {}
                 }
-                Ok(Artifacts { backend: Backend::Object { store, prefix, url: url.as_str().into() } })
+                Ok(Artifacts {
+                    backend: Backend::Object {
+                        store,
+                        prefix,
+                        url: url.as_str().into(),
+                    },
+                })
             }
         }
     }
@@ -134,7 +187,13 @@ impl Artifacts {
             Some(path) => Artifacts::folder(Path::new(path)).map_err(|e| e.to_string()),
             None => {
                 let (store, prefix) = object_store_for(url)?;
-                Ok(Artifacts { backend: Backend::Object { store, prefix, url: url.into() } })
+                Ok(Artifacts {
+                    backend: Backend::Object {
+                        store,
+                        prefix,
+                        url: url.into(),
+                    },
+                })
             }
         }
     }
@@ -143,12 +202,16 @@ impl Artifacts {
     pub async fn exists(&self, ws: &str, rel: &str) -> Result<bool> {
         let key = workspace_key(ws, rel)?;
         match &self.backend {
-            Backend::Folder(root) => Ok(tokio::fs::metadata(root.join(&key)).await.is_ok_and(|m| m.is_file())),
-            Backend::Object { store, prefix, .. } => match store.head(&Self::object_path(prefix, &key)?).await {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(object_err("check", &key, e)),
-            },
+            Backend::Folder(root) => Ok(tokio::fs::metadata(root.join(&key))
+                .await
+                .is_ok_and(|m| m.is_file())),
+            Backend::Object { store, prefix, .. } => {
+                match store.head(&Self::object_path(prefix, &key)?).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::NotFound { .. }) => Ok(false),
+                    Err(e) => Err(object_err("check", &key, e)),
+                }
+            }
         }
     }
 
@@ -164,7 +227,8 @@ impl Artifacts {
     fn object_path(prefix: &ObjectPath, key: &str) -> Result<ObjectPath> {
         let mut parts: Vec<String> = prefix.parts().map(|p| p.as_ref().to_owned()).collect();
         parts.extend(key.split('/').filter(|s| !s.is_empty()).map(str::to_owned));
-        ObjectPath::parse(parts.join("/")).map_err(|e| MlflowError::invalid(format!("Invalid artifact path '{key}': {e}")))
+        ObjectPath::parse(parts.join("/"))
+            .map_err(|e| MlflowError::invalid(format!("Invalid artifact path '{key}': {e}")))
     }
 
     // --- primitives -------------------------------------------------------------------
@@ -178,10 +242,17 @@ impl Artifacts {
         match &self.backend {
             Backend::Folder(root) => write_durably(&root.join(".tmp"), &root.join(key), body).await,
             Backend::Object { store, prefix, .. } => {
-                let mut w = object_store::buffered::BufWriter::with_capacity(store.clone(), Self::object_path(prefix, key)?, PART_BUFFER).with_max_concurrency(PARTS_IN_FLIGHT);
+                let mut w = object_store::buffered::BufWriter::with_capacity(
+                    store.clone(),
+                    Self::object_path(prefix, key)?,
+                    PART_BUFFER,
+                )
+                .with_max_concurrency(PARTS_IN_FLIGHT);
                 let result = async {
                     let copied = copy_hashing(&mut body, &mut w).await?;
-                    w.shutdown().await.map_err(|e| io_err("complete upload", e))?;
+                    w.shutdown()
+                        .await
+                        .map_err(|e| io_err("complete upload", e))?;
                     Ok(copied)
                 }
                 .await;
@@ -199,15 +270,30 @@ impl Artifacts {
                 let p = root.join(key);
                 let meta = match tokio::fs::metadata(&p).await {
                     Ok(m) if m.is_file() => m,
-                    _ => return Err(MlflowError::not_found(format!("Artifact '{key}' not found"))),
+                    _ => {
+                        return Err(MlflowError::not_found(format!(
+                            "Artifact '{key}' not found"
+                        )))
+                    }
                 };
-                let f = tokio::fs::File::open(&p).await.map_err(|e| io_err("open", e))?;
-                Ok((tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK).boxed(), meta.len()))
+                let f = tokio::fs::File::open(&p)
+                    .await
+                    .map_err(|e| io_err("open", e))?;
+                Ok((
+                    tokio_util::io::ReaderStream::with_capacity(f, READ_CHUNK).boxed(),
+                    meta.len(),
+                ))
             }
             Backend::Object { store, prefix, .. } => {
-                let got = store.get(&Self::object_path(prefix, key)?).await.map_err(|e| object_err("read", key, e))?;
+                let got = store
+                    .get(&Self::object_path(prefix, key)?)
+                    .await
+                    .map_err(|e| object_err("read", key, e))?;
                 let size = got.meta.size;
-                Ok((got.into_stream().map_err(std::io::Error::other).boxed(), size))
+                Ok((
+                    got.into_stream().map_err(std::io::Error::other).boxed(),
+                    size,
+                ))
             }
         }
     }
@@ -222,7 +308,12 @@ impl Artifacts {
     }
 
     async fn write_small(&self, key: &str, data: Vec<u8>) -> Result<()> {
-        self.write_object(key, futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))])).await.map(|_| ())
+        self.write_object(
+            key,
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn list_dir(&self, key: &str) -> Result<Vec<FileInfo>> {
@@ -231,20 +322,50 @@ impl Artifacts {
                 let dir = root.join(key);
                 let mut entries = match tokio::fs::read_dir(&dir).await {
                     Ok(e) => e,
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return Ok(Vec::new()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        return Ok(Vec::new())
+                    }
                     Err(e) => return Err(io_err("list", e)),
                 };
                 let mut out = Vec::new();
                 while let Some(entry) = entries.next_entry().await.map_err(|e| io_err("list", e))? {
                     let meta = entry.metadata().await.map_err(|e| io_err("list", e))?;
-                    out.push(FileInfo { name: entry.file_name().to_string_lossy().into_owned(), is_dir: meta.is_dir(), size: (!meta.is_dir()).then_some(meta.len()) });
+                    out.push(FileInfo {
+                        name: entry.file_name().to_string_lossy().into_owned(),
+                        is_dir: meta.is_dir(),
+                        size: (!meta.is_dir()).then_some(meta.len()),
+                    });
                 }
                 out
             }
             Backend::Object { store, prefix, .. } => {
-                let listed = store.list_with_delimiter(Some(&Self::object_path(prefix, key)?)).await.map_err(|e| object_err("list", key, e))?;
-                let mut out: Vec<FileInfo> = listed.common_prefixes.iter().filter_map(|p| p.filename().map(|n| FileInfo { name: n.to_owned(), is_dir: true, size: None })).collect();
-                out.extend(listed.objects.iter().filter_map(|o| o.location.filename().map(|n| FileInfo { name: n.to_owned(), is_dir: false, size: Some(o.size) })));
+                let listed = store
+                    .list_with_delimiter(Some(&Self::object_path(prefix, key)?))
+                    .await
+                    .map_err(|e| object_err("list", key, e))?;
+                let mut out: Vec<FileInfo> = listed
+                    .common_prefixes
+                    .iter()
+                    .filter_map(|p| {
+                        p.filename().map(|n| FileInfo {
+                            name: n.to_owned(),
+                            is_dir: true,
+                            size: None,
+                        })
+                    })
+                    .collect();
+                out.extend(listed.objects.iter().filter_map(|o| {
+                    o.location.filename().map(|n| FileInfo {
+                        name: n.to_owned(),
+                        is_dir: false,
+                        size: Some(o.size),
+                    })
+                }));
                 out
             }
         };
@@ -258,8 +379,12 @@ impl Artifacts {
             Backend::Folder(root) => {
                 let p = root.join(key);
                 match tokio::fs::metadata(&p).await {
-                    Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&p).await.map_err(|e| io_err("delete", e))?,
-                    Ok(_) => tokio::fs::remove_file(&p).await.map_err(|e| io_err("delete", e))?,
+                    Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&p)
+                        .await
+                        .map_err(|e| io_err("delete", e))?,
+                    Ok(_) => tokio::fs::remove_file(&p)
+                        .await
+                        .map_err(|e| io_err("delete", e))?,
                     Err(_) => return Ok(false),
                 }
                 Ok(true)
@@ -271,7 +396,12 @@ impl Artifacts {
                     Err(object_store::Error::NotFound { .. }) => false,
                     Err(e) => return Err(object_err("delete", key, e)),
                 };
-                let below: Vec<ObjectPath> = store.list(Some(&path)).map_ok(|m| m.location).try_collect().await.map_err(|e| object_err("list", key, e))?;
+                let below: Vec<ObjectPath> = store
+                    .list(Some(&path))
+                    .map_ok(|m| m.location)
+                    .try_collect()
+                    .await
+                    .map_err(|e| object_err("list", key, e))?;
                 for p in below {
                     found = true;
                     match store.delete(&p).await {
@@ -287,7 +417,8 @@ impl Artifacts {
     // --- artifacts of a workspace -------------------------------------------------------
 
     pub async fn list(&self, ws: &str, rel: &str) -> Result<Vec<FileInfo>> {
-        self.list_dir(&workspace_key(ws, rel.trim_end_matches('/'))?).await
+        self.list_dir(&workspace_key(ws, rel.trim_end_matches('/'))?)
+            .await
     }
 
     /// Streams `body` into `rel`. Returns the size and SHA-256 of what was stored.
@@ -303,10 +434,14 @@ impl Artifacts {
     }
 
     pub async fn get(&self, ws: &str, rel: &str) -> Result<(ByteStream, u64)> {
-        self.read_object(&workspace_key(ws, rel)?).await.map_err(|e| match e.code {
-            tandem_core::ErrorCode::ResourceDoesNotExist => MlflowError::not_found(format!("Artifact '{rel}' not found")),
-            _ => e,
-        })
+        self.read_object(&workspace_key(ws, rel)?)
+            .await
+            .map_err(|e| match e.code {
+                tandem_core::ErrorCode::ResourceDoesNotExist => {
+                    MlflowError::not_found(format!("Artifact '{rel}' not found"))
+                }
+                _ => e,
+            })
     }
 
     /// Removes a file or a whole directory. Returns whether anything was there.
@@ -342,20 +477,34 @@ impl Artifacts {
             return Err(MlflowError::invalid("An artifact path is required"));
         }
         if num_parts == 0 || num_parts > MAX_PARTS {
-            return Err(MlflowError::invalid(format!("num_parts must be between 1 and {MAX_PARTS}, got {num_parts}")));
+            return Err(MlflowError::invalid(format!(
+                "num_parts must be between 1 and {MAX_PARTS}, got {num_parts}"
+            )));
         }
         let id = tandem_core::ids::hex(&crate::api::random_bytes::<16>());
-        let meta = serde_json::to_vec(&Upload { workspace: ws.to_owned(), path: rel.to_owned(), num_parts }).map_err(|e| MlflowError::internal(e.to_string()))?;
-        self.write_small(&upload_key(&id, "upload.json")?, meta).await?;
+        let meta = serde_json::to_vec(&Upload {
+            workspace: ws.to_owned(),
+            path: rel.to_owned(),
+            num_parts,
+        })
+        .map_err(|e| MlflowError::internal(e.to_string()))?;
+        self.write_small(&upload_key(&id, "upload.json")?, meta)
+            .await?;
         Ok(id)
     }
 
     pub async fn upload(&self, id: &str) -> Result<Upload> {
-        let meta = self.read_small(&upload_key(id, "upload.json")?).await.map_err(|e| match e.code {
-            tandem_core::ErrorCode::ResourceDoesNotExist => MlflowError::not_found(format!("Upload '{id}' not found")),
-            _ => e,
-        })?;
-        serde_json::from_slice(&meta).map_err(|e| MlflowError::internal(format!("upload '{id}': {e}")))
+        let meta = self
+            .read_small(&upload_key(id, "upload.json")?)
+            .await
+            .map_err(|e| match e.code {
+                tandem_core::ErrorCode::ResourceDoesNotExist => {
+                    MlflowError::not_found(format!("Upload '{id}' not found"))
+                }
+                _ => e,
+            })?;
+        serde_json::from_slice(&meta)
+            .map_err(|e| MlflowError::internal(format!("upload '{id}': {e}")))
     }
 
     /// Stores one part; returns its ETag (the part's SHA-256), also kept beside the part.
@@ -366,33 +515,65 @@ impl Artifacts {
     {
         let upload = self.upload(id).await?;
         if part == 0 || part > upload.num_parts {
-            return Err(MlflowError::invalid(format!("part_number must be between 1 and {}, got {part}", upload.num_parts)));
+            return Err(MlflowError::invalid(format!(
+                "part_number must be between 1 and {}, got {part}",
+                upload.num_parts
+            )));
         }
-        let (_, sha) = self.write_object(&upload_key(id, &format!("part-{part:05}"))?, body).await?;
-        self.write_small(&upload_key(id, &format!("part-{part:05}.sha256"))?, sha.clone().into_bytes()).await?;
+        let (_, sha) = self
+            .write_object(&upload_key(id, &format!("part-{part:05}"))?, body)
+            .await?;
+        self.write_small(
+            &upload_key(id, &format!("part-{part:05}.sha256"))?,
+            sha.clone().into_bytes(),
+        )
+        .await?;
         Ok(sha)
     }
 
     /// Joins the parts, in order, into the artifact. The parts listed must be every part of
     /// the upload, each with the ETag its upload returned.
-    pub async fn complete_upload(&self, ws: &str, rel: &str, id: &str, parts: &[(u32, String)]) -> Result<(u64, String)> {
+    pub async fn complete_upload(
+        &self,
+        ws: &str,
+        rel: &str,
+        id: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(u64, String)> {
         let upload = self.upload(id).await?;
         if upload.workspace != ws || upload.path != rel {
-            return Err(MlflowError::invalid(format!("Upload '{id}' is for another artifact path")));
+            return Err(MlflowError::invalid(format!(
+                "Upload '{id}' is for another artifact path"
+            )));
         }
         let mut sorted = parts.to_vec();
         sorted.sort_by_key(|p| p.0);
-        if sorted.iter().map(|p| p.0).collect::<Vec<_>>() != (1..=upload.num_parts).collect::<Vec<_>>() {
-            return Err(MlflowError::invalid(format!("Completing upload '{id}' needs parts 1 to {}, each once", upload.num_parts)));
+        if sorted.iter().map(|p| p.0).collect::<Vec<_>>()
+            != (1..=upload.num_parts).collect::<Vec<_>>()
+        {
+            return Err(MlflowError::invalid(format!(
+                "Completing upload '{id}' needs parts 1 to {}, each once",
+                upload.num_parts
+            )));
         }
         // Check every part before joining any: a wrong ETag means a part was lost or replaced.
         for (n, etag) in &sorted {
-            let stored = self.read_small(&upload_key(id, &format!("part-{n:05}.sha256"))?).await.map_err(|_| MlflowError::invalid(format!("Part {n} of upload '{id}' was never uploaded")))?;
+            let stored = self
+                .read_small(&upload_key(id, &format!("part-{n:05}.sha256"))?)
+                .await
+                .map_err(|_| {
+                    MlflowError::invalid(format!("Part {n} of upload '{id}' was never uploaded"))
+                })?;
             if stored != etag.trim_matches('"').as_bytes() {
-                return Err(MlflowError::invalid(format!("Part {n} of upload '{id}' does not match its ETag")));
+                return Err(MlflowError::invalid(format!(
+                    "Part {n} of upload '{id}' does not match its ETag"
+                )));
             }
         }
-        let keys: Vec<String> = sorted.iter().map(|(n, _)| upload_key(id, &format!("part-{n:05}"))).collect::<Result<_>>()?;
+        let keys: Vec<String> = sorted
+            .iter()
+            .map(|(n, _)| upload_key(id, &format!("part-{n:05}")))
+            .collect::<Result<_>>()?;
         let joined = concat(self.clone(), keys);
         let result = self.put(ws, rel, Box::pin(joined)).await?;
         self.delete_tree(&format!(".uploads/{id}")).await?;
@@ -402,29 +583,41 @@ impl Artifacts {
     pub async fn abort_upload(&self, ws: &str, rel: &str, id: &str) -> Result<()> {
         let upload = self.upload(id).await?;
         if upload.workspace != ws || upload.path != rel {
-            return Err(MlflowError::invalid(format!("Upload '{id}' is for another artifact path")));
+            return Err(MlflowError::invalid(format!(
+                "Upload '{id}' is for another artifact path"
+            )));
         }
-        self.delete_tree(&format!(".uploads/{id}")).await.map(|_| ())
+        self.delete_tree(&format!(".uploads/{id}"))
+            .await
+            .map(|_| ())
     }
 }
 
 /// The objects `keys`, one after the other, as one stream.
 fn concat(this: Artifacts, keys: Vec<String>) -> ByteStream {
-    futures_util::stream::unfold((this, keys.into_iter(), None::<ByteStream>), |(this, mut keys, mut current)| async move {
-        loop {
-            if let Some(s) = current.as_mut() {
-                match s.next().await {
-                    Some(item) => return Some((item, (this, keys, current))),
-                    None => {}
+    futures_util::stream::unfold(
+        (this, keys.into_iter(), None::<ByteStream>),
+        |(this, mut keys, mut current)| async move {
+            loop {
+                if let Some(s) = current.as_mut() {
+                    match s.next().await {
+                        Some(item) => return Some((item, (this, keys, current))),
+                        None => {}
+                    }
+                }
+                let key = keys.next()?;
+                match this.read_object(&key).await {
+                    Ok((s, _)) => current = Some(s),
+                    Err(e) => {
+                        return Some((
+                            Err(std::io::Error::other(e.to_string())),
+                            (this, Vec::new().into_iter(), None),
+                        ))
+                    }
                 }
             }
-            let key = keys.next()?;
-            match this.read_object(&key).await {
-                Ok((s, _)) => current = Some(s),
-                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), (this, Vec::new().into_iter(), None))),
-            }
-        }
-    })
+        },
+    )
     .boxed()
 }
 
@@ -492,15 +685,23 @@ where
         if let Some(e) = failed {
             return Err(e);
         }
-        let size = written?.map_err(|e| io_err("write", e))?.ok_or_else(|| MlflowError::invalid("upload interrupted"))?;
+        let size = written?
+            .map_err(|e| io_err("write", e))?
+            .ok_or_else(|| MlflowError::invalid("upload interrupted"))?;
         let copied = (size, hasher.await.map_err(|e| io_err("hash", e))?);
         if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| io_err("create directory", e))?;
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io_err("create directory", e))?;
         }
         if tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir()) {
-            return Err(MlflowError::invalid("Cannot write an artifact over a directory"));
+            return Err(MlflowError::invalid(
+                "Cannot write an artifact over a directory",
+            ));
         }
-        tokio::fs::rename(&tmp, dest).await.map_err(|e| io_err("rename", e))?;
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| io_err("rename", e))?;
         if let Some(dir) = dest.parent() {
             // Make the rename itself durable.
             if let Ok(d) = tokio::fs::File::open(dir).await {
@@ -527,7 +728,12 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
         // SAFETY: a valid open descriptor and a plain range; the call only schedules I/O.
         unsafe {
-            libc::sync_file_range(file.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -547,7 +753,9 @@ where
         let chunk = chunk.map_err(|e| MlflowError::invalid(format!("upload interrupted: {e}")))?;
         hasher.update(&chunk);
         size += chunk.len() as u64;
-        out.write_all(&chunk).await.map_err(|e| io_err("write", e))?;
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| io_err("write", e))?;
     }
     Ok((size, tandem_core::ids::hex(&hasher.finalize())))
 }
@@ -557,8 +765,14 @@ mod tests {
     use super::*;
     #[test]
     fn mlflow_artifacts_uris_map_to_workspace_paths() {
-        assert_eq!(relative_to_workspace("mlflow-artifacts:/1/abc/artifacts"), Some("1/abc/artifacts"));
-        assert_eq!(relative_to_workspace("mlflow-artifacts://host:5000/1/abc"), Some("1/abc"));
+        assert_eq!(
+            relative_to_workspace("mlflow-artifacts:/1/abc/artifacts"),
+            Some("1/abc/artifacts")
+        );
+        assert_eq!(
+            relative_to_workspace("mlflow-artifacts://host:5000/1/abc"),
+            Some("1/abc")
+        );
         assert_eq!(relative_to_workspace("s3://bucket/x"), None);
     }
 }

@@ -12,9 +12,9 @@
 
 use crate::store::{queries, Store};
 use bytes::Bytes;
-use sha2::Digest;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use sha2::Digest;
 use std::sync::Arc;
 use std::time::Duration;
 use tandem_core::event::{verify_chain, Event, GENESIS_CHECKSUM};
@@ -101,10 +101,20 @@ pub struct CompactReport {
 async fn replay_dump(ws: &str, events: &[Event]) -> Result<serde_json::Value, BackupError> {
     let (w, ev) = (ws.to_owned(), events.to_vec());
     tokio::task::spawn_blocking(move || {
-        let dir = std::env::temp_dir().join(format!("tandem-compact-{}", tandem_core::ids::hex(&crate::api::random_bytes::<8>())));
+        let dir = std::env::temp_dir().join(format!(
+            "tandem-compact-{}",
+            tandem_core::ids::hex(&crate::api::random_bytes::<8>())
+        ));
         let result = (|| {
-            let backend = crate::store::sqlite::Sqlite::open(&dir.join("scratch.sqlite"), crate::store::sqlite::Durability::Normal)?;
-            let store = Store::new(Arc::new(backend), Arc::new(crate::store::SystemClock), "scratch")?;
+            let backend = crate::store::sqlite::Sqlite::open(
+                &dir.join("scratch.sqlite"),
+                crate::store::sqlite::Durability::Normal,
+            )?;
+            let store = Store::new(
+                Arc::new(backend),
+                Arc::new(crate::store::SystemClock),
+                "scratch",
+            )?;
             store.install(&w, &ev)?;
             store.read(|tx| queries::dump(tx, &w))
         })();
@@ -122,15 +132,30 @@ fn unavailable(e: object_store::Error) -> BackupError {
 
 impl Archive {
     pub fn open(url: &str) -> Result<Archive, BackupError> {
-        let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = match url.strip_prefix("file://") {
+        let (store, prefix): (Arc<dyn ObjectStore>, ObjectPath) = match url.strip_prefix("file://")
+        {
             Some(path) => {
-                std::fs::create_dir_all(path).map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?;
-                (Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| BackupError::Invalid(e.to_string()))?), ObjectPath::from(""))
+                std::fs::create_dir_all(path)
+                    .map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?;
+                (
+                    Arc::new(
+                        object_store::local::LocalFileSystem::new_with_prefix(path)
+                            .map_err(|e| BackupError::Invalid(e.to_string()))?,
+                    ),
+                    ObjectPath::from(""),
+                )
             }
-            None => crate::artifacts::object_store_for(url).map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?,
+            None => crate::artifacts::object_store_for(url)
+                .map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?,
         };
-        let blobs = crate::artifacts::Artifacts::open_unprobed(url).map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?;
-        Ok(Archive { store, prefix, url: url.to_owned(), blobs })
+        let blobs = crate::artifacts::Artifacts::open_unprobed(url)
+            .map_err(|e| BackupError::Invalid(format!("archive {url}: {e}")))?;
+        Ok(Archive {
+            store,
+            prefix,
+            url: url.to_owned(),
+            blobs,
+        })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -141,19 +166,35 @@ impl Archive {
 
     /// The first sequence numbers of a workspace's segments, in order.
     async fn segment_starts(&self, ws: &str) -> Result<Vec<u64>, BackupError> {
-        let listed = self.store.list_with_delimiter(Some(&self.path(&format!("archive/{ws}")))).await.map_err(unavailable)?;
-        let mut starts: Vec<u64> = listed.objects.iter().filter_map(|o| o.location.filename()?.strip_suffix(".jsonl")?.parse().ok()).collect();
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(&format!("archive/{ws}"))))
+            .await
+            .map_err(unavailable)?;
+        let mut starts: Vec<u64> = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename()?.strip_suffix(".jsonl")?.parse().ok())
+            .collect();
         starts.sort_unstable();
         Ok(starts)
     }
 
     async fn read_segment(&self, ws: &str, first: u64) -> Result<Vec<Event>, BackupError> {
-        let got = self.store.get(&self.path(&format!("archive/{ws}/{first:020}.jsonl"))).await.map_err(unavailable)?;
+        let got = self
+            .store
+            .get(&self.path(&format!("archive/{ws}/{first:020}.jsonl")))
+            .await
+            .map_err(unavailable)?;
         let bytes = got.bytes().await.map_err(unavailable)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| BackupError::Corrupt(format!("{ws}: segment {first} is not text")))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| BackupError::Corrupt(format!("{ws}: segment {first} is not text")))?;
         text.lines()
             .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str::<Event>(l).map_err(|e| BackupError::Corrupt(format!("{ws}: segment {first}: {e}"))))
+            .map(|l| {
+                serde_json::from_str::<Event>(l)
+                    .map_err(|e| BackupError::Corrupt(format!("{ws}: segment {first}: {e}")))
+            })
             .collect()
     }
 
@@ -167,7 +208,12 @@ impl Archive {
     async fn last_archived(&self, ws: &str) -> Result<(u64, String), BackupError> {
         match self.segment_starts(ws).await?.last() {
             None => Ok((0, GENESIS_CHECKSUM.to_owned())),
-            Some(&first) => Ok(self.read_segment(ws, first).await?.last().map(|e| (e.seq, e.checksum.clone())).unwrap_or((first - 1, String::new()))),
+            Some(&first) => Ok(self
+                .read_segment(ws, first)
+                .await?
+                .last()
+                .map(|e| (e.seq, e.checksum.clone()))
+                .unwrap_or((first - 1, String::new()))),
         }
     }
 
@@ -182,19 +228,38 @@ impl Archive {
     }
 
     /// The archived bytes of an artifact, by checksum.
-    pub async fn blob(&self, ws: &str, sha256: &str) -> Result<(crate::artifacts::ByteStream, u64), BackupError> {
-        self.blobs.get(ws, &Self::blob_key(sha256)).await.map_err(|e| BackupError::Unavailable(e.message))
+    pub async fn blob(
+        &self,
+        ws: &str,
+        sha256: &str,
+    ) -> Result<(crate::artifacts::ByteStream, u64), BackupError> {
+        self.blobs
+            .get(ws, &Self::blob_key(sha256))
+            .await
+            .map_err(|e| BackupError::Unavailable(e.message))
     }
 
     /// Copies into the archive the bytes every `PutArtifact` of `events` names, unless they
     /// are there already. Bytes that changed since their event (overwritten later) cannot be
     /// archived: their paths are returned.
-    async fn archive_blobs(&self, artifacts: &crate::artifacts::Artifacts, ws: &str, events: &[tandem_core::Event]) -> Result<Vec<String>, BackupError> {
+    async fn archive_blobs(
+        &self,
+        artifacts: &crate::artifacts::Artifacts,
+        ws: &str,
+        events: &[tandem_core::Event],
+    ) -> Result<Vec<String>, BackupError> {
         let mut changed = Vec::new();
         for e in events.iter().filter(|e| e.op == "PutArtifact") {
-            let Ok(tandem_core::Op::PutArtifact { path, sha256, .. }) = e.decode_op() else { continue };
+            let Ok(tandem_core::Op::PutArtifact { path, sha256, .. }) = e.decode_op() else {
+                continue;
+            };
             let key = Self::blob_key(&sha256);
-            if self.blobs.exists(ws, &key).await.map_err(|e| BackupError::Unavailable(e.message))? {
+            if self
+                .blobs
+                .exists(ws, &key)
+                .await
+                .map_err(|e| BackupError::Unavailable(e.message))?
+            {
                 continue;
             }
             let (stream, _) = match artifacts.get(ws, &path).await {
@@ -205,7 +270,11 @@ impl Archive {
                 }
                 Err(e) => return Err(BackupError::Unavailable(e.message)),
             };
-            let (_, got) = self.blobs.put(ws, &key, stream).await.map_err(|e| BackupError::Unavailable(e.message))?;
+            let (_, got) = self
+                .blobs
+                .put(ws, &key, stream)
+                .await
+                .map_err(|e| BackupError::Unavailable(e.message))?;
             if got != sha256 {
                 let _ = self.blobs.delete(ws, &key).await;
                 changed.push(path);
@@ -217,7 +286,13 @@ impl Archive {
     /// As [`Archive::archive_once`], never past event `upto` (what a region's standby has
     /// confirmed: an archive must not hold events a failover could take back).
     /// With `artifacts`, the bytes of the segment's artifacts are archived before it.
-    pub async fn archive_upto(&self, store: &Store, ws: &str, upto: u64, artifacts: Option<&crate::artifacts::Artifacts>) -> Result<u64, BackupError> {
+    pub async fn archive_upto(
+        &self,
+        store: &Store,
+        ws: &str,
+        upto: u64,
+        artifacts: Option<&crate::artifacts::Artifacts>,
+    ) -> Result<u64, BackupError> {
         let (done, last_checksum) = self.last_archived(ws).await?;
         if done >= upto {
             return Ok(done);
@@ -226,7 +301,13 @@ impl Archive {
         let n = SEGMENT_EVENTS.min((upto - done).min(usize::MAX as u64) as usize);
         let (ours, events) = tokio::task::spawn_blocking(move || {
             s.read(|tx| {
-                let ours = if done == 0 { Some(GENESIS_CHECKSUM.to_owned()) } else { queries::changes(tx, &w, done - 1, 1)?.pop().map(|e| e.checksum) };
+                let ours = if done == 0 {
+                    Some(GENESIS_CHECKSUM.to_owned())
+                } else {
+                    queries::changes(tx, &w, done - 1, 1)?
+                        .pop()
+                        .map(|e| e.checksum)
+                };
                 Ok((ours, queries::changes(tx, &w, done, n)?))
             })
         })
@@ -237,7 +318,9 @@ impl Archive {
         if ours.as_deref() != Some(last_checksum.as_str()) {
             return Err(BackupError::Diverged { archived: done });
         }
-        let Some(last) = events.last().map(|e| e.seq) else { return Ok(done) };
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(done);
+        };
         if let Some(a) = artifacts {
             for path in self.archive_blobs(a, ws, &events).await? {
                 tracing::warn!(workspace = %ws, "artifact '{path}' changed or vanished before it was archived; restores will report it missing");
@@ -245,14 +328,28 @@ impl Archive {
         }
         let mut body = String::new();
         for e in &events {
-            body.push_str(&serde_json::to_string(e).map_err(|e| BackupError::Invalid(e.to_string()))?);
+            body.push_str(
+                &serde_json::to_string(e).map_err(|e| BackupError::Invalid(e.to_string()))?,
+            );
             body.push('\n');
         }
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&self.path(&format!("archive/{ws}/{:020}.jsonl", done + 1)), PutPayload::from(Bytes::from(body)), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(
+                &self.path(&format!("archive/{ws}/{:020}.jsonl", done + 1)),
+                PutPayload::from(Bytes::from(body)),
+                opts,
+            )
+            .await
+        {
             Ok(_) => Ok(last),
             // Another archiver wrote this segment first; the next round continues after it.
-            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => Ok(done),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(done),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -273,7 +370,9 @@ impl Archive {
             let expected = tail.last().map(|e| e.seq + 1).unwrap_or(base + 1);
             let segment: Vec<Event> = segment.into_iter().filter(|e| e.seq > base).collect();
             if segment.first().map(|e| e.seq) != Some(expected) {
-                return Err(BackupError::Corrupt(format!("{ws}: segment starting at {first} where {expected} was expected")));
+                return Err(BackupError::Corrupt(format!(
+                    "{ws}: segment starting at {first} where {expected} was expected"
+                )));
             }
             tail.extend(segment);
         }
@@ -281,32 +380,80 @@ impl Archive {
             Some(e) => (e.seq, e.checksum.clone(), e.hlc),
             None => (0, GENESIS_CHECKSUM.to_owned(), Hlc(0)),
         };
-        verify_chain(prev_seq, &prev_sum, prev_hlc, &tail).map_err(|e| BackupError::Corrupt(format!("{ws}: {e}")))?;
+        verify_chain(prev_seq, &prev_sum, prev_hlc, &tail)
+            .map_err(|e| BackupError::Corrupt(format!("{ws}: {e}")))?;
         events.extend(tail);
-        Ok(Archived { events, base_seq: base })
+        Ok(Archived {
+            events,
+            base_seq: base,
+        })
     }
 
     async fn snapshot_seqs(&self, ws: &str) -> Result<Vec<u64>, BackupError> {
-        let listed = self.store.list_with_delimiter(Some(&self.path(&format!("archive/{ws}")))).await.map_err(unavailable)?;
-        let mut seqs: Vec<u64> = listed.objects.iter().filter_map(|o| o.location.filename()?.strip_prefix("snapshot-")?.strip_suffix(".jsonl")?.parse().ok()).collect();
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(&format!("archive/{ws}"))))
+            .await
+            .map_err(unavailable)?;
+        let mut seqs: Vec<u64> = listed
+            .objects
+            .iter()
+            .filter_map(|o| {
+                o.location
+                    .filename()?
+                    .strip_prefix("snapshot-")?
+                    .strip_suffix(".jsonl")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
         seqs.sort_unstable();
         Ok(seqs)
     }
 
     /// The latest snapshot: its last sequence number and its events (a compacted log).
     async fn latest_snapshot(&self, ws: &str) -> Result<Option<(u64, Vec<Event>)>, BackupError> {
-        let Some(&seq) = self.snapshot_seqs(ws).await?.last() else { return Ok(None) };
-        let got = self.store.get(&self.path(&format!("archive/{ws}/snapshot-{seq:020}.jsonl"))).await.map_err(unavailable)?;
+        let Some(&seq) = self.snapshot_seqs(ws).await?.last() else {
+            return Ok(None);
+        };
+        let got = self
+            .store
+            .get(&self.path(&format!("archive/{ws}/snapshot-{seq:020}.jsonl")))
+            .await
+            .map_err(unavailable)?;
         let bytes = got.bytes().await.map_err(unavailable)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| BackupError::Corrupt(format!("{ws}: snapshot {seq} is not text")))?;
-        let (header, body) = text.split_once('\n').ok_or_else(|| BackupError::Corrupt(format!("{ws}: snapshot {seq} has no header")))?;
-        let header: serde_json::Value = serde_json::from_str(header).map_err(|e| BackupError::Corrupt(format!("{ws}: snapshot {seq}: {e}")))?;
-        if header["sha256"].as_str() != Some(tandem_core::ids::hex(&sha2::Sha256::digest(body.as_bytes())).as_str()) || header["seq"].as_u64() != Some(seq) {
-            return Err(BackupError::Corrupt(format!("{ws}: snapshot {seq} does not match its checksum")));
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| BackupError::Corrupt(format!("{ws}: snapshot {seq} is not text")))?;
+        let (header, body) = text
+            .split_once('\n')
+            .ok_or_else(|| BackupError::Corrupt(format!("{ws}: snapshot {seq} has no header")))?;
+        let header: serde_json::Value = serde_json::from_str(header)
+            .map_err(|e| BackupError::Corrupt(format!("{ws}: snapshot {seq}: {e}")))?;
+        if header["sha256"].as_str()
+            != Some(tandem_core::ids::hex(&sha2::Sha256::digest(body.as_bytes())).as_str())
+            || header["seq"].as_u64() != Some(seq)
+        {
+            return Err(BackupError::Corrupt(format!(
+                "{ws}: snapshot {seq} does not match its checksum"
+            )));
         }
-        let events: Vec<Event> = body.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str::<Event>(l).map_err(|e| BackupError::Corrupt(format!("{ws}: snapshot {seq}: {e}")))).collect::<Result<_, _>>()?;
-        if events.last().map(|e| e.seq) != Some(seq) || events.windows(2).any(|w| w[0].seq >= w[1].seq || w[0].hlc >= w[1].hlc) || events.iter().any(|e| e.decode_op().is_err()) {
-            return Err(BackupError::Corrupt(format!("{ws}: snapshot {seq} is not an ordered, decodable log ending at {seq}")));
+        let events: Vec<Event> = body
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_str::<Event>(l)
+                    .map_err(|e| BackupError::Corrupt(format!("{ws}: snapshot {seq}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        if events.last().map(|e| e.seq) != Some(seq)
+            || events
+                .windows(2)
+                .any(|w| w[0].seq >= w[1].seq || w[0].hlc >= w[1].hlc)
+            || events.iter().any(|e| e.decode_op().is_err())
+        {
+            return Err(BackupError::Corrupt(format!(
+                "{ws}: snapshot {seq} is not an ordered, decodable log ending at {seq}"
+            )));
         }
         Ok(Some((seq, events)))
     }
@@ -316,7 +463,12 @@ impl Archive {
     /// purged or undone. The snapshot is written only once replaying it gives exactly the state
     /// replaying the events it replaces gives; then the segments it replaces are deleted.
     /// Returns the snapshot's last sequence number, if one was written.
-    pub async fn compact(&self, ws: &str, keep_ms: u64, now_ms: u64) -> Result<Option<CompactReport>, BackupError> {
+    pub async fn compact(
+        &self,
+        ws: &str,
+        keep_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<CompactReport>, BackupError> {
         let archived = self.read_all(ws).await?;
         let horizon = now_ms.saturating_sub(keep_ms);
         // The newest segment end older than the horizon.
@@ -333,16 +485,27 @@ impl Archive {
         }
         let upto = archived.events.partition_point(|e| e.seq <= cutoff);
         let prefix = &archived.events[..upto];
-        let ops: Vec<tandem_core::Op> = prefix.iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| BackupError::Corrupt(e.to_string()))?;
+        let ops: Vec<tandem_core::Op> = prefix
+            .iter()
+            .map(|e| e.decode_op())
+            .collect::<Result<_, _>>()
+            .map_err(|e| BackupError::Corrupt(e.to_string()))?;
         // The snapshot ends at its last kept event; compaction is decided for that prefix.
         let first_pass = tandem_core::history::compact(&ops);
-        let Some(end) = first_pass.iter().rposition(|k| *k) else { return Ok(None) };
+        let Some(end) = first_pass.iter().rposition(|k| *k) else {
+            return Ok(None);
+        };
         let ops = &ops[..=end];
         let prefix = &prefix[..=end];
         let candidates = [tandem_core::history::compact(ops), vec![true; ops.len()]];
         let full = replay_dump(ws, prefix).await?;
         for keep in candidates {
-            let kept: Vec<Event> = prefix.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.clone()).collect();
+            let kept: Vec<Event> = prefix
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(e, _)| e.clone())
+                .collect();
             if kept.last().map(|e| e.seq) != Some(prefix[end].seq) {
                 continue;
             }
@@ -353,13 +516,28 @@ impl Archive {
             let seq = prefix[end].seq;
             let mut body = String::new();
             for e in &kept {
-                body.push_str(&serde_json::to_string(e).map_err(|e| BackupError::Invalid(e.to_string()))?);
+                body.push_str(
+                    &serde_json::to_string(e).map_err(|e| BackupError::Invalid(e.to_string()))?,
+                );
                 body.push('\n');
             }
             let header = serde_json::json!({ "snapshot": ws, "seq": seq, "events": kept.len(), "replaces": prefix.len(), "sha256": tandem_core::ids::hex(&sha2::Sha256::digest(body.as_bytes())) });
-            let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-            match self.store.put_opts(&self.path(&format!("archive/{ws}/snapshot-{seq:020}.jsonl")), PutPayload::from(Bytes::from(format!("{header}\n{body}"))), opts).await {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {}
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(
+                    &self.path(&format!("archive/{ws}/snapshot-{seq:020}.jsonl")),
+                    PutPayload::from(Bytes::from(format!("{header}\n{body}"))),
+                    opts,
+                )
+                .await
+            {
+                Ok(_)
+                | Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {}
                 Err(e) => return Err(unavailable(e)),
             }
             // Only now that the snapshot is durable do the objects it replaces go.
@@ -367,21 +545,45 @@ impl Archive {
             for first in self.segment_starts(ws).await? {
                 let seg = self.read_segment(ws, first).await?;
                 if seg.last().is_some_and(|e| e.seq <= seq) {
-                    self.store.delete(&self.path(&format!("archive/{ws}/{first:020}.jsonl"))).await.map_err(unavailable)?;
+                    self.store
+                        .delete(&self.path(&format!("archive/{ws}/{first:020}.jsonl")))
+                        .await
+                        .map_err(unavailable)?;
                     deleted += 1;
                 }
             }
-            for old in self.snapshot_seqs(ws).await?.into_iter().filter(|s| *s < seq) {
-                self.store.delete(&self.path(&format!("archive/{ws}/snapshot-{old:020}.jsonl"))).await.map_err(unavailable)?;
+            for old in self
+                .snapshot_seqs(ws)
+                .await?
+                .into_iter()
+                .filter(|s| *s < seq)
+            {
+                self.store
+                    .delete(&self.path(&format!("archive/{ws}/snapshot-{old:020}.jsonl")))
+                    .await
+                    .map_err(unavailable)?;
             }
-            return Ok(Some(CompactReport { seq, events_before: prefix.len() as u64, events_kept: kept.len() as u64, segments_deleted: deleted }));
+            return Ok(Some(CompactReport {
+                seq,
+                events_before: prefix.len() as u64,
+                events_kept: kept.len() as u64,
+                segments_deleted: deleted,
+            }));
         }
         Ok(None)
     }
 
     pub async fn workspaces(&self) -> Result<Vec<String>, BackupError> {
-        let listed = self.store.list_with_delimiter(Some(&self.path("archive"))).await.map_err(unavailable)?;
-        let mut out: Vec<String> = listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path("archive")))
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -402,13 +604,21 @@ impl Archive {
     /// Rebuilds `ws` as it was at `at_ms` (everything accepted at or before it) in `target`,
     /// which must not have the workspace already (or be part-way through restoring it).
     /// Returns the number of events in the restored log.
-    pub async fn restore(&self, ws: &str, at_ms: Option<u64>, target: &Store) -> Result<u64, BackupError> {
+    pub async fn restore(
+        &self,
+        ws: &str,
+        at_ms: Option<u64>,
+        target: &Store,
+    ) -> Result<u64, BackupError> {
         let archived = self.read_all(ws).await?;
         let cut = crate::restore::cut(ws, &archived, at_ms)?;
-        Ok(crate::restore::into_workspace(archived, cut, &self.url, target, ws, |_, _| {}).await?.events)
+        Ok(
+            crate::restore::into_workspace(archived, cut, &self.url, target, ws, |_, _| {})
+                .await?
+                .events,
+        )
     }
 }
-
 
 /// A readable UTC instant for messages.
 pub fn iso(ms: u64) -> String {
@@ -424,7 +634,13 @@ pub fn iso(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 /// Parses an instant: milliseconds since the epoch, or UTC RFC 3339 (`2026-11-22T04:03:06Z`,
@@ -456,21 +672,37 @@ pub fn parse_instant(s: &str) -> Option<u64> {
 }
 
 /// Archives every workspace of `store` every `interval`, until the process ends.
-pub fn spawn_archiver(archive: Archive, store: Store, artifacts: crate::artifacts::Artifacts, interval: Duration) {
+pub fn spawn_archiver(
+    archive: Archive,
+    store: Store,
+    artifacts: crate::artifacts::Artifacts,
+    interval: Duration,
+) {
     tokio::spawn(async move {
         let mut last_compaction = std::time::Instant::now();
         loop {
             let s = store.clone();
-            let workspaces = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT workspace FROM log_heads", &[])?.iter().map(|r| r.text(0)).collect::<Vec<_>>())))
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or_default();
+            let workspaces = tokio::task::spawn_blocking(move || {
+                s.read(|tx| {
+                    Ok(tx
+                        .query("SELECT workspace FROM log_heads", &[])?
+                        .iter()
+                        .map(|r| r.text(0))
+                        .collect::<Vec<_>>())
+                })
+            })
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
             for ws in workspaces {
                 // Catch up fully before sleeping: a segment per round would fall behind.
                 loop {
                     let before = archive.archived_through(&ws).await.unwrap_or(0);
-                    match archive.archive_upto(&store, &ws, u64::MAX, Some(&artifacts)).await {
+                    match archive
+                        .archive_upto(&store, &ws, u64::MAX, Some(&artifacts))
+                        .await
+                    {
                         Ok(after) if after > before => continue,
                         Ok(_) => break,
                         Err(e) => {
@@ -496,20 +728,36 @@ pub const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 /// Compacts every workspace's archived history older than its retention period.
 pub async fn compact_all(archive: &Archive, store: &Store) {
     let s = store.clone();
-    let kept: Vec<(String, i64)> = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT name, retention_days FROM workspaces", &[])?.iter().map(|r| (r.text(0), r.int(1))).collect())))
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
+    let kept: Vec<(String, i64)> = tokio::task::spawn_blocking(move || {
+        s.read(|tx| {
+            Ok(tx
+                .query("SELECT name, retention_days FROM workspaces", &[])?
+                .iter()
+                .map(|r| (r.text(0), r.int(1)))
+                .collect())
+        })
+    })
+    .await
+    .ok()
+    .and_then(|r| r.ok())
+    .unwrap_or_default();
     for (ws, days) in kept {
         compact_one(archive, &ws, days).await;
     }
 }
 
 pub async fn compact_one(archive: &Archive, ws: &str, days: i64) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    match archive.compact(ws, days.max(1) as u64 * 86_400_000, now).await {
-        Ok(Some(r)) => tracing::info!(workspace = %ws, "compacted events 1..{} into a snapshot of {} events", r.seq, r.events_kept),
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    match archive
+        .compact(ws, days.max(1) as u64 * 86_400_000, now)
+        .await
+    {
+        Ok(Some(r)) => {
+            tracing::info!(workspace = %ws, "compacted events 1..{} into a snapshot of {} events", r.seq, r.events_kept)
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(workspace = %ws, "compaction: {e}"),
     }
@@ -521,9 +769,18 @@ mod tests {
     fn iso_dates() {
         assert_eq!(super::iso(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(super::iso(1_795_320_186_909), "2026-11-22T04:03:06.909Z");
-        assert_eq!(super::parse_instant("2026-11-22T04:03:06.909Z"), Some(1_795_320_186_909));
-        assert_eq!(super::parse_instant("2026-11-22T04:03:06Z"), Some(1_795_320_186_000));
-        assert_eq!(super::parse_instant("1795320186909"), Some(1_795_320_186_909));
+        assert_eq!(
+            super::parse_instant("2026-11-22T04:03:06.909Z"),
+            Some(1_795_320_186_909)
+        );
+        assert_eq!(
+            super::parse_instant("2026-11-22T04:03:06Z"),
+            Some(1_795_320_186_000)
+        );
+        assert_eq!(
+            super::parse_instant("1795320186909"),
+            Some(1_795_320_186_909)
+        );
         assert_eq!(super::parse_instant("yesterday"), None);
     }
 }

@@ -55,14 +55,25 @@ fn parse_store(s: &str, data: &Path) -> Result<StoreLocation, ConfigError> {
     }
     if let Some(path) = s.strip_prefix("sqlite://") {
         if path.is_empty() {
-            return Err(ConfigError::Invalid { setting: "store", message: "sqlite:// needs a file path, e.g. sqlite:///var/lib/tandem/metadata.sqlite".into() });
+            return Err(ConfigError::Invalid {
+                setting: "store",
+                message:
+                    "sqlite:// needs a file path, e.g. sqlite:///var/lib/tandem/metadata.sqlite"
+                        .into(),
+            });
         }
         return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
     }
     if s.starts_with("postgres://") || s.starts_with("postgresql://") {
         return Ok(StoreLocation::Postgres(s.to_owned()));
     }
-    Err(ConfigError::Invalid { setting: "store", message: format!("'{}' is not a store URL: use sqlite:///PATH or postgres://USER@HOST:PORT/DB", redact(s)) })
+    Err(ConfigError::Invalid {
+        setting: "store",
+        message: format!(
+            "'{}' is not a store URL: use sqlite:///PATH or postgres://USER@HOST:PORT/DB",
+            redact(s)
+        ),
+    })
 }
 
 fn parse_artifacts(s: &str, data: &Path) -> Result<ArtifactLocation, ConfigError> {
@@ -71,14 +82,22 @@ fn parse_artifacts(s: &str, data: &Path) -> Result<ArtifactLocation, ConfigError
     }
     if let Some(path) = s.strip_prefix("file://") {
         if !path.starts_with('/') {
-            return Err(ConfigError::Invalid { setting: "artifacts", message: format!("'{s}': file:// URLs need an absolute path, e.g. file:///srv/tandem/artifacts") });
+            return Err(ConfigError::Invalid {
+                setting: "artifacts",
+                message: format!(
+                    "'{s}': file:// URLs need an absolute path, e.g. file:///srv/tandem/artifacts"
+                ),
+            });
         }
         return Ok(ArtifactLocation::Folder(PathBuf::from(path)));
     }
     for scheme in ["s3://", "azure://", "az://", "gs://"] {
         if let Some(rest) = s.strip_prefix(scheme) {
             if rest.split('/').next().unwrap_or("").is_empty() {
-                return Err(ConfigError::Invalid { setting: "artifacts", message: format!("'{s}' names no bucket or container") });
+                return Err(ConfigError::Invalid {
+                    setting: "artifacts",
+                    message: format!("'{s}' names no bucket or container"),
+                });
             }
             return Ok(ArtifactLocation::Object(s.to_owned()));
         }
@@ -114,11 +133,17 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("setting '{setting}': {message}")]
-    Invalid { setting: &'static str, message: String },
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -129,37 +154,103 @@ impl Config {
     pub fn load(file: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError> {
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
             }
             None => FileConfig::default(),
         };
-        let listen = over.listen.clone().or(from_file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = over
+            .listen
+            .clone()
+            .or(from_file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = parse_listen(&listen)?;
-        let data = over.data.clone().or(from_file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
-        let region = over.region.clone().or(from_file.region).unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(ConfigError::Invalid { setting: "region", message: format!("'{region}' is not a region name (letters, digits, '-' and '_')") });
+        let data = over
+            .data
+            .clone()
+            .or(from_file.data)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+        let region = over
+            .region
+            .clone()
+            .or(from_file.region)
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::Invalid {
+                setting: "region",
+                message: format!("'{region}' is not a region name (letters, digits, '-' and '_')"),
+            });
         }
-        let durability = match over.durability.clone().or(from_file.durability).as_deref().unwrap_or("full") {
+        let durability = match over
+            .durability
+            .clone()
+            .or(from_file.durability)
+            .as_deref()
+            .unwrap_or("full")
+        {
             "full" => crate::store::sqlite::Durability::Full,
             "normal" => crate::store::sqlite::Durability::Normal,
-            other => return Err(ConfigError::Invalid { setting: "durability", message: format!("'{other}' is not one of full, normal") }),
+            other => {
+                return Err(ConfigError::Invalid {
+                    setting: "durability",
+                    message: format!("'{other}' is not one of full, normal"),
+                })
+            }
         };
-        let store = parse_store(&over.store.clone().or(from_file.store).unwrap_or_default(), &data)?;
-        let artifacts = parse_artifacts(&over.artifacts.clone().or(from_file.artifacts).unwrap_or_default(), &data)?;
-        let archive = over.archive.clone().or(from_file.archive).filter(|a| !a.is_empty());
+        let store = parse_store(
+            &over.store.clone().or(from_file.store).unwrap_or_default(),
+            &data,
+        )?;
+        let artifacts = parse_artifacts(
+            &over
+                .artifacts
+                .clone()
+                .or(from_file.artifacts)
+                .unwrap_or_default(),
+            &data,
+        )?;
+        let archive = over
+            .archive
+            .clone()
+            .or(from_file.archive)
+            .filter(|a| !a.is_empty());
         if let Some(a) = &archive {
-            if !["file:///", "s3://", "azure://", "az://", "gs://"].iter().any(|p| a.starts_with(p)) {
+            if !["file:///", "s3://", "azure://", "az://", "gs://"]
+                .iter()
+                .any(|p| a.starts_with(p))
+            {
                 return Err(ConfigError::Invalid { setting: "archive", message: format!("'{a}' is not an archive URL: use file:///PATH, s3://BUCKET/PREFIX, azure://CONTAINER/PREFIX or gs://BUCKET/PREFIX") });
             }
         }
-        Ok(Config { listen, data, region, durability, store, artifacts, archive })
+        Ok(Config {
+            listen,
+            data,
+            region,
+            durability,
+            store,
+            artifacts,
+            archive,
+        })
     }
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid { setting: "listen", message: format!("'{s}' is not ADDRESS:PORT, e.g. 127.0.0.1:5000 (port 0 picks a free port)") })
+    s.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
+        setting: "listen",
+        message: format!(
+            "'{s}' is not ADDRESS:PORT, e.g. 127.0.0.1:5000 (port 0 picks a free port)"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -175,31 +266,87 @@ mod tests {
         assert_eq!(c.listen.port(), 6000);
         assert_eq!(c.region, "west");
         assert_eq!(c.data, PathBuf::from(DEFAULT_DATA));
-        let c = Config::load(Some(&f), &Overrides { listen: Some("127.0.0.1:0".into()), ..Default::default() }).unwrap();
+        let c = Config::load(
+            Some(&f),
+            &Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 0);
     }
 
     #[test]
     fn store_and_artifact_urls() {
-        let c = Config::load(None, &Overrides { store: Some("postgres://u:secret@h:5/db".into()), artifacts: Some("azure://c/p".into()), ..Default::default() }).unwrap();
-        assert_eq!(c.store, StoreLocation::Postgres("postgres://u:secret@h:5/db".into()));
+        let c = Config::load(
+            None,
+            &Overrides {
+                store: Some("postgres://u:secret@h:5/db".into()),
+                artifacts: Some("azure://c/p".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreLocation::Postgres("postgres://u:secret@h:5/db".into())
+        );
         assert_eq!(c.artifacts, ArtifactLocation::Object("azure://c/p".into()));
-        assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
-        let e = Config::load(None, &Overrides { store: Some("mysql://u:pw@h/db".into()), ..Default::default() }).unwrap_err().to_string();
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        let e = Config::load(
+            None,
+            &Overrides {
+                store: Some("mysql://u:pw@h/db".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("setting 'store'") && !e.contains("pw"), "{e}");
-        assert!(Config::load(None, &Overrides { artifacts: Some("s3://".into()), ..Default::default() }).is_err());
-        assert!(Config::load(None, &Overrides { artifacts: Some("file://relative".into()), ..Default::default() }).is_err());
+        assert!(Config::load(
+            None,
+            &Overrides {
+                artifacts: Some("s3://".into()),
+                ..Default::default()
+            }
+        )
+        .is_err());
+        assert!(Config::load(
+            None,
+            &Overrides {
+                artifacts: Some("file://relative".into()),
+                ..Default::default()
+            }
+        )
+        .is_err());
         let c = Config::load(None, &Overrides::default()).unwrap();
-        assert_eq!(c.store, StoreLocation::Sqlite(PathBuf::from(DEFAULT_DATA).join("metadata.sqlite")));
+        assert_eq!(
+            c.store,
+            StoreLocation::Sqlite(PathBuf::from(DEFAULT_DATA).join("metadata.sqlite"))
+        );
     }
 
     #[test]
     fn bad_settings_name_the_setting() {
-        let e = Config::load(None, &Overrides { listen: Some("nope".into()), ..Default::default() }).unwrap_err();
+        let e = Config::load(
+            None,
+            &Overrides {
+                listen: Some("nope".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("setting 'listen'"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("tandem.toml");
         std::fs::write(&f, "lissten = 1\n").unwrap();
-        assert!(Config::load(Some(&f), &Overrides::default()).unwrap_err().to_string().contains("unknown field"));
+        assert!(Config::load(Some(&f), &Overrides::default())
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
     }
 }

@@ -33,7 +33,9 @@ pub struct AppState {
 pub fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -50,7 +52,11 @@ fn is_write(method: &Method, path: &str) -> bool {
     }
     // Region control (switchover steps, settling diverged events) runs in the region it is
     // sent to; tandem's other writes (apply, retention, purge, undelete) go to the leader.
-    let region_control = path.contains("/api/tandem/v1/") && (path.ends_with("/drain") || path.ends_with("/undrain") || path.ends_with("/take-over") || path.contains("/diverged/"));
+    let region_control = path.contains("/api/tandem/v1/")
+        && (path.ends_with("/drain")
+            || path.ends_with("/undrain")
+            || path.ends_with("/take-over")
+            || path.contains("/diverged/"));
     !region_control
 }
 
@@ -59,23 +65,44 @@ pub fn router(state: AppState) -> Router {
 }
 
 pub fn error_response(e: &MlflowError) -> Response {
-    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({ "error_code": e.code.as_str(), "message": e.message });
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn json_response(v: &Json) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
 }
 
 /// Unknown routes get a plain (non-JSON) 404, as from MLflow's Flask app: the client uses
 /// that to tell "endpoint missing" from "resource missing".
 fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "404 Not Found: the requested URL was not found on the server.\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 Not Found: the requested URL was not found on the server.\n",
+    )
+        .into_response()
 }
 
 fn method_not_allowed() -> Response {
-    (StatusCode::METHOD_NOT_ALLOWED, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "405 Method Not Allowed\n").into_response()
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "405 Method Not Allowed\n",
+    )
+        .into_response()
 }
 
 /// Who is asking: the user name of HTTP basic auth (what the mlflow client sends from
@@ -85,7 +112,11 @@ fn principal(headers: &HeaderMap) -> String {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|s| s.split(':').next().map(str::to_owned))
         .filter(|u| !u.is_empty())
@@ -94,14 +125,26 @@ fn principal(headers: &HeaderMap) -> String {
 
 /// The workspace a request names (the default when it names none), unchecked.
 fn workspace_header(req: &Request) -> String {
-    req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_WORKSPACE).to_owned()
+    req.headers()
+        .get("x-mlflow-workspace")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_WORKSPACE)
+        .to_owned()
 }
 
 fn workspace_of(headers: &HeaderMap) -> Result<String, MlflowError> {
     match headers.get("x-mlflow-workspace") {
         None => Ok(DEFAULT_WORKSPACE.to_owned()),
         Some(v) => {
-            let name = v.to_str().map_err(|_| MlflowError::invalid("The X-MLFLOW-WORKSPACE header is not valid text"))?.trim().to_owned();
+            let name = v
+                .to_str()
+                .map_err(|_| {
+                    MlflowError::invalid("The X-MLFLOW-WORKSPACE header is not valid text")
+                })?
+                .trim()
+                .to_owned();
             if name.is_empty() {
                 return Ok(DEFAULT_WORKSPACE.to_owned());
             }
@@ -120,19 +163,26 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .filter(|s| !s.is_empty())
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (api::percent_decode(&k.replace('+', " ")), api::percent_decode(&v.replace('+', " ")))
+            (
+                api::percent_decode(&k.replace('+', " ")),
+                api::percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }
 
 /// Runs a blocking closure on the blocking pool; a panic becomes INTERNAL_ERROR, never a
 /// dropped connection or a dead server.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, MlflowError> + Send + 'static) -> Result<T, MlflowError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, MlflowError> + Send + 'static,
+) -> Result<T, MlflowError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("handler failed: {e}");
-            Err(MlflowError::internal("internal error while handling the request"))
+            Err(MlflowError::internal(
+                "internal error while handling the request",
+            ))
         }
     }
 }
@@ -140,9 +190,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, MlflowError> 
 /// The context of a request. JSON endpoints check that the workspace is live inside their own
 /// transactions (`Ctx::require_live`); `check_now` is for endpoints that may not touch the
 /// store before they act (artifact bytes), which pay for a separate read.
-async fn ctx_for(state: &AppState, headers: &HeaderMap, admin: bool, check_now: bool) -> Result<Ctx, MlflowError> {
+async fn ctx_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    admin: bool,
+    check_now: bool,
+) -> Result<Ctx, MlflowError> {
     let workspace = workspace_of(headers)?;
-    let ctx = Ctx { store: state.store.clone(), artifacts: state.artifacts.clone(), workspace, principal: principal(headers), require_live: !admin };
+    let ctx = Ctx {
+        store: state.store.clone(),
+        artifacts: state.artifacts.clone(),
+        workspace,
+        principal: principal(headers),
+        require_live: !admin,
+    };
     if check_now && !admin {
         let c = ctx.clone();
         blocking(move || c.read(|_| Ok(()))).await?;
@@ -152,10 +213,15 @@ async fn ctx_for(state: &AppState, headers: &HeaderMap, admin: bool, check_now: 
 
 /// Splits `/api/2.0/mlflow/x` or `/ajax-api/3.0/mlflow/x` into ("mlflow/x").
 fn strip_version(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/api/").or_else(|| path.strip_prefix("/ajax-api/"))?;
+    let rest = path
+        .strip_prefix("/api/")
+        .or_else(|| path.strip_prefix("/ajax-api/"))?;
     let (version, rest) = rest.split_once('/')?;
     let mut parts = version.split('.');
-    let ok = parts.next().is_some_and(|m| m.chars().all(|c| c.is_ascii_digit()) && !m.is_empty()) && parts.all(|p| p.chars().all(|c| c.is_ascii_digit()));
+    let ok = parts
+        .next()
+        .is_some_and(|m| m.chars().all(|c| c.is_ascii_digit()) && !m.is_empty())
+        && parts.all(|p| p.chars().all(|c| c.is_ascii_digit()));
     ok.then_some(rest)
 }
 
@@ -170,12 +236,26 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
     if let Some(region) = &state.region {
         // A standby serves reads from its replica and sends writes to the leader.
-        if is_write(&method, &path) || (!path.starts_with("/api/tandem/v1/") && region.forwards_reads(&workspace_header(&req))) {
-            let ws = req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_WORKSPACE).to_owned();
+        if is_write(&method, &path)
+            || (!path.starts_with("/api/tandem/v1/")
+                && region.forwards_reads(&workspace_header(&req)))
+        {
+            let ws = req
+                .headers()
+                .get("x-mlflow-workspace")
+                .and_then(|v| v.to_str().ok())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(DEFAULT_WORKSPACE)
+                .to_owned();
             if let Some(leader) = region.forward_target(&ws) {
                 return crate::region::front_door::forward(&state.http, &leader, req)
                     .await
-                    .unwrap_or_else(|e| error_response(&MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("the leader of '{ws}' did not answer: {e}"))));
+                    .unwrap_or_else(|e| {
+                        error_response(&MlflowError::new(
+                            tandem_core::ErrorCode::TemporarilyUnavailable,
+                            format!("the leader of '{ws}' did not answer: {e}"),
+                        ))
+                    });
             }
             if region.forwards_reads(&ws) {
                 // A hot/cold secondary has no copy of its own to fall back on.
@@ -183,19 +263,24 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             }
         }
         if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
-            if let Some(r) = region_endpoint(&state, region, rest, &method, req.uri().query()).await {
+            if let Some(r) = region_endpoint(&state, region, rest, &method, req.uri().query()).await
+            {
                 return r;
             }
         }
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/uploads/") {
         let rest = rest.to_owned();
-        return upload_part(&state, &rest, req).await.unwrap_or_else(|e| error_response(&e));
+        return upload_part(&state, &rest, req)
+            .await
+            .unwrap_or_else(|e| error_response(&e));
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
         return json_endpoint(state, api::TANDEM_ROUTES, &[], rest.to_owned(), req).await;
     }
-    let Some(rest) = strip_version(&path) else { return not_found() };
+    let Some(rest) = strip_version(&path) else {
+        return not_found();
+    };
     if rest == "mlflow/server-info" && method == Method::GET {
         return json_response(&json!({
             "store_type": "SqlStore",
@@ -219,7 +304,13 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 }
 
 /// `texts`: handlers that serve some of `table`'s routes in their place, rendering text.
-async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static str, api::Handler)], texts: &'static [(&'static str, &'static str, api::TextHandler)], path: String, req: Request) -> Response {
+async fn json_endpoint(
+    state: AppState,
+    table: &'static [(&'static str, &'static str, api::Handler)],
+    texts: &'static [(&'static str, &'static str, api::TextHandler)],
+    path: String,
+    req: Request,
+) -> Response {
     let method = req.method().clone();
     let is_replica = req.headers().contains_key("x-tandem-replica");
     let (handler, mut params) = match api::route(table, method.as_str(), &path) {
@@ -246,17 +337,26 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
     let created = method == Method::POST && path == "mlflow/workspaces";
     let no_content = method == Method::DELETE && path.starts_with("mlflow/workspaces/");
     let write = is_write(&method, &format!("/{path}"));
-    let (ws, after, wait_ms) = (ctx.workspace.clone(), request.opt_i64("after").ok().flatten(), request.opt_i64("wait_ms").ok().flatten());
+    let (ws, after, wait_ms) = (
+        ctx.workspace.clone(),
+        request.opt_i64("after").ok().flatten(),
+        request.opt_i64("wait_ms").ok().flatten(),
+    );
     let long_poll = path.ends_with("/changes") && wait_ms.is_some_and(|w| w > 0);
     let region = state.region.clone();
-    let changes_ws = request.0.get("workspace_name").and_then(|v| v.as_str()).map(str::to_owned);
+    let changes_ws = request
+        .0
+        .get("workspace_name")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     if let (Some(region), true, Some(cws), Some(a)) = (&region, is_replica, &changes_ws, after) {
         // A replica asking for events after N has durably applied N.
         region.record_ack(cws, a.max(0) as u64);
     }
     let result = if long_poll {
         let notify = region.clone();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms.unwrap_or(0).clamp(0, 10_000) as u64);
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(wait_ms.unwrap_or(0).clamp(0, 10_000) as u64);
         loop {
             let waiter = notify.as_ref().map(|r| r.committed.notified());
             let (c, q) = (ctx.clone(), request.clone());
@@ -271,7 +371,14 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
         }
     } else if let Some(text) = text {
         match blocking(move || text(&ctx, &request)).await {
-            Ok(body) => return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Ok(body) => {
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response()
+            }
             Err(e) => return error_response(&e),
         }
     } else {
@@ -284,7 +391,12 @@ async fn json_endpoint(state: AppState, table: &'static [(&'static str, &'static
     }
     match result {
         Ok(_) if no_content => StatusCode::NO_CONTENT.into_response(),
-        Ok(v) if created => (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
+        Ok(v) if created => (
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
         Ok(v) => json_response(&v),
         Err(e) => error_response(&e),
     }
@@ -299,109 +411,209 @@ async fn read_params(req: Request) -> Result<Req, MlflowError> {
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
         .await
-        .map_err(|_| MlflowError::invalid(format!("The request body is larger than {MAX_JSON_BODY} bytes or was interrupted")))?;
+        .map_err(|_| {
+            MlflowError::invalid(format!(
+                "The request body is larger than {MAX_JSON_BODY} bytes or was interrupted"
+            ))
+        })?;
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(Req::from_query(query));
     }
-    let v: Json = serde_json::from_slice(&body).map_err(|e| MlflowError::invalid(format!("Malformed JSON request body: {e}")))?;
+    let v: Json = serde_json::from_slice(&body)
+        .map_err(|e| MlflowError::invalid(format!("Malformed JSON request body: {e}")))?;
     Req::from_json(v)
 }
 
 /// After any acknowledged-to-be write: wakes long-polling replicas and, in sync mode, waits
 /// until the standby has everything up to the current head before the client hears "done".
 async fn after_write(state: &AppState, ws: &str) -> Result<(), MlflowError> {
-    let Some(region) = &state.region else { return Ok(()) };
+    let Some(region) = &state.region else {
+        return Ok(());
+    };
     region.committed.notify_waiters();
     if region.is_leader(ws) && region.write_ack(ws) == crate::region::deployment::WriteAck::Sync {
         let s = state.store.clone();
         let w = ws.to_owned();
-        let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await?.map(|h| h.seq).unwrap_or(0);
+        let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into))
+            .await?
+            .map(|h| h.seq)
+            .unwrap_or(0);
         // Long enough for the standby to fetch a large artifact the event names.
-        region.wait_for_replica(ws, head, std::time::Duration::from_secs(60)).await?;
+        region
+            .wait_for_replica(ws, head, std::time::Duration::from_secs(60))
+            .await?;
     }
     Ok(())
 }
 
 /// tandem's region endpoints: status, switchover.
-async fn region_endpoint(state: &AppState, region: &std::sync::Arc<crate::region::RegionState>, rest: &str, method: &Method, query: Option<&str>) -> Option<Response> {
+async fn region_endpoint(
+    state: &AppState,
+    region: &std::sync::Arc<crate::region::RegionState>,
+    rest: &str,
+    method: &Method,
+    query: Option<&str>,
+) -> Option<Response> {
     let q = Req::from_query(query_pairs(query));
     match (method.as_str(), rest) {
         ("GET", "status") => {
             let (r, s) = (region.clone(), state.store.clone());
             let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();
-            Some(json_response(&json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws })))
+            Some(json_response(
+                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws }),
+            ))
         }
         ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/drain") => {
-            let ws = r.trim_start_matches("workspaces/").trim_end_matches("/drain");
+            let ws = r
+                .trim_start_matches("workspaces/")
+                .trim_end_matches("/drain");
             Some(match region.drain(ws) {
                 Ok(epoch) => {
                     let (s, w) = (state.store.clone(), ws.to_owned());
-                    let head = blocking(move || s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)).await.ok().flatten().map(|h| h.seq).unwrap_or(0);
+                    let head = blocking(move || {
+                        s.read(|tx| queries::log_head(tx, &w)).map_err(Into::into)
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|h| h.seq)
+                    .unwrap_or(0);
                     json_response(&json!({ "workspace": ws, "epoch": epoch, "head_seq": head }))
                 }
                 Err(e) => error_response(&e),
             })
         }
         ("GET", r) if r.starts_with("workspaces/") && r.ends_with("/diverged") => {
-            let ws = r.trim_start_matches("workspaces/").trim_end_matches("/diverged").to_owned();
+            let ws = r
+                .trim_start_matches("workspaces/")
+                .trim_end_matches("/diverged")
+                .to_owned();
             let s = state.store.clone();
-            Some(match blocking(move || s.diverged(&ws).map_err(Into::into)).await {
-                Ok(list) => json_response(&json!({ "region": region.name, "diverged": list.iter().map(|(e, status)| json!({ "seq": e.seq, "epoch": e.epoch, "origin": e.origin, "principal": e.principal, "op": e.op, "payload": e.payload, "status": status })).collect::<Vec<_>>() })),
-                Err(e) => error_response(&e),
-            })
+            Some(
+                match blocking(move || s.diverged(&ws).map_err(Into::into)).await {
+                    Ok(list) => json_response(
+                        &json!({ "region": region.name, "diverged": list.iter().map(|(e, status)| json!({ "seq": e.seq, "epoch": e.epoch, "origin": e.origin, "principal": e.principal, "op": e.op, "payload": e.payload, "status": status })).collect::<Vec<_>>() }),
+                    ),
+                    Err(e) => error_response(&e),
+                },
+            )
         }
-        ("POST", r) if r.starts_with("workspaces/") && (r.ends_with("/discard") || r.ends_with("/reapply")) && r.contains("/diverged/") => {
+        ("POST", r)
+            if r.starts_with("workspaces/")
+                && (r.ends_with("/discard") || r.ends_with("/reapply"))
+                && r.contains("/diverged/") =>
+        {
             // workspaces/{ws}/diverged/{epoch}/{seq}/{action}
             let parts: Vec<&str> = r.split('/').collect();
-            let (Some(ws), Some(epoch), Some(seq), Some(action)) = (parts.get(1), parts.get(3).and_then(|e| e.parse::<u64>().ok()), parts.get(4).and_then(|e| e.parse::<u64>().ok()), parts.get(5)) else {
-                return Some(error_response(&MlflowError::invalid("use workspaces/{ws}/diverged/{epoch}/{seq}/discard or /reapply")));
+            let (Some(ws), Some(epoch), Some(seq), Some(action)) = (
+                parts.get(1),
+                parts.get(3).and_then(|e| e.parse::<u64>().ok()),
+                parts.get(4).and_then(|e| e.parse::<u64>().ok()),
+                parts.get(5),
+            ) else {
+                return Some(error_response(&MlflowError::invalid(
+                    "use workspaces/{ws}/diverged/{epoch}/{seq}/discard or /reapply",
+                )));
             };
             let (ws, action) = (ws.to_string(), action.to_string());
-            Some(match settle_diverged(state, region, &ws, epoch, seq, &action).await {
-                Ok(v) => json_response(&v),
-                Err(e) => error_response(&e),
-            })
+            Some(
+                match settle_diverged(state, region, &ws, epoch, seq, &action).await {
+                    Ok(v) => json_response(&v),
+                    Err(e) => error_response(&e),
+                },
+            )
         }
         ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/undrain") => {
-            region.undrain(r.trim_start_matches("workspaces/").trim_end_matches("/undrain"));
+            region.undrain(
+                r.trim_start_matches("workspaces/")
+                    .trim_end_matches("/undrain"),
+            );
             Some(json_response(&json!({})))
         }
         ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/take-over") => {
-            let ws = r.trim_start_matches("workspaces/").trim_end_matches("/take-over").to_owned();
+            let ws = r
+                .trim_start_matches("workspaces/")
+                .trim_end_matches("/take-over")
+                .to_owned();
             let force = q.opt_bool("force").ok().flatten().unwrap_or(false);
-            Some(match crate::region::switchover::take_over(state, region, &ws, force).await {
-                Ok(v) => json_response(&v),
-                Err(e) => error_response(&e),
-            })
+            Some(
+                match crate::region::switchover::take_over(state, region, &ws, force).await {
+                    Ok(v) => json_response(&v),
+                    Err(e) => error_response(&e),
+                },
+            )
         }
         _ => None,
     }
 }
 
-async fn settle_diverged(state: &AppState, region: &std::sync::Arc<crate::region::RegionState>, ws: &str, epoch: u64, seq: u64, action: &str) -> Result<Json, MlflowError> {
+async fn settle_diverged(
+    state: &AppState,
+    region: &std::sync::Arc<crate::region::RegionState>,
+    ws: &str,
+    epoch: u64,
+    seq: u64,
+    action: &str,
+) -> Result<Json, MlflowError> {
     let s = state.store.clone();
     let w = ws.to_owned();
     let list = blocking(move || s.diverged(&w).map_err(Into::into)).await?;
-    let (event, status) = list.into_iter().find(|(e, _)| e.epoch == epoch && e.seq == seq).ok_or_else(|| MlflowError::not_found(format!("no diverged event {epoch}/{seq} of '{ws}' in region '{}'", region.name)))?;
+    let (event, status) = list
+        .into_iter()
+        .find(|(e, _)| e.epoch == epoch && e.seq == seq)
+        .ok_or_else(|| {
+            MlflowError::not_found(format!(
+                "no diverged event {epoch}/{seq} of '{ws}' in region '{}'",
+                region.name
+            ))
+        })?;
     if status != "pending" {
-        return Err(MlflowError::invalid(format!("diverged event {epoch}/{seq} is already {status}")));
+        return Err(MlflowError::invalid(format!(
+            "diverged event {epoch}/{seq} is already {status}"
+        )));
     }
     let new_seq = match action {
         "discard" => None,
         "reapply" => {
             // The operation is written again, as a new event, by whoever leads the workspace now.
-            let leader = region.forward_target(ws).or_else(|| region.is_leader(ws).then(|| region.deployment.region(&region.name).map(|r| r.url.clone())).flatten()).ok_or_else(|| MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, "no leader is known"))?;
+            let leader = region
+                .forward_target(ws)
+                .or_else(|| {
+                    region
+                        .is_leader(ws)
+                        .then(|| {
+                            region
+                                .deployment
+                                .region(&region.name)
+                                .map(|r| r.url.clone())
+                        })
+                        .flatten()
+                })
+                .ok_or_else(|| {
+                    MlflowError::new(
+                        tandem_core::ErrorCode::TemporarilyUnavailable,
+                        "no leader is known",
+                    )
+                })?;
             let resp = state
                 .http
                 .post(format!("{leader}/api/tandem/v1/workspaces/{ws}/apply"))
                 .json(&json!({ "op": event.op, "payload": event.payload }))
                 .send()
                 .await
-                .map_err(|e| MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, e.to_string()))?;
+                .map_err(|e| {
+                    MlflowError::new(
+                        tandem_core::ErrorCode::TemporarilyUnavailable,
+                        e.to_string(),
+                    )
+                })?;
             let ok = resp.status().is_success();
             let v: Json = resp.json().await.unwrap_or(Json::Null);
             if !ok {
-                return Err(MlflowError::invalid(format!("the leader could not re-apply it: {}", v["message"].as_str().unwrap_or(&v.to_string()))));
+                return Err(MlflowError::invalid(format!(
+                    "the leader could not re-apply it: {}",
+                    v["message"].as_str().unwrap_or(&v.to_string())
+                )));
             }
             v["seq"].as_u64()
         }
@@ -409,8 +621,16 @@ async fn settle_diverged(state: &AppState, region: &std::sync::Arc<crate::region
     };
     let s = state.store.clone();
     let w = ws.to_owned();
-    let status = if action == "discard" { "discarded" } else { "reapplied" };
-    blocking(move || s.settle_diverged(&w, epoch, seq, status).map_err(Into::into)).await?;
+    let status = if action == "discard" {
+        "discarded"
+    } else {
+        "reapplied"
+    };
+    blocking(move || {
+        s.settle_diverged(&w, epoch, seq, status)
+            .map_err(Into::into)
+    })
+    .await?;
     Ok(json!({ "workspace": ws, "epoch": epoch, "seq": seq, "status": status, "new_seq": new_seq }))
 }
 
@@ -422,42 +642,87 @@ async fn metrics(state: &AppState) -> Response {
         let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();
         out.push_str("# HELP tandem_replication_lag_events Events the leader has that this region has not applied.\n# TYPE tandem_replication_lag_events gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_replication_lag_events{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.replication_lag_events.map_or("NaN".to_owned(), |n| n.to_string())));
+            out.push_str(&format!(
+                "tandem_replication_lag_events{{region=\"{}\",workspace=\"{}\"}} {}\n",
+                region.name,
+                w.workspace,
+                w.replication_lag_events
+                    .map_or("NaN".to_owned(), |n| n.to_string())
+            ));
         }
         out.push_str("# HELP tandem_replication_lag_seconds Time since this region last had everything the leader had.\n# TYPE tandem_replication_lag_seconds gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_replication_lag_seconds{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.replication_lag_ms.map_or("NaN".to_owned(), |ms| format!("{:.3}", ms as f64 / 1000.0))));
+            out.push_str(&format!(
+                "tandem_replication_lag_seconds{{region=\"{}\",workspace=\"{}\"}} {}\n",
+                region.name,
+                w.workspace,
+                w.replication_lag_ms
+                    .map_or("NaN".to_owned(), |ms| format!("{:.3}", ms as f64 / 1000.0))
+            ));
         }
         out.push_str("# HELP tandem_epoch The workspace's current leadership epoch as this region knows it.\n# TYPE tandem_epoch gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_epoch{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.epoch));
+            out.push_str(&format!(
+                "tandem_epoch{{region=\"{}\",workspace=\"{}\"}} {}\n",
+                region.name, w.workspace, w.epoch
+            ));
         }
         out.push_str("# HELP tandem_leader 1 if this region leads the workspace.\n# TYPE tandem_leader gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_leader{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, (w.role == crate::region::Role::Leader) as u8));
+            out.push_str(&format!(
+                "tandem_leader{{region=\"{}\",workspace=\"{}\"}} {}\n",
+                region.name,
+                w.workspace,
+                (w.role == crate::region::Role::Leader) as u8
+            ));
         }
         out.push_str("# HELP tandem_lease_held 1 if this region holds an unexpired lease on the workspace.\n# TYPE tandem_lease_held gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_lease_held{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, (w.lease == "held") as u8));
+            out.push_str(&format!(
+                "tandem_lease_held{{region=\"{}\",workspace=\"{}\"}} {}\n",
+                region.name,
+                w.workspace,
+                (w.lease == "held") as u8
+            ));
         }
         out.push_str("# HELP tandem_log_head_seq The workspace's change-log head in this region.\n# TYPE tandem_log_head_seq gauge\n");
         for w in &ws {
-            out.push_str(&format!("tandem_log_head_seq{{region=\"{}\",workspace=\"{}\"}} {}\n", region.name, w.workspace, w.head_seq));
+            out.push_str(&format!(
+                "tandem_log_head_seq{{region=\"{}\",workspace=\"{}\"}} {}\n",
+                region.name, w.workspace, w.head_seq
+            ));
         }
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
 }
 
 /// The base URL clients reached this server by, for URLs it hands back (multipart parts).
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https" || *p == "http").unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
     format!("{proto}://{host}")
 }
 
 /// MLflow's proxied multipart upload: `create` hands out one URL per part (served by
 /// `upload_part`), `complete` joins the parts into the artifact and logs it, `abort` drops them.
-async fn multipart(ctx: &Ctx, rest: &str, dir: &str, req: Request) -> Result<Response, MlflowError> {
+async fn multipart(
+    ctx: &Ctx,
+    rest: &str,
+    dir: &str,
+    req: Request,
+) -> Result<Response, MlflowError> {
     let base = base_url(req.headers());
     let params = read_params(req).await?;
     let local = params.str("path")?;
@@ -465,24 +730,61 @@ async fn multipart(ctx: &Ctx, rest: &str, dir: &str, req: Request) -> Result<Res
     if file_name.is_empty() {
         return Err(MlflowError::invalid("'path' must name a file"));
     }
-    let dest = if dir.is_empty() { file_name } else { format!("{}/{file_name}", dir.trim_end_matches('/')) };
+    let dest = if dir.is_empty() {
+        file_name
+    } else {
+        format!("{}/{file_name}", dir.trim_end_matches('/'))
+    };
     tandem_core::validate::artifact_path(&dest)?;
     if rest.starts_with("mpu/create/") {
         let num_parts = params.opt_i64("num_parts")?.unwrap_or(1);
-        let n = u32::try_from(num_parts).map_err(|_| MlflowError::invalid(format!("Invalid num_parts {num_parts}")))?;
-        let id = ctx.artifacts.create_upload(&ctx.workspace, &dest, n).await?;
+        let n = u32::try_from(num_parts)
+            .map_err(|_| MlflowError::invalid(format!("Invalid num_parts {num_parts}")))?;
+        let id = ctx
+            .artifacts
+            .create_upload(&ctx.workspace, &dest, n)
+            .await?;
         let credentials: Vec<Json> = (1..=n).map(|i| json!({ "url": format!("{base}/api/tandem/v1/uploads/{id}/parts/{i}"), "part_number": i, "headers": {} })).collect();
-        return Ok(json_response(&json!({ "upload_id": id, "credentials": credentials })));
+        return Ok(json_response(
+            &json!({ "upload_id": id, "credentials": credentials }),
+        ));
     }
     let id = params.str("upload_id")?;
     if rest.starts_with("mpu/abort/") {
-        ctx.artifacts.abort_upload(&ctx.workspace, &dest, &id).await?;
+        ctx.artifacts
+            .abort_upload(&ctx.workspace, &dest, &id)
+            .await?;
         return Ok(json_response(&json!({})));
     }
-    let parts = params.list("parts")?.iter().map(|p| Ok((u32::try_from(p.i64("part_number")?).map_err(|_| MlflowError::invalid("Invalid part_number"))?, p.opt_str("etag")?.unwrap_or_default()))).collect::<Result<Vec<_>, MlflowError>>()?;
-    let (size, sha256) = ctx.artifacts.complete_upload(&ctx.workspace, &dest, &id, &parts).await?;
+    let parts = params
+        .list("parts")?
+        .iter()
+        .map(|p| {
+            Ok((
+                u32::try_from(p.i64("part_number")?)
+                    .map_err(|_| MlflowError::invalid("Invalid part_number"))?,
+                p.opt_str("etag")?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<Vec<_>, MlflowError>>()?;
+    let (size, sha256) = ctx
+        .artifacts
+        .complete_upload(&ctx.workspace, &dest, &id, &parts)
+        .await?;
     let c = ctx.clone();
-    blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::PutArtifact { path: dest.clone(), size, sha256: sha256.clone() })))).await?;
+    blocking(move || {
+        c.write(|_| {
+            Ok(crate::store::Decision::change(
+                (),
+                Op::PutArtifact {
+                    path: dest.clone(),
+                    size,
+                    sha256: sha256.clone(),
+                },
+            ))
+        })
+    })
+    .await?;
     Ok(json_response(&json!({})))
 }
 
@@ -490,16 +792,29 @@ async fn multipart(ctx: &Ctx, rest: &str, dir: &str, req: Request) -> Result<Res
 /// client sends these without its usual headers; the 128-bit random upload ID is the capability.
 async fn upload_part(state: &AppState, rest: &str, req: Request) -> Result<Response, MlflowError> {
     let mut segs = rest.split('/');
-    let (Some(id), Some("parts"), Some(n), None) = (segs.next(), segs.next(), segs.next(), segs.next()) else { return Ok(not_found()) };
+    let (Some(id), Some("parts"), Some(n), None) =
+        (segs.next(), segs.next(), segs.next(), segs.next())
+    else {
+        return Ok(not_found());
+    };
     if req.method() != Method::PUT {
         return Ok(method_not_allowed());
     }
-    let part: u32 = n.parse().map_err(|_| MlflowError::invalid(format!("Invalid part number '{n}'")))?;
-    let etag = state.artifacts.put_part(id, part, req.into_body().into_data_stream()).await?;
+    let part: u32 = n
+        .parse()
+        .map_err(|_| MlflowError::invalid(format!("Invalid part number '{n}'")))?;
+    let etag = state
+        .artifacts
+        .put_part(id, part, req.into_body().into_data_stream())
+        .await?;
     Ok((StatusCode::OK, [(header::ETAG, format!("\"{etag}\""))], "").into_response())
 }
 
-async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Result<Response, MlflowError> {
+async fn artifacts_endpoint(
+    state: &AppState,
+    rest: &str,
+    req: Request,
+) -> Result<Response, MlflowError> {
     let method = req.method().clone();
     let (kind, path) = if rest == "artifacts" {
         ("list", String::new())
@@ -539,12 +854,19 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
         }
         ("file", "GET") => {
             let (stream, len) = ctx.artifacts.get(&ctx.workspace, &path).await?;
-            let name = path.rsplit('/').next().unwrap_or("artifact").replace('"', "");
+            let name = path
+                .rsplit('/')
+                .next()
+                .unwrap_or("artifact")
+                .replace('"', "");
             Ok(Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_LENGTH, len)
-                .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                )
                 .body(Body::from_stream(stream))
                 .map_err(|e| MlflowError::internal(e.to_string()))?)
         }
@@ -553,7 +875,19 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             let stream = req.into_body().into_data_stream();
             let (size, sha256) = ctx.artifacts.put(&ctx.workspace, &path, stream).await?;
             let c = ctx.clone();
-            blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::PutArtifact { path: path.clone(), size, sha256: sha256.clone() })))).await?;
+            blocking(move || {
+                c.write(|_| {
+                    Ok(crate::store::Decision::change(
+                        (),
+                        Op::PutArtifact {
+                            path: path.clone(),
+                            size,
+                            sha256: sha256.clone(),
+                        },
+                    ))
+                })
+            })
+            .await?;
             after_write(state, &ctx.workspace).await?;
             Ok(json_response(&json!({})))
         }
@@ -561,7 +895,15 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             tandem_core::validate::artifact_path(&path)?;
             ctx.artifacts.delete(&ctx.workspace, &path).await?;
             let c = ctx.clone();
-            blocking(move || c.write(|_| Ok(crate::store::Decision::change((), Op::DeleteArtifacts { path: path.clone() })))).await?;
+            blocking(move || {
+                c.write(|_| {
+                    Ok(crate::store::Decision::change(
+                        (),
+                        Op::DeleteArtifacts { path: path.clone() },
+                    ))
+                })
+            })
+            .await?;
             after_write(state, &ctx.workspace).await?;
             Ok(json_response(&json!({})))
         }
@@ -570,8 +912,10 @@ async fn artifacts_endpoint(state: &AppState, rest: &str, req: Request) -> Resul
             after_write(state, &ctx.workspace).await?;
             Ok(r)
         }
-        ("presigned", _) => Err(MlflowError::new(tandem_core::ErrorCode::NotImplemented, "Presigned downloads are not enabled on this server; it streams downloads itself.")),
+        ("presigned", _) => Err(MlflowError::new(
+            tandem_core::ErrorCode::NotImplemented,
+            "Presigned downloads are not enabled on this server; it streams downloads itself.",
+        )),
         _ => Ok(method_not_allowed()),
     }
 }
-

@@ -9,7 +9,11 @@ use tandem::store::{queries, Decision};
 use tandem_core::Op;
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "An MLflow-compatible ML workspace that survives the loss of a region")]
+#[command(
+    name = "tandem",
+    version,
+    about = "An MLflow-compatible ML workspace that survives the loss of a region"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -215,7 +219,9 @@ struct DeploymentArgs {
 
 impl DeploymentArgs {
     fn path(&self) -> PathBuf {
-        self.deployment.clone().unwrap_or_else(|| self.data.join("deployment.toml"))
+        self.deployment
+            .clone()
+            .unwrap_or_else(|| self.data.join("deployment.toml"))
     }
 }
 
@@ -301,45 +307,118 @@ enum WorkspaceAction {
 }
 
 fn load(store: &StoreArgs, over: Overrides) -> anyhow::Result<Config> {
-    Ok(Config::load(store.config.as_deref(), &Overrides { data: store.data.clone(), store: store.store.clone(), artifacts: store.artifacts.clone(), archive: store.archive.clone(), ..over })?)
+    Ok(Config::load(
+        store.config.as_deref(),
+        &Overrides {
+            data: store.data.clone(),
+            store: store.store.clone(),
+            artifacts: store.artifacts.clone(),
+            archive: store.archive.clone(),
+            ..over
+        },
+    )?)
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG").unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     // Cloud clients speak TLS through rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Server { store, listen, region, durability } => {
-            let config = load(&store, Overrides { listen, region, durability, ..Default::default() })?;
+        Command::Server {
+            store,
+            listen,
+            region,
+            durability,
+        } => {
+            let config = load(
+                &store,
+                Overrides {
+                    listen,
+                    region,
+                    durability,
+                    ..Default::default()
+                },
+            )?;
             serve(config)
         }
         Command::Migrate { store } => {
             let config = load(&store, Overrides::default())?;
             let s = tandem::server::open_store(&config)?;
-            println!("metadata store ({}) is at schema version {}", s.backend_kind(), tandem::store::schema::SCHEMA_VERSION);
+            println!(
+                "metadata store ({}) is at schema version {}",
+                s.backend_kind(),
+                tandem::store::schema::SCHEMA_VERSION
+            );
             Ok(())
         }
         Command::Workspace { action } => workspace(action),
-        Command::Up { data, port, deployment, write_ack, mode } => up(data, port, deployment, &write_ack, &mode),
+        Command::Up {
+            data,
+            port,
+            deployment,
+            write_ack,
+            mode,
+        } => up(data, port, deployment, &write_ack, &mode),
         Command::Diverged { action } => diverged(action),
         Command::Backup { action } => backup(action),
-        Command::Retention { workspace, days, purge_protection, store } => {
+        Command::Retention {
+            workspace,
+            days,
+            purge_protection,
+            store,
+        } => {
             let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
-            let r = tandem::retention::set(&s, &workspace, "tandem-cli", days, purge_protection.then_some(true)).map_err(tandem_core::MlflowError::from)?;
-            println!("workspace {workspace}: deleted objects kept {} days, purge protection {}", r.days, if r.purge_protection { "on" } else { "off" });
+            let r = tandem::retention::set(
+                &s,
+                &workspace,
+                "tandem-cli",
+                days,
+                purge_protection.then_some(true),
+            )
+            .map_err(tandem_core::MlflowError::from)?;
+            println!(
+                "workspace {workspace}: deleted objects kept {} days, purge protection {}",
+                r.days,
+                if r.purge_protection { "on" } else { "off" }
+            );
             Ok(())
         }
-        Command::Purge { workspace, now, store } => {
+        Command::Purge {
+            workspace,
+            now,
+            store,
+        } => {
             let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
-            let p = tandem::retention::purge(&s, &workspace, "tandem-cli", now).map_err(tandem_core::MlflowError::from)?;
+            let p = tandem::retention::purge(&s, &workspace, "tandem-cli", now)
+                .map_err(tandem_core::MlflowError::from)?;
             println!("workspace {workspace}: purged {}", p.describe());
             Ok(())
         }
-        Command::Undelete { workspace, experiment, run, logged_model, registered_model, version, store } => {
+        Command::Undelete {
+            workspace,
+            experiment,
+            run,
+            logged_model,
+            registered_model,
+            version,
+            store,
+        } => {
             let s = tandem::server::open_store(&load(&store, Overrides::default())?)?;
             let artifacts = tandem::artifacts::Artifacts::folder(&std::env::temp_dir())?;
-            let ctx = tandem::api::Ctx { store: s, artifacts, workspace: workspace.clone(), principal: "tandem-cli".into(), require_live: false };
+            let ctx = tandem::api::Ctx {
+                store: s,
+                artifacts,
+                workspace: workspace.clone(),
+                principal: "tandem-cli".into(),
+                require_live: false,
+            };
             let mut req = tandem::api::Req::default();
             req.set("workspace_name", workspace.clone());
             let what = if let Some(e) = experiment {
@@ -368,34 +447,92 @@ fn main() -> anyhow::Result<()> {
             println!("restored {what}");
             Ok(())
         }
-        Command::Restore { workspace, to_time, as_name, into, in_place, yes, experiment, run, registered_model, store } => {
+        Command::Restore {
+            workspace,
+            to_time,
+            as_name,
+            into,
+            in_place,
+            yes,
+            experiment,
+            run,
+            registered_model,
+            store,
+        } => {
             let object = match (experiment, run, registered_model) {
                 (Some(e), _, _) => Some(tandem_core::history::Object::Experiment(e)),
                 (_, Some(r), _) => Some(tandem_core::history::Object::Run(r)),
                 (_, _, Some(m)) => Some(tandem_core::history::Object::RegisteredModel(m)),
                 _ => None,
             };
-            restore(RestoreArgs { workspace, to_time, as_name, into, in_place, yes, object }, load(&store, Overrides::default())?)
+            restore(
+                RestoreArgs {
+                    workspace,
+                    to_time,
+                    as_name,
+                    into,
+                    in_place,
+                    yes,
+                    object,
+                },
+                load(&store, Overrides::default())?,
+            )
         }
-        Command::Region { deployment, name, data } => region(deployment, name, data),
-        Command::Status { deployment, data, json } => status(deployment.unwrap_or_else(|| data.join("deployment.toml")), json),
-        Command::Failover { workspace, to, force, deployment, data } => failover(deployment.unwrap_or_else(|| data.join("deployment.toml")), &workspace, &to, force),
+        Command::Region {
+            deployment,
+            name,
+            data,
+        } => region(deployment, name, data),
+        Command::Status {
+            deployment,
+            data,
+            json,
+        } => status(
+            deployment.unwrap_or_else(|| data.join("deployment.toml")),
+            json,
+        ),
+        Command::Failover {
+            workspace,
+            to,
+            force,
+            deployment,
+            data,
+        } => failover(
+            deployment.unwrap_or_else(|| data.join("deployment.toml")),
+            &workspace,
+            &to,
+            force,
+        ),
     }
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let state = tandem::server::open(&config).await?;
         tandem::retention::spawn_purger(state.store.clone(), std::time::Duration::from_secs(60));
         if let Some(url) = &config.archive {
-            let archive = tandem::backup::Archive::open(url).map_err(|e| anyhow::anyhow!("setting 'archive': {e}"))?;
-            tandem::backup::spawn_archiver(archive, state.store.clone(), state.artifacts.clone(), std::time::Duration::from_secs(1));
+            let archive = tandem::backup::Archive::open(url)
+                .map_err(|e| anyhow::anyhow!("setting 'archive': {e}"))?;
+            tandem::backup::spawn_archiver(
+                archive,
+                state.store.clone(),
+                state.artifacts.clone(),
+                std::time::Duration::from_secs(1),
+            );
             println!("tandem: archiving every workspace's change log to {url}");
         }
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("setting 'listen': cannot listen on {}", config.listen))?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("setting 'listen': cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        println!("tandem: metadata in {} store, artifacts in {}", state.store.backend_kind(), state.artifacts.describe());
+        println!(
+            "tandem: metadata in {} store, artifacts in {}",
+            state.store.backend_kind(),
+            state.artifacts.describe()
+        );
         println!("tracking uri: http://{addr}");
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -406,26 +543,44 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()> {
     let d = tandem::region::deployment::load(&deployment)?;
     runtime()?.block_on(async move {
-        let listen = d.region(&name).map(|r| r.listen).ok_or_else(|| anyhow::anyhow!("{}: no region named '{name}'", deployment.display()))?;
+        let listen = d
+            .region(&name)
+            .map(|r| r.listen)
+            .ok_or_else(|| anyhow::anyhow!("{}: no region named '{name}'", deployment.display()))?;
         let state = tandem::server::open_region(d, &name, &data).await?;
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("region '{name}': cannot listen on {listen}"))?;
-        println!("region {name}: serving on http://{}", listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("region '{name}': cannot listen on {listen}"))?;
+        println!(
+            "region {name}: serving on http://{}",
+            listener.local_addr()?
+        );
         tandem::server::run(listener, state, shutdown_signal()).await?;
         Ok(())
     })
 }
 
-fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str, mode: &str) -> anyhow::Result<()> {
+fn up(
+    data: PathBuf,
+    port: u16,
+    deployment: Option<PathBuf>,
+    write_ack: &str,
+    mode: &str,
+) -> anyhow::Result<()> {
     use tandem::region::deployment::{self, Mode, WriteAck};
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let data = data.canonicalize()?;
@@ -448,7 +603,10 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str, mo
                 break p;
             }
         };
-        std::fs::write(&path, deployment::local_default_with_mode(&data, front, ack, base, mode))?;
+        std::fs::write(
+            &path,
+            deployment::local_default_with_mode(&data, front, ack, base, mode),
+        )?;
         println!("tandem: wrote {}", path.display());
     }
     let d = deployment::load(&path)?;
@@ -456,8 +614,16 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str, mo
     let children = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for r in &d.regions {
         let child = spawn_region(&exe, &path, &data, &r.name)?;
-        println!("tandem: region {} (pid {}) on {}", r.name, child.id(), r.url);
-        children.lock().unwrap_or_else(|e| e.into_inner()).push((r.name.clone(), child));
+        println!(
+            "tandem: region {} (pid {}) on {}",
+            r.name,
+            child.id(),
+            r.url
+        );
+        children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((r.name.clone(), child));
     }
     // Supervise: a region that dies is started again (it rejoins as a standby), as systemd
     // or Kubernetes would do in a real deployment.
@@ -485,20 +651,31 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str, mo
             }
         });
     }
-    let listen = if port == 0 || d.front_door.is_none() { d.front_door.unwrap_or_else(|| ([127, 0, 0, 1], port).into()) } else { ([127, 0, 0, 1], port).into() };
+    let listen = if port == 0 || d.front_door.is_none() {
+        d.front_door
+            .unwrap_or_else(|| ([127, 0, 0, 1], port).into())
+    } else {
+        ([127, 0, 0, 1], port).into()
+    };
     let result = runtime()?.block_on(async move {
         let fd = tandem::region::front_door::FrontDoor::new(d);
         fd.spawn_watch();
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("front door: cannot listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("front door: cannot listen on {listen}"))?;
         println!("tracking uri: http://{}", listener.local_addr()?);
         use std::io::Write;
         std::io::stdout().flush()?;
-        axum::serve(listener, fd.router()).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, fd.router())
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         anyhow::Ok(())
     });
     stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     for (_, mut c) in children.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-        let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         let _ = c.wait();
     }
     println!("tandem: stopped");
@@ -506,10 +683,18 @@ fn up(data: PathBuf, port: u16, deployment: Option<PathBuf>, write_ack: &str, mo
 }
 
 /// Starts `tandem region` for one region of a deployment, logging to DATA/NAME.log.
-fn spawn_region(exe: &std::path::Path, deployment: &std::path::Path, data: &std::path::Path, name: &str) -> anyhow::Result<std::process::Child> {
+fn spawn_region(
+    exe: &std::path::Path,
+    deployment: &std::path::Path,
+    data: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<std::process::Child> {
     let dir = data.join(name);
     std::fs::create_dir_all(&dir)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(data.join(format!("{name}.log")))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join(format!("{name}.log")))?;
     std::process::Command::new(exe)
         .args(["region", "--deployment"])
         .arg(deployment)
@@ -573,14 +758,29 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
 
 fn failover(path: PathBuf, ws: &str, to: &str, force: bool) -> anyhow::Result<()> {
     let d = tandem::region::deployment::load(&path)?;
-    let target = d.region(to).ok_or_else(|| anyhow::anyhow!("{}: no region named '{to}'", path.display()))?.url.clone();
+    let target = d
+        .region(to)
+        .ok_or_else(|| anyhow::anyhow!("{}: no region named '{to}'", path.display()))?
+        .url
+        .clone();
     runtime()?.block_on(async move {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
-        let resp = http.post(format!("{target}/api/tandem/v1/workspaces/{ws}/take-over?force={force}")).send().await.with_context(|| format!("region '{to}' ({target}) did not answer"))?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()?;
+        let resp = http
+            .post(format!(
+                "{target}/api/tandem/v1/workspaces/{ws}/take-over?force={force}"
+            ))
+            .send()
+            .await
+            .with_context(|| format!("region '{to}' ({target}) did not answer"))?;
         let ok = resp.status().is_success();
         let v: serde_json::Value = resp.json().await?;
         if !ok {
-            bail!("failover refused: {}", v["message"].as_str().unwrap_or(&v.to_string()));
+            bail!(
+                "failover refused: {}",
+                v["message"].as_str().unwrap_or(&v.to_string())
+            );
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
         Ok(())
@@ -588,7 +788,13 @@ fn failover(path: PathBuf, ws: &str, to: &str, force: bool) -> anyhow::Result<()
 }
 
 fn open_target(url: &str) -> anyhow::Result<tandem::store::Store> {
-    let config = Config::load(None, &Overrides { store: Some(url.to_owned()), ..Default::default() })?;
+    let config = Config::load(
+        None,
+        &Overrides {
+            store: Some(url.to_owned()),
+            ..Default::default()
+        },
+    )?;
     Ok(tandem::server::open_store_with(&config, false)?)
 }
 
@@ -647,7 +853,10 @@ fn backup(action: BackupAction) -> anyhow::Result<()> {
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("tandem-verify-{}", tandem_core::ids::hex(&tandem::api::random_bytes::<8>())));
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-verify-{}",
+        tandem_core::ids::hex(&tandem::api::random_bytes::<8>())
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -674,10 +883,15 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
     }
     let rt = runtime()?;
     if args.in_place {
-        let Some(at) = at else { bail!("--in-place needs --to-time: the instant to take workspace '{ws}' back to") };
+        let Some(at) = at else {
+            bail!("--in-place needs --to-time: the instant to take workspace '{ws}' back to")
+        };
         if !args.yes {
             if !std::io::stdin().is_terminal() {
-                bail!("--in-place takes the live workspace '{ws}' back to {}: add --yes to confirm", tandem::backup::iso(at));
+                bail!(
+                    "--in-place takes the live workspace '{ws}' back to {}: add --yes to confirm",
+                    tandem::backup::iso(at)
+                );
             }
             print!("This takes the live workspace '{ws}' back to {}. Type the workspace name to confirm: ", tandem::backup::iso(at));
             std::io::stdout().flush()?;
@@ -706,13 +920,25 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
         }
         None => {
             let s = live()?;
-            (tandem::restore::local_log(&s, ws)?, "the store's change log".to_owned())
+            (
+                tandem::restore::local_log(&s, ws)?,
+                "the store's change log".to_owned(),
+            )
         }
     };
     if let Some(object) = &args.object {
         let store = live()?;
         let r = tandem::restore::object(&store, ws, &events, at, object, "tandem-cli")?;
-        println!("restored {} of workspace '{ws}' as of {} from {source} ({} events){}", r.object, at.map(tandem::backup::iso).unwrap_or_else(|| "the latest instant".into()), r.events, r.name.map(|n| format!(", under the name '{n}'")).unwrap_or_default());
+        println!(
+            "restored {} of workspace '{ws}' as of {} from {source} ({} events){}",
+            r.object,
+            at.map(tandem::backup::iso)
+                .unwrap_or_else(|| "the latest instant".into()),
+            r.events,
+            r.name
+                .map(|n| format!(", under the name '{n}'"))
+                .unwrap_or_default()
+        );
         return Ok(());
     }
     let cut = tandem::restore::cut(ws, &events, at)?;
@@ -722,27 +948,55 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
         _ => (live()?, "the configured store".to_owned()),
     };
     let mut last_report = std::time::Instant::now();
-    let r = rt.block_on(tandem::restore::into_workspace(events, cut, &source, &target, &target_name, |done, total| {
-        if done == total || last_report.elapsed() > std::time::Duration::from_secs(1) {
-            eprintln!("restoring '{target_name}': {done}/{total} events");
-            last_report = std::time::Instant::now();
-        }
-    }))?;
+    let r = rt.block_on(tandem::restore::into_workspace(
+        events,
+        cut,
+        &source,
+        &target,
+        &target_name,
+        |done, total| {
+            if done == total || last_report.elapsed() > std::time::Duration::from_secs(1) {
+                eprintln!("restoring '{target_name}': {done}/{total} events");
+                last_report = std::time::Instant::now();
+            }
+        },
+    ))?;
     println!(
         "restored workspace '{ws}' as of {} into workspace '{}' of {target_desc} ({} events{})",
-        at.map(tandem::backup::iso).unwrap_or_else(|| "the latest instant".into()),
+        at.map(tandem::backup::iso)
+            .unwrap_or_else(|| "the latest instant".into()),
         r.workspace,
         r.events,
-        if r.replayed < r.events { format!(", resumed: {} replayed now", r.replayed) } else { String::new() }
+        if r.replayed < r.events {
+            format!(", resumed: {} replayed now", r.replayed)
+        } else {
+            String::new()
+        }
     );
     // A copy beside the original in the same deployment gets its own copies of the files.
     if target_name != ws && args.into.is_none() {
-        let artifacts = rt.block_on(tandem::artifacts::Artifacts::connect(&config.artifacts)).map_err(|(url, m)| anyhow::anyhow!("artifacts {url}: {m}"))?;
-        let archive = config.archive.as_deref().map(tandem::backup::Archive::open).transpose()?;
-        let (copied, missing) = rt.block_on(tandem::restore::fill_artifacts(&target, &artifacts, &target_name, Some(ws), archive.as_ref()))?;
+        let artifacts = rt
+            .block_on(tandem::artifacts::Artifacts::connect(&config.artifacts))
+            .map_err(|(url, m)| anyhow::anyhow!("artifacts {url}: {m}"))?;
+        let archive = config
+            .archive
+            .as_deref()
+            .map(tandem::backup::Archive::open)
+            .transpose()?;
+        let (copied, missing) = rt.block_on(tandem::restore::fill_artifacts(
+            &target,
+            &artifacts,
+            &target_name,
+            Some(ws),
+            archive.as_ref(),
+        ))?;
         println!("copied {copied} artifact files");
         if !missing.is_empty() {
-            println!("{} artifact files were deleted or overwritten since {} and could not be restored:", missing.len(), at.map(tandem::backup::iso).unwrap_or_else(|| "then".into()));
+            println!(
+                "{} artifact files were deleted or overwritten since {} and could not be restored:",
+                missing.len(),
+                at.map(tandem::backup::iso).unwrap_or_else(|| "then".into())
+            );
             for m in missing {
                 println!("  {m}");
             }
@@ -754,39 +1008,76 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
 fn diverged(action: DivergedAction) -> anyhow::Result<()> {
     let (path, ws) = match &action {
         DivergedAction::List { workspace, at } => (at.path(), workspace.clone()),
-        DivergedAction::Reapply(e) | DivergedAction::Discard(e) => (e.at.path(), e.workspace.clone()),
+        DivergedAction::Reapply(e) | DivergedAction::Discard(e) => {
+            (e.at.path(), e.workspace.clone())
+        }
     };
     let d = tandem::region::deployment::load(&path)?;
     runtime()?.block_on(async move {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
         match action {
             DivergedAction::List { .. } => {
                 let mut any = false;
                 for r in &d.regions {
-                    let Ok(resp) = http.get(format!("{}/api/tandem/v1/workspaces/{ws}/diverged", r.url)).send().await else {
+                    let Ok(resp) = http
+                        .get(format!("{}/api/tandem/v1/workspaces/{ws}/diverged", r.url))
+                        .send()
+                        .await
+                    else {
                         println!("{}: unreachable", r.name);
                         continue;
                     };
                     let v: serde_json::Value = resp.json().await?;
                     for e in v["diverged"].as_array().into_iter().flatten() {
                         any = true;
-                        println!("{}\tepoch {}\tseq {}\t{}\t{}\t{}\t{}", r.name, e["epoch"], e["seq"], e["status"].as_str().unwrap_or(""), e["op"].as_str().unwrap_or(""), e["principal"].as_str().unwrap_or(""), e["payload"].as_str().unwrap_or(""));
+                        println!(
+                            "{}\tepoch {}\tseq {}\t{}\t{}\t{}\t{}",
+                            r.name,
+                            e["epoch"],
+                            e["seq"],
+                            e["status"].as_str().unwrap_or(""),
+                            e["op"].as_str().unwrap_or(""),
+                            e["principal"].as_str().unwrap_or(""),
+                            e["payload"].as_str().unwrap_or("")
+                        );
                     }
                 }
                 if !any {
                     println!("no diverged events in workspace '{ws}'");
                 }
             }
-            DivergedAction::Reapply(e) => settle(&http, &d, &ws, &e.region, e.epoch, e.seq, "reapply").await?,
-            DivergedAction::Discard(e) => settle(&http, &d, &ws, &e.region, e.epoch, e.seq, "discard").await?,
+            DivergedAction::Reapply(e) => {
+                settle(&http, &d, &ws, &e.region, e.epoch, e.seq, "reapply").await?
+            }
+            DivergedAction::Discard(e) => {
+                settle(&http, &d, &ws, &e.region, e.epoch, e.seq, "discard").await?
+            }
         }
         Ok(())
     })
 }
 
-async fn settle(http: &reqwest::Client, d: &tandem::region::deployment::Deployment, ws: &str, region: &str, epoch: u64, seq: u64, verb: &str) -> anyhow::Result<()> {
-    let url = &d.region(region).ok_or_else(|| anyhow::anyhow!("no region named '{region}'"))?.url;
-    let resp = http.post(format!("{url}/api/tandem/v1/workspaces/{ws}/diverged/{epoch}/{seq}/{verb}")).send().await?;
+async fn settle(
+    http: &reqwest::Client,
+    d: &tandem::region::deployment::Deployment,
+    ws: &str,
+    region: &str,
+    epoch: u64,
+    seq: u64,
+    verb: &str,
+) -> anyhow::Result<()> {
+    let url = &d
+        .region(region)
+        .ok_or_else(|| anyhow::anyhow!("no region named '{region}'"))?
+        .url;
+    let resp = http
+        .post(format!(
+            "{url}/api/tandem/v1/workspaces/{ws}/diverged/{epoch}/{seq}/{verb}"
+        ))
+        .send()
+        .await?;
     let ok = resp.status().is_success();
     let v: serde_json::Value = resp.json().await?;
     if !ok {
@@ -800,7 +1091,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -814,7 +1106,11 @@ async fn shutdown_signal() {
 
 fn workspace(action: WorkspaceAction) -> anyhow::Result<()> {
     match action {
-        WorkspaceAction::Create { name, description, store } => {
+        WorkspaceAction::Create {
+            name,
+            description,
+            store,
+        } => {
             workspaces::validate_name(&name)?;
             let state = tandem::server::open_store(&load(&store, Overrides::default())?)?;
             if !workspaces::ensure(&state, &name, &description, "tandem-cli")? {
@@ -825,7 +1121,11 @@ fn workspace(action: WorkspaceAction) -> anyhow::Result<()> {
         WorkspaceAction::List { store } => {
             let state = tandem::server::open_store(&load(&store, Overrides::default())?)?;
             for w in state.read(queries::workspaces)? {
-                println!("{}\t{}", w["name"].as_str().unwrap_or_default(), w["description"].as_str().unwrap_or_default());
+                println!(
+                    "{}\t{}",
+                    w["name"].as_str().unwrap_or_default(),
+                    w["description"].as_str().unwrap_or_default()
+                );
             }
         }
         WorkspaceAction::Delete { name, store } => {

@@ -23,7 +23,10 @@ use tandem_core::{MlflowError, Op};
 const CHUNK: usize = 1000;
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> BackupError {
@@ -34,7 +37,9 @@ fn blocking_err(e: tokio::task::JoinError) -> BackupError {
 /// before `at_ms`, or a clear error naming the restorable window.
 pub fn cut(ws: &str, archived: &Archived, at_ms: Option<u64>) -> Result<usize, BackupError> {
     let (Some(earliest), Some(last)) = (archived.earliest_ms(), archived.events.last()) else {
-        return Err(BackupError::Invalid(format!("the archive holds nothing for workspace '{ws}'")));
+        return Err(BackupError::Invalid(format!(
+            "the archive holds nothing for workspace '{ws}'"
+        )));
     };
     let latest = last.hlc.wall_ms();
     match at_ms {
@@ -57,9 +62,23 @@ pub fn renamed(events: &[Event], name: &str, prev_checksum: &str) -> Vec<Event> 
     events
         .iter()
         .map(|e| {
-            let checksum = tandem_core::event::checksum(&prev, name, e.seq, e.epoch, e.hlc, &e.origin, &e.principal, &e.op, &e.payload);
+            let checksum = tandem_core::event::checksum(
+                &prev,
+                name,
+                e.seq,
+                e.epoch,
+                e.hlc,
+                &e.origin,
+                &e.principal,
+                &e.op,
+                &e.payload,
+            );
             prev = checksum.clone();
-            Event { workspace: name.to_owned(), checksum, ..e.clone() }
+            Event {
+                workspace: name.to_owned(),
+                checksum,
+                ..e.clone()
+            }
         })
         .collect()
 }
@@ -77,10 +96,21 @@ pub struct Restored {
 /// Rebuilds `source_ws` as of the first `cut` events of `events` into `target` as workspace
 /// `as_name`. Refuses a workspace that exists and is not an interrupted restore of the same
 /// history. `progress(done, total)` is called after every chunk.
-pub async fn into_workspace(archived: Archived, cut: usize, source: &str, target: &Store, as_name: &str, mut progress: impl FnMut(u64, u64)) -> Result<Restored, BackupError> {
+pub async fn into_workspace(
+    archived: Archived,
+    cut: usize,
+    source: &str,
+    target: &Store,
+    as_name: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Restored, BackupError> {
     let base_len = archived.base_len().min(cut);
     let prefix: Vec<Event> = archived.events.into_iter().take(cut).collect();
-    let prefix = if prefix.first().is_some_and(|e| e.workspace == as_name) { prefix } else { renamed(&prefix, as_name, GENESIS_CHECKSUM) };
+    let prefix = if prefix.first().is_some_and(|e| e.workspace == as_name) {
+        prefix
+    } else {
+        renamed(&prefix, as_name, GENESIS_CHECKSUM)
+    };
     let total = prefix.last().map(|e| e.seq).unwrap_or(0);
     let (s, w, src) = (target.clone(), as_name.to_owned(), source.to_owned());
     // Claim the target, or find the interrupted restore to continue.
@@ -113,25 +143,53 @@ pub async fn into_workspace(archived: Archived, cut: usize, source: &str, target
         }
     } else if base_len > 0 {
         // A compacted snapshot goes in whole, in one transaction.
-        let (s, w, b) = (target.clone(), as_name.to_owned(), prefix[..base_len].to_vec());
-        tokio::task::spawn_blocking(move || s.install(&w, &b)).await.map_err(blocking_err)??;
+        let (s, w, b) = (
+            target.clone(),
+            as_name.to_owned(),
+            prefix[..base_len].to_vec(),
+        );
+        tokio::task::spawn_blocking(move || s.install(&w, &b))
+            .await
+            .map_err(blocking_err)??;
         next = base_len;
     }
     progress(prefix[..next].last().map(|e| e.seq).unwrap_or(0), total);
     let replayed = (prefix.len() - next) as u64;
     for chunk in prefix[next..].chunks(CHUNK) {
         let (s, w, c) = (target.clone(), as_name.to_owned(), chunk.to_vec());
-        tokio::task::spawn_blocking(move || s.replay(&w, &c)).await.map_err(blocking_err)??;
+        tokio::task::spawn_blocking(move || s.replay(&w, &c))
+            .await
+            .map_err(blocking_err)??;
         progress(chunk.last().map(|e| e.seq).unwrap_or(done), total);
     }
     let (s, w) = (target.clone(), as_name.to_owned());
-    tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("DELETE FROM restores WHERE workspace = ?", &[w.as_str().into()]).map(drop))).await.map_err(blocking_err)??;
-    Ok(Restored { workspace: as_name.to_owned(), events: total, replayed })
+    tokio::task::spawn_blocking(move || {
+        s.bookkeeping(|tx| {
+            tx.exec(
+                "DELETE FROM restores WHERE workspace = ?",
+                &[w.as_str().into()],
+            )
+            .map(drop)
+        })
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(Restored {
+        workspace: as_name.to_owned(),
+        events: total,
+        replayed,
+    })
 }
 
 async fn head_checksum(store: &Store, ws: &str) -> Result<String, BackupError> {
     let (s, w) = (store.clone(), ws.to_owned());
-    Ok(tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.map_err(blocking_err)??.map(|h| h.checksum).unwrap_or_default())
+    Ok(
+        tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w)))
+            .await
+            .map_err(blocking_err)??
+            .map(|h| h.checksum)
+            .unwrap_or_default(),
+    )
 }
 
 /// What [`follow_archive`] did.
@@ -148,20 +206,40 @@ pub struct Followed {
 /// got) to exactly the archived history `events`: the part both share is kept, a local tail
 /// that is not in the archive is kept aside in `diverged_events` (reported, never dropped),
 /// and the rest of the archive is replayed. How a hot/cold region takes a workspace over.
-pub async fn follow_archive(store: &Store, ws: &str, archived: Archived, mut progress: impl FnMut(u64, u64)) -> Result<Followed, BackupError> {
+pub async fn follow_archive(
+    store: &Store,
+    ws: &str,
+    archived: Archived,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Followed, BackupError> {
     let (s, w) = (store.clone(), ws.to_owned());
-    let local: Vec<Event> = tokio::task::spawn_blocking(move || s.read(|tx| queries::changes(tx, &w, 0, usize::MAX >> 1))).await.map_err(blocking_err)??;
-    let local_sums: std::collections::HashMap<u64, &str> = local.iter().map(|e| (e.seq, e.checksum.as_str())).collect();
+    let local: Vec<Event> = tokio::task::spawn_blocking(move || {
+        s.read(|tx| queries::changes(tx, &w, 0, usize::MAX >> 1))
+    })
+    .await
+    .map_err(blocking_err)??;
+    let local_sums: std::collections::HashMap<u64, &str> =
+        local.iter().map(|e| (e.seq, e.checksum.as_str())).collect();
     // Checksums chain: the last event both logs have alike ends their common history.
-    let common = archived.events.iter().rev().find(|e| local_sums.get(&e.seq) == Some(&e.checksum.as_str())).map(|e| e.seq).unwrap_or(0);
+    let common = archived
+        .events
+        .iter()
+        .rev()
+        .find(|e| local_sums.get(&e.seq) == Some(&e.checksum.as_str()))
+        .map(|e| e.seq)
+        .unwrap_or(0);
     let local_head = local.last().map(|e| e.seq).unwrap_or(0);
     let total = archived.head_seq();
     let mut diverged = 0;
     if local_head > common {
         let (s, w) = (store.clone(), ws.to_owned());
-        let base = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_base(tx, &w))).await.map_err(blocking_err)??;
+        let base = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_base(tx, &w)))
+            .await
+            .map_err(blocking_err)??;
         let (s, w) = (store.clone(), ws.to_owned());
-        diverged = tokio::task::spawn_blocking(move || s.rewind(&w, common.max(base))).await.map_err(blocking_err)??;
+        diverged = tokio::task::spawn_blocking(move || s.rewind(&w, common.max(base)))
+            .await
+            .map_err(blocking_err)??;
     }
     // Hidden from the API while it is being rebuilt.
     let (s, w) = (store.clone(), ws.to_owned());
@@ -173,35 +251,76 @@ pub async fn follow_archive(store: &Store, ws: &str, archived: Archived, mut pro
         // This copy ends before the archive's snapshot: what it has is in the archive's
         // history (anything else was just kept aside), so it is replaced by the snapshot.
         let (s, w) = (store.clone(), ws.to_owned());
-        tokio::task::spawn_blocking(move || s.reset(&w)).await.map_err(blocking_err)??;
+        tokio::task::spawn_blocking(move || s.reset(&w))
+            .await
+            .map_err(blocking_err)??;
         start = 0;
     }
     if start == 0 && archived.base_len() > 0 {
-        let (s, w, b) = (store.clone(), ws.to_owned(), archived.events[..archived.base_len()].to_vec());
-        tokio::task::spawn_blocking(move || s.install(&w, &b)).await.map_err(blocking_err)??;
+        let (s, w, b) = (
+            store.clone(),
+            ws.to_owned(),
+            archived.events[..archived.base_len()].to_vec(),
+        );
+        tokio::task::spawn_blocking(move || s.install(&w, &b))
+            .await
+            .map_err(blocking_err)??;
         start = archived.base_len();
     }
     let rest = &archived.events[start..];
     let replayed = rest.len() as u64;
     for chunk in rest.chunks(CHUNK) {
         let (s, w, c) = (store.clone(), ws.to_owned(), chunk.to_vec());
-        tokio::task::spawn_blocking(move || s.replay(&w, &c)).await.map_err(blocking_err)??;
+        tokio::task::spawn_blocking(move || s.replay(&w, &c))
+            .await
+            .map_err(blocking_err)??;
         progress(chunk.last().map(|e| e.seq).unwrap_or(0), total);
     }
     let (s, w) = (store.clone(), ws.to_owned());
-    tokio::task::spawn_blocking(move || s.bookkeeping(|tx| tx.exec("DELETE FROM restores WHERE workspace = ?", &[w.as_str().into()]).map(drop))).await.map_err(blocking_err)??;
-    Ok(Followed { diverged, replayed, head_seq: total })
+    tokio::task::spawn_blocking(move || {
+        s.bookkeeping(|tx| {
+            tx.exec(
+                "DELETE FROM restores WHERE workspace = ?",
+                &[w.as_str().into()],
+            )
+            .map(drop)
+        })
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(Followed {
+        diverged,
+        replayed,
+        head_seq: total,
+    })
 }
 
 /// Gives the workspace `to` the bytes of every artifact its (restored) state names, checked
 /// against the checksum its event recorded: from the live workspace `from` when its bytes
 /// still match, else from the archive's copies. Files already present in `to` are kept when
 /// `from` is None (a region taking over its own older copy). Returns (copied, missing).
-pub async fn fill_artifacts(store: &Store, artifacts: &Artifacts, to: &str, from: Option<&str>, archive: Option<&crate::backup::Archive>) -> Result<(u64, Vec<String>), BackupError> {
+pub async fn fill_artifacts(
+    store: &Store,
+    artifacts: &Artifacts,
+    to: &str,
+    from: Option<&str>,
+    archive: Option<&crate::backup::Archive>,
+) -> Result<(u64, Vec<String>), BackupError> {
     let (s, w) = (store.clone(), to.to_owned());
-    let files: Vec<(String, String)> = tokio::task::spawn_blocking(move || s.read(|tx| Ok(tx.query("SELECT path, sha256 FROM artifacts WHERE workspace = ? ORDER BY path", &[w.as_str().into()])?.iter().map(|r| (r.text(0), r.text(1))).collect())))
-        .await
-        .map_err(blocking_err)??;
+    let files: Vec<(String, String)> = tokio::task::spawn_blocking(move || {
+        s.read(|tx| {
+            Ok(tx
+                .query(
+                    "SELECT path, sha256 FROM artifacts WHERE workspace = ? ORDER BY path",
+                    &[w.as_str().into()],
+                )?
+                .iter()
+                .map(|r| (r.text(0), r.text(1)))
+                .collect())
+        })
+    })
+    .await
+    .map_err(blocking_err)??;
     let (mut copied, mut missing) = (0, Vec::new());
     for (path, sha) in files {
         if from.is_none() && artifacts.exists(to, &path).await.unwrap_or(false) {
@@ -235,24 +354,42 @@ pub async fn fill_artifacts(store: &Store, artifacts: &Artifacts, to: &str, from
 fn seq_at(store: &Store, ws: &str, at_ms: u64) -> Result<(u64, u64), MlflowError> {
     let log = local_log(store, ws)?;
     let n = cut(ws, &log, Some(at_ms)).map_err(|e| MlflowError::invalid(e.to_string()))?;
-    Ok((log.events[..n].last().map(|e| e.seq).unwrap_or(0), log.head_seq()))
+    Ok((
+        log.events[..n].last().map(|e| e.seq).unwrap_or(0),
+        log.head_seq(),
+    ))
 }
 
 /// A store's own log of a workspace, as an archived history (its snapshot base, if it was
 /// installed from one).
 pub fn local_log(store: &Store, ws: &str) -> Result<Archived, MlflowError> {
-    Ok(store.read(|tx| Ok(Archived { events: queries::changes(tx, ws, 0, usize::MAX >> 1)?, base_seq: queries::log_base(tx, ws)? }))?)
+    Ok(store.read(|tx| {
+        Ok(Archived {
+            events: queries::changes(tx, ws, 0, usize::MAX >> 1)?,
+            base_seq: queries::log_base(tx, ws)?,
+        })
+    })?)
 }
 
 /// Takes the live workspace back to its state at `at_ms`, as one new event. Returns the
 /// sequence number restored to and the log's length before.
-pub fn in_place(store: &Store, ws: &str, at_ms: u64, principal: &str) -> Result<(u64, u64), MlflowError> {
+pub fn in_place(
+    store: &Store,
+    ws: &str,
+    at_ms: u64,
+    principal: &str,
+) -> Result<(u64, u64), MlflowError> {
     let (seq, total) = seq_at(store, ws, at_ms)?;
     if seq < 2 {
-        return Err(MlflowError::invalid(format!("workspace '{ws}' did not exist yet at {}", iso(at_ms))));
+        return Err(MlflowError::invalid(format!(
+            "workspace '{ws}' did not exist yet at {}",
+            iso(at_ms)
+        )));
     }
     let time = store.now_ms();
-    store.write(ws, principal, |_| Ok(Decision::change((), Op::RewindWorkspace { seq, time })))?;
+    store.write(ws, principal, |_| {
+        Ok(Decision::change((), Op::RewindWorkspace { seq, time }))
+    })?;
     Ok((seq, total))
 }
 
@@ -267,10 +404,22 @@ pub struct ObjectRestored {
 
 /// Brings back one object of the live workspace `ws` as it was at `at_ms` (its history from
 /// `log`, the workspace's events), without touching anything else.
-pub fn object(store: &Store, ws: &str, log: &Archived, at_ms: Option<u64>, object: &Object, principal: &str) -> Result<ObjectRestored, MlflowError> {
+pub fn object(
+    store: &Store,
+    ws: &str,
+    log: &Archived,
+    at_ms: Option<u64>,
+    object: &Object,
+    principal: &str,
+) -> Result<ObjectRestored, MlflowError> {
     let n = cut(ws, log, at_ms).map_err(|e| MlflowError::invalid(e.to_string()))?;
-    let ops: Vec<Op> = log.events[..n].iter().map(|e| e.decode_op()).collect::<Result<_, _>>().map_err(|e| MlflowError::new(tandem_core::ErrorCode::DataLoss, e.to_string()))?;
-    let mut ops = history::history(&history::effective(&ops), object).map_err(|e| MlflowError::not_found(e.to_string()))?;
+    let ops: Vec<Op> = log.events[..n]
+        .iter()
+        .map(|e| e.decode_op())
+        .collect::<Result<_, _>>()
+        .map_err(|e| MlflowError::new(tandem_core::ErrorCode::DataLoss, e.to_string()))?;
+    let mut ops = history::history(&history::effective(&ops), object)
+        .map_err(|e| MlflowError::not_found(e.to_string()))?;
     let mut renamed_to = None;
     let answer = store.write(ws, principal, |tx| {
         // What is left of the object in the live workspace goes first (it is the object's
@@ -340,5 +489,9 @@ pub fn object(store: &Store, ws: &str, log: &Archived, at_ms: Option<u64>, objec
         let n = out.len();
         Ok(Decision::changes(n, out))
     })?;
-    Ok(ObjectRestored { object: object.to_string(), name: renamed_to, events: answer })
+    Ok(ObjectRestored {
+        object: object.to_string(),
+        name: renamed_to,
+        events: answer,
+    })
 }

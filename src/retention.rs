@@ -20,17 +20,32 @@ pub struct Retention {
 pub fn get(store: &Store, ws: &str) -> Result<Retention> {
     store.read(|tx| {
         let r = tx
-            .query_one("SELECT retention_days, purge_protection FROM workspaces WHERE name = ?", &[ws.into()])?
+            .query_one(
+                "SELECT retention_days, purge_protection FROM workspaces WHERE name = ?",
+                &[ws.into()],
+            )?
             .ok_or_else(|| MlflowError::not_found(format!("Workspace '{ws}' not found.")))?;
-        Ok(Retention { days: r.int(0) as u32, purge_protection: r.int(1) != 0 })
+        Ok(Retention {
+            days: r.int(0) as u32,
+            purge_protection: r.int(1) != 0,
+        })
     })
 }
 
 /// Changes the retention period and/or switches purge protection on.
-pub fn set(store: &Store, ws: &str, principal: &str, days: Option<u32>, purge_protection: Option<bool>) -> Result<Retention> {
+pub fn set(
+    store: &Store,
+    ws: &str,
+    principal: &str,
+    days: Option<u32>,
+    purge_protection: Option<bool>,
+) -> Result<Retention> {
     if let Some(d) = days {
         if !(MIN_DAYS..=MAX_DAYS).contains(&d) {
-            return Err(MlflowError::invalid(format!("Retention must be between {MIN_DAYS} and {MAX_DAYS} days, got {d}.")).into());
+            return Err(MlflowError::invalid(format!(
+                "Retention must be between {MIN_DAYS} and {MAX_DAYS} days, got {d}."
+            ))
+            .into());
         }
     }
     let time = store.now_ms();
@@ -87,7 +102,11 @@ impl Purged {
 }
 
 fn ids(tx: &mut dyn crate::store::Tx, sql: &str, ws: &str, cutoff: i64) -> Result<Vec<String>> {
-    Ok(tx.query(sql, &[ws.into(), cutoff.into()])?.iter().map(|r| r.text(0)).collect())
+    Ok(tx
+        .query(sql, &[ws.into(), cutoff.into()])?
+        .iter()
+        .map(|r| r.text(0))
+        .collect())
 }
 
 /// Purges what was deleted longer ago than the retention period (`now_ms` from the store's

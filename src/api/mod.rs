@@ -31,9 +31,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn write<T: Send>(&self, decide: impl FnMut(&mut dyn store::Tx) -> store::Result<store::Decision<T>> + Send) -> Result<T> {
+    pub fn write<T: Send>(
+        &self,
+        decide: impl FnMut(&mut dyn store::Tx) -> store::Result<store::Decision<T>> + Send,
+    ) -> Result<T> {
         match self.require_live {
-            true => self.store.write_live(&self.workspace, &self.principal, decide),
+            true => self
+                .store
+                .write_live(&self.workspace, &self.principal, decide),
             false => self.store.write(&self.workspace, &self.principal, decide),
         }
         .map_err(Into::into)
@@ -56,15 +61,27 @@ impl Ctx {
         }
         let files: Vec<Json> = match crate::artifacts::relative_to_workspace(root_uri) {
             Some(rel) => {
-                let full = if dir.is_empty() { rel.to_owned() } else { format!("{rel}/{dir}") };
+                let full = if dir.is_empty() {
+                    rel.to_owned()
+                } else {
+                    format!("{rel}/{dir}")
+                };
                 let listed = match tokio::runtime::Handle::try_current() {
                     Ok(h) => h.block_on(self.artifacts.list(&self.workspace, &full)),
-                    Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| MlflowError::internal(e.to_string()))?.block_on(self.artifacts.list(&self.workspace, &full)),
+                    Err(_) => tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| MlflowError::internal(e.to_string()))?
+                        .block_on(self.artifacts.list(&self.workspace, &full)),
                 }?;
                 listed
                     .into_iter()
                     .map(|f| {
-                        let path = if dir.is_empty() { f.name.clone() } else { format!("{dir}/{}", f.name) };
+                        let path = if dir.is_empty() {
+                            f.name.clone()
+                        } else {
+                            format!("{dir}/{}", f.name)
+                        };
                         let mut j = serde_json::json!({ "path": path, "is_dir": f.is_dir });
                         if let Some(size) = f.size {
                             j["file_size"] = size.into();
@@ -87,11 +104,19 @@ pub type Handler = fn(&Ctx, &Req) -> Result<Json>;
 /// stays the reference (tests compare the two).
 pub type TextHandler = fn(&Ctx, &Req) -> Result<String>;
 
-pub const TEXT_ROUTES: &[(&str, &str, TextHandler)] = &[("POST", "mlflow/runs/search", tracking::search_runs_text)];
+pub const TEXT_ROUTES: &[(&str, &str, TextHandler)] =
+    &[("POST", "mlflow/runs/search", tracking::search_runs_text)];
 
 /// The text handler of `table` serving `method path`, if there is one.
-pub fn text_handler(table: &[(&str, &str, TextHandler)], method: &str, path: &str) -> Option<TextHandler> {
-    table.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, h)| *h)
+pub fn text_handler(
+    table: &[(&str, &str, TextHandler)],
+    method: &str,
+    path: &str,
+) -> Option<TextHandler> {
+    table
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, h)| *h)
 }
 
 /// A request's parameters: the JSON body of a POST/PATCH/DELETE, or the query string of a GET
@@ -106,23 +131,33 @@ pub(crate) fn missing(key: &str) -> MlflowError {
 
 fn wrong_type(key: &str, v: &Json, expected: &str) -> MlflowError {
     let shown = match v {
-        Json::String(s) if s.len() > 100 => format!("\"{}...\"", &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())]),
+        Json::String(s) if s.len() > 100 => format!(
+            "\"{}...\"",
+            &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())]
+        ),
         other => {
             let s = other.to_string();
             if s.len() > 100 {
-                format!("{}...", &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())])
+                format!(
+                    "{}...",
+                    &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())]
+                )
             } else {
                 s
             }
         }
     };
-    MlflowError::invalid(format!("Invalid value {shown} for parameter '{key}' supplied: expected {expected}"))
+    MlflowError::invalid(format!(
+        "Invalid value {shown} for parameter '{key}' supplied: expected {expected}"
+    ))
 }
 
 /// No stored text may hold a NUL character (PostgreSQL cannot store it; no name needs it).
 fn no_nul(key: &str, s: &str) -> Result<()> {
     if s.contains('\0') {
-        return Err(MlflowError::invalid(format!("Invalid value for parameter '{key}' supplied: it contains a NUL character")));
+        return Err(MlflowError::invalid(format!(
+            "Invalid value for parameter '{key}' supplied: it contains a NUL character"
+        )));
     }
     Ok(())
 }
@@ -139,7 +174,9 @@ impl Req {
         match v {
             Json::Object(m) => Ok(Req(m)),
             Json::Null => Ok(Req::default()),
-            _ => Err(MlflowError::invalid("The request body must be a JSON object")),
+            _ => Err(MlflowError::invalid(
+                "The request body must be a JSON object",
+            )),
         }
     }
 
@@ -193,8 +230,15 @@ impl Req {
     pub fn opt_i64(&self, key: &str) -> Result<Option<i64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(Json::Number(n)) => n.as_i64().map(Some).ok_or_else(|| wrong_type(key, &Json::Number(n.clone()), "an integer")),
-            Some(Json::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| wrong_type(key, &Json::String(s.clone()), "an integer")),
+            Some(Json::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| wrong_type(key, &Json::Number(n.clone()), "an integer")),
+            Some(Json::String(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| wrong_type(key, &Json::String(s.clone()), "an integer")),
             Some(v) => Err(wrong_type(key, v, "an integer")),
         }
     }
@@ -206,7 +250,9 @@ impl Req {
     pub fn opt_f64(&self, key: &str) -> Result<Option<F64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => F64::from_json(v).map(Some).ok_or_else(|| wrong_type(key, v, "a number")),
+            Some(v) => F64::from_json(v)
+                .map(Some)
+                .ok_or_else(|| wrong_type(key, v, "a number")),
         }
     }
 
@@ -240,10 +286,13 @@ impl Req {
     pub fn list(&self, key: &str) -> Result<Vec<&Req>> {
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some(Json::Array(a)) => a.iter().map(|v| match v {
-                Json::Object(m) => Ok(Req::borrow(m)),
-                other => Err(wrong_type(key, other, "a list of objects")),
-            }).collect(),
+            Some(Json::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Json::Object(m) => Ok(Req::borrow(m)),
+                    other => Err(wrong_type(key, other, "a list of objects")),
+                })
+                .collect(),
             Some(v) => Err(wrong_type(key, v, "a list")),
         }
     }
@@ -260,7 +309,12 @@ impl Req {
     pub fn kv_list(&self, key: &str) -> Result<Vec<KeyValue>> {
         self.list(key)?
             .into_iter()
-            .map(|kv| Ok(KeyValue { key: kv.str("key")?, value: kv.opt_str("value")?.unwrap_or_default() }))
+            .map(|kv| {
+                Ok(KeyValue {
+                    key: kv.str("key")?,
+                    value: kv.opt_str("value")?.unwrap_or_default(),
+                })
+            })
             .collect()
     }
 
@@ -287,7 +341,11 @@ impl Req {
 pub fn page<T>(items: Vec<T>, offset: usize, max: usize) -> (Vec<T>, Option<String>) {
     let total = items.len();
     let page: Vec<T> = items.into_iter().skip(offset).take(max).collect();
-    let next = if offset + page.len() < total { Some(tandem_core::search::encode_page_token(offset + page.len())) } else { None };
+    let next = if offset + page.len() < total {
+        Some(tandem_core::search::encode_page_token(offset + page.len()))
+    } else {
+        None
+    };
     (page, next)
 }
 
@@ -300,13 +358,21 @@ pub fn view_type(req: &Req, key: &str) -> Result<store::queries::ViewType> {
             "ACTIVE_ONLY" | "1" => Ok(ViewType::ActiveOnly),
             "DELETED_ONLY" | "2" => Ok(ViewType::DeletedOnly),
             "ALL" | "3" => Ok(ViewType::All),
-            _ => Err(wrong_type(key, &Json::String(s.clone()), "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
+            _ => Err(wrong_type(
+                key,
+                &Json::String(s.clone()),
+                "one of ACTIVE_ONLY, DELETED_ONLY, ALL",
+            )),
         },
         Some(Json::Number(n)) => match n.as_i64() {
             Some(1) => Ok(ViewType::ActiveOnly),
             Some(2) => Ok(ViewType::DeletedOnly),
             Some(3) => Ok(ViewType::All),
-            _ => Err(wrong_type(key, &Json::Number(n.clone()), "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
+            _ => Err(wrong_type(
+                key,
+                &Json::Number(n.clone()),
+                "one of ACTIVE_ONLY, DELETED_ONLY, ALL",
+            )),
         },
         Some(v) => Err(wrong_type(key, v, "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
     }
@@ -324,25 +390,74 @@ pub fn random_u32() -> u32 {
 
 /// MLflow-style random names ("bright-owl-317") for runs and models given none.
 pub fn random_name() -> String {
-    const ADJ: &[&str] = &["able", "bold", "brave", "bright", "calm", "clever", "crisp", "eager", "fair", "gentle", "glad", "keen", "kind", "lucky", "merry", "nimble", "proud", "quick", "quiet", "rare", "sharp", "shy", "silent", "smart", "swift", "tidy", "vast", "warm", "wise", "zesty"];
-    const NOUN: &[&str] = &["ant", "bat", "bear", "bee", "cat", "colt", "crab", "crow", "deer", "dove", "eel", "elk", "finch", "fox", "frog", "goat", "hare", "hawk", "lark", "lynx", "mole", "moth", "newt", "owl", "ram", "seal", "shrew", "swan", "toad", "wolf"];
+    const ADJ: &[&str] = &[
+        "able", "bold", "brave", "bright", "calm", "clever", "crisp", "eager", "fair", "gentle",
+        "glad", "keen", "kind", "lucky", "merry", "nimble", "proud", "quick", "quiet", "rare",
+        "sharp", "shy", "silent", "smart", "swift", "tidy", "vast", "warm", "wise", "zesty",
+    ];
+    const NOUN: &[&str] = &[
+        "ant", "bat", "bear", "bee", "cat", "colt", "crab", "crow", "deer", "dove", "eel", "elk",
+        "finch", "fox", "frog", "goat", "hare", "hawk", "lark", "lynx", "mole", "moth", "newt",
+        "owl", "ram", "seal", "shrew", "swan", "toad", "wolf",
+    ];
     let r = random_u32();
-    format!("{}-{}-{}", ADJ[(r % ADJ.len() as u32) as usize], NOUN[((r >> 8) % NOUN.len() as u32) as usize], (r >> 16) % 1000)
+    format!(
+        "{}-{}-{}",
+        ADJ[(r % ADJ.len() as u32) as usize],
+        NOUN[((r >> 8) % NOUN.len() as u32) as usize],
+        (r >> 16) % 1000
+    )
 }
 
 /// Every MLflow and tandem JSON endpoint: (method, path below the version prefix, handler).
 /// Paths with `{name}` segments bind that segment into the request under `name`.
 pub const ROUTES: &[(&str, &str, Handler)] = &[
-    ("POST", "mlflow/experiments/create", tracking::create_experiment),
+    (
+        "POST",
+        "mlflow/experiments/create",
+        tracking::create_experiment,
+    ),
     ("GET", "mlflow/experiments/get", tracking::get_experiment),
-    ("GET", "mlflow/experiments/get-by-name", tracking::get_experiment_by_name),
-    ("POST", "mlflow/experiments/search", tracking::search_experiments),
-    ("GET", "mlflow/experiments/search", tracking::search_experiments),
-    ("POST", "mlflow/experiments/update", tracking::update_experiment),
-    ("POST", "mlflow/experiments/delete", tracking::delete_experiment),
-    ("POST", "mlflow/experiments/restore", tracking::restore_experiment),
-    ("POST", "mlflow/experiments/set-experiment-tag", tracking::set_experiment_tag),
-    ("POST", "mlflow/experiments/delete-experiment-tag", tracking::delete_experiment_tag),
+    (
+        "GET",
+        "mlflow/experiments/get-by-name",
+        tracking::get_experiment_by_name,
+    ),
+    (
+        "POST",
+        "mlflow/experiments/search",
+        tracking::search_experiments,
+    ),
+    (
+        "GET",
+        "mlflow/experiments/search",
+        tracking::search_experiments,
+    ),
+    (
+        "POST",
+        "mlflow/experiments/update",
+        tracking::update_experiment,
+    ),
+    (
+        "POST",
+        "mlflow/experiments/delete",
+        tracking::delete_experiment,
+    ),
+    (
+        "POST",
+        "mlflow/experiments/restore",
+        tracking::restore_experiment,
+    ),
+    (
+        "POST",
+        "mlflow/experiments/set-experiment-tag",
+        tracking::set_experiment_tag,
+    ),
+    (
+        "POST",
+        "mlflow/experiments/delete-experiment-tag",
+        tracking::delete_experiment_tag,
+    ),
     ("POST", "mlflow/runs/create", tracking::create_run),
     ("GET", "mlflow/runs/get", tracking::get_run),
     ("POST", "mlflow/runs/update", tracking::update_run),
@@ -357,45 +472,173 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ("POST", "mlflow/runs/log-inputs", tracking::log_inputs),
     ("POST", "mlflow/runs/outputs", tracking::log_outputs),
     ("POST", "mlflow/runs/log-model", tracking::log_model_legacy),
-    ("GET", "mlflow/metrics/get-history", tracking::get_metric_history),
-    ("GET", "mlflow/metrics/get-history-bulk-interval", tracking::get_metric_history_bulk_interval),
+    (
+        "GET",
+        "mlflow/metrics/get-history",
+        tracking::get_metric_history,
+    ),
+    (
+        "GET",
+        "mlflow/metrics/get-history-bulk-interval",
+        tracking::get_metric_history_bulk_interval,
+    ),
     ("GET", "mlflow/artifacts/list", tracking::list_artifacts),
     ("POST", "mlflow/logged-models", logged_models::create),
     ("POST", "mlflow/logged-models/search", logged_models::search),
     ("GET", "mlflow/logged-models/{model_id}", logged_models::get),
-    ("PATCH", "mlflow/logged-models/{model_id}", logged_models::finalize),
-    ("DELETE", "mlflow/logged-models/{model_id}", logged_models::delete),
-    ("PATCH", "mlflow/logged-models/{model_id}/tags", logged_models::set_tags),
-    ("DELETE", "mlflow/logged-models/{model_id}/tags/{tag_key}", logged_models::delete_tag),
-    ("POST", "mlflow/logged-models/{model_id}/params", logged_models::log_params),
-    ("GET", "mlflow/logged-models/{model_id}/artifacts/directories", logged_models::list_artifacts),
-    ("POST", "mlflow/registered-models/create", registry::create_registered_model),
-    ("POST", "mlflow/registered-models/rename", registry::rename_registered_model),
-    ("PATCH", "mlflow/registered-models/update", registry::update_registered_model),
-    ("DELETE", "mlflow/registered-models/delete", registry::delete_registered_model),
-    ("GET", "mlflow/registered-models/get", registry::get_registered_model),
-    ("GET", "mlflow/registered-models/search", registry::search_registered_models),
-    ("POST", "mlflow/registered-models/get-latest-versions", registry::get_latest_versions),
-    ("GET", "mlflow/registered-models/get-latest-versions", registry::get_latest_versions),
-    ("POST", "mlflow/registered-models/set-tag", registry::set_registered_model_tag),
-    ("DELETE", "mlflow/registered-models/delete-tag", registry::delete_registered_model_tag),
-    ("POST", "mlflow/registered-models/alias", registry::set_alias),
-    ("DELETE", "mlflow/registered-models/alias", registry::delete_alias),
-    ("GET", "mlflow/registered-models/alias", registry::get_by_alias),
-    ("POST", "mlflow/model-versions/create", registry::create_model_version),
-    ("PATCH", "mlflow/model-versions/update", registry::update_model_version),
-    ("POST", "mlflow/model-versions/transition-stage", registry::transition_stage),
-    ("DELETE", "mlflow/model-versions/delete", registry::delete_model_version),
-    ("GET", "mlflow/model-versions/get", registry::get_model_version),
-    ("GET", "mlflow/model-versions/search", registry::search_model_versions),
-    ("GET", "mlflow/model-versions/get-download-uri", registry::get_download_uri),
-    ("POST", "mlflow/model-versions/set-tag", registry::set_model_version_tag),
-    ("DELETE", "mlflow/model-versions/delete-tag", registry::delete_model_version_tag),
+    (
+        "PATCH",
+        "mlflow/logged-models/{model_id}",
+        logged_models::finalize,
+    ),
+    (
+        "DELETE",
+        "mlflow/logged-models/{model_id}",
+        logged_models::delete,
+    ),
+    (
+        "PATCH",
+        "mlflow/logged-models/{model_id}/tags",
+        logged_models::set_tags,
+    ),
+    (
+        "DELETE",
+        "mlflow/logged-models/{model_id}/tags/{tag_key}",
+        logged_models::delete_tag,
+    ),
+    (
+        "POST",
+        "mlflow/logged-models/{model_id}/params",
+        logged_models::log_params,
+    ),
+    (
+        "GET",
+        "mlflow/logged-models/{model_id}/artifacts/directories",
+        logged_models::list_artifacts,
+    ),
+    (
+        "POST",
+        "mlflow/registered-models/create",
+        registry::create_registered_model,
+    ),
+    (
+        "POST",
+        "mlflow/registered-models/rename",
+        registry::rename_registered_model,
+    ),
+    (
+        "PATCH",
+        "mlflow/registered-models/update",
+        registry::update_registered_model,
+    ),
+    (
+        "DELETE",
+        "mlflow/registered-models/delete",
+        registry::delete_registered_model,
+    ),
+    (
+        "GET",
+        "mlflow/registered-models/get",
+        registry::get_registered_model,
+    ),
+    (
+        "GET",
+        "mlflow/registered-models/search",
+        registry::search_registered_models,
+    ),
+    (
+        "POST",
+        "mlflow/registered-models/get-latest-versions",
+        registry::get_latest_versions,
+    ),
+    (
+        "GET",
+        "mlflow/registered-models/get-latest-versions",
+        registry::get_latest_versions,
+    ),
+    (
+        "POST",
+        "mlflow/registered-models/set-tag",
+        registry::set_registered_model_tag,
+    ),
+    (
+        "DELETE",
+        "mlflow/registered-models/delete-tag",
+        registry::delete_registered_model_tag,
+    ),
+    (
+        "POST",
+        "mlflow/registered-models/alias",
+        registry::set_alias,
+    ),
+    (
+        "DELETE",
+        "mlflow/registered-models/alias",
+        registry::delete_alias,
+    ),
+    (
+        "GET",
+        "mlflow/registered-models/alias",
+        registry::get_by_alias,
+    ),
+    (
+        "POST",
+        "mlflow/model-versions/create",
+        registry::create_model_version,
+    ),
+    (
+        "PATCH",
+        "mlflow/model-versions/update",
+        registry::update_model_version,
+    ),
+    (
+        "POST",
+        "mlflow/model-versions/transition-stage",
+        registry::transition_stage,
+    ),
+    (
+        "DELETE",
+        "mlflow/model-versions/delete",
+        registry::delete_model_version,
+    ),
+    (
+        "GET",
+        "mlflow/model-versions/get",
+        registry::get_model_version,
+    ),
+    (
+        "GET",
+        "mlflow/model-versions/search",
+        registry::search_model_versions,
+    ),
+    (
+        "GET",
+        "mlflow/model-versions/get-download-uri",
+        registry::get_download_uri,
+    ),
+    (
+        "POST",
+        "mlflow/model-versions/set-tag",
+        registry::set_model_version_tag,
+    ),
+    (
+        "DELETE",
+        "mlflow/model-versions/delete-tag",
+        registry::delete_model_version_tag,
+    ),
     ("GET", "mlflow/workspaces", workspaces::list),
     ("POST", "mlflow/workspaces", workspaces::create),
     ("GET", "mlflow/workspaces/{workspace_name}", workspaces::get),
-    ("PATCH", "mlflow/workspaces/{workspace_name}", workspaces::update),
-    ("DELETE", "mlflow/workspaces/{workspace_name}", workspaces::delete),
+    (
+        "PATCH",
+        "mlflow/workspaces/{workspace_name}",
+        workspaces::update,
+    ),
+    (
+        "DELETE",
+        "mlflow/workspaces/{workspace_name}",
+        workspaces::delete,
+    ),
 ];
 
 /// tandem's own endpoints, under `/api/tandem/v1/`.
@@ -403,10 +646,26 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "workspaces/{workspace_name}/changes", changes::list),
     ("GET", "workspaces/{workspace_name}/verify", changes::verify),
     ("POST", "workspaces/{workspace_name}/apply", changes::apply),
-    ("GET", "workspaces/{workspace_name}/retention", retention::get),
-    ("PATCH", "workspaces/{workspace_name}/retention", retention::set),
-    ("POST", "workspaces/{workspace_name}/purge", retention::purge),
-    ("POST", "workspaces/{workspace_name}/undelete", retention::undelete),
+    (
+        "GET",
+        "workspaces/{workspace_name}/retention",
+        retention::get,
+    ),
+    (
+        "PATCH",
+        "workspaces/{workspace_name}/retention",
+        retention::set,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/purge",
+        retention::purge,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/undelete",
+        retention::undelete,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -461,7 +720,10 @@ pub fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = ((bytes[i + 1] as char).to_digit(16), (bytes[i + 2] as char).to_digit(16)) {
+            if let (Some(h), Some(l)) = (
+                (bytes[i + 1] as char).to_digit(16),
+                (bytes[i + 2] as char).to_digit(16),
+            ) {
                 out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;

@@ -12,13 +12,17 @@ fn model_not_found(name: &str) -> MlflowError {
 }
 
 fn version_not_found(name: &str, version: i64) -> MlflowError {
-    MlflowError::not_found(format!("Model Version (name={name}, version={version}) not found"))
+    MlflowError::not_found(format!(
+        "Model Version (name={name}, version={version}) not found"
+    ))
 }
 
 fn name_param(req: &Req) -> Result<String> {
     let name = req.opt_str("name")?.unwrap_or_default();
     if name.is_empty() {
-        return Err(MlflowError::invalid("Registered model name cannot be empty."));
+        return Err(MlflowError::invalid(
+            "Registered model name cannot be empty.",
+        ));
     }
     validate::model_name(&name)?;
     Ok(name)
@@ -33,7 +37,13 @@ fn version_param(req: &Req) -> Result<i64> {
     };
     match v {
         Some(v) if v > 0 => Ok(v),
-        _ => Err(MlflowError::invalid(format!("Model version must be a positive integer, got '{}'", req.0.get("version").map(|v| v.to_string()).unwrap_or_default()))),
+        _ => Err(MlflowError::invalid(format!(
+            "Model version must be a positive integer, got '{}'",
+            req.0
+                .get("version")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        ))),
     }
 }
 
@@ -44,23 +54,52 @@ fn require_model(tx: &mut dyn Tx, ws: &str, name: &str) -> crate::store::Result<
     Ok(())
 }
 
-fn require_version(tx: &mut dyn Tx, ws: &str, name: &str, version: i64) -> crate::store::Result<Json> {
-    queries::model_version(tx, ws, name, version)?.ok_or_else(|| version_not_found(name, version).into())
+fn require_version(
+    tx: &mut dyn Tx,
+    ws: &str,
+    name: &str,
+    version: i64,
+) -> crate::store::Result<Json> {
+    queries::model_version(tx, ws, name, version)?
+        .ok_or_else(|| version_not_found(name, version).into())
 }
 
 /// A name held by a live model is taken. One held by a deleted model is reusable: the deleted
 /// one steps aside, renamed "<name> (deleted <deletion time>)", with its versions, and stays
 /// restorable under that name until it is purged.
-fn free_model_name(tx: &mut dyn Tx, ws: &str, name: &str, now: i64) -> crate::store::Result<Vec<Op>> {
-    let Some(row) = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])? else { return Ok(Vec::new()) };
+fn free_model_name(
+    tx: &mut dyn Tx,
+    ws: &str,
+    name: &str,
+    now: i64,
+) -> crate::store::Result<Vec<Op>> {
+    let Some(row) = tx.query_one(
+        "SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?",
+        &[ws.into(), name.into()],
+    )?
+    else {
+        return Ok(Vec::new());
+    };
     let Some(deleted) = row.opt_int(0) else {
-        return Err(MlflowError::exists(format!("Registered Model (name={name}) already exists.")).into());
+        return Err(
+            MlflowError::exists(format!("Registered Model (name={name}) already exists.")).into(),
+        );
     };
     let mut new_name = format!("{name} (deleted {deleted})");
-    while tx.query_one("SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), new_name.as_str().into()])?.is_some() {
+    while tx
+        .query_one(
+            "SELECT 1 FROM registered_models WHERE workspace = ? AND name = ?",
+            &[ws.into(), new_name.as_str().into()],
+        )?
+        .is_some()
+    {
         new_name.push('~');
     }
-    Ok(vec![Op::RenameRegisteredModel { name: name.to_owned(), new_name, time: now }])
+    Ok(vec![Op::RenameRegisteredModel {
+        name: name.to_owned(),
+        new_name,
+        time: now,
+    }])
 }
 
 /// Brings back a deleted registered model with the versions deleted with it.
@@ -68,10 +107,22 @@ pub fn restore_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = name_param(req)?;
     let now = ctx.now();
     ctx.write(|tx| {
-        match tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ctx.workspace.as_str().into(), name.as_str().into()])? {
+        match tx.query_one(
+            "SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?",
+            &[ctx.workspace.as_str().into(), name.as_str().into()],
+        )? {
             None => Err(model_not_found(&name).into()),
-            Some(r) if r.opt_int(0).is_none() => Err(MlflowError::invalid(format!("Registered Model (name={name}) is not deleted.")).into()),
-            Some(_) => Ok(Decision::change((), Op::RestoreRegisteredModel { name: name.clone(), time: now })),
+            Some(r) if r.opt_int(0).is_none() => Err(MlflowError::invalid(format!(
+                "Registered Model (name={name}) is not deleted."
+            ))
+            .into()),
+            Some(_) => Ok(Decision::change(
+                (),
+                Op::RestoreRegisteredModel {
+                    name: name.clone(),
+                    time: now,
+                },
+            )),
         }
     })?;
     get_model_json(ctx, &name)
@@ -103,14 +154,21 @@ pub fn create_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         let mut ops = free_model_name(tx, &ctx.workspace, &name, now)?;
-        ops.push(Op::CreateRegisteredModel { name: name.clone(), description: description.clone(), tags: tags.clone(), time: now });
+        ops.push(Op::CreateRegisteredModel {
+            name: name.clone(),
+            description: description.clone(),
+            tags: tags.clone(),
+            time: now,
+        });
         Ok(Decision::changes((), ops))
     })?;
     get_model_json(ctx, &name)
 }
 
 fn get_model_json(ctx: &Ctx, name: &str) -> Result<Json> {
-    let m = ctx.read(|tx| queries::registered_model(tx, &ctx.workspace, name))?.ok_or_else(|| model_not_found(name))?;
+    let m = ctx
+        .read(|tx| queries::registered_model(tx, &ctx.workspace, name))?
+        .ok_or_else(|| model_not_found(name))?;
     Ok(json!({ "registered_model": m }))
 }
 
@@ -122,7 +180,9 @@ pub fn rename_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = name_param(req)?;
     let new_name = req.opt_str("new_name")?.unwrap_or_default();
     if new_name.is_empty() {
-        return Err(MlflowError::invalid("Registered model name cannot be empty."));
+        return Err(MlflowError::invalid(
+            "Registered model name cannot be empty.",
+        ));
     }
     validate::model_name(&new_name)?;
     let now = ctx.now();
@@ -132,7 +192,11 @@ pub fn rename_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
             return Ok(Decision::no_change(()));
         }
         let mut ops = free_model_name(tx, &ctx.workspace, &new_name, now)?;
-        ops.push(Op::RenameRegisteredModel { name: name.clone(), new_name: new_name.clone(), time: now });
+        ops.push(Op::RenameRegisteredModel {
+            name: name.clone(),
+            new_name: new_name.clone(),
+            time: now,
+        });
         Ok(Decision::changes((), ops))
     })?;
     get_model_json(ctx, &new_name)
@@ -144,7 +208,14 @@ pub fn update_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        Ok(Decision::change((), Op::UpdateRegisteredModel { name: name.clone(), description: description.clone(), time: now }))
+        Ok(Decision::change(
+            (),
+            Op::UpdateRegisteredModel {
+                name: name.clone(),
+                description: description.clone(),
+                time: now,
+            },
+        ))
     })?;
     get_model_json(ctx, &name)
 }
@@ -154,16 +225,32 @@ pub fn delete_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        Ok(Decision::change(json!({}), Op::DeleteRegisteredModel { name: name.clone(), time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteRegisteredModel {
+                name: name.clone(),
+                time: now,
+            },
+        ))
     })
 }
 
 fn model_field<'a>(m: &'a Json, kind: Kind, key: &str) -> Option<Field<'a>> {
     match kind {
-        Kind::Tag => m["tags"].as_array()?.iter().find(|t| t["key"] == key).and_then(|t| t["value"].as_str()).map(Field::Str),
+        Kind::Tag => m["tags"]
+            .as_array()?
+            .iter()
+            .find(|t| t["key"] == key)
+            .and_then(|t| t["value"].as_str())
+            .map(Field::Str),
         Kind::Attribute => match key {
-            "creation_timestamp" | "last_updated_timestamp" => m[key].as_i64().map(|n| Field::Num(n as f64)),
-            "version_number" => m["version"].as_str().and_then(|v| v.parse::<f64>().ok()).map(Field::Num),
+            "creation_timestamp" | "last_updated_timestamp" => {
+                m[key].as_i64().map(|n| Field::Num(n as f64))
+            }
+            "version_number" => m["version"]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .map(Field::Num),
             "source_path" => m["source"].as_str().map(Field::Str),
             _ => m[key].as_str().map(Field::Str),
         },
@@ -174,32 +261,77 @@ fn model_field<'a>(m: &'a Json, kind: Kind, key: &str) -> Option<Field<'a>> {
 const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
 
 fn is_prompt(m: &Json) -> bool {
-    m["tags"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == PROMPT_TAG && t["value"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("true"))))
+    m["tags"].as_array().is_some_and(|t| {
+        t.iter().any(|t| {
+            t["key"] == PROMPT_TAG
+                && t["value"]
+                    .as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+    })
 }
 
-fn search_entities(req: &Req, spec: &search::Spec, items: Vec<Json>, default_max: i64, max_max: i64, default_order: &[(&str, bool)]) -> Result<(Vec<Json>, Option<String>)> {
+fn search_entities(
+    req: &Req,
+    spec: &search::Spec,
+    items: Vec<Json>,
+    default_max: i64,
+    max_max: i64,
+    default_order: &[(&str, bool)],
+) -> Result<(Vec<Json>, Option<String>)> {
     let max = req.max_results(default_max, max_max)?;
     let offset = req.page_offset()?;
     let mut clauses = search::parse_filter(&req.opt_str("filter")?.unwrap_or_default(), spec)?;
     // Prompts are registered models tagged `mlflow.prompt.is_prompt = 'true'`; the client adds
     // `tags.mlflow.prompt.is_prompt != 'true'` to every search. As in MLflow, a search returns
     // either only prompts or only models, and a model without the tag is a model.
-    let prompt_clauses: Vec<_> = clauses.iter().filter(|c| c.kind == Kind::Tag && c.key == PROMPT_TAG).cloned().collect();
+    let prompt_clauses: Vec<_> = clauses
+        .iter()
+        .filter(|c| c.kind == Kind::Tag && c.key == PROMPT_TAG)
+        .cloned()
+        .collect();
     clauses.retain(|c| !(c.kind == Kind::Tag && c.key == PROMPT_TAG));
     let want_prompts = prompt_clauses.iter().any(|c| {
         let v = match &c.value {
             search::Literal::Str(s) => s.to_ascii_lowercase(),
             _ => String::new(),
         };
-        (c.comparator == search::Comparator::Eq && v == "true") || (c.comparator == search::Comparator::Ne && v == "false")
+        (c.comparator == search::Comparator::Eq && v == "true")
+            || (c.comparator == search::Comparator::Ne && v == "false")
     });
-    let items: Vec<Json> = items.into_iter().filter(|m| is_prompt(m) == want_prompts).collect();
+    let items: Vec<Json> = items
+        .into_iter()
+        .filter(|m| is_prompt(m) == want_prompts)
+        .collect();
     let mut order = search::parse_order_by(&req.str_list("order_by")?, spec)?;
     for (key, asc) in default_order {
-        order.push(search::OrderKey { kind: Kind::Attribute, key: (*key).into(), ascending: *asc });
+        order.push(search::OrderKey {
+            kind: Kind::Attribute,
+            key: (*key).into(),
+            ascending: *asc,
+        });
     }
-    let mut items: Vec<Json> = items.into_iter().filter(|m| clauses.iter().all(|c| search::matches(c, model_field(m, c.kind, &c.key)))).collect();
-    items.sort_by(|a, b| order.iter().map(|o| compare_fields(model_field(a, o.kind, &o.key), model_field(b, o.kind, &o.key), o.ascending)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal));
+    let mut items: Vec<Json> = items
+        .into_iter()
+        .filter(|m| {
+            clauses
+                .iter()
+                .all(|c| search::matches(c, model_field(m, c.kind, &c.key)))
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        order
+            .iter()
+            .map(|o| {
+                compare_fields(
+                    model_field(a, o.kind, &o.key),
+                    model_field(b, o.kind, &o.key),
+                    o.ascending,
+                )
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     Ok(page(items, offset, max))
 }
 
@@ -212,7 +344,14 @@ pub fn search_registered_models(ctx: &Ctx, req: &Req) -> Result<Json> {
         }
         Ok(out)
     })?;
-    let (models, next) = search_entities(req, &search::REGISTERED_MODELS, models, 100, validate::MAX_RESULTS_REGISTRY, &[("name", true)])?;
+    let (models, next) = search_entities(
+        req,
+        &search::REGISTERED_MODELS,
+        models,
+        100,
+        validate::MAX_RESULTS_REGISTRY,
+        &[("name", true)],
+    )?;
     let mut out = json!({ "registered_models": models });
     if let Some(t) = next {
         out["next_page_token"] = t.into();
@@ -222,7 +361,14 @@ pub fn search_registered_models(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 pub fn search_model_versions(ctx: &Ctx, req: &Req) -> Result<Json> {
     let versions = ctx.read(|tx| queries::model_versions(tx, &ctx.workspace, None))?;
-    let (versions, next) = search_entities(req, &search::MODEL_VERSIONS, versions, 10_000, validate::MAX_RESULTS_MODEL_VERSIONS, &[("name", true), ("version_number", false)])?;
+    let (versions, next) = search_entities(
+        req,
+        &search::MODEL_VERSIONS,
+        versions,
+        10_000,
+        validate::MAX_RESULTS_MODEL_VERSIONS,
+        &[("name", true), ("version_number", false)],
+    )?;
     let mut out = json!({ "model_versions": versions });
     if let Some(t) = next {
         out["next_page_token"] = t.into();
@@ -237,13 +383,24 @@ fn canonical_stage(s: &str) -> Result<String> {
         .iter()
         .find(|x| x.eq_ignore_ascii_case(s))
         .map(|x| (*x).to_owned())
-        .ok_or_else(|| MlflowError::invalid(format!("Invalid Model Version stage: {s}. Value must be one of {}.", STAGES.join(", "))))
+        .ok_or_else(|| {
+            MlflowError::invalid(format!(
+                "Invalid Model Version stage: {s}. Value must be one of {}.",
+                STAGES.join(", ")
+            ))
+        })
 }
 
 pub fn get_latest_versions(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = name_param(req)?;
-    let stages = req.str_list("stages")?.iter().map(|s| canonical_stage(s)).collect::<Result<Vec<_>>>()?;
-    let m = ctx.read(|tx| queries::registered_model(tx, &ctx.workspace, &name))?.ok_or_else(|| model_not_found(&name))?;
+    let stages = req
+        .str_list("stages")?
+        .iter()
+        .map(|s| canonical_stage(s))
+        .collect::<Result<Vec<_>>>()?;
+    let m = ctx
+        .read(|tx| queries::registered_model(tx, &ctx.workspace, &name))?
+        .ok_or_else(|| model_not_found(&name))?;
     let versions: Vec<Json> = m["latest_versions"]
         .as_array()
         .cloned()
@@ -255,20 +412,31 @@ pub fn get_latest_versions(ctx: &Ctx, req: &Req) -> Result<Json> {
 }
 
 fn get_version_json(ctx: &Ctx, name: &str, version: i64) -> Result<Json> {
-    let v = ctx.read(|tx| queries::model_version(tx, &ctx.workspace, name, version))?.ok_or_else(|| version_not_found(name, version))?;
+    let v = ctx
+        .read(|tx| queries::model_version(tx, &ctx.workspace, name, version))?
+        .ok_or_else(|| version_not_found(name, version))?;
     Ok(json!({ "model_version": v }))
 }
 
 /// Where a new version's files are: a logged model's artifacts, a run's artifact path, or
 /// the source itself.
 /// `run` is the request's run, already read (its artifacts are the usual source).
-fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&str>, run: Option<(&str, &queries::RunState)>) -> crate::store::Result<String> {
+fn storage_location(
+    tx: &mut dyn Tx,
+    ws: &str,
+    source: &str,
+    model_id: Option<&str>,
+    run: Option<(&str, &queries::RunState)>,
+) -> crate::store::Result<String> {
     if let Some(rest) = source.strip_prefix("models:/") {
         let rest = rest.trim_end_matches('/');
         // models:/<model_id>, or models:/<name>/<version> (a version's files, copied).
         let id = model_id.unwrap_or(rest);
         if let Some(m) = queries::logged_model(tx, ws, id)? {
-            return Ok(m.json["info"]["artifact_uri"].as_str().unwrap_or(source).to_owned());
+            return Ok(m.json["info"]["artifact_uri"]
+                .as_str()
+                .unwrap_or(source)
+                .to_owned());
         }
         if let Some((name, version)) = rest.rsplit_once('/') {
             if let Ok(v) = version.parse::<i64>() {
@@ -287,7 +455,11 @@ fn storage_location(tx: &mut dyn Tx, ws: &str, source: &str, model_id: Option<&s
         };
         if let Some(run) = run {
             let base = run.artifact_uri.trim_end_matches('/').to_owned();
-            return Ok(if path.is_empty() { base } else { format!("{base}/{path}") });
+            return Ok(if path.is_empty() {
+                base
+            } else {
+                format!("{base}/{path}")
+            });
         }
     }
     Ok(source.to_owned())
@@ -309,28 +481,55 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
     let created = ctx.write(|tx| {
         // The model's existence and its highest version in one statement: every statement
         // here is a round trip inside the workspace's lock on PostgreSQL.
-        let Some(max_version) = queries::max_version_of_live_model(tx, &ctx.workspace, &name)? else {
+        let Some(max_version) = queries::max_version_of_live_model(tx, &ctx.workspace, &name)?
+        else {
             return Err(model_not_found(&name).into());
         };
         let given_run = match &run_id {
-            Some(r) => Some((r.as_str(), queries::run_state(tx, &ctx.workspace, r)?.ok_or_else(|| super::tracking::run_not_found(r))?)),
+            Some(r) => Some((
+                r.as_str(),
+                queries::run_state(tx, &ctx.workspace, r)?
+                    .ok_or_else(|| super::tracking::run_not_found(r))?,
+            )),
             None => None,
         };
         // As in MLflow: a version of a logged model belongs to the run that logged it.
-        let model_ref = model_id.clone().or_else(|| source.strip_prefix("models:/").map(|r| r.trim_end_matches('/').to_owned()));
+        let model_ref = model_id.clone().or_else(|| {
+            source
+                .strip_prefix("models:/")
+                .map(|r| r.trim_end_matches('/').to_owned())
+        });
         let logged = match &model_ref {
             Some(id) => queries::logged_model(tx, &ctx.workspace, id)?,
             None => None,
         };
-        let run_id = run_id.clone().or_else(|| logged.as_ref().and_then(|m| m.attrs.get("source_run_id").cloned()));
-        let model_id = model_id.clone().or_else(|| logged.as_ref().map(|m| m.model_id.clone()));
+        let run_id = run_id.clone().or_else(|| {
+            logged
+                .as_ref()
+                .and_then(|m| m.attrs.get("source_run_id").cloned())
+        });
+        let model_id = model_id
+            .clone()
+            .or_else(|| logged.as_ref().map(|m| m.model_id.clone()));
         let version = max_version + 1;
-        let storage_location = storage_location(tx, &ctx.workspace, &source, model_id.as_deref(), given_run.as_ref().map(|(id, r)| (*id, r)))?;
+        let storage_location = storage_location(
+            tx,
+            &ctx.workspace,
+            &source,
+            model_id.as_deref(),
+            given_run.as_ref().map(|(id, r)| (*id, r)),
+        )?;
         // The reply is the version as this write creates it (what a read after the commit
         // would find; a test holds the two equal), built here rather than read back in a
         // second transaction. Tags as stored: the last value of a repeated key, by key.
-        let sorted: std::collections::BTreeMap<&str, &str> = tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
-        let view_tags: Vec<(String, String)> = sorted.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let sorted: std::collections::BTreeMap<&str, &str> = tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str()))
+            .collect();
+        let view_tags: Vec<(String, String)> = sorted
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let reply = queries::ModelVersionView {
             name: &name,
             version,
@@ -377,7 +576,15 @@ pub fn update_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(Decision::change((), Op::UpdateModelVersion { name: name.clone(), version, description: description.clone(), time: now }))
+        Ok(Decision::change(
+            (),
+            Op::UpdateModelVersion {
+                name: name.clone(),
+                version,
+                description: description.clone(),
+                time: now,
+            },
+        ))
     })?;
     get_version_json(ctx, &name, version)
 }
@@ -390,7 +597,16 @@ pub fn transition_stage(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(Decision::change((), Op::TransitionModelVersionStage { name: name.clone(), version, stage: stage.clone(), archive_existing, time: now }))
+        Ok(Decision::change(
+            (),
+            Op::TransitionModelVersionStage {
+                name: name.clone(),
+                version,
+                stage: stage.clone(),
+                archive_existing,
+                time: now,
+            },
+        ))
     })?;
     get_version_json(ctx, &name, version)
 }
@@ -401,7 +617,14 @@ pub fn delete_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(Decision::change(json!({}), Op::DeleteModelVersion { name: name.clone(), version, time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteModelVersion {
+                name: name.clone(),
+                version,
+                time: now,
+            },
+        ))
     })
 }
 
@@ -425,7 +648,14 @@ pub fn set_registered_model_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     validate::registry_tag(&key, &value)?;
     ctx.write(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        Ok(Decision::change(json!({}), Op::SetRegisteredModelTag { name: name.clone(), key: key.clone(), value: value.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::SetRegisteredModelTag {
+                name: name.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            },
+        ))
     })
 }
 
@@ -434,7 +664,13 @@ pub fn delete_registered_model_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let key = req.str("key")?;
     ctx.write(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        Ok(Decision::change(json!({}), Op::DeleteRegisteredModelTag { name: name.clone(), key: key.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteRegisteredModelTag {
+                name: name.clone(),
+                key: key.clone(),
+            },
+        ))
     })
 }
 
@@ -446,7 +682,15 @@ pub fn set_model_version_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     validate::registry_tag(&key, &value)?;
     ctx.write(|tx| {
         require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(Decision::change(json!({}), Op::SetModelVersionTag { name: name.clone(), version, key: key.clone(), value: value.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::SetModelVersionTag {
+                name: name.clone(),
+                version,
+                key: key.clone(),
+                value: value.clone(),
+            },
+        ))
     })
 }
 
@@ -456,7 +700,14 @@ pub fn delete_model_version_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let key = req.str("key")?;
     ctx.write(|tx| {
         require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(Decision::change(json!({}), Op::DeleteModelVersionTag { name: name.clone(), version, key: key.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteModelVersionTag {
+                name: name.clone(),
+                version,
+                key: key.clone(),
+            },
+        ))
     })
 }
 
@@ -467,7 +718,14 @@ pub fn set_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
     let version = version_param(req)?;
     ctx.write(|tx| {
         require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(Decision::change(json!({}), Op::SetRegisteredModelAlias { name: name.clone(), alias: alias.clone(), version }))
+        Ok(Decision::change(
+            json!({}),
+            Op::SetRegisteredModelAlias {
+                name: name.clone(),
+                alias: alias.clone(),
+                version,
+            },
+        ))
     })
 }
 
@@ -479,7 +737,13 @@ pub fn delete_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
         if queries::alias_version(tx, &ctx.workspace, &name, &alias)?.is_none() {
             return Ok(Decision::no_change(json!({})));
         }
-        Ok(Decision::change(json!({}), Op::DeleteRegisteredModelAlias { name: name.clone(), alias: alias.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteRegisteredModelAlias {
+                name: name.clone(),
+                alias: alias.clone(),
+            },
+        ))
     })
 }
 
@@ -488,8 +752,10 @@ pub fn get_by_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
     let alias = req.str("alias")?;
     let v = ctx.read(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        let version = queries::alias_version(tx, &ctx.workspace, &name, &alias)?
-            .ok_or_else(|| MlflowError::invalid(format!("Registered model alias {alias} not found.")))?;
+        let version =
+            queries::alias_version(tx, &ctx.workspace, &name, &alias)?.ok_or_else(|| {
+                MlflowError::invalid(format!("Registered model alias {alias} not found."))
+            })?;
         require_version(tx, &ctx.workspace, &name, version)
     })?;
     Ok(json!({ "model_version": v }))

@@ -12,7 +12,11 @@ fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
         super::workspaces::validate_name(&ws)?;
     }
     // Administration of a workspace may find it deleted; it checks for itself.
-    Ok(Ctx { workspace: ws, require_live: false, ..ctx.clone() })
+    Ok(Ctx {
+        workspace: ws,
+        require_live: false,
+        ..ctx.clone()
+    })
 }
 
 pub fn get(ctx: &Ctx, req: &Req) -> Result<Json> {
@@ -24,19 +28,38 @@ pub fn set(ctx: &Ctx, req: &Req) -> Result<Json> {
     let t = target(ctx, req)?;
     let days = match req.opt_i64("days")? {
         None => None,
-        Some(d) => Some(u32::try_from(d).map_err(|_| MlflowError::invalid(format!("Retention must be between {} and {} days, got {d}.", retention::MIN_DAYS, retention::MAX_DAYS)))?),
+        Some(d) => Some(u32::try_from(d).map_err(|_| {
+            MlflowError::invalid(format!(
+                "Retention must be between {} and {} days, got {d}.",
+                retention::MIN_DAYS,
+                retention::MAX_DAYS
+            ))
+        })?),
     };
     let protection = req.opt_bool("purge_protection")?;
     if days.is_none() && protection.is_none() {
-        return Err(MlflowError::invalid("Give 'days' and/or 'purge_protection'."));
+        return Err(MlflowError::invalid(
+            "Give 'days' and/or 'purge_protection'.",
+        ));
     }
-    Ok(json!(retention::set(&t.store, &t.workspace, &t.principal, days, protection)?))
+    Ok(json!(retention::set(
+        &t.store,
+        &t.workspace,
+        &t.principal,
+        days,
+        protection
+    )?))
 }
 
 pub fn purge(ctx: &Ctx, req: &Req) -> Result<Json> {
     let t = target(ctx, req)?;
     let immediately = req.opt_bool("immediately")?.unwrap_or(false);
-    Ok(json!(retention::purge(&t.store, &t.workspace, &t.principal, immediately)?))
+    Ok(json!(retention::purge(
+        &t.store,
+        &t.workspace,
+        &t.principal,
+        immediately
+    )?))
 }
 
 /// Brings back one deleted object: the workspace itself (`"workspace": true`), an experiment
@@ -44,7 +67,10 @@ pub fn purge(ctx: &Ctx, req: &Req) -> Result<Json> {
 /// (`name`, with the versions deleted with it) or a model version (`name` and `version`).
 pub fn undelete(ctx: &Ctx, req: &Req) -> Result<Json> {
     let t = target(ctx, req)?;
-    let given: Vec<&str> = ["workspace", "experiment_id", "run_id", "model_id", "name"].into_iter().filter(|k| req.has(k)).collect();
+    let given: Vec<&str> = ["workspace", "experiment_id", "run_id", "model_id", "name"]
+        .into_iter()
+        .filter(|k| req.has(k))
+        .collect();
     match given.as_slice() {
         ["workspace"] => undelete_workspace(&t),
         ["experiment_id"] => super::tracking::restore_experiment(&t, req),
@@ -59,11 +85,25 @@ pub fn undelete(ctx: &Ctx, req: &Req) -> Result<Json> {
 fn undelete_workspace(t: &Ctx) -> Result<Json> {
     let time = t.now();
     t.store
-        .write(&t.workspace, &t.principal, |tx| match crate::store::queries::workspace_deleted(tx, &t.workspace)? {
-            Some(_) => Ok(crate::store::Decision::change((), tandem_core::Op::RestoreWorkspace { time })),
-            None if crate::store::queries::workspace_exists(tx, &t.workspace)? => Err(MlflowError::invalid(format!("Workspace '{}' is not deleted.", t.workspace)).into()),
-            None => Err(MlflowError::not_found(format!("Workspace '{}' not found.", t.workspace)).into()),
-        })
+        .write(
+            &t.workspace,
+            &t.principal,
+            |tx| match crate::store::queries::workspace_deleted(tx, &t.workspace)? {
+                Some(_) => Ok(crate::store::Decision::change(
+                    (),
+                    tandem_core::Op::RestoreWorkspace { time },
+                )),
+                None if crate::store::queries::workspace_exists(tx, &t.workspace)? => Err(
+                    MlflowError::invalid(format!("Workspace '{}' is not deleted.", t.workspace))
+                        .into(),
+                ),
+                None => Err(MlflowError::not_found(format!(
+                    "Workspace '{}' not found.",
+                    t.workspace
+                ))
+                .into()),
+            },
+        )
         .map_err(MlflowError::from)?;
     Ok(json!({}))
 }

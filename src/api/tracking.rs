@@ -22,7 +22,9 @@ pub(crate) fn run_not_found(id: &str) -> MlflowError {
 fn experiment_id_param(req: &Req) -> Result<String> {
     // Clients send experiment IDs as strings; accept integers too.
     match req.opt_i64("experiment_id") {
-        Ok(Some(n)) if !matches!(req.0.get("experiment_id"), Some(Json::String(_))) => Ok(n.to_string()),
+        Ok(Some(n)) if !matches!(req.0.get("experiment_id"), Some(Json::String(_))) => {
+            Ok(n.to_string())
+        }
         _ => req.str("experiment_id"),
     }
 }
@@ -31,16 +33,27 @@ fn experiment_id_param(req: &Req) -> Result<String> {
 pub(crate) fn active_experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Json> {
     let exp = queries::experiment(tx, ws, id)?.ok_or_else(|| experiment_not_found(id))?;
     if exp["lifecycle_stage"] != "active" {
-        return Err(MlflowError::invalid(format!("The experiment {id} must be in the 'active' state. Current state is deleted.")).into());
+        return Err(MlflowError::invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is deleted."
+        ))
+        .into());
     }
     Ok(exp)
 }
 
 /// The run, which must exist in this workspace and be active.
-pub(crate) fn active_run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> crate::store::Result<queries::RunState> {
+pub(crate) fn active_run(
+    tx: &mut dyn Tx,
+    ws: &str,
+    run_id: &str,
+) -> crate::store::Result<queries::RunState> {
     let run = queries::run_state(tx, ws, run_id)?.ok_or_else(|| run_not_found(run_id))?;
     if run.lifecycle_stage != "active" {
-        return Err(MlflowError::invalid(format!("The run {run_id} must be in the 'active' state. Current state is {}.", run.lifecycle_stage)).into());
+        return Err(MlflowError::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {}.",
+            run.lifecycle_stage
+        ))
+        .into());
     }
     Ok(run)
 }
@@ -80,8 +93,15 @@ pub fn default_experiment_op(time: i64) -> Op {
 /// A name held by a live experiment is taken. One held by a deleted experiment is reusable:
 /// the deleted one steps aside, renamed "<name> (deleted <its id>)", and stays restorable
 /// under that name until it is purged.
-fn free_experiment_name(tx: &mut dyn crate::store::Tx, ws: &str, name: &str, now: i64) -> crate::store::Result<Vec<Op>> {
-    let Some(old) = queries::experiment_by_name(tx, ws, name)? else { return Ok(Vec::new()) };
+fn free_experiment_name(
+    tx: &mut dyn crate::store::Tx,
+    ws: &str,
+    name: &str,
+    now: i64,
+) -> crate::store::Result<Vec<Op>> {
+    let Some(old) = queries::experiment_by_name(tx, ws, name)? else {
+        return Ok(Vec::new());
+    };
     if old["lifecycle_stage"] == "active" {
         return Err(MlflowError::exists(format!("Experiment(name={name}) already exists.")).into());
     }
@@ -90,13 +110,19 @@ fn free_experiment_name(tx: &mut dyn crate::store::Tx, ws: &str, name: &str, now
     while queries::experiment_by_name(tx, ws, &new_name)?.is_some() {
         new_name.push('~');
     }
-    Ok(vec![Op::RenameExperiment { experiment_id: id, new_name, time: now }])
+    Ok(vec![Op::RenameExperiment {
+        experiment_id: id,
+        new_name,
+        time: now,
+    }])
 }
 
 pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = req.opt_str("name")?.unwrap_or_default();
     if name.is_empty() {
-        return Err(MlflowError::invalid("Experiment name must be specified and non-empty"));
+        return Err(MlflowError::invalid(
+            "Experiment name must be specified and non-empty",
+        ));
     }
     validate::experiment_name(&name)?;
     let tags = req.kv_list("tags")?;
@@ -118,15 +144,25 @@ pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
         while queries::experiment(tx, &ctx.workspace, &id)?.is_some() {
             id = ids::experiment_id(now as u64, random_u32());
         }
-        let loc = artifact_location.clone().unwrap_or_else(|| default_artifact_location(&id));
-        ops.push(Op::CreateExperiment { experiment_id: id.clone(), name: name.clone(), artifact_location: loc, tags: tags.clone(), time: now });
+        let loc = artifact_location
+            .clone()
+            .unwrap_or_else(|| default_artifact_location(&id));
+        ops.push(Op::CreateExperiment {
+            experiment_id: id.clone(),
+            name: name.clone(),
+            artifact_location: loc,
+            tags: tags.clone(),
+            time: now,
+        });
         Ok(Decision::changes(json!({ "experiment_id": id }), ops))
     })
 }
 
 pub fn get_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = experiment_id_param(req)?;
-    let exp = ctx.read(|tx| queries::experiment(tx, &ctx.workspace, &id))?.ok_or_else(|| experiment_not_found(&id))?;
+    let exp = ctx
+        .read(|tx| queries::experiment(tx, &ctx.workspace, &id))?
+        .ok_or_else(|| experiment_not_found(&id))?;
     Ok(json!({ "experiment": exp }))
 }
 
@@ -134,13 +170,20 @@ pub fn get_experiment_by_name(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = req.str("experiment_name")?;
     let exp = ctx
         .read(|tx| queries::experiment_by_name(tx, &ctx.workspace, &name))?
-        .ok_or_else(|| MlflowError::not_found(format!("Could not find experiment with name '{name}'")))?;
+        .ok_or_else(|| {
+            MlflowError::not_found(format!("Could not find experiment with name '{name}'"))
+        })?;
     Ok(json!({ "experiment": exp }))
 }
 
 fn exp_field<'a>(e: &'a Json, kind: Kind, key: &str) -> Option<Field<'a>> {
     match kind {
-        Kind::Tag => e["tags"].as_array()?.iter().find(|t| t["key"] == key).and_then(|t| t["value"].as_str()).map(Field::Str),
+        Kind::Tag => e["tags"]
+            .as_array()?
+            .iter()
+            .find(|t| t["key"] == key)
+            .and_then(|t| t["value"].as_str())
+            .map(Field::Str),
         Kind::Attribute => match key {
             "creation_time" | "last_update_time" => e[key].as_i64().map(|n| Field::Num(n as f64)),
             _ => e[key].as_str().map(Field::Str),
@@ -153,23 +196,44 @@ pub fn search_experiments(ctx: &Ctx, req: &Req) -> Result<Json> {
     let max = req.max_results(1000, validate::MAX_RESULTS_SEARCH_EXPERIMENTS)?;
     let offset = req.page_offset()?;
     let view = view_type(req, "view_type")?;
-    let clauses = search::parse_filter(&req.opt_str("filter")?.unwrap_or_default(), &search::EXPERIMENTS)?;
+    let clauses = search::parse_filter(
+        &req.opt_str("filter")?.unwrap_or_default(),
+        &search::EXPERIMENTS,
+    )?;
     let mut order = search::parse_order_by(&req.str_list("order_by")?, &search::EXPERIMENTS)?;
     // MLflow's default: newest first, then by ID.
     if order.is_empty() {
-        order.push(search::OrderKey { kind: Kind::Attribute, key: "creation_time".into(), ascending: false });
+        order.push(search::OrderKey {
+            kind: Kind::Attribute,
+            key: "creation_time".into(),
+            ascending: false,
+        });
     }
     let mut exps: Vec<Json> = ctx
         .read(|tx| queries::experiments(tx, &ctx.workspace, view))?
         .into_iter()
-        .filter(|e| clauses.iter().all(|c| search::matches(c, exp_field(e, c.kind, &c.key))))
+        .filter(|e| {
+            clauses
+                .iter()
+                .all(|c| search::matches(c, exp_field(e, c.kind, &c.key)))
+        })
         .collect();
     exps.sort_by(|a, b| {
         order
             .iter()
-            .map(|o| compare_fields(exp_field(a, o.kind, &o.key), exp_field(b, o.kind, &o.key), o.ascending))
+            .map(|o| {
+                compare_fields(
+                    exp_field(a, o.kind, &o.key),
+                    exp_field(b, o.kind, &o.key),
+                    o.ascending,
+                )
+            })
             .find(|o| o.is_ne())
-            .unwrap_or_else(|| a["experiment_id"].as_str().cmp(&b["experiment_id"].as_str()))
+            .unwrap_or_else(|| {
+                a["experiment_id"]
+                    .as_str()
+                    .cmp(&b["experiment_id"].as_str())
+            })
     });
     let (exps, next) = page(exps, offset, max);
     let mut out = json!({ "experiments": exps });
@@ -184,13 +248,15 @@ pub fn update_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let new_name = req.opt_str("new_name")?.unwrap_or_default();
     if new_name.is_empty() {
         // MLflow treats an update without a new name as nothing to do.
-        ctx.read(|tx| queries::experiment(tx, &ctx.workspace, &id))?.ok_or_else(|| experiment_not_found(&id))?;
+        ctx.read(|tx| queries::experiment(tx, &ctx.workspace, &id))?
+            .ok_or_else(|| experiment_not_found(&id))?;
         return Ok(json!({}));
     }
     validate::experiment_name(&new_name)?;
     let now = ctx.now();
     ctx.write(|tx| {
-        let exp = queries::experiment(tx, &ctx.workspace, &id)?.ok_or_else(|| experiment_not_found(&id))?;
+        let exp = queries::experiment(tx, &ctx.workspace, &id)?
+            .ok_or_else(|| experiment_not_found(&id))?;
         if exp["lifecycle_stage"] != "active" {
             return Err(MlflowError::invalid("Cannot rename a non-active experiment.").into());
         }
@@ -198,7 +264,11 @@ pub fn update_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
             return Ok(Decision::no_change(json!({})));
         }
         let mut ops = free_experiment_name(tx, &ctx.workspace, &new_name, now)?;
-        ops.push(Op::RenameExperiment { experiment_id: id.clone(), new_name: new_name.clone(), time: now });
+        ops.push(Op::RenameExperiment {
+            experiment_id: id.clone(),
+            new_name: new_name.clone(),
+            time: now,
+        });
         Ok(Decision::changes(json!({}), ops))
     })
 }
@@ -206,15 +276,24 @@ pub fn update_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn delete_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = experiment_id_param(req)?;
     if id == DEFAULT_EXPERIMENT_ID {
-        return Err(MlflowError::invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment."));
+        return Err(MlflowError::invalid(
+            "Cannot delete the default experiment '0'. This is an internally reserved experiment.",
+        ));
     }
     let now = ctx.now();
     ctx.write(|tx| {
-        let exp = queries::experiment(tx, &ctx.workspace, &id)?.ok_or_else(|| experiment_not_found(&id))?;
+        let exp = queries::experiment(tx, &ctx.workspace, &id)?
+            .ok_or_else(|| experiment_not_found(&id))?;
         if exp["lifecycle_stage"] == "deleted" {
             return Ok(Decision::no_change(json!({})));
         }
-        Ok(Decision::change(json!({}), Op::DeleteExperiment { experiment_id: id.clone(), time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteExperiment {
+                experiment_id: id.clone(),
+                time: now,
+            },
+        ))
     })
 }
 
@@ -222,11 +301,21 @@ pub fn restore_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = experiment_id_param(req)?;
     let now = ctx.now();
     ctx.write(|tx| {
-        let exp = queries::experiment(tx, &ctx.workspace, &id)?.ok_or_else(|| experiment_not_found(&id))?;
+        let exp = queries::experiment(tx, &ctx.workspace, &id)?
+            .ok_or_else(|| experiment_not_found(&id))?;
         if exp["lifecycle_stage"] == "active" {
-            return Err(MlflowError::invalid(format!("Cannot restore an active experiment. Experiment {id} is already active.")).into());
+            return Err(MlflowError::invalid(format!(
+                "Cannot restore an active experiment. Experiment {id} is already active."
+            ))
+            .into());
         }
-        Ok(Decision::change(json!({}), Op::RestoreExperiment { experiment_id: id.clone(), time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::RestoreExperiment {
+                experiment_id: id.clone(),
+                time: now,
+            },
+        ))
     })
 }
 
@@ -238,7 +327,15 @@ pub fn set_experiment_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         active_experiment(tx, &ctx.workspace, &id)?;
-        Ok(Decision::change(json!({}), Op::SetExperimentTag { experiment_id: id.clone(), key: key.clone(), value: value.clone(), time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::SetExperimentTag {
+                experiment_id: id.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                time: now,
+            },
+        ))
     })
 }
 
@@ -248,10 +345,23 @@ pub fn delete_experiment_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let now = ctx.now();
     ctx.write(|tx| {
         let exp = active_experiment(tx, &ctx.workspace, &id)?;
-        if !exp["tags"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == key.as_str())) {
-            return Err(MlflowError::not_found(format!("No tag with name: {key} in experiment with id {id}")).into());
+        if !exp["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["key"] == key.as_str()))
+        {
+            return Err(MlflowError::not_found(format!(
+                "No tag with name: {key} in experiment with id {id}"
+            ))
+            .into());
         }
-        Ok(Decision::change(json!({}), Op::DeleteExperimentTag { experiment_id: id.clone(), key: key.clone(), time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteExperimentTag {
+                experiment_id: id.clone(),
+                key: key.clone(),
+                time: now,
+            },
+        ))
     })
 }
 
@@ -267,7 +377,10 @@ pub fn create_run(ctx: &Ctx, req: &Req) -> Result<Json> {
     for t in &tags {
         validate::tag(&t.key, &t.value)?;
     }
-    let tag_name = tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone());
+    let tag_name = tags
+        .iter()
+        .find(|t| t.key == "mlflow.runName")
+        .map(|t| t.value.clone());
     let given_name = req.opt_str("run_name")?.filter(|s| !s.is_empty());
     if let (Some(a), Some(b)) = (&given_name, &tag_name) {
         if a != b {
@@ -277,14 +390,26 @@ pub fn create_run(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_name = given_name.or(tag_name).unwrap_or_else(random_name);
     validate::length("run_name", validate::MAX_TAG_VAL_LENGTH, &run_name)?;
     if !tags.iter().any(|t| t.key == "mlflow.runName") {
-        tags.push(KeyValue { key: "mlflow.runName".into(), value: run_name.clone() });
+        tags.push(KeyValue {
+            key: "mlflow.runName".into(),
+            value: run_name.clone(),
+        });
     }
-    let user_id = req.opt_str("user_id")?.filter(|s| !s.is_empty()).unwrap_or_else(|| ctx.principal.clone());
+    let user_id = req
+        .opt_str("user_id")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| ctx.principal.clone());
     let start_time = req.opt_i64("start_time")?.unwrap_or_else(|| ctx.now());
     let run_id = ids::run_id(random_bytes());
     let record = ctx.write(|tx| {
         let exp = active_experiment(tx, &ctx.workspace, &experiment_id)?;
-        let artifact_uri = format!("{}/{run_id}/artifacts", exp["artifact_location"].as_str().unwrap_or_default().trim_end_matches('/'));
+        let artifact_uri = format!(
+            "{}/{run_id}/artifacts",
+            exp["artifact_location"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+        );
         let op = Op::CreateRun {
             run_id: run_id.clone(),
             experiment_id: experiment_id.clone(),
@@ -304,7 +429,10 @@ pub fn create_run(ctx: &Ctx, req: &Req) -> Result<Json> {
             artifact_uri,
             lifecycle_stage: "active".into(),
             tags: {
-                let mut t: Vec<(String, String)> = tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect();
+                let mut t: Vec<(String, String)> = tags
+                    .iter()
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect();
                 t.sort();
                 t
             },
@@ -317,7 +445,9 @@ pub fn create_run(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 pub fn get_run(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
-    let run = ctx.read(|tx| queries::run(tx, &ctx.workspace, &run_id))?.ok_or_else(|| run_not_found(&run_id))?;
+    let run = ctx
+        .read(|tx| queries::run(tx, &ctx.workspace, &run_id))?
+        .ok_or_else(|| run_not_found(&run_id))?;
     Ok(json!({ "run": run.to_json() }))
 }
 
@@ -328,10 +458,14 @@ fn run_status(req: &Req) -> Result<Option<String>> {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Number(n)) => match n.as_i64() {
             Some(i @ 1..=5) => Ok(Some(RUN_STATUSES[(i - 1) as usize].to_owned())),
-            _ => Err(MlflowError::invalid(format!("Invalid value {n} for parameter 'status' supplied"))),
+            _ => Err(MlflowError::invalid(format!(
+                "Invalid value {n} for parameter 'status' supplied"
+            ))),
         },
         Some(Json::String(s)) if RUN_STATUSES.contains(&s.as_str()) => Ok(Some(s.clone())),
-        Some(v) => Err(MlflowError::invalid(format!("Invalid value {v} for parameter 'status' supplied: expected one of {RUN_STATUSES:?}"))),
+        Some(v) => Err(MlflowError::invalid(format!(
+            "Invalid value {v} for parameter 'status' supplied: expected one of {RUN_STATUSES:?}"
+        ))),
     }
 }
 
@@ -345,10 +479,17 @@ pub fn update_run(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     ctx.write(|tx| {
         active_run(tx, &ctx.workspace, &run_id)?;
-        let op = Op::UpdateRun { run_id: run_id.clone(), status: status.clone(), end_time, run_name: run_name.clone() };
+        let op = Op::UpdateRun {
+            run_id: run_id.clone(),
+            status: status.clone(),
+            end_time,
+            run_name: run_name.clone(),
+        };
         Ok(Decision::change((), op))
     })?;
-    let run = ctx.read(|tx| queries::run(tx, &ctx.workspace, &run_id))?.ok_or_else(|| run_not_found(&run_id))?;
+    let run = ctx
+        .read(|tx| queries::run(tx, &ctx.workspace, &run_id))?
+        .ok_or_else(|| run_not_found(&run_id))?;
     Ok(json!({ "run_info": run.to_json()["info"] }))
 }
 
@@ -356,22 +497,35 @@ pub fn delete_run(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     let now = ctx.now();
     ctx.write(|tx| {
-        let run = queries::run_state(tx, &ctx.workspace, &run_id)?.ok_or_else(|| run_not_found(&run_id))?;
+        let run = queries::run_state(tx, &ctx.workspace, &run_id)?
+            .ok_or_else(|| run_not_found(&run_id))?;
         if run.lifecycle_stage == "deleted" {
             return Ok(Decision::no_change(json!({})));
         }
-        Ok(Decision::change(json!({}), Op::DeleteRun { run_id: run_id.clone(), time: now }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteRun {
+                run_id: run_id.clone(),
+                time: now,
+            },
+        ))
     })
 }
 
 pub fn restore_run(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     ctx.write(|tx| {
-        let run = queries::run_state(tx, &ctx.workspace, &run_id)?.ok_or_else(|| run_not_found(&run_id))?;
+        let run = queries::run_state(tx, &ctx.workspace, &run_id)?
+            .ok_or_else(|| run_not_found(&run_id))?;
         if run.lifecycle_stage == "active" {
             return Ok(Decision::no_change(json!({})));
         }
-        Ok(Decision::change(json!({}), Op::RestoreRun { run_id: run_id.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::RestoreRun {
+                run_id: run_id.clone(),
+            },
+        ))
     })
 }
 
@@ -379,7 +533,9 @@ fn metric_point(m: &Req) -> Result<MetricPoint> {
     let key = m.opt_str("key")?.unwrap_or_default();
     validate::metric(&key)?;
     let value = m.opt_f64("value")?.ok_or_else(|| super::missing("value"))?;
-    let timestamp = m.opt_i64("timestamp")?.ok_or_else(|| super::missing("timestamp"))?;
+    let timestamp = m
+        .opt_i64("timestamp")?
+        .ok_or_else(|| super::missing("timestamp"))?;
     let step = m.opt_i64("step")?.unwrap_or(0);
     Ok(MetricPoint {
         key,
@@ -395,7 +551,13 @@ fn metric_point(m: &Req) -> Result<MetricPoint> {
 /// Validates and logs a batch; the shared path of log-metric, log-parameter, set-tag and
 /// log-batch. Params already logged with the same value are dropped; a different value is
 /// MLflow's INVALID_PARAMETER_VALUE, and nothing of the batch is written.
-fn write_batch(ctx: &Ctx, run_id: &str, metrics: Vec<MetricPoint>, params: Vec<KeyValue>, tags: Vec<KeyValue>) -> Result<Json> {
+fn write_batch(
+    ctx: &Ctx,
+    run_id: &str,
+    metrics: Vec<MetricPoint>,
+    params: Vec<KeyValue>,
+    tags: Vec<KeyValue>,
+) -> Result<Json> {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for p in &params {
         validate::param(&p.key, &p.value)?;
@@ -445,7 +607,9 @@ pub fn log_metric(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn log_param(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     let key = req.opt_str("key")?.unwrap_or_default();
-    let value = req.opt_str("value")?.ok_or_else(|| super::missing("value"))?;
+    let value = req
+        .opt_str("value")?
+        .ok_or_else(|| super::missing("value"))?;
     write_batch(ctx, &run_id, vec![], vec![KeyValue { key, value }], vec![])
 }
 
@@ -461,11 +625,29 @@ pub fn delete_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let key = req.str("key")?;
     ctx.write(|tx| {
         active_run(tx, &ctx.workspace, &run_id)?;
-        let exists = tx.query_one("SELECT 1 FROM tags WHERE workspace = ? AND run_id = ? AND key = ?", &[ctx.workspace.as_str().into(), run_id.as_str().into(), key.as_str().into()])?.is_some();
+        let exists = tx
+            .query_one(
+                "SELECT 1 FROM tags WHERE workspace = ? AND run_id = ? AND key = ?",
+                &[
+                    ctx.workspace.as_str().into(),
+                    run_id.as_str().into(),
+                    key.as_str().into(),
+                ],
+            )?
+            .is_some();
         if !exists {
-            return Err(MlflowError::not_found(format!("No tag with name: {key} in run with id {run_id}")).into());
+            return Err(MlflowError::not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            ))
+            .into());
         }
-        Ok(Decision::change(json!({}), Op::DeleteTag { run_id: run_id.clone(), key: key.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::DeleteTag {
+                run_id: run_id.clone(),
+                key: key.clone(),
+            },
+        ))
     })
 }
 
@@ -475,18 +657,36 @@ pub fn log_batch(ctx: &Ctx, req: &Req) -> Result<Json> {
     let params = req.kv_list("params")?;
     let tags = req.kv_list("tags")?;
     if metrics.len() > validate::MAX_METRICS_PER_BATCH {
-        return Err(MlflowError::invalid(format!("A batch logging request can contain at most {} metrics. Got {} metrics.", validate::MAX_METRICS_PER_BATCH, metrics.len())));
+        return Err(MlflowError::invalid(format!(
+            "A batch logging request can contain at most {} metrics. Got {} metrics.",
+            validate::MAX_METRICS_PER_BATCH,
+            metrics.len()
+        )));
     }
     if params.len() > validate::MAX_PARAMS_TAGS_PER_BATCH {
-        return Err(MlflowError::invalid(format!("A batch logging request can contain at most {} params. Got {} params.", validate::MAX_PARAMS_TAGS_PER_BATCH, params.len())));
+        return Err(MlflowError::invalid(format!(
+            "A batch logging request can contain at most {} params. Got {} params.",
+            validate::MAX_PARAMS_TAGS_PER_BATCH,
+            params.len()
+        )));
     }
     if tags.len() > validate::MAX_PARAMS_TAGS_PER_BATCH {
-        return Err(MlflowError::invalid(format!("A batch logging request can contain at most {} tags. Got {} tags.", validate::MAX_PARAMS_TAGS_PER_BATCH, tags.len())));
+        return Err(MlflowError::invalid(format!(
+            "A batch logging request can contain at most {} tags. Got {} tags.",
+            validate::MAX_PARAMS_TAGS_PER_BATCH,
+            tags.len()
+        )));
     }
     if metrics.len() + params.len() + tags.len() > validate::MAX_ENTITIES_PER_BATCH {
-        return Err(MlflowError::invalid(format!("A batch logging request can contain at most {} total metrics, params, and tags.", validate::MAX_ENTITIES_PER_BATCH)));
+        return Err(MlflowError::invalid(format!(
+            "A batch logging request can contain at most {} total metrics, params, and tags.",
+            validate::MAX_ENTITIES_PER_BATCH
+        )));
     }
-    let metrics = metrics.into_iter().map(metric_point).collect::<Result<Vec<_>>>()?;
+    let metrics = metrics
+        .into_iter()
+        .map(metric_point)
+        .collect::<Result<Vec<_>>>()?;
     write_batch(ctx, &run_id, metrics, params, tags)
 }
 
@@ -494,7 +694,9 @@ pub fn log_inputs(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     let mut datasets = Vec::new();
     for input in req.list("datasets")? {
-        let d = input.obj("dataset")?.ok_or_else(|| super::missing("dataset"))?;
+        let d = input
+            .obj("dataset")?
+            .ok_or_else(|| super::missing("dataset"))?;
         let dataset = Dataset {
             name: d.str("name")?,
             digest: d.str("digest")?,
@@ -503,59 +705,128 @@ pub fn log_inputs(ctx: &Ctx, req: &Req) -> Result<Json> {
             schema: d.opt_str("schema")?,
             profile: d.opt_str("profile")?,
         };
-        validate::length("Dataset name", validate::MAX_DATASET_NAME_SIZE, &dataset.name)?;
-        validate::length("Dataset digest", validate::MAX_DATASET_DIGEST_SIZE, &dataset.digest)?;
-        validate::length("Dataset source", validate::MAX_DATASET_SOURCE_SIZE, &dataset.source)?;
-        validate::length("Dataset schema", validate::MAX_DATASET_SCHEMA_SIZE, dataset.schema.as_deref().unwrap_or(""))?;
-        validate::length("Dataset profile", validate::MAX_DATASET_PROFILE_SIZE, dataset.profile.as_deref().unwrap_or(""))?;
+        validate::length(
+            "Dataset name",
+            validate::MAX_DATASET_NAME_SIZE,
+            &dataset.name,
+        )?;
+        validate::length(
+            "Dataset digest",
+            validate::MAX_DATASET_DIGEST_SIZE,
+            &dataset.digest,
+        )?;
+        validate::length(
+            "Dataset source",
+            validate::MAX_DATASET_SOURCE_SIZE,
+            &dataset.source,
+        )?;
+        validate::length(
+            "Dataset schema",
+            validate::MAX_DATASET_SCHEMA_SIZE,
+            dataset.schema.as_deref().unwrap_or(""),
+        )?;
+        validate::length(
+            "Dataset profile",
+            validate::MAX_DATASET_PROFILE_SIZE,
+            dataset.profile.as_deref().unwrap_or(""),
+        )?;
         let tags = input.kv_list("tags")?;
         for t in &tags {
             validate::length("Input tag key", validate::MAX_INPUT_TAG_KEY_SIZE, &t.key)?;
-            validate::length("Input tag value", validate::MAX_INPUT_TAG_VALUE_SIZE, &t.value)?;
+            validate::length(
+                "Input tag value",
+                validate::MAX_INPUT_TAG_VALUE_SIZE,
+                &t.value,
+            )?;
         }
         datasets.push((dataset, tags));
     }
-    let model_ids = req.list("models")?.iter().map(|m| m.str("model_id")).collect::<Result<Vec<_>>>()?;
+    let model_ids = req
+        .list("models")?
+        .iter()
+        .map(|m| m.str("model_id"))
+        .collect::<Result<Vec<_>>>()?;
     ctx.write(|tx| {
         let run = active_run(tx, &ctx.workspace, &run_id)?;
         let mut inputs = Vec::new();
         for (dataset, tags) in &datasets {
             // A dataset seen before in this experiment keeps its ID.
-            let dataset_id = match queries::dataset_id(tx, &ctx.workspace, &run.experiment_id, &dataset.name, &dataset.digest)? {
+            let dataset_id = match queries::dataset_id(
+                tx,
+                &ctx.workspace,
+                &run.experiment_id,
+                &dataset.name,
+                &dataset.digest,
+            )? {
                 Some(id) => id,
-                None => match inputs.iter().find(|i: &&DatasetInput| i.dataset.name == dataset.name && i.dataset.digest == dataset.digest) {
+                None => match inputs.iter().find(|i: &&DatasetInput| {
+                    i.dataset.name == dataset.name && i.dataset.digest == dataset.digest
+                }) {
                     Some(i) => i.dataset_id.clone(),
                     None => ids::dataset_id(random_bytes()),
                 },
             };
-            inputs.push(DatasetInput { dataset_id, dataset: dataset.clone(), tags: tags.clone() });
+            inputs.push(DatasetInput {
+                dataset_id,
+                dataset: dataset.clone(),
+                tags: tags.clone(),
+            });
         }
         for m in &model_ids {
             if queries::logged_model(tx, &ctx.workspace, m)?.is_none() {
-                return Err(MlflowError::not_found(format!("Logged model with ID '{m}' not found.")).into());
+                return Err(MlflowError::not_found(format!(
+                    "Logged model with ID '{m}' not found."
+                ))
+                .into());
             }
         }
         if inputs.is_empty() && model_ids.is_empty() {
             return Ok(Decision::no_change(json!({})));
         }
-        Ok(Decision::change(json!({}), Op::LogInputs { run_id: run_id.clone(), datasets: inputs, model_ids: model_ids.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::LogInputs {
+                run_id: run_id.clone(),
+                datasets: inputs,
+                model_ids: model_ids.clone(),
+            },
+        ))
     })
 }
 
 pub fn log_outputs(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
-    let models = req.list("models")?.iter().map(|m| Ok(ModelOutput { model_id: m.str("model_id")?, step: m.opt_i64("step")?.unwrap_or(0) })).collect::<Result<Vec<_>>>()?;
+    let models = req
+        .list("models")?
+        .iter()
+        .map(|m| {
+            Ok(ModelOutput {
+                model_id: m.str("model_id")?,
+                step: m.opt_i64("step")?.unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     ctx.write(|tx| {
         active_run(tx, &ctx.workspace, &run_id)?;
         for m in &models {
             if queries::logged_model(tx, &ctx.workspace, &m.model_id)?.is_none() {
-                return Err(MlflowError::not_found(format!("Logged model with ID '{}' not found.", m.model_id)).into());
+                return Err(MlflowError::not_found(format!(
+                    "Logged model with ID '{}' not found.",
+                    m.model_id
+                ))
+                .into());
             }
         }
         if models.is_empty() {
             return Ok(Decision::no_change(json!({})));
         }
-        Ok(Decision::change(json!({}), Op::LogOutputs { run_id: run_id.clone(), models: models.clone() }))
+        Ok(Decision::change(
+            json!({}),
+            Op::LogOutputs {
+                run_id: run_id.clone(),
+                models: models.clone(),
+            },
+        ))
     })
 }
 
@@ -563,12 +834,24 @@ pub fn log_outputs(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn log_model_legacy(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     let model_json = req.str("model_json")?;
-    let model: Json = serde_json::from_str(&model_json).map_err(|e| MlflowError::invalid(format!("Invalid model_json: {e}")))?;
+    let model: Json = serde_json::from_str(&model_json)
+        .map_err(|e| MlflowError::invalid(format!("Invalid model_json: {e}")))?;
     let history = ctx.read(|tx| Ok(tx.query_one("SELECT value FROM tags WHERE workspace = ? AND run_id = ? AND key = 'mlflow.log-model.history'", &[ctx.workspace.as_str().into(), run_id.as_str().into()])?.map(|r| r.text(0))))?;
-    let mut list: Vec<Json> = history.and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default();
+    let mut list: Vec<Json> = history
+        .and_then(|h| serde_json::from_str(&h).ok())
+        .unwrap_or_default();
     list.push(model);
     let value = Json::Array(list).to_string();
-    write_batch(ctx, &run_id, vec![], vec![], vec![KeyValue { key: "mlflow.log-model.history".into(), value }])
+    write_batch(
+        ctx,
+        &run_id,
+        vec![],
+        vec![],
+        vec![KeyValue {
+            key: "mlflow.log-model.history".into(),
+            value,
+        }],
+    )
 }
 
 fn run_matches(run: &RunRecord, c: &search::Clause) -> bool {
@@ -606,7 +889,11 @@ pub fn search_runs_text(ctx: &Ctx, req: &Req) -> Result<String> {
         next_page_token: Option<&'a str>,
     }
     let (runs, next) = search_page(ctx, req, true)?;
-    serde_json::to_string(&Page { runs: &runs, next_page_token: next.as_deref() }).map_err(|e| MlflowError::internal(e.to_string()))
+    serde_json::to_string(&Page {
+        runs: &runs,
+        next_page_token: next.as_deref(),
+    })
+    .map_err(|e| MlflowError::internal(e.to_string()))
 }
 
 /// `in_sql`: whether searches of the shapes SQL answers exactly may be answered there (tests
@@ -629,34 +916,86 @@ fn search_page(ctx: &Ctx, req: &Req, in_sql: bool) -> Result<(Vec<RunRecord>, Op
     let clauses = search::parse_filter(&req.opt_str("filter")?.unwrap_or_default(), &search::RUNS)?;
     let order = search::parse_order_by(&req.str_list("order_by")?, &search::RUNS)?;
     let needs = |k: Kind| clauses.iter().any(|c| c.kind == k) || order.iter().any(|o| o.kind == k);
-    let parts = Parts { metrics: needs(Kind::Metric), params: needs(Kind::Param), tags: needs(Kind::Tag), inputs: needs(Kind::Dataset), outputs: false };
+    let parts = Parts {
+        metrics: needs(Kind::Metric),
+        params: needs(Kind::Param),
+        tags: needs(Kind::Tag),
+        inputs: needs(Kind::Dataset),
+        outputs: false,
+    };
     // Candidates carry only the keys the filter and ordering look at; the page is completed after.
     let keys_of = |k: Kind| -> Vec<String> {
-        let mut v: Vec<String> = clauses.iter().filter(|c| c.kind == k).map(|c| c.key.clone()).chain(order.iter().filter(|o| o.kind == k).map(|o| o.key.clone())).collect();
+        let mut v: Vec<String> = clauses
+            .iter()
+            .filter(|c| c.kind == k)
+            .map(|c| c.key.clone())
+            .chain(order.iter().filter(|o| o.kind == k).map(|o| o.key.clone()))
+            .collect();
         v.sort();
         v.dedup();
         v
     };
     // Only the ID and start time of each candidate are needed unless another attribute is.
-    let lean = !clauses.iter().map(|c| (c.kind, c.key.as_str())).chain(order.iter().map(|o| (o.kind, o.key.as_str()))).any(|(k, key)| k == Kind::Attribute && !matches!(key, "run_id" | "start_time" | "created"));
-    let keys = queries::Keys { metrics: keys_of(Kind::Metric), params: keys_of(Kind::Param), tags: keys_of(Kind::Tag) };
+    let lean = !clauses
+        .iter()
+        .map(|c| (c.kind, c.key.as_str()))
+        .chain(order.iter().map(|o| (o.kind, o.key.as_str())))
+        .any(|(k, key)| {
+            k == Kind::Attribute && !matches!(key, "run_id" | "start_time" | "created")
+        });
+    let keys = queries::Keys {
+        metrics: keys_of(Kind::Metric),
+        params: keys_of(Kind::Param),
+        tags: keys_of(Kind::Tag),
+    };
     let runs = ctx.read(|tx| {
         if in_sql {
-            if let Some((mut page_runs, more)) = queries::search_in_sql(tx, &ctx.workspace, &experiment_ids, view, &clauses, &order, offset, max)? {
+            if let Some((mut page_runs, more)) = queries::search_in_sql(
+                tx,
+                &ctx.workspace,
+                &experiment_ids,
+                view,
+                &clauses,
+                &order,
+                offset,
+                max,
+            )? {
                 queries::complete_runs(tx, &ctx.workspace, &mut page_runs)?;
-                let next = more.then(|| tandem_core::search::encode_page_token(offset + page_runs.len()));
+                let next =
+                    more.then(|| tandem_core::search::encode_page_token(offset + page_runs.len()));
                 return Ok((page_runs, next));
             }
         }
-        let mut runs = queries::runs_in(tx, &ctx.workspace, &experiment_ids, view, parts, &keys, lean)?;
+        let mut runs = queries::runs_in(
+            tx,
+            &ctx.workspace,
+            &experiment_ids,
+            view,
+            parts,
+            &keys,
+            lean,
+        )?;
         runs.retain(|r| clauses.iter().all(|c| run_matches(r, c)));
         runs.sort_by(|a, b| {
             order
                 .iter()
-                .map(|o| compare_fields(a.field(o.kind, &o.key), b.field(o.kind, &o.key), o.ascending))
+                .map(|o| {
+                    compare_fields(
+                        a.field(o.kind, &o.key),
+                        b.field(o.kind, &o.key),
+                        o.ascending,
+                    )
+                })
                 .find(|o| o.is_ne())
                 // MLflow's tie-break: newest first, then by run ID.
-                .unwrap_or_else(|| compare_fields(a.start_time.map(|t| Field::Num(t as f64)), b.start_time.map(|t| Field::Num(t as f64)), false).then_with(|| a.run_id.cmp(&b.run_id)))
+                .unwrap_or_else(|| {
+                    compare_fields(
+                        a.start_time.map(|t| Field::Num(t as f64)),
+                        b.start_time.map(|t| Field::Num(t as f64)),
+                        false,
+                    )
+                    .then_with(|| a.run_id.cmp(&b.run_id))
+                })
         });
         let (mut page_runs, next) = page(runs, offset, max);
         if lean {
@@ -675,7 +1014,11 @@ pub fn get_metric_history(ctx: &Ctx, req: &Req) -> Result<Json> {
     let max = match req.opt_i64("max_results")? {
         None => usize::MAX,
         Some(n) if n > 0 => n as usize,
-        Some(n) => return Err(MlflowError::invalid(format!("Invalid value {n} for parameter 'max_results' supplied."))),
+        Some(n) => {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {n} for parameter 'max_results' supplied."
+            )))
+        }
     };
     let metrics = ctx.read(|tx| {
         queries::run_state(tx, &ctx.workspace, &run_id)?.ok_or_else(|| run_not_found(&run_id))?;
@@ -692,22 +1035,30 @@ pub fn get_metric_history(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn get_metric_history_bulk_interval(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_ids = req.str_list("run_ids")?;
     if run_ids.is_empty() {
-        return Err(MlflowError::invalid("GetMetricHistoryBulkInterval request must specify at least one run_id."));
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulkInterval request must specify at least one run_id.",
+        ));
     }
     if run_ids.len() > 100 {
-        return Err(MlflowError::invalid("GetMetricHistoryBulkInterval request cannot specify more than 100 run_ids."));
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulkInterval request cannot specify more than 100 run_ids.",
+        ));
     }
     let key = req.str("metric_key")?;
     let start = req.opt_i64("start_step")?;
     let end = req.opt_i64("end_step")?;
     if let (Some(s), Some(e)) = (start, end) {
         if s > e {
-            return Err(MlflowError::invalid("end_step must be greater than start_step."));
+            return Err(MlflowError::invalid(
+                "end_step must be greater than start_step.",
+            ));
         }
     }
     let max = req.opt_i64("max_results")?.unwrap_or(320);
     if !(1..=1000).contains(&max) {
-        return Err(MlflowError::invalid(format!("max_results must be between 1 and 1000. Got {max}.")));
+        return Err(MlflowError::invalid(format!(
+            "max_results must be between 1 and 1000. Got {max}."
+        )));
     }
     let mut out = Vec::new();
     for run_id in &run_ids {
@@ -717,11 +1068,20 @@ pub fn get_metric_history_bulk_interval(ctx: &Ctx, req: &Req) -> Result<Json> {
         })?;
         let points: Vec<Json> = points
             .into_iter()
-            .filter(|p| start.is_none_or(|s| p["step"].as_i64().unwrap_or(0) >= s) && end.is_none_or(|e| p["step"].as_i64().unwrap_or(0) <= e))
+            .filter(|p| {
+                start.is_none_or(|s| p["step"].as_i64().unwrap_or(0) >= s)
+                    && end.is_none_or(|e| p["step"].as_i64().unwrap_or(0) <= e)
+            })
             .collect();
         // Evenly spaced samples that always keep the first and last points.
         let n = points.len();
-        let picked: Vec<usize> = if n <= max as usize { (0..n).collect() } else { (0..max as usize).map(|i| i * (n - 1) / (max as usize - 1).max(1)).collect() };
+        let picked: Vec<usize> = if n <= max as usize {
+            (0..n).collect()
+        } else {
+            (0..max as usize)
+                .map(|i| i * (n - 1) / (max as usize - 1).max(1))
+                .collect()
+        };
         for i in picked {
             let mut p = points[i].clone();
             p["run_id"] = run_id.as_str().into();
@@ -739,6 +1099,8 @@ pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
     if !path.is_empty() {
         validate::artifact_path(&path)?;
     }
-    let run = ctx.read(|tx| queries::run_state(tx, &ctx.workspace, &run_id))?.ok_or_else(|| run_not_found(&run_id))?;
+    let run = ctx
+        .read(|tx| queries::run_state(tx, &ctx.workspace, &run_id))?
+        .ok_or_else(|| run_not_found(&run_id))?;
     ctx.artifact_listing(&run.artifact_uri, &path)
 }

@@ -11,10 +11,14 @@ const RESERVED: &[&str] = &["workspaces", "api", "ajax-api", "static-files"];
 /// MLflow's WorkspaceNameValidator: 2 to 63 characters of `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`.
 pub fn validate_name(name: &str) -> Result<()> {
     if !(2..=63).contains(&name.len()) {
-        return Err(MlflowError::invalid(format!("Workspace name '{name}' must be between 2 and 63 characters.")));
+        return Err(MlflowError::invalid(format!(
+            "Workspace name '{name}' must be between 2 and 63 characters."
+        )));
     }
     let b = name.as_bytes();
-    let inner_ok = b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+    let inner_ok = b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
     let ends_ok = b[0] != b'-' && b[b.len() - 1] != b'-';
     if !inner_ok || !ends_ok {
         return Err(MlflowError::invalid(format!(
@@ -22,7 +26,9 @@ pub fn validate_name(name: &str) -> Result<()> {
         )));
     }
     if RESERVED.contains(&name) {
-        return Err(MlflowError::invalid(format!("Workspace name '{name}' is reserved.")));
+        return Err(MlflowError::invalid(format!(
+            "Workspace name '{name}' is reserved."
+        )));
     }
     Ok(())
 }
@@ -33,18 +39,33 @@ fn not_found(name: &str) -> MlflowError {
 
 /// A workspace's first events: itself and MLflow's default experiment "0".
 fn creation_ops(description: String, default_artifact_root: Option<String>, time: i64) -> Vec<Op> {
-    vec![Op::CreateWorkspace { description, default_artifact_root, time }, super::tracking::default_experiment_op(time)]
+    vec![
+        Op::CreateWorkspace {
+            description,
+            default_artifact_root,
+            time,
+        },
+        super::tracking::default_experiment_op(time),
+    ]
 }
 
 /// Creates a workspace unless it exists. Returns whether it was created.
-pub fn ensure(store: &Store, name: &str, description: &str, principal: &str) -> crate::store::Result<bool> {
+pub fn ensure(
+    store: &Store,
+    name: &str,
+    description: &str,
+    principal: &str,
+) -> crate::store::Result<bool> {
     let time = store.now_ms();
     store.write(name, principal, |tx| {
         // A deleted workspace is not brought back behind the operator's back.
         if queries::workspace_exists(tx, name)? || queries::workspace_deleted(tx, name)?.is_some() {
             return Ok(Decision::no_change(false));
         }
-        Ok(Decision::changes(true, creation_ops(description.to_owned(), None, time)))
+        Ok(Decision::changes(
+            true,
+            creation_ops(description.to_owned(), None, time),
+        ))
     })
 }
 
@@ -54,7 +75,11 @@ fn target(ctx: &Ctx, req: &Req, key: &str) -> Result<Ctx> {
         validate_name(&name)?;
     }
     // Administration of a workspace may find it deleted; it checks for itself.
-    Ok(Ctx { workspace: name, require_live: false, ..ctx.clone() })
+    Ok(Ctx {
+        workspace: name,
+        require_live: false,
+        ..ctx.clone()
+    })
 }
 
 pub fn list(ctx: &Ctx, _req: &Req) -> Result<Json> {
@@ -67,7 +92,9 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Json> {
     if description.len() > 5000 {
         return Err(tandem_core::validate::too_long("description", 5000));
     }
-    let root = req.opt_str("default_artifact_root")?.filter(|s| !s.is_empty());
+    let root = req
+        .opt_str("default_artifact_root")?
+        .filter(|s| !s.is_empty());
     let time = ctx.now();
     ws.write(|tx| {
         if queries::workspace_exists(tx, &ws.workspace)? {
@@ -86,7 +113,9 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Json> {
 }
 
 fn get_json(ws: &Ctx) -> Result<Json> {
-    let w = ws.read(|tx| queries::workspace(tx, &ws.workspace))?.ok_or_else(|| not_found(&ws.workspace))?;
+    let w = ws
+        .read(|tx| queries::workspace(tx, &ws.workspace))?
+        .ok_or_else(|| not_found(&ws.workspace))?;
     Ok(json!({ "workspace": w }))
 }
 
@@ -103,7 +132,14 @@ pub fn update(ctx: &Ctx, req: &Req) -> Result<Json> {
         if !queries::workspace_exists(tx, &ws.workspace)? {
             return Err(not_found(&ws.workspace).into());
         }
-        Ok(Decision::change((), Op::UpdateWorkspace { description: description.clone(), default_artifact_root: root.clone(), time }))
+        Ok(Decision::change(
+            (),
+            Op::UpdateWorkspace {
+                description: description.clone(),
+                default_artifact_root: root.clone(),
+                time,
+            },
+        ))
     })?;
     get_json(&ws)
 }
@@ -122,9 +158,14 @@ const RESOURCE_TABLES: &[(&str, &str)] = &[
 pub fn delete(ctx: &Ctx, req: &Req) -> Result<Json> {
     let ws = target(ctx, req, "workspace_name")?;
     if ws.workspace == DEFAULT_WORKSPACE {
-        return Err(MlflowError::new(tandem_core::ErrorCode::InvalidState, format!("Cannot delete the reserved '{DEFAULT_WORKSPACE}' workspace")));
+        return Err(MlflowError::new(
+            tandem_core::ErrorCode::InvalidState,
+            format!("Cannot delete the reserved '{DEFAULT_WORKSPACE}' workspace"),
+        ));
     }
-    let mode = req.opt_str("mode")?.unwrap_or_else(|| "RESTRICT".to_owned());
+    let mode = req
+        .opt_str("mode")?
+        .unwrap_or_else(|| "RESTRICT".to_owned());
     match mode.as_str() {
         "RESTRICT" | "CASCADE" => {}
         "SET_DEFAULT" => return Err(MlflowError::invalid("Deletion mode 'SET_DEFAULT' is not supported by tandem: IDs and change logs are per workspace. Use RESTRICT or CASCADE.")),

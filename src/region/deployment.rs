@@ -149,39 +149,63 @@ struct RawWorkspace {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
 }
 
 pub fn load(path: &Path) -> Result<Deployment, DeploymentError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| DeploymentError { file: file.clone(), line: 0, message: format!("cannot read the deployment file: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| DeploymentError {
+        file: file.clone(),
+        line: 0,
+        message: format!("cannot read the deployment file: {e}"),
+    })?;
     parse(&text, path)
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
     let file = path.display().to_string();
-    let err = |span: std::ops::Range<usize>, message: String| DeploymentError { file: file.clone(), line: line_of(text, span.start), message };
+    let err = |span: std::ops::Range<usize>, message: String| DeploymentError {
+        file: file.clone(),
+        line: line_of(text, span.start),
+        message,
+    };
     let raw: RawFile = toml::from_str(text).map_err(|e| DeploymentError {
         file: file.clone(),
         line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
-        message: format!("{}; see docs/operations/deployment-file.md for the format", e.message()),
+        message: format!(
+            "{}; see docs/operations/deployment-file.md for the format",
+            e.message()
+        ),
     })?;
 
     let witness = raw.witness.get_ref().location.clone();
     let wloc = witness.get_ref().trim().to_owned();
-    if !["file://", "azure://", "az://", "s3://", "gs://"].iter().any(|s| wloc.starts_with(s)) {
+    if !["file://", "azure://", "az://", "s3://", "gs://"]
+        .iter()
+        .any(|s| wloc.starts_with(s))
+    {
         return Err(err(witness.span(), format!("witness location '{wloc}' must be file:///PATH, azure://CONTAINER/PREFIX, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")));
     }
 
     let timing = match raw.timing {
-        None => Timing { lease_ms: 4000, renew_ms: 1000 },
+        None => Timing {
+            lease_ms: 4000,
+            renew_ms: 1000,
+        },
         Some(t) => {
             let lease = t.lease_ms.map(|v| (v.span(), *v.get_ref()));
             let renew = t.renew_ms.map(|v| (v.span(), *v.get_ref()));
             let lease_ms = lease.as_ref().map(|l| l.1).unwrap_or(4000);
             let renew_ms = renew.as_ref().map(|r| r.1).unwrap_or(1000);
             if !(1000..=600_000).contains(&lease_ms) {
-                return Err(err(lease.map(|l| l.0).unwrap_or(0..0), format!("lease_ms = {lease_ms}: use 1000 to 600000")));
+                return Err(err(
+                    lease.map(|l| l.0).unwrap_or(0..0),
+                    format!("lease_ms = {lease_ms}: use 1000 to 600000"),
+                ));
             }
             if renew_ms * 3 > lease_ms || renew_ms < 100 {
                 return Err(err(renew.map(|r| r.0).unwrap_or(0..0), format!("renew_ms = {renew_ms}: renew at least three times per lease (renew_ms <= lease_ms / 3) and at most every 100 ms")));
@@ -197,16 +221,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
     for r in &raw.regions {
         let rr = r.get_ref();
         let name = rr.name.get_ref().clone();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(err(rr.name.span(), format!("region name '{name}': use letters, digits, '-' and '_'")));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(err(
+                rr.name.span(),
+                format!("region name '{name}': use letters, digits, '-' and '_'"),
+            ));
         }
         if !names.insert(name.clone()) {
-            return Err(err(rr.name.span(), format!("region '{name}' is defined twice; give each region its own name")));
+            return Err(err(
+                rr.name.span(),
+                format!("region '{name}' is defined twice; give each region its own name"),
+            ));
         }
-        let listen: std::net::SocketAddr = rr.listen.get_ref().parse().map_err(|_| err(rr.listen.span(), format!("listen = '{}' is not ADDRESS:PORT", rr.listen.get_ref())))?;
+        let listen: std::net::SocketAddr = rr.listen.get_ref().parse().map_err(|_| {
+            err(
+                rr.listen.span(),
+                format!("listen = '{}' is not ADDRESS:PORT", rr.listen.get_ref()),
+            )
+        })?;
         let store = rr.store.get_ref().clone();
-        if !(store.starts_with("sqlite://") || store.starts_with("postgres://") || store.starts_with("postgresql://")) {
-            return Err(err(rr.store.span(), format!("store '{}' must be sqlite:///PATH or postgres://USER@HOST:PORT/DB", crate::config::redact(&store))));
+        if !(store.starts_with("sqlite://")
+            || store.starts_with("postgres://")
+            || store.starts_with("postgresql://"))
+        {
+            return Err(err(
+                rr.store.span(),
+                format!(
+                    "store '{}' must be sqlite:///PATH or postgres://USER@HOST:PORT/DB",
+                    crate::config::redact(&store)
+                ),
+            ));
         }
         if !stores.insert(store.clone()) {
             return Err(err(rr.store.span(), format!("region '{name}' shares its metadata store with another region; each region needs its own, or losing one loses both")));
@@ -216,10 +264,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
             return Err(err(rr.artifacts.span(), format!("region '{name}' shares its artifact store with another region; each region needs its own")));
         }
         if artifacts == wloc {
-            return Err(err(rr.artifacts.span(), "the witness must be outside both regions: give it its own location".into()));
+            return Err(err(
+                rr.artifacts.span(),
+                "the witness must be outside both regions: give it its own location".into(),
+            ));
         }
         let url = rr.url.clone().unwrap_or_else(|| format!("http://{listen}"));
-        regions.push(Region { name, listen, url, store, artifacts });
+        regions.push(Region {
+            name,
+            listen,
+            url,
+            store,
+            artifacts,
+        });
     }
     if regions.len() != 2 {
         return Err(err(0..0, format!("a deployment has exactly two [[region]] tables (found {}); hot/warm pairs a leader region with a standby", regions.len())));
@@ -227,7 +284,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
 
     let front_door = match raw.front_door {
         None => None,
-        Some(f) => Some(f.listen.get_ref().parse().map_err(|_| err(f.listen.span(), format!("front_door listen = '{}' is not ADDRESS:PORT", f.listen.get_ref())))?),
+        Some(f) => Some(f.listen.get_ref().parse().map_err(|_| {
+            err(
+                f.listen.span(),
+                format!(
+                    "front_door listen = '{}' is not ADDRESS:PORT",
+                    f.listen.get_ref()
+                ),
+            )
+        })?),
     };
 
     let archive = match &raw.archive {
@@ -235,7 +300,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         Some(a) => {
             let loc = a.get_ref().location.clone();
             let url = loc.get_ref().trim().to_owned();
-            if !["file://", "azure://", "az://", "s3://", "gs://"].iter().any(|s| url.starts_with(s)) {
+            if !["file://", "azure://", "az://", "s3://", "gs://"]
+                .iter()
+                .any(|s| url.starts_with(s))
+            {
                 return Err(err(loc.span(), format!("archive location '{url}' must be file:///PATH, azure://CONTAINER/PREFIX, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")));
             }
             if regions.iter().any(|r| r.artifacts == url) || url == wloc {
@@ -250,10 +318,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         let ww = w.get_ref();
         let name = ww.name.get_ref().clone();
         if name != "default" {
-            crate::api::workspaces::validate_name(&name).map_err(|e| err(ww.name.span(), e.message))?;
+            crate::api::workspaces::validate_name(&name)
+                .map_err(|e| err(ww.name.span(), e.message))?;
         }
         if !ws_names.insert(name.clone()) {
-            return Err(err(ww.name.span(), format!("workspace '{name}' is listed twice")));
+            return Err(err(
+                ww.name.span(),
+                format!("workspace '{name}' is listed twice"),
+            ));
         }
         let mode = match ww.mode.get_ref().as_str() {
             "hot/warm" => Mode::HotWarm,
@@ -265,32 +337,81 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         let write_ack = match ww.write_ack.as_ref().map(|s| s.get_ref().as_str()) {
             None | Some("async") => WriteAck::Async,
             Some("sync") => WriteAck::Sync,
-            Some(other) => return Err(err(ww.write_ack.as_ref().map(|s| s.span()).unwrap_or(0..0), format!("write_ack '{other}' is unknown; use \"async\" or \"sync\""))),
+            Some(other) => {
+                return Err(err(
+                    ww.write_ack.as_ref().map(|s| s.span()).unwrap_or(0..0),
+                    format!("write_ack '{other}' is unknown; use \"async\" or \"sync\""),
+                ))
+            }
         };
-        let preferred_leader = match &ww.preferred_leader {
-            None => regions[0].name.clone(),
-            Some(p) if names.contains(p.get_ref()) => p.get_ref().clone(),
-            Some(p) => return Err(err(p.span(), format!("preferred_leader '{}' is not a region of this deployment (regions: {})", p.get_ref(), regions.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")))),
-        };
+        let preferred_leader =
+            match &ww.preferred_leader {
+                None => regions[0].name.clone(),
+                Some(p) if names.contains(p.get_ref()) => p.get_ref().clone(),
+                Some(p) => return Err(err(
+                    p.span(),
+                    format!(
+                        "preferred_leader '{}' is not a region of this deployment (regions: {})",
+                        p.get_ref(),
+                        regions
+                            .iter()
+                            .map(|r| r.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            };
         if mode == Mode::HotCold && write_ack == WriteAck::Sync {
             return Err(err(ww.write_ack.as_ref().map(|s| s.span()).unwrap_or(0..0), "write_ack \"sync\" needs a standby that replicates (hot/warm); a hot/cold workspace's loss is bounded by the archive lag instead".into()));
         }
-        workspaces.push(WorkspacePlan { name, mode, write_ack, preferred_leader });
+        workspaces.push(WorkspacePlan {
+            name,
+            mode,
+            write_ack,
+            preferred_leader,
+        });
     }
     if !ws_names.contains("default") {
-        workspaces.insert(0, WorkspacePlan { name: "default".into(), mode: Mode::HotWarm, write_ack: WriteAck::Async, preferred_leader: regions[0].name.clone() });
+        workspaces.insert(
+            0,
+            WorkspacePlan {
+                name: "default".into(),
+                mode: Mode::HotWarm,
+                write_ack: WriteAck::Async,
+                preferred_leader: regions[0].name.clone(),
+            },
+        );
     }
-    Ok(Deployment { path: path.to_owned(), witness: wloc, timing, regions, front_door, archive: archive.map(|(_, a)| a), workspaces })
+    Ok(Deployment {
+        path: path.to_owned(),
+        witness: wloc,
+        timing,
+        regions,
+        front_door,
+        archive: archive.map(|(_, a)| a),
+        workspaces,
+    })
 }
 
 /// The deployment `tandem up` writes when given none: two regions on this machine, each its
 /// own process with its own SQLite file and artifact folder, and a witness folder.
-pub fn local_default(data: &Path, front_door_port: u16, write_ack: WriteAck, base_port: u16) -> String {
+pub fn local_default(
+    data: &Path,
+    front_door_port: u16,
+    write_ack: WriteAck,
+    base_port: u16,
+) -> String {
     local_default_with_mode(data, front_door_port, write_ack, base_port, Mode::HotWarm)
 }
 
 /// As [`local_default`], with the default workspace in `mode`.
-pub fn local_default_with_mode(data: &Path, front_door_port: u16, write_ack: WriteAck, base_port: u16, mode: Mode) -> String {
+pub fn local_default_with_mode(
+    data: &Path,
+    front_door_port: u16,
+    write_ack: WriteAck,
+    base_port: u16,
+    mode: Mode,
+) -> String {
     let d = data.display();
     let mode = mode.as_str();
     let ack = match write_ack {
@@ -346,8 +467,17 @@ mod tests {
 
     #[test]
     fn hot_cold_needs_an_archive() {
-        let good = local_default_with_mode(Path::new("/tmp/x"), 5000, WriteAck::Async, 5101, Mode::HotCold);
-        assert_eq!(p(&good).unwrap().workspace("default").unwrap().mode, Mode::HotCold);
+        let good = local_default_with_mode(
+            Path::new("/tmp/x"),
+            5000,
+            WriteAck::Async,
+            5101,
+            Mode::HotCold,
+        );
+        assert_eq!(
+            p(&good).unwrap().workspace("default").unwrap().mode,
+            Mode::HotCold
+        );
         let start = good.find("# Continuous backup").unwrap();
         let end = good.find("[[workspace]]").unwrap();
         let without = format!("{}{}", &good[..start], &good[end..]);
@@ -357,7 +487,13 @@ mod tests {
 
     #[test]
     fn the_local_default_parses() {
-        let d = p(&local_default(Path::new("/tmp/x"), 5000, WriteAck::Sync, 5101)).unwrap();
+        let d = p(&local_default(
+            Path::new("/tmp/x"),
+            5000,
+            WriteAck::Sync,
+            5101,
+        ))
+        .unwrap();
         assert_eq!(d.regions.len(), 2);
         assert_eq!(d.workspace("default").unwrap().write_ack, WriteAck::Sync);
         assert_eq!(d.front_door.unwrap().port(), 5000);
@@ -368,25 +504,69 @@ mod tests {
     fn errors_name_the_file_the_line_and_the_fix() {
         let good = local_default(Path::new("/tmp/x"), 5000, WriteAck::Async, 5101);
         let cases = [
-            (good.replace("preferred_leader = \"east\"", "preferred_leader = \"north\""), "not a region of this deployment"),
-            (good.replace("mode = \"hot/warm\"", "mode = \"hot/hot\""), "not available yet"),
-            (good.replace("mode = \"hot/warm\"", "mode = \"hot/cold\"").replace("[archive]", "[archives]"), "deployment-file.md"),
-            (good.replace("mode = \"hot/warm\"", "mode = \"hot/cold\"").replace("write_ack = \"async\"", "write_ack = \"sync\""), "needs a standby"),
-            (good.replace("file:///tmp/x/archive", "file:///tmp/x/east/artifacts"), "its own location"),
-            (good.replace("/west/metadata.sqlite", "/east/metadata.sqlite"), "shares its metadata store"),
-            (good.replace("name = \"west\"", "name = \"east\""), "defined twice"),
-            (good.replace("write_ack = \"async\"", "write_ack = \"maybe\""), "use \"async\" or \"sync\""),
-            (good.replace("file:///tmp/x/witness", "ftp://w"), "witness location"),
-            (good.replace("lease_ms = 4000", "lease_ms = 10"), "use 1000 to 600000"),
-            (good.replace("[front_door]", "[front_doors]"), "deployment-file.md"),
+            (
+                good.replace(
+                    "preferred_leader = \"east\"",
+                    "preferred_leader = \"north\"",
+                ),
+                "not a region of this deployment",
+            ),
+            (
+                good.replace("mode = \"hot/warm\"", "mode = \"hot/hot\""),
+                "not available yet",
+            ),
+            (
+                good.replace("mode = \"hot/warm\"", "mode = \"hot/cold\"")
+                    .replace("[archive]", "[archives]"),
+                "deployment-file.md",
+            ),
+            (
+                good.replace("mode = \"hot/warm\"", "mode = \"hot/cold\"")
+                    .replace("write_ack = \"async\"", "write_ack = \"sync\""),
+                "needs a standby",
+            ),
+            (
+                good.replace("file:///tmp/x/archive", "file:///tmp/x/east/artifacts"),
+                "its own location",
+            ),
+            (
+                good.replace("/west/metadata.sqlite", "/east/metadata.sqlite"),
+                "shares its metadata store",
+            ),
+            (
+                good.replace("name = \"west\"", "name = \"east\""),
+                "defined twice",
+            ),
+            (
+                good.replace("write_ack = \"async\"", "write_ack = \"maybe\""),
+                "use \"async\" or \"sync\"",
+            ),
+            (
+                good.replace("file:///tmp/x/witness", "ftp://w"),
+                "witness location",
+            ),
+            (
+                good.replace("lease_ms = 4000", "lease_ms = 10"),
+                "use 1000 to 600000",
+            ),
+            (
+                good.replace("[front_door]", "[front_doors]"),
+                "deployment-file.md",
+            ),
         ];
         for (text, expect) in cases {
             let e = p(&text).unwrap_err();
             let shown = e.to_string();
-            assert!(shown.starts_with("deploy.toml:") && e.line > 0 && shown.contains(expect), "{shown}");
+            assert!(
+                shown.starts_with("deploy.toml:") && e.line > 0 && shown.contains(expect),
+                "{shown}"
+            );
         }
         // The line points at the offending value.
-        let bad = good.replace("preferred_leader = \"east\"", "preferred_leader = \"north\"");
+        let bad = good.replace(
+            "preferred_leader = \"east\"",
+            "preferred_leader = \"north\"",
+        );
         let line = bad.lines().position(|l| l.contains("north")).unwrap() + 1;
         assert_eq!(p(&bad).unwrap_err().line, line);
     }

@@ -26,7 +26,11 @@ impl FrontDoor {
         FrontDoor {
             deployment: Arc::new(deployment),
             leaders: Arc::new(RwLock::new(HashMap::new())),
-            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).pool_idle_timeout(Duration::from_secs(30)).build().expect("HTTP client builds"),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client builds"),
         }
     }
 
@@ -44,8 +48,18 @@ impl FrontDoor {
     pub async fn refresh(&self) {
         let mut found: HashMap<String, (u64, String)> = HashMap::new();
         for r in &self.deployment.regions {
-            let Ok(resp) = self.http.get(format!("{}/api/tandem/v1/status", r.url)).timeout(Duration::from_millis(800)).send().await else { continue };
-            let Ok(v) = resp.json::<serde_json::Value>().await else { continue };
+            let Ok(resp) = self
+                .http
+                .get(format!("{}/api/tandem/v1/status", r.url))
+                .timeout(Duration::from_millis(800))
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let Ok(v) = resp.json::<serde_json::Value>().await else {
+                continue;
+            };
             for w in v["workspaces"].as_array().into_iter().flatten() {
                 if w["role"] == "leader" && w["lease"] == "held" {
                     let ws = w["workspace"].as_str().unwrap_or_default().to_owned();
@@ -62,40 +76,68 @@ impl FrontDoor {
     }
 
     fn leader_of(&self, ws: &str) -> Option<String> {
-        self.leaders.read().unwrap_or_else(|e| e.into_inner()).get(ws).cloned()
+        self.leaders
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ws)
+            .cloned()
     }
 
     pub fn router(&self) -> axum::Router {
-        axum::Router::new().fallback(handle).with_state(self.clone())
+        axum::Router::new()
+            .fallback(handle)
+            .with_state(self.clone())
     }
 }
 
 fn unavailable(message: String) -> Response {
     let body = serde_json::json!({ "error_code": "TEMPORARILY_UNAVAILABLE", "message": message });
-    (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Forwards a request to `base` and streams the answer back. Used by the front door and by a
 /// standby region forwarding writes to its leader.
 pub async fn forward(http: &reqwest::Client, base: &str, req: Request) -> Result<Response, String> {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let method =
+        reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).map_err(|e| e.to_string())?;
     let mut headers = reqwest::header::HeaderMap::new();
     for (k, v) in parts.headers.iter() {
         if is_hop_by_hop(k) || k == axum::http::header::HOST {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()), reqwest::header::HeaderValue::from_bytes(v.as_bytes())) {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
             headers.append(name, value);
         }
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let resp = http.request(method, format!("{base}{path}")).headers(headers).body(reqwest::Body::wrap_stream(stream)).send().await.map_err(|e| e.to_string())?;
+    let resp = http
+        .request(method, format!("{base}{path}"))
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = HeaderMap::new();
     for (k, v) in resp.headers().iter() {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_str().as_bytes()), axum::http::HeaderValue::from_bytes(v.as_bytes())) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_str().as_bytes()),
+            axum::http::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
             if !is_hop_by_hop(&name) {
                 out.append(name, value);
             }
@@ -109,7 +151,17 @@ pub async fn forward(http: &reqwest::Client, base: &str, req: Request) -> Result
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(name.as_str(), "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// How long the front door holds a request while a failover finds a new leader.
@@ -118,10 +170,21 @@ const HOLD: Duration = Duration::from_secs(15);
 const REPLAYABLE: usize = 1 << 20;
 
 async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
-    let ws = req.headers().get("x-mlflow-workspace").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty()).unwrap_or("default").to_owned();
+    let ws = req
+        .headers()
+        .get("x-mlflow-workspace")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_owned();
     let deadline = tokio::time::Instant::now() + HOLD;
     // Small requests are kept, so that one sent to a leader that just died can go to the next.
-    let small = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n <= REPLAYABLE)
+    let small = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n <= REPLAYABLE)
         || req.method() == axum::http::Method::GET;
     let (parts, body) = req.into_parts();
     let (kept, mut body) = if small {
@@ -136,7 +199,12 @@ async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
         let target = fd.leader_of(&ws).or_else(|| {
             // Workspaces outside the deployment (and admin calls) go to any live leader.
             if fd.deployment.workspace(&ws).is_none() {
-                fd.leaders.read().unwrap_or_else(|e| e.into_inner()).values().next().cloned()
+                fd.leaders
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .next()
+                    .cloned()
             } else {
                 None
             }
@@ -152,16 +220,25 @@ async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
         let attempt = match (&kept, body.take()) {
             (Some(bytes), _) => Request::from_parts(parts.clone(), Body::from(bytes.clone())),
             (None, Some(b)) => Request::from_parts(parts.clone(), b),
-            (None, None) => return unavailable(format!("the leader of '{ws}' went away during a large upload; retry it")),
+            (None, None) => {
+                return unavailable(format!(
+                    "the leader of '{ws}' went away during a large upload; retry it"
+                ))
+            }
         };
         match forward(&fd.http, &target, attempt).await {
             Ok(r) => return r,
             Err(e) => {
                 // The leader went away: forget it, and wait for the next one if the request can
                 // be sent again.
-                fd.leaders.write().unwrap_or_else(|e| e.into_inner()).retain(|_, url| url != &target);
+                fd.leaders
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|_, url| url != &target);
                 if kept.is_none() || tokio::time::Instant::now() >= deadline {
-                    return unavailable(format!("the leader of '{ws}' did not answer ({e}); retry shortly"));
+                    return unavailable(format!(
+                        "the leader of '{ws}' did not answer ({e}); retry shortly"
+                    ));
                 }
             }
         }

@@ -24,7 +24,10 @@ use witness::{Witness, WitnessError};
 pub const SAFETY_MS: u64 = 1000;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,7 +152,10 @@ impl RegionState {
             acked: tokio::sync::Notify::new(),
             committed: tokio::sync::Notify::new(),
             started: Instant::now(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client builds"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("HTTP client builds"),
         })
     }
 
@@ -167,7 +173,9 @@ impl RegionState {
         let l = leases.get(ws)?;
         match (&l.role, &l.leader) {
             (Role::Leader, _) => None,
-            (_, Some(leader)) if leader != &self.name => self.deployment.region(leader).map(|r| r.url.clone()),
+            (_, Some(leader)) if leader != &self.name => {
+                self.deployment.region(leader).map(|r| r.url.clone())
+            }
             _ => None,
         }
     }
@@ -177,11 +185,16 @@ impl RegionState {
     }
 
     pub fn is_leader(&self, ws: &str) -> bool {
-        self.leases().get(ws).is_some_and(|l| l.role == Role::Leader)
+        self.leases()
+            .get(ws)
+            .is_some_and(|l| l.role == Role::Leader)
     }
 
     pub fn mode(&self, ws: &str) -> Mode {
-        self.deployment.workspace(ws).map(|w| w.mode).unwrap_or(Mode::HotWarm)
+        self.deployment
+            .workspace(ws)
+            .map(|w| w.mode)
+            .unwrap_or(Mode::HotWarm)
     }
 
     /// A hot/cold secondary has no copy to read from: it sends reads to the leader too.
@@ -191,7 +204,9 @@ impl RegionState {
 
     /// Whether this region may write `ws` right now (leader, lease valid).
     fn holds_lease(&self, ws: &str) -> bool {
-        self.leases().get(ws).is_some_and(|l| l.role == Role::Leader && l.valid_until.is_some_and(|v| Instant::now() < v))
+        self.leases().get(ws).is_some_and(|l| {
+            l.role == Role::Leader && l.valid_until.is_some_and(|v| Instant::now() < v)
+        })
     }
 
     fn record_archived(&self, ws: &str, seq: u64, head: u64) {
@@ -204,7 +219,10 @@ impl RegionState {
     }
 
     pub fn write_ack(&self, ws: &str) -> WriteAck {
-        self.deployment.workspace(ws).map(|w| w.write_ack).unwrap_or(WriteAck::Async)
+        self.deployment
+            .workspace(ws)
+            .map(|w| w.write_ack)
+            .unwrap_or(WriteAck::Async)
     }
 
     /// A replica says it has durably applied everything up to `seq`.
@@ -223,16 +241,30 @@ impl RegionState {
     }
 
     fn acked(&self, ws: &str) -> u64 {
-        self.acks.lock().unwrap_or_else(|e| e.into_inner()).get(ws).map(|a| a.0).unwrap_or(0)
+        self.acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ws)
+            .map(|a| a.0)
+            .unwrap_or(0)
     }
 
     /// Whether a standby has asked for this workspace's changes within a lease period.
     fn standby_present(&self, ws: &str) -> bool {
-        self.acks.lock().unwrap_or_else(|e| e.into_inner()).get(ws).is_some_and(|a| a.1.elapsed() < Duration::from_millis(self.lease_ms()))
+        self.acks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ws)
+            .is_some_and(|a| a.1.elapsed() < Duration::from_millis(self.lease_ms()))
     }
 
     /// Sync mode: waits until the standby has made `seq` durable.
-    pub async fn wait_for_replica(&self, ws: &str, seq: u64, timeout: Duration) -> Result<(), MlflowError> {
+    pub async fn wait_for_replica(
+        &self,
+        ws: &str,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<(), MlflowError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.acked.notified();
@@ -253,7 +285,12 @@ impl RegionState {
         let mut out: Vec<WorkspaceStatus> = leases
             .into_iter()
             .map(|(ws, l)| {
-                let head = store.read(|tx| queries::log_head(tx, &ws)).ok().flatten().map(|h| h.seq).unwrap_or(0);
+                let head = store
+                    .read(|tx| queries::log_head(tx, &ws))
+                    .ok()
+                    .flatten()
+                    .map(|h| h.seq)
+                    .unwrap_or(0);
                 let lease = match (&l.role, l.valid_until, l.draining) {
                     (Role::Leader, _, true) => "draining",
                     (Role::Leader, Some(v), _) if v > Instant::now() => "held",
@@ -273,7 +310,13 @@ impl RegionState {
                 WorkspaceStatus {
                     mode: self.mode(&ws).as_str(),
                     archive_lag_events: archive_lag,
-                    archive_lag_ms: archive_lag.map(|n| if n == 0 { 0 } else { l.archive_caught_up_at.elapsed().as_millis() as u64 }),
+                    archive_lag_ms: archive_lag.map(|n| {
+                        if n == 0 {
+                            0
+                        } else {
+                            l.archive_caught_up_at.elapsed().as_millis() as u64
+                        }
+                    }),
                     workspace: ws.clone(),
                     role: l.role.clone(),
                     epoch: l.epoch,
@@ -285,10 +328,19 @@ impl RegionState {
                     },
                     head_seq: head,
                     replication_lag_events: lag_events,
-                    replication_lag_ms: lag_events.map(|n| if n == 0 { 0 } else { l.caught_up_at.elapsed().as_millis() as u64 }),
+                    replication_lag_ms: lag_events.map(|n| {
+                        if n == 0 {
+                            0
+                        } else {
+                            l.caught_up_at.elapsed().as_millis() as u64
+                        }
+                    }),
                     replication_error: l.replication_error.clone(),
                     last_failover: l.last_failover.clone(),
-                    diverged_pending: store.diverged(&ws).map(|d| d.iter().filter(|(_, s)| s == "pending").count() as u64).unwrap_or(0),
+                    diverged_pending: store
+                        .diverged(&ws)
+                        .map(|d| d.iter().filter(|(_, s)| s == "pending").count() as u64)
+                        .unwrap_or(0),
                 }
             })
             .collect();
@@ -300,9 +352,14 @@ impl RegionState {
     /// everything. Undone by `undrain` if the target does not.
     pub fn drain(&self, ws: &str) -> Result<u64, MlflowError> {
         let mut leases = self.leases();
-        let l = leases.get_mut(ws).ok_or_else(|| MlflowError::not_found(format!("workspace '{ws}' is not in this deployment")))?;
+        let l = leases.get_mut(ws).ok_or_else(|| {
+            MlflowError::not_found(format!("workspace '{ws}' is not in this deployment"))
+        })?;
         if l.role != Role::Leader {
-            return Err(MlflowError::invalid(format!("region '{}' is not the leader of '{ws}'", self.name)));
+            return Err(MlflowError::invalid(format!(
+                "region '{}' is not the leader of '{ws}'",
+                self.name
+            )));
         }
         l.draining = true;
         Ok(l.epoch)
@@ -321,10 +378,16 @@ impl Fence for RegionState {
         let Some(l) = leases.get(ws) else {
             // Workspaces outside the deployment file are not replicated: refuse writes
             // rather than create a workspace that survives nothing.
-            return Err(MlflowError::invalid(format!("workspace '{ws}' is not listed in the deployment file {}; add it there first", self.deployment.path.display())));
+            return Err(MlflowError::invalid(format!(
+                "workspace '{ws}' is not listed in the deployment file {}; add it there first",
+                self.deployment.path.display()
+            )));
         };
         match l.role {
-            Role::Leader if l.draining => Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{ws}' is switching over to another region; try again"))),
+            Role::Leader if l.draining => Err(MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("workspace '{ws}' is switching over to another region; try again"),
+            )),
             Role::Leader if l.valid_until.is_some_and(|v| Instant::now() < v) => {
                 // Sync mode promises that an acknowledged write is in both regions: with no
                 // standby to confirm it, refuse before committing, so a retry is safe.
@@ -333,19 +396,42 @@ impl Fence for RegionState {
                 }
                 Ok(l.epoch)
             }
-            Role::Leader => Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("region '{}' could not renew its lease on '{ws}' and stopped accepting writes", self.name))),
-            _ => Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("region '{}' is not the leader of '{ws}' (leader: {})", self.name, l.leader.as_deref().unwrap_or("unknown")))),
+            Role::Leader => Err(MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!(
+                    "region '{}' could not renew its lease on '{ws}' and stopped accepting writes",
+                    self.name
+                ),
+            )),
+            _ => Err(MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!(
+                    "region '{}' is not the leader of '{ws}' (leader: {})",
+                    self.name,
+                    l.leader.as_deref().unwrap_or("unknown")
+                ),
+            )),
         }
     }
 }
 
 /// Runs the lease loop and the replicator of every workspace until the process ends.
 pub fn spawn(region: Arc<RegionState>, store: Store, artifacts: Artifacts) {
-    let archive = region.deployment.archive.as_deref().map(crate::backup::Archive::open);
+    let archive = region
+        .deployment
+        .archive
+        .as_deref()
+        .map(crate::backup::Archive::open);
     for ws in region.deployment.workspaces.iter().map(|w| w.name.clone()) {
         match &archive {
             Some(Ok(a)) => {
-                let (r, s, a, ar, w) = (region.clone(), store.clone(), artifacts.clone(), a.clone(), ws.clone());
+                let (r, s, a, ar, w) = (
+                    region.clone(),
+                    store.clone(),
+                    artifacts.clone(),
+                    a.clone(),
+                    ws.clone(),
+                );
                 tokio::spawn(async move { archive_loop(r, s, a, ar, w).await });
             }
             Some(Err(e)) => tracing::error!(workspace = %ws, "archive: {e}; not archiving"),
@@ -369,7 +455,20 @@ async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {
         // The leader creates the deployment's workspaces (once; in its epoch, replicated).
         if !created && region.is_leader(&ws) {
             let (s, w) = (store.clone(), ws.clone());
-            match tokio::task::spawn_blocking(move || crate::api::workspaces::ensure(&s, &w, if w == "default" { "The default workspace" } else { "" }, "tandem")).await {
+            match tokio::task::spawn_blocking(move || {
+                crate::api::workspaces::ensure(
+                    &s,
+                    &w,
+                    if w == "default" {
+                        "The default workspace"
+                    } else {
+                        ""
+                    },
+                    "tandem",
+                )
+            })
+            .await
+            {
                 Ok(Ok(_)) => created = true,
                 Ok(Err(e)) => tracing::warn!(workspace = %ws, "creating the workspace: {e}"),
                 Err(e) => tracing::warn!(workspace = %ws, "creating the workspace: {e}"),
@@ -379,19 +478,34 @@ async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {
     }
 }
 
-async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Result<(), WitnessError> {
+async fn lease_tick(
+    region: &Arc<RegionState>,
+    store: &Store,
+    ws: &str,
+) -> Result<(), WitnessError> {
     let lease_ms = region.lease_ms();
     let current = region.witness.current(ws).await?;
     let me = region.name.clone();
-    let preferred = region.deployment.workspace(ws).map(|w| w.preferred_leader.clone()).unwrap_or_default();
+    let preferred = region
+        .deployment
+        .workspace(ws)
+        .map(|w| w.preferred_leader.clone())
+        .unwrap_or_default();
     let Some(claim) = current else {
         // Nobody has ever led: the preferred region claims epoch 1; the other waits for two
         // leases in case the preferred one is merely slow to start.
         // A hot/cold secondary never claims on its own: it runs nothing until `tandem failover`.
         let cold = region.mode(ws) == Mode::HotCold;
-        if me == preferred || (!cold && region.started.elapsed() > Duration::from_millis(2 * lease_ms)) {
+        if me == preferred
+            || (!cold && region.started.elapsed() > Duration::from_millis(2 * lease_ms))
+        {
             let start = Instant::now();
-            if region.witness.claim(ws, 1, &me, now_ms(), "initial").await.is_ok() {
+            if region
+                .witness
+                .claim(ws, 1, &me, now_ms(), "initial")
+                .await
+                .is_ok()
+            {
                 become_leader(region, ws, 1, start, None);
             }
         }
@@ -400,7 +514,10 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
     let (role, mine_this_life) = {
         let leases = region.leases();
         let l = &leases[ws];
-        (l.role.clone(), l.role == Role::Leader && l.epoch == claim.epoch)
+        (
+            l.role.clone(),
+            l.role == Role::Leader && l.epoch == claim.epoch,
+        )
     };
     if claim.region == me && mine_this_life {
         // Renew. The lease counts from when the renewal was sent, not when it landed.
@@ -412,11 +529,15 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
             let l = leases.get_mut(ws).expect("known workspace");
             if l.role == Role::Leader && l.epoch == claim.epoch {
                 l.next_renewal = k + 1;
-                l.valid_until = Some(start + Duration::from_millis(lease_ms.saturating_sub(SAFETY_MS)));
+                l.valid_until =
+                    Some(start + Duration::from_millis(lease_ms.saturating_sub(SAFETY_MS)));
             }
         }
         if k % 20 == 0 {
-            let _ = region.witness.prune(ws, claim.epoch, k.saturating_sub(5)).await;
+            let _ = region
+                .witness
+                .prune(ws, claim.epoch, k.saturating_sub(5))
+                .await;
         }
         return Ok(());
     }
@@ -438,7 +559,13 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
             l.seen_renewal = 0;
             l.seen_progress = Instant::now();
             if claim.region != me && role == Role::Leader {
-                l.last_failover = Some(Failover { epoch: claim.epoch, to: claim.region.clone(), reason: claim.reason.clone(), at_ms: claim.claimed_at_ms, events_possibly_lost: 0 });
+                l.last_failover = Some(Failover {
+                    epoch: claim.epoch,
+                    to: claim.region.clone(),
+                    reason: claim.reason.clone(),
+                    at_ms: claim.claimed_at_ms,
+                    events_possibly_lost: 0,
+                });
             }
         }
     }
@@ -461,14 +588,35 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
         // `tandem failover`, which restores from the archive.)
         let start = Instant::now();
         let (mine, leader_head) = {
-            let head = store.read(|tx| queries::log_head(tx, ws)).ok().flatten().map(|h| h.seq).unwrap_or(0);
+            let head = store
+                .read(|tx| queries::log_head(tx, ws))
+                .ok()
+                .flatten()
+                .map(|h| h.seq)
+                .unwrap_or(0);
             (head, region.leases()[ws].leader_head)
         };
-        match region.witness.claim(ws, claim.epoch + 1, &me, now_ms(), "failover").await {
+        match region
+            .witness
+            .claim(ws, claim.epoch + 1, &me, now_ms(), "failover")
+            .await
+        {
             Ok(_) => {
                 let lost = leader_head.saturating_sub(mine);
                 tracing::warn!(workspace = %ws, "took over epoch {} from {} after its lease expired; {lost} events may be lost", claim.epoch + 1, claim.region);
-                become_leader(region, ws, claim.epoch + 1, start, Some(Failover { epoch: claim.epoch + 1, to: me.clone(), reason: "failover".into(), at_ms: now_ms(), events_possibly_lost: lost }));
+                become_leader(
+                    region,
+                    ws,
+                    claim.epoch + 1,
+                    start,
+                    Some(Failover {
+                        epoch: claim.epoch + 1,
+                        to: me.clone(),
+                        reason: "failover".into(),
+                        at_ms: now_ms(),
+                        events_possibly_lost: lost,
+                    }),
+                );
             }
             Err(WitnessError::Taken) => {}
             Err(e) => return Err(e),
@@ -477,12 +625,25 @@ async fn lease_tick(region: &Arc<RegionState>, store: &Store, ws: &str) -> Resul
     Ok(())
 }
 
-fn become_leader(region: &RegionState, ws: &str, epoch: u64, start: Instant, failover: Option<Failover>) {
+fn become_leader(
+    region: &RegionState,
+    ws: &str,
+    epoch: u64,
+    start: Instant,
+    failover: Option<Failover>,
+) {
     become_leader_draining(region, ws, epoch, start, failover, false)
 }
 
 /// As [`become_leader`]; `draining` holds writes back until the region is ready for them.
-fn become_leader_draining(region: &RegionState, ws: &str, epoch: u64, start: Instant, failover: Option<Failover>, draining: bool) {
+fn become_leader_draining(
+    region: &RegionState,
+    ws: &str,
+    epoch: u64,
+    start: Instant,
+    failover: Option<Failover>,
+    draining: bool,
+) {
     let mut leases = region.leases();
     let l = leases.get_mut(ws).expect("known workspace");
     l.role = Role::Leader;
@@ -492,7 +653,8 @@ fn become_leader_draining(region: &RegionState, ws: &str, epoch: u64, start: Ins
     l.draining = draining;
     l.archived_seq = None;
     // A fresh claim is as good as a renewal sent at `start`.
-    l.valid_until = Some(start + Duration::from_millis(region.lease_ms().saturating_sub(SAFETY_MS)));
+    l.valid_until =
+        Some(start + Duration::from_millis(region.lease_ms().saturating_sub(SAFETY_MS)));
     if failover.is_some() {
         l.last_failover = failover;
     }
@@ -501,17 +663,56 @@ fn become_leader_draining(region: &RegionState, ws: &str, epoch: u64, start: Ins
 
 /// Claims the next epoch for this region now: a planned switchover once caught up, or a
 /// forced failover when the leader cannot be reached.
-pub async fn take_over(region: &Arc<RegionState>, store: &Store, ws: &str, reason: &str, possibly_lost: u64) -> Result<u64, MlflowError> {
+pub async fn take_over(
+    region: &Arc<RegionState>,
+    store: &Store,
+    ws: &str,
+    reason: &str,
+    possibly_lost: u64,
+) -> Result<u64, MlflowError> {
     take_over_draining(region, store, ws, reason, possibly_lost, false).await
 }
 
 /// As [`take_over`]; with `draining`, the new epoch accepts no writes until `undrain`.
-pub async fn take_over_draining(region: &Arc<RegionState>, _store: &Store, ws: &str, reason: &str, possibly_lost: u64, draining: bool) -> Result<u64, MlflowError> {
-    let claim = region.witness.current(ws).await.map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, e.to_string()))?;
+pub async fn take_over_draining(
+    region: &Arc<RegionState>,
+    _store: &Store,
+    ws: &str,
+    reason: &str,
+    possibly_lost: u64,
+    draining: bool,
+) -> Result<u64, MlflowError> {
+    let claim = region
+        .witness
+        .current(ws)
+        .await
+        .map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, e.to_string()))?;
     let next = claim.map(|c| c.epoch).unwrap_or(0) + 1;
     let start = Instant::now();
-    region.witness.claim(ws, next, &region.name, now_ms(), reason).await.map_err(|e| MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("could not claim epoch {next}: {e}")))?;
-    become_leader_draining(region, ws, next, start, Some(Failover { epoch: next, to: region.name.clone(), reason: reason.into(), at_ms: now_ms(), events_possibly_lost: possibly_lost }), draining);
+    region
+        .witness
+        .claim(ws, next, &region.name, now_ms(), reason)
+        .await
+        .map_err(|e| {
+            MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("could not claim epoch {next}: {e}"),
+            )
+        })?;
+    become_leader_draining(
+        region,
+        ws,
+        next,
+        start,
+        Some(Failover {
+            epoch: next,
+            to: region.name.clone(),
+            reason: reason.into(),
+            at_ms: now_ms(),
+            events_possibly_lost: possibly_lost,
+        }),
+        draining,
+    );
     Ok(next)
 }
 
@@ -553,13 +754,30 @@ struct ChangesPage {
 
 /// Pulls one page of the leader's log (long-polling when there is nothing new), fetches the
 /// artifact bytes its events name, and replays it. Returns whether anything was applied.
-async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifacts, ws: &str, leader_url: &str) -> Result<bool, String> {
+async fn replicate_once(
+    region: &RegionState,
+    store: &Store,
+    artifacts: &Artifacts,
+    ws: &str,
+    leader_url: &str,
+) -> Result<bool, String> {
     let s = store.clone();
     let w = ws.to_owned();
-    let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let after = head.as_ref().map(|h| h.seq).unwrap_or(0);
-    let url = format!("{leader_url}/api/tandem/v1/workspaces/{ws}/changes?after={after}&limit=500&wait_ms=1000");
-    let resp = region.http.get(&url).header("X-Tandem-Replica", &region.name).send().await.map_err(|e| e.to_string())?;
+    let url = format!(
+        "{leader_url}/api/tandem/v1/workspaces/{ws}/changes?after={after}&limit=500&wait_ms=1000"
+    );
+    let resp = region
+        .http
+        .get(&url)
+        .header("X-Tandem-Replica", &region.name)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("{} from the leader", resp.status()));
     }
@@ -575,11 +793,21 @@ async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifac
     }
     // Divergence: this region has events the leader does not (it led before and accepted
     // writes that never reached the new leader). Keep them aside and follow the leader.
-    let first_breaks_chain = page.events.first().is_some_and(|e| e.seq == after + 1 && !e.verify(head.as_ref().map(|h| h.checksum.as_str()).unwrap_or(tandem_core::event::GENESIS_CHECKSUM)));
+    let first_breaks_chain = page.events.first().is_some_and(|e| {
+        e.seq == after + 1
+            && !e.verify(
+                head.as_ref()
+                    .map(|h| h.checksum.as_str())
+                    .unwrap_or(tandem_core::event::GENESIS_CHECKSUM),
+            )
+    });
     if page.head_seq < after || first_breaks_chain {
         let keep = common_prefix(region, store, ws, leader_url, after.min(page.head_seq)).await?;
         let (s, w) = (store.clone(), ws.to_owned());
-        let moved = tokio::task::spawn_blocking(move || s.rewind(&w, keep)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let moved = tokio::task::spawn_blocking(move || s.rewind(&w, keep))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         tracing::warn!(workspace = %ws, "diverged from the leader after event {keep}: {moved} event(s) of this region kept aside (tandem diverged list)");
         if let Some(l) = region.leases().get_mut(ws) {
             l.synced = false;
@@ -605,7 +833,10 @@ async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifac
     let w = ws.to_owned();
     let events = page.events;
     let n = events.len();
-    tokio::task::spawn_blocking(move || s.replay(&w, &events)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || s.replay(&w, &events))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let last = after + n as u64;
     if let Some(l) = region.leases().get_mut(ws) {
         // The page chained onto our log, so it is a prefix of the leader's.
@@ -618,13 +849,34 @@ async fn replicate_once(region: &RegionState, store: &Store, artifacts: &Artifac
 }
 
 /// The last event this region and the leader have in common (0 if none).
-async fn common_prefix(region: &RegionState, store: &Store, ws: &str, leader_url: &str, from: u64) -> Result<u64, String> {
+async fn common_prefix(
+    region: &RegionState,
+    store: &Store,
+    ws: &str,
+    leader_url: &str,
+    from: u64,
+) -> Result<u64, String> {
     let mut k = from;
     while k > 0 {
         let (s, w) = (store.clone(), ws.to_owned());
-        let mine = tokio::task::spawn_blocking(move || s.read(|tx| queries::checksum_at(tx, &w, k))).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-        let url = format!("{leader_url}/api/tandem/v1/workspaces/{ws}/changes?after={}&limit=1", k - 1);
-        let theirs: ChangesPage = region.http.get(&url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        let mine =
+            tokio::task::spawn_blocking(move || s.read(|tx| queries::checksum_at(tx, &w, k)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        let url = format!(
+            "{leader_url}/api/tandem/v1/workspaces/{ws}/changes?after={}&limit=1",
+            k - 1
+        );
+        let theirs: ChangesPage = region
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
         if let (Some((sum, _)), Some(e)) = (mine, theirs.events.first()) {
             if e.seq == k && e.checksum == sum {
                 return Ok(k);
@@ -635,22 +887,52 @@ async fn common_prefix(region: &RegionState, store: &Store, ws: &str, leader_url
     Ok(0)
 }
 
-async fn fetch_artifact(region: &RegionState, artifacts: &Artifacts, leader_url: &str, ws: &str, path: &str, size: u64, sha256: &str) -> Result<(), String> {
-    let url = format!("{leader_url}/api/2.0/mlflow-artifacts/artifacts/{}", path.split('/').map(crate::http::encode_segment).collect::<Vec<_>>().join("/"));
-    let resp = region.http.get(&url).header("X-MLFLOW-WORKSPACE", ws).timeout(Duration::from_secs(3600)).send().await.map_err(|e| e.to_string())?;
+async fn fetch_artifact(
+    region: &RegionState,
+    artifacts: &Artifacts,
+    leader_url: &str,
+    ws: &str,
+    path: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<(), String> {
+    let url = format!(
+        "{leader_url}/api/2.0/mlflow-artifacts/artifacts/{}",
+        path.split('/')
+            .map(crate::http::encode_segment)
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    let resp = region
+        .http
+        .get(&url)
+        .header("X-MLFLOW-WORKSPACE", ws)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if resp.status().as_u16() == 404 {
         // Overwritten or deleted on the leader since; a later event in the log says which.
         return Ok(());
     }
     if !resp.status().is_success() {
-        return Err(format!("artifact {path}: {} from the leader", resp.status()));
+        return Err(format!(
+            "artifact {path}: {} from the leader",
+            resp.status()
+        ));
     }
     let stream = futures_util::StreamExt::boxed(resp.bytes_stream());
-    let (got_size, got_sha) = artifacts.put(ws, path, stream).await.map_err(|e| e.message)?;
+    let (got_size, got_sha) = artifacts
+        .put(ws, path, stream)
+        .await
+        .map_err(|e| e.message)?;
     if got_size != size || got_sha != sha256 {
         // The leader's file changed after this event (a later PutArtifact will bring the
         // new bytes); what matters is that the final state matches the final event.
-        tracing::debug!(path, "artifact bytes differ from the event; a later event will reconcile them");
+        tracing::debug!(
+            path,
+            "artifact bytes differ from the event; a later event will reconcile them"
+        );
     }
     Ok(())
 }
@@ -659,7 +941,13 @@ async fn fetch_artifact(region: &RegionState, artifacts: &Artifacts, leader_url:
 /// while it holds its lease, so a fenced leader stops adding to the archive. A hot/warm
 /// leader archives only what its standby has confirmed: an unconfirmed tail can be taken back
 /// by a failover, and the archive must never hold events the surviving history does not.
-async fn archive_loop(region: Arc<RegionState>, store: Store, artifacts: Artifacts, archive: crate::backup::Archive, ws: String) {
+async fn archive_loop(
+    region: Arc<RegionState>,
+    store: Store,
+    artifacts: Artifacts,
+    archive: crate::backup::Archive,
+    ws: String,
+) {
     let mut last_compaction = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(ARCHIVE_EVERY_MS)).await;
@@ -669,12 +957,20 @@ async fn archive_loop(region: Arc<RegionState>, store: Store, artifacts: Artifac
         if last_compaction.elapsed() >= crate::backup::COMPACT_EVERY {
             last_compaction = Instant::now();
             let (s, w) = (store.clone(), ws.clone());
-            if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || crate::retention::get(&s, &w)).await {
+            if let Ok(Ok(r)) =
+                tokio::task::spawn_blocking(move || crate::retention::get(&s, &w)).await
+            {
                 crate::backup::compact_one(&archive, &ws, r.days as i64).await;
             }
         }
         let (s, w) = (store.clone(), ws.clone());
-        let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w))).await.ok().and_then(|r| r.ok()).flatten().map(|h| h.seq).unwrap_or(0);
+        let head = tokio::task::spawn_blocking(move || s.read(|tx| queries::log_head(tx, &w)))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten()
+            .map(|h| h.seq)
+            .unwrap_or(0);
         let upto = match region.mode(&ws) {
             Mode::HotCold => head,
             Mode::HotWarm => head.min(region.acked(&ws)),
@@ -684,8 +980,15 @@ async fn archive_loop(region: Arc<RegionState>, store: Store, artifacts: Artifac
             if !region.holds_lease(&ws) {
                 break;
             }
-            let before = region.leases().get(&ws).and_then(|l| l.archived_seq).unwrap_or(0);
-            match archive.archive_upto(&store, &ws, upto, Some(&artifacts)).await {
+            let before = region
+                .leases()
+                .get(&ws)
+                .and_then(|l| l.archived_seq)
+                .unwrap_or(0);
+            match archive
+                .archive_upto(&store, &ws, upto, Some(&artifacts))
+                .await
+            {
                 Ok(done) => {
                     region.record_archived(&ws, done, head);
                     if done >= upto || done == before {
@@ -698,10 +1001,18 @@ async fn archive_loop(region: Arc<RegionState>, store: Store, artifacts: Artifac
                     // region's own later events are kept aside as diverged, for an operator.
                     tracing::warn!(workspace = %ws, "the archive holds events through {archived} that this region does not; following it");
                     match archive.read_all(&ws).await {
-                        Ok(events) => match crate::restore::follow_archive(&store, &ws, events, |_, _| {}).await {
-                            Ok(f) => tracing::warn!(workspace = %ws, "followed the archive: {} events kept aside as diverged, {} applied", f.diverged, f.replayed),
-                            Err(e) => tracing::error!(workspace = %ws, "following the archive: {e}"),
-                        },
+                        Ok(events) => {
+                            match crate::restore::follow_archive(&store, &ws, events, |_, _| {})
+                                .await
+                            {
+                                Ok(f) => {
+                                    tracing::warn!(workspace = %ws, "followed the archive: {} events kept aside as diverged, {} applied", f.diverged, f.replayed)
+                                }
+                                Err(e) => {
+                                    tracing::error!(workspace = %ws, "following the archive: {e}")
+                                }
+                            }
+                        }
                         Err(e) => tracing::error!(workspace = %ws, "reading the archive: {e}"),
                     }
                     break;

@@ -10,7 +10,14 @@ use super::{schema, Result, Tx, Value};
 use tandem_core::event::{KeyValue, MetricPoint};
 use tandem_core::Op;
 
-fn upsert_kv(tx: &mut dyn Tx, table: &str, owner_cols: &[&str], owner: &[Value], ws: &str, kv: &KeyValue) -> Result<()> {
+fn upsert_kv(
+    tx: &mut dyn Tx,
+    table: &str,
+    owner_cols: &[&str],
+    owner: &[Value],
+    ws: &str,
+    kv: &KeyValue,
+) -> Result<()> {
     let cols = owner_cols.join(", ");
     let marks = vec!["?"; owner_cols.len()].join(", ");
     let target = format!("workspace, {cols}, key");
@@ -53,7 +60,8 @@ fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint])
         return Ok(());
     }
     insert_points(tx, ws, run_id, metrics)?;
-    let mut best: std::collections::BTreeMap<&str, (i64, i64, f64, bool)> = std::collections::BTreeMap::new();
+    let mut best: std::collections::BTreeMap<&str, (i64, i64, f64, bool)> =
+        std::collections::BTreeMap::new();
     for m in metrics {
         let (value, is_nan) = metric_value(m);
         let cand = (m.step, m.timestamp, value, is_nan);
@@ -64,7 +72,10 @@ fn log_metrics(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint])
             }
         }
     }
-    let latest: Vec<MetricRow> = best.into_iter().map(|(key, (step, timestamp, value, is_nan))| (key, value, is_nan, timestamp, step)).collect();
+    let latest: Vec<MetricRow> = best
+        .into_iter()
+        .map(|(key, (step, timestamp, value, is_nan))| (key, value, is_nan, timestamp, step))
+        .collect();
     // The row comparison is `later`: (step, timestamp, NaN above numbers, value); keys are
     // unique within the statement, as PostgreSQL requires of an upsert.
     insert_metric_rows(
@@ -87,12 +98,27 @@ type MetricRow<'a> = (&'a str, f64, bool, i64, i64);
 
 /// Multi-row inserts of metric rows into `table` (`metrics` or `latest_metrics`, which have
 /// the same columns), 100 rows a statement, each statement ending with `tail`.
-fn insert_metric_rows(tx: &mut dyn Tx, table: &str, ws: &str, run_id: &str, rows: &[MetricRow], tail: &str) -> Result<()> {
+fn insert_metric_rows(
+    tx: &mut dyn Tx,
+    table: &str,
+    ws: &str,
+    run_id: &str,
+    rows: &[MetricRow],
+    tail: &str,
+) -> Result<()> {
     for chunk in rows.chunks(100) {
         let marks = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
         for &(key, value, is_nan, timestamp, step) in chunk {
-            params.extend([ws.into(), run_id.into(), key.into(), value.into(), is_nan.into(), timestamp.into(), step.into()]);
+            params.extend([
+                ws.into(),
+                run_id.into(),
+                key.into(),
+                value.into(),
+                is_nan.into(),
+                timestamp.into(),
+                step.into(),
+            ]);
         }
         tx.exec_later(&format!("INSERT INTO {table} (workspace, run_id, key, value, is_nan, timestamp, step) VALUES {marks}{tail}"), params)?;
     }
@@ -109,7 +135,9 @@ fn insert_points(tx: &mut dyn Tx, ws: &str, run_id: &str, metrics: &[MetricPoint
             (m.key.as_str(), value, is_nan, m.timestamp, m.step)
         })
         .collect();
-    let insert = |tx: &mut dyn Tx, on_conflict: &str| insert_metric_rows(tx, "metrics", ws, run_id, &rows, on_conflict);
+    let insert = |tx: &mut dyn Tx, on_conflict: &str| {
+        insert_metric_rows(tx, "metrics", ws, run_id, &rows, on_conflict)
+    };
     if tx.is_sqlite() || metrics.len() < 16 {
         // SQLite finds the conflict in the same b-tree descent as the insert: free. A few
         // points are not worth the savepoint's round trip.
@@ -154,22 +182,45 @@ fn log_model_metric(tx: &mut dyn Tx, ws: &str, run_id: &str, m: &MetricPoint) ->
 }
 
 fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> Result<()> {
-    tx.exec_later("UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?", vec![time.into(), ws.into(), name.into()])?;
+    tx.exec_later(
+        "UPDATE registered_models SET last_updated_time = ? WHERE workspace = ? AND name = ?",
+        vec![time.into(), ws.into(), name.into()],
+    )?;
     Ok(())
 }
 
 /// Everything a run owns, gone. (Its artifact bytes stay in the artifact store until the
 /// artifact retention work deletes what no restorable point needs.)
 fn purge_run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<()> {
-    for table in ["runs", "params", "tags", "metrics", "latest_metrics", "run_inputs", "run_model_inputs", "run_model_outputs"] {
-        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"), vec![ws.into(), run_id.into()])?;
+    for table in [
+        "runs",
+        "params",
+        "tags",
+        "metrics",
+        "latest_metrics",
+        "run_inputs",
+        "run_model_inputs",
+        "run_model_outputs",
+    ] {
+        tx.exec_later(
+            &format!("DELETE FROM {table} WHERE workspace = ? AND run_id = ?"),
+            vec![ws.into(), run_id.into()],
+        )?;
     }
     Ok(())
 }
 
 fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
-    for table in ["logged_models", "logged_model_params", "logged_model_tags", "logged_model_metrics"] {
-        tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"), vec![ws.into(), model_id.into()])?;
+    for table in [
+        "logged_models",
+        "logged_model_params",
+        "logged_model_tags",
+        "logged_model_metrics",
+    ] {
+        tx.exec_later(
+            &format!("DELETE FROM {table} WHERE workspace = ? AND model_id = ?"),
+            vec![ws.into(), model_id.into()],
+        )?;
     }
     Ok(())
 }
@@ -177,35 +228,69 @@ fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
 /// Every row of the workspace's state, gone (the change log is not state).
 pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
     for (table, _) in schema::STATE_TABLES {
-        let col = if *table == "workspaces" { "name" } else { "workspace" };
-        tx.exec_later(&format!("DELETE FROM {table} WHERE {col} = ?"), vec![ws.into()])?;
+        let col = if *table == "workspaces" {
+            "name"
+        } else {
+            "workspace"
+        };
+        tx.exec_later(
+            &format!("DELETE FROM {table} WHERE {col} = ?"),
+            vec![ws.into()],
+        )?;
     }
     Ok(())
 }
 
 pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
     match op {
-        Op::CreateWorkspace { description, default_artifact_root, time } => {
+        Op::CreateWorkspace {
+            description,
+            default_artifact_root,
+            time,
+        } => {
             tx.exec_later(
                 "INSERT INTO workspaces (name, description, default_artifact_root, creation_time, last_update_time) VALUES (?, ?, ?, ?, ?)",
                 vec![ws.into(), description.as_str().into(), default_artifact_root.clone().into(), (*time).into(), (*time).into()],
             )?;
         }
-        Op::UpdateWorkspace { description, default_artifact_root, time } => {
+        Op::UpdateWorkspace {
+            description,
+            default_artifact_root,
+            time,
+        } => {
             if let Some(d) = description {
-                tx.exec_later("UPDATE workspaces SET description = ? WHERE name = ?", vec![d.as_str().into(), ws.into()])?;
+                tx.exec_later(
+                    "UPDATE workspaces SET description = ? WHERE name = ?",
+                    vec![d.as_str().into(), ws.into()],
+                )?;
             }
             if let Some(root) = default_artifact_root {
-                let root: Value = if root.is_empty() { Value::Null } else { root.as_str().into() };
-                tx.exec_later("UPDATE workspaces SET default_artifact_root = ? WHERE name = ?", vec![root, ws.into()])?;
+                let root: Value = if root.is_empty() {
+                    Value::Null
+                } else {
+                    root.as_str().into()
+                };
+                tx.exec_later(
+                    "UPDATE workspaces SET default_artifact_root = ? WHERE name = ?",
+                    vec![root, ws.into()],
+                )?;
             }
-            tx.exec_later("UPDATE workspaces SET last_update_time = ? WHERE name = ?", vec![(*time).into(), ws.into()])?;
+            tx.exec_later(
+                "UPDATE workspaces SET last_update_time = ? WHERE name = ?",
+                vec![(*time).into(), ws.into()],
+            )?;
         }
         Op::DeleteWorkspace { time } => {
-            tx.exec_later("UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?", vec![(*time).into(), (*time).into(), ws.into()])?;
+            tx.exec_later(
+                "UPDATE workspaces SET deleted_time = ?, last_update_time = ? WHERE name = ?",
+                vec![(*time).into(), (*time).into(), ws.into()],
+            )?;
         }
         Op::RestoreWorkspace { time } => {
-            tx.exec_later("UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?", vec![(*time).into(), ws.into()])?;
+            tx.exec_later(
+                "UPDATE workspaces SET deleted_time = NULL, last_update_time = ? WHERE name = ?",
+                vec![(*time).into(), ws.into()],
+            )?;
         }
         Op::PurgeWorkspace {} => {
             // The state goes; the change log stays, so the workspace can be audited and, later,
@@ -219,15 +304,26 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             let mut after = 0u64;
             while after < *seq {
                 let events = super::queries::changes(tx, ws, after, 1000)?;
-                let Some(last) = events.last().map(|e| e.seq) else { break };
+                let Some(last) = events.last().map(|e| e.seq) else {
+                    break;
+                };
                 for e in events.iter().filter(|e| e.seq <= *seq) {
-                    apply(tx, ws, &e.decode_op().map_err(|err| super::Error::Corrupt(err.to_string()))?)?;
+                    apply(
+                        tx,
+                        ws,
+                        &e.decode_op()
+                            .map_err(|err| super::Error::Corrupt(err.to_string()))?,
+                    )?;
                 }
                 after = last;
             }
         }
 
-        Op::SetRetention { days, purge_protection, time } => {
+        Op::SetRetention {
+            days,
+            purge_protection,
+            time,
+        } => {
             tx.exec_later(
                 "UPDATE workspaces SET retention_days = ?, purge_protection = ?, last_update_time = ? WHERE name = ?",
                 vec![(*days as i64).into(), (*purge_protection).into(), (*time).into(), ws.into()],
@@ -235,35 +331,72 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         }
         Op::PurgeRun { run_id } => purge_run(tx, ws, run_id)?,
         Op::PurgeExperiment { experiment_id } => {
-            let runs: Vec<String> = tx.query("SELECT run_id FROM runs WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?.iter().map(|r| r.text(0)).collect();
+            let runs: Vec<String> = tx
+                .query(
+                    "SELECT run_id FROM runs WHERE workspace = ? AND experiment_id = ?",
+                    &[ws.into(), experiment_id.into()],
+                )?
+                .iter()
+                .map(|r| r.text(0))
+                .collect();
             for run_id in &runs {
                 purge_run(tx, ws, run_id)?;
             }
-            let models: Vec<String> = tx.query("SELECT model_id FROM logged_models WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?.iter().map(|r| r.text(0)).collect();
+            let models: Vec<String> = tx
+                .query(
+                    "SELECT model_id FROM logged_models WHERE workspace = ? AND experiment_id = ?",
+                    &[ws.into(), experiment_id.into()],
+                )?
+                .iter()
+                .map(|r| r.text(0))
+                .collect();
             for model_id in &models {
                 purge_logged_model(tx, ws, model_id)?;
             }
             for table in ["experiments", "experiment_tags", "datasets"] {
-                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"), vec![ws.into(), experiment_id.into()])?;
+                tx.exec_later(
+                    &format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"),
+                    vec![ws.into(), experiment_id.into()],
+                )?;
             }
         }
 
-        Op::CreateExperiment { experiment_id, name, artifact_location, tags, time } => {
+        Op::CreateExperiment {
+            experiment_id,
+            name,
+            artifact_location,
+            tags,
+            time,
+        } => {
             tx.exec_later(
                 "INSERT INTO experiments (workspace, experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) VALUES (?, ?, ?, ?, 'active', ?, ?)",
                 vec![ws.into(), experiment_id.into(), name.into(), artifact_location.into(), (*time).into(), (*time).into()],
             )?;
             for t in tags {
-                upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, t)?;
+                upsert_kv(
+                    tx,
+                    "experiment_tags",
+                    &["experiment_id"],
+                    &[experiment_id.into()],
+                    ws,
+                    t,
+                )?;
             }
         }
-        Op::RenameExperiment { experiment_id, new_name, time } => {
+        Op::RenameExperiment {
+            experiment_id,
+            new_name,
+            time,
+        } => {
             tx.exec_later(
                 "UPDATE experiments SET name = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
                 vec![new_name.into(), (*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
-        Op::DeleteExperiment { experiment_id, time } => {
+        Op::DeleteExperiment {
+            experiment_id,
+            time,
+        } => {
             tx.exec_later(
                 "UPDATE experiments SET lifecycle_stage = 'deleted', deleted_time = ?, last_update_time = ? WHERE workspace = ? AND experiment_id = ?",
                 vec![(*time).into(), (*time).into(), ws.into(), experiment_id.into()],
@@ -275,8 +408,14 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 vec![(*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
-        Op::RestoreExperiment { experiment_id, time } => {
-            let deleted = tx.query_one("SELECT deleted_time FROM experiments WHERE workspace = ? AND experiment_id = ?", &[ws.into(), experiment_id.into()])?;
+        Op::RestoreExperiment {
+            experiment_id,
+            time,
+        } => {
+            let deleted = tx.query_one(
+                "SELECT deleted_time FROM experiments WHERE workspace = ? AND experiment_id = ?",
+                &[ws.into(), experiment_id.into()],
+            )?;
             if let Some(deleted_time) = deleted.and_then(|r| r.opt_int(0)) {
                 tx.exec_later(
                     "UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE workspace = ? AND experiment_id = ? AND deleted_time = ?",
@@ -288,16 +427,46 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 vec![(*time).into(), ws.into(), experiment_id.into()],
             )?;
         }
-        Op::SetExperimentTag { experiment_id, key, value, time } => {
-            upsert_kv(tx, "experiment_tags", &["experiment_id"], &[experiment_id.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
+        Op::SetExperimentTag {
+            experiment_id,
+            key,
+            value,
+            time,
+        } => {
+            upsert_kv(
+                tx,
+                "experiment_tags",
+                &["experiment_id"],
+                &[experiment_id.into()],
+                ws,
+                &KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+            )?;
             tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", vec![(*time).into(), ws.into(), experiment_id.into()])?;
         }
-        Op::DeleteExperimentTag { experiment_id, key, time } => {
-            tx.exec_later("DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?", vec![ws.into(), experiment_id.into(), key.into()])?;
+        Op::DeleteExperimentTag {
+            experiment_id,
+            key,
+            time,
+        } => {
+            tx.exec_later(
+                "DELETE FROM experiment_tags WHERE workspace = ? AND experiment_id = ? AND key = ?",
+                vec![ws.into(), experiment_id.into(), key.into()],
+            )?;
             tx.exec_later("UPDATE experiments SET last_update_time = ? WHERE workspace = ? AND experiment_id = ?", vec![(*time).into(), ws.into(), experiment_id.into()])?;
         }
 
-        Op::CreateRun { run_id, experiment_id, user_id, run_name, start_time, artifact_uri, tags } => {
+        Op::CreateRun {
+            run_id,
+            experiment_id,
+            user_id,
+            run_name,
+            start_time,
+            artifact_uri,
+            tags,
+        } => {
             tx.exec_later(
                 "INSERT INTO runs (run_id, workspace, experiment_id, run_name, user_id, status, start_time, artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?, 'active')",
                 vec![run_id.into(), ws.into(), experiment_id.into(), run_name.into(), user_id.into(), (*start_time).into(), artifact_uri.into()],
@@ -306,16 +475,40 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
             }
         }
-        Op::UpdateRun { run_id, status, end_time, run_name } => {
+        Op::UpdateRun {
+            run_id,
+            status,
+            end_time,
+            run_name,
+        } => {
             if let Some(s) = status {
-                tx.exec_later("UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?", vec![s.into(), run_id.into(), ws.into()])?;
+                tx.exec_later(
+                    "UPDATE runs SET status = ? WHERE run_id = ? AND workspace = ?",
+                    vec![s.into(), run_id.into(), ws.into()],
+                )?;
             }
             if let Some(t) = end_time {
-                tx.exec_later("UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?", vec![(*t).into(), run_id.into(), ws.into()])?;
+                tx.exec_later(
+                    "UPDATE runs SET end_time = ? WHERE run_id = ? AND workspace = ?",
+                    vec![(*t).into(), run_id.into(), ws.into()],
+                )?;
             }
             if let Some(n) = run_name {
-                tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", vec![n.into(), run_id.into(), ws.into()])?;
-                upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, &KeyValue { key: "mlflow.runName".into(), value: n.clone() })?;
+                tx.exec_later(
+                    "UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?",
+                    vec![n.into(), run_id.into(), ws.into()],
+                )?;
+                upsert_kv(
+                    tx,
+                    "tags",
+                    &["run_id"],
+                    &[run_id.into()],
+                    ws,
+                    &KeyValue {
+                        key: "mlflow.runName".into(),
+                        value: n.clone(),
+                    },
+                )?;
             }
         }
         Op::DeleteRun { run_id, time } => {
@@ -324,7 +517,12 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::RestoreRun { run_id } => {
             tx.exec_later("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE run_id = ? AND workspace = ?", vec![run_id.into(), ws.into()])?;
         }
-        Op::LogBatch { run_id, metrics, params, tags } => {
+        Op::LogBatch {
+            run_id,
+            metrics,
+            params,
+            tags,
+        } => {
             for p in params {
                 tx.exec_later(
                     "INSERT INTO params (workspace, run_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -335,15 +533,31 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for t in tags {
                 upsert_kv(tx, "tags", &["run_id"], &[run_id.into()], ws, t)?;
                 if t.key == "mlflow.runName" {
-                    tx.exec_later("UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?", vec![t.value.as_str().into(), run_id.into(), ws.into()])?;
+                    tx.exec_later(
+                        "UPDATE runs SET run_name = ? WHERE run_id = ? AND workspace = ?",
+                        vec![t.value.as_str().into(), run_id.into(), ws.into()],
+                    )?;
                 }
             }
         }
         Op::DeleteTag { run_id, key } => {
-            tx.exec_later("DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?", vec![run_id.into(), key.into(), ws.into()])?;
+            tx.exec_later(
+                "DELETE FROM tags WHERE run_id = ? AND key = ? AND workspace = ?",
+                vec![run_id.into(), key.into(), ws.into()],
+            )?;
         }
-        Op::LogInputs { run_id, datasets, model_ids } => {
-            let experiment_id = tx.query_one("SELECT experiment_id FROM runs WHERE run_id = ? AND workspace = ?", &[run_id.into(), ws.into()])?.map(|r| r.text(0)).unwrap_or_default();
+        Op::LogInputs {
+            run_id,
+            datasets,
+            model_ids,
+        } => {
+            let experiment_id = tx
+                .query_one(
+                    "SELECT experiment_id FROM runs WHERE run_id = ? AND workspace = ?",
+                    &[run_id.into(), ws.into()],
+                )?
+                .map(|r| r.text(0))
+                .unwrap_or_default();
             for d in datasets {
                 tx.exec_later(
                     "INSERT INTO datasets (workspace, dataset_id, experiment_id, name, digest, source_type, source, dataset_schema, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -378,20 +592,48 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             }
         }
 
-        Op::CreateLoggedModel { model_id, experiment_id, name, artifact_location, model_type, source_run_id, params, tags, time } => {
+        Op::CreateLoggedModel {
+            model_id,
+            experiment_id,
+            name,
+            artifact_location,
+            model_type,
+            source_run_id,
+            params,
+            tags,
+            time,
+        } => {
             tx.exec_later(
                 "INSERT INTO logged_models (model_id, workspace, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, 'LOGGED_MODEL_PENDING', 'active', ?, ?)",
                 vec![model_id.into(), ws.into(), experiment_id.into(), name.into(), artifact_location.into(), model_type.clone().into(), source_run_id.clone().into(), (*time).into(), (*time).into()],
             )?;
             for p in params {
-                upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
+                upsert_kv(
+                    tx,
+                    "logged_model_params",
+                    &["model_id"],
+                    &[model_id.into()],
+                    ws,
+                    p,
+                )?;
             }
             for t in tags {
-                upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
+                upsert_kv(
+                    tx,
+                    "logged_model_tags",
+                    &["model_id"],
+                    &[model_id.into()],
+                    ws,
+                    t,
+                )?;
             }
         }
-        Op::FinalizeLoggedModel { model_id, status, time } => {
+        Op::FinalizeLoggedModel {
+            model_id,
+            status,
+            time,
+        } => {
             tx.exec_later("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![status.into(), (*time).into(), model_id.into(), ws.into()])?;
         }
         Op::DeleteLoggedModel { model_id, time } => {
@@ -401,67 +643,162 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             tx.exec_later("UPDATE logged_models SET lifecycle_stage = 'active', deleted_time = NULL, last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
         Op::PurgeLoggedModel { model_id } => purge_logged_model(tx, ws, model_id)?,
-        Op::SetLoggedModelTags { model_id, tags, time } => {
+        Op::SetLoggedModelTags {
+            model_id,
+            tags,
+            time,
+        } => {
             for t in tags {
-                upsert_kv(tx, "logged_model_tags", &["model_id"], &[model_id.into()], ws, t)?;
+                upsert_kv(
+                    tx,
+                    "logged_model_tags",
+                    &["model_id"],
+                    &[model_id.into()],
+                    ws,
+                    t,
+                )?;
             }
             tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
-        Op::DeleteLoggedModelTag { model_id, key, time } => {
-            tx.exec_later("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?", vec![model_id.into(), key.into(), ws.into()])?;
+        Op::DeleteLoggedModelTag {
+            model_id,
+            key,
+            time,
+        } => {
+            tx.exec_later(
+                "DELETE FROM logged_model_tags WHERE model_id = ? AND key = ? AND workspace = ?",
+                vec![model_id.into(), key.into(), ws.into()],
+            )?;
             tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
-        Op::LogLoggedModelParams { model_id, params, time } => {
+        Op::LogLoggedModelParams {
+            model_id,
+            params,
+            time,
+        } => {
             for p in params {
-                upsert_kv(tx, "logged_model_params", &["model_id"], &[model_id.into()], ws, p)?;
+                upsert_kv(
+                    tx,
+                    "logged_model_params",
+                    &["model_id"],
+                    &[model_id.into()],
+                    ws,
+                    p,
+                )?;
             }
             tx.exec_later("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ? AND workspace = ?", vec![(*time).into(), model_id.into(), ws.into()])?;
         }
 
-        Op::CreateRegisteredModel { name, description, tags, time } => {
+        Op::CreateRegisteredModel {
+            name,
+            description,
+            tags,
+            time,
+        } => {
             tx.exec_later(
                 "INSERT INTO registered_models (workspace, name, description, creation_time, last_updated_time) VALUES (?, ?, ?, ?, ?)",
                 vec![ws.into(), name.into(), description.clone().into(), (*time).into(), (*time).into()],
             )?;
             for t in tags {
-                upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, t)?;
+                upsert_kv(
+                    tx,
+                    "registered_model_tags",
+                    &["name"],
+                    &[name.into()],
+                    ws,
+                    t,
+                )?;
             }
         }
-        Op::RenameRegisteredModel { name, new_name, time } => {
-            for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
-                tx.exec_later(&format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"), vec![new_name.into(), ws.into(), name.into()])?;
+        Op::RenameRegisteredModel {
+            name,
+            new_name,
+            time,
+        } => {
+            for table in [
+                "registered_models",
+                "registered_model_tags",
+                "registered_model_aliases",
+                "model_versions",
+                "model_version_tags",
+            ] {
+                tx.exec_later(
+                    &format!("UPDATE {table} SET name = ? WHERE workspace = ? AND name = ?"),
+                    vec![new_name.into(), ws.into(), name.into()],
+                )?;
             }
             touch_registered_model(tx, ws, new_name, *time)?;
         }
-        Op::UpdateRegisteredModel { name, description, time } => {
-            tx.exec_later("UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?", vec![description.clone().into(), ws.into(), name.into()])?;
+        Op::UpdateRegisteredModel {
+            name,
+            description,
+            time,
+        } => {
+            tx.exec_later(
+                "UPDATE registered_models SET description = ? WHERE workspace = ? AND name = ?",
+                vec![description.clone().into(), ws.into(), name.into()],
+            )?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::DeleteRegisteredModel { name, time } => {
             // Its live versions go with it, marked with the same time, so that restoring the
             // model brings back exactly those.
             tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND deleted_time IS NULL", vec![(*time).into(), ws.into(), name.into()])?;
-            tx.exec_later("UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?", vec![(*time).into(), ws.into(), name.into()])?;
+            tx.exec_later(
+                "UPDATE registered_models SET deleted_time = ? WHERE workspace = ? AND name = ?",
+                vec![(*time).into(), ws.into(), name.into()],
+            )?;
         }
         Op::RestoreRegisteredModel { name, time } => {
-            let deleted = tx.query_one("SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?", &[ws.into(), name.into()])?.and_then(|r| r.opt_int(0));
+            let deleted = tx
+                .query_one(
+                    "SELECT deleted_time FROM registered_models WHERE workspace = ? AND name = ?",
+                    &[ws.into(), name.into()],
+                )?
+                .and_then(|r| r.opt_int(0));
             if let Some(d) = deleted {
                 tx.exec_later("UPDATE model_versions SET deleted_time = NULL WHERE workspace = ? AND name = ? AND deleted_time = ?", vec![ws.into(), name.into(), d.into()])?;
             }
             tx.exec_later("UPDATE registered_models SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ?", vec![(*time).into(), ws.into(), name.into()])?;
         }
         Op::PurgeRegisteredModel { name } => {
-            for table in ["registered_models", "registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"] {
-                tx.exec_later(&format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"), vec![ws.into(), name.into()])?;
+            for table in [
+                "registered_models",
+                "registered_model_tags",
+                "registered_model_aliases",
+                "model_versions",
+                "model_version_tags",
+            ] {
+                tx.exec_later(
+                    &format!("DELETE FROM {table} WHERE workspace = ? AND name = ?"),
+                    vec![ws.into(), name.into()],
+                )?;
             }
         }
         Op::SetRegisteredModelTag { name, key, value } => {
-            upsert_kv(tx, "registered_model_tags", &["name"], &[name.into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
+            upsert_kv(
+                tx,
+                "registered_model_tags",
+                &["name"],
+                &[name.into()],
+                ws,
+                &KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+            )?;
         }
         Op::DeleteRegisteredModelTag { name, key } => {
-            tx.exec_later("DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?", vec![ws.into(), name.into(), key.into()])?;
+            tx.exec_later(
+                "DELETE FROM registered_model_tags WHERE workspace = ? AND name = ? AND key = ?",
+                vec![ws.into(), name.into(), key.into()],
+            )?;
         }
-        Op::SetRegisteredModelAlias { name, alias, version } => {
+        Op::SetRegisteredModelAlias {
+            name,
+            alias,
+            version,
+        } => {
             tx.exec_later(
                 "INSERT INTO registered_model_aliases (workspace, name, alias, version) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name, alias) DO UPDATE SET version = excluded.version",
                 vec![ws.into(), name.into(), alias.into(), (*version).into()],
@@ -470,7 +807,19 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::DeleteRegisteredModelAlias { name, alias } => {
             tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND alias = ?", vec![ws.into(), name.into(), alias.into()])?;
         }
-        Op::CreateModelVersion { name, version, source, run_id, run_link, description, tags, user_id, model_id, storage_location, time } => {
+        Op::CreateModelVersion {
+            name,
+            version,
+            source,
+            run_id,
+            run_link,
+            description,
+            tags,
+            user_id,
+            model_id,
+            storage_location,
+            time,
+        } => {
             tx.exec_later(
                 "INSERT INTO model_versions (workspace, name, version, description, user_id, current_stage, source, run_id, run_link, status, storage_location, model_id, creation_time, last_updated_time) \
                  VALUES (?, ?, ?, ?, ?, 'None', ?, ?, ?, 'READY', ?, ?, ?, ?)",
@@ -490,17 +839,35 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 ],
             )?;
             for t in tags {
-                upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, t)?;
+                upsert_kv(
+                    tx,
+                    "model_version_tags",
+                    &["name", "version"],
+                    &[name.into(), (*version).into()],
+                    ws,
+                    t,
+                )?;
             }
             touch_registered_model(tx, ws, name, *time)?;
         }
-        Op::UpdateModelVersion { name, version, description, time } => {
+        Op::UpdateModelVersion {
+            name,
+            version,
+            description,
+            time,
+        } => {
             tx.exec_later(
                 "UPDATE model_versions SET description = ?, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?",
                 vec![description.clone().into(), (*time).into(), ws.into(), name.into(), (*version).into()],
             )?;
         }
-        Op::TransitionModelVersionStage { name, version, stage, archive_existing, time } => {
+        Op::TransitionModelVersionStage {
+            name,
+            version,
+            stage,
+            archive_existing,
+            time,
+        } => {
             if *archive_existing && matches!(stage.as_str(), "Staging" | "Production") {
                 tx.exec_later(
                     "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ? WHERE workspace = ? AND name = ? AND version <> ? AND current_stage = ?",
@@ -513,23 +880,52 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             )?;
             touch_registered_model(tx, ws, name, *time)?;
         }
-        Op::DeleteModelVersion { name, version, time } => {
+        Op::DeleteModelVersion {
+            name,
+            version,
+            time,
+        } => {
             tx.exec_later("UPDATE model_versions SET deleted_time = ? WHERE workspace = ? AND name = ? AND version = ?", vec![(*time).into(), ws.into(), name.into(), (*version).into()])?;
             // As in MLflow, aliases of a deleted version are removed (restoring the version
             // does not bring them back: they may point elsewhere by then).
             tx.exec_later("DELETE FROM registered_model_aliases WHERE workspace = ? AND name = ? AND version = ?", vec![ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
-        Op::RestoreModelVersion { name, version, time } => {
+        Op::RestoreModelVersion {
+            name,
+            version,
+            time,
+        } => {
             tx.exec_later("UPDATE model_versions SET deleted_time = NULL, last_updated_time = ? WHERE workspace = ? AND name = ? AND version = ?", vec![(*time).into(), ws.into(), name.into(), (*version).into()])?;
             touch_registered_model(tx, ws, name, *time)?;
         }
         Op::PurgeModelVersion { name, version } => {
-            tx.exec_later("DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", vec![ws.into(), name.into(), (*version).into()])?;
-            tx.exec_later("DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?", vec![ws.into(), name.into(), (*version).into()])?;
+            tx.exec_later(
+                "DELETE FROM model_versions WHERE workspace = ? AND name = ? AND version = ?",
+                vec![ws.into(), name.into(), (*version).into()],
+            )?;
+            tx.exec_later(
+                "DELETE FROM model_version_tags WHERE workspace = ? AND name = ? AND version = ?",
+                vec![ws.into(), name.into(), (*version).into()],
+            )?;
         }
-        Op::SetModelVersionTag { name, version, key, value } => {
-            upsert_kv(tx, "model_version_tags", &["name", "version"], &[name.into(), (*version).into()], ws, &KeyValue { key: key.clone(), value: value.clone() })?;
+        Op::SetModelVersionTag {
+            name,
+            version,
+            key,
+            value,
+        } => {
+            upsert_kv(
+                tx,
+                "model_version_tags",
+                &["name", "version"],
+                &[name.into(), (*version).into()],
+                ws,
+                &KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+            )?;
         }
         Op::DeleteModelVersionTag { name, version, key } => {
             tx.exec_later(

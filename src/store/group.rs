@@ -70,12 +70,18 @@ pub(super) struct Groups {
 
 /// Runs `decide` and logs its operations, in a transaction shared with the writes to the
 /// same workspace queued beside it. Returns once that transaction has committed (or not).
-pub(super) fn submit(store: &Store, workspace: &str, principal: &str, decide: &mut Decide<'_>) -> Result<()> {
+pub(super) fn submit(
+    store: &Store,
+    workspace: &str,
+    principal: &str,
+    decide: &mut Decide<'_>,
+) -> Result<()> {
     let groups = &*store.groups;
     let mut job = Job { principal, decide };
     // SAFETY: only the lifetime changes. This function does not return before the job's
     // outcome is in `done`, which the leader records after its last use of the pointer.
-    let ptr = unsafe { std::mem::transmute::<*mut Job<'_>, *mut Job<'static>>(&mut job as *mut Job<'_>) };
+    let ptr =
+        unsafe { std::mem::transmute::<*mut Job<'_>, *mut Job<'static>>(&mut job as *mut Job<'_>) };
     let mut state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
     state.next_id += 1;
     let id = state.next_id;
@@ -84,7 +90,10 @@ pub(super) fn submit(store: &Store, workspace: &str, principal: &str, decide: &m
     let mut lead = !group.leading;
     group.leading = true;
     loop {
-        let group = state.groups.get_mut(workspace).expect("a workspace with a queued write has a group");
+        let group = state
+            .groups
+            .get_mut(workspace)
+            .expect("a workspace with a queued write has a group");
         if let Some(outcome) = group.done.remove(&id) {
             forget_if_idle(&mut state, workspace);
             return outcome;
@@ -100,24 +109,42 @@ pub(super) fn submit(store: &Store, workspace: &str, principal: &str, decide: &m
     }
 
     // Leading: this write is first in the queue (a leader hands over to the first queued).
-    let group = state.groups.get_mut(workspace).expect("a workspace with a queued write has a group");
+    let group = state
+        .groups
+        .get_mut(workspace)
+        .expect("a workspace with a queued write has a group");
     let n = group.queue.len().min(MAX_GROUP);
     let batch: Vec<Queued> = group.queue.drain(..n).collect();
     debug_assert_eq!(batch.first().map(|q| q.id), Some(id));
     drop(state);
     if batch.len() > 1 {
-        groups.shared.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        groups
+            .shared
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
     }
 
     // SAFETY: every job in the batch is waiting in this function for its outcome (above), so
     // its stack frame is alive, and no other thread touches it.
     let mut jobs: Vec<&mut Job<'static>> = batch.iter().map(|q| unsafe { &mut *q.job }).collect();
-    let outcomes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.write_group(workspace, &mut jobs)))
-        .unwrap_or_else(|_| jobs.iter().map(|_| Err(Error::Backend("a group of writes panicked; nothing of it was kept".into()))).collect());
+    let outcomes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.write_group(workspace, &mut jobs)
+    }))
+    .unwrap_or_else(|_| {
+        jobs.iter()
+            .map(|_| {
+                Err(Error::Backend(
+                    "a group of writes panicked; nothing of it was kept".into(),
+                ))
+            })
+            .collect()
+    });
     drop(jobs);
 
     let mut state = groups.state.lock().unwrap_or_else(|e| e.into_inner());
-    let group = state.groups.get_mut(workspace).expect("a workspace with a queued write has a group");
+    let group = state
+        .groups
+        .get_mut(workspace)
+        .expect("a workspace with a queued write has a group");
     for (q, outcome) in batch.iter().zip(outcomes) {
         group.done.insert(q.id, outcome);
     }
@@ -125,14 +152,21 @@ pub(super) fn submit(store: &Store, workspace: &str, principal: &str, decide: &m
         Some(next) => group.next_leader = Some(next.id),
         None => group.leading = false,
     }
-    let mine = group.done.remove(&id).expect("the leader's own write was in its group");
+    let mine = group
+        .done
+        .remove(&id)
+        .expect("the leader's own write was in its group");
     forget_if_idle(&mut state, workspace);
     groups.wake.notify_all();
     mine
 }
 
 fn forget_if_idle(state: &mut State, workspace: &str) {
-    if state.groups.get(workspace).is_some_and(|g| !g.leading && g.queue.is_empty() && g.done.is_empty()) {
+    if state
+        .groups
+        .get(workspace)
+        .is_some_and(|g| !g.leading && g.queue.is_empty() && g.done.is_empty())
+    {
         state.groups.remove(workspace);
     }
 }

@@ -10,9 +10,9 @@
 
 pub mod apply;
 mod group;
+pub mod postgres;
 pub mod queries;
 pub mod schema;
-pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -132,7 +132,6 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
     }
-
 }
 
 impl From<Error> for MlflowError {
@@ -207,7 +206,10 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -221,13 +223,19 @@ pub struct Decision<T> {
 
 impl<T> Decision<T> {
     pub fn change(answer: T, op: Op) -> Self {
-        Decision { answer, ops: vec![op] }
+        Decision {
+            answer,
+            ops: vec![op],
+        }
     }
     pub fn changes(answer: T, ops: Vec<Op>) -> Self {
         Decision { answer, ops }
     }
     pub fn no_change(answer: T) -> Self {
-        Decision { answer, ops: Vec::new() }
+        Decision {
+            answer,
+            ops: Vec::new(),
+        }
     }
 }
 
@@ -243,7 +251,12 @@ pub struct LogHead {
 
 impl LogHead {
     pub fn genesis() -> LogHead {
-        LogHead { seq: 0, hlc: Hlc(0), checksum: GENESIS_CHECKSUM.to_owned(), epoch: 0 }
+        LogHead {
+            seq: 0,
+            hlc: Hlc(0),
+            checksum: GENESIS_CHECKSUM.to_owned(),
+            epoch: 0,
+        }
     }
 }
 
@@ -276,14 +289,23 @@ pub struct Store {
 
 impl Store {
     pub fn new(backend: Arc<dyn Backend>, clock: Arc<dyn Clock>, region: &str) -> Result<Store> {
-        let store = Store { backend, clock, fence: Arc::new(SoleWriter), region: region.into(), groups: Arc::default() };
+        let store = Store {
+            backend,
+            clock,
+            fence: Arc::new(SoleWriter),
+            region: region.into(),
+            groups: Arc::default(),
+        };
         store.backend.write_tx(&mut |tx| schema::migrate(tx))?;
         Ok(store)
     }
 
     /// The same store, writing only as `fence` allows.
     pub fn with_fence(&self, fence: Arc<dyn Fence>) -> Store {
-        Store { fence, ..self.clone() }
+        Store {
+            fence,
+            ..self.clone()
+        }
     }
 
     pub fn region(&self) -> &str {
@@ -296,7 +318,12 @@ impl Store {
 
     /// The one write path. `decide` reads what it needs and returns the operation; the
     /// operation is applied and its event appended in the same transaction, or nothing is.
-    pub fn write<T>(&self, workspace: &str, principal: &str, decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
+    pub fn write<T>(
+        &self,
+        workspace: &str,
+        principal: &str,
+        decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>,
+    ) -> Result<T> {
         self.write_checked(workspace, principal, false, decide)
     }
 
@@ -309,7 +336,12 @@ impl Store {
     /// one fsync for all of them), each under its own savepoint, so that a refused write
     /// takes back only its own changes. Each is acknowledged only once that transaction has
     /// committed. `decide` may run on another request's thread, hence `Send`.
-    pub fn write_live<T: Send>(&self, workspace: &str, principal: &str, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>> + Send) -> Result<T> {
+    pub fn write_live<T: Send>(
+        &self,
+        workspace: &str,
+        principal: &str,
+        mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>> + Send,
+    ) -> Result<T> {
         let mut answer = None;
         let mut run = |tx: &mut dyn Tx| -> Result<Vec<Op>> {
             let decision = decide(tx)?;
@@ -339,14 +371,20 @@ impl Store {
                     tx.exec_later("SAVEPOINT tandem_write", vec![])?;
                 }
                 let before = head.clone();
-                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<Op>> {
-                    let ops = (job.decide)(tx)?;
-                    self.append(tx, workspace, job.principal, &standing, &mut head, &ops)?;
-                    // Errors of this write's held statements are this write's, not the next one's.
-                    tx.flush()?;
-                    Ok(ops)
-                }))
-                .unwrap_or_else(|_| Err(Error::Backend("a write panicked; nothing of it was kept".into())));
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                    || -> Result<Vec<Op>> {
+                        let ops = (job.decide)(tx)?;
+                        self.append(tx, workspace, job.principal, &standing, &mut head, &ops)?;
+                        // Errors of this write's held statements are this write's, not the next one's.
+                        tx.flush()?;
+                        Ok(ops)
+                    },
+                ))
+                .unwrap_or_else(|_| {
+                    Err(Error::Backend(
+                        "a write panicked; nothing of it was kept".into(),
+                    ))
+                });
                 match done {
                     Ok(ops) => {
                         moved |= !ops.is_empty();
@@ -382,18 +420,31 @@ impl Store {
             Ok(())
         });
         match result {
-            Ok(()) => outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(Error::Backend("a grouped write was not run".into())))).collect(),
+            Ok(()) => outcomes
+                .into_iter()
+                .map(|o| {
+                    o.unwrap_or_else(|| Err(Error::Backend("a grouped write was not run".into())))
+                })
+                .collect(),
             // Nothing of the transaction was kept: every write in it gets the error.
-            Err(e) => {
-                jobs.iter().map(|_| Err(e.clone())).collect()
-            }
+            Err(e) => jobs.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 
     /// Stamps `ops` as events after `head` and applies them (the part of a write after its
     /// decision). `head` moves past them; the caller writes it to the log's head row.
-    fn append(&self, tx: &mut dyn Tx, workspace: &str, principal: &str, standing: &queries::Standing, head: &mut LogHead, ops: &[Op]) -> Result<()> {
-        let Some(first) = ops.first() else { return Ok(()) };
+    fn append(
+        &self,
+        tx: &mut dyn Tx,
+        workspace: &str,
+        principal: &str,
+        standing: &queries::Standing,
+        head: &mut LogHead,
+        ops: &[Op],
+    ) -> Result<()> {
+        let Some(first) = ops.first() else {
+            return Ok(());
+        };
         // A deleted workspace takes only its own restore or purge.
         let allowed = match first {
             Op::CreateWorkspace { .. } => true,
@@ -401,7 +452,9 @@ impl Store {
             _ => standing.live,
         };
         if !allowed {
-            return Err(MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into());
+            return Err(
+                MlflowError::not_found(format!("Workspace '{workspace}' does not exist.")).into(),
+            );
         }
         // Asked inside the transaction, after the workspace lock: a region whose lease lapsed
         // while it waited must not commit.
@@ -411,15 +464,35 @@ impl Store {
         }
         for op in ops {
             let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
-            let event = Event::seal(workspace, head.seq + 1, epoch, hlc, &self.region, principal, op, &head.checksum);
+            let event = Event::seal(
+                workspace,
+                head.seq + 1,
+                epoch,
+                hlc,
+                &self.region,
+                principal,
+                op,
+                &head.checksum,
+            );
             apply::apply(tx, workspace, op)?;
             insert_event(tx, &event)?;
-            *head = LogHead { seq: event.seq, hlc, checksum: event.checksum, epoch };
+            *head = LogHead {
+                seq: event.seq,
+                hlc,
+                checksum: event.checksum,
+                epoch,
+            };
         }
         Ok(())
     }
 
-    fn write_checked<T>(&self, workspace: &str, principal: &str, require_live: bool, mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>) -> Result<T> {
+    fn write_checked<T>(
+        &self,
+        workspace: &str,
+        principal: &str,
+        require_live: bool,
+        mut decide: impl FnMut(&mut dyn Tx) -> Result<Decision<T>>,
+    ) -> Result<T> {
         let mut answer = None;
         self.backend.write_tx(&mut |tx| {
             // Serializes writers of this workspace across servers before anything is read, so
@@ -432,7 +505,14 @@ impl Store {
             let decision = decide(tx)?;
             if !decision.ops.is_empty() {
                 let mut head = standing.head.clone().unwrap_or_else(LogHead::genesis);
-                self.append(tx, workspace, principal, &standing, &mut head, &decision.ops)?;
+                self.append(
+                    tx,
+                    workspace,
+                    principal,
+                    &standing,
+                    &mut head,
+                    &decision.ops,
+                )?;
                 // The head moves once per transaction, whatever the number of events.
                 set_head(tx, workspace, &head, standing.head.is_some())?;
             }
@@ -444,7 +524,11 @@ impl Store {
 
     /// Reads from a consistent snapshot, refused unless the workspace is live (the check is
     /// in the same snapshot).
-    pub fn read_live<T>(&self, workspace: &str, mut f: impl FnMut(&mut dyn Tx) -> Result<T>) -> Result<T> {
+    pub fn read_live<T>(
+        &self,
+        workspace: &str,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T>,
+    ) -> Result<T> {
         self.read(|tx| {
             let standing = queries::standing(tx, workspace)?;
             if !standing.live {
@@ -483,21 +567,35 @@ impl Store {
             tx.lock(&format!("workspace:{workspace}"))?;
             let existing = queries::log_head(tx, workspace)?;
             let head = existing.clone().unwrap_or_else(LogHead::genesis);
-            verify_chain_from(head.seq, &head.checksum, head.hlc, head.epoch, events).map_err(|e| match e {
-                ChainError::StaleEpoch { .. } => Error::Stale(format!("workspace {workspace}: {e}")),
-                other => Error::Corrupt(format!("workspace {workspace}: {other}")),
-            })?;
+            verify_chain_from(head.seq, &head.checksum, head.hlc, head.epoch, events).map_err(
+                |e| match e {
+                    ChainError::StaleEpoch { .. } => {
+                        Error::Stale(format!("workspace {workspace}: {e}"))
+                    }
+                    other => Error::Corrupt(format!("workspace {workspace}: {other}")),
+                },
+            )?;
             for e in events {
                 if e.workspace != workspace {
-                    return Err(Error::Corrupt(format!("event {} belongs to workspace '{}', not '{workspace}'", e.seq, e.workspace)));
+                    return Err(Error::Corrupt(format!(
+                        "event {} belongs to workspace '{}', not '{workspace}'",
+                        e.seq, e.workspace
+                    )));
                 }
-                let op = e.decode_op().map_err(|err| Error::Corrupt(err.to_string()))?;
+                let op = e
+                    .decode_op()
+                    .map_err(|err| Error::Corrupt(err.to_string()))?;
                 apply::apply(tx, workspace, &op)?;
                 insert_event(tx, e)?;
             }
             out = Some(match events.last() {
                 Some(last) => {
-                    let moved = LogHead { seq: last.seq, hlc: last.hlc, checksum: last.checksum.clone(), epoch: last.epoch };
+                    let moved = LogHead {
+                        seq: last.seq,
+                        hlc: last.hlc,
+                        checksum: last.checksum.clone(),
+                        epoch: last.epoch,
+                    };
                     set_head(tx, workspace, &moved, existing.is_some())?;
                     moved
                 }
@@ -512,7 +610,9 @@ impl Store {
     /// compacted log (gaps allowed) whose replay gives the state after its last event, which
     /// becomes the head. The log here is then complete only after that event (`log_base`).
     pub fn install(&self, workspace: &str, events: &[Event]) -> Result<LogHead> {
-        let Some(last) = events.last() else { return Ok(LogHead::genesis()) };
+        let Some(last) = events.last() else {
+            return Ok(LogHead::genesis());
+        };
         let mut out = None;
         self.backend.write_tx(&mut |tx| {
             tx.lock(&format!("workspace:{workspace}"))?;
@@ -541,8 +641,14 @@ impl Store {
         self.backend.write_tx(&mut |tx| {
             tx.lock(&format!("workspace:{workspace}"))?;
             apply::clear_state(tx, workspace)?;
-            tx.exec("DELETE FROM change_log WHERE workspace = ?", &[workspace.into()])?;
-            tx.exec("DELETE FROM log_heads WHERE workspace = ?", &[workspace.into()])?;
+            tx.exec(
+                "DELETE FROM change_log WHERE workspace = ?",
+                &[workspace.into()],
+            )?;
+            tx.exec(
+                "DELETE FROM log_heads WHERE workspace = ?",
+                &[workspace.into()],
+            )?;
             Ok(())
         })
     }
@@ -609,7 +715,13 @@ impl Store {
     }
 
     /// Marks a diverged event `reapplied` or `discarded`. Returns whether it was pending.
-    pub fn settle_diverged(&self, workspace: &str, epoch: u64, seq: u64, status: &str) -> Result<bool> {
+    pub fn settle_diverged(
+        &self,
+        workspace: &str,
+        epoch: u64,
+        seq: u64,
+        status: &str,
+    ) -> Result<bool> {
         let mut changed = false;
         self.backend.write_tx(&mut |tx| {
             changed = tx.exec(
@@ -623,7 +735,9 @@ impl Store {
 
     /// How many writes so far shared their transaction with another (group commit).
     pub fn writes_grouped(&self) -> u64 {
-        self.groups.shared.load(std::sync::atomic::Ordering::Relaxed)
+        self.groups
+            .shared
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn backend_kind(&self) -> &'static str {
@@ -641,24 +755,45 @@ fn insert_event(tx: &mut dyn Tx, e: &Event) -> Result<()> {
 
 /// Moves the head of `ws`'s log (`exists`: it has a head row already).
 fn set_head(tx: &mut dyn Tx, ws: &str, head: &LogHead, exists: bool) -> Result<()> {
-    let params = vec![(head.seq as i64).into(), (head.hlc.0 as i64).into(), head.checksum.as_str().into(), (head.epoch as i64).into(), ws.into()];
+    let params = vec![
+        (head.seq as i64).into(),
+        (head.hlc.0 as i64).into(),
+        head.checksum.as_str().into(),
+        (head.epoch as i64).into(),
+        ws.into(),
+    ];
     if exists {
-        tx.exec_later("UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?", params)?;
+        tx.exec_later(
+            "UPDATE log_heads SET seq = ?, hlc = ?, checksum = ?, epoch = ? WHERE workspace = ?",
+            params,
+        )?;
     } else {
-        tx.exec_later("INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)", params)?;
+        tx.exec_later(
+            "INSERT INTO log_heads (seq, hlc, checksum, epoch, workspace) VALUES (?, ?, ?, ?, ?)",
+            params,
+        )?;
     }
     Ok(())
 }
 
 /// Whether an operation changes what `queries::standing` reports.
 fn changes_standing(op: &Op) -> bool {
-    matches!(op, Op::CreateWorkspace { .. } | Op::DeleteWorkspace { .. } | Op::RestoreWorkspace { .. } | Op::PurgeWorkspace {})
+    matches!(
+        op,
+        Op::CreateWorkspace { .. }
+            | Op::DeleteWorkspace { .. }
+            | Op::RestoreWorkspace { .. }
+            | Op::PurgeWorkspace {}
+    )
 }
 
 /// Why an ordinary request cannot use a workspace that is not live.
 fn not_live(ws: &str, standing: &queries::Standing) -> MlflowError {
     if standing.restoring {
-        MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("Workspace '{ws}' is being restored; try again when the restore is done."))
+        MlflowError::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("Workspace '{ws}' is being restored; try again when the restore is done."),
+        )
     } else {
         MlflowError::not_found(format!("Workspace '{ws}' not found."))
     }

@@ -42,7 +42,12 @@ impl Conn {
 
 /// Runs `request` to completion while driving `connection` (which sends what the request
 /// queued and reads the replies).
-fn drive<T>(runtime: &tokio::runtime::Runtime, connection: &mut Connection<Socket, NoTlsStream>, closed: &mut bool, request: impl Future<Output = Result<T>>) -> Result<T> {
+fn drive<T>(
+    runtime: &tokio::runtime::Runtime,
+    connection: &mut Connection<Socket, NoTlsStream>,
+    closed: &mut bool,
+    request: impl Future<Output = Result<T>>,
+) -> Result<T> {
     if *closed {
         return Err(Error::Unavailable("connection to PostgreSQL lost".into()));
     }
@@ -58,7 +63,9 @@ fn drive<T>(runtime: &tokio::runtime::Runtime, connection: &mut Connection<Socke
             }
         }
         match request.as_mut().poll(cx) {
-            Poll::Pending if *closed => Poll::Ready(Err(Error::Unavailable("connection to PostgreSQL lost".into()))),
+            Poll::Pending if *closed => Poll::Ready(Err(Error::Unavailable(
+                "connection to PostgreSQL lost".into(),
+            ))),
             other => other,
         }
     }))
@@ -76,8 +83,12 @@ fn map_err(e: tokio_postgres::Error) -> Error {
         return match code {
             "23505" => Error::Conflict(db.message().to_owned()),
             // Data exceptions (bad encoding, out-of-range values): the input was wrong.
-            c if c.starts_with("22") => Error::Rejected(tandem_core::MlflowError::invalid(format!("invalid value: {}", db.message()))),
-            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" => Error::Unavailable(format!("{code}: {}", db.message())),
+            c if c.starts_with("22") => Error::Rejected(tandem_core::MlflowError::invalid(
+                format!("invalid value: {}", db.message()),
+            )),
+            "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03" | "53300" => {
+                Error::Unavailable(format!("{code}: {}", db.message()))
+            }
             _ => Error::Backend(format!("{code}: {}", db.message())),
         };
     }
@@ -114,7 +125,11 @@ fn translate(sql: &str) -> String {
 struct Param<'a>(&'a Value);
 
 impl ToSql for Param<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         let text = |s: &str, out: &mut BytesMut| s.to_sql(&Type::TEXT, out);
         match self.0 {
             Value::Null => Ok(IsNull::Yes),
@@ -149,16 +164,38 @@ impl ToSql for Param<'_> {
 fn read_row(r: &tokio_postgres::Row) -> Result<Row> {
     let mut vals = Vec::with_capacity(r.len());
     for (i, col) in r.columns().iter().enumerate() {
-        let get_err = |e: tokio_postgres::Error| Error::Backend(format!("column {}: {e}", col.name()));
+        let get_err =
+            |e: tokio_postgres::Error| Error::Backend(format!("column {}: {e}", col.name()));
         let v = match *col.type_() {
-            Type::INT8 => r.try_get::<_, Option<i64>>(i).map_err(get_err)?.map(Value::Int),
-            Type::INT4 => r.try_get::<_, Option<i32>>(i).map_err(get_err)?.map(|v| Value::Int(v as i64)),
-            Type::INT2 => r.try_get::<_, Option<i16>>(i).map_err(get_err)?.map(|v| Value::Int(v as i64)),
-            Type::FLOAT8 => r.try_get::<_, Option<f64>>(i).map_err(get_err)?.map(Value::Real),
-            Type::FLOAT4 => r.try_get::<_, Option<f32>>(i).map_err(get_err)?.map(|v| Value::Real(v as f64)),
-            Type::BOOL => r.try_get::<_, Option<bool>>(i).map_err(get_err)?.map(|b| Value::Int(b as i64)),
+            Type::INT8 => r
+                .try_get::<_, Option<i64>>(i)
+                .map_err(get_err)?
+                .map(Value::Int),
+            Type::INT4 => r
+                .try_get::<_, Option<i32>>(i)
+                .map_err(get_err)?
+                .map(|v| Value::Int(v as i64)),
+            Type::INT2 => r
+                .try_get::<_, Option<i16>>(i)
+                .map_err(get_err)?
+                .map(|v| Value::Int(v as i64)),
+            Type::FLOAT8 => r
+                .try_get::<_, Option<f64>>(i)
+                .map_err(get_err)?
+                .map(Value::Real),
+            Type::FLOAT4 => r
+                .try_get::<_, Option<f32>>(i)
+                .map_err(get_err)?
+                .map(|v| Value::Real(v as f64)),
+            Type::BOOL => r
+                .try_get::<_, Option<bool>>(i)
+                .map_err(get_err)?
+                .map(|b| Value::Int(b as i64)),
             Type::VOID => None,
-            _ => r.try_get::<_, Option<String>>(i).map_err(get_err)?.map(Value::Text),
+            _ => r
+                .try_get::<_, Option<String>>(i)
+                .map_err(get_err)?
+                .map(Value::Text),
         };
         vals.push(v.unwrap_or(Value::Null));
     }
@@ -183,20 +220,27 @@ enum Reply {
     Rows(Vec<tokio_postgres::Row>),
 }
 
-fn send_step<'a>(client: &'a Client, step: &'a Step<'_>) -> Pin<Box<dyn Future<Output = Result<Reply, tokio_postgres::Error>> + 'a>> {
+fn send_step<'a>(
+    client: &'a Client,
+    step: &'a Step<'_>,
+) -> Pin<Box<dyn Future<Output = Result<Reply, tokio_postgres::Error>> + 'a>> {
     fn bind(params: &[Value]) -> Vec<Param<'_>> {
         params.iter().map(Param).collect()
     }
     match step {
-        Step::Simple(sql) => Box::pin(async move { client.batch_execute(sql).await.map(|()| Reply::Done) }),
+        Step::Simple(sql) => {
+            Box::pin(async move { client.batch_execute(sql).await.map(|()| Reply::Done) })
+        }
         Step::Exec(stmt, params) => Box::pin(async move {
             let ps = bind(params);
-            let refs: Vec<&(dyn ToSql + Sync)> = ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
             client.execute(stmt, &refs).await.map(Reply::Count)
         }),
         Step::Query(stmt, params) => Box::pin(async move {
             let ps = bind(params);
-            let refs: Vec<&(dyn ToSql + Sync)> = ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
             client.query(stmt, &refs).await.map(Reply::Rows)
         }),
     }
@@ -223,9 +267,19 @@ impl PgTx<'_> {
             return Ok(Reply::Done);
         }
         self.begun = true;
-        let Conn { runtime, client, connection, closed, .. } = &mut *self.conn;
+        let Conn {
+            runtime,
+            client,
+            connection,
+            closed,
+            ..
+        } = &mut *self.conn;
         let client = &*client;
-        let requests: Vec<_> = pending.iter().chain(last.as_ref()).map(|step| send_step(client, step)).collect();
+        let requests: Vec<_> = pending
+            .iter()
+            .chain(last.as_ref())
+            .map(|step| send_step(client, step))
+            .collect();
         drive(runtime, connection, closed, async move {
             // Polled in order on the first poll: every request is queued before any reply.
             let mut reply = Reply::Done;
@@ -241,9 +295,17 @@ impl PgTx<'_> {
             return Ok(s.clone());
         }
         self.flush()?;
-        let Conn { runtime, client, connection, closed, .. } = &mut *self.conn;
+        let Conn {
+            runtime,
+            client,
+            connection,
+            closed,
+            ..
+        } = &mut *self.conn;
         let translated = translate(sql);
-        let s = drive(runtime, connection, closed, async { client.prepare(&translated).await.map_err(map_err) })?;
+        let s = drive(runtime, connection, closed, async {
+            client.prepare(&translated).await.map_err(map_err)
+        })?;
         self.conn.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
@@ -284,7 +346,10 @@ impl Tx for PgTx<'_> {
     fn lock(&mut self, key: &str) -> Result<()> {
         // Nothing is read before the next statement, which PostgreSQL runs after the lock
         // is granted: the lock can travel with it.
-        self.exec_later("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", vec![key.into()])
+        self.exec_later(
+            "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+            vec![key.into()],
+        )
     }
 }
 
@@ -292,7 +357,11 @@ impl Postgres {
     /// Connects once to check the URL, the credentials and the database before anything
     /// starts; more connections are opened as requests need them.
     pub fn connect(url: &str) -> Result<Postgres> {
-        let pg = Postgres { url: url.to_owned(), pool: Mutex::new(Vec::new()), max_idle: 32 };
+        let pg = Postgres {
+            url: url.to_owned(),
+            pool: Mutex::new(Vec::new()),
+            max_idle: 32,
+        };
         let conn = pg.open()?;
         pg.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
         Ok(pg)
@@ -302,12 +371,24 @@ impl Postgres {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Unavailable(format!("cannot start a PostgreSQL connection's runtime: {e}")))?;
-        let (client, connection) = runtime.block_on(tokio_postgres::connect(&self.url, NoTls)).map_err(|e| match e.as_db_error() {
-            Some(db) => Error::Backend(format!("{}: {}", db.code().code(), db.message())),
-            None => Error::Unavailable(e.to_string()),
-        })?;
-        Ok(Conn { runtime, client, connection, closed: false, statements: HashMap::new() })
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot start a PostgreSQL connection's runtime: {e}"
+                ))
+            })?;
+        let (client, connection) = runtime
+            .block_on(tokio_postgres::connect(&self.url, NoTls))
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => Error::Backend(format!("{}: {}", db.code().code(), db.message())),
+                None => Error::Unavailable(e.to_string()),
+            })?;
+        Ok(Conn {
+            runtime,
+            client,
+            connection,
+            closed: false,
+            statements: HashMap::new(),
+        })
     }
 
     fn take(&self) -> Result<Conn> {
@@ -333,7 +414,11 @@ impl Postgres {
     fn run(&self, begin: &'static str, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.take()?;
         let result = {
-            let mut t = PgTx { conn: &mut conn, pending: vec![Step::Simple(begin)], begun: false };
+            let mut t = PgTx {
+                conn: &mut conn,
+                pending: vec![Step::Simple(begin)],
+                begun: false,
+            };
             match f(&mut t) {
                 // The commit travels with whatever is still pending; an error of any of
                 // them is the transaction's (PostgreSQL then rolls it back).
@@ -358,13 +443,17 @@ impl Postgres {
 /// store is often dropped there): connections are closed on a plain thread.
 fn close(conns: Vec<Conn>) {
     if !conns.is_empty() {
-        let _ = std::thread::Builder::new().name("pg-close".into()).spawn(move || drop(conns));
+        let _ = std::thread::Builder::new()
+            .name("pg-close".into())
+            .spawn(move || drop(conns));
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        close(std::mem::take(self.pool.get_mut().unwrap_or_else(|e| e.into_inner())));
+        close(std::mem::take(
+            self.pool.get_mut().unwrap_or_else(|e| e.into_inner()),
+        ));
     }
 }
 
@@ -374,7 +463,10 @@ impl Backend for Postgres {
     }
 
     fn read_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
-        self.run("START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", f)
+        self.run(
+            "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            f,
+        )
     }
 
     fn kind(&self) -> &'static str {
@@ -386,6 +478,9 @@ impl Backend for Postgres {
 mod tests {
     #[test]
     fn placeholders_are_numbered_outside_quotes() {
-        assert_eq!(super::translate("SELECT ? , '?' , ?"), "SELECT $1 , '?' , $2");
+        assert_eq!(
+            super::translate("SELECT ? , '?' , ?"),
+            "SELECT $1 , '?' , $2"
+        );
     }
 }

@@ -10,8 +10,16 @@ use tandem_core::{Hlc, F64};
 
 pub fn log_head(tx: &mut dyn Tx, ws: &str) -> Result<Option<LogHead>> {
     Ok(tx
-        .query_one("SELECT seq, hlc, checksum, epoch FROM log_heads WHERE workspace = ?", &[ws.into()])?
-        .map(|r| LogHead { seq: r.int(0) as u64, hlc: Hlc(r.int(1) as u64), checksum: r.text(2), epoch: r.int(3) as u64 }))
+        .query_one(
+            "SELECT seq, hlc, checksum, epoch FROM log_heads WHERE workspace = ?",
+            &[ws.into()],
+        )?
+        .map(|r| LogHead {
+            seq: r.int(0) as u64,
+            hlc: Hlc(r.int(1) as u64),
+            checksum: r.text(2),
+            epoch: r.int(3) as u64,
+        }))
 }
 
 /// What a writer needs to know of its workspace before it decides anything, read in one
@@ -37,14 +45,30 @@ pub fn standing(tx: &mut dyn Tx, ws: &str) -> Result<Standing> {
         )?
         .ok_or_else(|| super::Error::Backend("the standing query returned no row".into()))?;
     let (exists, deleted, restoring) = (r.opt_text(0).is_some(), r.opt_int(1), r.int(2) != 0);
-    let head = r.opt_int(3).map(|seq| LogHead { seq: seq as u64, hlc: Hlc(r.int(4) as u64), checksum: r.text(5), epoch: r.int(6) as u64 });
-    Ok(Standing { live: exists && deleted.is_none() && !restoring, deleted, restoring, head })
+    let head = r.opt_int(3).map(|seq| LogHead {
+        seq: seq as u64,
+        hlc: Hlc(r.int(4) as u64),
+        checksum: r.text(5),
+        epoch: r.int(6) as u64,
+    });
+    Ok(Standing {
+        live: exists && deleted.is_none() && !restoring,
+        deleted,
+        restoring,
+        head,
+    })
 }
 
 /// Where this store's copy of a workspace's log begins to be complete: events at or before
 /// it were installed from a snapshot (a compacted log, with gaps); 0 for a whole log.
 pub fn log_base(tx: &mut dyn Tx, ws: &str) -> Result<u64> {
-    Ok(tx.query_one("SELECT base_seq FROM log_heads WHERE workspace = ?", &[ws.into()])?.map(|r| r.int(0) as u64).unwrap_or(0))
+    Ok(tx
+        .query_one(
+            "SELECT base_seq FROM log_heads WHERE workspace = ?",
+            &[ws.into()],
+        )?
+        .map(|r| r.int(0) as u64)
+        .unwrap_or(0))
 }
 
 /// Some(deleted_time) for a soft-deleted workspace, None for a live or unknown one.
@@ -75,13 +99,18 @@ pub fn workspaces(tx: &mut dyn Tx) -> Result<Vec<Json>> {
 }
 
 fn kv_list(rows: &[Row], k: usize, v: usize) -> Json {
-    Json::Array(rows.iter().map(|r| json!({ "key": r.text(k), "value": r.text(v) })).collect())
+    Json::Array(
+        rows.iter()
+            .map(|r| json!({ "key": r.text(k), "value": r.text(v) }))
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
 // Experiments
 
-const EXPERIMENT_COLS: &str = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+const EXPERIMENT_COLS: &str =
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
 
 fn experiment_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
     let id = r.text(0);
@@ -98,14 +127,22 @@ fn experiment_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
 }
 
 pub fn experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> Result<Option<Json>> {
-    match tx.query_one(&format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ? AND experiment_id = ?"), &[ws.into(), id.into()])? {
+    match tx.query_one(
+        &format!(
+            "SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ? AND experiment_id = ?"
+        ),
+        &[ws.into(), id.into()],
+    )? {
         Some(r) => Ok(Some(experiment_json(tx, ws, &r)?)),
         None => Ok(None),
     }
 }
 
 pub fn experiment_by_name(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<Json>> {
-    match tx.query_one(&format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ? AND name = ?"), &[ws.into(), name.into()])? {
+    match tx.query_one(
+        &format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ? AND name = ?"),
+        &[ws.into(), name.into()],
+    )? {
         Some(r) => Ok(Some(experiment_json(tx, ws, &r)?)),
         None => Ok(None),
     }
@@ -130,10 +167,21 @@ impl ViewType {
 }
 
 pub fn experiments(tx: &mut dyn Tx, ws: &str, view: ViewType) -> Result<Vec<Json>> {
-    let rows = tx.query(&format!("SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ?{}", view.sql("lifecycle_stage")), &[ws.into()])?;
+    let rows = tx.query(
+        &format!(
+            "SELECT {EXPERIMENT_COLS} FROM experiments WHERE workspace = ?{}",
+            view.sql("lifecycle_stage")
+        ),
+        &[ws.into()],
+    )?;
     let mut tags: HashMap<String, Vec<Json>> = HashMap::new();
-    for t in tx.query("SELECT experiment_id, key, value FROM experiment_tags WHERE workspace = ? ORDER BY key", &[ws.into()])? {
-        tags.entry(t.text(0)).or_default().push(json!({ "key": t.text(1), "value": t.text(2) }));
+    for t in tx.query(
+        "SELECT experiment_id, key, value FROM experiment_tags WHERE workspace = ? ORDER BY key",
+        &[ws.into()],
+    )? {
+        tags.entry(t.text(0))
+            .or_default()
+            .push(json!({ "key": t.text(1), "value": t.text(2) }));
     }
     Ok(rows
         .iter()
@@ -170,7 +218,12 @@ pub fn run_state(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunSt
 }
 
 pub fn param(tx: &mut dyn Tx, ws: &str, run_id: &str, key: &str) -> Result<Option<String>> {
-    Ok(tx.query_one("SELECT value FROM params WHERE workspace = ? AND run_id = ? AND key = ?", &[ws.into(), run_id.into(), key.into()])?.map(|r| r.text(0)))
+    Ok(tx
+        .query_one(
+            "SELECT value FROM params WHERE workspace = ? AND run_id = ? AND key = ?",
+            &[ws.into(), run_id.into(), key.into()],
+        )?
+        .map(|r| r.text(0)))
 }
 
 /// A run as search sees it: its info and whichever of its data was loaded.
@@ -197,9 +250,21 @@ pub struct RunRecord {
 impl RunRecord {
     pub fn field(&self, kind: Kind, key: &str) -> Option<Field<'_>> {
         match kind {
-            Kind::Metric => self.metrics.iter().find(|m| m.0 == key).map(|m| Field::Num(m.1 .0)),
-            Kind::Param => self.params.iter().find(|p| p.0 == key).map(|p| Field::Str(&p.1)),
-            Kind::Tag => self.tags.iter().find(|t| t.0 == key).map(|t| Field::Str(&t.1)),
+            Kind::Metric => self
+                .metrics
+                .iter()
+                .find(|m| m.0 == key)
+                .map(|m| Field::Num(m.1 .0)),
+            Kind::Param => self
+                .params
+                .iter()
+                .find(|p| p.0 == key)
+                .map(|p| Field::Str(&p.1)),
+            Kind::Tag => self
+                .tags
+                .iter()
+                .find(|t| t.0 == key)
+                .map(|t| Field::Str(&t.1)),
             Kind::Attribute => match key {
                 "run_id" => Some(Field::Str(&self.run_id)),
                 "run_name" => Some(Field::Str(&self.run_name)),
@@ -302,16 +367,59 @@ impl serde::Serialize for RunRecord {
         m.serialize_entry(
             "data",
             &Data {
-                metrics: self.metrics.iter().map(|(k, v, ts, step)| Metric { key: k, value: *v, timestamp: *ts, step: *step }).collect::<Vec<_>>(),
-                params: self.params.iter().map(|(k, v)| Kv { key: k, value: v }).collect::<Vec<_>>(),
-                tags: self.tags.iter().map(|(k, v)| Kv { key: k, value: v }).collect::<Vec<_>>(),
+                metrics: self
+                    .metrics
+                    .iter()
+                    .map(|(k, v, ts, step)| Metric {
+                        key: k,
+                        value: *v,
+                        timestamp: *ts,
+                        step: *step,
+                    })
+                    .collect::<Vec<_>>(),
+                params: self
+                    .params
+                    .iter()
+                    .map(|(k, v)| Kv { key: k, value: v })
+                    .collect::<Vec<_>>(),
+                tags: self
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Kv { key: k, value: v })
+                    .collect::<Vec<_>>(),
             },
         )?;
         m.serialize_entry(
             "inputs",
-            &Inputs { dataset_inputs: self.datasets.iter().map(|d| DatasetInput { tags: &d.4, dataset: &d.3 }).collect::<Vec<_>>(), model_inputs: self.model_inputs.iter().map(|id| ModelInput { model_id: id }).collect::<Vec<_>>() },
+            &Inputs {
+                dataset_inputs: self
+                    .datasets
+                    .iter()
+                    .map(|d| DatasetInput {
+                        tags: &d.4,
+                        dataset: &d.3,
+                    })
+                    .collect::<Vec<_>>(),
+                model_inputs: self
+                    .model_inputs
+                    .iter()
+                    .map(|id| ModelInput { model_id: id })
+                    .collect::<Vec<_>>(),
+            },
         )?;
-        m.serialize_entry("outputs", &Outputs { model_outputs: self.model_outputs.iter().map(|(id, step)| ModelOutput { model_id: id, step: *step }).collect::<Vec<_>>() })?;
+        m.serialize_entry(
+            "outputs",
+            &Outputs {
+                model_outputs: self
+                    .model_outputs
+                    .iter()
+                    .map(|(id, step)| ModelOutput {
+                        model_id: id,
+                        step: *step,
+                    })
+                    .collect::<Vec<_>>(),
+            },
+        )?;
         m.end()
     }
 }
@@ -352,7 +460,13 @@ pub struct Parts {
 }
 
 impl Parts {
-    pub const ALL: Parts = Parts { metrics: true, params: true, tags: true, inputs: true, outputs: true };
+    pub const ALL: Parts = Parts {
+        metrics: true,
+        params: true,
+        tags: true,
+        inputs: true,
+        outputs: true,
+    };
 }
 
 /// Which keys of a run's data a search looks at (the rest need not be loaded for candidates).
@@ -372,7 +486,14 @@ fn keys_clause(alias: &str, keys: Option<&[String]>, params: &[Value]) -> (Strin
         None => (format!(" ORDER BY {alias}.run_id, {col}"), p),
         Some(k) => {
             p.extend(k.iter().map(Value::from));
-            (format!(" AND {col} IN ({})", placeholders(k.len().max(1))), if k.is_empty() { p.into_iter().chain([Value::Null]).collect() } else { p })
+            (
+                format!(" AND {col} IN ({})", placeholders(k.len().max(1))),
+                if k.is_empty() {
+                    p.into_iter().chain([Value::Null]).collect()
+                } else {
+                    p
+                },
+            )
         }
     }
 }
@@ -390,20 +511,42 @@ impl RunScope<'_> {
     /// `JOIN ... WHERE cond` for a part table aliased `a`.
     fn sql(self, a: &str) -> String {
         match self {
-            RunScope::Ids(n) => format!("WHERE {a}.workspace = ? AND {a}.run_id IN ({})", placeholders(n)),
-            RunScope::Matching(cond) => format!("JOIN runs r ON r.workspace = {a}.workspace AND r.run_id = {a}.run_id WHERE {cond}"),
+            RunScope::Ids(n) => format!(
+                "WHERE {a}.workspace = ? AND {a}.run_id IN ({})",
+                placeholders(n)
+            ),
+            RunScope::Matching(cond) => format!(
+                "JOIN runs r ON r.workspace = {a}.workspace AND r.run_id = {a}.run_id WHERE {cond}"
+            ),
         }
     }
 }
 
-fn load_parts(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, params: &[Value], parts: Parts) -> Result<()> {
+fn load_parts(
+    tx: &mut dyn Tx,
+    runs: &mut [RunRecord],
+    scope: RunScope,
+    params: &[Value],
+    parts: Parts,
+) -> Result<()> {
     load_parts_only(tx, runs, scope, params, parts, None)
 }
 
 /// Loads the chosen parts for runs selected by `scope`: all of each part in key order, or,
 /// with `only`, just the keys a search needs, in no particular order.
-fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, params: &[Value], parts: Parts, only: Option<&Keys>) -> Result<()> {
-    let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
+fn load_parts_only(
+    tx: &mut dyn Tx,
+    runs: &mut [RunRecord],
+    scope: RunScope,
+    params: &[Value],
+    parts: Parts,
+    only: Option<&Keys>,
+) -> Result<()> {
+    let index: HashMap<String, usize> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.run_id.clone(), i))
+        .collect();
     if parts.metrics {
         let (clause, p) = keys_clause("m", only.map(|k| k.metrics.as_slice()), params);
         for m in tx.query(&format!("SELECT m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step FROM latest_metrics m {}{clause}", scope.sql("m")), &p)? {
@@ -414,7 +557,13 @@ fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, par
     }
     if parts.params {
         let (clause, pp) = keys_clause("p", only.map(|k| k.params.as_slice()), params);
-        for p in tx.query(&format!("SELECT p.run_id, p.key, p.value FROM params p {}{clause}", scope.sql("p")), &pp)? {
+        for p in tx.query(
+            &format!(
+                "SELECT p.run_id, p.key, p.value FROM params p {}{clause}",
+                scope.sql("p")
+            ),
+            &pp,
+        )? {
             if let Some(&i) = index.get(&p.text(0)) {
                 runs[i].params.push((p.text(1), p.text(2)));
             }
@@ -422,7 +571,13 @@ fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, par
     }
     if parts.tags {
         let (clause, tp) = keys_clause("t", only.map(|k| k.tags.as_slice()), params);
-        for t in tx.query(&format!("SELECT t.run_id, t.key, t.value FROM tags t {}{clause}", scope.sql("t")), &tp)? {
+        for t in tx.query(
+            &format!(
+                "SELECT t.run_id, t.key, t.value FROM tags t {}{clause}",
+                scope.sql("t")
+            ),
+            &tp,
+        )? {
             if let Some(&i) = index.get(&t.text(0)) {
                 runs[i].tags.push((t.text(1), t.text(2)));
             }
@@ -445,11 +600,23 @@ fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, par
                     ds["profile"] = p.into();
                 }
                 let tags: Json = serde_json::from_str(&d.text(7)).unwrap_or(Json::Array(vec![]));
-                let context = tags.as_array().and_then(|a| a.iter().find(|t| t["key"] == "mlflow.data.context")).and_then(|t| t["value"].as_str()).map(str::to_owned);
-                runs[i].datasets.push((d.text(1), d.text(2), context, ds, tags));
+                let context = tags
+                    .as_array()
+                    .and_then(|a| a.iter().find(|t| t["key"] == "mlflow.data.context"))
+                    .and_then(|t| t["value"].as_str())
+                    .map(str::to_owned);
+                runs[i]
+                    .datasets
+                    .push((d.text(1), d.text(2), context, ds, tags));
             }
         }
-        for m in tx.query(&format!("SELECT i.run_id, i.model_id FROM run_model_inputs i {} ORDER BY i.model_id", scope.sql("i")), params)? {
+        for m in tx.query(
+            &format!(
+                "SELECT i.run_id, i.model_id FROM run_model_inputs i {} ORDER BY i.model_id",
+                scope.sql("i")
+            ),
+            params,
+        )? {
             if let Some(&i) = index.get(&m.text(0)) {
                 runs[i].model_inputs.push(m.text(1));
             }
@@ -466,10 +633,19 @@ fn load_parts_only(tx: &mut dyn Tx, runs: &mut [RunRecord], scope: RunScope, par
 }
 
 pub fn run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<Option<RunRecord>> {
-    let row = tx.query_one(&format!("SELECT {RUN_COLS} FROM runs r WHERE r.run_id = ? AND r.workspace = ?"), &[run_id.into(), ws.into()])?;
+    let row = tx.query_one(
+        &format!("SELECT {RUN_COLS} FROM runs r WHERE r.run_id = ? AND r.workspace = ?"),
+        &[run_id.into(), ws.into()],
+    )?;
     let Some(row) = row else { return Ok(None) };
     let mut runs = vec![run_record(&row)];
-    load_parts(tx, &mut runs, RunScope::Ids(1), &[ws.into(), run_id.into()], Parts::ALL)?;
+    load_parts(
+        tx,
+        &mut runs,
+        RunScope::Ids(1),
+        &[ws.into(), run_id.into()],
+        Parts::ALL,
+    )?;
     Ok(runs.pop())
 }
 
@@ -481,19 +657,54 @@ fn placeholders(n: usize) -> String {
 /// parts the filter and ordering need.
 /// With `lean`, candidates carry only their ID and start time (what ordering ties need): for
 /// searches that look at no other attribute. `fill_info` completes the page afterwards.
-pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, parts: Parts, keys: &Keys, lean: bool) -> Result<Vec<RunRecord>> {
+pub fn runs_in(
+    tx: &mut dyn Tx,
+    ws: &str,
+    experiment_ids: &[String],
+    view: ViewType,
+    parts: Parts,
+    keys: &Keys,
+    lean: bool,
+) -> Result<Vec<RunRecord>> {
     if experiment_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let scope = format!("r.workspace = ? AND r.experiment_id IN ({}){}", placeholders(experiment_ids.len()), view.sql("r.lifecycle_stage"));
+    let scope = format!(
+        "r.workspace = ? AND r.experiment_id IN ({}){}",
+        placeholders(experiment_ids.len()),
+        view.sql("r.lifecycle_stage")
+    );
     let mut params: Vec<Value> = vec![ws.into()];
     params.extend(experiment_ids.iter().map(Value::from));
     let mut runs: Vec<RunRecord> = if lean {
-        tx.query(&format!("SELECT r.run_id, r.start_time FROM runs r WHERE {scope}"), &params)?.iter().map(|r| RunRecord { run_id: r.text(0), start_time: r.opt_int(1), ..Default::default() }).collect()
+        tx.query(
+            &format!("SELECT r.run_id, r.start_time FROM runs r WHERE {scope}"),
+            &params,
+        )?
+        .iter()
+        .map(|r| RunRecord {
+            run_id: r.text(0),
+            start_time: r.opt_int(1),
+            ..Default::default()
+        })
+        .collect()
     } else {
-        tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"), &params)?.iter().map(run_record).collect()
+        tx.query(
+            &format!("SELECT {RUN_COLS} FROM runs r WHERE {scope}"),
+            &params,
+        )?
+        .iter()
+        .map(run_record)
+        .collect()
     };
-    load_parts_only(tx, &mut runs, RunScope::Matching(&scope), &params, parts, Some(keys))?;
+    load_parts_only(
+        tx,
+        &mut runs,
+        RunScope::Matching(&scope),
+        &params,
+        parts,
+        Some(keys),
+    )?;
     Ok(runs)
 }
 
@@ -504,7 +715,16 @@ pub fn runs_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewT
 /// direction) and by start or end time, then MLflow's tie-break (newest first, then run ID).
 /// Only the page is loaded. None when the search has another shape.
 #[allow(clippy::too_many_arguments)]
-pub fn search_in_sql(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view: ViewType, clauses: &[tandem_core::search::Clause], order: &[tandem_core::search::OrderKey], offset: usize, max: usize) -> Result<Option<(Vec<RunRecord>, bool)>> {
+pub fn search_in_sql(
+    tx: &mut dyn Tx,
+    ws: &str,
+    experiment_ids: &[String],
+    view: ViewType,
+    clauses: &[tandem_core::search::Clause],
+    order: &[tandem_core::search::OrderKey],
+    offset: usize,
+    max: usize,
+) -> Result<Option<(Vec<RunRecord>, bool)>> {
     use tandem_core::search::{Comparator as C, Literal};
     if experiment_ids.is_empty() {
         return Ok(Some((Vec::new(), false)));
@@ -535,29 +755,51 @@ pub fn search_in_sql(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String], view:
             // Ordered by a metric the filter already requires (present, not NaN): order by
             // the filter's own join, which an index on (workspace, key, is_nan, value) walks
             // in order, so a page costs its own rows rather than a sort of every match.
-            (Kind::Metric, key) if clauses.iter().any(|c| c.kind == Kind::Metric && c.key == key) => {
-                let j = clauses.iter().position(|c| c.kind == Kind::Metric && c.key == key).expect("found above");
+            (Kind::Metric, key)
+                if clauses
+                    .iter()
+                    .any(|c| c.kind == Kind::Metric && c.key == key) =>
+            {
+                let j = clauses
+                    .iter()
+                    .position(|c| c.kind == Kind::Metric && c.key == key)
+                    .expect("found above");
                 order_sql.push(format!("f{j}.value {dir}"));
             }
             (Kind::Metric, key) => {
                 joins.push_str(&format!(" LEFT JOIN latest_metrics o{i} ON o{i}.workspace = r.workspace AND o{i}.run_id = r.run_id AND o{i}.key = ?"));
                 join_params.push(key.into());
-                order_sql.push(format!("CASE WHEN o{i}.run_id IS NULL THEN 2 WHEN o{i}.is_nan = 1 THEN 1 ELSE 0 END"));
+                order_sql.push(format!(
+                    "CASE WHEN o{i}.run_id IS NULL THEN 2 WHEN o{i}.is_nan = 1 THEN 1 ELSE 0 END"
+                ));
                 order_sql.push(format!("o{i}.value {dir}"));
             }
-            (Kind::Attribute, "start_time" | "created") => order_sql.push(format!("CASE WHEN r.start_time IS NULL THEN 1 ELSE 0 END, r.start_time {dir}")),
-            (Kind::Attribute, "end_time") => order_sql.push(format!("CASE WHEN r.end_time IS NULL THEN 1 ELSE 0 END, r.end_time {dir}")),
+            (Kind::Attribute, "start_time" | "created") => order_sql.push(format!(
+                "CASE WHEN r.start_time IS NULL THEN 1 ELSE 0 END, r.start_time {dir}"
+            )),
+            (Kind::Attribute, "end_time") => order_sql.push(format!(
+                "CASE WHEN r.end_time IS NULL THEN 1 ELSE 0 END, r.end_time {dir}"
+            )),
             _ => return Ok(None),
         }
     }
-    order_sql.push("CASE WHEN r.start_time IS NULL THEN 1 ELSE 0 END, r.start_time DESC, r.run_id ASC".into());
-    let scope = format!("r.workspace = ? AND r.experiment_id IN ({}){}", placeholders(experiment_ids.len()), view.sql("r.lifecycle_stage"));
+    order_sql.push(
+        "CASE WHEN r.start_time IS NULL THEN 1 ELSE 0 END, r.start_time DESC, r.run_id ASC".into(),
+    );
+    let scope = format!(
+        "r.workspace = ? AND r.experiment_id IN ({}){}",
+        placeholders(experiment_ids.len()),
+        view.sql("r.lifecycle_stage")
+    );
     let mut params = join_params;
     params.push(ws.into());
     params.extend(experiment_ids.iter().map(Value::from));
     params.push(((max + 1) as i64).into());
     params.push((offset as i64).into());
-    let sql = format!("SELECT {RUN_COLS} FROM runs r{joins} WHERE {scope} ORDER BY {} LIMIT ? OFFSET ?", order_sql.join(", "));
+    let sql = format!(
+        "SELECT {RUN_COLS} FROM runs r{joins} WHERE {scope} ORDER BY {} LIMIT ? OFFSET ?",
+        order_sql.join(", ")
+    );
     let mut runs: Vec<RunRecord> = tx.query(&sql, &params)?.iter().map(run_record).collect();
     let more = runs.len() > max;
     runs.truncate(max);
@@ -569,11 +811,23 @@ pub fn fill_info(tx: &mut dyn Tx, ws: &str, runs: &mut [RunRecord]) -> Result<()
     for chunk in runs.chunks_mut(500) {
         let mut params: Vec<Value> = vec![ws.into()];
         params.extend(chunk.iter().map(|r| r.run_id.as_str().into()));
-        let rows = tx.query(&format!("SELECT {RUN_COLS} FROM runs r WHERE r.workspace = ? AND r.run_id IN ({})", placeholders(chunk.len())), &params)?;
-        let mut by_id: HashMap<String, RunRecord> = rows.iter().map(|r| (r.text(0), run_record(r))).collect();
+        let rows = tx.query(
+            &format!(
+                "SELECT {RUN_COLS} FROM runs r WHERE r.workspace = ? AND r.run_id IN ({})",
+                placeholders(chunk.len())
+            ),
+            &params,
+        )?;
+        let mut by_id: HashMap<String, RunRecord> =
+            rows.iter().map(|r| (r.text(0), run_record(r))).collect();
         for r in chunk.iter_mut() {
             if let Some(full) = by_id.remove(&r.run_id) {
-                *r = RunRecord { metrics: std::mem::take(&mut r.metrics), params: std::mem::take(&mut r.params), tags: std::mem::take(&mut r.tags), ..full };
+                *r = RunRecord {
+                    metrics: std::mem::take(&mut r.metrics),
+                    params: std::mem::take(&mut r.params),
+                    tags: std::mem::take(&mut r.tags),
+                    ..full
+                };
             }
         }
     }
@@ -606,7 +860,13 @@ pub fn metric_history(tx: &mut dyn Tx, ws: &str, run_id: &str, key: &str) -> Res
         .collect())
 }
 
-pub fn dataset_id(tx: &mut dyn Tx, ws: &str, experiment_id: &str, name: &str, digest: &str) -> Result<Option<String>> {
+pub fn dataset_id(
+    tx: &mut dyn Tx,
+    ws: &str,
+    experiment_id: &str,
+    name: &str,
+    digest: &str,
+) -> Result<Option<String>> {
     Ok(tx
         .query_one("SELECT dataset_id FROM datasets WHERE workspace = ? AND experiment_id = ? AND name = ? AND digest = ?", &[ws.into(), experiment_id.into(), name.into(), digest.into()])?
         .map(|r| r.text(0)))
@@ -632,11 +892,25 @@ pub struct LoggedModelRecord {
 impl LoggedModelRecord {
     pub fn field(&self, kind: Kind, key: &str) -> Option<Field<'_>> {
         match kind {
-            Kind::Metric => self.metrics.iter().find(|m| m.0 == key).map(|m| Field::Num(m.1)),
-            Kind::Param => self.params.iter().find(|p| p.0 == key).map(|p| Field::Str(&p.1)),
-            Kind::Tag => self.tags.iter().find(|t| t.0 == key).map(|t| Field::Str(&t.1)),
+            Kind::Metric => self
+                .metrics
+                .iter()
+                .find(|m| m.0 == key)
+                .map(|m| Field::Num(m.1)),
+            Kind::Param => self
+                .params
+                .iter()
+                .find(|p| p.0 == key)
+                .map(|p| Field::Str(&p.1)),
+            Kind::Tag => self
+                .tags
+                .iter()
+                .find(|t| t.0 == key)
+                .map(|t| Field::Str(&t.1)),
             Kind::Attribute => match key {
-                "creation_timestamp" | "creation_time" => Some(Field::Num(self.creation_time as f64)),
+                "creation_timestamp" | "creation_time" => {
+                    Some(Field::Num(self.creation_time as f64))
+                }
                 "last_updated_timestamp" => Some(Field::Num(self.last_updated_time as f64)),
                 k => self.attrs.get(k).map(|v| Field::Str(v)),
             },
@@ -647,8 +921,16 @@ impl LoggedModelRecord {
 
 const LOGGED_MODEL_COLS: &str = "model_id, experiment_id, name, artifact_location, model_type, source_run_id, status, lifecycle_stage, creation_time, last_updated_time";
 
-fn logged_models_where(tx: &mut dyn Tx, ws: &str, cond: &str, params: &[Value]) -> Result<Vec<LoggedModelRecord>> {
-    let rows = tx.query(&format!("SELECT {LOGGED_MODEL_COLS} FROM logged_models WHERE {cond}"), params)?;
+fn logged_models_where(
+    tx: &mut dyn Tx,
+    ws: &str,
+    cond: &str,
+    params: &[Value],
+) -> Result<Vec<LoggedModelRecord>> {
+    let rows = tx.query(
+        &format!("SELECT {LOGGED_MODEL_COLS} FROM logged_models WHERE {cond}"),
+        params,
+    )?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let id = r.text(0);
@@ -724,17 +1006,39 @@ fn logged_models_where(tx: &mut dyn Tx, ws: &str, cond: &str, params: &[Value]) 
     Ok(out)
 }
 
-pub fn logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<Option<LoggedModelRecord>> {
-    Ok(logged_models_where(tx, ws, "model_id = ? AND workspace = ?", &[model_id.into(), ws.into()])?.pop())
+pub fn logged_model(
+    tx: &mut dyn Tx,
+    ws: &str,
+    model_id: &str,
+) -> Result<Option<LoggedModelRecord>> {
+    Ok(logged_models_where(
+        tx,
+        ws,
+        "model_id = ? AND workspace = ?",
+        &[model_id.into(), ws.into()],
+    )?
+    .pop())
 }
 
-pub fn logged_models_in(tx: &mut dyn Tx, ws: &str, experiment_ids: &[String]) -> Result<Vec<LoggedModelRecord>> {
+pub fn logged_models_in(
+    tx: &mut dyn Tx,
+    ws: &str,
+    experiment_ids: &[String],
+) -> Result<Vec<LoggedModelRecord>> {
     if experiment_ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut params: Vec<Value> = vec![ws.into()];
     params.extend(experiment_ids.iter().map(Value::from));
-    logged_models_where(tx, ws, &format!("workspace = ? AND lifecycle_stage = 'active' AND experiment_id IN ({})", placeholders(experiment_ids.len())), &params)
+    logged_models_where(
+        tx,
+        ws,
+        &format!(
+            "workspace = ? AND lifecycle_stage = 'active' AND experiment_id IN ({})",
+            placeholders(experiment_ids.len())
+        ),
+        &params,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -805,7 +1109,12 @@ impl ModelVersionView<'_> {
             "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
             "aliases": self.aliases,
         });
-        for (field, value) in [("description", self.description), ("run_id", self.run_id), ("run_link", self.run_link), ("model_id", self.model_id)] {
+        for (field, value) in [
+            ("description", self.description),
+            ("run_id", self.run_id),
+            ("run_link", self.run_link),
+            ("model_id", self.model_id),
+        ] {
             if let Some(s) = value {
                 v[field] = s.into();
             }
@@ -860,7 +1169,10 @@ pub fn registered_model(tx: &mut dyn Tx, ws: &str, name: &str) -> Result<Option<
     // MLflow's latest_versions: the newest version in each stage.
     let mut latest: Vec<Json> = Vec::new();
     for v in model_versions(tx, ws, Some(name))?.into_iter().rev() {
-        if !latest.iter().any(|l| l["current_stage"] == v["current_stage"]) {
+        if !latest
+            .iter()
+            .any(|l| l["current_stage"] == v["current_stage"])
+        {
             latest.push(v);
         }
     }
@@ -910,9 +1222,17 @@ pub fn changes(tx: &mut dyn Tx, ws: &str, after: u64, limit: usize) -> Result<Ve
 /// The checksum of the event at `seq` (the genesis checksum for 0).
 pub fn checksum_at(tx: &mut dyn Tx, ws: &str, seq: u64) -> Result<Option<(String, Hlc)>> {
     if seq == 0 {
-        return Ok(Some((tandem_core::event::GENESIS_CHECKSUM.to_owned(), Hlc(0))));
+        return Ok(Some((
+            tandem_core::event::GENESIS_CHECKSUM.to_owned(),
+            Hlc(0),
+        )));
     }
-    Ok(tx.query_one("SELECT checksum, hlc FROM change_log WHERE workspace = ? AND seq = ?", &[ws.into(), (seq as i64).into()])?.map(|r| (r.text(0), Hlc(r.int(1) as u64))))
+    Ok(tx
+        .query_one(
+            "SELECT checksum, hlc FROM change_log WHERE workspace = ? AND seq = ?",
+            &[ws.into(), (seq as i64).into()],
+        )?
+        .map(|r| (r.text(0), Hlc(r.int(1) as u64))))
 }
 
 /// Every state row of a workspace, table by table in key order: two workspaces hold the same
@@ -920,8 +1240,15 @@ pub fn checksum_at(tx: &mut dyn Tx, ws: &str, seq: u64) -> Result<Option<(String
 pub fn dump(tx: &mut dyn Tx, ws: &str) -> Result<Json> {
     let mut out = Map::new();
     for (table, key) in schema::STATE_TABLES {
-        let col = if *table == "workspaces" { "name" } else { "workspace" };
-        let rows = tx.query(&format!("SELECT * FROM {table} WHERE {col} = ? ORDER BY {key}"), &[ws.into()])?;
+        let col = if *table == "workspaces" {
+            "name"
+        } else {
+            "workspace"
+        };
+        let rows = tx.query(
+            &format!("SELECT * FROM {table} WHERE {col} = ? ORDER BY {key}"),
+            &[ws.into()],
+        )?;
         let rows: Vec<Json> = rows
             .into_iter()
             .map(|r| {

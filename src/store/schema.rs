@@ -459,7 +459,10 @@ fn postgres_step(tx: &mut dyn Tx, version: i64) -> Result<()> {
         // lz4 ~0.15 ms for about the same size. Only servers built with lz4 offer it.
         let lz4 = tx.query_one("SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)", &[])?.is_some();
         if lz4 {
-            tx.exec("ALTER TABLE change_log ALTER COLUMN payload SET COMPRESSION lz4", &[])?;
+            tx.exec(
+                "ALTER TABLE change_log ALTER COLUMN payload SET COMPRESSION lz4",
+                &[],
+            )?;
         }
     }
     Ok(())
@@ -483,7 +486,10 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("logged_models", "model_id"),
     ("logged_model_params", "model_id, key"),
     ("logged_model_tags", "model_id, key"),
-    ("logged_model_metrics", "model_id, run_id, key, step, timestamp, dataset_name, dataset_digest"),
+    (
+        "logged_model_metrics",
+        "model_id, run_id, key, step, timestamp, dataset_name, dataset_digest",
+    ),
     ("registered_models", "name"),
     ("registered_model_tags", "name, key"),
     ("registered_model_aliases", "name, alias"),
@@ -503,7 +509,10 @@ pub fn migrate(tx: &mut dyn Tx) -> Result<()> {
 pub fn migrate_to(tx: &mut dyn Tx, target: i64) -> Result<()> {
     // Servers starting together must not both run the same step.
     tx.lock("schema")?;
-    tx.exec("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)", &[])?;
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+        &[],
+    )?;
     let current = match tx.query_one("SELECT MAX(version) FROM schema_version", &[])? {
         Some(row) => row.opt_int(0).unwrap_or(0),
         None => 0,
@@ -513,7 +522,12 @@ pub fn migrate_to(tx: &mut dyn Tx, target: i64) -> Result<()> {
             "the metadata store has schema version {current}, newer than this tandem knows ({SCHEMA_VERSION}); upgrade tandem"
         )));
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().take(target.max(0) as usize).skip(current as usize) {
+    for (i, step) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target.max(0) as usize)
+        .skip(current as usize)
+    {
         for statement in step.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             // The one dialect difference in the schema: WITHOUT ROWID is SQLite's (a
             // PostgreSQL table is a heap with separate indexes whatever it is told).
@@ -525,7 +539,10 @@ pub fn migrate_to(tx: &mut dyn Tx, target: i64) -> Result<()> {
         if !tx.is_sqlite() {
             postgres_step(tx, i as i64 + 1)?;
         }
-        tx.exec("INSERT INTO schema_version (version) VALUES (?)", &[(i as i64 + 1).into()])?;
+        tx.exec(
+            "INSERT INTO schema_version (version) VALUES (?)",
+            &[(i as i64 + 1).into()],
+        )?;
     }
     Ok(())
 }

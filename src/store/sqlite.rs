@@ -32,7 +32,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 fn map_err(e: rusqlite::Error) -> Error {
     match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Unavailable(e.to_string()),
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                Error::Unavailable(e.to_string())
+            }
             ErrorCode::ConstraintViolation => Error::Conflict(e.to_string()),
             ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Error::Corrupt(e.to_string()),
             _ => Error::Backend(e.to_string()),
@@ -44,7 +46,8 @@ fn map_err(e: rusqlite::Error) -> Error {
 impl Sqlite {
     pub fn open(path: &Path, durability: Durability) -> Result<Sqlite> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Backend(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let writer = Self::connect(path, durability, false)?;
         let alive = std::sync::Arc::new(());
@@ -57,20 +60,30 @@ impl Sqlite {
             .spawn(move || {
                 while token.strong_count() > 0 {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    if let Err(e) = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    if let Err(e) =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
                         tracing::debug!("checkpoint: {e}");
                     }
                 }
             })
             .map_err(|e| Error::Backend(format!("cannot start the checkpoint thread: {e}")))?;
-        Ok(Sqlite { path: path.to_owned(), durability, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), _alive: alive })
+        Ok(Sqlite {
+            path: path.to_owned(),
+            durability,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            _alive: alive,
+        })
     }
 
     fn connect(path: &Path, durability: Durability, read_only: bool) -> Result<Connection> {
         let flags = if read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
@@ -79,17 +92,22 @@ impl Sqlite {
             Durability::Normal => "NORMAL",
         };
         if !read_only {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(map_err)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(map_err)?;
         }
-        conn.pragma_update(None, "synchronous", sync).map_err(map_err)?;
-        conn.pragma_update(None, "foreign_keys", "OFF").map_err(map_err)?;
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(map_err)?;
+        conn.pragma_update(None, "foreign_keys", "OFF")
+            .map_err(map_err)?;
         // Statement journals (multi-row inserts) and sorts stay in memory: a temporary file
         // on disk cost the log-batch path 14% of its time in pwrite.
-        conn.pragma_update(None, "temp_store", "MEMORY").map_err(map_err)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(map_err)?;
         if !read_only {
             // Checkpoints run on a background thread (`Sqlite::open`), not inside a request's
             // commit; this is only the backstop should that thread fall behind (~64 MiB).
-            conn.pragma_update(None, "wal_autocheckpoint", 16384).map_err(map_err)?;
+            conn.pragma_update(None, "wal_autocheckpoint", 16384)
+                .map_err(map_err)?;
         }
         conn.set_prepared_statement_cache_capacity(256);
         Ok(conn)
@@ -125,13 +143,16 @@ impl Tx for SqliteTx<'_> {
 
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
         let mut stmt = self.0.prepare_cached(sql).map_err(map_err)?;
-        stmt.execute(rusqlite::params_from_iter(params)).map_err(map_err)
+        stmt.execute(rusqlite::params_from_iter(params))
+            .map_err(map_err)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         let mut stmt = self.0.prepare_cached(sql).map_err(map_err)?;
         let n = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(map_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(map_err)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(map_err)? {
             let mut vals = Vec::with_capacity(n);
@@ -153,7 +174,9 @@ impl Tx for SqliteTx<'_> {
 impl Backend for Sqlite {
     fn write_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map_err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_err)?;
         f(&mut SqliteTx(&tx))?;
         tx.commit().map_err(map_err)
     }
@@ -161,11 +184,16 @@ impl Backend for Sqlite {
     fn read_tx(&self, f: &mut dyn FnMut(&mut dyn Tx) -> Result<()>) -> Result<()> {
         let mut conn = self.reader()?;
         let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(map_err)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(map_err)?;
             f(&mut SqliteTx(&tx))?;
             tx.commit().map_err(map_err)
         })();
-        self.readers.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
         result
     }
 

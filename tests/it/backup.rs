@@ -13,12 +13,19 @@ use tandem::store::{queries, Store, SystemClock};
 
 fn archives() -> Vec<(String, Archive)> {
     let dir = tempfile::tempdir().unwrap().keep();
-    let mut out = vec![("folder".to_owned(), Archive::open(&format!("file://{}", dir.display())).unwrap())];
+    let mut out = vec![(
+        "folder".to_owned(),
+        Archive::open(&format!("file://{}", dir.display())).unwrap(),
+    )];
     let required = std::env::var("TANDEM_TEST_REQUIRE_SERVICES").is_ok();
     for var in ["TANDEM_TEST_AZURITE", "TANDEM_TEST_S3"] {
         match std::env::var(var) {
             Ok(base) => {
-                let url = format!("{base}/archive-{}-{}", std::process::id(), tandem_core::ids::hex(&tandem::api::random_bytes::<4>()));
+                let url = format!(
+                    "{base}/archive-{}-{}",
+                    std::process::id(),
+                    tandem_core::ids::hex(&tandem::api::random_bytes::<4>())
+                );
                 out.push((url.clone(), Archive::open(&url).unwrap()));
             }
             Err(_) if required => panic!("{var} is not set but TANDEM_TEST_REQUIRE_SERVICES is"),
@@ -31,15 +38,25 @@ fn archives() -> Vec<(String, Archive)> {
 fn empty_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let backend = Sqlite::open(&dir.path().join("r.sqlite"), Durability::Normal).unwrap();
-    (dir, Store::new(Arc::new(backend), Arc::new(SystemClock), "restore").unwrap())
+    (
+        dir,
+        Store::new(Arc::new(backend), Arc::new(SystemClock), "restore").unwrap(),
+    )
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 async fn archive_all(a: &Archive, store: &Store, ws: &str) {
-    let head = store.read(|tx| queries::log_head(tx, ws)).unwrap().unwrap().seq;
+    let head = store
+        .read(|tx| queries::log_head(tx, ws))
+        .unwrap()
+        .unwrap()
+        .seq;
     while a.archived_through(ws).await.unwrap() < head {
         a.archive_once(store, ws).await.unwrap();
     }
@@ -73,22 +90,48 @@ async fn restoring_to_any_instant_gives_the_state_recorded_then() {
     for (name, archive) in archives() {
         archive_all(&archive, &w.store, "default").await;
         let summary = archive.summary("default").await.unwrap();
-        assert_eq!(summary.events, w.store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq, "{name}");
+        assert_eq!(
+            summary.events,
+            w.store
+                .read(|tx| queries::log_head(tx, "default"))
+                .unwrap()
+                .unwrap()
+                .seq,
+            "{name}"
+        );
         for (t, expected) in &checkpoints {
             let (_d, target) = empty_store();
             archive.restore("default", Some(*t), &target).await.unwrap();
             let got = target.read(|tx| queries::dump(tx, "default")).unwrap();
-            assert_eq!(&got, expected, "{name}: restore to {t} differs from the state recorded then");
+            assert_eq!(
+                &got, expected,
+                "{name}: restore to {t} differs from the state recorded then"
+            );
         }
         // Outside the window: a clear error naming the restorable instants.
         let (_d, target) = empty_store();
-        let err = archive.restore("default", Some(1_000), &target).await.unwrap_err().to_string();
-        assert!(err.contains("the archive covers") && err.contains("T"), "{name}: {err}");
-        let err = archive.restore("default", Some(now_ms() + 86_400_000), &target).await.unwrap_err().to_string();
+        let err = archive
+            .restore("default", Some(1_000), &target)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the archive covers") && err.contains("T"),
+            "{name}: {err}"
+        );
+        let err = archive
+            .restore("default", Some(now_ms() + 86_400_000), &target)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("future"), "{name}: {err}");
         // Never over a live workspace.
         archive.restore("default", None, &target).await.unwrap();
-        let err = archive.restore("default", None, &target).await.unwrap_err().to_string();
+        let err = archive
+            .restore("default", None, &target)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already has workspace"), "{name}: {err}");
     }
 }
@@ -98,11 +141,28 @@ async fn racing_archivers_leave_no_gap_or_duplicate_and_corruption_is_refused() 
     crate::support::init();
     let w = World::new(Meta::Sqlite);
     for i in 0..2500u32 {
-        let op = tandem_core::Op::SetExperimentTag { experiment_id: "0".into(), key: format!("k{i}"), value: "v".into(), time: i as i64 };
-        w.store.write("default", "prop", |_| Ok(tandem::store::Decision::change((), op.clone()))).unwrap();
+        let op = tandem_core::Op::SetExperimentTag {
+            experiment_id: "0".into(),
+            key: format!("k{i}"),
+            value: "v".into(),
+            time: i as i64,
+        };
+        w.store
+            .write("default", "prop", |_| {
+                Ok(tandem::store::Decision::change((), op.clone()))
+            })
+            .unwrap();
     }
-    let head = w.store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
-    assert!(head > 2 * tandem::backup::SEGMENT_EVENTS as u64, "the workload should span several segments");
+    let head = w
+        .store
+        .read(|tx| queries::log_head(tx, "default"))
+        .unwrap()
+        .unwrap()
+        .seq;
+    assert!(
+        head > 2 * tandem::backup::SEGMENT_EVENTS as u64,
+        "the workload should span several segments"
+    );
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}", dir.path().display());
     // Three archivers over one archive, as three servers would be.
@@ -121,23 +181,51 @@ async fn racing_archivers_leave_no_gap_or_duplicate_and_corruption_is_refused() 
     }
     let archive = Archive::open(&url).unwrap();
     let events = archive.read_all("default").await.unwrap().events;
-    let log = w.store.read(|tx| queries::changes(tx, "default", 0, 1 << 30)).unwrap();
+    let log = w
+        .store
+        .read(|tx| queries::changes(tx, "default", 0, 1 << 30))
+        .unwrap();
     assert_eq!(events, log, "the archive is exactly the log");
 
     // Corrupt one segment (behind the store's back): verify and restore both refuse.
-    let seg = std::fs::read_dir(dir.path().join("archive/default")).unwrap().map(|e| e.unwrap().path()).min().unwrap();
+    let seg = std::fs::read_dir(dir.path().join("archive/default"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
     let text = std::fs::read_to_string(&seg).unwrap();
-    std::fs::write(&seg, text.replacen("\"principal\":\"prop\"", "\"principal\":\"mallory\"", 1)).unwrap();
+    std::fs::write(
+        &seg,
+        text.replacen("\"principal\":\"prop\"", "\"principal\":\"mallory\"", 1),
+    )
+    .unwrap();
     let err = archive.read_all("default").await.unwrap_err().to_string();
     assert!(err.contains("corrupt") && err.contains("checksum"), "{err}");
     let (_d, target) = empty_store();
     assert!(archive.restore("default", None, &target).await.is_err());
-    assert!(target.read(|tx| queries::log_head(tx, "default")).unwrap().is_none(), "a refused restore wrote something");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem")).args(["backup", "verify", "--archive", &url]).output().unwrap();
-    assert!(!out.status.success(), "tandem backup verify accepted a corrupt archive");
+    assert!(
+        target
+            .read(|tx| queries::log_head(tx, "default"))
+            .unwrap()
+            .is_none(),
+        "a refused restore wrote something"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["backup", "verify", "--archive", &url])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "tandem backup verify accepted a corrupt archive"
+    );
     // A missing segment is a gap.
     std::fs::write(&seg, text).unwrap();
-    let second = std::fs::read_dir(dir.path().join("archive/default")).unwrap().map(|e| e.unwrap().path()).filter(|p| p != &seg).min().unwrap();
+    let second = std::fs::read_dir(dir.path().join("archive/default"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &seg)
+        .min()
+        .unwrap();
     std::fs::remove_file(&second).unwrap();
     let err = archive.read_all("default").await.unwrap_err().to_string();
     assert!(err.contains("expected"), "{err}");
@@ -151,28 +239,84 @@ async fn a_killed_server_archives_everything_after_restart() {
     let extra = ["--archive", archive_url.as_str()];
     let mut server = Proc::start_with(dir.path(), &extra);
     let http = reqwest::Client::new();
-    let run: serde_json::Value = http.post(format!("{}/api/2.0/mlflow/runs/create", server.url)).json(&json!({"experiment_id": "0"})).send().await.unwrap().json().await.unwrap();
+    let run: serde_json::Value = http
+        .post(format!("{}/api/2.0/mlflow/runs/create", server.url))
+        .json(&json!({"experiment_id": "0"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
     for i in 0..400 {
-        http.post(format!("{}/api/2.0/mlflow/runs/log-parameter", server.url)).json(&json!({"run_id": run_id, "key": format!("p{i}"), "value": "v"})).send().await.unwrap();
+        http.post(format!("{}/api/2.0/mlflow/runs/log-parameter", server.url))
+            .json(&json!({"run_id": run_id, "key": format!("p{i}"), "value": "v"}))
+            .send()
+            .await
+            .unwrap();
     }
     server.kill();
     let server = Proc::start_with(dir.path(), &extra);
-    let head = http.get(format!("{}/api/tandem/v1/workspaces/default/verify", server.url)).send().await.unwrap().json::<serde_json::Value>().await.unwrap()["head_seq"].as_u64().unwrap();
+    let head = http
+        .get(format!(
+            "{}/api/tandem/v1/workspaces/default/verify",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["head_seq"]
+        .as_u64()
+        .unwrap();
     let archive = Archive::open(&archive_url).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while archive.archived_through("default").await.unwrap() < head {
-        assert!(std::time::Instant::now() < deadline, "the archive did not catch up after the restart");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archive did not catch up after the restart"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(archive.read_all("default").await.unwrap().head_seq(), head);
     // And `tandem restore` rebuilds it through the CLI.
     let target = dir.path().join("restored.sqlite");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem")).args(["restore", "--archive", &archive_url, "--workspace", "default", "--into", &format!("sqlite://{}", target.display())]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem")).args(["restore", "--archive", &archive_url, "--to-time", "2001-01-01T00:00:00Z", "--into", &format!("sqlite://{}", dir.path().join("other.sqlite").display())]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "restore",
+            "--archive",
+            &archive_url,
+            "--workspace",
+            "default",
+            "--into",
+            &format!("sqlite://{}", target.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "restore",
+            "--archive",
+            &archive_url,
+            "--to-time",
+            "2001-01-01T00:00:00Z",
+            "--into",
+            &format!("sqlite://{}", dir.path().join("other.sqlite").display()),
+        ])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("the archive covers"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("the archive covers"),
+        "{err}"
+    );
 }
 
 /// What a hot/cold region does on failover, and a leader whose archive was extended by an
@@ -183,7 +327,10 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
     crate::support::init();
     let mut w = World::new(Meta::Sqlite);
     for i in 0..300u32 {
-        run_action(&mut w, &Action::Api((i % 40) as u8, (i * 7) as u8, (i * 13) as u8, (i * 3) as u8));
+        run_action(
+            &mut w,
+            &Action::Api((i % 40) as u8, (i * 7) as u8, (i * 13) as u8, (i * 3) as u8),
+        );
     }
     let (_, archive) = archives().remove(0);
     archive_all(&archive, &w.store, "default").await;
@@ -192,25 +339,61 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
     let half = archived.len() / 2;
     let (_d, other) = empty_store();
     other.replay("default", &archived[..half]).unwrap();
-    let ctx = tandem::api::Ctx { store: other.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into(), require_live: true };
+    let ctx = tandem::api::Ctx {
+        store: other.clone(),
+        artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(),
+        workspace: "default".into(),
+        principal: "t".into(),
+        require_live: true,
+    };
     for i in 0..5 {
-        tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": format!("local-{i}")})).unwrap()).unwrap();
+        tandem::api::tracking::create_experiment(
+            &ctx,
+            &tandem::api::Req::from_json(json!({"name": format!("local-{i}")})).unwrap(),
+        )
+        .unwrap();
     }
     // Archiving from it now would fork the archive: refused.
     let err = archive.archive_once(&other, "default").await.unwrap_err();
     let n = archived.len() as u64;
-    assert!(matches!(err, tandem::backup::BackupError::Diverged { archived: a } if a == n), "{err}");
+    assert!(
+        matches!(err, tandem::backup::BackupError::Diverged { archived: a } if a == n),
+        "{err}"
+    );
     let before = archive.read_all("default").await.unwrap().events;
     assert_eq!(before.len(), archived.len(), "the archive changed");
     // Following the archive: its history wins, the 5 local events are kept aside.
-    let f = tandem::restore::follow_archive(&other, "default", tandem::backup::Archived { events: archived.clone(), base_seq: 0 }, |_, _| {}).await.unwrap();
-    assert_eq!((f.diverged, f.replayed, f.head_seq), (5, (archived.len() - half) as u64, archived.len() as u64));
-    assert_eq!(other.read(|tx| queries::dump(tx, "default")).unwrap(), w.store.read(|tx| queries::dump(tx, "default")).unwrap());
+    let f = tandem::restore::follow_archive(
+        &other,
+        "default",
+        tandem::backup::Archived {
+            events: archived.clone(),
+            base_seq: 0,
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (f.diverged, f.replayed, f.head_seq),
+        (5, (archived.len() - half) as u64, archived.len() as u64)
+    );
+    assert_eq!(
+        other.read(|tx| queries::dump(tx, "default")).unwrap(),
+        w.store.read(|tx| queries::dump(tx, "default")).unwrap()
+    );
     assert_eq!(other.diverged("default").unwrap().len(), 5);
     // And now it continues the archive cleanly.
-    tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": "after"})).unwrap()).unwrap();
+    tandem::api::tracking::create_experiment(
+        &ctx,
+        &tandem::api::Req::from_json(json!({"name": "after"})).unwrap(),
+    )
+    .unwrap();
     archive.archive_once(&other, "default").await.unwrap();
-    assert_eq!(archive.read_all("default").await.unwrap().events.len(), archived.len() + 1);
+    assert_eq!(
+        archive.read_all("default").await.unwrap().events.len(),
+        archived.len() + 1
+    );
 }
 
 /// Compaction: history older than the retention goes into a snapshot in the change-log format;
@@ -247,16 +430,29 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
         run_action(&mut w, &Action::Api((i % 40) as u8, next(), next(), next()));
         if i % 100 == 99 {
             std::thread::sleep(std::time::Duration::from_millis(2));
-            checkpoints.push((now_ms(), w.store.read(|tx| queries::dump(tx, "default")).unwrap()));
+            checkpoints.push((
+                now_ms(),
+                w.store.read(|tx| queries::dump(tx, "default")).unwrap(),
+            ));
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
     archive_all(&archive, &w.store, "default").await;
     let before = archive.read_all("default").await.unwrap();
     let keep_ms = 3_600_000;
-    let report = archive.compact("default", keep_ms, horizon + keep_ms).await.unwrap().expect("a snapshot");
-    assert!(report.seq <= old_head && report.seq > 0, "{name}: {report:?}");
-    assert!(report.events_kept < report.events_before, "{name}: nothing was compacted: {report:?}");
+    let report = archive
+        .compact("default", keep_ms, horizon + keep_ms)
+        .await
+        .unwrap()
+        .expect("a snapshot");
+    assert!(
+        report.seq <= old_head && report.seq > 0,
+        "{name}: {report:?}"
+    );
+    assert!(
+        report.events_kept < report.events_before,
+        "{name}: nothing was compacted: {report:?}"
+    );
     assert!(report.segments_deleted > 0);
     let after = archive.read_all("default").await.unwrap();
     assert_eq!(after.base_seq, report.seq);
@@ -266,31 +462,83 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
     for (t, expected) in &checkpoints {
         let (_d, target) = empty_store();
         archive.restore("default", Some(*t), &target).await.unwrap();
-        assert_eq!(&target.read(|tx| queries::dump(tx, "default")).unwrap(), expected, "{name}: restore to {t} after compaction differs");
+        assert_eq!(
+            &target.read(|tx| queries::dump(tx, "default")).unwrap(),
+            expected,
+            "{name}: restore to {t} after compaction differs"
+        );
         // The restored store's own log verifies from the snapshot on, and it keeps going.
-        let ctx = tandem::api::Ctx { store: target.clone(), artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(), workspace: "default".into(), principal: "t".into(), require_live: true };
-        tandem::api::tracking::create_experiment(&ctx, &tandem::api::Req::from_json(json!({"name": "after-restore"})).unwrap()).unwrap();
-        let v = tandem::api::changes::verify(&ctx, &tandem::api::Req::from_json(json!({"workspace_name": "default"})).unwrap()).unwrap();
+        let ctx = tandem::api::Ctx {
+            store: target.clone(),
+            artifacts: tandem::artifacts::Artifacts::folder(_d.path()).unwrap(),
+            workspace: "default".into(),
+            principal: "t".into(),
+            require_live: true,
+        };
+        tandem::api::tracking::create_experiment(
+            &ctx,
+            &tandem::api::Req::from_json(json!({"name": "after-restore"})).unwrap(),
+        )
+        .unwrap();
+        let v = tandem::api::changes::verify(
+            &ctx,
+            &tandem::api::Req::from_json(json!({"workspace_name": "default"})).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["ok"], true, "{v}");
     }
     // An instant inside the compacted history: a clear error.
     let (_d, target) = empty_store();
-    let err = archive.restore("default", Some(horizon - 60_000), &target).await.unwrap_err().to_string();
+    let err = archive
+        .restore("default", Some(horizon - 60_000), &target)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("compacted"), "{err}");
     // A stale copy (half the old history) follows the compacted archive to the live state.
     let (_d, stale) = empty_store();
-    stale.replay("default", &w.store.read(|tx| queries::changes(tx, "default", 0, (old_head / 2) as usize)).unwrap()).unwrap();
-    tandem::restore::follow_archive(&stale, "default", after.clone(), |_, _| {}).await.unwrap();
-    assert_eq!(stale.read(|tx| queries::dump(tx, "default")).unwrap(), w.store.read(|tx| queries::dump(tx, "default")).unwrap());
+    stale
+        .replay(
+            "default",
+            &w.store
+                .read(|tx| queries::changes(tx, "default", 0, (old_head / 2) as usize))
+                .unwrap(),
+        )
+        .unwrap();
+    tandem::restore::follow_archive(&stale, "default", after.clone(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.read(|tx| queries::dump(tx, "default")).unwrap(),
+        w.store.read(|tx| queries::dump(tx, "default")).unwrap()
+    );
     // The live store keeps archiving on top of the snapshot, and a second compaction is a no-op.
     run_action(&mut w, &Action::Api(0, 99, 1, 1));
     archive_all(&archive, &w.store, "default").await;
-    assert_eq!(archive.read_all("default").await.unwrap().head_seq(), w.store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq);
-    assert!(archive.compact("default", keep_ms, horizon + keep_ms).await.unwrap().is_none());
+    assert_eq!(
+        archive.read_all("default").await.unwrap().head_seq(),
+        w.store
+            .read(|tx| queries::log_head(tx, "default"))
+            .unwrap()
+            .unwrap()
+            .seq
+    );
+    assert!(archive
+        .compact("default", keep_ms, horizon + keep_ms)
+        .await
+        .unwrap()
+        .is_none());
     // `tandem backup verify` accepts the compacted archive.
     if let Some(path) = archive.url.strip_prefix("file://") {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem")).args(["backup", "verify", "--archive", &format!("file://{path}")]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["backup", "verify", "--archive", &format!("file://{path}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -314,19 +562,39 @@ fn compacted_logs_replay_to_the_same_state() {
             run_action(&mut w, &Action::Api(kind, 1, 1, 1));
         }
         for i in 0..1500u32 {
-            run_action(&mut w, &Action::Api((i % crate::replay::ACTIONS as u32) as u8, next(), next(), next()));
+            run_action(
+                &mut w,
+                &Action::Api(
+                    (i % crate::replay::ACTIONS as u32) as u8,
+                    next(),
+                    next(),
+                    next(),
+                ),
+            );
         }
         // (Purge protection may have been switched on by the workload; then nothing more goes.)
         let _ = tandem::retention::purge(&w.store, "default", "t", true);
-        let events = w.store.read(|tx| queries::changes(tx, "default", 0, 1 << 30)).unwrap();
+        let events = w
+            .store
+            .read(|tx| queries::changes(tx, "default", 0, 1 << 30))
+            .unwrap();
         let ops: Vec<_> = events.iter().map(|e| e.decode_op().unwrap()).collect();
         let keep = tandem_core::history::compact(&ops);
-        let kept: Vec<_> = events.iter().zip(&keep).filter(|(_, k)| **k).map(|(e, _)| e.clone()).collect();
+        let kept: Vec<_> = events
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(e, _)| e.clone())
+            .collect();
         let (_d, full) = empty_store();
         full.install("default", &events).unwrap();
         let (_d2, compacted) = empty_store();
         compacted.install("default", &kept).unwrap();
-        assert_eq!(compacted.read(|tx| queries::dump(tx, "default")).unwrap(), full.read(|tx| queries::dump(tx, "default")).unwrap(), "seed {s0}: compaction changed the state");
+        assert_eq!(
+            compacted.read(|tx| queries::dump(tx, "default")).unwrap(),
+            full.read(|tx| queries::dump(tx, "default")).unwrap(),
+            "seed {s0}: compaction changed the state"
+        );
         total = (total.0 + events.len(), total.1 + kept.len());
     }
     assert!(total.1 < total.0, "nothing was ever compacted: {total:?}");

@@ -19,210 +19,1120 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
     vec![
         // experiments/create
         ("POST", "/api/2.0/mlflow/experiments/create", json!({}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": 5}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": long(501)}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "fixture"}), RAE),
-        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "n", "tags": [{"key": "k", "value": long(20001)}]}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "n", "tags": "notalist"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "nul\u{0}name"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/delete", json!({"experiment_id": "\u{0}\u{7f}"}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": 5}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": long(501)}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "fixture"}),
+            RAE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "n", "tags": [{"key": "k", "value": long(20001)}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "n", "tags": "notalist"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "nul\u{0}name"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/delete",
+            json!({"experiment_id": "\u{0}\u{7f}"}),
+            IPV,
+        ),
         // experiments/get, get-by-name
         ("GET", "/api/2.0/mlflow/experiments/get", json!({}), IPV),
-        ("GET", "/api/2.0/mlflow/experiments/get", json!({"experiment_id": "999999"}), RDNE),
-        ("GET", "/api/2.0/mlflow/experiments/get-by-name", json!({}), IPV),
-        ("GET", "/api/2.0/mlflow/experiments/get-by-name", json!({"experiment_name": "nope"}), RDNE),
+        (
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": "999999"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/experiments/get-by-name",
+            json!({}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/experiments/get-by-name",
+            json!({"experiment_name": "nope"}),
+            RDNE,
+        ),
         // experiments/search
-        ("POST", "/api/2.0/mlflow/experiments/search", json!({"max_results": "many"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/search", json!({"max_results": 50001}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/search", json!({"filter": "name ="}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/search", json!({"page_token": "garbage!"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/search", json!({"view_type": "SOME"}), IPV),
-        ("GET", "/api/2.0/mlflow/experiments/search", json!({"order_by": "nope.x"}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/search",
+            json!({"max_results": "many"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/search",
+            json!({"max_results": 50001}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/search",
+            json!({"filter": "name ="}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/search",
+            json!({"page_token": "garbage!"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/search",
+            json!({"view_type": "SOME"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/experiments/search",
+            json!({"order_by": "nope.x"}),
+            IPV,
+        ),
         // experiments/update, delete, restore, tags
-        ("POST", "/api/2.0/mlflow/experiments/update", json!({"new_name": "x"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/update", json!({"experiment_id": "999999", "new_name": "x"}), RDNE),
-        ("POST", "/api/2.0/mlflow/experiments/update", json!({"experiment_id": "{EXP}", "new_name": long(501)}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/update", json!({"experiment_id": "{EXP}", "new_name": ["a"]}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/update",
+            json!({"new_name": "x"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/update",
+            json!({"experiment_id": "999999", "new_name": "x"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/update",
+            json!({"experiment_id": "{EXP}", "new_name": long(501)}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/update",
+            json!({"experiment_id": "{EXP}", "new_name": ["a"]}),
+            IPV,
+        ),
         ("POST", "/api/2.0/mlflow/experiments/delete", json!({}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/delete", json!({"experiment_id": "999999"}), RDNE),
-        ("POST", "/api/2.0/mlflow/experiments/delete", json!({"experiment_id": "0"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/restore", json!({"experiment_id": "999999"}), RDNE),
-        ("POST", "/api/2.0/mlflow/experiments/restore", json!({"experiment_id": "{EXP}"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag", json!({"experiment_id": "{EXP}"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag", json!({"experiment_id": "999999", "key": "k", "value": "v"}), RDNE),
-        ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag", json!({"experiment_id": "{EXP}", "key": long(251), "value": "v"}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/set-experiment-tag", json!({"experiment_id": "{EXP}", "key": "k", "value": 3}), IPV),
-        ("POST", "/api/2.0/mlflow/experiments/delete-experiment-tag", json!({"experiment_id": "{EXP}", "key": "absent"}), RDNE),
-        ("POST", "/api/2.0/mlflow/experiments/delete-experiment-tag", json!({"experiment_id": "{EXP}"}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/delete",
+            json!({"experiment_id": "999999"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/delete",
+            json!({"experiment_id": "0"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/restore",
+            json!({"experiment_id": "999999"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/restore",
+            json!({"experiment_id": "{EXP}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/set-experiment-tag",
+            json!({"experiment_id": "{EXP}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/set-experiment-tag",
+            json!({"experiment_id": "999999", "key": "k", "value": "v"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/set-experiment-tag",
+            json!({"experiment_id": "{EXP}", "key": long(251), "value": "v"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/set-experiment-tag",
+            json!({"experiment_id": "{EXP}", "key": "k", "value": 3}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/delete-experiment-tag",
+            json!({"experiment_id": "{EXP}", "key": "absent"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/delete-experiment-tag",
+            json!({"experiment_id": "{EXP}"}),
+            IPV,
+        ),
         // runs/create, get, update, delete, restore
-        ("POST", "/api/2.0/mlflow/runs/create", json!({"experiment_id": "999999"}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/create", json!({"experiment_id": "{EXP}", "start_time": "soon"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/create", json!({"experiment_id": "{EXP}", "tags": [{"key": "k", "value": long(8001)}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/create", json!({"experiment_id": "{EXP}", "run_name": "a", "tags": [{"key": "mlflow.runName", "value": "b"}]}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "999999"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "{EXP}", "start_time": "soon"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "{EXP}", "tags": [{"key": "k", "value": long(8001)}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "{EXP}", "run_name": "a", "tags": [{"key": "mlflow.runName", "value": "b"}]}),
+            IPV,
+        ),
         ("GET", "/api/2.0/mlflow/runs/get", json!({}), IPV),
-        ("GET", "/api/2.0/mlflow/runs/get", json!({"run_id": unknown_run}), RDNE),
-        ("GET", "/api/2.0/mlflow/runs/get", json!({"run_id": "../etc"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/update", json!({"run_id": unknown_run, "status": "FINISHED"}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/update", json!({"run_id": "{RUN}", "status": "DONE"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/update", json!({"run_id": "{RUN}", "end_time": "later"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/update", json!({"run_id": "{RUN}", "run_name": long(8001)}), IPV),
+        (
+            "GET",
+            "/api/2.0/mlflow/runs/get",
+            json!({"run_id": unknown_run}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/runs/get",
+            json!({"run_id": "../etc"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/update",
+            json!({"run_id": unknown_run, "status": "FINISHED"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/update",
+            json!({"run_id": "{RUN}", "status": "DONE"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/update",
+            json!({"run_id": "{RUN}", "end_time": "later"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/update",
+            json!({"run_id": "{RUN}", "run_name": long(8001)}),
+            IPV,
+        ),
         ("POST", "/api/2.0/mlflow/runs/delete", json!({}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/delete", json!({"run_id": unknown_run}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/restore", json!({"run_id": unknown_run}), RDNE),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/delete",
+            json!({"run_id": unknown_run}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/restore",
+            json!({"run_id": unknown_run}),
+            RDNE,
+        ),
         // runs/search
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": ["{EXP}"], "filter": "metrics.a > 'x'"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": ["{EXP}"], "filter": "params.a = 1"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": ["{EXP}"], "order_by": ["metrics.a sideways"]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": ["{EXP}"], "max_results": 50001}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": "{EXP}", "max_results": -1}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": [1, 2]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/search", json!({"experiment_ids": ["{EXP}"], "run_view_type": 9}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ["{EXP}"], "filter": "metrics.a > 'x'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ["{EXP}"], "filter": "params.a = 1"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ["{EXP}"], "order_by": ["metrics.a sideways"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ["{EXP}"], "max_results": 50001}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": "{EXP}", "max_results": -1}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": [1, 2]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": ["{EXP}"], "run_view_type": 9}),
+            IPV,
+        ),
         // log-metric, log-parameter, set-tag, delete-tag
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"run_id": "{RUN}", "key": "m", "timestamp": 1}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"run_id": "{RUN}", "key": "m", "value": 1.0}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"run_id": "{RUN}", "key": "m", "value": "high", "timestamp": 1}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"run_id": "{RUN}", "key": "../m", "value": 1.0, "timestamp": 1}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"run_id": "{RUN}", "key": long(251), "value": 1.0, "timestamp": 1}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"run_id": unknown_run, "key": "m", "value": 1.0, "timestamp": 1}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/log-metric", json!({"key": "m", "value": 1.0, "timestamp": 1}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-parameter", json!({"run_id": "{RUN}", "key": "p", "value": "2"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-parameter", json!({"run_id": "{RUN}", "key": "q"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-parameter", json!({"run_id": "{RUN}", "key": "q", "value": long(6001)}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-parameter", json!({"run_id": unknown_run, "key": "q", "value": "1"}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/set-tag", json!({"run_id": "{RUN}", "value": "v"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/set-tag", json!({"run_id": "{RUN}", "key": "k", "value": long(8001)}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/set-tag", json!({"run_id": unknown_run, "key": "k", "value": "v"}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/delete-tag", json!({"run_id": "{RUN}", "key": "absent"}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/delete-tag", json!({"run_id": "{RUN}"}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": "{RUN}", "key": "m", "timestamp": 1}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": "{RUN}", "key": "m", "value": 1.0}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": "{RUN}", "key": "m", "value": "high", "timestamp": 1}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": "{RUN}", "key": "../m", "value": 1.0, "timestamp": 1}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": "{RUN}", "key": long(251), "value": 1.0, "timestamp": 1}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"run_id": unknown_run, "key": "m", "value": 1.0, "timestamp": 1}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-metric",
+            json!({"key": "m", "value": 1.0, "timestamp": 1}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-parameter",
+            json!({"run_id": "{RUN}", "key": "p", "value": "2"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-parameter",
+            json!({"run_id": "{RUN}", "key": "q"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-parameter",
+            json!({"run_id": "{RUN}", "key": "q", "value": long(6001)}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-parameter",
+            json!({"run_id": unknown_run, "key": "q", "value": "1"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/set-tag",
+            json!({"run_id": "{RUN}", "value": "v"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/set-tag",
+            json!({"run_id": "{RUN}", "key": "k", "value": long(8001)}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/set-tag",
+            json!({"run_id": unknown_run, "key": "k", "value": "v"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/delete-tag",
+            json!({"run_id": "{RUN}", "key": "absent"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/delete-tag",
+            json!({"run_id": "{RUN}"}),
+            IPV,
+        ),
         // log-batch
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": "{RUN}", "metrics": "many"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": "{RUN}", "metrics": [{"key": "m", "value": 1}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": "{RUN}", "params": [{"key": "p", "value": "changed"}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": "{RUN}", "params": [{"key": "d", "value": "1"}, {"key": "d", "value": "2"}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": "{RUN}", "params": (0..101).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect::<Vec<_>>()}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": "{RUN}", "tags": (0..101).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect::<Vec<_>>()}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-batch", json!({"run_id": unknown_run, "params": [{"key": "x", "value": "1"}]}), RDNE),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": "{RUN}", "metrics": "many"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": "{RUN}", "metrics": [{"key": "m", "value": 1}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": "{RUN}", "params": [{"key": "p", "value": "changed"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": "{RUN}", "params": [{"key": "d", "value": "1"}, {"key": "d", "value": "2"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": "{RUN}", "params": (0..101).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect::<Vec<_>>()}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": "{RUN}", "tags": (0..101).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect::<Vec<_>>()}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": unknown_run, "params": [{"key": "x", "value": "1"}]}),
+            RDNE,
+        ),
         // log-inputs, outputs, log-model
-        ("POST", "/api/2.0/mlflow/runs/log-inputs", json!({"run_id": "{RUN}", "datasets": [{"dataset": {"name": "d"}}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-inputs", json!({"run_id": "{RUN}", "datasets": [{"dataset": {"name": long(501), "digest": "d", "source_type": "s", "source": "s"}}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-inputs", json!({"run_id": "{RUN}", "models": [{"model_id": "m-nope"}]}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/log-inputs", json!({"run_id": unknown_run, "datasets": []}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/outputs", json!({"run_id": "{RUN}", "models": [{"model_id": "m-nope", "step": 0}]}), RDNE),
-        ("POST", "/api/2.0/mlflow/runs/outputs", json!({"run_id": "{RUN}", "models": [{"step": 0}]}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-model", json!({"run_id": "{RUN}", "model_json": "{not json"}), IPV),
-        ("POST", "/api/2.0/mlflow/runs/log-model", json!({"run_id": "{RUN}"}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-inputs",
+            json!({"run_id": "{RUN}", "datasets": [{"dataset": {"name": "d"}}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-inputs",
+            json!({"run_id": "{RUN}", "datasets": [{"dataset": {"name": long(501), "digest": "d", "source_type": "s", "source": "s"}}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-inputs",
+            json!({"run_id": "{RUN}", "models": [{"model_id": "m-nope"}]}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-inputs",
+            json!({"run_id": unknown_run, "datasets": []}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/outputs",
+            json!({"run_id": "{RUN}", "models": [{"model_id": "m-nope", "step": 0}]}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/outputs",
+            json!({"run_id": "{RUN}", "models": [{"step": 0}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-model",
+            json!({"run_id": "{RUN}", "model_json": "{not json"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/log-model",
+            json!({"run_id": "{RUN}"}),
+            IPV,
+        ),
         // metrics history, artifacts list
-        ("GET", "/api/2.0/mlflow/metrics/get-history", json!({"run_id": "{RUN}"}), IPV),
-        ("GET", "/api/2.0/mlflow/metrics/get-history", json!({"run_id": unknown_run, "metric_key": "m"}), RDNE),
-        ("GET", "/api/2.0/mlflow/metrics/get-history", json!({"run_id": "{RUN}", "metric_key": "m", "max_results": 0}), IPV),
-        ("GET", "/api/2.11/mlflow/metrics/get-history-bulk-interval", json!({"metric_key": "m"}), IPV),
-        ("GET", "/api/2.11/mlflow/metrics/get-history-bulk-interval", json!({"run_ids": ["{RUN}"], "metric_key": "m", "start_step": 5, "end_step": 1}), IPV),
-        ("GET", "/api/2.11/mlflow/metrics/get-history-bulk-interval", json!({"run_ids": ["{RUN}"], "metric_key": "m", "max_results": 5000}), IPV),
-        ("GET", "/api/2.0/mlflow/artifacts/list", json!({"run_id": "{RUN}", "path": "../../x"}), IPV),
-        ("GET", "/api/2.0/mlflow/artifacts/list", json!({"run_id": unknown_run}), RDNE),
+        (
+            "GET",
+            "/api/2.0/mlflow/metrics/get-history",
+            json!({"run_id": "{RUN}"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/metrics/get-history",
+            json!({"run_id": unknown_run, "metric_key": "m"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/metrics/get-history",
+            json!({"run_id": "{RUN}", "metric_key": "m", "max_results": 0}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.11/mlflow/metrics/get-history-bulk-interval",
+            json!({"metric_key": "m"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.11/mlflow/metrics/get-history-bulk-interval",
+            json!({"run_ids": ["{RUN}"], "metric_key": "m", "start_step": 5, "end_step": 1}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.11/mlflow/metrics/get-history-bulk-interval",
+            json!({"run_ids": ["{RUN}"], "metric_key": "m", "max_results": 5000}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/artifacts/list",
+            json!({"run_id": "{RUN}", "path": "../../x"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/artifacts/list",
+            json!({"run_id": unknown_run}),
+            RDNE,
+        ),
         // logged models
         ("POST", "/api/2.0/mlflow/logged-models", json!({}), IPV),
-        ("POST", "/api/2.0/mlflow/logged-models", json!({"experiment_id": "999999"}), RDNE),
-        ("POST", "/api/2.0/mlflow/logged-models", json!({"experiment_id": "{EXP}", "params": [{"key": "p", "value": long(6001)}]}), IPV),
-        ("POST", "/api/2.0/mlflow/logged-models", json!({"experiment_id": "{EXP}", "source_run_id": unknown_run}), RDNE),
-        ("GET", "/api/2.0/mlflow/logged-models/m-nope", json!({}), RDNE),
-        ("PATCH", "/api/2.0/mlflow/logged-models/{LM}", json!({"status": "SHINY"}), IPV),
-        ("PATCH", "/api/2.0/mlflow/logged-models/{LM}", json!({}), IPV),
-        ("PATCH", "/api/2.0/mlflow/logged-models/m-nope", json!({"status": "LOGGED_MODEL_READY"}), RDNE),
-        ("DELETE", "/api/2.0/mlflow/logged-models/m-nope", json!({}), RDNE),
-        ("PATCH", "/api/2.0/mlflow/logged-models/{LM}/tags", json!({"tags": [{"value": "v"}]}), IPV),
-        ("PATCH", "/api/2.0/mlflow/logged-models/m-nope/tags", json!({"tags": [{"key": "k", "value": "v"}]}), RDNE),
-        ("DELETE", "/api/2.0/mlflow/logged-models/{LM}/tags/absent", json!({}), RDNE),
-        ("POST", "/api/2.0/mlflow/logged-models/{LM}/params", json!({"params": [{"key": "../p", "value": "v"}]}), IPV),
-        ("POST", "/api/2.0/mlflow/logged-models/m-nope/params", json!({"params": [{"key": "p", "value": "v"}]}), RDNE),
-        ("GET", "/api/2.0/mlflow/logged-models/{LM}/artifacts/directories", json!({"artifact_directory_path": "../x"}), IPV),
-        ("POST", "/api/2.0/mlflow/logged-models/search", json!({"experiment_ids": ["{EXP}"], "filter": "metrics.x > 'a'"}), IPV),
-        ("POST", "/api/2.0/mlflow/logged-models/search", json!({"experiment_ids": ["{EXP}"], "order_by": [{"ascending": true}]}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models",
+            json!({"experiment_id": "999999"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models",
+            json!({"experiment_id": "{EXP}", "params": [{"key": "p", "value": long(6001)}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models",
+            json!({"experiment_id": "{EXP}", "source_run_id": unknown_run}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/logged-models/m-nope",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/{LM}",
+            json!({"status": "SHINY"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/{LM}",
+            json!({}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/m-nope",
+            json!({"status": "LOGGED_MODEL_READY"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/logged-models/m-nope",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/{LM}/tags",
+            json!({"tags": [{"value": "v"}]}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/logged-models/m-nope/tags",
+            json!({"tags": [{"key": "k", "value": "v"}]}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/logged-models/{LM}/tags/absent",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models/{LM}/params",
+            json!({"params": [{"key": "../p", "value": "v"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models/m-nope/params",
+            json!({"params": [{"key": "p", "value": "v"}]}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/logged-models/{LM}/artifacts/directories",
+            json!({"artifact_directory_path": "../x"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models/search",
+            json!({"experiment_ids": ["{EXP}"], "filter": "metrics.x > 'a'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/logged-models/search",
+            json!({"experiment_ids": ["{EXP}"], "order_by": [{"ascending": true}]}),
+            IPV,
+        ),
         // registry: registered models
-        ("POST", "/api/2.0/mlflow/registered-models/create", json!({}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/create", json!({"name": "{MODEL}"}), RAE),
-        ("POST", "/api/2.0/mlflow/registered-models/create", json!({"name": "a/b"}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/create", json!({"name": "n", "tags": [{"key": "k", "value": long(100_001)}]}), IPV),
-        ("GET", "/api/2.0/mlflow/registered-models/get", json!({"name": "nope"}), RDNE),
-        ("GET", "/api/2.0/mlflow/registered-models/get", json!({}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/rename", json!({"name": "nope", "new_name": "x"}), RDNE),
-        ("POST", "/api/2.0/mlflow/registered-models/rename", json!({"name": "{MODEL}"}), IPV),
-        ("PATCH", "/api/2.0/mlflow/registered-models/update", json!({"name": "nope", "description": "d"}), RDNE),
-        ("PATCH", "/api/2.0/mlflow/registered-models/update", json!({"name": "{MODEL}", "description": 5}), IPV),
-        ("DELETE", "/api/2.0/mlflow/registered-models/delete", json!({"name": "nope"}), RDNE),
-        ("GET", "/api/2.0/mlflow/registered-models/search", json!({"max_results": 1001}), IPV),
-        ("GET", "/api/2.0/mlflow/registered-models/search", json!({"filter": "name LIKE"}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/get-latest-versions", json!({"name": "nope"}), RDNE),
-        ("POST", "/api/2.0/mlflow/registered-models/get-latest-versions", json!({"name": "{MODEL}", "stages": ["Nowhere"]}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/set-tag", json!({"name": "nope", "key": "k", "value": "v"}), RDNE),
-        ("POST", "/api/2.0/mlflow/registered-models/set-tag", json!({"name": "{MODEL}", "key": long(251), "value": "v"}), IPV),
-        ("DELETE", "/api/2.0/mlflow/registered-models/delete-tag", json!({"name": "nope", "key": "k"}), RDNE),
-        ("POST", "/api/2.0/mlflow/registered-models/alias", json!({"name": "{MODEL}", "alias": "latest", "version": "1"}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/alias", json!({"name": "{MODEL}", "alias": "ok", "version": "99"}), RDNE),
-        ("POST", "/api/2.0/mlflow/registered-models/alias", json!({"name": "{MODEL}", "alias": long(256), "version": "1"}), IPV),
-        ("POST", "/api/2.0/mlflow/registered-models/alias", json!({"name": "{MODEL}", "alias": "ok", "version": "one"}), IPV),
-        ("DELETE", "/api/2.0/mlflow/registered-models/alias", json!({"name": "nope", "alias": "a"}), RDNE),
-        ("GET", "/api/2.0/mlflow/registered-models/alias", json!({"name": "{MODEL}", "alias": "absent"}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            json!({"name": "{MODEL}"}),
+            RAE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            json!({"name": "a/b"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            json!({"name": "n", "tags": [{"key": "k", "value": long(100_001)}]}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/registered-models/get",
+            json!({"name": "nope"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/registered-models/get",
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/rename",
+            json!({"name": "nope", "new_name": "x"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/rename",
+            json!({"name": "{MODEL}"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/registered-models/update",
+            json!({"name": "nope", "description": "d"}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/registered-models/update",
+            json!({"name": "{MODEL}", "description": 5}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/delete",
+            json!({"name": "nope"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/registered-models/search",
+            json!({"max_results": 1001}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/registered-models/search",
+            json!({"filter": "name LIKE"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/get-latest-versions",
+            json!({"name": "nope"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/get-latest-versions",
+            json!({"name": "{MODEL}", "stages": ["Nowhere"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/set-tag",
+            json!({"name": "nope", "key": "k", "value": "v"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/set-tag",
+            json!({"name": "{MODEL}", "key": long(251), "value": "v"}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/delete-tag",
+            json!({"name": "nope", "key": "k"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": "{MODEL}", "alias": "latest", "version": "1"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": "{MODEL}", "alias": "ok", "version": "99"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": "{MODEL}", "alias": long(256), "version": "1"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": "{MODEL}", "alias": "ok", "version": "one"}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": "nope", "alias": "a"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/registered-models/alias",
+            json!({"name": "{MODEL}", "alias": "absent"}),
+            IPV,
+        ),
         // registry: model versions
-        ("POST", "/api/2.0/mlflow/model-versions/create", json!({"name": "nope", "source": "s"}), RDNE),
-        ("POST", "/api/2.0/mlflow/model-versions/create", json!({"name": "{MODEL}"}), IPV),
-        ("POST", "/api/2.0/mlflow/model-versions/create", json!({"name": "{MODEL}", "source": "s", "run_id": unknown_run}), RDNE),
-        ("POST", "/api/2.0/mlflow/model-versions/create", json!({"name": "{MODEL}", "source": long(5001)}), IPV),
-        ("GET", "/api/2.0/mlflow/model-versions/get", json!({"name": "{MODEL}", "version": "99"}), RDNE),
-        ("GET", "/api/2.0/mlflow/model-versions/get", json!({"name": "{MODEL}", "version": "-1"}), IPV),
-        ("GET", "/api/2.0/mlflow/model-versions/get", json!({"name": "{MODEL}"}), IPV),
-        ("PATCH", "/api/2.0/mlflow/model-versions/update", json!({"name": "{MODEL}", "version": "99", "description": "d"}), RDNE),
-        ("POST", "/api/2.0/mlflow/model-versions/transition-stage", json!({"name": "{MODEL}", "version": "1", "stage": "Moon"}), IPV),
-        ("POST", "/api/2.0/mlflow/model-versions/transition-stage", json!({"name": "{MODEL}", "version": "99", "stage": "Staging"}), RDNE),
-        ("DELETE", "/api/2.0/mlflow/model-versions/delete", json!({"name": "{MODEL}", "version": "99"}), RDNE),
-        ("GET", "/api/2.0/mlflow/model-versions/search", json!({"filter": "nonsense ~ 1"}), IPV),
-        ("GET", "/api/2.0/mlflow/model-versions/search", json!({"max_results": 0}), IPV),
-        ("GET", "/api/2.0/mlflow/model-versions/get-download-uri", json!({"name": "{MODEL}", "version": "99"}), RDNE),
-        ("POST", "/api/2.0/mlflow/model-versions/set-tag", json!({"name": "{MODEL}", "version": "99", "key": "k", "value": "v"}), RDNE),
-        ("POST", "/api/2.0/mlflow/model-versions/set-tag", json!({"name": "{MODEL}", "version": "1", "key": "k", "value": long(100_001)}), IPV),
-        ("DELETE", "/api/2.0/mlflow/model-versions/delete-tag", json!({"name": "{MODEL}", "version": "99", "key": "k"}), RDNE),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "nope", "source": "s"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "{MODEL}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "{MODEL}", "source": "s", "run_id": unknown_run}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "{MODEL}", "source": long(5001)}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/model-versions/get",
+            json!({"name": "{MODEL}", "version": "99"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/model-versions/get",
+            json!({"name": "{MODEL}", "version": "-1"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/model-versions/get",
+            json!({"name": "{MODEL}"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/model-versions/update",
+            json!({"name": "{MODEL}", "version": "99", "description": "d"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            json!({"name": "{MODEL}", "version": "1", "stage": "Moon"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/transition-stage",
+            json!({"name": "{MODEL}", "version": "99", "stage": "Staging"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/model-versions/delete",
+            json!({"name": "{MODEL}", "version": "99"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/model-versions/search",
+            json!({"filter": "nonsense ~ 1"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/model-versions/search",
+            json!({"max_results": 0}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/model-versions/get-download-uri",
+            json!({"name": "{MODEL}", "version": "99"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            json!({"name": "{MODEL}", "version": "99", "key": "k", "value": "v"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/model-versions/set-tag",
+            json!({"name": "{MODEL}", "version": "1", "key": "k", "value": long(100_001)}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/model-versions/delete-tag",
+            json!({"name": "{MODEL}", "version": "99", "key": "k"}),
+            RDNE,
+        ),
         // workspaces
         ("POST", "/api/3.0/mlflow/workspaces", json!({}), IPV),
-        ("POST", "/api/3.0/mlflow/workspaces", json!({"name": "Bad_Name"}), IPV),
-        ("POST", "/api/3.0/mlflow/workspaces", json!({"name": "a"}), IPV),
-        ("POST", "/api/3.0/mlflow/workspaces", json!({"name": "api"}), IPV),
-        ("POST", "/api/3.0/mlflow/workspaces", json!({"name": "default"}), RAE),
-        ("POST", "/api/3.0/mlflow/workspaces", json!({"name": "ok-name", "description": long(5001)}), IPV),
+        (
+            "POST",
+            "/api/3.0/mlflow/workspaces",
+            json!({"name": "Bad_Name"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/workspaces",
+            json!({"name": "a"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/workspaces",
+            json!({"name": "api"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/workspaces",
+            json!({"name": "default"}),
+            RAE,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/workspaces",
+            json!({"name": "ok-name", "description": long(5001)}),
+            IPV,
+        ),
         ("GET", "/api/3.0/mlflow/workspaces/no-such", json!({}), RDNE),
-        ("PATCH", "/api/3.0/mlflow/workspaces/no-such", json!({"description": "d"}), RDNE),
-        ("DELETE", "/api/3.0/mlflow/workspaces/no-such", json!({}), RDNE),
-        ("DELETE", "/api/3.0/mlflow/workspaces/default", json!({}), (500, "INVALID_STATE")),
+        (
+            "PATCH",
+            "/api/3.0/mlflow/workspaces/no-such",
+            json!({"description": "d"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/3.0/mlflow/workspaces/no-such",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/3.0/mlflow/workspaces/default",
+            json!({}),
+            (500, "INVALID_STATE"),
+        ),
         // tandem's change log
-        ("GET", "/api/tandem/v1/workspaces/default/changes", json!({"after": -1}), IPV),
-        ("GET", "/api/tandem/v1/workspaces/default/changes", json!({"after": "x"}), IPV),
-        ("GET", "/api/tandem/v1/workspaces/default/changes", json!({"limit": 100000}), IPV),
-        ("GET", "/api/tandem/v1/workspaces/no-such/changes", json!({}), RDNE),
-        ("GET", "/api/tandem/v1/workspaces/BAD/changes", json!({}), IPV),
-        ("GET", "/api/tandem/v1/workspaces/no-such/verify", json!({}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({}), IPV),
-        ("GET", "/api/tandem/v1/workspaces/no-such/retention", json!({}), RDNE),
-        ("PATCH", "/api/tandem/v1/workspaces/default/retention", json!({"days": 3}), IPV),
-        ("PATCH", "/api/tandem/v1/workspaces/default/retention", json!({"days": 91}), IPV),
-        ("PATCH", "/api/tandem/v1/workspaces/default/retention", json!({"days": "many"}), IPV),
-        ("PATCH", "/api/tandem/v1/workspaces/default/retention", json!({}), IPV),
-        ("PATCH", "/api/tandem/v1/workspaces/default/retention", json!({"purge_protection": "yes please"}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/no-such/purge", json!({}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/purge", json!({"immediately": 7}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"experiment_id": "1", "run_id": "{RUN}"}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"experiment_id": "999999"}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"run_id": "0123456789abcdef0123456789abcdef"}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"model_id": "no such/model"}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"model_id": "m-0123456789abcdef"}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"name": "ghost-model"}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"name": "ghost-model", "version": "x"}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"name": "m", "model_id": "m-1"}), IPV),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/default/changes",
+            json!({"after": -1}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/default/changes",
+            json!({"after": "x"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/default/changes",
+            json!({"limit": 100000}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/no-such/changes",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/BAD/changes",
+            json!({}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/no-such/verify",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/apply",
+            json!({}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/no-such/retention",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/tandem/v1/workspaces/default/retention",
+            json!({"days": 3}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/tandem/v1/workspaces/default/retention",
+            json!({"days": 91}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/tandem/v1/workspaces/default/retention",
+            json!({"days": "many"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/tandem/v1/workspaces/default/retention",
+            json!({}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/tandem/v1/workspaces/default/retention",
+            json!({"purge_protection": "yes please"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/no-such/purge",
+            json!({}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/purge",
+            json!({"immediately": 7}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"experiment_id": "1", "run_id": "{RUN}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"experiment_id": "999999"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"run_id": "0123456789abcdef0123456789abcdef"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"model_id": "no such/model"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"model_id": "m-0123456789abcdef"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"name": "ghost-model"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"name": "ghost-model", "version": "x"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"name": "m", "model_id": "m-1"}),
+            IPV,
+        ),
         // A live workspace is not deleted; an unknown one does not exist.
-        ("POST", "/api/tandem/v1/workspaces/default/undelete", json!({"workspace": true}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/ghost-ws/undelete", json!({"workspace": true}), RDNE),
-        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({"op": "NoSuchOp", "payload": "{}"}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({"op": "SetExperimentTag", "payload": "{\"experiment_id\": 5}"}), IPV),
-        ("POST", "/api/tandem/v1/workspaces/default/apply", json!({"op": "DeleteWorkspace", "payload": "{\"time\": 1}"}), IPV),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/undelete",
+            json!({"workspace": true}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/ghost-ws/undelete",
+            json!({"workspace": true}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/apply",
+            json!({"op": "NoSuchOp", "payload": "{}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/apply",
+            json!({"op": "SetExperimentTag", "payload": "{\"experiment_id\": 5}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/default/apply",
+            json!({"op": "DeleteWorkspace", "payload": "{\"time\": 1}"}),
+            IPV,
+        ),
     ]
 }
 
@@ -230,13 +1140,20 @@ fn substitute(v: &Value, f: &crate::support::Fixture) -> Value {
     match v {
         Value::String(s) => Value::String(sub_str(s, f)),
         Value::Array(a) => Value::Array(a.iter().map(|x| substitute(x, f)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), substitute(x, f))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), substitute(x, f)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
 
 fn sub_str(s: &str, f: &crate::support::Fixture) -> String {
-    s.replace("{EXP}", &f.experiment_id).replace("{RUN}", &f.run_id).replace("{MODEL}", &f.model_name).replace("{LM}", &f.model_id)
+    s.replace("{EXP}", &f.experiment_id)
+        .replace("{RUN}", &f.run_id)
+        .replace("{MODEL}", &f.model_name)
+        .replace("{LM}", &f.model_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,29 +1167,58 @@ async fn bad_input_on(meta: crate::support::Meta) {
     let s = TestServer::start_on(meta, None).await;
     let f = fixture(&s).await;
     let mut failures = Vec::new();
-    let covered: std::collections::HashSet<String> = cases().iter().map(|c| c.1.to_owned()).collect();
+    let covered: std::collections::HashSet<String> =
+        cases().iter().map(|c| c.1.to_owned()).collect();
     for (method, path, params, (status, code)) in cases() {
         let path = sub_str(path, &f);
         let params = substitute(&params, &f);
         let before = s.head_seq("default").await;
         let (got_status, body) = if method == "GET" {
-            s.call(method, &crate::support::query_path(&path, &params), None).await
+            s.call(method, &crate::support::query_path(&path, &params), None)
+                .await
         } else {
             s.call(method, &path, Some(params.clone())).await
         };
         let after = s.head_seq("default").await;
-        if got_status != status || body["error_code"] != code || body["message"].as_str().map_or(true, str::is_empty) || after != before {
+        if got_status != status
+            || body["error_code"] != code
+            || body["message"].as_str().map_or(true, str::is_empty)
+            || after != before
+        {
             failures.push(format!("{method} {path} {params}: got {got_status} {body} (log {before} -> {after}), expected {status} {code}"));
         }
     }
-    assert!(failures.is_empty(), "{meta:?}: {} bad-input cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{meta:?}: {} bad-input cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // Every route in the table has at least one case above.
     for (_, pattern, _) in tandem::api::ROUTES.iter().chain(tandem::api::TANDEM_ROUTES) {
-        let prefix = if pattern.starts_with("workspaces/") { "/api/tandem/v1/" } else if pattern.contains("workspaces") { "/api/3.0/" } else if pattern.contains("bulk-interval") { "/api/2.11/" } else { "/api/2.0/" };
-        let concrete = pattern.replace("{model_id}", "m-nope").replace("{tag_key}", "absent").replace("{workspace_name}", "no-such");
-        let alt = pattern.replace("{model_id}", "{LM}").replace("{workspace_name}", "default").replace("{tag_key}", "absent");
-        let hit = covered.iter().any(|c| c == &format!("{prefix}{concrete}") || c == &format!("{prefix}{alt}") || c.ends_with(&format!("/{}", pattern.replace("{workspace_name}", "BAD"))));
+        let prefix = if pattern.starts_with("workspaces/") {
+            "/api/tandem/v1/"
+        } else if pattern.contains("workspaces") {
+            "/api/3.0/"
+        } else if pattern.contains("bulk-interval") {
+            "/api/2.11/"
+        } else {
+            "/api/2.0/"
+        };
+        let concrete = pattern
+            .replace("{model_id}", "m-nope")
+            .replace("{tag_key}", "absent")
+            .replace("{workspace_name}", "no-such");
+        let alt = pattern
+            .replace("{model_id}", "{LM}")
+            .replace("{workspace_name}", "default")
+            .replace("{tag_key}", "absent");
+        let hit = covered.iter().any(|c| {
+            c == &format!("{prefix}{concrete}")
+                || c == &format!("{prefix}{alt}")
+                || c.ends_with(&format!("/{}", pattern.replace("{workspace_name}", "BAD")))
+        });
         assert!(hit, "no bad-input case for {pattern}");
     }
     s.stop().await;
@@ -289,21 +1235,55 @@ async fn malformed_on(meta: crate::support::Meta) {
     let s = TestServer::start_on(meta, None).await;
     let before = s.head_seq("default").await;
     for body in ["{", "[1,2]", "\"str\"", "{\"name\": }", "\u{0}\u{1}"] {
-        let resp = s.http.post(format!("{}/api/2.0/mlflow/experiments/create", s.url)).body(body).send().await.unwrap();
+        let resp = s
+            .http
+            .post(format!("{}/api/2.0/mlflow/experiments/create", s.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status().as_u16(), 400, "{body:?}");
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error_code"], "INVALID_PARAMETER_VALUE");
     }
-    let (status, v) = s.call_ws("POST", "/api/2.0/mlflow/experiments/create", Some(json!({"name": "x"})), Some("nowhere")).await;
-    assert_eq!((status, v["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
-    let (status, v) = s.call_ws("POST", "/api/2.0/mlflow/experiments/create", Some(json!({"name": "x"})), Some("Not Valid")).await;
-    assert_eq!((status, v["error_code"].as_str()), (400, Some("INVALID_PARAMETER_VALUE")));
-    let (status, v) = s.call("GET", "/api/2.0/mlflow/experiments/create", None).await;
+    let (status, v) = s
+        .call_ws(
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "x"})),
+            Some("nowhere"),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+    let (status, v) = s
+        .call_ws(
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            Some(json!({"name": "x"})),
+            Some("Not Valid"),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE"))
+    );
+    let (status, v) = s
+        .call("GET", "/api/2.0/mlflow/experiments/create", None)
+        .await;
     assert_eq!((status, v), (405, Value::Null));
     let (status, v) = s.call("GET", "/api/2.0/mlflow/not-a-thing", None).await;
     assert_eq!((status, v), (404, Value::Null));
     let big = "x".repeat(tandem::http::MAX_JSON_BODY + 10);
-    let resp = s.http.post(format!("{}/api/2.0/mlflow/experiments/create", s.url)).body(big).send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/api/2.0/mlflow/experiments/create", s.url))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(s.head_seq("default").await, before);
     s.stop().await;
@@ -317,7 +1297,10 @@ async fn artifact_endpoints_reject_bad_input_and_change_nothing() {
         let (http, url) = (s.http.clone(), format!("{}{}", s.url, path));
         async move {
             let r = http.put(url).body(body).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
     // Path traversal and absolute paths, percent-encoded or not.
@@ -325,36 +1308,98 @@ async fn artifact_endpoints_reject_bad_input_and_change_nothing() {
         // The HTTP client may resolve dot segments itself, so the request lands on no route
         // (plain 404); either way nothing may be written.
         let (status, v) = put(&format!("/api/2.0/mlflow-artifacts/artifacts/{p}"), b"x").await;
-        assert!((status == 400 && v["error_code"] == "INVALID_PARAMETER_VALUE") || (status == 404 && v.is_null()), "{p}: {status} {v}");
+        assert!(
+            (status == 400 && v["error_code"] == "INVALID_PARAMETER_VALUE")
+                || (status == 404 && v.is_null()),
+            "{p}: {status} {v}"
+        );
     }
-    let (status, v) = s.call("GET", "/api/2.0/mlflow-artifacts/artifacts?path=..%2F..", None).await;
-    assert_eq!((status, v["error_code"].as_str()), (400, Some("INVALID_PARAMETER_VALUE")));
-    let (status, v) = s.call("GET", "/api/2.0/mlflow-artifacts/artifacts/0/missing.txt", None).await;
-    assert_eq!((status, v["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
+    let (status, v) = s
+        .call(
+            "GET",
+            "/api/2.0/mlflow-artifacts/artifacts?path=..%2F..",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE"))
+    );
+    let (status, v) = s
+        .call(
+            "GET",
+            "/api/2.0/mlflow-artifacts/artifacts/0/missing.txt",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
     // Multipart: missing fields, bad counts, unknown uploads, wrong parts and ETags.
     let mpu = "/api/2.0/mlflow-artifacts/mpu";
     let cases = [
         (format!("{mpu}/create/0/r"), json!({})),
-        (format!("{mpu}/create/0/r"), json!({"path": "/tmp/f.bin", "num_parts": 0})),
-        (format!("{mpu}/create/0/r"), json!({"path": "/tmp/f.bin", "num_parts": 10_001})),
-        (format!("{mpu}/create/0/r"), json!({"path": "/tmp/", "num_parts": 1})),
-        (format!("{mpu}/complete/0/r"), json!({"path": "/tmp/f.bin", "upload_id": "zz", "parts": []})),
+        (
+            format!("{mpu}/create/0/r"),
+            json!({"path": "/tmp/f.bin", "num_parts": 0}),
+        ),
+        (
+            format!("{mpu}/create/0/r"),
+            json!({"path": "/tmp/f.bin", "num_parts": 10_001}),
+        ),
+        (
+            format!("{mpu}/create/0/r"),
+            json!({"path": "/tmp/", "num_parts": 1}),
+        ),
+        (
+            format!("{mpu}/complete/0/r"),
+            json!({"path": "/tmp/f.bin", "upload_id": "zz", "parts": []}),
+        ),
         (format!("{mpu}/abort/0/r"), json!({"path": "/tmp/f.bin"})),
     ];
     for (path, body) in &cases {
         let (status, v) = s.call("POST", path, Some(body.clone())).await;
-        assert!(status == 400 && v["error_code"] == "INVALID_PARAMETER_VALUE", "{path} {body}: {status} {v}");
+        assert!(
+            status == 400 && v["error_code"] == "INVALID_PARAMETER_VALUE",
+            "{path} {body}: {status} {v}"
+        );
     }
-    let (status, v) = s.call("POST", &format!("{mpu}/complete/0/r"), Some(json!({"path": "/tmp/f.bin", "upload_id": "0".repeat(32), "parts": []}))).await;
-    assert_eq!((status, v["error_code"].as_str()), (404, Some("RESOURCE_DOES_NOT_EXIST")));
-    let created = s.ok("POST", &format!("{mpu}/create/0/r"), json!({"path": "/tmp/f.bin", "num_parts": 2})).await;
+    let (status, v) = s
+        .call(
+            "POST",
+            &format!("{mpu}/complete/0/r"),
+            Some(json!({"path": "/tmp/f.bin", "upload_id": "0".repeat(32), "parts": []})),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+    let created = s
+        .ok(
+            "POST",
+            &format!("{mpu}/create/0/r"),
+            json!({"path": "/tmp/f.bin", "num_parts": 2}),
+        )
+        .await;
     let id = created["upload_id"].as_str().unwrap().to_owned();
     let part_url = |n: u32| format!("/api/tandem/v1/uploads/{id}/parts/{n}");
     let (status, _) = put(&part_url(3), b"x").await;
     assert_eq!(status, 400);
-    let (status, _) = put(&format!("/api/tandem/v1/uploads/{}/parts/1", "f".repeat(32)), b"x").await;
+    let (status, _) = put(
+        &format!("/api/tandem/v1/uploads/{}/parts/1", "f".repeat(32)),
+        b"x",
+    )
+    .await;
     assert_eq!(status, 404);
-    let r1 = s.http.put(format!("{}{}", s.url, part_url(1))).body("one").send().await.unwrap();
+    let r1 = s
+        .http
+        .put(format!("{}{}", s.url, part_url(1)))
+        .body("one")
+        .send()
+        .await
+        .unwrap();
     let etag1 = r1.headers()["etag"].to_str().unwrap().to_owned();
     // Only one of two parts: refused. A wrong ETag: refused.
     let (status, _) = s.call("POST", &format!("{mpu}/complete/0/r"), Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": [{"part_number": 1, "etag": etag1}]}))).await;
@@ -364,10 +1409,22 @@ async fn artifact_endpoints_reject_bad_input_and_change_nothing() {
     let (status, _) = s.call("POST", &format!("{mpu}/complete/0/r"), Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": [{"part_number": 1, "etag": etag1}, {"part_number": 2, "etag": "\"bogus\""}]}))).await;
     assert_eq!(status, 400);
     // Completing for another path than the upload's: refused.
-    let (status, _) = s.call("POST", &format!("{mpu}/complete/0/other"), Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": []}))).await;
+    let (status, _) = s
+        .call(
+            "POST",
+            &format!("{mpu}/complete/0/other"),
+            Some(json!({"path": "/tmp/f.bin", "upload_id": id, "parts": []})),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert_eq!(s.head_seq("default").await, before, "a refused artifact request wrote an event");
-    let (status, _) = s.call("GET", "/api/2.0/mlflow-artifacts/artifacts/0/r/f.bin", None).await;
+    assert_eq!(
+        s.head_seq("default").await,
+        before,
+        "a refused artifact request wrote an event"
+    );
+    let (status, _) = s
+        .call("GET", "/api/2.0/mlflow-artifacts/artifacts/0/r/f.bin", None)
+        .await;
     assert_eq!(status, 404);
     s.stop().await;
 }

@@ -16,7 +16,9 @@ const WRITES_PER_THREAD: usize = 40;
 
 fn open(meta: Meta, target: &str) -> Store {
     let backend: Arc<dyn tandem::store::Backend> = match meta {
-        Meta::Sqlite => Arc::new(Sqlite::open(std::path::Path::new(target), Durability::Normal).unwrap()),
+        Meta::Sqlite => {
+            Arc::new(Sqlite::open(std::path::Path::new(target), Durability::Normal).unwrap())
+        }
         Meta::Postgres => Arc::new(Postgres::connect(target).unwrap()),
     };
     Store::new(backend, Arc::new(SystemClock), "test").unwrap()
@@ -38,12 +40,22 @@ fn hammer(meta: Meta) {
     let stores: Vec<Store> = (0..SERVERS).map(|_| open(meta, &target)).collect();
     tandem::api::workspaces::ensure(&stores[0], "default", "d", "t").unwrap();
     let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-    let ctx = |i: usize| Ctx { store: stores[i % SERVERS].clone(), artifacts: artifacts.clone(), workspace: "default".into(), principal: format!("server{}", i % SERVERS), require_live: true };
+    let ctx = |i: usize| Ctx {
+        store: stores[i % SERVERS].clone(),
+        artifacts: artifacts.clone(),
+        workspace: "default".into(),
+        principal: format!("server{}", i % SERVERS),
+        require_live: true,
+    };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx(0), &req(json!({"experiment_id": "0"}))).unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
     registry::create_registered_model(&ctx(0), &req(json!({"name": "shared"}))).unwrap();
-    let before = stores[0].read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
+    let before = stores[0]
+        .read(|tx| queries::log_head(tx, "default"))
+        .unwrap()
+        .unwrap()
+        .seq;
 
     let mut handles = Vec::new();
     for t in 0..SERVERS * THREADS_PER_SERVER {
@@ -80,20 +92,40 @@ fn hammer(meta: Meta) {
         versions.extend(v);
     }
     let total = SERVERS * THREADS_PER_SERVER * WRITES_PER_THREAD;
-    assert!(acked >= total * 9 / 10, "{meta:?}: only {acked} of {total} writes succeeded");
+    assert!(
+        acked >= total * 9 / 10,
+        "{meta:?}: only {acked} of {total} writes succeeded"
+    );
 
     // Exactly one event per acknowledged write, numbered without gaps, chained and ordered.
-    let events = stores[1].read(|tx| queries::changes(tx, "default", before, 1 << 30)).unwrap();
-    assert_eq!(events.len(), acked, "{meta:?}: events vs acknowledged writes");
-    let prev = stores[1].read(|tx| queries::checksum_at(tx, "default", before)).unwrap().unwrap();
-    tandem_core::event::verify_chain(before, &prev.0, prev.1, &events).unwrap_or_else(|e| panic!("{meta:?}: {e}"));
+    let events = stores[1]
+        .read(|tx| queries::changes(tx, "default", before, 1 << 30))
+        .unwrap();
+    assert_eq!(
+        events.len(),
+        acked,
+        "{meta:?}: events vs acknowledged writes"
+    );
+    let prev = stores[1]
+        .read(|tx| queries::checksum_at(tx, "default", before))
+        .unwrap()
+        .unwrap();
+    tandem_core::event::verify_chain(before, &prev.0, prev.1, &events)
+        .unwrap_or_else(|e| panic!("{meta:?}: {e}"));
     // No version number was handed out twice, and none was skipped.
     let mut numbers: Vec<i64> = versions.iter().map(|v| v.parse().unwrap()).collect();
     numbers.sort_unstable();
-    assert_eq!(numbers, (1..=numbers.len() as i64).collect::<Vec<_>>(), "{meta:?}: model versions");
+    assert_eq!(
+        numbers,
+        (1..=numbers.len() as i64).collect::<Vec<_>>(),
+        "{meta:?}: model versions"
+    );
     let run = tracking::get_run(&ctx(2), &req(json!({"run_id": run_id}))).unwrap();
     let params = run["run"]["data"]["params"].as_array().unwrap().len();
-    let expected_params = events.iter().filter(|e| e.op == "LogBatch" && e.payload.contains("\"params\":[{")).count();
+    let expected_params = events
+        .iter()
+        .filter(|e| e.op == "LogBatch" && e.payload.contains("\"params\":[{"))
+        .count();
     assert_eq!(params, expected_params, "{meta:?}: params");
 }
 
@@ -118,7 +150,13 @@ fn grouped(meta: Meta) {
     let store = open(meta, &target);
     tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
     let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-    let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "p".into(), require_live: true };
+    let ctx = Ctx {
+        store: store.clone(),
+        artifacts,
+        workspace: "default".into(),
+        principal: "p".into(),
+        require_live: true,
+    };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
@@ -168,11 +206,22 @@ fn grouped(meta: Meta) {
         .collect();
     slow.join().unwrap();
     queued.into_iter().for_each(|h| h.join().unwrap());
-    assert!(store.writes_grouped() >= 2, "{meta:?}: writes queued behind a busy workspace did not share a transaction");
+    assert!(
+        store.writes_grouped() >= 2,
+        "{meta:?}: writes queued behind a busy workspace did not share a transaction"
+    );
     let kept = tracking::get_run(&ctx, &req(json!({"run_id": run_id}))).unwrap();
-    assert_eq!(kept["run"]["data"]["metrics"].as_array().unwrap().len(), 3, "{meta:?}: the queued writes that succeeded");
+    assert_eq!(
+        kept["run"]["data"]["metrics"].as_array().unwrap().len(),
+        3,
+        "{meta:?}: the queued writes that succeeded"
+    );
 
-    let before = store.read(|tx| queries::log_head(tx, "default")).unwrap().unwrap().seq;
+    let before = store
+        .read(|tx| queries::log_head(tx, "default"))
+        .unwrap()
+        .unwrap()
+        .seq;
     let barrier = Arc::new(std::sync::Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -223,19 +272,48 @@ fn grouped(meta: Meta) {
             })
         })
         .collect();
-    let outcomes: Vec<(String, bool)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-    assert!(store.writes_grouped() > 0, "{meta:?}: no write shared a transaction");
+    let outcomes: Vec<(String, bool)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        store.writes_grouped() > 0,
+        "{meta:?}: no write shared a transaction"
+    );
 
-    let won: Vec<&str> = outcomes.iter().filter(|(_, ok)| *ok).map(|(w, _)| w.as_str()).collect();
-    let events = store.read(|tx| queries::changes(tx, "default", before, 1 << 30)).unwrap();
-    assert_eq!(events.len(), won.len(), "{meta:?}: one event per acknowledged write");
-    let prev = store.read(|tx| queries::checksum_at(tx, "default", before)).unwrap().unwrap();
-    tandem_core::event::verify_chain(before, &prev.0, prev.1, &events).unwrap_or_else(|e| panic!("{meta:?}: {e}"));
+    let won: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(w, _)| w.as_str())
+        .collect();
+    let events = store
+        .read(|tx| queries::changes(tx, "default", before, 1 << 30))
+        .unwrap();
+    assert_eq!(
+        events.len(),
+        won.len(),
+        "{meta:?}: one event per acknowledged write"
+    );
+    let prev = store
+        .read(|tx| queries::checksum_at(tx, "default", before))
+        .unwrap()
+        .unwrap();
+    tandem_core::event::verify_chain(before, &prev.0, prev.1, &events)
+        .unwrap_or_else(|e| panic!("{meta:?}: {e}"));
 
     // Each contested name and key went to exactly one writer, and the state is that writer's.
     let run = tracking::get_run(&ctx, &req(json!({"run_id": run_id}))).unwrap();
-    let params: std::collections::BTreeMap<String, String> =
-        run["run"]["data"]["params"].as_array().unwrap().iter().map(|p| (p["key"].as_str().unwrap().to_owned(), p["value"].as_str().unwrap().to_owned())).collect();
+    let params: std::collections::BTreeMap<String, String> = run["run"]["data"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["key"].as_str().unwrap().to_owned(),
+                p["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
     let mut experiments = 0;
     for i in 0..ROUNDS {
         let name = format!("experiment e{i}");
@@ -244,18 +322,45 @@ fn grouped(meta: Meta) {
         assert_eq!(winners, usize::from(tried > 0), "{meta:?}: {name}");
         experiments += winners;
         let key = format!("k{i}");
-        let param_winners: Vec<&str> = won.iter().filter_map(|w| w.strip_prefix(&format!("param {key}="))).collect();
-        let tried = outcomes.iter().filter(|(w, _)| w.starts_with(&format!("param {key}="))).count();
-        assert_eq!(param_winners.len(), usize::from(tried > 0), "{meta:?}: {key}");
-        assert_eq!(params.get(&key).map(String::as_str), param_winners.first().copied(), "{meta:?}: {key}");
+        let param_winners: Vec<&str> = won
+            .iter()
+            .filter_map(|w| w.strip_prefix(&format!("param {key}=")))
+            .collect();
+        let tried = outcomes
+            .iter()
+            .filter(|(w, _)| w.starts_with(&format!("param {key}=")))
+            .count();
+        assert_eq!(
+            param_winners.len(),
+            usize::from(tried > 0),
+            "{meta:?}: {key}"
+        );
+        assert_eq!(
+            params.get(&key).map(String::as_str),
+            param_winners.first().copied(),
+            "{meta:?}: {key}"
+        );
     }
     let listed = tracking::search_experiments(&ctx, &req(json!({"max_results": 1000}))).unwrap();
-    assert_eq!(listed["experiments"].as_array().unwrap().len(), experiments + 1, "{meta:?}: experiments (and Default)");
+    assert_eq!(
+        listed["experiments"].as_array().unwrap().len(),
+        experiments + 1,
+        "{meta:?}: experiments (and Default)"
+    );
     let tags = run["run"]["data"]["tags"].as_array().unwrap();
-    assert!(tags.iter().all(|t| !t["key"].as_str().unwrap().starts_with("junk")), "{meta:?}: a refused write's change was kept");
+    assert!(
+        tags.iter()
+            .all(|t| !t["key"].as_str().unwrap().starts_with("junk")),
+        "{meta:?}: a refused write's change was kept"
+    );
     let metrics = run["run"]["data"]["metrics"].as_array().unwrap().len();
     // The race's metric keys, and the three logged while the workspace was held.
-    let raced = won.iter().filter(|w| w.starts_with("metric")).map(|w| w.split(' ').nth(1).unwrap()).collect::<std::collections::BTreeSet<_>>().len();
+    let raced = won
+        .iter()
+        .filter(|w| w.starts_with("metric"))
+        .map(|w| w.split(' ').nth(1).unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     assert_eq!(metrics, raced + 3, "{meta:?}: metrics");
 }
 
@@ -272,7 +377,17 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
         };
         let store = open(meta, &target);
         let insert = "INSERT INTO restores (workspace, source, to_seq, started_at) VALUES (?, 'archive', 1, 1)";
-        let count = |store: &Store| store.read(|tx| Ok(tx.query("SELECT workspace FROM restores ORDER BY workspace", &[])?.iter().map(|r| r.text(0)).collect::<Vec<_>>())).unwrap();
+        let count = |store: &Store| {
+            store
+                .read(|tx| {
+                    Ok(tx
+                        .query("SELECT workspace FROM restores ORDER BY workspace", &[])?
+                        .iter()
+                        .map(|r| r.text(0))
+                        .collect::<Vec<_>>())
+                })
+                .unwrap()
+        };
 
         // Read back within the transaction, kept after it.
         let seen = store
@@ -291,18 +406,30 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
             tx.exec_later(insert, vec!["a".into()])?;
             tx.query("SELECT 1", &[])
         });
-        assert!(matches!(next, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {next:?}");
+        assert!(
+            matches!(next, Err(tandem::store::Error::Conflict(_))),
+            "{meta:?}: {next:?}"
+        );
 
         // The last statement held, failing: reported by the commit.
         let commit = store.bookkeeping(|tx| {
             tx.exec_later(insert, vec!["d".into()])?;
             tx.exec_later(insert, vec!["b".into()])
         });
-        assert!(matches!(commit, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {commit:?}");
-        assert_eq!(count(&store), ["a", "b"], "{meta:?}: nothing of a failed transaction is kept");
+        assert!(
+            matches!(commit, Err(tandem::store::Error::Conflict(_))),
+            "{meta:?}: {commit:?}"
+        );
+        assert_eq!(
+            count(&store),
+            ["a", "b"],
+            "{meta:?}: nothing of a failed transaction is kept"
+        );
 
         // The connection is still good for the next transaction.
-        store.bookkeeping(|tx| tx.exec_later(insert, vec!["e".into()])).unwrap();
+        store
+            .bookkeeping(|tx| tx.exec_later(insert, vec!["e".into()]))
+            .unwrap();
         assert_eq!(count(&store), ["a", "b", "e"], "{meta:?}");
 
         // More statements than a backend holds at once (PostgreSQL sends them every 128):
@@ -312,20 +439,39 @@ fn held_statements_are_read_back_and_their_errors_reach_the_caller() {
                 for i in 0..300 {
                     tx.exec_later(insert, vec![format!("bulk{i:03}").into()])?;
                 }
-                Ok(tx.query("SELECT COUNT(*) FROM restores WHERE workspace LIKE 'bulk%'", &[])?[0].int(0))
+                Ok(tx.query(
+                    "SELECT COUNT(*) FROM restores WHERE workspace LIKE 'bulk%'",
+                    &[],
+                )?[0]
+                    .int(0))
             })
             .unwrap();
         assert_eq!(bulk, 300, "{meta:?}");
         let failed = store.bookkeeping(|tx| {
             for i in 0..300 {
                 // The 200th repeats one already stored: it fails inside a batch sent early.
-                let name = if i == 200 { "bulk000".to_owned() } else { format!("more{i:03}") };
+                let name = if i == 200 {
+                    "bulk000".to_owned()
+                } else {
+                    format!("more{i:03}")
+                };
                 tx.exec_later(insert, vec![name.into()])?;
             }
             Ok(())
         });
-        assert!(matches!(failed, Err(tandem::store::Error::Conflict(_))), "{meta:?}: {failed:?}");
-        let more = store.read(|tx| Ok(tx.query("SELECT COUNT(*) FROM restores WHERE workspace LIKE 'more%'", &[])?[0].int(0))).unwrap();
+        assert!(
+            matches!(failed, Err(tandem::store::Error::Conflict(_))),
+            "{meta:?}: {failed:?}"
+        );
+        let more = store
+            .read(|tx| {
+                Ok(tx.query(
+                    "SELECT COUNT(*) FROM restores WHERE workspace LIKE 'more%'",
+                    &[],
+                )?[0]
+                    .int(0))
+            })
+            .unwrap();
         assert_eq!(more, 0, "{meta:?}: nothing of a failed transaction is kept");
     }
 }

@@ -57,7 +57,13 @@ impl Drop for Proc {
 }
 
 async fn post(http: &reqwest::Client, url: &str, path: &str, body: Value) -> Option<Value> {
-    let resp = http.post(format!("{url}{path}")).json(&body).timeout(Duration::from_secs(10)).send().await.ok()?;
+    let resp = http
+        .post(format!("{url}{path}"))
+        .json(&body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
     if resp.status().as_u16() != 200 {
         return None;
     }
@@ -81,23 +87,50 @@ async fn sigkill_mid_stream_loses_no_acknowledged_write() {
 async fn sigkill_on(meta: crate::support::Meta) {
     let dir = tempfile::tempdir().unwrap();
     let store = match meta {
-        crate::support::Meta::Sqlite => format!("sqlite://{}", dir.path().join("metadata.sqlite").display()),
-        crate::support::Meta::Postgres => tokio::task::spawn_blocking(crate::support::fresh_postgres).await.unwrap(),
+        crate::support::Meta::Sqlite => {
+            format!("sqlite://{}", dir.path().join("metadata.sqlite").display())
+        }
+        crate::support::Meta::Postgres => {
+            tokio::task::spawn_blocking(crate::support::fresh_postgres)
+                .await
+                .unwrap()
+        }
     };
     let extra = ["--store", store.as_str()];
     let mut server = Proc::start_with(dir.path(), &extra);
     let http = reqwest::Client::new();
     let url = server.url.clone();
-    let exp = post(&http, &url, "/api/2.0/mlflow/experiments/create", json!({"name": "crash"})).await.unwrap();
+    let exp = post(
+        &http,
+        &url,
+        "/api/2.0/mlflow/experiments/create",
+        json!({"name": "crash"}),
+    )
+    .await
+    .unwrap();
     let exp_id = exp["experiment_id"].as_str().unwrap().to_owned();
-    let run = post(&http, &url, "/api/2.0/mlflow/runs/create", json!({"experiment_id": exp_id})).await.unwrap();
+    let run = post(
+        &http,
+        &url,
+        "/api/2.0/mlflow/runs/create",
+        json!({"experiment_id": exp_id}),
+    )
+    .await
+    .unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (http, url, acked, stop, run_id, exp_id) = (http.clone(), url.clone(), acked.clone(), stop.clone(), run_id.clone(), exp_id.clone());
+        let (http, url, acked, stop, run_id, exp_id) = (
+            http.clone(),
+            url.clone(),
+            acked.clone(),
+            stop.clone(),
+            run_id.clone(),
+            exp_id.clone(),
+        );
         writers.push(tokio::spawn(async move {
             let mut i = 0i64;
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -126,7 +159,9 @@ async fn sigkill_on(meta: crate::support::Meta) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let a = acked.lock().unwrap();
-        if a.metrics.len() + a.params.len() + a.runs.len() >= 600 || t0.elapsed() > Duration::from_secs(20) {
+        if a.metrics.len() + a.params.len() + a.runs.len() >= 600
+            || t0.elapsed() > Duration::from_secs(20)
+        {
             break;
         }
     }
@@ -137,33 +172,65 @@ async fn sigkill_on(meta: crate::support::Meta) {
     }
     let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
     let total = acked.metrics.len() + acked.params.len() + acked.runs.len();
-    assert!(total >= 100, "too few writes were acknowledged before the kill ({total}) for the test to mean anything");
+    assert!(
+        total >= 100,
+        "too few writes were acknowledged before the kill ({total}) for the test to mean anything"
+    );
 
     let server = Proc::start_with(dir.path(), &extra);
     let url = server.url.clone();
     let get = |path: String| {
         let http = http.clone();
-        async move { http.get(path).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.get(path)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
     let run = get(format!("{url}/api/2.0/mlflow/runs/get?run_id={run_id}")).await;
-    let params: std::collections::HashSet<String> = run["run"]["data"]["params"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap().to_owned()).collect();
+    let params: std::collections::HashSet<String> = run["run"]["data"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap().to_owned())
+        .collect();
     for (_, key) in &acked.params {
         assert!(params.contains(key), "acknowledged param {key} lost");
     }
     for w in 0..4 {
-        let hist = get(format!("{url}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=w{w}")).await;
-        let steps: std::collections::HashSet<i64> = hist["metrics"].as_array().map(|a| a.iter().map(|m| m["step"].as_i64().unwrap()).collect()).unwrap_or_default();
+        let hist = get(format!(
+            "{url}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=w{w}"
+        ))
+        .await;
+        let steps: std::collections::HashSet<i64> = hist["metrics"]
+            .as_array()
+            .map(|a| a.iter().map(|m| m["step"].as_i64().unwrap()).collect())
+            .unwrap_or_default();
         for (_, key, step) in acked.metrics.iter().filter(|m| m.1 == format!("w{w}")) {
-            assert!(steps.contains(step), "acknowledged metric {key} step {step} lost");
+            assert!(
+                steps.contains(step),
+                "acknowledged metric {key} step {step} lost"
+            );
         }
     }
     for r in &acked.runs {
         let got = get(format!("{url}/api/2.0/mlflow/runs/get?run_id={r}")).await;
-        assert_eq!(got["run"]["info"]["run_id"].as_str(), Some(r.as_str()), "acknowledged run {r} lost");
+        assert_eq!(
+            got["run"]["info"]["run_id"].as_str(),
+            Some(r.as_str()),
+            "acknowledged run {r} lost"
+        );
     }
     let verify = get(format!("{url}/api/tandem/v1/workspaces/default/verify")).await;
     assert_eq!(verify["ok"], true, "change log damaged: {verify}");
     // Every acknowledged write is one event; the workspace's own set-up events come first.
-    assert!(verify["head_seq"].as_u64().unwrap() >= total as u64 + 4, "{verify} vs {total} acknowledged");
+    assert!(
+        verify["head_seq"].as_u64().unwrap() >= total as u64 + 4,
+        "{verify} vs {total} acknowledged"
+    );
     println!("crash test ({meta:?}): {total} writes acknowledged before SIGKILL, all present, log verified to seq {}", verify["head_seq"]);
 }

@@ -8,10 +8,51 @@ use serde_json::{json, Map, Value};
 
 /// Field names the API reads, so that random values land where handlers look.
 const FIELDS: &[&str] = &[
-    "name", "new_name", "experiment_id", "experiment_ids", "experiment_name", "run_id", "run_uuid", "run_ids", "key", "value", "timestamp", "step",
-    "metrics", "params", "tags", "status", "end_time", "start_time", "run_name", "filter", "order_by", "max_results", "page_token", "view_type",
-    "run_view_type", "datasets", "models", "model_id", "source", "version", "alias", "stage", "description", "metric_key", "path", "dataset",
-    "model_json", "stages", "archive_existing_versions", "after", "limit", "mode", "artifact_directory_path", "start_step", "end_step",
+    "name",
+    "new_name",
+    "experiment_id",
+    "experiment_ids",
+    "experiment_name",
+    "run_id",
+    "run_uuid",
+    "run_ids",
+    "key",
+    "value",
+    "timestamp",
+    "step",
+    "metrics",
+    "params",
+    "tags",
+    "status",
+    "end_time",
+    "start_time",
+    "run_name",
+    "filter",
+    "order_by",
+    "max_results",
+    "page_token",
+    "view_type",
+    "run_view_type",
+    "datasets",
+    "models",
+    "model_id",
+    "source",
+    "version",
+    "alias",
+    "stage",
+    "description",
+    "metric_key",
+    "path",
+    "dataset",
+    "model_json",
+    "stages",
+    "archive_existing_versions",
+    "after",
+    "limit",
+    "mode",
+    "artifact_directory_path",
+    "start_step",
+    "end_step",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {
@@ -19,7 +60,9 @@ fn leaf() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         Just(json!(u64::MAX)),
         Just(json!("NaN")),
         Just(json!("../../../etc/passwd")),
@@ -36,13 +79,23 @@ fn value() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            proptest::collection::btree_map(proptest::sample::select(FIELDS).prop_map(str::to_owned), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(
+                proptest::sample::select(FIELDS).prop_map(str::to_owned),
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 fn request() -> impl Strategy<Value = Value> {
-    proptest::collection::btree_map(proptest::sample::select(FIELDS).prop_map(str::to_owned), value(), 0..8).prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>()))
+    proptest::collection::btree_map(
+        proptest::sample::select(FIELDS).prop_map(str::to_owned),
+        value(),
+        0..8,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,11 +108,21 @@ async fn random_requests_to_every_route_never_panic_or_5xx() {
 async fn hostile_on(meta: crate::support::Meta) {
     let s = TestServer::start_on(meta, None).await;
     let f = fixture(&s).await;
-    let mut runner = TestRunner::new(Config { cases: 1, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 1,
+        ..Config::default()
+    });
     let mut problems = Vec::new();
     for (method, pattern, _) in tandem::api::ROUTES.iter().chain(tandem::api::TANDEM_ROUTES) {
-        let path = pattern.replace("{model_id}", &f.model_id).replace("{tag_key}", "k").replace("{workspace_name}", "default");
-        let prefix = if pattern.starts_with("workspaces/") { "/api/tandem/v1/" } else { "/api/2.0/" };
+        let path = pattern
+            .replace("{model_id}", &f.model_id)
+            .replace("{tag_key}", "k")
+            .replace("{workspace_name}", "default");
+        let prefix = if pattern.starts_with("workspaces/") {
+            "/api/tandem/v1/"
+        } else {
+            "/api/2.0/"
+        };
         for _ in 0..25 {
             let body = request().new_tree(&mut runner).unwrap().current();
             // The default workspace may not be deleted: MLflow answers INVALID_STATE (500).
@@ -74,7 +137,8 @@ async fn hostile_on(meta: crate::support::Meta) {
                 }
                 s.call(method, &url, None).await
             } else {
-                s.call(method, &format!("{prefix}{path}"), Some(body.clone())).await
+                s.call(method, &format!("{prefix}{path}"), Some(body.clone()))
+                    .await
             };
             if status >= 500 || (status >= 400 && v["error_code"].as_str().is_none()) {
                 let shown: String = body.to_string().chars().take(300).collect();
@@ -84,8 +148,15 @@ async fn hostile_on(meta: crate::support::Meta) {
     }
     let (status, _) = s.call("GET", "/health", None).await;
     assert_eq!(status, 200, "server died");
-    assert!(problems.is_empty(), "{meta:?}: {} hostile requests got 5xx or non-MLflow errors:\n{}", problems.len(), problems.join("\n"));
-    let verify = s.ok("GET", "/api/tandem/v1/workspaces/default/verify", json!({})).await;
+    assert!(
+        problems.is_empty(),
+        "{meta:?}: {} hostile requests got 5xx or non-MLflow errors:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    let verify = s
+        .ok("GET", "/api/tandem/v1/workspaces/default/verify", json!({}))
+        .await;
     assert_eq!(verify["ok"], true);
     s.stop().await;
 }

@@ -30,14 +30,18 @@ impl Link {
         let c = cut.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 if c.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
                 let c = c.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let (mut ri, mut wi) = inbound.split();
                     let (mut ro, mut wo) = outbound.split();
                     let watch = async {
@@ -62,18 +66,29 @@ impl Link {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_leader_fences_itself_and_no_acknowledged_write_is_lost() {
     crate::support::init();
     let Ok(azurite) = std::env::var("AZURITE_BLOB_STORAGE_URL") else {
-        assert!(std::env::var("TANDEM_TEST_REQUIRE_SERVICES").is_err(), "AZURITE_BLOB_STORAGE_URL is not set but services are required");
+        assert!(
+            std::env::var("TANDEM_TEST_REQUIRE_SERVICES").is_err(),
+            "AZURITE_BLOB_STORAGE_URL is not set but services are required"
+        );
         eprintln!("note: Azurite not configured; the partition test is skipped");
         return;
     };
-    let azurite_addr: SocketAddr = azurite.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let azurite_addr: SocketAddr = azurite
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (east_port, west_port) = (free_port(), free_port());
     // Each region reaches the witness and the other region only through its own links.
@@ -114,9 +129,19 @@ preferred_leader = "east"
     std::fs::write(&path, deployment).unwrap();
     let region = |name: &str, witness: &Link| {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["region", "--deployment", path.to_str().unwrap(), "--name", name, "--data"])
+            .args([
+                "region",
+                "--deployment",
+                path.to_str().unwrap(),
+                "--name",
+                name,
+                "--data",
+            ])
             .arg(dir.path().join(name))
-            .env("AZURITE_BLOB_STORAGE_URL", format!("http://{}", witness.addr))
+            .env(
+                "AZURITE_BLOB_STORAGE_URL",
+                format!("http://{}", witness.addr),
+            )
             .env("AZURE_STORAGE_USE_EMULATOR", "true")
             .env("TANDEM_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -124,28 +149,60 @@ preferred_leader = "east"
             .spawn()
             .unwrap();
         let _ = &mut child;
-        Proc { child, url: String::new() }
+        Proc {
+            child,
+            url: String::new(),
+        }
     };
     let _east = region("east", &east_witness);
     let _west = region("west", &west_witness);
-    let urls = [("east", format!("http://127.0.0.1:{east_port}")), ("west", format!("http://127.0.0.1:{west_port}"))];
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let urls = [
+        ("east", format!("http://127.0.0.1:{east_port}")),
+        ("west", format!("http://127.0.0.1:{west_port}")),
+    ];
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let status = |url: String| {
         let http = http.clone();
-        async move { http.get(format!("{url}/api/tandem/v1/status")).send().await.ok()?.json::<Value>().await.ok() }
+        async move {
+            http.get(format!("{url}/api/tandem/v1/status"))
+                .send()
+                .await
+                .ok()?
+                .json::<Value>()
+                .await
+                .ok()
+        }
     };
     // Wait for east to lead and west to have the workspace.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let e = status(urls[0].1.clone()).await;
         let w = status(urls[1].1.clone()).await;
-        if e.as_ref().is_some_and(|s| s["workspaces"][0]["role"] == "leader") && w.as_ref().is_some_and(|s| s["workspaces"][0]["head_seq"].as_u64().unwrap_or(0) >= 2) {
+        if e.as_ref()
+            .is_some_and(|s| s["workspaces"][0]["role"] == "leader")
+            && w.as_ref()
+                .is_some_and(|s| s["workspaces"][0]["head_seq"].as_u64().unwrap_or(0) >= 2)
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "the deployment did not come up: {e:?} {w:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the deployment did not come up: {e:?} {w:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let run: Value = http.post(format!("{}/api/2.0/mlflow/runs/create", urls[0].1)).json(&json!({"experiment_id": "0"})).send().await.unwrap().json().await.unwrap();
+    let run: Value = http
+        .post(format!("{}/api/2.0/mlflow/runs/create", urls[0].1))
+        .json(&json!({"experiment_id": "0"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -158,11 +215,21 @@ preferred_leader = "east"
         let (leaders, stop, http, url) = (leaders.clone(), stop.clone(), http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                if let Ok(r) = http.get(format!("{url}/api/tandem/v1/status")).timeout(Duration::from_millis(500)).send().await {
+                if let Ok(r) = http
+                    .get(format!("{url}/api/tandem/v1/status"))
+                    .timeout(Duration::from_millis(500))
+                    .send()
+                    .await
+                {
                     if let Ok(v) = r.json::<Value>().await {
                         let w = &v["workspaces"][0];
                         if w["role"] == "leader" && w["lease"] == "held" {
-                            leaders.lock().unwrap().entry(w["epoch"].as_u64().unwrap()).or_default().insert(name.to_owned());
+                            leaders
+                                .lock()
+                                .unwrap()
+                                .entry(w["epoch"].as_u64().unwrap())
+                                .or_default()
+                                .insert(name.to_owned());
                         }
                     }
                 }
@@ -171,13 +238,24 @@ preferred_leader = "east"
         }));
     }
     for (i, (_, url)) in urls.iter().cycle().take(4).enumerate() {
-        let (acked, stop, http, url, run_id) = (acked.clone(), stop.clone(), http.clone(), url.clone(), run_id.clone());
+        let (acked, stop, http, url, run_id) = (
+            acked.clone(),
+            stop.clone(),
+            http.clone(),
+            url.clone(),
+            run_id.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 let key = format!("w{i}-{n}");
                 n += 1;
-                let ok = http.post(format!("{url}/api/2.0/mlflow/runs/log-parameter")).json(&json!({"run_id": run_id, "key": key, "value": "v"})).send().await.is_ok_and(|r| r.status().is_success());
+                let ok = http
+                    .post(format!("{url}/api/2.0/mlflow/runs/log-parameter"))
+                    .json(&json!({"run_id": run_id, "key": key, "value": "v"}))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
                 if ok {
                     acked.lock().unwrap().push(key);
                 } else {
@@ -195,17 +273,32 @@ preferred_leader = "east"
     // West takes over; wait until it leads, then let writes flow for a while.
     loop {
         let w = status(urls[1].1.clone()).await;
-        if w.as_ref().is_some_and(|s| s["workspaces"][0]["role"] == "leader" && s["workspaces"][0]["epoch"].as_u64() >= Some(2)) {
+        if w.as_ref().is_some_and(|s| {
+            s["workspaces"][0]["role"] == "leader"
+                && s["workspaces"][0]["epoch"].as_u64() >= Some(2)
+        }) {
             break;
         }
-        assert!(cut_at.elapsed() < Duration::from_secs(30), "west did not take over: {w:?}");
+        assert!(
+            cut_at.elapsed() < Duration::from_secs(30),
+            "west did not take over: {w:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took_over = cut_at.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // East must have fenced itself: it refuses writes now.
-    let fenced = http.post(format!("{}/api/2.0/mlflow/runs/log-parameter", urls[0].1)).json(&json!({"run_id": run_id, "key": "after-fence", "value": "v"})).send().await.unwrap();
-    assert_eq!(fenced.status().as_u16(), 503, "a partitioned leader kept accepting writes");
+    let fenced = http
+        .post(format!("{}/api/2.0/mlflow/runs/log-parameter", urls[0].1))
+        .json(&json!({"run_id": run_id, "key": "after-fence", "value": "v"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fenced.status().as_u16(),
+        503,
+        "a partitioned leader kept accepting writes"
+    );
     // Heal.
     east_witness.set_cut(false);
     to_east.set_cut(false);
@@ -213,10 +306,17 @@ preferred_leader = "east"
     let healed = Instant::now();
     loop {
         let e = status(urls[0].1.clone()).await;
-        if e.as_ref().is_some_and(|s| s["workspaces"][0]["role"] == "standby" && s["workspaces"][0]["replication_lag_events"] == 0 && s["workspaces"][0]["epoch"].as_u64() >= Some(2)) {
+        if e.as_ref().is_some_and(|s| {
+            s["workspaces"][0]["role"] == "standby"
+                && s["workspaces"][0]["replication_lag_events"] == 0
+                && s["workspaces"][0]["epoch"].as_u64() >= Some(2)
+        }) {
             break;
         }
-        assert!(healed.elapsed() < Duration::from_secs(30), "east did not rejoin as standby: {e:?}");
+        assert!(
+            healed.elapsed() < Duration::from_secs(30),
+            "east did not rejoin as standby: {e:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::SeqCst);
@@ -228,28 +328,85 @@ preferred_leader = "east"
     for (epoch, who) in leaders.lock().unwrap().iter() {
         assert_eq!(who.len(), 1, "epoch {epoch} had two leaders: {who:?}");
     }
-    let run: Value = http.get(format!("{}/api/2.0/mlflow/runs/get?run_id={run_id}", urls[1].1)).send().await.unwrap().json().await.unwrap();
-    let present: HashSet<String> = run["run"]["data"]["params"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap().to_owned()).collect();
-    let diverged: Value = http.get(format!("{}/api/tandem/v1/workspaces/default/diverged", urls[0].1)).send().await.unwrap().json().await.unwrap();
-    let kept: HashSet<String> = diverged["diverged"].as_array().unwrap().iter().filter_map(|e| serde_json::from_str::<Value>(e["payload"].as_str().unwrap()).ok()).flat_map(|p| p["params"].as_array().cloned().unwrap_or_default()).map(|p| p["key"].as_str().unwrap().to_owned()).collect();
+    let run: Value = http
+        .get(format!(
+            "{}/api/2.0/mlflow/runs/get?run_id={run_id}",
+            urls[1].1
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let present: HashSet<String> = run["run"]["data"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["key"].as_str().unwrap().to_owned())
+        .collect();
+    let diverged: Value = http
+        .get(format!(
+            "{}/api/tandem/v1/workspaces/default/diverged",
+            urls[0].1
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: HashSet<String> = diverged["diverged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e["payload"].as_str().unwrap()).ok())
+        .flat_map(|p| p["params"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["key"].as_str().unwrap().to_owned())
+        .collect();
     let acked = acked.lock().unwrap().clone();
     let unique: HashSet<&String> = acked.iter().collect();
     assert_eq!(unique.len(), acked.len(), "a write was acknowledged twice");
-    let lost: Vec<&String> = acked.iter().filter(|k| !present.contains(*k) && !kept.contains(*k)).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|k| !present.contains(*k) && !kept.contains(*k))
+        .collect();
     if !lost.is_empty() {
         for name in ["east", "west"] {
-            let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(12).collect();
-            eprintln!("--- {name}.log (last lines, newest first)\n{}", tail.join("\n"));
+            eprintln!(
+                "--- {name}.log (last lines, newest first)\n{}",
+                tail.join("\n")
+            );
         }
-        eprintln!("diverged: {} events; present: {}; acked: {}", diverged["diverged"].as_array().map_or(0, |a| a.len()), present.len(), acked.len());
+        eprintln!(
+            "diverged: {} events; present: {}; acked: {}",
+            diverged["diverged"].as_array().map_or(0, |a| a.len()),
+            present.len(),
+            acked.len()
+        );
     }
-    assert!(lost.is_empty(), "{} acknowledged writes neither present nor kept, first: {:?}", lost.len(), lost.iter().take(3).collect::<Vec<_>>());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes neither present nor kept, first: {:?}",
+        lost.len(),
+        lost.iter().take(3).collect::<Vec<_>>()
+    );
     // Both regions agree and their logs verify.
     let heads: Vec<Value> = futures_util::future::join_all(urls.iter().map(|(_, u)| {
         let http = http.clone();
         let u = u.clone();
-        async move { http.get(format!("{u}/api/tandem/v1/workspaces/default/verify")).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move {
+            http.get(format!("{u}/api/tandem/v1/workspaces/default/verify"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     }))
     .await;
     assert!(heads.iter().all(|h| h["ok"] == true), "{heads:?}");
@@ -258,15 +415,63 @@ preferred_leader = "east"
     let events = diverged["diverged"].as_array().unwrap();
     if events.len() >= 2 {
         let (a, b) = (&events[0], &events[1]);
-        let reapplied: Value = http.post(format!("{}/api/tandem/v1/workspaces/default/diverged/{}/{}/reapply", urls[0].1, a["epoch"], a["seq"])).send().await.unwrap().json().await.unwrap();
+        let reapplied: Value = http
+            .post(format!(
+                "{}/api/tandem/v1/workspaces/default/diverged/{}/{}/reapply",
+                urls[0].1, a["epoch"], a["seq"]
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(reapplied["status"], "reapplied", "{reapplied}");
-        let key = serde_json::from_str::<Value>(a["payload"].as_str().unwrap()).unwrap()["params"][0]["key"].as_str().unwrap().to_owned();
-        let run: Value = http.get(format!("{}/api/2.0/mlflow/runs/get?run_id={run_id}", urls[1].1)).send().await.unwrap().json().await.unwrap();
-        assert!(run["run"]["data"]["params"].as_array().unwrap().iter().any(|p| p["key"] == key.as_str()), "re-applied param {key} missing");
-        let discarded: Value = http.post(format!("{}/api/tandem/v1/workspaces/default/diverged/{}/{}/discard", urls[0].1, b["epoch"], b["seq"])).send().await.unwrap().json().await.unwrap();
+        let key = serde_json::from_str::<Value>(a["payload"].as_str().unwrap()).unwrap()["params"]
+            [0]["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let run: Value = http
+            .get(format!(
+                "{}/api/2.0/mlflow/runs/get?run_id={run_id}",
+                urls[1].1
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            run["run"]["data"]["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["key"] == key.as_str()),
+            "re-applied param {key} missing"
+        );
+        let discarded: Value = http
+            .post(format!(
+                "{}/api/tandem/v1/workspaces/default/diverged/{}/{}/discard",
+                urls[0].1, b["epoch"], b["seq"]
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(discarded["status"], "discarded", "{discarded}");
         // Settling twice is refused.
-        let again = http.post(format!("{}/api/tandem/v1/workspaces/default/diverged/{}/{}/discard", urls[0].1, b["epoch"], b["seq"])).send().await.unwrap();
+        let again = http
+            .post(format!(
+                "{}/api/tandem/v1/workspaces/default/diverged/{}/{}/discard",
+                urls[0].1, b["epoch"], b["seq"]
+            ))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status().as_u16(), 400);
     }
     println!(

@@ -1,12 +1,12 @@
 //! Rebuilding a workspace by replaying its change log from empty gives exactly the live
 //! state, for every kind of change, after randomized workloads.
 
+use crate::support::{fresh_postgres, metadata_stores, Meta};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tandem::api::{Ctx, Req};
-use crate::support::{fresh_postgres, metadata_stores, Meta};
 use tandem::store::postgres::Postgres;
 use tandem::store::sqlite::{Durability, Sqlite};
 use tandem::store::{queries, Decision, Store, SystemClock};
@@ -99,8 +99,23 @@ impl World {
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         tandem::api::workspaces::ensure(&store, "other", "o", "t").unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "prop".into(), require_live: true };
-        World { meta, store, ctx, _dir: dir, experiments: vec!["0".into()], runs: vec![], logged_models: vec![], models: vec![] }
+        let ctx = Ctx {
+            store: store.clone(),
+            artifacts,
+            workspace: "default".into(),
+            principal: "prop".into(),
+            require_live: true,
+        };
+        World {
+            meta,
+            store,
+            ctx,
+            _dir: dir,
+            experiments: vec!["0".into()],
+            runs: vec![],
+            logged_models: vec![],
+            models: vec![],
+        }
     }
 
     fn call(&self, h: tandem::api::Handler, params: Value) -> Option<Value> {
@@ -268,13 +283,24 @@ pub fn run_action(w: &mut World, a: &Action) {
 }
 
 fn events_of(store: &Store, ws: &str) -> Vec<tandem_core::Event> {
-    store.read(|tx| queries::changes(tx, ws, 0, usize::MAX >> 1)).unwrap()
+    store
+        .read(|tx| queries::changes(tx, ws, 0, usize::MAX >> 1))
+        .unwrap()
 }
 
 /// Replays every workspace's log into an empty store and compares the two dumps.
 fn assert_replay_matches(w: &World) -> BTreeSet<usize> {
     let mut seen = BTreeSet::new();
-    let workspaces: Vec<String> = w.store.read(|tx| Ok(tx.query("SELECT workspace FROM log_heads ORDER BY workspace", &[])?.iter().map(|r| r.text(0)).collect())).unwrap();
+    let workspaces: Vec<String> = w
+        .store
+        .read(|tx| {
+            Ok(tx
+                .query("SELECT workspace FROM log_heads ORDER BY workspace", &[])?
+                .iter()
+                .map(|r| r.text(0))
+                .collect())
+        })
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let fresh = open_store(w.meta, dir.path());
     for ws in &workspaces {
@@ -288,14 +314,22 @@ fn assert_replay_matches(w: &World) -> BTreeSet<usize> {
         }
         let live = w.store.read(|tx| queries::dump(tx, ws)).unwrap();
         let rebuilt = fresh.read(|tx| queries::dump(tx, ws)).unwrap();
-        assert_eq!(live, rebuilt, "{:?} workspace {ws}: replayed state differs from live state", w.meta);
-        assert_eq!(w.store.read(|tx| queries::log_head(tx, ws)).unwrap(), fresh.read(|tx| queries::log_head(tx, ws)).unwrap());
+        assert_eq!(
+            live, rebuilt,
+            "{:?} workspace {ws}: replayed state differs from live state",
+            w.meta
+        );
+        assert_eq!(
+            w.store.read(|tx| queries::log_head(tx, ws)).unwrap(),
+            fresh.read(|tx| queries::log_head(tx, ws)).unwrap()
+        );
     }
     seen
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c, d)| Action::Api(a, b, c, d))
+    (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>())
+        .prop_map(|(a, b, c, d)| Action::Api(a, b, c, d))
 }
 
 proptest! {
@@ -341,7 +375,10 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
     }
     let seen = assert_replay_matches(&w);
     let missing: Vec<usize> = (0..OP_COUNT).filter(|i| !seen.contains(i)).collect();
-    assert!(missing.is_empty(), "operations never produced by the workload: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "operations never produced by the workload: {missing:?}"
+    );
 }
 
 #[test]
@@ -365,12 +402,18 @@ fn replay_refuses_on(meta: Meta) {
     let err = fresh.replay("default", &tampered).unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
     // Nothing of the refused batch was applied.
-    assert_eq!(fresh.read(|tx| queries::log_head(tx, "default")).unwrap(), None);
+    assert_eq!(
+        fresh.read(|tx| queries::log_head(tx, "default")).unwrap(),
+        None
+    );
     let mut gapped = events.clone();
     gapped.remove(2);
     assert!(fresh.replay("default", &gapped).is_err());
     fresh.replay("default", &events).unwrap();
-    assert_eq!(fresh.read(|tx| queries::dump(tx, "default")).unwrap(), w.store.read(|tx| queries::dump(tx, "default")).unwrap());
+    assert_eq!(
+        fresh.read(|tx| queries::dump(tx, "default")).unwrap(),
+        w.store.read(|tx| queries::dump(tx, "default")).unwrap()
+    );
 }
 
 /// A clock the test moves by hand, for retention.
@@ -386,52 +429,131 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
     for meta in metadata_stores() {
         let dir = tempfile::tempdir().unwrap();
         let backend: Arc<dyn tandem::store::Backend> = match meta {
-            Meta::Sqlite => Arc::new(Sqlite::open(&dir.path().join("m.sqlite"), Durability::Normal).unwrap()),
+            Meta::Sqlite => {
+                Arc::new(Sqlite::open(&dir.path().join("m.sqlite"), Durability::Normal).unwrap())
+            }
             Meta::Postgres => Arc::new(Postgres::connect(&fresh_postgres()).unwrap()),
         };
         let day = 86_400_000u64;
-        let clock = Arc::new(ManualClock(std::sync::atomic::AtomicU64::new(1_800_000_000_000)));
+        let clock = Arc::new(ManualClock(std::sync::atomic::AtomicU64::new(
+            1_800_000_000_000,
+        )));
         let store = Store::new(backend, clock.clone(), "test").unwrap();
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
-        let ctx = Ctx { store: store.clone(), artifacts, workspace: "default".into(), principal: "t".into(), require_live: true };
+        let ctx = Ctx {
+            store: store.clone(),
+            artifacts,
+            workspace: "default".into(),
+            principal: "t".into(),
+            require_live: true,
+        };
         let req = |v: Value| Req::from_json(v).unwrap();
         use tandem::api::{retention as api_retention, tracking};
-        let exp = tracking::create_experiment(&ctx, &req(json!({"name": "e"}))).unwrap()["experiment_id"].as_str().unwrap().to_owned();
-        let run_in_exp = tracking::create_run(&ctx, &req(json!({"experiment_id": exp}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-        let lone = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-        let kept = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-        tracking::log_param(&ctx, &req(json!({"run_id": lone, "key": "p", "value": "1"}))).unwrap();
+        let exp = tracking::create_experiment(&ctx, &req(json!({"name": "e"}))).unwrap()
+            ["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let run_in_exp = tracking::create_run(&ctx, &req(json!({"experiment_id": exp}))).unwrap()
+            ["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let lone = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]
+            ["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let kept = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]
+            ["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        tracking::log_param(
+            &ctx,
+            &req(json!({"run_id": lone, "key": "p", "value": "1"})),
+        )
+        .unwrap();
         tracking::delete_experiment(&ctx, &req(json!({"experiment_id": exp}))).unwrap();
         tracking::delete_run(&ctx, &req(json!({"run_id": lone}))).unwrap();
         tracking::delete_run(&ctx, &req(json!({"run_id": kept}))).unwrap();
         // Undelete within retention.
-        api_retention::undelete(&ctx, &req(json!({"workspace_name": "default", "run_id": kept}))).unwrap();
+        api_retention::undelete(
+            &ctx,
+            &req(json!({"workspace_name": "default", "run_id": kept})),
+        )
+        .unwrap();
         // Default retention is 14 days: nothing goes on day 13, everything deleted on day 15.
-        clock.0.fetch_add(13 * day, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(tandem::retention::purge(&store, "default", "t", false).unwrap(), tandem::retention::Purged::default(), "{meta:?}");
-        clock.0.fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
+        clock
+            .0
+            .fetch_add(13 * day, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            tandem::retention::purge(&store, "default", "t", false).unwrap(),
+            tandem::retention::Purged::default(),
+            "{meta:?}"
+        );
+        clock
+            .0
+            .fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
         let purged = tandem::retention::purge(&store, "default", "t", false).unwrap();
-        assert_eq!((purged.experiments, purged.runs), (vec![exp.clone()], vec![lone.clone()]), "{meta:?}");
-        for (id, what) in [(&run_in_exp, "run of the purged experiment"), (&lone, "purged run")] {
-            assert!(tracking::get_run(&ctx, &req(json!({"run_id": id}))).is_err(), "{meta:?}: {what} still there");
+        assert_eq!(
+            (purged.experiments, purged.runs),
+            (vec![exp.clone()], vec![lone.clone()]),
+            "{meta:?}"
+        );
+        for (id, what) in [
+            (&run_in_exp, "run of the purged experiment"),
+            (&lone, "purged run"),
+        ] {
+            assert!(
+                tracking::get_run(&ctx, &req(json!({"run_id": id}))).is_err(),
+                "{meta:?}: {what} still there"
+            );
         }
         assert!(tracking::get_experiment(&ctx, &req(json!({"experiment_id": exp}))).is_err());
         assert!(tracking::get_run(&ctx, &req(json!({"run_id": kept}))).is_ok());
         // A purged object cannot be undeleted.
-        assert!(api_retention::undelete(&ctx, &req(json!({"workspace_name": "default", "run_id": lone}))).is_err());
+        assert!(api_retention::undelete(
+            &ctx,
+            &req(json!({"workspace_name": "default", "run_id": lone}))
+        )
+        .is_err());
         // Purge protection: on, then no early purge, no switching off, no shortening.
         tracking::delete_run(&ctx, &req(json!({"run_id": kept}))).unwrap();
         tandem::retention::set(&store, "default", "t", Some(30), Some(true)).unwrap();
-        assert!(tandem::retention::purge(&store, "default", "t", true).is_err(), "{meta:?}: early purge under protection");
+        assert!(
+            tandem::retention::purge(&store, "default", "t", true).is_err(),
+            "{meta:?}: early purge under protection"
+        );
         assert!(tandem::retention::set(&store, "default", "t", None, Some(false)).is_err());
         assert!(tandem::retention::set(&store, "default", "t", Some(7), None).is_err());
-        clock.0.fetch_add(29 * day, std::sync::atomic::Ordering::SeqCst);
-        assert!(tandem::retention::purge(&store, "default", "t", false).unwrap().runs.is_empty());
-        clock.0.fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(tandem::retention::purge(&store, "default", "t", false).unwrap().runs, vec![kept.clone()]);
+        clock
+            .0
+            .fetch_add(29 * day, std::sync::atomic::Ordering::SeqCst);
+        assert!(tandem::retention::purge(&store, "default", "t", false)
+            .unwrap()
+            .runs
+            .is_empty());
+        clock
+            .0
+            .fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            tandem::retention::purge(&store, "default", "t", false)
+                .unwrap()
+                .runs,
+            vec![kept.clone()]
+        );
         // Every purge is in the log: replaying it gives the same state.
-        assert_replay_matches(&World { meta, store: store.clone(), ctx: ctx.clone(), _dir: dir, experiments: vec![], runs: vec![], logged_models: vec![], models: vec![] });
+        assert_replay_matches(&World {
+            meta,
+            store: store.clone(),
+            ctx: ctx.clone(),
+            _dir: dir,
+            experiments: vec![],
+            runs: vec![],
+            logged_models: vec![],
+            models: vec![],
+        });
     }
 }
-

@@ -17,28 +17,69 @@ fn searches_answered_in_sql_match_the_general_path() {
     for meta in metadata_stores() {
         let w = World::new(meta);
         let ctx = &w.ctx;
-        let exp = tracking::create_experiment(ctx, &req(json!({"name": "s"}))).unwrap()["experiment_id"].as_str().unwrap().to_owned();
-        let values = [json!(0.1), json!(0.7), json!("NaN"), json!(0.7), json!("Infinity"), json!("-Infinity"), json!(-0.0), json!(0.5), json!(2.5), json!(0.9)];
+        let exp = tracking::create_experiment(ctx, &req(json!({"name": "s"}))).unwrap()
+            ["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let values = [
+            json!(0.1),
+            json!(0.7),
+            json!("NaN"),
+            json!(0.7),
+            json!("Infinity"),
+            json!("-Infinity"),
+            json!(-0.0),
+            json!(0.5),
+            json!(2.5),
+            json!(0.9),
+        ];
         for i in 0..60u64 {
             // Ties on start time, on values; some runs without m, some without n.
-            let run = tracking::create_run(ctx, &req(json!({"experiment_id": exp, "start_time": 1000 + (i % 7)}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+            let run = tracking::create_run(
+                ctx,
+                &req(json!({"experiment_id": exp, "start_time": 1000 + (i % 7)})),
+            )
+            .unwrap()["run"]["info"]["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let mut metrics = vec![];
             if i % 5 != 0 {
                 metrics.push(json!({"key": "m", "value": values[(i % 10) as usize], "timestamp": 1, "step": 0}));
             }
             if i % 3 != 0 {
-                metrics.push(json!({"key": "n", "value": (i % 4) as f64, "timestamp": 1, "step": 0}));
+                metrics
+                    .push(json!({"key": "n", "value": (i % 4) as f64, "timestamp": 1, "step": 0}));
             }
             tracking::log_batch(ctx, &req(json!({"run_id": run, "metrics": metrics}))).unwrap();
             if i % 11 == 0 {
-                tracking::update_run(ctx, &req(json!({"run_id": run, "status": "FINISHED", "end_time": 5000 + (i % 4)}))).unwrap();
+                tracking::update_run(
+                    ctx,
+                    &req(json!({"run_id": run, "status": "FINISHED", "end_time": 5000 + (i % 4)})),
+                )
+                .unwrap();
             }
             if i % 13 == 0 {
                 tracking::delete_run(ctx, &req(json!({"run_id": run}))).unwrap();
             }
         }
-        let filters = ["", "metrics.m > 0.5", "metrics.m >= 0.7 and metrics.n < 3", "metrics.m = 0.7", "metrics.m <= 0", "metrics.n > -1"];
-        let orders: [&[&str]; 6] = [&[], &["metrics.m DESC"], &["metrics.m ASC"], &["metrics.n DESC", "metrics.m ASC"], &["attributes.start_time ASC"], &["attributes.end_time DESC"]];
+        let filters = [
+            "",
+            "metrics.m > 0.5",
+            "metrics.m >= 0.7 and metrics.n < 3",
+            "metrics.m = 0.7",
+            "metrics.m <= 0",
+            "metrics.n > -1",
+        ];
+        let orders: [&[&str]; 6] = [
+            &[],
+            &["metrics.m DESC"],
+            &["metrics.m ASC"],
+            &["metrics.n DESC", "metrics.m ASC"],
+            &["attributes.start_time ASC"],
+            &["attributes.end_time DESC"],
+        ];
         let mut checked = 0;
         for f in filters {
             for o in orders {
@@ -51,9 +92,15 @@ fn searches_answered_in_sql_match_the_general_path() {
                         }
                         let a = tracking::search_runs_with(ctx, &req(body.clone()), true).unwrap();
                         // What the HTTP endpoint serves: the same page, rendered straight to text.
-                        let text: Value = serde_json::from_str(&tracking::search_runs_text(ctx, &req(body.clone())).unwrap()).unwrap();
+                        let text: Value = serde_json::from_str(
+                            &tracking::search_runs_text(ctx, &req(body.clone())).unwrap(),
+                        )
+                        .unwrap();
                         let b = tracking::search_runs_with(ctx, &req(body), false).unwrap();
-                        assert_eq!(a, b, "{meta:?}: filter {f:?} order {o:?} view {view} page {token:?}");
+                        assert_eq!(
+                            a, b,
+                            "{meta:?}: filter {f:?} order {o:?} view {view} page {token:?}"
+                        );
                         assert_eq!(text, a, "{meta:?}: text rendering, filter {f:?} order {o:?} view {view} page {token:?}");
                         checked += 1;
                         match b["next_page_token"].as_str() {
@@ -76,7 +123,12 @@ fn batched_metrics_give_the_state_single_points_give() {
     crate::support::init();
     for meta in metadata_stores() {
         let (a, b) = (World::new(meta), World::new(meta));
-        let run_a = tracking::create_run(&a.ctx, &req(json!({"experiment_id": "0", "start_time": 1}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+        let run_a =
+            tracking::create_run(&a.ctx, &req(json!({"experiment_id": "0", "start_time": 1})))
+                .unwrap()["run"]["info"]["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
         let mut seed: u64 = 0xABCD_EF01_2345_6789;
         let mut next = |n: u64| {
             seed ^= seed << 13;
@@ -84,7 +136,14 @@ fn batched_metrics_give_the_state_single_points_give() {
             seed ^= seed << 17;
             seed % n
         };
-        let values = [json!(0.5), json!("NaN"), json!(1.5), json!(-2.0), json!("Infinity"), json!(0.5)];
+        let values = [
+            json!(0.5),
+            json!("NaN"),
+            json!(1.5),
+            json!(-2.0),
+            json!("Infinity"),
+            json!(0.5),
+        ];
         let mut batches = Vec::new();
         for _ in 0..12 {
             let n = 1 + next(40);
@@ -92,19 +151,44 @@ fn batched_metrics_give_the_state_single_points_give() {
             batches.push(batch);
         }
         // The same run ID in both stores: replay the creation event into b.
-        let create = a.store.read(|tx| tandem::store::queries::changes(tx, "default", 0, 1 << 20)).unwrap();
+        let create = a
+            .store
+            .read(|tx| tandem::store::queries::changes(tx, "default", 0, 1 << 20))
+            .unwrap();
         let create: Vec<_> = create.into_iter().filter(|e| e.op == "CreateRun").collect();
-        b.store.write("default", "t", |_| Ok(tandem::store::Decision::change((), create[0].decode_op().unwrap()))).unwrap();
+        b.store
+            .write("default", "t", |_| {
+                Ok(tandem::store::Decision::change(
+                    (),
+                    create[0].decode_op().unwrap(),
+                ))
+            })
+            .unwrap();
         for batch in &batches {
             tracking::log_batch(&a.ctx, &req(json!({"run_id": run_a, "metrics": batch}))).unwrap();
             for m in batch {
-                tracking::log_batch(&b.ctx, &req(json!({"run_id": run_a, "metrics": [m]}))).unwrap();
+                tracking::log_batch(&b.ctx, &req(json!({"run_id": run_a, "metrics": [m]})))
+                    .unwrap();
             }
         }
         for table in ["metrics", "latest_metrics"] {
             let q = format!("SELECT key, value, is_nan, timestamp, step FROM {table} WHERE run_id = ? ORDER BY key, step, timestamp, value, is_nan");
-            let dump = |w: &World| w.store.read(|tx| Ok(tx.query(&q, &[run_a.as_str().into()])?.iter().map(|r| format!("{:?}", r.0)).collect::<Vec<_>>())).unwrap();
-            assert_eq!(dump(&a), dump(&b), "{meta:?}: {table} differs between batched and single points");
+            let dump = |w: &World| {
+                w.store
+                    .read(|tx| {
+                        Ok(tx
+                            .query(&q, &[run_a.as_str().into()])?
+                            .iter()
+                            .map(|r| format!("{:?}", r.0))
+                            .collect::<Vec<_>>())
+                    })
+                    .unwrap()
+            };
+            assert_eq!(
+                dump(&a),
+                dump(&b),
+                "{meta:?}: {table} differs between batched and single points"
+            );
         }
     }
 }
@@ -117,11 +201,29 @@ fn metric_points_survive_the_upgrade_to_schema_5() {
     for meta in metadata_stores() {
         let dir = tempfile::tempdir().unwrap();
         let backend: std::sync::Arc<dyn tandem::store::Backend> = match meta {
-            crate::support::Meta::Sqlite => std::sync::Arc::new(tandem::store::sqlite::Sqlite::open(&dir.path().join("m.sqlite"), tandem::store::sqlite::Durability::Normal).unwrap()),
-            crate::support::Meta::Postgres => std::sync::Arc::new(tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres()).unwrap()),
+            crate::support::Meta::Sqlite => std::sync::Arc::new(
+                tandem::store::sqlite::Sqlite::open(
+                    &dir.path().join("m.sqlite"),
+                    tandem::store::sqlite::Durability::Normal,
+                )
+                .unwrap(),
+            ),
+            crate::support::Meta::Postgres => std::sync::Arc::new(
+                tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres())
+                    .unwrap(),
+            ),
         };
-        backend.write_tx(&mut |tx| tandem::store::schema::migrate_to(tx, 4)).unwrap();
-        let values = [(0.5, 0), (0.0, 1), (f64::INFINITY, 0), (f64::NEG_INFINITY, 0), (-2.25, 0), (1e-300, 0)];
+        backend
+            .write_tx(&mut |tx| tandem::store::schema::migrate_to(tx, 4))
+            .unwrap();
+        let values = [
+            (0.5, 0),
+            (0.0, 1),
+            (f64::INFINITY, 0),
+            (f64::NEG_INFINITY, 0),
+            (-2.25, 0),
+            (1e-300, 0),
+        ];
         backend
             .write_tx(&mut |tx| {
                 for (i, (v, nan)) in values.iter().enumerate() {
@@ -149,10 +251,26 @@ fn metric_points_survive_the_upgrade_to_schema_5() {
         let before = dump(backend.as_ref());
         assert_eq!(before[0].len(), 12, "{meta:?}: the points went in");
         // Opening a store migrates it to the current schema.
-        let store = tandem::store::Store::new(backend.clone(), std::sync::Arc::new(tandem::store::SystemClock), "test").unwrap();
-        let version = store.read(|tx| Ok(tx.query_one("SELECT MAX(version) FROM schema_version", &[])?.unwrap().int(0))).unwrap();
+        let store = tandem::store::Store::new(
+            backend.clone(),
+            std::sync::Arc::new(tandem::store::SystemClock),
+            "test",
+        )
+        .unwrap();
+        let version = store
+            .read(|tx| {
+                Ok(tx
+                    .query_one("SELECT MAX(version) FROM schema_version", &[])?
+                    .unwrap()
+                    .int(0))
+            })
+            .unwrap();
         assert_eq!(version, tandem::store::schema::SCHEMA_VERSION, "{meta:?}");
-        assert_eq!(dump(backend.as_ref()), before, "{meta:?}: points changed in the upgrade");
+        assert_eq!(
+            dump(backend.as_ref()),
+            before,
+            "{meta:?}: points changed in the upgrade"
+        );
     }
 }
 
@@ -165,8 +283,19 @@ fn a_created_model_version_is_answered_as_a_read_finds_it() {
         let w = World::new(meta);
         let ctx = &w.ctx;
         tandem::api::registry::create_registered_model(ctx, &req(json!({"name": "m"}))).unwrap();
-        let run = tracking::create_run(ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-        let logged = tandem::api::logged_models::create(ctx, &req(json!({"experiment_id": "0", "name": "lm", "source_run_id": run}))).unwrap()["model"]["info"]["model_id"].as_str().unwrap().to_owned();
+        let run = tracking::create_run(ctx, &req(json!({"experiment_id": "0"}))).unwrap()["run"]
+            ["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let logged = tandem::api::logged_models::create(
+            ctx,
+            &req(json!({"experiment_id": "0", "name": "lm", "source_run_id": run})),
+        )
+        .unwrap()["model"]["info"]["model_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let requests = [
             json!({"name": "m", "source": "s3://b/model"}),
             json!({"name": "m", "source": format!("runs:/{run}/model"), "run_id": run, "description": "", "run_link": "http://x"}),
@@ -176,9 +305,17 @@ fn a_created_model_version_is_answered_as_a_read_finds_it() {
             json!({"name": "m", "source": "models:/m/1", "model_id": logged, "description": "copy"}),
         ];
         for body in requests {
-            let created = tandem::api::registry::create_model_version(ctx, &req(body.clone())).unwrap();
-            let version = created["model_version"]["version"].as_str().unwrap().to_owned();
-            let read = tandem::api::registry::get_model_version(ctx, &req(json!({"name": "m", "version": version}))).unwrap();
+            let created =
+                tandem::api::registry::create_model_version(ctx, &req(body.clone())).unwrap();
+            let version = created["model_version"]["version"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let read = tandem::api::registry::get_model_version(
+                ctx,
+                &req(json!({"name": "m", "version": version})),
+            )
+            .unwrap();
             assert_eq!(created, read, "{meta:?}: {body}");
         }
     }

@@ -20,7 +20,9 @@ pub fn metadata_stores() -> Vec<Meta> {
     } else if std::env::var("TANDEM_TEST_REQUIRE_SERVICES").is_ok() {
         panic!("TANDEM_TEST_POSTGRES is not set but TANDEM_TEST_REQUIRE_SERVICES is: run scripts/test.sh");
     } else {
-        eprintln!("note: TANDEM_TEST_POSTGRES is not set; PostgreSQL variants of this test are skipped");
+        eprintln!(
+            "note: TANDEM_TEST_POSTGRES is not set; PostgreSQL variants of this test are skipped"
+        );
     }
     v
 }
@@ -31,7 +33,8 @@ pub fn fresh_postgres() -> String {
     let mut b = [0u8; 8];
     getrandom::getrandom(&mut b).unwrap();
     let name = format!("t_{}", tandem_core::ids::hex(&b));
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test PostgreSQL");
+    let mut c =
+        postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test PostgreSQL");
     c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
     format!("{base}/{name}")
@@ -71,14 +74,17 @@ impl TestServer {
         init();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_owned();
-        let store = tokio::task::spawn_blocking(move || store_location(meta, &d)).await.unwrap();
+        let store = tokio::task::spawn_blocking(move || store_location(meta, &d))
+            .await
+            .unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data: dir.path().to_owned(),
             region: "test".into(),
             durability: Durability::Normal,
             store,
-            artifacts: artifacts.unwrap_or_else(|| ArtifactLocation::Folder(dir.path().join("artifacts"))),
+            artifacts: artifacts
+                .unwrap_or_else(|| ArtifactLocation::Folder(dir.path().join("artifacts"))),
             archive: None,
         };
         let state = tandem::server::open(&config).await.unwrap();
@@ -88,7 +94,13 @@ impl TestServer {
         let task = tokio::spawn(tandem::server::run(listener, state.clone(), async move {
             let _ = rx.await;
         }));
-        TestServer { url, http: reqwest::Client::new(), shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestServer {
+            url,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 
     pub async fn stop(mut self) {
@@ -105,7 +117,13 @@ impl TestServer {
         self.call_ws(method, path, body, None).await
     }
 
-    pub async fn call_ws(&self, method: &str, path: &str, body: Option<Value>, workspace: Option<&str>) -> (u16, Value) {
+    pub async fn call_ws(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        workspace: Option<&str>,
+    ) -> (u16, Value) {
         let url = format!("{}{}", self.url, path);
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.http.request(m, url);
@@ -113,7 +131,9 @@ impl TestServer {
             req = req.header("X-MLFLOW-WORKSPACE", ws);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
@@ -122,13 +142,23 @@ impl TestServer {
     }
 
     pub async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
-        let (status, v) = if method == "GET" { self.call(method, &query_path(path, &body), None).await } else { self.call(method, path, Some(body)).await };
+        let (status, v) = if method == "GET" {
+            self.call(method, &query_path(path, &body), None).await
+        } else {
+            self.call(method, path, Some(body)).await
+        };
         assert_eq!(status, 200, "{method} {path}: {v}");
         v
     }
 
     pub async fn head_seq(&self, ws: &str) -> u64 {
-        let (_, v) = self.call("GET", &format!("/api/tandem/v1/workspaces/{ws}/changes?after=0&limit=1"), None).await;
+        let (_, v) = self
+            .call(
+                "GET",
+                &format!("/api/tandem/v1/workspaces/{ws}/changes?after=0&limit=1"),
+                None,
+            )
+            .await;
         v["head_seq"].as_u64().unwrap_or(0)
     }
 }
@@ -174,15 +204,58 @@ pub struct Fixture {
 }
 
 pub async fn fixture(s: &TestServer) -> Fixture {
-    let exp = s.ok("POST", "/api/2.0/mlflow/experiments/create", json!({"name": "fixture"})).await;
+    let exp = s
+        .ok(
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "fixture"}),
+        )
+        .await;
     let experiment_id = exp["experiment_id"].as_str().unwrap().to_owned();
-    let run = s.ok("POST", "/api/2.0/mlflow/runs/create", json!({"experiment_id": experiment_id, "start_time": 1})).await;
+    let run = s
+        .ok(
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": experiment_id, "start_time": 1}),
+        )
+        .await;
     let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_owned();
-    s.ok("POST", "/api/2.0/mlflow/runs/log-parameter", json!({"run_id": run_id, "key": "p", "value": "1"})).await;
-    s.ok("POST", "/api/2.0/mlflow/runs/set-tag", json!({"run_id": run_id, "key": "t", "value": "1"})).await;
-    s.ok("POST", "/api/2.0/mlflow/registered-models/create", json!({"name": "fixture-model"})).await;
-    s.ok("POST", "/api/2.0/mlflow/model-versions/create", json!({"name": "fixture-model", "source": "runs:/x/model", "run_id": run_id})).await;
-    let lm = s.ok("POST", "/api/2.0/mlflow/logged-models", json!({"experiment_id": experiment_id, "name": "lm"})).await;
+    s.ok(
+        "POST",
+        "/api/2.0/mlflow/runs/log-parameter",
+        json!({"run_id": run_id, "key": "p", "value": "1"}),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/api/2.0/mlflow/runs/set-tag",
+        json!({"run_id": run_id, "key": "t", "value": "1"}),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        json!({"name": "fixture-model"}),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/api/2.0/mlflow/model-versions/create",
+        json!({"name": "fixture-model", "source": "runs:/x/model", "run_id": run_id}),
+    )
+    .await;
+    let lm = s
+        .ok(
+            "POST",
+            "/api/2.0/mlflow/logged-models",
+            json!({"experiment_id": experiment_id, "name": "lm"}),
+        )
+        .await;
     let model_id = lm["model"]["info"]["model_id"].as_str().unwrap().to_owned();
-    Fixture { experiment_id, run_id, model_name: "fixture-model".into(), model_id }
+    Fixture {
+        experiment_id,
+        run_id,
+        model_name: "fixture-model".into(),
+        model_id,
+    }
 }

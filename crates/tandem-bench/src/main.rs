@@ -77,7 +77,10 @@ enum Command {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A small deterministic generator: the same values for both servers.
@@ -101,11 +104,22 @@ struct Api {
 
 impl Api {
     fn new(url: &str) -> Result<Api> {
-        Ok(Api { http: reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(120)).build()?, base: url.trim_end_matches('/').to_owned() })
+        Ok(Api {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .timeout(Duration::from_secs(120))
+                .build()?,
+            base: url.trim_end_matches('/').to_owned(),
+        })
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let resp = self.http.post(format!("{}/api/2.0/mlflow/{path}", self.base)).json(body).send().await?;
+        let resp = self
+            .http
+            .post(format!("{}/api/2.0/mlflow/{path}", self.base))
+            .json(body)
+            .send()
+            .await?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
@@ -115,8 +129,19 @@ impl Api {
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-        let resp = self.http.get(format!("{}/api/2.0/mlflow/{path}?{}", self.base, q.join("&"))).send().await?;
+        let q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
+        let resp = self
+            .http
+            .get(format!(
+                "{}/api/2.0/mlflow/{path}?{}",
+                self.base,
+                q.join("&")
+            ))
+            .send()
+            .await?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
@@ -126,23 +151,47 @@ impl Api {
     }
 
     async fn experiment(&self, name: &str) -> Result<String> {
-        if let Ok(v) = self.get("experiments/get-by-name", &[("experiment_name", name)]).await {
+        if let Ok(v) = self
+            .get("experiments/get-by-name", &[("experiment_name", name)])
+            .await
+        {
             if let Some(id) = v["experiment"]["experiment_id"].as_str() {
                 return Ok(id.to_owned());
             }
         }
-        let v = self.post("experiments/create", &json!({ "name": name })).await?;
-        v["experiment_id"].as_str().map(str::to_owned).context("experiments/create gave no id")
+        let v = self
+            .post("experiments/create", &json!({ "name": name }))
+            .await?;
+        v["experiment_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("experiments/create gave no id")
     }
 
     async fn create_run(&self, experiment_id: &str) -> Result<String> {
-        let v = self.post("runs/create", &json!({ "experiment_id": experiment_id, "start_time": now_ms() })).await?;
-        v["run"]["info"]["run_id"].as_str().map(str::to_owned).context("runs/create gave no run id")
+        let v = self
+            .post(
+                "runs/create",
+                &json!({ "experiment_id": experiment_id, "start_time": now_ms() }),
+            )
+            .await?;
+        v["run"]["info"]["run_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("runs/create gave no run id")
     }
 }
 
 fn encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -156,10 +205,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Populate { url, experiment, runs, concurrency } => populate(&url, &experiment, runs, concurrency).await,
-        Command::Load { url, workload, concurrency, seconds, experiment_id, batch } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
+        Command::Populate {
+            url,
+            experiment,
+            runs,
+            concurrency,
+        } => populate(&url, &experiment, runs, concurrency).await,
+        Command::Load {
+            url,
+            workload,
+            concurrency,
+            seconds,
+            experiment_id,
+            batch,
+        } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
         Command::ServeBytes { listen, keep } => serve_bytes(&listen, keep).await,
-        Command::Replay { upstream, listen, delay_us } => replay(&upstream, &listen, delay_us).await,
+        Command::Replay {
+            upstream,
+            listen,
+            delay_us,
+        } => replay(&upstream, &listen, delay_us).await,
     }
 }
 
@@ -192,11 +257,21 @@ async fn populate(url: &str, experiment: &str, runs: u64, concurrency: usize) ->
     for t in tasks {
         t.await??;
     }
-    println!("{}", json!({ "experiment_id": exp, "runs": runs, "seconds": started.elapsed().as_secs_f64() }));
+    println!(
+        "{}",
+        json!({ "experiment_id": exp, "runs": runs, "seconds": started.elapsed().as_secs_f64() })
+    );
     Ok(())
 }
 
-async fn load(url: &str, workload: &str, concurrency: usize, seconds: f64, experiment_id: Option<String>, batch: usize) -> Result<()> {
+async fn load(
+    url: &str,
+    workload: &str,
+    concurrency: usize,
+    seconds: f64,
+    experiment_id: Option<String>,
+    batch: usize,
+) -> Result<()> {
     let api = Arc::new(Api::new(url)?);
     let tag = format!("{:x}", now_ms());
     // Set-up, not timed: what each workload needs to exist.
@@ -213,7 +288,8 @@ async fn load(url: &str, workload: &str, concurrency: usize, seconds: f64, exper
             }
         }
         "model-version" => {
-            api.post("registered-models/create", &json!({ "name": model })).await?;
+            api.post("registered-models/create", &json!({ "name": model }))
+                .await?;
             per_worker_runs.push(api.create_run(&exp).await?);
         }
         "create-run" | "search-100" | "search-1000" => {}
@@ -223,8 +299,13 @@ async fn load(url: &str, workload: &str, concurrency: usize, seconds: f64, exper
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..concurrency {
-        let (api, exp, model, workload) = (api.clone(), exp.clone(), model.clone(), workload.to_owned());
-        let run = per_worker_runs.get(w).or(per_worker_runs.first()).cloned().unwrap_or_default();
+        let (api, exp, model, workload) =
+            (api.clone(), exp.clone(), model.clone(), workload.to_owned());
+        let run = per_worker_runs
+            .get(w)
+            .or(per_worker_runs.first())
+            .cloned()
+            .unwrap_or_default();
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (w as u64 + 1));
             let (mut lat, mut errors, mut first_error) = (Vec::new(), 0u64, None::<String>);
@@ -277,7 +358,13 @@ async fn load(url: &str, workload: &str, concurrency: usize, seconds: f64, exper
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let ops = lat.len() as f64;
-    let points = if workload == "log-batch" { ops * batch as f64 } else if workload == "log-metric" { ops } else { 0.0 };
+    let points = if workload == "log-batch" {
+        ops * batch as f64
+    } else if workload == "log-metric" {
+        ops
+    } else {
+        0.0
+    };
     println!(
         "{}",
         json!({
@@ -301,15 +388,28 @@ async fn serve_bytes(listen: &str, keep: Option<std::path::PathBuf>) -> Result<(
         let (chunk, keep, uploads) = (chunk.clone(), keep.clone(), uploads.clone());
         async move {
             if req.method() == axum::http::Method::GET {
-                let n: u64 = req.uri().path().trim_start_matches('/').parse().unwrap_or(0);
+                let n: u64 = req
+                    .uri()
+                    .path()
+                    .trim_start_matches('/')
+                    .parse()
+                    .unwrap_or(0);
                 let full = n / chunk.len() as u64;
                 let rest = (n % chunk.len() as u64) as usize;
-                let parts = (0..full).map(move |_| chunk.clone()).chain((rest > 0).then(|| vec![7u8; rest].into()));
+                let parts = (0..full)
+                    .map(move |_| chunk.clone())
+                    .chain((rest > 0).then(|| vec![7u8; rest].into()));
                 let stream = futures_util::stream::iter(parts.map(Ok::<_, std::io::Error>));
-                Response::builder().header("content-length", n).body(Body::from_stream(stream)).expect("valid response")
+                Response::builder()
+                    .header("content-length", n)
+                    .body(Body::from_stream(stream))
+                    .expect("valid response")
             } else if let Some(dir) = keep {
                 use std::io::Write;
-                let path = dir.join(format!("upload-{}", uploads.fetch_add(1, Ordering::Relaxed)));
+                let path = dir.join(format!(
+                    "upload-{}",
+                    uploads.fetch_add(1, Ordering::Relaxed)
+                ));
                 let mut file = std::fs::File::create(&path).expect("create the upload file");
                 let mut body = req.into_body().into_data_stream();
                 let mut n = 0u64;
@@ -344,13 +444,26 @@ async fn replay(upstream: &str, listen: &str, delay_us: u64) -> Result<()> {
     use futures_util::StreamExt;
     type Kept = (u16, Vec<(String, String)>, bytes::Bytes);
     let cache: Arc<tokio::sync::Mutex<std::collections::HashMap<String, Kept>>> = Arc::default();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
     let upstream = upstream.trim_end_matches('/').to_owned();
     let app = axum::Router::new().fallback(move |req: Request| {
         let (cache, http, upstream) = (cache.clone(), http.clone(), upstream.clone());
         async move {
             // Uploads name a new path each time; one kept answer serves them all.
-            let key = if req.method() == axum::http::Method::PUT { "PUT".to_owned() } else { format!("{} {}", req.method(), req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")) };
+            let key = if req.method() == axum::http::Method::PUT {
+                "PUT".to_owned()
+            } else {
+                format!(
+                    "{} {}",
+                    req.method(),
+                    req.uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                )
+            };
             let hit = cache.lock().await.get(&key).cloned();
             let kept = match hit {
                 Some(k) => {
@@ -358,17 +471,30 @@ async fn replay(upstream: &str, listen: &str, delay_us: u64) -> Result<()> {
                     while let Some(Ok(_)) = body.next().await {}
                     if delay_us > 0 {
                         // A thread's sleep, not tokio's timer (whose resolution is 1 ms).
-                        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_micros(delay_us))).await;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            std::thread::sleep(Duration::from_micros(delay_us))
+                        })
+                        .await;
                     }
                     k
                 }
                 None => {
-                    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
-                    let url = format!("{upstream}{}", req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+                    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+                        .unwrap_or(reqwest::Method::GET);
+                    let url = format!(
+                        "{upstream}{}",
+                        req.uri()
+                            .path_and_query()
+                            .map(|p| p.as_str())
+                            .unwrap_or("/")
+                    );
                     let mut headers = reqwest::header::HeaderMap::new();
                     for (k, v) in req.headers() {
                         if k != "host" {
-                            if let (Ok(k), Ok(v)) = (reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()), reqwest::header::HeaderValue::from_bytes(v.as_bytes())) {
+                            if let (Ok(k), Ok(v)) = (
+                                reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()),
+                                reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
+                            ) {
                                 headers.insert(k, v);
                             }
                         }
@@ -378,10 +504,21 @@ async fn replay(upstream: &str, listen: &str, delay_us: u64) -> Result<()> {
                     while let Some(Ok(b)) = s.next().await {
                         body.extend_from_slice(&b);
                     }
-                    match http.request(method, url).headers(headers).body(body).send().await {
+                    match http
+                        .request(method, url)
+                        .headers(headers)
+                        .body(body)
+                        .send()
+                        .await
+                    {
                         Ok(resp) => {
                             let status = resp.status().as_u16();
-                            let hs: Vec<(String, String)> = resp.headers().iter().filter(|(k, _)| *k == "content-type").map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+                            let hs: Vec<(String, String)> = resp
+                                .headers()
+                                .iter()
+                                .filter(|(k, _)| *k == "content-type")
+                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                .collect();
                             let b = resp.bytes().await.unwrap_or_default();
                             let k = (status, hs, b);
                             if status < 400 {

@@ -39,7 +39,9 @@ impl ErrorCode {
     /// The HTTP status MLflow maps this code to (`mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS`).
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::InvalidParameterValue | ErrorCode::ResourceAlreadyExists | ErrorCode::BadRequest => 400,
+            ErrorCode::InvalidParameterValue
+            | ErrorCode::ResourceAlreadyExists
+            | ErrorCode::BadRequest => 400,
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => 404,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::NotImplemented => 501,
@@ -50,7 +52,10 @@ impl ErrorCode {
 
     /// Whether the same request may succeed if sent again unchanged.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::TemporarilyUnavailable | ErrorCode::InternalError)
+        matches!(
+            self,
+            ErrorCode::TemporarilyUnavailable | ErrorCode::InternalError
+        )
     }
 }
 
@@ -69,7 +74,10 @@ impl fmt::Display for MlflowError {
 
 impl MlflowError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        MlflowError { code, message: message.into() }
+        MlflowError {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterValue, message)

@@ -61,29 +61,77 @@ pub struct ModelOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", content = "payload")]
 pub enum Op {
-    CreateWorkspace { description: String, default_artifact_root: Option<String>, time: i64 },
-    UpdateWorkspace { description: Option<String>, default_artifact_root: Option<String>, time: i64 },
+    CreateWorkspace {
+        description: String,
+        default_artifact_root: Option<String>,
+        time: i64,
+    },
+    UpdateWorkspace {
+        description: Option<String>,
+        default_artifact_root: Option<String>,
+        time: i64,
+    },
     /// Soft delete: the workspace is hidden until it is restored or purged.
-    DeleteWorkspace { time: i64 },
-    RestoreWorkspace { time: i64 },
+    DeleteWorkspace {
+        time: i64,
+    },
+    RestoreWorkspace {
+        time: i64,
+    },
     /// A deleted workspace's state, gone for good (its change log stays).
     PurgeWorkspace {},
     /// In-place point-in-time restore: the state becomes what events 1..=seq built. The log
     /// itself only grows; everything after `seq` stays in it, to audit or restore to again.
-    RewindWorkspace { seq: u64, time: i64 },
+    RewindWorkspace {
+        seq: u64,
+        time: i64,
+    },
     /// How long deleted objects stay restorable (days), and whether purge protection is on.
-    SetRetention { days: u32, purge_protection: bool, time: i64 },
+    SetRetention {
+        days: u32,
+        purge_protection: bool,
+        time: i64,
+    },
     /// A deleted run, gone for good after its retention period.
-    PurgeRun { run_id: String },
+    PurgeRun {
+        run_id: String,
+    },
     /// A deleted experiment with its runs, datasets and logged models, gone for good.
-    PurgeExperiment { experiment_id: String },
+    PurgeExperiment {
+        experiment_id: String,
+    },
 
-    CreateExperiment { experiment_id: String, name: String, artifact_location: String, tags: Vec<KeyValue>, time: i64 },
-    RenameExperiment { experiment_id: String, new_name: String, time: i64 },
-    DeleteExperiment { experiment_id: String, time: i64 },
-    RestoreExperiment { experiment_id: String, time: i64 },
-    SetExperimentTag { experiment_id: String, key: String, value: String, time: i64 },
-    DeleteExperimentTag { experiment_id: String, key: String, time: i64 },
+    CreateExperiment {
+        experiment_id: String,
+        name: String,
+        artifact_location: String,
+        tags: Vec<KeyValue>,
+        time: i64,
+    },
+    RenameExperiment {
+        experiment_id: String,
+        new_name: String,
+        time: i64,
+    },
+    DeleteExperiment {
+        experiment_id: String,
+        time: i64,
+    },
+    RestoreExperiment {
+        experiment_id: String,
+        time: i64,
+    },
+    SetExperimentTag {
+        experiment_id: String,
+        key: String,
+        value: String,
+        time: i64,
+    },
+    DeleteExperimentTag {
+        experiment_id: String,
+        key: String,
+        time: i64,
+    },
 
     CreateRun {
         run_id: String,
@@ -94,14 +142,39 @@ pub enum Op {
         artifact_uri: String,
         tags: Vec<KeyValue>,
     },
-    UpdateRun { run_id: String, status: Option<String>, end_time: Option<i64>, run_name: Option<String> },
-    DeleteRun { run_id: String, time: i64 },
-    RestoreRun { run_id: String },
+    UpdateRun {
+        run_id: String,
+        status: Option<String>,
+        end_time: Option<i64>,
+        run_name: Option<String>,
+    },
+    DeleteRun {
+        run_id: String,
+        time: i64,
+    },
+    RestoreRun {
+        run_id: String,
+    },
     /// log-metric, log-parameter, set-tag and log-batch all become this one operation.
-    LogBatch { run_id: String, metrics: Vec<MetricPoint>, params: Vec<KeyValue>, tags: Vec<KeyValue> },
-    DeleteTag { run_id: String, key: String },
-    LogInputs { run_id: String, datasets: Vec<DatasetInput>, model_ids: Vec<String> },
-    LogOutputs { run_id: String, models: Vec<ModelOutput> },
+    LogBatch {
+        run_id: String,
+        metrics: Vec<MetricPoint>,
+        params: Vec<KeyValue>,
+        tags: Vec<KeyValue>,
+    },
+    DeleteTag {
+        run_id: String,
+        key: String,
+    },
+    LogInputs {
+        run_id: String,
+        datasets: Vec<DatasetInput>,
+        model_ids: Vec<String>,
+    },
+    LogOutputs {
+        run_id: String,
+        models: Vec<ModelOutput>,
+    },
 
     CreateLoggedModel {
         model_id: String,
@@ -114,29 +187,85 @@ pub enum Op {
         tags: Vec<KeyValue>,
         time: i64,
     },
-    FinalizeLoggedModel { model_id: String, status: String, time: i64 },
-    DeleteLoggedModel { model_id: String, time: i64 },
-    RestoreLoggedModel { model_id: String, time: i64 },
-    PurgeLoggedModel { model_id: String },
-    SetLoggedModelTags { model_id: String, tags: Vec<KeyValue>, time: i64 },
-    DeleteLoggedModelTag { model_id: String, key: String, time: i64 },
-    LogLoggedModelParams { model_id: String, params: Vec<KeyValue>, time: i64 },
+    FinalizeLoggedModel {
+        model_id: String,
+        status: String,
+        time: i64,
+    },
+    DeleteLoggedModel {
+        model_id: String,
+        time: i64,
+    },
+    RestoreLoggedModel {
+        model_id: String,
+        time: i64,
+    },
+    PurgeLoggedModel {
+        model_id: String,
+    },
+    SetLoggedModelTags {
+        model_id: String,
+        tags: Vec<KeyValue>,
+        time: i64,
+    },
+    DeleteLoggedModelTag {
+        model_id: String,
+        key: String,
+        time: i64,
+    },
+    LogLoggedModelParams {
+        model_id: String,
+        params: Vec<KeyValue>,
+        time: i64,
+    },
 
-    CreateRegisteredModel { name: String, description: Option<String>, tags: Vec<KeyValue>, time: i64 },
-    RenameRegisteredModel { name: String, new_name: String, time: i64 },
-    UpdateRegisteredModel { name: String, description: Option<String>, time: i64 },
+    CreateRegisteredModel {
+        name: String,
+        description: Option<String>,
+        tags: Vec<KeyValue>,
+        time: i64,
+    },
+    RenameRegisteredModel {
+        name: String,
+        new_name: String,
+        time: i64,
+    },
+    UpdateRegisteredModel {
+        name: String,
+        description: Option<String>,
+        time: i64,
+    },
     /// Soft delete of a model with its live versions (marked with the same time).
     DeleteRegisteredModel {
         name: String,
         #[serde(default)]
         time: i64,
     },
-    RestoreRegisteredModel { name: String, time: i64 },
-    PurgeRegisteredModel { name: String },
-    SetRegisteredModelTag { name: String, key: String, value: String },
-    DeleteRegisteredModelTag { name: String, key: String },
-    SetRegisteredModelAlias { name: String, alias: String, version: i64 },
-    DeleteRegisteredModelAlias { name: String, alias: String },
+    RestoreRegisteredModel {
+        name: String,
+        time: i64,
+    },
+    PurgeRegisteredModel {
+        name: String,
+    },
+    SetRegisteredModelTag {
+        name: String,
+        key: String,
+        value: String,
+    },
+    DeleteRegisteredModelTag {
+        name: String,
+        key: String,
+    },
+    SetRegisteredModelAlias {
+        name: String,
+        alias: String,
+        version: i64,
+    },
+    DeleteRegisteredModelAlias {
+        name: String,
+        alias: String,
+    },
     CreateModelVersion {
         name: String,
         version: i64,
@@ -151,19 +280,56 @@ pub enum Op {
         storage_location: String,
         time: i64,
     },
-    UpdateModelVersion { name: String, version: i64, description: Option<String>, time: i64 },
-    TransitionModelVersionStage { name: String, version: i64, stage: String, archive_existing: bool, time: i64 },
-    DeleteModelVersion { name: String, version: i64, time: i64 },
-    RestoreModelVersion { name: String, version: i64, time: i64 },
-    PurgeModelVersion { name: String, version: i64 },
-    SetModelVersionTag { name: String, version: i64, key: String, value: String },
-    DeleteModelVersionTag { name: String, version: i64, key: String },
+    UpdateModelVersion {
+        name: String,
+        version: i64,
+        description: Option<String>,
+        time: i64,
+    },
+    TransitionModelVersionStage {
+        name: String,
+        version: i64,
+        stage: String,
+        archive_existing: bool,
+        time: i64,
+    },
+    DeleteModelVersion {
+        name: String,
+        version: i64,
+        time: i64,
+    },
+    RestoreModelVersion {
+        name: String,
+        version: i64,
+        time: i64,
+    },
+    PurgeModelVersion {
+        name: String,
+        version: i64,
+    },
+    SetModelVersionTag {
+        name: String,
+        version: i64,
+        key: String,
+        value: String,
+    },
+    DeleteModelVersionTag {
+        name: String,
+        version: i64,
+        key: String,
+    },
 
     /// An artifact's bytes were durably stored at `path` (relative to the workspace's artifact
     /// root) before this event was written; the event names their size and SHA-256.
-    PutArtifact { path: String, size: u64, sha256: String },
+    PutArtifact {
+        path: String,
+        size: u64,
+        sha256: String,
+    },
     /// Everything at or below `path` was removed from the artifact store.
-    DeleteArtifacts { path: String },
+    DeleteArtifacts {
+        path: String,
+    },
 }
 
 impl Op {
@@ -173,11 +339,16 @@ impl Op {
         // serde writes an adjacently tagged enum (tag first). Going through a JSON value
         // instead built a map per metric point and was a tenth of a 1,000-point batch's time.
         let text = serde_json::to_string(self).expect("ops always serialize");
-        let rest = text.strip_prefix("{\"op\":\"").expect("ops serialize with their tag first");
+        let rest = text
+            .strip_prefix("{\"op\":\"")
+            .expect("ops serialize with their tag first");
         let end = rest.find('"').expect("op names are plain words");
         let name = rest[..end].to_owned();
         let payload = match rest[end..].strip_prefix("\",\"payload\":") {
-            Some(p) => p.strip_suffix('}').expect("ops serialize to objects").to_owned(),
+            Some(p) => p
+                .strip_suffix('}')
+                .expect("ops serialize to objects")
+                .to_owned(),
             None => "null".to_owned(),
         };
         (name, payload)
@@ -211,15 +382,36 @@ pub struct Event {
 }
 
 /// The checksum that precedes the first event of every workspace.
-pub const GENESIS_CHECKSUM: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub const GENESIS_CHECKSUM: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Chains each event to its predecessor, so a lost, reordered, altered or duplicated event
 /// is detected by whoever reads the log from any earlier verified point.
 #[allow(clippy::too_many_arguments)]
-pub fn checksum(prev: &str, workspace: &str, seq: u64, epoch: u64, hlc: Hlc, origin: &str, principal: &str, op: &str, payload: &str) -> String {
+pub fn checksum(
+    prev: &str,
+    workspace: &str,
+    seq: u64,
+    epoch: u64,
+    hlc: Hlc,
+    origin: &str,
+    principal: &str,
+    op: &str,
+    payload: &str,
+) -> String {
     let mut h = Sha256::new();
     // Length-prefix each field so that no two different events hash the same bytes.
-    for field in [prev.as_bytes(), workspace.as_bytes(), &seq.to_be_bytes(), &epoch.to_be_bytes(), &hlc.0.to_be_bytes(), origin.as_bytes(), principal.as_bytes(), op.as_bytes(), payload.as_bytes()] {
+    for field in [
+        prev.as_bytes(),
+        workspace.as_bytes(),
+        &seq.to_be_bytes(),
+        &epoch.to_be_bytes(),
+        &hlc.0.to_be_bytes(),
+        origin.as_bytes(),
+        principal.as_bytes(),
+        op.as_bytes(),
+        payload.as_bytes(),
+    ] {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field);
     }
@@ -228,14 +420,53 @@ pub fn checksum(prev: &str, workspace: &str, seq: u64, epoch: u64, hlc: Hlc, ori
 
 impl Event {
     #[allow(clippy::too_many_arguments)]
-    pub fn seal(workspace: &str, seq: u64, epoch: u64, hlc: Hlc, origin: &str, principal: &str, op: &Op, prev_checksum: &str) -> Event {
+    pub fn seal(
+        workspace: &str,
+        seq: u64,
+        epoch: u64,
+        hlc: Hlc,
+        origin: &str,
+        principal: &str,
+        op: &Op,
+        prev_checksum: &str,
+    ) -> Event {
         let (name, payload) = op.encode();
-        let checksum = checksum(prev_checksum, workspace, seq, epoch, hlc, origin, principal, &name, &payload);
-        Event { workspace: workspace.to_owned(), seq, epoch, hlc, origin: origin.to_owned(), principal: principal.to_owned(), op: name, payload, checksum }
+        let checksum = checksum(
+            prev_checksum,
+            workspace,
+            seq,
+            epoch,
+            hlc,
+            origin,
+            principal,
+            &name,
+            &payload,
+        );
+        Event {
+            workspace: workspace.to_owned(),
+            seq,
+            epoch,
+            hlc,
+            origin: origin.to_owned(),
+            principal: principal.to_owned(),
+            op: name,
+            payload,
+            checksum,
+        }
     }
 
     pub fn verify(&self, prev_checksum: &str) -> bool {
-        checksum(prev_checksum, &self.workspace, self.seq, self.epoch, self.hlc, &self.origin, &self.principal, &self.op, &self.payload) == self.checksum
+        checksum(
+            prev_checksum,
+            &self.workspace,
+            self.seq,
+            self.epoch,
+            self.hlc,
+            &self.origin,
+            &self.principal,
+            &self.op,
+            &self.payload,
+        ) == self.checksum
     }
 
     pub fn decode_op(&self) -> Result<Op, serde_json::Error> {
@@ -260,21 +491,40 @@ pub enum ChainError {
 
 /// Checks that `events` continue a chain whose last verified event had `prev_seq` and
 /// `prev_checksum`: consecutive numbers, increasing clocks, valid checksums, decodable ops.
-pub fn verify_chain(prev_seq: u64, prev_checksum: &str, prev_hlc: Hlc, events: &[Event]) -> Result<(), ChainError> {
+pub fn verify_chain(
+    prev_seq: u64,
+    prev_checksum: &str,
+    prev_hlc: Hlc,
+    events: &[Event],
+) -> Result<(), ChainError> {
     verify_chain_from(prev_seq, prev_checksum, prev_hlc, 0, events)
 }
 
 /// As [`verify_chain`], and every event's epoch must be at least `min_epoch` and never
 /// decrease: a write accepted under an epoch that was already superseded is refused.
-pub fn verify_chain_from(prev_seq: u64, prev_checksum: &str, prev_hlc: Hlc, min_epoch: u64, events: &[Event]) -> Result<(), ChainError> {
-    let (mut seq, mut sum, mut hlc, mut epoch) = (prev_seq, prev_checksum.to_owned(), prev_hlc, min_epoch);
+pub fn verify_chain_from(
+    prev_seq: u64,
+    prev_checksum: &str,
+    prev_hlc: Hlc,
+    min_epoch: u64,
+    events: &[Event],
+) -> Result<(), ChainError> {
+    let (mut seq, mut sum, mut hlc, mut epoch) =
+        (prev_seq, prev_checksum.to_owned(), prev_hlc, min_epoch);
     for e in events {
         if e.epoch < epoch {
-            return Err(ChainError::StaleEpoch { seq: e.seq, epoch: e.epoch, current: epoch });
+            return Err(ChainError::StaleEpoch {
+                seq: e.seq,
+                epoch: e.epoch,
+                current: epoch,
+            });
         }
         epoch = e.epoch;
         if e.seq != seq + 1 {
-            return Err(ChainError::Gap { seq: e.seq, expected: seq + 1 });
+            return Err(ChainError::Gap {
+                seq: e.seq,
+                expected: seq + 1,
+            });
         }
         if !e.verify(&sum) {
             return Err(ChainError::BadChecksum { seq: e.seq });
@@ -282,7 +532,10 @@ pub fn verify_chain_from(prev_seq: u64, prev_checksum: &str, prev_hlc: Hlc, min_
         if e.hlc <= hlc {
             return Err(ChainError::ClockBackwards { seq: e.seq });
         }
-        e.decode_op().map_err(|err| ChainError::Undecodable { seq: e.seq, reason: err.to_string() })?;
+        e.decode_op().map_err(|err| ChainError::Undecodable {
+            seq: e.seq,
+            reason: err.to_string(),
+        })?;
         seq = e.seq;
         sum = e.checksum.clone();
         hlc = e.hlc;
@@ -298,8 +551,22 @@ mod tests {
         let mut prev = GENESIS_CHECKSUM.to_owned();
         (1..=n)
             .map(|seq| {
-                let op = Op::SetExperimentTag { experiment_id: "0".into(), key: format!("k{seq}"), value: "v".into(), time: seq as i64 };
-                let e = Event::seal("default", seq, seq / 3, Hlc::new(1000 + seq, 0), "local", "alice", &op, &prev);
+                let op = Op::SetExperimentTag {
+                    experiment_id: "0".into(),
+                    key: format!("k{seq}"),
+                    value: "v".into(),
+                    time: seq as i64,
+                };
+                let e = Event::seal(
+                    "default",
+                    seq,
+                    seq / 3,
+                    Hlc::new(1000 + seq, 0),
+                    "local",
+                    "alice",
+                    &op,
+                    &prev,
+                );
                 prev = e.checksum.clone();
                 e
             })
@@ -310,8 +577,19 @@ mod tests {
     fn ops_round_trip_through_the_log_encoding() {
         let op = Op::LogBatch {
             run_id: "r".into(),
-            metrics: vec![MetricPoint { key: "m".into(), value: F64(f64::NAN), timestamp: 1, step: 2, model_id: None, dataset_name: None, dataset_digest: None }],
-            params: vec![KeyValue { key: "p".into(), value: "1".into() }],
+            metrics: vec![MetricPoint {
+                key: "m".into(),
+                value: F64(f64::NAN),
+                timestamp: 1,
+                step: 2,
+                model_id: None,
+                dataset_name: None,
+                dataset_digest: None,
+            }],
+            params: vec![KeyValue {
+                key: "p".into(),
+                value: "1".into(),
+            }],
             tags: vec![],
         };
         let (name, payload) = op.encode();
@@ -324,19 +602,39 @@ mod tests {
     fn the_encoding_cut_from_text_is_the_tagged_json_value() {
         let ops = [
             Op::PurgeWorkspace {},
-            Op::SetExperimentTag { experiment_id: "0".into(), key: "k\"op\":\"x".into(), value: "}\",\"payload\":{".into(), time: 1 },
+            Op::SetExperimentTag {
+                experiment_id: "0".into(),
+                key: "k\"op\":\"x".into(),
+                value: "}\",\"payload\":{".into(),
+                time: 1,
+            },
             Op::LogBatch {
                 run_id: "r".into(),
-                metrics: vec![MetricPoint { key: "m".into(), value: F64(f64::INFINITY), timestamp: 1, step: 2, model_id: Some("m-1".into()), dataset_name: None, dataset_digest: None }],
+                metrics: vec![MetricPoint {
+                    key: "m".into(),
+                    value: F64(f64::INFINITY),
+                    timestamp: 1,
+                    step: 2,
+                    model_id: Some("m-1".into()),
+                    dataset_name: None,
+                    dataset_digest: None,
+                }],
                 params: vec![],
-                tags: vec![KeyValue { key: "t".into(), value: "é\n".into() }],
+                tags: vec![KeyValue {
+                    key: "t".into(),
+                    value: "é\n".into(),
+                }],
             },
         ];
         for op in ops {
             let (name, payload) = op.encode();
             let whole = serde_json::to_value(&op).unwrap();
             assert_eq!(name, whole["op"].as_str().unwrap());
-            assert_eq!(serde_json::from_str::<serde_json::Value>(&payload).unwrap(), whole["payload"], "{op:?}");
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&payload).unwrap(),
+                whole["payload"],
+                "{op:?}"
+            );
             assert_eq!(Op::decode(&name, &payload).unwrap(), op);
         }
     }
@@ -348,11 +646,20 @@ mod tests {
 
         let mut altered = events.clone();
         altered[2].payload = altered[2].payload.replace("\"v\"", "\"w\"");
-        assert_eq!(verify_chain(0, GENESIS_CHECKSUM, Hlc(0), &altered), Err(ChainError::BadChecksum { seq: 3 }));
+        assert_eq!(
+            verify_chain(0, GENESIS_CHECKSUM, Hlc(0), &altered),
+            Err(ChainError::BadChecksum { seq: 3 })
+        );
 
         let mut gap = events.clone();
         gap.remove(1);
-        assert_eq!(verify_chain(0, GENESIS_CHECKSUM, Hlc(0), &gap), Err(ChainError::Gap { seq: 3, expected: 2 }));
+        assert_eq!(
+            verify_chain(0, GENESIS_CHECKSUM, Hlc(0), &gap),
+            Err(ChainError::Gap {
+                seq: 3,
+                expected: 2
+            })
+        );
 
         let mut swapped = events.clone();
         swapped.swap(3, 4);
@@ -362,6 +669,13 @@ mod tests {
         verify_chain(2, &events[1].checksum, events[1].hlc, &events[2..]).unwrap();
 
         // An event from an epoch older than one already seen is refused.
-        assert_eq!(verify_chain_from(2, &events[1].checksum, events[1].hlc, 9, &events[2..]), Err(ChainError::StaleEpoch { seq: 3, epoch: 1, current: 9 }));
+        assert_eq!(
+            verify_chain_from(2, &events[1].checksum, events[1].hlc, 9, &events[2..]),
+            Err(ChainError::StaleEpoch {
+                seq: 3,
+                epoch: 1,
+                current: 9
+            })
+        );
     }
 }

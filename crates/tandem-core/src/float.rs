@@ -17,7 +17,12 @@ impl F64 {
                 "NaN" | "nan" => Some(F64(f64::NAN)),
                 "Infinity" | "inf" => Some(F64(f64::INFINITY)),
                 "-Infinity" | "-inf" => Some(F64(f64::NEG_INFINITY)),
-                other => other.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(F64),
+                other => other
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map(F64),
             },
             _ => None,
         }
@@ -32,7 +37,9 @@ impl F64 {
         } else if f == f64::NEG_INFINITY {
             "-Infinity".into()
         } else {
-            serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+            serde_json::Number::from_f64(f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null)
         }
     }
 
@@ -70,7 +77,15 @@ mod tests {
     use super::*;
     #[test]
     fn special_values_round_trip_through_json() {
-        for f in [0.1, -0.0, 1e308, f64::MIN_POSITIVE, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for f in [
+            0.1,
+            -0.0,
+            1e308,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             let s = serde_json::to_string(&F64(f)).unwrap();
             let back: F64 = serde_json::from_str(&s).unwrap();
             assert!(back.same(F64(f)), "{f} -> {s}");

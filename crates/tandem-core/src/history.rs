@@ -93,9 +93,25 @@ fn experiment_of(op: &Op) -> Option<&str> {
 /// what was deleted at the instant comes back deleted (and restorable).
 fn is_own_lifecycle(op: &Op, object: &Object) -> bool {
     match object {
-        Object::Run(_) => matches!(op, Op::DeleteRun { .. } | Op::RestoreRun { .. } | Op::PurgeRun { .. }),
-        Object::Experiment(_) => matches!(op, Op::DeleteExperiment { .. } | Op::RestoreExperiment { .. } | Op::PurgeExperiment { .. } | Op::PurgeRun { .. } | Op::PurgeLoggedModel { .. }),
-        Object::RegisteredModel(_) => matches!(op, Op::DeleteRegisteredModel { .. } | Op::RestoreRegisteredModel { .. } | Op::PurgeRegisteredModel { .. } | Op::PurgeModelVersion { .. }),
+        Object::Run(_) => matches!(
+            op,
+            Op::DeleteRun { .. } | Op::RestoreRun { .. } | Op::PurgeRun { .. }
+        ),
+        Object::Experiment(_) => matches!(
+            op,
+            Op::DeleteExperiment { .. }
+                | Op::RestoreExperiment { .. }
+                | Op::PurgeExperiment { .. }
+                | Op::PurgeRun { .. }
+                | Op::PurgeLoggedModel { .. }
+        ),
+        Object::RegisteredModel(_) => matches!(
+            op,
+            Op::DeleteRegisteredModel { .. }
+                | Op::RestoreRegisteredModel { .. }
+                | Op::PurgeRegisteredModel { .. }
+                | Op::PurgeModelVersion { .. }
+        ),
     }
 }
 
@@ -103,7 +119,10 @@ fn is_own_lifecycle(op: &Op, object: &Object) -> bool {
 /// `i + 1`), oldest first: an in-place restore (`RewindWorkspace`) takes the state back to
 /// what an earlier event left, and a workspace purge clears it, so what they undid is dropped.
 pub fn effective(ops: &[Op]) -> Vec<Op> {
-    effective_indices(ops).into_iter().map(|i| ops[i].clone()).collect()
+    effective_indices(ops)
+        .into_iter()
+        .map(|i| ops[i].clone())
+        .collect()
 }
 
 /// Which events of a log to keep in a snapshot (a compacted log): what an in-place restore or
@@ -113,22 +132,50 @@ pub fn effective(ops: &[Op]) -> Vec<Op> {
 pub fn compact(ops: &[Op]) -> Vec<bool> {
     let live = effective_indices(ops);
     let mut keep = vec![false; ops.len()];
-    let (mut runs_of_exp, mut models_of_exp): (HashMap<&str, Vec<&str>>, HashMap<&str, Vec<&str>>) = (HashMap::new(), HashMap::new());
+    let (mut runs_of_exp, mut models_of_exp): (HashMap<&str, Vec<&str>>, HashMap<&str, Vec<&str>>) =
+        (HashMap::new(), HashMap::new());
     let mut run_exp: HashMap<&str, &str> = HashMap::new();
-    let (mut purged_runs, mut purged_models, mut purged_exps): (HashSet<&str>, HashSet<&str>, HashSet<&str>) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let (mut purged_runs, mut purged_models, mut purged_exps): (
+        HashSet<&str>,
+        HashSet<&str>,
+        HashSet<&str>,
+    ) = (HashSet::new(), HashSet::new(), HashSet::new());
     for &i in &live {
         match &ops[i] {
-            Op::CreateRun { run_id, experiment_id, .. } => {
+            Op::CreateRun {
+                run_id,
+                experiment_id,
+                ..
+            } => {
                 runs_of_exp.entry(experiment_id).or_default().push(run_id);
                 run_exp.insert(run_id, experiment_id);
             }
-            Op::CreateLoggedModel { model_id, experiment_id, .. } => models_of_exp.entry(experiment_id).or_default().push(model_id),
+            Op::CreateLoggedModel {
+                model_id,
+                experiment_id,
+                ..
+            } => models_of_exp
+                .entry(experiment_id)
+                .or_default()
+                .push(model_id),
             Op::PurgeRun { run_id } => drop(purged_runs.insert(run_id)),
             Op::PurgeLoggedModel { model_id } => drop(purged_models.insert(model_id)),
             Op::PurgeExperiment { experiment_id } => {
                 purged_exps.insert(experiment_id);
-                purged_runs.extend(runs_of_exp.get(experiment_id.as_str()).into_iter().flatten().copied());
-                purged_models.extend(models_of_exp.get(experiment_id.as_str()).into_iter().flatten().copied());
+                purged_runs.extend(
+                    runs_of_exp
+                        .get(experiment_id.as_str())
+                        .into_iter()
+                        .flatten()
+                        .copied(),
+                );
+                purged_models.extend(
+                    models_of_exp
+                        .get(experiment_id.as_str())
+                        .into_iter()
+                        .flatten()
+                        .copied(),
+                );
             }
             _ => {}
         }
@@ -163,8 +210,21 @@ pub fn compact(ops: &[Op]) -> Vec<bool> {
     let mut pinned: HashSet<&str> = HashSet::new();
     for &i in &live {
         match &ops[i] {
-            Op::LogBatch { run_id, metrics, .. } if purged_runs.contains(run_id.as_str()) && metrics.iter().any(|m| m.model_id.is_some()) => drop(pinned.insert(run_id)),
-            Op::LogInputs { run_id, .. } if purged_runs.contains(run_id.as_str()) && !run_exp.get(run_id.as_str()).is_some_and(|e| purged_exps.contains(e)) => drop(pinned.insert(run_id)),
+            Op::LogBatch {
+                run_id, metrics, ..
+            } if purged_runs.contains(run_id.as_str())
+                && metrics.iter().any(|m| m.model_id.is_some()) =>
+            {
+                drop(pinned.insert(run_id))
+            }
+            Op::LogInputs { run_id, .. }
+                if purged_runs.contains(run_id.as_str())
+                    && !run_exp
+                        .get(run_id.as_str())
+                        .is_some_and(|e| purged_exps.contains(e)) =>
+            {
+                drop(pinned.insert(run_id))
+            }
             _ => {}
         }
     }
@@ -172,7 +232,14 @@ pub fn compact(ops: &[Op]) -> Vec<bool> {
         let o = &ops[i];
         // Purges stay (they delete by ID whatever is there); artifact events stay (purges
         // leave artifact records to the artifact retention).
-        let is_purge = matches!(o, Op::PurgeRun { .. } | Op::PurgeExperiment { .. } | Op::PurgeLoggedModel { .. } | Op::PurgeRegisteredModel { .. } | Op::PurgeModelVersion { .. });
+        let is_purge = matches!(
+            o,
+            Op::PurgeRun { .. }
+                | Op::PurgeExperiment { .. }
+                | Op::PurgeLoggedModel { .. }
+                | Op::PurgeRegisteredModel { .. }
+                | Op::PurgeModelVersion { .. }
+        );
         let gone = !is_purge
             && (run_of(o).is_some_and(|r| purged_runs.contains(r) && !pinned.contains(r))
                 // A purged model's creation stays: an experiment's purge finds its models by
@@ -216,30 +283,53 @@ fn effective_indices(ops: &[Op]) -> Vec<usize> {
 
 fn artifact_under(op: &Op, prefix: &str) -> bool {
     match op {
-        Op::PutArtifact { path, .. } | Op::DeleteArtifacts { path } => path == prefix.trim_end_matches('/') || path.starts_with(prefix),
+        Op::PutArtifact { path, .. } | Op::DeleteArtifacts { path } => {
+            path == prefix.trim_end_matches('/') || path.starts_with(prefix)
+        }
         _ => false,
     }
 }
 
 fn run_history(ops: &[Op], id: &str, object: &Object) -> Result<Vec<Op>, HistoryError> {
     let created = ops.iter().find_map(|o| match o {
-        Op::CreateRun { run_id, experiment_id, .. } if run_id == id => Some(experiment_id.clone()),
+        Op::CreateRun {
+            run_id,
+            experiment_id,
+            ..
+        } if run_id == id => Some(experiment_id.clone()),
         _ => None,
     });
-    let Some(experiment_id) = created else { return Err(HistoryError::NotThere(object.clone())) };
-    let purged = ops.iter().any(|o| matches!(o, Op::PurgeRun { run_id } if run_id == id) || matches!(o, Op::PurgeExperiment { experiment_id: e } if *e == experiment_id));
+    let Some(experiment_id) = created else {
+        return Err(HistoryError::NotThere(object.clone()));
+    };
+    let purged = ops.iter().any(|o| {
+        matches!(o, Op::PurgeRun { run_id } if run_id == id)
+            || matches!(o, Op::PurgeExperiment { experiment_id: e } if *e == experiment_id)
+    });
     if purged {
         return Err(HistoryError::Purged(object.clone()));
     }
     let prefix = format!("{experiment_id}/{id}/");
-    Ok(ops.iter().filter(|o| !is_own_lifecycle(o, object) && (run_of(o) == Some(id) || artifact_under(o, &prefix))).cloned().collect())
+    Ok(ops
+        .iter()
+        .filter(|o| {
+            !is_own_lifecycle(o, object) && (run_of(o) == Some(id) || artifact_under(o, &prefix))
+        })
+        .cloned()
+        .collect())
 }
 
 fn experiment_history(ops: &[Op], id: &str, object: &Object) -> Result<Vec<Op>, HistoryError> {
-    if !ops.iter().any(|o| matches!(o, Op::CreateExperiment { experiment_id, .. } if experiment_id == id)) {
+    if !ops
+        .iter()
+        .any(|o| matches!(o, Op::CreateExperiment { experiment_id, .. } if experiment_id == id))
+    {
         return Err(HistoryError::NotThere(object.clone()));
     }
-    if ops.iter().any(|o| matches!(o, Op::PurgeExperiment { experiment_id } if experiment_id == id)) {
+    if ops
+        .iter()
+        .any(|o| matches!(o, Op::PurgeExperiment { experiment_id } if experiment_id == id))
+    {
         return Err(HistoryError::Purged(object.clone()));
     }
     let mut runs: HashSet<&str> = HashSet::new();
@@ -248,8 +338,16 @@ fn experiment_history(ops: &[Op], id: &str, object: &Object) -> Result<Vec<Op>, 
     let mut purged_models: HashSet<&str> = HashSet::new();
     for o in ops {
         match o {
-            Op::CreateRun { run_id, experiment_id, .. } if experiment_id == id => drop(runs.insert(run_id)),
-            Op::CreateLoggedModel { model_id, experiment_id, .. } if experiment_id == id => drop(models.insert(model_id)),
+            Op::CreateRun {
+                run_id,
+                experiment_id,
+                ..
+            } if experiment_id == id => drop(runs.insert(run_id)),
+            Op::CreateLoggedModel {
+                model_id,
+                experiment_id,
+                ..
+            } if experiment_id == id => drop(models.insert(model_id)),
             Op::PurgeRun { run_id } => drop(purged_runs.insert(run_id)),
             Op::PurgeLoggedModel { model_id } => drop(purged_models.insert(model_id)),
             _ => {}
@@ -364,7 +462,9 @@ fn model_history(ops: &[Op], name: &str, object: &Object) -> Result<Vec<Op>, His
             tagged.push((*l, o));
         }
     }
-    let Some(&target) = lineage_of.get(name) else { return Err(HistoryError::NotThere(object.clone())) };
+    let Some(&target) = lineage_of.get(name) else {
+        return Err(HistoryError::NotThere(object.clone()));
+    };
     Ok(tagged
         .into_iter()
         .filter(|(l, o)| {
@@ -374,10 +474,14 @@ fn model_history(ops: &[Op], name: &str, object: &Object) -> Result<Vec<Op>, His
                 | Op::TransitionModelVersionStage { version, .. }
                 | Op::SetModelVersionTag { version, .. }
                 | Op::DeleteModelVersionTag { version, .. } => Some(*version),
-                Op::SetRegisteredModelAlias { version, .. } | Op::DeleteModelVersion { version, .. } | Op::RestoreModelVersion { version, .. } => Some(*version),
+                Op::SetRegisteredModelAlias { version, .. }
+                | Op::DeleteModelVersion { version, .. }
+                | Op::RestoreModelVersion { version, .. } => Some(*version),
                 _ => None,
             };
-            *l == target && !is_own_lifecycle(o, object) && !version.is_some_and(|v| versions_purged.contains(&(target, v)))
+            *l == target
+                && !is_own_lifecycle(o, object)
+                && !version.is_some_and(|v| versions_purged.contains(&(target, v)))
         })
         .map(|(_, o)| with_model_name(o, name))
         .collect())
@@ -389,7 +493,15 @@ mod tests {
     use crate::event::KeyValue;
 
     fn run(id: &str, exp: &str) -> Op {
-        Op::CreateRun { run_id: id.into(), experiment_id: exp.into(), user_id: "u".into(), run_name: "r".into(), start_time: 1, artifact_uri: format!("mlflow-artifacts:/{exp}/{id}/artifacts"), tags: vec![] }
+        Op::CreateRun {
+            run_id: id.into(),
+            experiment_id: exp.into(),
+            user_id: "u".into(),
+            run_name: "r".into(),
+            start_time: 1,
+            artifact_uri: format!("mlflow-artifacts:/{exp}/{id}/artifacts"),
+            tags: vec![],
+        }
     }
 
     #[test]
@@ -397,22 +509,65 @@ mod tests {
         let ops = vec![
             run("r1", "1"),
             run("r2", "1"),
-            Op::LogBatch { run_id: "r1".into(), metrics: vec![], params: vec![KeyValue { key: "p".into(), value: "1".into() }], tags: vec![] },
-            Op::PutArtifact { path: "1/r1/artifacts/model.pkl".into(), size: 3, sha256: "x".into() },
-            Op::PutArtifact { path: "1/r2/artifacts/model.pkl".into(), size: 3, sha256: "y".into() },
-            Op::DeleteRun { run_id: "r1".into(), time: 5 },
+            Op::LogBatch {
+                run_id: "r1".into(),
+                metrics: vec![],
+                params: vec![KeyValue {
+                    key: "p".into(),
+                    value: "1".into(),
+                }],
+                tags: vec![],
+            },
+            Op::PutArtifact {
+                path: "1/r1/artifacts/model.pkl".into(),
+                size: 3,
+                sha256: "x".into(),
+            },
+            Op::PutArtifact {
+                path: "1/r2/artifacts/model.pkl".into(),
+                size: 3,
+                sha256: "y".into(),
+            },
+            Op::DeleteRun {
+                run_id: "r1".into(),
+                time: 5,
+            },
         ];
         let h = history(&ops, &Object::Run("r1".into())).unwrap();
         assert_eq!(h, vec![ops[0].clone(), ops[2].clone(), ops[3].clone()]);
-        let purged = [ops.clone(), vec![Op::PurgeRun { run_id: "r1".into() }]].concat();
-        assert_eq!(history(&purged, &Object::Run("r1".into())), Err(HistoryError::Purged(Object::Run("r1".into()))));
-        assert_eq!(history(&ops, &Object::Run("r9".into())), Err(HistoryError::NotThere(Object::Run("r9".into()))));
+        let purged = [
+            ops.clone(),
+            vec![Op::PurgeRun {
+                run_id: "r1".into(),
+            }],
+        ]
+        .concat();
+        assert_eq!(
+            history(&purged, &Object::Run("r1".into())),
+            Err(HistoryError::Purged(Object::Run("r1".into())))
+        );
+        assert_eq!(
+            history(&ops, &Object::Run("r9".into())),
+            Err(HistoryError::NotThere(Object::Run("r9".into())))
+        );
     }
 
     #[test]
     fn rewinds_and_purges_drop_what_they_undid() {
-        let tag = |v: &str| Op::SetExperimentTag { experiment_id: "0".into(), key: "k".into(), value: v.into(), time: 0 };
-        let ops = vec![tag("1"), tag("2"), Op::RewindWorkspace { seq: 1, time: 0 }, tag("3"), Op::RewindWorkspace { seq: 2, time: 0 }, tag("4")];
+        let tag = |v: &str| Op::SetExperimentTag {
+            experiment_id: "0".into(),
+            key: "k".into(),
+            value: v.into(),
+            time: 0,
+        };
+        let ops = vec![
+            tag("1"),
+            tag("2"),
+            Op::RewindWorkspace { seq: 1, time: 0 },
+            tag("3"),
+            Op::RewindWorkspace { seq: 2, time: 0 },
+            tag("4"),
+        ];
         // After event 2 the state was [1, 2]; the second rewind goes back there.
         assert_eq!(effective(&ops), vec![tag("1"), tag("2"), tag("4")]);
         let ops = vec![tag("1"), Op::PurgeWorkspace {}, tag("2")];
@@ -421,19 +576,47 @@ mod tests {
 
     #[test]
     fn a_registered_model_is_followed_through_renames() {
-        let create = |n: &str| Op::CreateRegisteredModel { name: n.into(), description: None, tags: vec![], time: 1 };
-        let tag = |n: &str, v: &str| Op::SetRegisteredModelTag { name: n.into(), key: "k".into(), value: v.into() };
+        let create = |n: &str| Op::CreateRegisteredModel {
+            name: n.into(),
+            description: None,
+            tags: vec![],
+            time: 1,
+        };
+        let tag = |n: &str, v: &str| Op::SetRegisteredModelTag {
+            name: n.into(),
+            key: "k".into(),
+            value: v.into(),
+        };
         let ops = vec![
             create("a"),
             tag("a", "1"),
-            Op::RenameRegisteredModel { name: "a".into(), new_name: "b".into(), time: 2 },
+            Op::RenameRegisteredModel {
+                name: "a".into(),
+                new_name: "b".into(),
+                time: 2,
+            },
             create("a"),
             tag("a", "other"),
             tag("b", "2"),
-            Op::DeleteRegisteredModel { name: "b".into(), time: 3 },
+            Op::DeleteRegisteredModel {
+                name: "b".into(),
+                time: 3,
+            },
         ];
         let h = history(&ops, &Object::RegisteredModel("b".into())).unwrap();
-        assert_eq!(h, vec![create("b"), tag("b", "1"), Op::RenameRegisteredModel { name: "b".into(), new_name: "b".into(), time: 2 }, tag("b", "2")]);
+        assert_eq!(
+            h,
+            vec![
+                create("b"),
+                tag("b", "1"),
+                Op::RenameRegisteredModel {
+                    name: "b".into(),
+                    new_name: "b".into(),
+                    time: 2
+                },
+                tag("b", "2")
+            ]
+        );
         let h = history(&ops, &Object::RegisteredModel("a".into())).unwrap();
         assert_eq!(h, vec![create("a"), tag("a", "other")]);
     }

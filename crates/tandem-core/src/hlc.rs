@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// 48 bits of milliseconds since the Unix epoch, 16 bits of logical counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct Hlc(pub u64);
 

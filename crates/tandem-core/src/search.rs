@@ -66,9 +66,22 @@ pub struct Spec {
 
 pub const RUNS: Spec = Spec {
     entity: "run",
-    kinds: &[Kind::Metric, Kind::Param, Kind::Tag, Kind::Attribute, Kind::Dataset],
+    kinds: &[
+        Kind::Metric,
+        Kind::Param,
+        Kind::Tag,
+        Kind::Attribute,
+        Kind::Dataset,
+    ],
     numeric_attributes: &["start_time", "end_time", "created", "Created"],
-    string_attributes: &["run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"],
+    string_attributes: &[
+        "run_id",
+        "run_name",
+        "status",
+        "user_id",
+        "artifact_uri",
+        "lifecycle_stage",
+    ],
 };
 
 pub const EXPERIMENTS: Spec = Spec {
@@ -88,15 +101,37 @@ pub const REGISTERED_MODELS: Spec = Spec {
 pub const MODEL_VERSIONS: Spec = Spec {
     entity: "model version",
     kinds: &[Kind::Tag, Kind::Attribute],
-    numeric_attributes: &["version_number", "creation_timestamp", "last_updated_timestamp"],
-    string_attributes: &["name", "run_id", "source_path", "source", "current_stage", "model_id"],
+    numeric_attributes: &[
+        "version_number",
+        "creation_timestamp",
+        "last_updated_timestamp",
+    ],
+    string_attributes: &[
+        "name",
+        "run_id",
+        "source_path",
+        "source",
+        "current_stage",
+        "model_id",
+    ],
 };
 
 pub const LOGGED_MODELS: Spec = Spec {
     entity: "logged model",
     kinds: &[Kind::Metric, Kind::Param, Kind::Tag, Kind::Attribute],
-    numeric_attributes: &["creation_timestamp", "creation_time", "last_updated_timestamp"],
-    string_attributes: &["name", "model_id", "model_type", "status", "source_run_id", "experiment_id"],
+    numeric_attributes: &[
+        "creation_timestamp",
+        "creation_time",
+        "last_updated_timestamp",
+    ],
+    string_attributes: &[
+        "name",
+        "model_id",
+        "model_type",
+        "status",
+        "source_run_id",
+        "experiment_id",
+    ],
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +158,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>> {
         *i += 1;
         loop {
             match cs.get(*i) {
-                None => return Err(bad(format!("Invalid filter string '{s}': unterminated quote"))),
+                None => {
+                    return Err(bad(format!(
+                        "Invalid filter string '{s}': unterminated quote"
+                    )))
+                }
                 Some(&c) if c == q => {
                     // A doubled quote inside a quoted string stands for the quote itself.
                     if cs.get(*i + 1) == Some(&q) {
@@ -183,19 +222,34 @@ fn tokenize(s: &str) -> Result<Vec<Tok>> {
                 i += if op.len() == 2 { 2 } else { 1 };
                 out.push(Tok::Op(op))
             }
-            c if c.is_ascii_digit() || ((c == '-' || c == '+' || c == '.') && cs.get(i + 1).is_some_and(|d| d.is_ascii_digit() || *d == '.')) => {
+            c if c.is_ascii_digit()
+                || ((c == '-' || c == '+' || c == '.')
+                    && cs
+                        .get(i + 1)
+                        .is_some_and(|d| d.is_ascii_digit() || *d == '.')) =>
+            {
                 let start = i;
                 i += 1;
-                while i < cs.len() && (cs[i].is_ascii_alphanumeric() || cs[i] == '.' || ((cs[i] == '-' || cs[i] == '+') && matches!(cs[i - 1], 'e' | 'E'))) {
+                while i < cs.len()
+                    && (cs[i].is_ascii_alphanumeric()
+                        || cs[i] == '.'
+                        || ((cs[i] == '-' || cs[i] == '+') && matches!(cs[i - 1], 'e' | 'E')))
+                {
                     i += 1;
                 }
                 let text: String = cs[start..i].iter().collect();
-                let n = text.parse::<f64>().map_err(|_| bad(format!("Invalid filter string '{s}': '{text}' is not a number")))?;
+                let n = text.parse::<f64>().map_err(|_| {
+                    bad(format!(
+                        "Invalid filter string '{s}': '{text}' is not a number"
+                    ))
+                })?;
                 out.push(Tok::Num(n))
             }
             c if c.is_alphanumeric() || c == '_' => {
                 let start = i;
-                while i < cs.len() && (cs[i].is_alphanumeric() || matches!(cs[i], '_' | '.' | '-' | ':' | '/')) {
+                while i < cs.len()
+                    && (cs[i].is_alphanumeric() || matches!(cs[i], '_' | '.' | '-' | ':' | '/'))
+                {
                     i += 1;
                 }
                 let mut word: String = cs[start..i].iter().collect();
@@ -206,7 +260,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>> {
                 }
                 out.push(Tok::Ident(word))
             }
-            _ => return Err(bad(format!("Invalid filter string '{s}': unexpected character '{c}'"))),
+            _ => {
+                return Err(bad(format!(
+                    "Invalid filter string '{s}': unexpected character '{c}'"
+                )))
+            }
         }
     }
     Ok(out)
@@ -233,7 +291,10 @@ pub fn parse_identifier(ident: &str, spec: &Spec) -> Result<(Kind, String)> {
         None => (Kind::Attribute, ident.to_owned()),
     };
     if !spec.kinds.contains(&kind) {
-        return Err(bad(format!("Invalid entity type in '{ident}' for a {} search", spec.entity)));
+        return Err(bad(format!(
+            "Invalid entity type in '{ident}' for a {} search",
+            spec.entity
+        )));
     }
     if key.is_empty() {
         return Err(bad(format!("Invalid identifier '{ident}': missing key")));
@@ -242,13 +303,25 @@ pub fn parse_identifier(ident: &str, spec: &Spec) -> Result<(Kind, String)> {
         (Kind::Attribute, "Created") => "created".to_owned(),
         _ => key,
     };
-    if kind == Kind::Attribute && !spec.numeric_attributes.contains(&key.as_str()) && !spec.string_attributes.contains(&key.as_str()) {
-        let mut valid: Vec<&str> = spec.string_attributes.iter().chain(spec.numeric_attributes).copied().collect();
+    if kind == Kind::Attribute
+        && !spec.numeric_attributes.contains(&key.as_str())
+        && !spec.string_attributes.contains(&key.as_str())
+    {
+        let mut valid: Vec<&str> = spec
+            .string_attributes
+            .iter()
+            .chain(spec.numeric_attributes)
+            .copied()
+            .collect();
         valid.dedup();
-        return Err(bad(format!("Invalid attribute key '{key}' specified. Valid keys are '{valid:?}'")));
+        return Err(bad(format!(
+            "Invalid attribute key '{key}' specified. Valid keys are '{valid:?}'"
+        )));
     }
     if kind == Kind::Dataset && !matches!(key.as_str(), "name" | "digest" | "context") {
-        return Err(bad(format!("Invalid dataset key '{key}'. Valid keys are ['name', 'digest', 'context']")));
+        return Err(bad(format!(
+            "Invalid dataset key '{key}'. Valid keys are ['name', 'digest', 'context']"
+        )));
     }
     Ok((kind, key))
 }
@@ -317,7 +390,14 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
             Comparator::IsNull | Comparator::IsNotNull => Literal::None,
             Comparator::In | Comparator::NotIn => {
                 if numeric {
-                    return Err(invalid(&format!("'{}' is not a valid comparator for '{ident}'", if comparator == Comparator::In { "IN" } else { "NOT IN" })));
+                    return Err(invalid(&format!(
+                        "'{}' is not a valid comparator for '{ident}'",
+                        if comparator == Comparator::In {
+                            "IN"
+                        } else {
+                            "NOT IN"
+                        }
+                    )));
                 }
                 if toks.get(i) != Some(&Tok::LParen) {
                     return Err(invalid("expected a parenthesized list after IN"));
@@ -346,22 +426,59 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
                     Some(Tok::Num(n)) if numeric => Literal::Num(*n),
                     Some(Tok::Str(s)) if numeric => match s.trim().parse::<f64>() {
                         Ok(n) if kind == Kind::Attribute => Literal::Num(n),
-                        _ => return Err(invalid(&format!("expected a numeric value for '{ident}'"))),
+                        _ => {
+                            return Err(invalid(&format!("expected a numeric value for '{ident}'")))
+                        }
                     },
                     Some(Tok::Str(s)) => Literal::Str(s.clone()),
-                    Some(Tok::Num(_)) => return Err(invalid(&format!("expected a quoted string value for '{ident}'"))),
-                    _ => return Err(invalid(&format!("expected a value after the comparator for '{ident}'"))),
+                    Some(Tok::Num(_)) => {
+                        return Err(invalid(&format!(
+                            "expected a quoted string value for '{ident}'"
+                        )))
+                    }
+                    _ => {
+                        return Err(invalid(&format!(
+                            "expected a value after the comparator for '{ident}'"
+                        )))
+                    }
                 };
                 i += 1;
                 v
             }
         };
-        let string_ops = [Comparator::Eq, Comparator::Ne, Comparator::Like, Comparator::ILike, Comparator::In, Comparator::NotIn, Comparator::IsNull, Comparator::IsNotNull];
-        let numeric_ops = [Comparator::Eq, Comparator::Ne, Comparator::Lt, Comparator::Le, Comparator::Gt, Comparator::Ge, Comparator::IsNull, Comparator::IsNotNull];
-        if (numeric && !numeric_ops.contains(&comparator)) || (!numeric && !string_ops.contains(&comparator)) {
-            return Err(invalid(&format!("'{comparator:?}' is not a valid comparator for '{ident}'")));
+        let string_ops = [
+            Comparator::Eq,
+            Comparator::Ne,
+            Comparator::Like,
+            Comparator::ILike,
+            Comparator::In,
+            Comparator::NotIn,
+            Comparator::IsNull,
+            Comparator::IsNotNull,
+        ];
+        let numeric_ops = [
+            Comparator::Eq,
+            Comparator::Ne,
+            Comparator::Lt,
+            Comparator::Le,
+            Comparator::Gt,
+            Comparator::Ge,
+            Comparator::IsNull,
+            Comparator::IsNotNull,
+        ];
+        if (numeric && !numeric_ops.contains(&comparator))
+            || (!numeric && !string_ops.contains(&comparator))
+        {
+            return Err(invalid(&format!(
+                "'{comparator:?}' is not a valid comparator for '{ident}'"
+            )));
         }
-        clauses.push(Clause { kind, key, comparator, value });
+        clauses.push(Clause {
+            kind,
+            key,
+            comparator,
+            value,
+        });
         match toks.get(i) {
             None => {}
             Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("and") => {
@@ -370,7 +487,9 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
                     return Err(invalid("dangling AND"));
                 }
             }
-            Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("or") => return Err(invalid("OR is not supported, only AND")),
+            Some(Tok::Ident(w)) if w.eq_ignore_ascii_case("or") => {
+                return Err(invalid("OR is not supported, only AND"))
+            }
             _ => return Err(invalid("expected AND between clauses")),
         }
     }
@@ -380,7 +499,10 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
 /// SQL LIKE: `%` is any run, `_` any one character.
 pub fn like(pattern: &str, text: &str, case_insensitive: bool) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = if case_insensitive {
-        (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect())
+        (
+            pattern.to_lowercase().chars().collect(),
+            text.to_lowercase().chars().collect(),
+        )
     } else {
         (pattern.chars().collect(), text.chars().collect())
     };
@@ -462,15 +584,29 @@ pub fn parse_order_by(entries: &[String], spec: &Spec) -> Result<Vec<OrderKey>> 
             let toks = tokenize(e)?;
             let (ident, dir) = match toks.as_slice() {
                 [Tok::Ident(id)] => (id.clone(), true),
-                [Tok::Ident(id), Tok::Ident(d)] if d.eq_ignore_ascii_case("asc") => (id.clone(), true),
-                [Tok::Ident(id), Tok::Ident(d)] if d.eq_ignore_ascii_case("desc") => (id.clone(), false),
-                _ => return Err(bad(format!("Invalid order_by clause '{e}'. Could not be parsed."))),
+                [Tok::Ident(id), Tok::Ident(d)] if d.eq_ignore_ascii_case("asc") => {
+                    (id.clone(), true)
+                }
+                [Tok::Ident(id), Tok::Ident(d)] if d.eq_ignore_ascii_case("desc") => {
+                    (id.clone(), false)
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "Invalid order_by clause '{e}'. Could not be parsed."
+                    )))
+                }
             };
             let (kind, key) = parse_identifier(&ident, spec)?;
             if kind == Kind::Dataset {
-                return Err(bad(format!("Invalid order_by clause '{e}': datasets cannot be ordered by")));
+                return Err(bad(format!(
+                    "Invalid order_by clause '{e}': datasets cannot be ordered by"
+                )));
             }
-            Ok(OrderKey { kind, key, ascending: dir })
+            Ok(OrderKey {
+                kind,
+                key,
+                ascending: dir,
+            })
         })
         .collect()
 }
@@ -510,10 +646,18 @@ pub fn encode_page_token(offset: usize) -> String {
 }
 
 pub fn decode_page_token(token: &str) -> Result<usize> {
-    let invalid = || bad(format!("Invalid page token, could not base64-decode: '{token}'"));
+    let invalid = || {
+        bad(format!(
+            "Invalid page token, could not base64-decode: '{token}'"
+        ))
+    };
     let bytes = b64_decode(token.trim()).ok_or_else(invalid)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad("Invalid page token, decoded value is not JSON"))?;
-    v.get("offset").and_then(|o| o.as_u64()).map(|o| o as usize).ok_or_else(|| bad("Invalid page token, it has no offset"))
+    let v: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| bad("Invalid page token, decoded value is not JSON"))?;
+    v.get("offset")
+        .and_then(|o| o.as_u64())
+        .map(|o| o as usize)
+        .ok_or_else(|| bad("Invalid page token, it has no offset"))
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -521,7 +665,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn b64_encode(data: &[u8]) -> String {
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for k in 0..4 {
             if k <= chunk.len() {
@@ -570,17 +718,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.len(), 8);
-        assert_eq!(c[0], Clause { kind: Kind::Metric, key: "acc".into(), comparator: Comparator::Ge, value: Literal::Num(0.9) });
+        assert_eq!(
+            c[0],
+            Clause {
+                kind: Kind::Metric,
+                key: "acc".into(),
+                comparator: Comparator::Ge,
+                value: Literal::Num(0.9)
+            }
+        );
         assert_eq!(c[2].key, "my tag");
         assert_eq!(c[4].value, Literal::List(vec!["a".into(), "b".into()]));
-        assert_eq!(c[5], Clause { kind: Kind::Metric, key: "a b".into(), comparator: Comparator::Lt, value: Literal::Num(-1e-3) });
+        assert_eq!(
+            c[5],
+            Clause {
+                kind: Kind::Metric,
+                key: "a b".into(),
+                comparator: Comparator::Lt,
+                value: Literal::Num(-1e-3)
+            }
+        );
         assert_eq!(c[6].comparator, Comparator::IsNotNull);
         assert!(parse_filter("", &RUNS).unwrap().is_empty());
     }
 
     #[test]
     fn rejects_malformed_filters() {
-        for f in ["metrics.acc > 'x'", "params.p > '1'", "foo.bar = 'x'", "metrics.acc >", "metrics.acc = 1 or metrics.b = 2", "params.p = 'x' and", "attributes.nope = 'x'", "params.p = 'unterminated", "metrics.a IN ('1')", "params.p = 3"] {
+        for f in [
+            "metrics.acc > 'x'",
+            "params.p > '1'",
+            "foo.bar = 'x'",
+            "metrics.acc >",
+            "metrics.acc = 1 or metrics.b = 2",
+            "params.p = 'x' and",
+            "attributes.nope = 'x'",
+            "params.p = 'unterminated",
+            "metrics.a IN ('1')",
+            "params.p = 3",
+        ] {
             assert!(parse_filter(f, &RUNS).is_err(), "{f} should be rejected");
         }
     }

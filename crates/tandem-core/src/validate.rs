@@ -33,7 +33,9 @@ fn chars(s: &str) -> usize {
 
 /// `^[/\w.\- :]*$` and a normalized relative path: the rule for metric, param and tag keys.
 pub fn key_name(what: &str, path: &str, name: &str) -> Result<()> {
-    let ok_chars = name.chars().all(|c| c.is_alphanumeric() || matches!(c, '/' | '_' | '.' | '-' | ' ' | ':'));
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '/' | '_' | '.' | '-' | ' ' | ':'));
     if !ok_chars {
         return Err(MlflowError::invalid(format!(
             "Invalid value \"{name}\" for parameter '{path}' supplied: Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/)."
@@ -85,7 +87,9 @@ fn normalize(path: &str) -> String {
 }
 
 pub fn too_long(what: &str, limit: usize) -> MlflowError {
-    MlflowError::invalid(format!("'{what}' exceeds the maximum length of {limit} characters"))
+    MlflowError::invalid(format!(
+        "'{what}' exceeds the maximum length of {limit} characters"
+    ))
 }
 
 pub fn length(what: &str, limit: usize, value: &str) -> Result<()> {
@@ -124,7 +128,9 @@ pub fn registry_tag(key: &str, value: &str) -> Result<()> {
 
 pub fn experiment_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
-        return Err(MlflowError::invalid(format!("Invalid experiment name: '{name}'")));
+        return Err(MlflowError::invalid(format!(
+            "Invalid experiment name: '{name}'"
+        )));
     }
     length("Experiment name", MAX_EXPERIMENT_NAME_LENGTH, name)
 }
@@ -132,37 +138,57 @@ pub fn experiment_name(name: &str) -> Result<()> {
 /// Run IDs: `^[a-zA-Z0-9][\w\-]{0,255}$`.
 pub fn run_id(run_id: &str) -> Result<()> {
     let mut cs = run_id.chars();
-    let ok = cs.next().is_some_and(|c| c.is_ascii_alphanumeric()) && run_id.len() <= 256 && cs.all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let ok = cs.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && run_id.len() <= 256
+        && cs.all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(MlflowError::invalid(format!("Invalid value \"{run_id}\" for parameter 'run_id' supplied")))
+        Err(MlflowError::invalid(format!(
+            "Invalid value \"{run_id}\" for parameter 'run_id' supplied"
+        )))
     }
 }
 
 pub fn model_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
-        return Err(MlflowError::invalid("Registered model name cannot be empty."));
+        return Err(MlflowError::invalid(
+            "Registered model name cannot be empty.",
+        ));
     }
     if name.contains('/') || name.contains('\0') {
-        return Err(MlflowError::invalid(format!("Invalid name: '{name}'. Registered model name cannot contain '/' or NUL characters.")));
+        return Err(MlflowError::invalid(format!(
+            "Invalid name: '{name}'. Registered model name cannot contain '/' or NUL characters."
+        )));
     }
     length("Registered model name", 500, name)
 }
 
 /// Aliases: `^[\w\-]*$`, not `latest`, not a version reference like `v3`.
 pub fn alias(alias: &str) -> Result<()> {
-    if alias.is_empty() || !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+    if alias.is_empty()
+        || !alias
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(MlflowError::invalid(format!("Invalid alias name: '{alias}'. Names may only contain alphanumerics, underscores (_), and dashes (-).")));
     }
     let lower = alias.to_ascii_lowercase();
     if lower == "latest" {
-        return Err(MlflowError::invalid(format!("'{alias}' alias name (case insensitive) is reserved.")));
+        return Err(MlflowError::invalid(format!(
+            "'{alias}' alias name (case insensitive) is reserved."
+        )));
     }
     if lower.len() > 1 && lower.starts_with('v') && lower[1..].chars().all(|c| c.is_ascii_digit()) {
-        return Err(MlflowError::invalid(format!("Version alias name '{alias}' is reserved.")));
+        return Err(MlflowError::invalid(format!(
+            "Version alias name '{alias}' is reserved."
+        )));
     }
-    length("Registered model alias name", MAX_REGISTERED_MODEL_ALIAS_LENGTH, alias)
+    length(
+        "Registered model alias name",
+        MAX_REGISTERED_MODEL_ALIAS_LENGTH,
+        alias,
+    )
 }
 
 /// A relative artifact path that stays inside its root: no `..`, no absolute paths, no
