@@ -402,11 +402,13 @@ async fn json_endpoint(
     }
 }
 
-/// GET parameters come from the query string; other methods send JSON (some clients send
-/// DELETE parameters in the query string, so an empty body falls back to it).
+/// As MLflow's server reads them: a GET's parameters come from its query string, or, when it
+/// has none, from a JSON body (mlflow-export-import sends its GETs that way); other methods
+/// send JSON (some clients send DELETE parameters in the query string, so an empty body falls
+/// back to it).
 async fn read_params(req: Request) -> Result<Req, MlflowError> {
     let query = query_pairs(req.uri().query());
-    if req.method() == Method::GET {
+    if req.method() == Method::GET && !query.is_empty() {
         return Ok(Req::from_query(query));
     }
     let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)

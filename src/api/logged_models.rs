@@ -1,12 +1,12 @@
 //! MLflow 3 logged models: what `mlflow.<flavor>.log_model` creates.
 
-use super::tracking::{active_experiment, active_run};
+use super::tracking::active_experiment;
 use super::{page, random_bytes, random_name, Ctx, Req};
-use crate::store::queries::{self, LoggedModelRecord};
+use crate::store::queries::{self, LoggedModelMetric, LoggedModelRecord};
 use crate::store::Decision;
 use serde_json::{json, Value as Json};
 use tandem_core::event::KeyValue;
-use tandem_core::search::{self, compare_fields, Field};
+use tandem_core::search::{self, compare_fields, Field, Kind};
 use tandem_core::{ids, validate, MlflowError, Op, Result};
 
 fn not_found(id: &str) -> MlflowError {
@@ -39,10 +39,19 @@ fn load(ctx: &Ctx, id: &str) -> Result<LoggedModelRecord> {
 
 pub fn create(ctx: &Ctx, req: &Req) -> Result<Json> {
     let experiment_id = req.str("experiment_id")?;
-    let name = req
-        .opt_str("name")?
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(random_name);
+    let name = match req.opt_str("name")?.filter(|s| !s.is_empty()) {
+        Some(n) => {
+            // MLflow's `_validate_logged_model_name`.
+            const BAD: [char; 6] = ['/', ':', '.', '%', '"', '\''];
+            if n.contains(BAD) {
+                return Err(MlflowError::invalid(format!(
+                    "Invalid model name ('{n}') provided. Model name must be a non-empty string and cannot contain the following characters: ('/', ':', '.', '%', '\"', \"'\")"
+                )));
+            }
+            n
+        }
+        None => random_name(),
+    };
     validate::length("name", 500, &name)?;
     let model_type = req.opt_str("model_type")?.filter(|s| !s.is_empty());
     let source_run_id = req.opt_str("source_run_id")?.filter(|s| !s.is_empty());
@@ -57,10 +66,8 @@ pub fn create(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = ids::logged_model_id(random_bytes());
     let now = ctx.now();
     ctx.write(|tx| {
+        // As MLflow: the source run is a reference, not looked up (it may be another server's).
         let exp = active_experiment(tx, &ctx.workspace, &experiment_id)?;
-        if let Some(run_id) = &source_run_id {
-            active_run(tx, &ctx.workspace, run_id)?;
-        }
         let artifact_location = format!(
             "{}/models/{id}/artifacts",
             exp["artifact_location"]
@@ -257,50 +264,153 @@ pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
     )
 }
 
+/// A `datasets` entry of a logged-model search: metric points on this dataset (and digest).
+struct DatasetFilter {
+    name: String,
+    digest: Option<String>,
+}
+
+impl DatasetFilter {
+    fn admits(filters: &[DatasetFilter], m: &LoggedModelMetric) -> bool {
+        filters.is_empty()
+            || filters.iter().any(|d| {
+                d.name == m.dataset_name && d.digest.as_ref().is_none_or(|g| *g == m.dataset_digest)
+            })
+    }
+}
+
+/// One `order_by` entry: an attribute, or a metric's latest point (on a dataset, if named).
+struct LoggedModelOrder {
+    key: search::OrderKey,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
+}
+
+/// The value a model is ordered by for a metric: its latest point (by timestamp, then step,
+/// then the lowest run ID), among points on the named dataset.
+fn latest_metric(m: &LoggedModelRecord, o: &LoggedModelOrder) -> Option<f64> {
+    m.metrics
+        .iter()
+        .filter(|p| {
+            p.key == o.key.key
+                && o.dataset_name.as_ref().is_none_or(|n| *n == p.dataset_name)
+                && o.dataset_digest
+                    .as_ref()
+                    .is_none_or(|d| *d == p.dataset_digest)
+        })
+        .max_by(|a, b| {
+            a.timestamp
+                .cmp(&b.timestamp)
+                .then(a.step.cmp(&b.step))
+                .then(b.run_id.cmp(&a.run_id))
+        })
+        .map(|p| p.value)
+}
+
+/// MLflow's logged-model search (`SqlAlchemyStore.search_logged_models`): a metric clause
+/// holds when any point of that metric (on the `datasets` given) satisfies it; `datasets`
+/// alone keeps the models with any point on one of them; ordering by a metric uses its latest
+/// point, models without one last; ties go to the newest model, then the lowest ID.
 pub fn search(ctx: &Ctx, req: &Req) -> Result<Json> {
     let experiment_ids = req.str_list("experiment_ids")?;
+    let mut datasets = Vec::new();
+    for d in req.list("datasets")? {
+        let name = d
+            .opt_str("dataset_name")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                MlflowError::invalid("`dataset_name` in the `datasets` clause must be specified.")
+            })?;
+        datasets.push(DatasetFilter {
+            name,
+            digest: d.opt_str("dataset_digest")?.filter(|s| !s.is_empty()),
+        });
+    }
     let max = req.max_results(100, 1000)?;
     let offset = req.page_offset()?;
     let clauses = search::parse_filter(
         &req.opt_str("filter")?.unwrap_or_default(),
         &search::LOGGED_MODELS,
     )?;
-    // order_by here is a list of {field_name, ascending}.
     let mut order = Vec::new();
+    let (mut by_creation, mut by_id) = (false, false);
     for o in req.list("order_by")? {
         let field = o.str("field_name")?;
-        let (kind, key) = search::parse_identifier(&field, &search::LOGGED_MODELS)?;
-        order.push(search::OrderKey {
-            kind,
-            key,
-            ascending: o.opt_bool("ascending")?.unwrap_or(true),
+        let (kind, key) = search::parse_identifier(&field, &search::LOGGED_MODELS)
+            .map_err(|_| MlflowError::invalid(format!("Invalid order by field name: {field}")))?;
+        match kind {
+            Kind::Attribute => {
+                by_creation |= matches!(key.as_str(), "creation_timestamp" | "creation_time");
+                by_id |= key == "model_id";
+            }
+            Kind::Metric => {}
+            _ => {
+                return Err(MlflowError::invalid(format!(
+                    "Invalid order by field name: {field}. Only metrics are supported."
+                )))
+            }
+        }
+        order.push(LoggedModelOrder {
+            key: search::OrderKey {
+                kind,
+                key,
+                ascending: o.opt_bool("ascending")?.unwrap_or(true),
+            },
+            dataset_name: o.opt_str("dataset_name")?.filter(|s| !s.is_empty()),
+            dataset_digest: o.opt_str("dataset_digest")?.filter(|s| !s.is_empty()),
         });
     }
     let mut models =
         ctx.read(|tx| queries::logged_models_in(tx, &ctx.workspace, &experiment_ids))?;
+    let has_metric_clause = clauses.iter().any(|c| c.kind == Kind::Metric);
     models.retain(|m| {
-        clauses
-            .iter()
-            .all(|c| search::matches(c, m.field(c.kind, &c.key)))
+        let clauses_hold = clauses.iter().all(|c| match c.kind {
+            Kind::Metric => m.metrics.iter().any(|p| {
+                p.key == c.key
+                    && DatasetFilter::admits(&datasets, p)
+                    && search::matches(c, Some(Field::Num(p.value)))
+            }),
+            _ => search::matches(c, m.field(c.kind, &c.key)),
+        });
+        let on_datasets = datasets.is_empty()
+            || has_metric_clause
+            || m.metrics
+                .iter()
+                .any(|p| DatasetFilter::admits(&datasets, p));
+        clauses_hold && on_datasets
     });
+    let value = |m: &LoggedModelRecord, o: &LoggedModelOrder| -> Option<Field<'static>> {
+        match o.key.kind {
+            Kind::Metric => latest_metric(m, o).map(Field::Num),
+            _ => None,
+        }
+    };
     models.sort_by(|a, b| {
         order
             .iter()
-            .map(|o| {
-                compare_fields(
-                    a.field(o.kind, &o.key),
-                    b.field(o.kind, &o.key),
-                    o.ascending,
-                )
+            .map(|o| match o.key.kind {
+                Kind::Metric => compare_fields(value(a, o), value(b, o), o.key.ascending),
+                _ => compare_fields(
+                    a.field(o.key.kind, &o.key.key),
+                    b.field(o.key.kind, &o.key.key),
+                    o.key.ascending,
+                ),
             })
             .find(|o| o.is_ne())
-            .unwrap_or_else(|| {
-                compare_fields(
-                    Some(Field::Num(a.creation_time as f64)),
-                    Some(Field::Num(b.creation_time as f64)),
-                    false,
-                )
-                .then_with(|| a.model_id.cmp(&b.model_id))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| {
+                if by_creation {
+                    std::cmp::Ordering::Equal
+                } else {
+                    b.creation_time.cmp(&a.creation_time)
+                }
+            })
+            .then_with(|| {
+                if by_id {
+                    std::cmp::Ordering::Equal
+                } else {
+                    a.model_id.cmp(&b.model_id)
+                }
             })
     });
     let (models, next) = page(models, offset, max);

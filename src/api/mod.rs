@@ -129,27 +129,41 @@ pub(crate) fn missing(key: &str) -> MlflowError {
     MlflowError::invalid(format!("Missing value for required parameter '{key}'. See the API docs for more information about request parameters."))
 }
 
-fn wrong_type(key: &str, v: &Json, expected: &str) -> MlflowError {
-    let shown = match v {
-        Json::String(s) if s.len() > 100 => format!(
-            "\"{}...\"",
-            &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())]
-        ),
-        other => {
-            let s = other.to_string();
-            if s.len() > 100 {
-                format!(
-                    "{}...",
-                    &s[..s.char_indices().nth(100).map(|(i, _)| i).unwrap_or(s.len())]
-                )
-            } else {
-                s
-            }
-        }
+/// MLflow's message for a parameter of the wrong JSON type (`_validate_param_against_schema`
+/// once protobuf parsing failed): the value as Python's `json.dumps` prints it, and the Python
+/// type name it arrived as. `_expected` documents the type the handler wanted.
+fn wrong_type(key: &str, v: &Json, _expected: &str) -> MlflowError {
+    let py_type = match v {
+        Json::Null => "NoneType",
+        Json::Bool(_) => "bool",
+        Json::Number(n) if n.is_f64() => "float",
+        Json::Number(_) => "int",
+        Json::String(_) => "str",
+        Json::Array(_) => "list",
+        Json::Object(_) => "dict",
     };
-    MlflowError::invalid(format!(
-        "Invalid value {shown} for parameter '{key}' supplied: expected {expected}"
-    ))
+    let mut shown = v.to_string();
+    if shown.len() > 1000 {
+        let cut = shown
+            .char_indices()
+            .nth(1000)
+            .map(|(i, _)| i)
+            .unwrap_or(shown.len());
+        shown.truncate(cut);
+        shown.push_str("...");
+    }
+    MlflowError::invalid(format!("Invalid value {shown} for parameter '{key}' supplied:  Hint: Value was of type '{py_type}'. See the API docs for more information about request parameters."))
+}
+
+/// An error about a field of a nested object, named as MLflow names it (`metrics[0].timestamp`).
+pub(crate) fn nested<T>(path: &str, r: Result<T>) -> Result<T> {
+    r.map_err(|mut e| {
+        if let Some(i) = e.message.find("parameter '") {
+            e.message
+                .insert_str(i + "parameter '".len(), &format!("{path}."));
+        }
+        e
+    })
 }
 
 /// No stored text may hold a NUL character (PostgreSQL cannot store it; no name needs it).
@@ -376,6 +390,22 @@ pub fn view_type(req: &Req, key: &str) -> Result<store::queries::ViewType> {
         },
         Some(v) => Err(wrong_type(key, v, "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
     }
+}
+
+/// The host-addressed URI schemes (`http`, `ftp`, ...) the operator allows in client-given
+/// locations, as MLflow's server reads them: `MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES`,
+/// comma-separated. tandem never connects to such a location itself; the setting only decides
+/// whether it is accepted, as on MLflow's server.
+pub fn allowed_host_schemes() -> &'static [String] {
+    static ALLOWED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ALLOWED.get_or_init(|| {
+        std::env::var("MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {

@@ -4,8 +4,9 @@ use super::{page, Ctx, Req};
 use crate::store::queries;
 use crate::store::{Decision, Tx};
 use serde_json::{json, Value as Json};
+use tandem_core::event::KeyValue;
 use tandem_core::search::{self, compare_fields, Field, Kind};
-use tandem_core::{validate, MlflowError, Op, Result};
+use tandem_core::{uri, validate, MlflowError, Op, Result};
 
 fn model_not_found(name: &str) -> MlflowError {
     MlflowError::not_found(format!("Registered Model with name={name} not found"))
@@ -18,12 +19,7 @@ fn version_not_found(name: &str, version: i64) -> MlflowError {
 }
 
 fn name_param(req: &Req) -> Result<String> {
-    let name = req.opt_str("name")?.unwrap_or_default();
-    if name.is_empty() {
-        return Err(MlflowError::invalid(
-            "Registered model name cannot be empty.",
-        ));
-    }
+    let name = req.str("name")?;
     validate::model_name(&name)?;
     Ok(name)
 }
@@ -418,118 +414,205 @@ fn get_version_json(ctx: &Ctx, name: &str, version: i64) -> Result<Json> {
     Ok(json!({ "model_version": v }))
 }
 
-/// Where a new version's files are: a logged model's artifacts, a run's artifact path, or
-/// the source itself.
-/// `run` is the request's run, already read (its artifacts are the usual source).
-fn storage_location(
+/// MLflow's `_resolve_registered_model_source_lineage`: a `models:/<name>/<version|stage|
+/// latest>` or `models:/<name>@<alias>` source names a registered version; it is recorded as
+/// `models:/<name>/<version>`, and the new version takes that version's run and logged model
+/// unless the request gave its own (which must then be the same).
+struct Lineage {
+    source: String,
+    run_id: Option<String>,
+    model_id: Option<String>,
+    /// The referenced version's files, where the source is a registered version.
+    storage_location: Option<String>,
+}
+
+fn resolve_lineage(
     tx: &mut dyn Tx,
     ws: &str,
     source: &str,
-    model_id: Option<&str>,
-    run: Option<(&str, &queries::RunState)>,
-) -> crate::store::Result<String> {
-    if let Some(rest) = source.strip_prefix("models:/") {
-        let rest = rest.trim_end_matches('/');
-        // models:/<model_id>, or models:/<name>/<version> (a version's files, copied).
-        let id = model_id.unwrap_or(rest);
-        if let Some(m) = queries::logged_model(tx, ws, id)? {
-            return Ok(m.json["info"]["artifact_uri"]
-                .as_str()
-                .unwrap_or(source)
-                .to_owned());
-        }
-        if let Some((name, version)) = rest.rsplit_once('/') {
-            if let Ok(v) = version.parse::<i64>() {
-                if let Some(r) = tx.query_one("SELECT storage_location FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ws.into(), name.into(), v.into()])? {
-                    return Ok(r.opt_text(0).unwrap_or_else(|| source.to_owned()));
-                }
-            }
-        }
+    run_id: Option<String>,
+    model_id: Option<String>,
+    has_run_id: bool,
+    has_model_id: bool,
+) -> crate::store::Result<Lineage> {
+    let unchanged = |run_id, model_id| Lineage {
+        source: source.to_owned(),
+        run_id,
+        model_id,
+        storage_location: None,
+    };
+    let parsed = uri::urlparse(source);
+    if parsed.scheme != "models" {
+        return Ok(unchanged(run_id, model_id));
     }
-    if let Some(rest) = source.strip_prefix("runs:/") {
-        let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let known = run.filter(|(id, _)| *id == run_id).map(|(_, r)| r.clone());
-        let run = match known {
-            Some(r) => Some(r),
-            None => queries::run_state(tx, ws, run_id)?,
-        };
-        if let Some(run) = run {
-            let base = run.artifact_uri.trim_end_matches('/').to_owned();
-            return Ok(if path.is_empty() {
-                base
-            } else {
-                format!("{base}/{path}")
-            });
-        }
+    if !parsed.netloc.is_empty() {
+        return Err(MlflowError::invalid(format!("Invalid model version source: '{source}'. Registered model sources must use the active model registry.")).into());
     }
-    Ok(source.to_owned())
+    let model_uri = uri::parse_model_uri(source).map_err(|_| MlflowError::invalid(format!("Invalid model version source: '{source}'. The model_id request parameter must identify the resource that contains the source.")))?;
+    let name = match &model_uri {
+        uri::ModelUri::ModelId(_) => return Ok(unchanged(run_id, model_id)),
+        uri::ModelUri::Version { name, .. }
+        | uri::ModelUri::Stage { name, .. }
+        | uri::ModelUri::Latest { name }
+        | uri::ModelUri::Alias { name, .. } => name.clone(),
+    };
+    let model = queries::registered_model(tx, ws, &name)?.ok_or_else(|| model_not_found(&name))?;
+    if is_prompt(&model) {
+        return Err(MlflowError::invalid(format!("Invalid model version source: '{source}'. Prompt versions cannot be used as model version sources.")).into());
+    }
+    let version: i64 = match &model_uri {
+        uri::ModelUri::Version { version, .. } => {
+            version.parse().map_err(|_| version_not_found(&name, 0))?
+        }
+        uri::ModelUri::Alias { alias, .. } => queries::alias_version(tx, ws, &name, alias)?
+            .ok_or_else(|| {
+                MlflowError::invalid(format!("Registered model alias {alias} not found."))
+            })?,
+        uri::ModelUri::Stage { stage, .. } => {
+            let stage = canonical_stage(stage)?;
+            latest_version(tx, ws, &name, Some(&stage))?.ok_or_else(|| {
+                MlflowError::invalid(format!(
+                    "No versions of model with name '{name}' and stage '{stage}' found"
+                ))
+            })?
+        }
+        _ => latest_version(tx, ws, &name, None)?.ok_or_else(|| {
+            MlflowError::invalid(format!("No versions of model with name '{name}' found"))
+        })?,
+    };
+    let row = tx
+        .query_one("SELECT run_id, model_id, storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ? AND deleted_time IS NULL", &[ws.into(), name.as_str().into(), version.into()])?
+        .ok_or_else(|| version_not_found(&name, version))?;
+    let (their_run, their_model) = (row.opt_text(0), row.opt_text(1));
+    let differs = |given: &Option<String>, theirs: &Option<String>| {
+        given.as_deref().unwrap_or("") != theirs.as_deref().unwrap_or("")
+    };
+    if (has_run_id && differs(&run_id, &their_run))
+        || (has_model_id && differs(&model_id, &their_model))
+    {
+        return Err(MlflowError::invalid(format!("Invalid model version source: '{source}'. The run_id and model_id request parameters must match the referenced model version.")).into());
+    }
+    Ok(Lineage {
+        source: format!("models:/{name}/{version}"),
+        run_id: if has_run_id { run_id } else { their_run },
+        model_id: if has_model_id { model_id } else { their_model },
+        storage_location: Some(row.opt_text(2).unwrap_or_else(|| row.text(3))),
+    })
+}
+
+/// The highest live version of a model, in `stage` if one is given.
+fn latest_version(
+    tx: &mut dyn Tx,
+    ws: &str,
+    name: &str,
+    stage: Option<&str>,
+) -> crate::store::Result<Option<i64>> {
+    let row = match stage {
+        Some(s) => tx.query_one("SELECT MAX(version) FROM model_versions WHERE workspace = ? AND name = ? AND current_stage = ? AND deleted_time IS NULL", &[ws.into(), name.into(), s.into()])?,
+        None => tx.query_one("SELECT MAX(version) FROM model_versions WHERE workspace = ? AND name = ? AND deleted_time IS NULL", &[ws.into(), name.into()])?,
+    };
+    Ok(row.and_then(|r| r.opt_int(0)))
+}
+
+/// The sources a prompt version may have (MLflow's `_PROMPT_SOURCE_PLACEHOLDERS`).
+const PROMPT_SOURCES: &[&str] = &["dummy-source", "prompt-template"];
+
+/// The `mlflow.modelVersions` tag MLflow keeps on a logged model: every registered version
+/// made from it, as `[{"name": ..., "version": ...}]` (Python's `json.dumps` spacing).
+fn model_versions_tag(existing: Option<&str>, name: &str, version: i64) -> String {
+    let entry = json!({ "name": name, "version": version });
+    let mut list: Vec<Json> = existing
+        .and_then(|v| serde_json::from_str::<Vec<Json>>(v).ok())
+        .unwrap_or_default();
+    if !list.contains(&entry) {
+        list.push(entry);
+    }
+    let items: Vec<String> = list
+        .iter()
+        .map(|e| match e.as_object() {
+            Some(o) => format!(
+                "{{{}}}",
+                o.iter()
+                    .map(|(k, v)| format!("{}: {}", Json::from(k.as_str()), v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => e.to_string(),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
 }
 
 pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = name_param(req)?;
     let source = req.str("source")?;
     validate::length("source", 5000, &source)?;
-    let run_id = req.opt_str("run_id")?.filter(|s| !s.is_empty());
+    let has_run_id = req.has("run_id");
+    let has_model_id = req.has("model_id");
+    let run_id = req.opt_str("run_id")?;
     let run_link = req.opt_str("run_link")?.filter(|s| !s.is_empty());
     let description = req.opt_str("description")?;
-    let model_id = req.opt_str("model_id")?.filter(|s| !s.is_empty());
+    let model_id = req.opt_str("model_id")?;
     let tags = req.kv_list("tags")?;
     for t in &tags {
         validate::registry_tag(&t.key, &t.value)?;
     }
+    // MLflow's order: a prompt's placeholder source, the host-addressed schemes, then the
+    // source against the run or logged model it must belong to.
+    let is_prompt_request = tags
+        .iter()
+        .rev()
+        .find(|t| t.key == PROMPT_TAG)
+        .is_some_and(|t| t.value.eq_ignore_ascii_case("true"));
+    if is_prompt_request && !PROMPT_SOURCES.contains(&source.as_str()) {
+        return Err(MlflowError::invalid(format!(
+            "Invalid prompt source: '{source}'. Prompt sources must use an MLflow placeholder."
+        )));
+    }
+    uri::check_host_addressed(&source, "source", super::allowed_host_schemes())?;
     let now = ctx.now();
     let created = ctx.write(|tx| {
+        let ws = ctx.workspace.as_str();
+        let lineage = match is_prompt_request {
+            true => Lineage { source: source.clone(), run_id: run_id.clone(), model_id: model_id.clone(), storage_location: None },
+            false => resolve_lineage(tx, ws, &source, run_id.clone(), model_id.clone(), has_run_id, has_model_id)?,
+        };
+        let Lineage { source, run_id, model_id, storage_location } = lineage;
+        let (mut run_id, model_id) = (run_id.filter(|s| !s.is_empty()), model_id.filter(|s| !s.is_empty()));
+        if !is_prompt_request {
+            match &model_id {
+                Some(m) => uri::check_source_model(&source, m, &mut |id| Ok::<_, crate::store::Error>(queries::logged_model(tx, ws, id)?.and_then(|m| m.json["info"]["artifact_uri"].as_str().map(str::to_owned))))?,
+                None => uri::check_source_run(&source, run_id.as_deref(), &mut |id| Ok::<_, crate::store::Error>(queries::run_state(tx, ws, id)?.map(|r| r.artifact_uri)))?,
+            }
+        }
         // The model's existence and its highest version in one statement: every statement
         // here is a round trip inside the workspace's lock on PostgreSQL.
-        let Some(max_version) = queries::max_version_of_live_model(tx, &ctx.workspace, &name)?
-        else {
+        let Some(max_version) = queries::max_version_of_live_model(tx, ws, &name)? else {
             return Err(model_not_found(&name).into());
         };
-        let given_run = match &run_id {
-            Some(r) => Some((
-                r.as_str(),
-                queries::run_state(tx, &ctx.workspace, r)?
-                    .ok_or_else(|| super::tracking::run_not_found(r))?,
-            )),
-            None => None,
-        };
-        // As in MLflow: a version of a logged model belongs to the run that logged it.
-        let model_ref = model_id.clone().or_else(|| {
-            source
-                .strip_prefix("models:/")
-                .map(|r| r.trim_end_matches('/').to_owned())
-        });
-        let logged = match &model_ref {
-            Some(id) => queries::logged_model(tx, &ctx.workspace, id)?,
-            None => None,
-        };
-        let run_id = run_id.clone().or_else(|| {
-            logged
-                .as_ref()
-                .and_then(|m| m.attrs.get("source_run_id").cloned())
-        });
-        let model_id = model_id
-            .clone()
-            .or_else(|| logged.as_ref().map(|m| m.model_id.clone()));
         let version = max_version + 1;
-        let storage_location = storage_location(
-            tx,
-            &ctx.workspace,
-            &source,
-            model_id.as_deref(),
-            given_run.as_ref().map(|(id, r)| (*id, r)),
-        )?;
+        // Where the files are, and (as MLflow's store does) the run a logged model came from.
+        let mut storage_location = storage_location.unwrap_or_else(|| source.clone());
+        if let Ok(uri::ModelUri::ModelId(id)) = uri::parse_model_uri(&source) {
+            let m = queries::logged_model(tx, ws, &id)?.ok_or_else(|| MlflowError::internal(format!("Unable to fetch model from model URI source artifact location '{source}'.Error: Logged model with ID '{id}' not found.")))?;
+            storage_location = m.json["info"]["artifact_uri"].as_str().unwrap_or(&source).to_owned();
+            run_id = run_id.or_else(|| m.attrs.get("source_run_id").cloned());
+        }
+        let logged = match &model_id {
+            Some(id) => queries::logged_model(tx, ws, id)?,
+            None => None,
+        };
+        if run_id.is_none() {
+            if let Some(id) = &model_id {
+                let m = logged.as_ref().ok_or_else(|| MlflowError::not_found(format!("Logged model with ID '{id}' not found.")))?;
+                run_id = m.attrs.get("source_run_id").cloned();
+            }
+        }
         // The reply is the version as this write creates it (what a read after the commit
         // would find; a test holds the two equal), built here rather than read back in a
         // second transaction. Tags as stored: the last value of a repeated key, by key.
-        let sorted: std::collections::BTreeMap<&str, &str> = tags
-            .iter()
-            .map(|t| (t.key.as_str(), t.value.as_str()))
-            .collect();
-        let view_tags: Vec<(String, String)> = sorted
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let sorted: std::collections::BTreeMap<&str, &str> = tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+        let view_tags: Vec<(String, String)> = sorted.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         let reply = queries::ModelVersionView {
             name: &name,
             version,
@@ -547,7 +630,7 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
             aliases: &[],
         }
         .to_json();
-        let op = Op::CreateModelVersion {
+        let mut ops = vec![Op::CreateModelVersion {
             name: name.clone(),
             version,
             source: source.clone(),
@@ -556,14 +639,24 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
             description: description.clone(),
             tags: tags.clone(),
             user_id: ctx.principal.clone(),
-            model_id,
+            model_id: model_id.clone(),
             storage_location,
             time: now,
-        };
-        Ok(Decision::change(reply, op))
+        }];
+        // The logged model records the versions made from it (a model another server holds
+        // has no record here to carry the tag).
+        if let (Some(id), Some(m), false) = (&model_id, &logged, is_prompt_request) {
+            let existing = m.tags.iter().find(|t| t.0 == MODEL_VERSIONS_TAG).map(|t| t.1.as_str());
+            let value = model_versions_tag(existing, &name, version);
+            ops.push(Op::SetLoggedModelTags { model_id: id.clone(), tags: vec![KeyValue { key: MODEL_VERSIONS_TAG.to_owned(), value }], time: now });
+        }
+        Ok(Decision::changes(reply, ops))
     })?;
     Ok(json!({ "model_version": created }))
 }
+
+/// The logged-model tag listing its registered versions.
+const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
 pub fn get_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
     get_version_json(ctx, &name_param(req)?, version_param(req)?)

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tandem_core::event::{Dataset, DatasetInput, KeyValue, MetricPoint, ModelOutput};
 use tandem_core::ids::{self, DEFAULT_EXPERIMENT_ID};
 use tandem_core::search::{self, compare_fields, Field, Kind};
-use tandem_core::validate;
+use tandem_core::{uri, validate};
 use tandem_core::{MlflowError, Op, Result};
 
 pub(crate) fn experiment_not_found(id: &str) -> MlflowError {
@@ -117,23 +117,38 @@ fn free_experiment_name(
     }])
 }
 
+/// A client-given experiment artifact location, checked and resolved as MLflow's server does
+/// (`_validate_storage_location_uri`, then `resolve_uri_if_local` against the server's working
+/// directory). tandem never reads or writes such a location itself: the client does, through
+/// its own artifact repository; tandem's own artifacts are always below its artifact stores.
+fn artifact_location(loc: &str) -> Result<String> {
+    const MAX_LEN: usize = 2048;
+    uri::check_artifact_location(
+        loc,
+        "artifact_location",
+        super::allowed_host_schemes(),
+        MAX_LEN,
+    )?;
+    let cwd = std::env::current_dir().map_err(|e| {
+        MlflowError::internal(format!(
+            "the server's working directory cannot be read: {e}"
+        ))
+    })?;
+    let resolved = uri::resolve_local_location(loc, &cwd.to_string_lossy())?;
+    uri::check_artifact_location_length(&resolved, MAX_LEN)?;
+    Ok(resolved)
+}
+
 pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
-    let name = req.opt_str("name")?.unwrap_or_default();
-    if name.is_empty() {
-        return Err(MlflowError::invalid(
-            "Experiment name must be specified and non-empty",
-        ));
-    }
-    validate::experiment_name(&name)?;
+    let name = req.str("name")?;
+    let artifact_location = match req.opt_str("artifact_location")?.filter(|s| !s.is_empty()) {
+        Some(loc) => Some(artifact_location(&loc)?),
+        None => None,
+    };
     let tags = req.kv_list("tags")?;
+    validate::experiment_name(&name)?;
     for t in &tags {
         validate::experiment_tag(&t.key, &t.value)?;
-    }
-    let artifact_location = req.opt_str("artifact_location")?.filter(|s| !s.is_empty());
-    if let Some(loc) = &artifact_location {
-        if loc.len() > 2048 {
-            return Err(validate::too_long("artifact_location", 2048));
-        }
     }
     let now = ctx.now();
     ctx.write(|tx| {
@@ -652,8 +667,27 @@ pub fn delete_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
 }
 
 pub fn log_batch(ctx: &Ctx, req: &Req) -> Result<Json> {
+    // MLflow's order: the run, each entry's required fields (named by their place in the
+    // batch: `metrics[0].timestamp`), then the batch's size limits.
     let run_id = run_id_param(req)?;
     let metrics = req.list("metrics")?;
+    for (i, m) in metrics.iter().enumerate() {
+        for field in ["key", "value", "timestamp"] {
+            let present = match m.0.get(field) {
+                None | Some(Json::Null) => false,
+                Some(Json::String(s)) => !s.is_empty(),
+                Some(_) => true,
+            };
+            if !present {
+                return Err(super::missing(&format!("metrics[{i}].{field}")));
+            }
+        }
+    }
+    for (list, what) in [("params", "params"), ("tags", "tags")] {
+        for (i, kv) in req.list(list)?.iter().enumerate() {
+            super::nested(&format!("{what}[{i}]"), kv.str("key"))?;
+        }
+    }
     let params = req.kv_list("params")?;
     let tags = req.kv_list("tags")?;
     if metrics.len() > validate::MAX_METRICS_PER_BATCH {
@@ -685,7 +719,8 @@ pub fn log_batch(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     let metrics = metrics
         .into_iter()
-        .map(metric_point)
+        .enumerate()
+        .map(|(i, m)| super::nested(&format!("metrics[{i}]"), metric_point(m)))
         .collect::<Result<Vec<_>>>()?;
     write_batch(ctx, &run_id, metrics, params, tags)
 }

@@ -883,10 +883,22 @@ pub struct LoggedModelRecord {
     pub creation_time: i64,
     pub last_updated_time: i64,
     pub model_id: String,
-    pub metrics: Vec<(String, f64)>,
+    pub metrics: Vec<LoggedModelMetric>,
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub attrs: HashMap<&'static str, String>,
+}
+
+/// One metric point of a logged model (`dataset_*` empty when the point names no dataset).
+#[derive(Debug, Clone)]
+pub struct LoggedModelMetric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+    pub run_id: String,
+    pub dataset_name: String,
+    pub dataset_digest: String,
 }
 
 impl LoggedModelRecord {
@@ -895,8 +907,8 @@ impl LoggedModelRecord {
             Kind::Metric => self
                 .metrics
                 .iter()
-                .find(|m| m.0 == key)
-                .map(|m| Field::Num(m.1)),
+                .rfind(|m| m.key == key)
+                .map(|m| Field::Num(m.value)),
             Kind::Param => self
                 .params
                 .iter()
@@ -986,18 +998,19 @@ fn logged_models_where(
             creation_time: r.int(8),
             last_updated_time: r.int(9),
             model_id: id,
-            // The latest value per key is what a filter compares (rows are ordered by step).
-            metrics: {
-                let mut latest: Vec<(String, f64)> = Vec::new();
-                for m in &metrics {
-                    let v = metric_value(m, 1, 2).0;
-                    match latest.iter_mut().find(|x| x.0 == m.text(0)) {
-                        Some(x) => x.1 = v,
-                        None => latest.push((m.text(0), v)),
-                    }
-                }
-                latest
-            },
+            // Every point, as MLflow's logged-model search reads them.
+            metrics: metrics
+                .iter()
+                .map(|m| LoggedModelMetric {
+                    key: m.text(0),
+                    value: metric_value(m, 1, 2).0,
+                    timestamp: m.int(3),
+                    step: m.int(4),
+                    run_id: m.text(5),
+                    dataset_name: m.text(6),
+                    dataset_digest: m.text(7),
+                })
+                .collect(),
             params: params.iter().map(|p| (p.text(0), p.text(1))).collect(),
             tags: tags.iter().map(|t| (t.text(0), t.text(1))).collect(),
             attrs,
@@ -1109,15 +1122,16 @@ impl ModelVersionView<'_> {
             "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
             "aliases": self.aliases,
         });
+        // As MLflow's server answers: these three are always there, empty when unset.
         for (field, value) in [
             ("description", self.description),
             ("run_id", self.run_id),
             ("run_link", self.run_link),
-            ("model_id", self.model_id),
         ] {
-            if let Some(s) = value {
-                v[field] = s.into();
-            }
+            v[field] = value.unwrap_or("").into();
+        }
+        if let Some(s) = self.model_id {
+            v["model_id"] = s.into();
         }
         v
     }

@@ -11,6 +11,7 @@ pub mod history;
 pub mod hlc;
 pub mod ids;
 pub mod search;
+pub mod uri;
 pub mod validate;
 
 pub use error::{ErrorCode, MlflowError, Result};

@@ -202,7 +202,7 @@ pub fn artifact_path(path: &str) -> Result<()> {
         || path.contains("%2e%2e")
         || path.contains("%2E%2E");
     if bad {
-        Err(MlflowError::invalid(format!("Invalid path: {path}")))
+        Err(MlflowError::invalid("Invalid path"))
     } else {
         Ok(())
     }
