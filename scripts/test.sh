@@ -12,6 +12,10 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "format and lints (cargo fmt, cargo clippy -D warnings)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1 | tail -n 40
+
 step "build"
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
@@ -21,6 +25,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 "$VENV/bin/python" -c 'import mlflow; print("mlflow client", mlflow.__version__)'
+
+step "the stock MLflow server and mlflow-export-import, to compare tandem with ($ROOT/.tandem-test/stock-mlflow)"
+STOCK_VENV="$ROOT/.tandem-test/stock-mlflow"
+if [ ! -x "$STOCK_VENV/bin/python" ]; then
+  python3 -m venv "$STOCK_VENV"
+fi
+"$STOCK_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements-stock.txt
+export TANDEM_STOCK_MLFLOW="$STOCK_VENV/bin"
 
 step "test services: PostgreSQL, Azurite, an S3-compatible server (private, loopback only)"
 # shellcheck source=scripts/services.sh

@@ -600,9 +600,8 @@ fn concat(this: Artifacts, keys: Vec<String>) -> ByteStream {
         |(this, mut keys, mut current)| async move {
             loop {
                 if let Some(s) = current.as_mut() {
-                    match s.next().await {
-                        Some(item) => return Some((item, (this, keys, current))),
-                        None => {}
+                    if let Some(item) = s.next().await {
+                        return Some((item, (this, keys, current)));
                     }
                 }
                 let key = keys.next()?;

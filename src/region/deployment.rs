@@ -344,11 +344,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
                 ))
             }
         };
-        let preferred_leader =
-            match &ww.preferred_leader {
-                None => regions[0].name.clone(),
-                Some(p) if names.contains(p.get_ref()) => p.get_ref().clone(),
-                Some(p) => return Err(err(
+        let preferred_leader = match &ww.preferred_leader {
+            None => regions[0].name.clone(),
+            Some(p) if names.contains(p.get_ref()) => p.get_ref().clone(),
+            Some(p) => {
+                return Err(err(
                     p.span(),
                     format!(
                         "preferred_leader '{}' is not a region of this deployment (regions: {})",
@@ -359,8 +359,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if mode == Mode::HotCold && write_ack == WriteAck::Sync {
             return Err(err(ww.write_ack.as_ref().map(|s| s.span()).unwrap_or(0..0), "write_ack \"sync\" needs a standby that replicates (hot/warm); a hot/cold workspace's loss is bounded by the archive lag instead".into()));
         }

@@ -533,7 +533,7 @@ async fn lease_tick(
                     Some(start + Duration::from_millis(lease_ms.saturating_sub(SAFETY_MS)));
             }
         }
-        if k % 20 == 0 {
+        if k.is_multiple_of(20) {
             let _ = region
                 .witness
                 .prune(ws, claim.epoch, k.saturating_sub(5))

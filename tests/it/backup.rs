@@ -403,7 +403,7 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
 async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged() {
     crate::support::init();
     let mut w = World::new(Meta::Sqlite);
-    let mut seed: u64 = 0x5EED_0F_C0FFEE;
+    let mut seed: u64 = 0x5EED_0FC0_FFEE;
     let mut next = || {
         seed ^= seed << 13;
         seed ^= seed >> 7;

@@ -1182,7 +1182,7 @@ async fn bad_input_on(meta: crate::support::Meta) {
         let after = s.head_seq("default").await;
         if got_status != status
             || body["error_code"] != code
-            || body["message"].as_str().map_or(true, str::is_empty)
+            || body["message"].as_str().is_none_or(str::is_empty)
             || after != before
         {
             failures.push(format!("{method} {path} {params}: got {got_status} {body} (log {before} -> {after}), expected {status} {code}"));

@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 BIN = os.environ.get("TANDEM_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "debug", "tandem"))
 
@@ -97,3 +98,73 @@ def tracking(server, monkeypatch):
     while mlflow.active_run():
         mlflow.end_run()
     workspace_context.set_workspace(None)
+
+
+# The stock MLflow server of the pinned version, for tests that compare tandem with it.
+STOCK_BIN = os.environ.get("TANDEM_STOCK_MLFLOW")
+
+
+def stock_available():
+    return bool(STOCK_BIN) and os.path.exists(os.path.join(STOCK_BIN, "mlflow"))
+
+
+def require_stock():
+    """Skips the calling module without the stock server (a plain `pytest` run); under
+    scripts/test.sh its absence is a failure."""
+    if not stock_available():
+        if os.environ.get("TANDEM_TEST_REQUIRE_SERVICES"):
+            raise RuntimeError("TANDEM_STOCK_MLFLOW is required: run scripts/test.sh")
+        pytest.skip("the stock MLflow server is not installed (scripts/test.sh installs it)", allow_module_level=True)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StockServer:
+    """`mlflow server` on SQLite with proxied artifacts, as a team would run it."""
+
+    def __init__(self, root, proxied=True):
+        """`proxied`: artifacts through the server (`mlflow-artifacts:`, MLflow 3's default);
+        otherwise clients write a local artifact root themselves."""
+        self.cwd = os.path.realpath(root)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        artifacts = ["--artifacts-destination", f"{self.cwd}/artifacts"] if proxied else ["--no-serve-artifacts", "--default-artifact-root", f"{self.cwd}/files"]
+        self.proc = subprocess.Popen(
+            [os.path.join(STOCK_BIN, "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.cwd}/mlflow.db", *artifacts],
+            cwd=self.cwd,
+            stdout=open(os.path.join(self.cwd, "server.log"), "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url + "/health", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("the stock MLflow server did not start: " + open(os.path.join(self.cwd, "server.log")).read()[-2000:])
+
+    def stop(self):
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()

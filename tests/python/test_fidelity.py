@@ -11,76 +11,14 @@ folder). Differences kept on purpose are listed in docs/compatibility.md.
 import json
 import os
 import re
-import subprocess
 import tempfile
-import time
 
 import pytest
 import requests
 
-from conftest import Server
+from conftest import Server, StockServer, require_stock
 
-STOCK_BIN = os.environ.get("TANDEM_STOCK_MLFLOW")
-
-
-def stock_available():
-    return bool(STOCK_BIN) and os.path.exists(os.path.join(STOCK_BIN, "mlflow"))
-
-
-if not stock_available():
-    if os.environ.get("TANDEM_TEST_REQUIRE_SERVICES"):
-        raise RuntimeError("TANDEM_STOCK_MLFLOW is required: run scripts/test.sh")
-    pytest.skip("the stock MLflow server is not installed (scripts/test.sh installs it)", allow_module_level=True)
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class StockServer:
-    """`mlflow server` on SQLite with proxied artifacts, as a team would run it."""
-
-    def __init__(self, root):
-        self.cwd = os.path.realpath(root)
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [os.path.join(STOCK_BIN, "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.cwd}/mlflow.db", "--artifacts-destination", f"{self.cwd}/artifacts"],
-            cwd=self.cwd,
-            stdout=open(os.path.join(self.cwd, "server.log"), "w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if requests.get(self.url + "/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("the stock MLflow server did not start: " + open(os.path.join(self.cwd, "server.log")).read()[-2000:])
-
-    def stop(self):
-        import signal
-
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+require_stock()
 
 
 @pytest.fixture(scope="module")

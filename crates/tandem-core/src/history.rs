@@ -129,10 +129,13 @@ pub fn effective(ops: &[Op]) -> Vec<Op> {
 /// a workspace purge undid, and everything about objects that were purged (with the purges
 /// themselves), goes. The caller proves the result by replaying both (see `backup.rs`): a
 /// snapshot is only written when the two states are identical.
+/// IDs grouped by the experiment that holds them.
+type Children<'a> = HashMap<&'a str, Vec<&'a str>>;
+
 pub fn compact(ops: &[Op]) -> Vec<bool> {
     let live = effective_indices(ops);
     let mut keep = vec![false; ops.len()];
-    let (mut runs_of_exp, mut models_of_exp): (HashMap<&str, Vec<&str>>, HashMap<&str, Vec<&str>>) =
+    let (mut runs_of_exp, mut models_of_exp): (Children, Children) =
         (HashMap::new(), HashMap::new());
     let mut run_exp: HashMap<&str, &str> = HashMap::new();
     let (mut purged_runs, mut purged_models, mut purged_exps): (
@@ -215,7 +218,7 @@ pub fn compact(ops: &[Op]) -> Vec<bool> {
             } if purged_runs.contains(run_id.as_str())
                 && metrics.iter().any(|m| m.model_id.is_some()) =>
             {
-                drop(pinned.insert(run_id))
+                pinned.insert(run_id);
             }
             Op::LogInputs { run_id, .. }
                 if purged_runs.contains(run_id.as_str())
@@ -223,7 +226,7 @@ pub fn compact(ops: &[Op]) -> Vec<bool> {
                         .get(run_id.as_str())
                         .is_some_and(|e| purged_exps.contains(e)) =>
             {
-                drop(pinned.insert(run_id))
+                pinned.insert(run_id);
             }
             _ => {}
         }

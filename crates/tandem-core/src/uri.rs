@@ -109,20 +109,6 @@ impl UrlParts {
         let (h, _) = self.host_port();
         (!h.is_empty()).then(|| h.to_ascii_lowercase())
     }
-
-    /// `urlparse(..).port`: Ok(None) without one, Err where Python raises ValueError.
-    pub fn port(&self) -> std::result::Result<Option<u16>, ()> {
-        match self.host_port().1 {
-            None | Some("") => Ok(None),
-            Some(p) if p.chars().all(|c| c.is_ascii_digit()) => p
-                .parse::<u32>()
-                .ok()
-                .filter(|p| *p <= 65535)
-                .map(|p| Some(p as u16))
-                .ok_or(()),
-            Some(_) => Err(()),
-        }
-    }
 }
 
 /// `urllib.parse.unquote`: %XX sequences become bytes, read back as UTF-8 (invalid bytes
@@ -696,7 +682,6 @@ mod tests {
             ("http", "u@Host:80", "/a/b", "p", "q=1", "f")
         );
         assert_eq!(p.hostname().as_deref(), Some("host"));
-        assert_eq!(p.port(), Ok(Some(80)));
         let p = urlparse("runs:/abc/model");
         assert_eq!(
             (p.scheme.as_str(), p.netloc.as_str(), p.path.as_str()),
@@ -706,8 +691,6 @@ mod tests {
         assert_eq!(urlparse("C:\\x").scheme, "c");
         assert_eq!(uri_scheme("C:\\x"), "");
         assert_eq!(urlparse("s3://b/x;y").params, "");
-        assert_eq!(urlparse("x:1").port(), Ok(None));
-        assert!(urlparse("http://h:99999/").port().is_err());
     }
 
     #[test]
