@@ -232,6 +232,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         ("GET", "/health") => return (StatusCode::OK, "OK").into_response(),
         ("GET", "/version") => return (StatusCode::OK, MLFLOW_COMPAT_VERSION).into_response(),
         ("GET", "/metrics") => return metrics(&state).await,
+        ("GET", "/get-artifact") | ("GET", "/model-versions/get-artifact") => {
+            return stored_artifact(&state, &path, req)
+                .await
+                .unwrap_or_else(|e| error_response(&e));
+        }
         _ => {}
     }
     if let Some(region) = &state.region {
@@ -810,6 +815,75 @@ async fn upload_part(state: &AppState, rest: &str, req: Request) -> Result<Respo
         .put_part(id, part, req.into_body().into_data_stream())
         .await?;
     Ok((StatusCode::OK, [(header::ETAG, format!("\"{etag}\""))], "").into_response())
+}
+
+/// MLflow's UI download routes: `GET /get-artifact?run_uuid=R&path=P` (a run's file) and
+/// `GET /model-versions/get-artifact?name=N&version=V&path=P` (a registered version's). Only
+/// files below this server's own artifact store are served: a run or version whose stored
+/// location is anywhere else (a path or URI a client gave) is refused, never opened.
+async fn stored_artifact(
+    state: &AppState,
+    route: &str,
+    req: Request,
+) -> Result<Response, MlflowError> {
+    let q = Req::from_query(query_pairs(req.uri().query()));
+    let ctx = ctx_for(state, req.headers(), false, true).await?;
+    let path = q.str("path")?;
+    tandem_core::validate::artifact_path(&path)?;
+    let c = ctx.clone();
+    let root = if route == "/get-artifact" {
+        let run_id = match q.opt_str("run_uuid")?.filter(|s| !s.is_empty()) {
+            Some(r) => r,
+            None => q.str("run_id")?,
+        };
+        blocking(move || {
+            c.read(|tx| queries::run_state(tx, &c.workspace, &run_id))?
+                .map(|r| r.artifact_uri)
+                .ok_or_else(|| api::tracking::run_not_found(&run_id))
+        })
+        .await?
+    } else {
+        let name = q.str("name")?;
+        let version = q.i64("version")?;
+        blocking(move || {
+            c.read(|tx| {
+                Ok(tx
+                    .query_one(
+                        "SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ? AND deleted_time IS NULL",
+                        &[c.workspace.as_str().into(), name.as_str().into(), version.into()],
+                    )?
+                    .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1))))
+            })?
+            .ok_or_else(|| MlflowError::not_found(format!("Model Version (name={name}, version={version}) not found")))
+        })
+        .await?
+    };
+    let Some(rel) = crate::artifacts::relative_to_workspace(&root) else {
+        return Err(MlflowError::invalid(format!(
+            "The artifacts of '{root}' are not in this server's artifact store; tandem serves only what it stores (read them from where they are)."
+        )));
+    };
+    let full = if rel.is_empty() {
+        path.clone()
+    } else {
+        format!("{}/{path}", rel.trim_end_matches('/'))
+    };
+    let (stream, len) = ctx.artifacts.get(&ctx.workspace, &full).await?;
+    let name = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("artifact")
+        .replace('"', "");
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .body(Body::from_stream(stream))
+        .map_err(|e| MlflowError::internal(e.to_string()))
 }
 
 async fn artifacts_endpoint(

@@ -594,7 +594,7 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
         // Where the files are, and (as MLflow's store does) the run a logged model came from.
         let mut storage_location = storage_location.unwrap_or_else(|| source.clone());
         if let Ok(uri::ModelUri::ModelId(id)) = uri::parse_model_uri(&source) {
-            let m = queries::logged_model(tx, ws, &id)?.ok_or_else(|| MlflowError::internal(format!("Unable to fetch model from model URI source artifact location '{source}'.Error: Logged model with ID '{id}' not found.")))?;
+            let m = queries::logged_model(tx, ws, &id)?.ok_or_else(|| MlflowError::not_found(format!("Unable to fetch model from model URI source artifact location '{source}'.Error: Logged model with ID '{id}' not found.")))?;
             storage_location = m.json["info"]["artifact_uri"].as_str().unwrap_or(&source).to_owned();
             run_id = run_id.or_else(|| m.attrs.get("source_run_id").cloned());
         }

@@ -68,7 +68,7 @@ fn hammer(meta: Meta) {
                 let r = match i % 4 {
                     0 => tracking::log_param(&c, &req(json!({"run_id": run_id, "key": format!("p{t}-{i}"), "value": "v"}))),
                     1 => tracking::log_metric(&c, &req(json!({"run_id": run_id, "key": format!("m{t}"), "value": i, "timestamp": i, "step": i}))),
-                    2 => registry::create_model_version(&c, &req(json!({"name": "shared", "source": "s3://x"}))).map(|v| {
+                    2 => registry::create_model_version(&c, &req(json!({"name": "shared", "source": "s3://bucket/x"}))).map(|v| {
                         versions.push(v["model_version"]["version"].as_str().unwrap().to_owned());
                         v
                     }),

@@ -217,12 +217,12 @@ pub fn run_action(w: &mut World, a: &Action) {
         32 => drop(w.call(reg::set_alias, json!({"name": m, "alias": format!("a{}", z % 3), "version": format!("{}", y % 3 + 1)}))),
         33 => drop(w.call(reg::delete_alias, json!({"name": m, "alias": format!("a{}", z % 3)}))),
         34 | 35 => {
-            let source = match (&l, &r, z % 3) {
-                (Some(id), _, 0) => format!("models:/{id}"),
-                (_, Some(run), 1) => format!("runs:/{run}/model"),
-                _ => "file:///elsewhere".to_owned(),
+            let body = match (&l, &r, z % 3) {
+                (Some(id), _, 0) => json!({"name": m, "source": format!("models:/{id}"), "model_id": id, "tags": [{"key": key, "value": "v"}]}),
+                (_, Some(run), 1) => json!({"name": m, "source": format!("runs:/{run}/model"), "run_id": run, "tags": [{"key": key, "value": "v"}]}),
+                _ => json!({"name": m, "source": "s3://bucket/elsewhere", "tags": [{"key": key, "value": "v"}]}),
             };
-            drop(w.call(reg::create_model_version, json!({"name": m, "source": source, "tags": [{"key": key, "value": "v"}]})))
+            drop(w.call(reg::create_model_version, body))
         }
         36 => drop(w.call(reg::update_model_version, json!({"name": m, "version": format!("{}", y % 3 + 1), "description": format!("{z}")}))),
         37 => drop(w.call(reg::transition_stage, json!({"name": m, "version": format!("{}", y % 3 + 1), "stage": (["Staging", "Production", "Archived", "None"][z as usize % 4]), "archive_existing_versions": z % 2 == 0}))),

@@ -483,8 +483,11 @@ fn every_deletable_kind_is_soft_deleted_restorable_and_purged_after_retention() 
         reg::create_registered_model(&ctx, &req(json!({"name": "rm"}))).unwrap();
         reg::create_registered_model(&ctx, &req(json!({"name": "kept"}))).unwrap();
         for _ in 0..2 {
-            reg::create_model_version(&ctx, &req(json!({"name": "kept", "source": "file:///m"})))
-                .unwrap();
+            reg::create_model_version(
+                &ctx,
+                &req(json!({"name": "kept", "source": "s3://bucket/m"})),
+            )
+            .unwrap();
         }
         wsapi::create(&ctx, &req(json!({"name": "team-b"}))).unwrap();
 
@@ -583,8 +586,11 @@ fn every_deletable_kind_is_soft_deleted_restorable_and_purged_after_retention() 
         wsapi::create(&ctx, &req(json!({"name": "team-b"}))).unwrap();
         // Version numbers are never reused.
         assert_eq!(
-            reg::create_model_version(&ctx, &req(json!({"name": "kept", "source": "file:///m"})))
-                .unwrap()["model_version"]["version"],
+            reg::create_model_version(
+                &ctx,
+                &req(json!({"name": "kept", "source": "s3://bucket/m"}))
+            )
+            .unwrap()["model_version"]["version"],
             "3"
         );
 
@@ -644,8 +650,11 @@ fn deleted_names_can_be_reused_and_the_deleted_object_stays_restorable() {
         assert!(tr::create_experiment(ctx, &req(json!({"name": "churn"}))).is_err());
 
         reg::create_registered_model(ctx, &req(json!({"name": "fraud"}))).unwrap();
-        reg::create_model_version(ctx, &req(json!({"name": "fraud", "source": "file:///a"})))
-            .unwrap();
+        reg::create_model_version(
+            ctx,
+            &req(json!({"name": "fraud", "source": "s3://bucket/a"})),
+        )
+        .unwrap();
         reg::delete_registered_model(ctx, &req(json!({"name": "fraud"}))).unwrap();
         reg::create_registered_model(ctx, &req(json!({"name": "fraud"}))).unwrap();
         assert!(

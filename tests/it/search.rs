@@ -301,8 +301,8 @@ fn a_created_model_version_is_answered_as_a_read_finds_it() {
             json!({"name": "m", "source": format!("runs:/{run}/model"), "run_id": run, "description": "", "run_link": "http://x"}),
             json!({"name": "m", "source": format!("runs:/{run}"), "run_id": run, "description": "d",
                    "tags": [{"key": "b", "value": "1"}, {"key": "a", "value": "2"}, {"key": "b", "value": "3"}, {"key": "c", "value": ""}]}),
-            json!({"name": "m", "source": format!("models:/{logged}")}),
-            json!({"name": "m", "source": "models:/m/1", "model_id": logged, "description": "copy"}),
+            json!({"name": "m", "source": format!("models:/{logged}"), "model_id": logged}),
+            json!({"name": "m", "source": "models:/m/4", "model_id": logged, "description": "copy"}),
         ];
         for body in requests {
             let created =

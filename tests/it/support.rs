@@ -241,7 +241,7 @@ pub async fn fixture(s: &TestServer) -> Fixture {
     s.ok(
         "POST",
         "/api/2.0/mlflow/model-versions/create",
-        json!({"name": "fixture-model", "source": "runs:/x/model", "run_id": run_id}),
+        json!({"name": "fixture-model", "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
     )
     .await;
     let lm = s

@@ -357,6 +357,45 @@ def test_artifact_path_traversal_is_refused(server):
             assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
+def test_download_routes_serve_only_what_the_server_stores(server, tmp_path):
+    """A stored location a client gave (a local folder here) is handed back, never opened:
+    MLflow's UI download routes serve only files below tandem's own artifact store."""
+    c = MlflowClient()
+    secret = b"not for the server to read"
+    # A client-written experiment: its runs' files are on the client's disk.
+    local_exp = c.create_experiment(uniq("local-files"), artifact_location=str(tmp_path / "files"))
+    local_run = c.create_run(local_exp).info
+    c.log_text(local_run.run_id, secret.decode(), "model/secret.txt")
+    assert (tmp_path / "files" / local_run.run_id / "artifacts" / "model" / "secret.txt").read_bytes() == secret
+    name = uniq("local-source")
+    c.create_registered_model(name)
+    v = c.create_model_version(name, local_run.artifact_uri + "/model", run_id=local_run.run_id)
+    assert v.source == local_run.artifact_uri + "/model"
+    refused = [
+        requests.get(server.url + "/get-artifact", params={"run_uuid": local_run.run_id, "path": "model/secret.txt"}),
+        requests.get(server.url + "/model-versions/get-artifact", params={"name": name, "version": v.version, "path": "secret.txt"}),
+    ]
+    for r in refused:
+        assert r.status_code == 400, r.text
+        assert r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert secret not in r.content
+    # A proxied run's files are served, and nothing outside them.
+    run = c.create_run("0").info
+    c.log_text(run.run_id, "hello", "model/x.txt")
+    name2 = uniq("proxied-source")
+    c.create_registered_model(name2)
+    v2 = c.create_model_version(name2, f"runs:/{run.run_id}/model", run_id=run.run_id)
+    assert requests.get(server.url + "/get-artifact", params={"run_uuid": run.run_id, "path": "model/x.txt"}).content == b"hello"
+    for bad in ["../../../etc/passwd", "/etc/passwd", "model/../../x"]:
+        r = requests.get(server.url + "/get-artifact", params={"run_uuid": run.run_id, "path": bad})
+        assert r.status_code == 400 and r.json()["message"] == "Invalid path", (bad, r.text)
+    # A runs:/ source is kept as given (as MLflow keeps it); the client resolves it.
+    r = requests.get(server.url + "/model-versions/get-artifact", params={"name": name2, "version": v2.version, "path": "x.txt"})
+    assert r.status_code == 400 and secret not in r.content
+    r = requests.get(server.url + "/get-artifact", params={"run_uuid": "0123456789abcdef0123456789abcdef", "path": "x"})
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
 # ---------------------------------------------------------------------------------------
 # Models: MLflow 3 logged models, the registry, and load by alias
 
