@@ -869,6 +869,15 @@ async fn stored_artifact(
         format!("{}/{path}", rel.trim_end_matches('/'))
     };
     let (stream, len) = ctx.artifacts.get(&ctx.workspace, &full).await?;
+    download(stream, len, &path)
+}
+
+/// A file download: its bytes streamed, named by the last segment of `path`.
+fn download(
+    stream: crate::artifacts::ByteStream,
+    len: u64,
+    path: &str,
+) -> Result<Response, MlflowError> {
     let name = path
         .rsplit('/')
         .next()
@@ -930,21 +939,7 @@ async fn artifacts_endpoint(
         }
         ("file", "GET") => {
             let (stream, len) = ctx.artifacts.get(&ctx.workspace, &path).await?;
-            let name = path
-                .rsplit('/')
-                .next()
-                .unwrap_or("artifact")
-                .replace('"', "");
-            Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .header(header::CONTENT_LENGTH, len)
-                .header(
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}\""),
-                )
-                .body(Body::from_stream(stream))
-                .map_err(|e| MlflowError::internal(e.to_string()))?)
+            download(stream, len, &path)
         }
         ("file", "PUT") => {
             tandem_core::validate::artifact_path(&path)?;

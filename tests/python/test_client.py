@@ -2,6 +2,7 @@
 
 import math
 import os
+import tempfile
 import time
 import uuid
 
@@ -101,12 +102,12 @@ def test_deleted_names_are_reusable_and_deleted_models_are_hidden(server):
 
     model = uniq("reuse-model")
     client.create_registered_model(model)
-    client.create_model_version(model, "file:///tmp/m")
+    client.create_model_version(model, "s3://bucket/m")
     client.delete_model_version(model, "1")
     with pytest.raises(MlflowException) as e:
         client.get_model_version(model, "1")
     assert error_code(e) == "RESOURCE_DOES_NOT_EXIST"
-    assert client.create_model_version(model, "file:///tmp/m").version == "2"
+    assert client.create_model_version(model, "s3://bucket/m").version == "2"
     client.delete_registered_model(model)
     with pytest.raises(MlflowException) as e:
         client.get_registered_model(model)
@@ -464,7 +465,11 @@ def test_registry_end_to_end():
     v1 = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={"vt": "a"}, description="v1")
     v2 = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
     assert (v1.version, v2.version) == ("1", "2")
-    assert client.get_model_version_download_uri(name, "1").endswith(f"{run.info.run_id}/artifacts/model")
+    # As MLflow: a runs:/ source is handed back as given, and the client resolves it.
+    assert client.get_model_version_download_uri(name, "1") == f"runs:/{run.info.run_id}/model"
+    with tempfile.TemporaryDirectory() as d:
+        got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/1", dst_path=d)
+        assert open(os.path.join(got, "file.txt")).read() == "x"
 
     client.update_registered_model(name, description="second")
     client.update_model_version(name, "2", description="v2 desc")
