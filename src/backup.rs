@@ -227,16 +227,78 @@ impl Archive {
         format!("blobs/{sha256}")
     }
 
-    /// The archived bytes of an artifact, by checksum.
+    /// The archived bytes of an artifact, by checksum (None: the archive has no such blob).
     pub async fn blob(
         &self,
         ws: &str,
         sha256: &str,
-    ) -> Result<(crate::artifacts::ByteStream, u64), BackupError> {
-        self.blobs
-            .get(ws, &Self::blob_key(sha256))
-            .await
-            .map_err(|e| BackupError::Unavailable(e.message))
+    ) -> Result<Option<(crate::artifacts::ByteStream, u64)>, BackupError> {
+        match self.blobs.get(ws, &Self::blob_key(sha256)).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => Ok(None),
+            Err(e) => Err(BackupError::Unavailable(e.message)),
+        }
+    }
+
+    /// Checks that every artifact the archived history of `ws` names has its blob, with the
+    /// recorded SHA-256. Returns the files that would not come back: (path, sha256, problem),
+    /// and how many blobs were checked.
+    pub async fn verify_blobs(
+        &self,
+        ws: &str,
+        archived: &Archived,
+    ) -> Result<(u64, Vec<(String, String, String)>), BackupError> {
+        let mut wanted: std::collections::BTreeMap<String, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for e in archived.events.iter().filter(|e| e.op == "PutArtifact") {
+            if let Ok(tandem_core::Op::PutArtifact { path, sha256, .. }) = e.decode_op() {
+                let paths = wanted.entry(sha256).or_default();
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for (sha, paths) in &wanted {
+            let problem = match self.blob(ws, sha).await? {
+                None => Some("no blob in the archive".to_owned()),
+                Some((mut stream, _)) => {
+                    use futures_util::StreamExt;
+                    use sha2::Digest;
+                    let mut h = sha2::Sha256::new();
+                    let mut failed = None;
+                    while let Some(chunk) = stream.next().await {
+                        match chunk {
+                            Ok(c) => h.update(&c),
+                            Err(e) => {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    match failed {
+                        Some(e) => {
+                            return Err(BackupError::Unavailable(format!(
+                                "reading blob {sha}: {e}"
+                            )))
+                        }
+                        None => {
+                            let got = tandem_core::ids::hex(&h.finalize());
+                            (got != *sha)
+                                .then(|| format!("blob is corrupt: its bytes hash to {got}"))
+                        }
+                    }
+                }
+            };
+            if let Some(p) = problem {
+                problems.extend(
+                    paths
+                        .iter()
+                        .map(|path| (path.clone(), sha.clone(), p.clone())),
+                );
+            }
+        }
+        Ok((wanted.len() as u64, problems))
     }
 
     /// Copies into the archive the bytes every `PutArtifact` of `events` names, unless they

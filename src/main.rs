@@ -178,6 +178,10 @@ enum Command {
         in_place: bool,
         #[arg(long)]
         yes: bool,
+        /// Finish the restore even if some artifact files can be found nowhere (they are listed
+        /// either way); without it the command exits non-zero then.
+        #[arg(long)]
+        allow_missing_artifacts: bool,
         /// Restore one deleted experiment (with its runs) as it was at --to-time, into the live workspace.
         #[arg(long, group = "object", conflicts_with_all = ["as_name", "into"])]
         experiment: Option<String>,
@@ -454,6 +458,7 @@ fn main() -> anyhow::Result<()> {
             into,
             in_place,
             yes,
+            allow_missing_artifacts,
             experiment,
             run,
             registered_model,
@@ -473,6 +478,7 @@ fn main() -> anyhow::Result<()> {
                     into,
                     in_place,
                     yes,
+                    allow_missing_artifacts,
                     object,
                 },
                 load(&store, Overrides::default())?,
@@ -835,6 +841,16 @@ fn backup(action: BackupAction) -> anyhow::Result<()> {
                         Ok(n) => {
                             let head = target.read(|tx| tandem::store::queries::log_head(tx, &ws))?.expect("restored");
                             println!("{ws}: ok, {n} events, chain verified and replayed, head {} {}", head.seq, head.checksum);
+                            let (blobs, problems) = a.verify_blobs(&ws, &a.read_all(&ws).await?).await?;
+                            if problems.is_empty() {
+                                println!("{ws}: ok, {blobs} artifact blobs present with their recorded SHA-256");
+                            } else {
+                                failed = true;
+                                eprintln!("{ws}: FAILED: {} of the artifact files its history names would not come back:", problems.len());
+                                for (path, sha, why) in problems {
+                                    eprintln!("  {path} (sha256 {sha}): {why}");
+                                }
+                            }
                         }
                         Err(e) => {
                             failed = true;
@@ -868,6 +884,7 @@ struct RestoreArgs {
     into: Option<String>,
     in_place: bool,
     yes: bool,
+    allow_missing_artifacts: bool,
     object: Option<tandem_core::history::Object>,
 }
 
@@ -904,7 +921,16 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
         let store = tandem::server::open_store(&config)?;
         let (seq, total) = tandem::restore::in_place(&store, ws, at, "tandem-cli")?;
         println!("workspace '{ws}' restored in place to {} (the state after event {seq} of {total}; later events stay in the log)", tandem::backup::iso(at));
-        return Ok(());
+        return restore_artifact_bytes(
+            &rt,
+            &config,
+            &store,
+            ws,
+            ws,
+            None,
+            false,
+            args.allow_missing_artifacts,
+        );
     }
     let live = || tandem::server::open_store(&config);
     // The target first: a wrong one is refused before any history is read.
@@ -929,6 +955,7 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
     if let Some(object) = &args.object {
         let store = live()?;
         let r = tandem::restore::object(&store, ws, &events, at, object, "tandem-cli")?;
+        let under = object_artifact_roots(&store, ws, object, r.name.as_deref())?;
         println!(
             "restored {} of workspace '{ws}' as of {} from {source} ({} events){}",
             r.object,
@@ -939,7 +966,16 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
                 .map(|n| format!(", under the name '{n}'"))
                 .unwrap_or_default()
         );
-        return Ok(());
+        return restore_artifact_bytes(
+            &rt,
+            &config,
+            &store,
+            ws,
+            ws,
+            Some(under),
+            false,
+            args.allow_missing_artifacts,
+        );
     }
     let cut = tandem::restore::cut(ws, &events, at)?;
     let target_name = args.as_name.clone().unwrap_or_else(|| ws.to_owned());
@@ -948,7 +984,7 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
         _ => (live()?, "the configured store".to_owned()),
     };
     let mut last_report = std::time::Instant::now();
-    let r = rt.block_on(tandem::restore::into_workspace(
+    let r = rt.block_on(tandem::restore::replay_into(
         events,
         cut,
         &source,
@@ -973,33 +1009,124 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
             String::new()
         }
     );
-    // A copy beside the original in the same deployment gets its own copies of the files.
-    if target_name != ws && args.into.is_none() {
-        let artifacts = rt
-            .block_on(tandem::artifacts::Artifacts::connect(&config.artifacts))
-            .map_err(|(url, m)| anyhow::anyhow!("artifacts {url}: {m}"))?;
-        let archive = config
-            .archive
-            .as_deref()
-            .map(tandem::backup::Archive::open)
-            .transpose()?;
-        let (copied, missing) = rt.block_on(tandem::restore::fill_artifacts(
-            &target,
-            &artifacts,
-            &target_name,
-            Some(ws),
-            archive.as_ref(),
-        ))?;
-        println!("copied {copied} artifact files");
-        if !missing.is_empty() {
-            println!(
-                "{} artifact files were deleted or overwritten since {} and could not be restored:",
-                missing.len(),
-                at.map(tandem::backup::iso).unwrap_or_else(|| "then".into())
-            );
-            for m in missing {
-                println!("  {m}");
+    // The files: a copy beside the original (same deployment) reads the original's bytes
+    // first; a restore into another store (--into) writes into the artifact store this
+    // command was given (--artifacts / --data) from the archive.
+    let beside_original = target_name != ws && args.into.is_none();
+    restore_artifact_bytes(
+        &rt,
+        &config,
+        &target,
+        &target_name,
+        ws,
+        None,
+        beside_original,
+        args.allow_missing_artifacts,
+    )?;
+    // Only now is the restore done: until here a rerun continues it (events, then files).
+    rt.block_on(tandem::restore::finish(&target, &target_name))?;
+    Ok(())
+}
+
+/// Where a restored object's files are: below these paths of the workspace's artifact store.
+fn object_artifact_roots(
+    store: &tandem::store::Store,
+    ws: &str,
+    object: &tandem_core::history::Object,
+    renamed: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    use tandem::store::queries;
+    use tandem_core::history::Object;
+    let roots: Vec<String> = store.read(|tx| {
+        Ok(match object {
+            Object::Run(id) => queries::run_state(tx, ws, id)?.map(|r| r.artifact_uri).into_iter().collect(),
+            Object::Experiment(id) => queries::experiment(tx, ws, id)?.and_then(|e| e["artifact_location"].as_str().map(str::to_owned)).into_iter().collect(),
+            Object::RegisteredModel(name) => tx
+                .query("SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ?", &[ws.into(), renamed.unwrap_or(name).into()])?
+                .iter()
+                .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1)))
+                .collect(),
+        })
+    })?;
+    // Locations a client wrote to itself are not in tandem's store, and not tandem's to restore.
+    Ok(roots
+        .iter()
+        .filter_map(|u| tandem::artifacts::relative_to_workspace(u))
+        .map(|r| r.trim_matches('/').to_owned())
+        .filter(|r| !r.is_empty())
+        .collect())
+}
+
+/// The artifact part of every restore: the restored state's files, byte-exact, with progress
+/// (files, bytes, rate) and a final count; files no source has are listed, and fail the
+/// command unless `allow_missing`.
+#[allow(clippy::too_many_arguments)]
+fn restore_artifact_bytes(
+    rt: &tokio::runtime::Runtime,
+    config: &Config,
+    store: &tandem::store::Store,
+    target_ws: &str,
+    source_ws: &str,
+    under: Option<Vec<String>>,
+    beside_original: bool,
+    allow_missing: bool,
+) -> anyhow::Result<()> {
+    let artifacts = rt
+        .block_on(tandem::artifacts::Artifacts::connect(&config.artifacts))
+        .map_err(|(url, m)| anyhow::anyhow!("artifacts {url}: {m}"))?;
+    let archive = config
+        .archive
+        .as_deref()
+        .map(tandem::backup::Archive::open)
+        .transpose()?;
+    let sources = tandem::restore::ByteSources {
+        live: beside_original.then_some((&artifacts, source_ws)),
+        archive: archive.as_ref().map(|a| (a, source_ws)),
+    };
+    let started = std::time::Instant::now();
+    let mut last = started;
+    let mb = |b: u64| b as f64 / 1e6;
+    let r = rt.block_on(tandem::restore::restore_artifacts(
+        store,
+        &artifacts,
+        target_ws,
+        under.as_deref(),
+        sources,
+        tandem::restore::Keep::SameHash,
+        |p| {
+            if (p.files_done == p.files && p.files > 0)
+                || last.elapsed() > std::time::Duration::from_secs(1)
+            {
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                eprintln!(
+                    "restoring artifacts of '{target_ws}': {}/{} files, {:.1}/{:.1} MB, {:.1} MB/s",
+                    p.files_done,
+                    p.files,
+                    mb(p.bytes_done),
+                    mb(p.bytes),
+                    mb(p.bytes_done) / secs
+                );
+                last = std::time::Instant::now();
             }
+        },
+    ))?;
+    println!(
+        "artifacts of '{target_ws}': {} files ({:.1} MB): {} already in place, {} restored ({:.1} MB, each checked against its recorded SHA-256), {} missing, in {:.1} s",
+        r.files,
+        mb(r.bytes),
+        r.kept,
+        r.copied,
+        mb(r.copied_bytes),
+        r.missing.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !r.missing.is_empty() {
+        println!("{} artifact files could not be restored:", r.missing.len());
+        for m in &r.missing {
+            println!("  {} (sha256 {}): {}", m.path, m.sha256, m.why);
+        }
+        if !allow_missing {
+            bail!("{} artifact files are missing (listed above); the metadata is restored; --allow-missing-artifacts accepts the restore without them", r.missing.len());
         }
     }
     Ok(())

@@ -102,6 +102,39 @@ pub async fn into_workspace(
     source: &str,
     target: &Store,
     as_name: &str,
+    progress: impl FnMut(u64, u64),
+) -> Result<Restored, BackupError> {
+    let r = replay_into(archived, cut, source, target, as_name, progress).await?;
+    finish(target, as_name).await?;
+    Ok(r)
+}
+
+/// Marks a restore into `ws` done: the workspace is live from now on.
+pub async fn finish(target: &Store, ws: &str) -> Result<(), BackupError> {
+    let (s, w) = (target.clone(), ws.to_owned());
+    tokio::task::spawn_blocking(move || {
+        s.bookkeeping(|tx| {
+            tx.exec(
+                "DELETE FROM restores WHERE workspace = ?",
+                &[w.as_str().into()],
+            )
+            .map(drop)
+        })
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(())
+}
+
+/// [`into_workspace`] without marking the restore done: the workspace stays "being restored"
+/// (nothing else writes there, and a rerun continues) until [`finish`], so that a command
+/// that restores more than the log (the artifact files) is resumable as a whole.
+pub async fn replay_into(
+    archived: Archived,
+    cut: usize,
+    source: &str,
+    target: &Store,
+    as_name: &str,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Restored, BackupError> {
     let base_len = archived.base_len().min(cut);
@@ -162,18 +195,6 @@ pub async fn into_workspace(
             .map_err(blocking_err)??;
         progress(chunk.last().map(|e| e.seq).unwrap_or(done), total);
     }
-    let (s, w) = (target.clone(), as_name.to_owned());
-    tokio::task::spawn_blocking(move || {
-        s.bookkeeping(|tx| {
-            tx.exec(
-                "DELETE FROM restores WHERE workspace = ?",
-                &[w.as_str().into()],
-            )
-            .map(drop)
-        })
-    })
-    .await
-    .map_err(blocking_err)??;
     Ok(Restored {
         workspace: as_name.to_owned(),
         events: total,
@@ -295,59 +316,176 @@ pub async fn follow_archive(
     })
 }
 
-/// Gives the workspace `to` the bytes of every artifact its (restored) state names, checked
-/// against the checksum its event recorded: from the live workspace `from` when its bytes
-/// still match, else from the archive's copies. Files already present in `to` are kept when
-/// `from` is None (a region taking over its own older copy). Returns (copied, missing).
-pub async fn fill_artifacts(
+/// Where a restore finds artifact bytes, tried in this order after the target itself.
+#[derive(Clone, Copy, Default)]
+pub struct ByteSources<'a> {
+    /// A workspace whose files may still hold the right bytes (the original of a copy).
+    pub live: Option<(&'a Artifacts, &'a str)>,
+    /// The archive, and the workspace whose blobs to read (the one that logged them).
+    pub archive: Option<(&'a crate::backup::Archive, &'a str)>,
+}
+
+/// How a file already in the target is judged to be the right one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keep {
+    /// Its SHA-256 is the recorded one (every restore).
+    SameHash,
+    /// Its size is the recorded one (a hot/cold takeover of a region's own older copy,
+    /// where reading every byte would lengthen the outage).
+    SameSize,
+}
+
+/// An artifact a restore could not bring back, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MissingArtifact {
+    pub path: String,
+    pub sha256: String,
+    pub why: String,
+}
+
+/// What [`restore_artifacts`] did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ArtifactsRestored {
+    /// Files the restored state names (below the prefixes asked for).
+    pub files: u64,
+    pub bytes: u64,
+    /// Already in the target with the right bytes.
+    pub kept: u64,
+    /// Written now, checked against their recorded SHA-256.
+    pub copied: u64,
+    pub copied_bytes: u64,
+    pub missing: Vec<MissingArtifact>,
+}
+
+/// Progress of [`restore_artifacts`]: files and bytes done (kept or copied) of the total.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArtifactProgress {
+    pub files_done: u64,
+    pub files: u64,
+    pub bytes_done: u64,
+    pub bytes: u64,
+}
+
+/// Gives workspace `ws` of `target` the bytes of every artifact its (restored) state names,
+/// byte-exact: a file already there is kept when it is the right one (`keep`), the others
+/// come from `sources` (the live original, then the archive) and are written only once their
+/// SHA-256 is the one their event recorded. `under`: only paths below these prefixes (None:
+/// every path). Files no source has are returned with the reason, never skipped silently.
+/// Running it again finishes what an interrupted run started (files done are kept).
+pub async fn restore_artifacts(
     store: &Store,
-    artifacts: &Artifacts,
-    to: &str,
-    from: Option<&str>,
-    archive: Option<&crate::backup::Archive>,
-) -> Result<(u64, Vec<String>), BackupError> {
-    let (s, w) = (store.clone(), to.to_owned());
-    let files: Vec<(String, String)> = tokio::task::spawn_blocking(move || {
+    target: &Artifacts,
+    ws: &str,
+    under: Option<&[String]>,
+    sources: ByteSources<'_>,
+    keep: Keep,
+    mut progress: impl FnMut(ArtifactProgress),
+) -> Result<ArtifactsRestored, BackupError> {
+    let (s, w) = (store.clone(), ws.to_owned());
+    let mut files: Vec<(String, u64, String)> = tokio::task::spawn_blocking(move || {
         s.read(|tx| {
             Ok(tx
                 .query(
-                    "SELECT path, sha256 FROM artifacts WHERE workspace = ? ORDER BY path",
+                    "SELECT path, size, sha256 FROM artifacts WHERE workspace = ? ORDER BY path",
                     &[w.as_str().into()],
                 )?
                 .iter()
-                .map(|r| (r.text(0), r.text(1)))
+                .map(|r| (r.text(0), r.int(1) as u64, r.text(2)))
                 .collect())
         })
     })
     .await
     .map_err(blocking_err)??;
-    let (mut copied, mut missing) = (0, Vec::new());
-    for (path, sha) in files {
-        if from.is_none() && artifacts.exists(to, &path).await.unwrap_or(false) {
-            continue;
+    if let Some(prefixes) = under {
+        files.retain(|(p, _, _)| {
+            prefixes
+                .iter()
+                .any(|pre| p == pre || p.starts_with(&format!("{}/", pre.trim_end_matches('/'))))
+        });
+    }
+    let mut out = ArtifactsRestored {
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.1).sum(),
+        ..Default::default()
+    };
+    let mut at = ArtifactProgress {
+        files_done: 0,
+        files: out.files,
+        bytes_done: 0,
+        bytes: out.bytes,
+    };
+    progress(at);
+    // The live source is skipped when it is the target itself (an in-place restore).
+    let live = sources
+        .live
+        .filter(|(a, from)| !(a.describe() == target.describe() && *from == ws));
+    let unavailable = |e: MlflowError| BackupError::Unavailable(e.message);
+    for (path, size, sha) in files {
+        let present = match keep {
+            Keep::SameHash => target
+                .sha256_of(ws, &path)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|h| h == sha),
+            Keep::SameSize => match target.get(ws, &path).await {
+                Ok((_, len)) => len == size,
+                Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => false,
+                Err(e) => return Err(unavailable(e)),
+            },
+        };
+        let mut why: Vec<String> = Vec::new();
+        let mut done = present;
+        if present {
+            out.kept += 1;
         }
-        let mut ok = false;
-        if let Some(from) = from {
-            if let Ok((stream, _)) = artifacts.get(from, &path).await {
-                ok = matches!(artifacts.put(to, &path, stream).await, Ok((_, got)) if got == sha);
-            }
-        }
-        if !ok {
-            if let Some(a) = archive {
-                // The archive keeps blobs under the workspace that logged them: a copy reads its source's.
-                if let Ok((stream, _)) = a.blob(from.unwrap_or(to), &sha).await {
-                    ok = matches!(artifacts.put(to, &path, stream).await, Ok((_, got)) if got == sha);
+        if !done {
+            if let Some((a, from)) = live {
+                match a.get(from, &path).await {
+                    Ok((stream, _)) => match target.put_checked(ws, &path, stream, &sha).await {
+                        Ok(n) => {
+                            (done, out.copied, out.copied_bytes) =
+                                (true, out.copied + 1, out.copied_bytes + n);
+                        }
+                        Err(e) if e.code == tandem_core::ErrorCode::DataLoss => why.push(format!(
+                            "workspace '{from}' has other bytes there now ({})",
+                            e.message
+                        )),
+                        Err(e) => return Err(unavailable(e)),
+                    },
+                    Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => {
+                        why.push(format!("workspace '{from}' no longer has it"))
+                    }
+                    Err(e) => return Err(unavailable(e)),
                 }
             }
         }
-        if ok {
-            copied += 1;
-        } else {
-            let _ = artifacts.delete(to, &path).await;
-            missing.push(path);
+        if !done {
+            match sources.archive {
+                Some((archive, from)) => match archive.blob(from, &sha).await? {
+                    Some((stream, _)) => match target.put_checked(ws, &path, stream, &sha).await {
+                        Ok(n) => {
+                            (done, out.copied, out.copied_bytes) = (true, out.copied + 1, out.copied_bytes + n);
+                        }
+                        Err(e) if e.code == tandem_core::ErrorCode::DataLoss => why.push(format!("the archive's blob {sha} is corrupt: {}", e.message)),
+                        Err(e) => return Err(unavailable(e)),
+                    },
+                    None => why.push(format!("the archive has no blob {sha} (the file changed or vanished before it was archived)")),
+                },
+                None => why.push("no archive to read it from".to_owned()),
+            }
         }
+        if !done {
+            out.missing.push(MissingArtifact {
+                path,
+                sha256: sha,
+                why: why.join("; "),
+            });
+        }
+        at.files_done += 1;
+        at.bytes_done += size;
+        progress(at);
     }
-    Ok((copied, missing))
+    Ok(out)
 }
 
 /// The sequence number of the last event of `ws` accepted at or before `at_ms`.

@@ -220,10 +220,27 @@ async fn take_over_from_archive(
     let followed = crate::restore::follow_archive(&state.store, ws, events, |_, _| {})
         .await
         .map_err(archived)?;
-    let (copied, missing) =
-        crate::restore::fill_artifacts(&state.store, &state.artifacts, ws, None, Some(&archive))
-            .await
-            .map_err(archived)?;
+    // The region's own older copy is kept where sizes match: reading every byte would
+    // lengthen the outage (restores check hashes).
+    let sources = crate::restore::ByteSources {
+        live: None,
+        archive: Some((&archive, ws)),
+    };
+    let filled = crate::restore::restore_artifacts(
+        &state.store,
+        &state.artifacts,
+        ws,
+        None,
+        sources,
+        crate::restore::Keep::SameSize,
+        |_| {},
+    )
+    .await
+    .map_err(archived)?;
+    let (copied, missing): (u64, Vec<String>) = (
+        filled.copied,
+        filled.missing.into_iter().map(|m| m.path).collect(),
+    );
     region.undrain(ws);
     let lost = old_head.map(|h| h.saturating_sub(followed.head_seq));
     if let Some(l) = region.leases().get_mut(ws) {

@@ -342,3 +342,60 @@ fn unusable_stores_stop_the_server_with_one_clear_line() {
         );
     }
 }
+
+/// A restore's checked write, on every backend: bytes with the recorded SHA-256 land; other
+/// bytes never replace what the path holds (DATA_LOSS names what they hashed to), and leave
+/// nothing staged behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checked_writes_never_put_wrong_bytes_in_place_on_every_backend() {
+    for (name, location) in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = location.unwrap_or_else(|| ArtifactLocation::Folder(dir.path().to_owned()));
+        let a = tandem::artifacts::Artifacts::connect(&location)
+            .await
+            .unwrap();
+        let body = |b: &'static [u8]| {
+            futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b))])
+        };
+        let path = "0/r/artifacts/model.bin";
+        assert_eq!(a.sha256_of("ws", path).await.unwrap(), None, "{name}");
+        assert_eq!(
+            a.put_checked("ws", path, body(b"first"), &sha(b"first"))
+                .await
+                .unwrap(),
+            5,
+            "{name}"
+        );
+        assert_eq!(
+            a.sha256_of("ws", path).await.unwrap(),
+            Some(sha(b"first")),
+            "{name}"
+        );
+        let e = a
+            .put_checked("ws", path, body(b"rotten"), &sha(b"second"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, tandem_core::ErrorCode::DataLoss, "{name}");
+        assert!(e.message.contains(&sha(b"rotten")), "{name}: {e}");
+        assert_eq!(
+            a.sha256_of("ws", path).await.unwrap(),
+            Some(sha(b"first")),
+            "{name}: the old bytes stay"
+        );
+        a.put_checked("ws", path, body(b"second"), &sha(b"second"))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.sha256_of("ws", path).await.unwrap(),
+            Some(sha(b"second")),
+            "{name}"
+        );
+        // Nothing of the refused write is left in the workspace.
+        let listed = a.list("ws", "0/r/artifacts").await.unwrap();
+        assert_eq!(
+            listed.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            ["model.bin"],
+            "{name}"
+        );
+    }
+}

@@ -528,17 +528,35 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
         .await
         .unwrap()
         .is_none());
-    // `tandem backup verify` accepts the compacted archive.
+    // `tandem backup verify` accepts the compacted log. The workload's artifact events name
+    // bytes that were never written (no blobs): verify names each of them, and fails.
     if let Some(path) = archive.url.strip_prefix("file://") {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
             .args(["backup", "verify", "--archive", &format!("file://{path}")])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
         );
+        assert!(
+            stdout.contains("default: ok,") && stdout.contains("chain verified and replayed"),
+            "{stdout}\n{stderr}"
+        );
+        let named = stderr
+            .lines()
+            .filter(|l| l.contains("(sha256 ") && l.ends_with("no blob in the archive"))
+            .count();
+        let artifact_events = archive
+            .read_all("default")
+            .await
+            .unwrap()
+            .events
+            .iter()
+            .filter(|e| e.op == "PutArtifact")
+            .count();
+        assert_eq!(out.status.success(), artifact_events == 0, "{stderr}");
+        assert!(named > 0 || artifact_events == 0, "{stderr}");
     }
 }
 
