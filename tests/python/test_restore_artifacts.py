@@ -1,7 +1,7 @@
 """Restores bring back every byte: a server with an archive writes runs, metrics and artifact
 files under load (with overwrites and deletes), then every kind of restore is checked by
 starting a real server on its result and downloading every file through the stock client:
-into an empty store and an empty artifact store (a local folder, and Azurite), in place to
+into an empty store and an empty artifact store (a local folder, Azurite and S3), in place to
 before a delete and an overwrite, and one run. A missing or corrupt blob in the archive is
 reported by name, never skipped.
 """
@@ -198,14 +198,15 @@ def test_restore_into_an_empty_store_and_folder_brings_back_every_file(history, 
         s.stop()
 
 
-def test_restore_into_azurite_brings_back_every_file(history):
-    if "TANDEM_TEST_AZURITE" not in os.environ:
+@pytest.mark.parametrize("var", ["TANDEM_TEST_AZURITE", "TANDEM_TEST_S3"], ids=["azurite", "s3"])
+def test_restore_into_object_storage_brings_back_every_file(history, var):
+    if var not in os.environ:
         if os.environ.get("TANDEM_TEST_REQUIRE_SERVICES"):
-            raise RuntimeError("Azurite is required: run scripts/test.sh")
-        pytest.skip("Azurite is not running (scripts/test.sh starts it)")
-    artifacts = os.environ["TANDEM_TEST_AZURITE"] + "/restore-" + uuid.uuid4().hex[:8]
+            raise RuntimeError(f"{var} is required: run scripts/test.sh")
+        pytest.skip(f"{var} is not set (scripts/test.sh starts the service)")
+    artifacts = os.environ[var] + "/restore-" + uuid.uuid4().hex[:8]
     t = history["instants"][1]
-    out, store = restore_into(history, t, ["--artifacts", artifacts], "into-azurite")
+    out, store = restore_into(history, t, ["--artifacts", artifacts], "into-" + var.lower())
     s = Server(out, ["--store", store, "--artifacts", artifacts])
     try:
         check_files(s.url, history["w"].state_at(t), history["root"])
