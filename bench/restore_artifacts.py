@@ -10,7 +10,9 @@ archive holds them all, stops the server, then ROUNDS times, alternating:
   the command's own final line (every file read from the archive's blobs, hashed, written
   durably, checked, moved into place);
 - a plain copy of the same blobs into an empty folder: read, write, fsync, rename per file
-  (the same durability, no hashing), in Python with large buffers (the kernel does the work).
+  (the same durability, no hashing), in Python with large buffers (the kernel does the work),
+  one file at a time, four at a time (as tandem restores them), and four at a time with the
+  SHA-256 of the bytes computed as they pass (the check a restore cannot skip).
 Prints and writes (bench/results/restore-artifacts-<time>.json) MB/s per round, medians, and
 the ratio. Needs only `requests`.
 """
@@ -46,22 +48,36 @@ def archived_events(bin_, archive):
     return int(m.group(1)) if m else 0
 
 
-def plain_copy(src_dir, dst_dir):
+def copy_one(src, dst, hashed):
+    import hashlib
+
+    tmp = dst + ".tmp"
+    n, h = 0, hashlib.sha256()
+    with open(src, "rb") as f, open(tmp, "wb") as g:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            if hashed:
+                h.update(b)
+            g.write(b)
+            n += len(b)
+        g.flush()
+        os.fsync(g.fileno())
+    os.rename(tmp, dst)
+    return n
+
+
+def plain_copy(src_dir, dst_dir, threads, hashed=False):
+    """Read, write, fsync and rename every file, `threads` at a time (file I/O and hashing
+    release the GIL); `hashed`: SHA-256 of the bytes too, as a restore must check them."""
+    from concurrent.futures import ThreadPoolExecutor
+
     os.makedirs(dst_dir)
-    total = 0
+    names = sorted(os.listdir(src_dir))
     t0 = time.perf_counter()
-    for name in sorted(os.listdir(src_dir)):
-        tmp, dst = os.path.join(dst_dir, name + ".tmp"), os.path.join(dst_dir, name)
-        with open(os.path.join(src_dir, name), "rb") as f, open(tmp, "wb") as g:
-            while True:
-                b = f.read(1 << 20)
-                if not b:
-                    break
-                g.write(b)
-                total += len(b)
-            g.flush()
-            os.fsync(g.fileno())
-        os.rename(tmp, dst)
+    with ThreadPoolExecutor(threads) as pool:
+        total = sum(pool.map(lambda n: copy_one(os.path.join(src_dir, n), os.path.join(dst_dir, n), hashed), names))
     fd = os.open(dst_dir, os.O_RDONLY)
     os.fsync(fd)
     os.close(fd)
@@ -111,14 +127,21 @@ def main():
         restored, mb, missing, secs = int(m.group(1)), float(m.group(2)), int(m.group(3)), float(m.group(4))
         assert restored == len(files) and missing == 0, r.stdout
         shutil.rmtree(out)
-        copied, copy_secs = plain_copy(blobs, os.path.join(work, f"copy-{i}"))
-        shutil.rmtree(os.path.join(work, f"copy-{i}"))
-        rounds.append({"tandem_mb_s": mb / secs, "tandem_s": secs, "copy_mb_s": copied / 1e6 / copy_secs, "copy_s": copy_secs})
-        print(f"round {i + 1}: tandem restore {mb / secs:.0f} MB/s ({secs:.2f} s), plain copy {copied / 1e6 / copy_secs:.0f} MB/s ({copy_secs:.2f} s)")
-    med_t = statistics.median(r["tandem_mb_s"] for r in rounds)
-    med_c = statistics.median(r["copy_mb_s"] for r in rounds)
-    summary = {"files": len(files), "mb": total_mb, "rounds": rounds, "median_tandem_mb_s": med_t, "median_copy_mb_s": med_c, "ratio": med_t / med_c}
-    print(f"{len(files)} files, {total_mb:.0f} MB: tandem {med_t:.0f} MB/s, plain copy {med_c:.0f} MB/s (median of {args.rounds}), ratio {med_t / med_c:.2f}")
+        row = {"tandem_mb_s": mb / secs, "tandem_s": secs}
+        for key, threads, hashed in (("copy1", 1, False), ("copy4", 4, False), ("copy4_sha256", 4, True)):
+            dst = os.path.join(work, f"copy-{i}-{key}")
+            copied, copy_secs = plain_copy(blobs, dst, threads, hashed)
+            shutil.rmtree(dst)
+            row[f"{key}_mb_s"], row[f"{key}_s"] = copied / 1e6 / copy_secs, copy_secs
+        rounds.append(row)
+        print(f"round {i + 1}: tandem restore {row['tandem_mb_s']:.0f} MB/s ({secs:.2f} s); plain copy: one file at a time {row['copy1_mb_s']:.0f} MB/s, "
+              f"four at a time {row['copy4_mb_s']:.0f} MB/s, four at a time with SHA-256 {row['copy4_sha256_mb_s']:.0f} MB/s")
+    keys = ("tandem_mb_s", "copy1_mb_s", "copy4_mb_s", "copy4_sha256_mb_s")
+    med = {k: statistics.median(r[k] for r in rounds) for k in keys}
+    ratios = {k: med["tandem_mb_s"] / med[k] for k in keys[1:]}
+    summary = {"files": len(files), "mb": total_mb, "rounds": rounds, "medians": med, "ratios": ratios}
+    print(f"{len(files)} files, {total_mb:.0f} MB, medians of {args.rounds}: tandem {med['tandem_mb_s']:.0f} MB/s; plain copy "
+          + ", ".join(f"{k[:-5]} {med[k]:.0f} MB/s (ratio {ratios[k]:.2f})" for k in keys[1:]))
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     name = os.path.join(HERE, "results", time.strftime("restore-artifacts-%Y%m%dT%H%M%S.json", time.gmtime()))
     with open(name, "w") as f:

@@ -1111,7 +1111,7 @@ fn restore_artifact_bytes(
         },
     ))?;
     println!(
-        "artifacts of '{target_ws}': {} files ({:.1} MB): {} already in place, {} restored ({:.1} MB, each checked against its recorded SHA-256), {} missing, in {:.1} s",
+        "artifacts of '{target_ws}': {} files ({:.1} MB): {} already in place, {} restored ({:.1} MB, each checked against its recorded SHA-256), {} missing, in {:.2} s",
         r.files,
         mb(r.bytes),
         r.kept,

@@ -16,6 +16,7 @@
 use crate::artifacts::Artifacts;
 use crate::backup::{iso, Archived, BackupError};
 use crate::store::{queries, Decision, Store};
+use futures_util::StreamExt;
 use tandem_core::event::{Event, GENESIS_CHECKSUM};
 use tandem_core::history::{self, Object};
 use tandem_core::{MlflowError, Op};
@@ -419,73 +420,101 @@ pub async fn restore_artifacts(
     let live = sources
         .live
         .filter(|(a, from)| !(a.describe() == target.describe() && *from == ws));
-    let unavailable = |e: MlflowError| BackupError::Unavailable(e.message);
-    for (path, size, sha) in files {
-        let present = match keep {
-            Keep::SameHash => target
-                .sha256_of(ws, &path)
-                .await
-                .map_err(unavailable)?
-                .is_some_and(|h| h == sha),
-            Keep::SameSize => match target.get(ws, &path).await {
-                Ok((_, len)) => len == size,
-                Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => false,
-                Err(e) => return Err(unavailable(e)),
-            },
-        };
-        let mut why: Vec<String> = Vec::new();
-        let mut done = present;
-        if present {
-            out.kept += 1;
-        }
-        if !done {
-            if let Some((a, from)) = live {
-                match a.get(from, &path).await {
-                    Ok((stream, _)) => match target.put_checked(ws, &path, stream, &sha).await {
-                        Ok(n) => {
-                            (done, out.copied, out.copied_bytes) =
-                                (true, out.copied + 1, out.copied_bytes + n);
-                        }
-                        Err(e) if e.code == tandem_core::ErrorCode::DataLoss => why.push(format!(
-                            "workspace '{from}' has other bytes there now ({})",
-                            e.message
-                        )),
-                        Err(e) => return Err(unavailable(e)),
-                    },
-                    Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => {
-                        why.push(format!("workspace '{from}' no longer has it"))
-                    }
-                    Err(e) => return Err(unavailable(e)),
-                }
+    // Several files at a time: each one's fsync (or object-store round trips) waits on the
+    // device, not the CPU.
+    let mut each =
+        futures_util::stream::iter(files.into_iter().map(|(path, size, sha)| async move {
+            let outcome =
+                one_artifact(target, ws, live, sources.archive, keep, &path, size, &sha).await;
+            (path, size, sha, outcome)
+        }))
+        .buffer_unordered(FILES_IN_FLIGHT);
+    while let Some((path, size, sha, outcome)) = each.next().await {
+        match outcome? {
+            Outcome::Kept => out.kept += 1,
+            Outcome::Copied(n) => {
+                (out.copied, out.copied_bytes) = (out.copied + 1, out.copied_bytes + n)
             }
-        }
-        if !done {
-            match sources.archive {
-                Some((archive, from)) => match archive.blob(from, &sha).await? {
-                    Some((stream, _)) => match target.put_checked(ws, &path, stream, &sha).await {
-                        Ok(n) => {
-                            (done, out.copied, out.copied_bytes) = (true, out.copied + 1, out.copied_bytes + n);
-                        }
-                        Err(e) if e.code == tandem_core::ErrorCode::DataLoss => why.push(format!("the archive's blob {sha} is corrupt: {}", e.message)),
-                        Err(e) => return Err(unavailable(e)),
-                    },
-                    None => why.push(format!("the archive has no blob {sha} (the file changed or vanished before it was archived)")),
-                },
-                None => why.push("no archive to read it from".to_owned()),
-            }
-        }
-        if !done {
-            out.missing.push(MissingArtifact {
+            Outcome::Missing(why) => out.missing.push(MissingArtifact {
                 path,
                 sha256: sha,
-                why: why.join("; "),
-            });
+                why,
+            }),
         }
         at.files_done += 1;
         at.bytes_done += size;
         progress(at);
     }
+    out.missing.sort_by(|x, y| x.path.cmp(&y.path));
     Ok(out)
+}
+
+/// How many files a restore brings back at once.
+const FILES_IN_FLIGHT: usize = 4;
+
+enum Outcome {
+    Kept,
+    Copied(u64),
+    Missing(String),
+}
+
+/// One file of [`restore_artifacts`]: kept, copied from a source, or missing (and why).
+#[allow(clippy::too_many_arguments)]
+async fn one_artifact(
+    target: &Artifacts,
+    ws: &str,
+    live: Option<(&Artifacts, &str)>,
+    archive: Option<(&crate::backup::Archive, &str)>,
+    keep: Keep,
+    path: &str,
+    size: u64,
+    sha: &str,
+) -> Result<Outcome, BackupError> {
+    let unavailable = |e: MlflowError| BackupError::Unavailable(e.message);
+    let present = match keep {
+        Keep::SameHash => target
+            .sha256_of(ws, path)
+            .await
+            .map_err(unavailable)?
+            .is_some_and(|h| h == sha),
+        Keep::SameSize => match target.get(ws, path).await {
+            Ok((_, len)) => len == size,
+            Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => false,
+            Err(e) => return Err(unavailable(e)),
+        },
+    };
+    if present {
+        return Ok(Outcome::Kept);
+    }
+    let mut why: Vec<String> = Vec::new();
+    if let Some((a, from)) = live {
+        match a.get(from, path).await {
+            Ok((stream, _)) => match target.put_checked(ws, path, stream, sha).await {
+                Ok(n) => return Ok(Outcome::Copied(n)),
+                Err(e) if e.code == tandem_core::ErrorCode::DataLoss => why.push(format!(
+                    "workspace '{from}' has other bytes there now ({})",
+                    e.message
+                )),
+                Err(e) => return Err(unavailable(e)),
+            },
+            Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => {
+                why.push(format!("workspace '{from}' no longer has it"))
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    match archive {
+        Some((archive, from)) => match archive.blob(from, sha).await? {
+            Some((stream, _)) => match target.put_checked(ws, path, stream, sha).await {
+                Ok(n) => return Ok(Outcome::Copied(n)),
+                Err(e) if e.code == tandem_core::ErrorCode::DataLoss => why.push(format!("the archive's blob {sha} is corrupt: {}", e.message)),
+                Err(e) => return Err(unavailable(e)),
+            },
+            None => why.push(format!("the archive has no blob {sha} (the file changed or vanished before it was archived)")),
+        },
+        None => why.push("no archive to read it from".to_owned()),
+    }
+    Ok(Outcome::Missing(why.join("; ")))
 }
 
 /// The sequence number of the last event of `ws` accepted at or before `at_ms`.

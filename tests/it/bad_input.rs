@@ -804,6 +804,57 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"name": "{MODEL}", "alias": "absent"}),
             IPV,
         ),
+        // MLflow's UI download routes
+        ("GET", "/get-artifact", json!({"run_uuid": "{RUN}"}), IPV),
+        ("GET", "/get-artifact", json!({"path": "x"}), IPV),
+        (
+            "GET",
+            "/get-artifact",
+            json!({"run_uuid": "{RUN}", "path": "../../x"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/get-artifact",
+            json!({"run_uuid": "{RUN}", "path": "/etc/passwd"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/get-artifact",
+            json!({"run_uuid": unknown_run, "path": "x"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/get-artifact",
+            json!({"run_uuid": "{RUN}", "path": "no-such-file"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/model-versions/get-artifact",
+            json!({"name": "{MODEL}", "path": "x"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/model-versions/get-artifact",
+            json!({"name": "{MODEL}", "version": "x", "path": "x"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/model-versions/get-artifact",
+            json!({"name": "{MODEL}", "version": "99", "path": "x"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/model-versions/get-artifact",
+            json!({"name": "{MODEL}", "version": "1", "path": "a/../../x"}),
+            IPV,
+        ),
         // registry: model versions
         (
             "POST",
