@@ -298,18 +298,7 @@ pub async fn follow_archive(
             .map_err(blocking_err)??;
         progress(chunk.last().map(|e| e.seq).unwrap_or(0), total);
     }
-    let (s, w) = (store.clone(), ws.to_owned());
-    tokio::task::spawn_blocking(move || {
-        s.bookkeeping(|tx| {
-            tx.exec(
-                "DELETE FROM restores WHERE workspace = ?",
-                &[w.as_str().into()],
-            )
-            .map(drop)
-        })
-    })
-    .await
-    .map_err(blocking_err)??;
+    finish(store, ws).await?;
     Ok(Followed {
         diverged,
         replayed,
