@@ -1083,6 +1083,12 @@ fn restore_artifact_bytes(
         live: beside_original.then_some((&artifacts, source_ws)),
         archive: archive.as_ref().map(|a| (a, source_ws)),
     };
+    // Say where the files go: an in-place or object restore must be given the deployment's
+    // own artifact store (the same --artifacts / --data as its servers).
+    eprintln!(
+        "artifact files of '{target_ws}' go to {}",
+        artifacts.describe()
+    );
     let started = std::time::Instant::now();
     let mut last = started;
     let mb = |b: u64| b as f64 / 1e6;
