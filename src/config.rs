@@ -17,6 +17,15 @@ pub struct Config {
     pub artifacts: ArtifactLocation,
     /// Where the change log is continuously archived (None: no backup).
     pub archive: Option<String>,
+    /// HTTPS: the server's certificate chain and private key (PEM files). None: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +125,8 @@ pub struct FileConfig {
     pub store: Option<String>,
     pub artifacts: Option<String>,
     pub archive: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Settings given on the command line or in the environment (clap merges those two).
@@ -128,6 +139,8 @@ pub struct Overrides {
     pub store: Option<String>,
     pub artifacts: Option<String>,
     pub archive: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +245,25 @@ impl Config {
                 return Err(ConfigError::Invalid { setting: "archive", message: format!("'{a}' is not an archive URL: use file:///PATH, s3://BUCKET/PREFIX, azure://CONTAINER/PREFIX or gs://BUCKET/PREFIX") });
             }
         }
+        let tls = match (
+            over.tls_cert.clone().or(from_file.tls_cert),
+            over.tls_key.clone().or(from_file.tls_key),
+        ) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    setting: "tls_key",
+                    message: "tls_cert is set: give the private key's PEM file too".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    setting: "tls_cert",
+                    message: "tls_key is set: give the certificate chain's PEM file too".into(),
+                })
+            }
+        };
         Ok(Config {
             listen,
             data,
@@ -240,6 +272,7 @@ impl Config {
             store,
             artifacts,
             archive,
+            tls,
         })
     }
 }

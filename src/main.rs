@@ -33,6 +33,12 @@ struct StoreArgs {
     /// Continuous backup of every workspace's change log to this location (same URL forms).
     #[arg(long, env = "TANDEM_ARCHIVE")]
     archive: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TANDEM_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TANDEM_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// A TOML config file (keys: listen, data, region, durability).
     #[arg(long, env = "TANDEM_CONFIG")]
     config: Option<PathBuf>,
@@ -318,6 +324,8 @@ fn load(store: &StoreArgs, over: Overrides) -> anyhow::Result<Config> {
             store: store.store.clone(),
             artifacts: store.artifacts.clone(),
             archive: store.archive.clone(),
+            tls_cert: store.tls_cert.clone(),
+            tls_key: store.tls_key.clone(),
             ..over
         },
     )?)
@@ -530,6 +538,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
             );
             println!("tandem: archiving every workspace's change log to {url}");
         }
+        // Certificates are read before the port is taken: a bad file stops the start.
+        let tls = match &config.tls {
+            Some(t) => Some(tandem::server::tls_acceptor(t)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("setting 'listen': cannot listen on {}", config.listen))?;
@@ -539,10 +552,18 @@ fn serve(config: Config) -> anyhow::Result<()> {
             state.store.backend_kind(),
             state.artifacts.describe()
         );
-        println!("tracking uri: http://{addr}");
+        println!(
+            "tracking uri: {}://{addr}",
+            if tls.is_some() { "https" } else { "http" }
+        );
         use std::io::Write;
         std::io::stdout().flush()?;
-        tandem::server::run(listener, state, shutdown_signal()).await?;
+        match tls {
+            Some(acceptor) => {
+                tandem::server::run_tls(listener, acceptor, state, shutdown_signal()).await?
+            }
+            None => tandem::server::run(listener, state, shutdown_signal()).await?,
+        }
         println!("tandem: stopped");
         Ok(())
     })

@@ -160,3 +160,93 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// The HTTPS side of `tls_cert` / `tls_key`: the chain and key read from their PEM files, for
+/// rustls with the ring provider (as every TLS client of tandem's). Errors name the setting.
+pub fn tls_acceptor(
+    files: &crate::config::TlsFiles,
+) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| TlsError::File {
+            setting: "tls_cert",
+            path: files.cert.clone(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::File {
+            setting: "tls_cert",
+            path: files.cert.clone(),
+            message: "no certificate in the file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::File {
+        setting: "tls_key",
+        path: files.key.clone(),
+        message: e.to_string(),
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+    .map_err(|e| TlsError::File {
+        setting: "tls_key",
+        path: files.key.clone(),
+        message: format!("the key does not fit the certificate or cannot be used: {e}"),
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("setting '{setting}' ({}): {message}", path.display())]
+    File {
+        setting: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+    },
+}
+
+/// As [`run`], over HTTPS: each connection's TLS handshake (bounded in time, so a silent
+/// client cannot hold a task) then HTTP/1.1; on `shutdown`, no new connections, and the
+/// server returns once in-flight requests finish.
+pub async fn run_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                // Out of file descriptors and the like: wait a little rather than spin.
+                Err(_) => { tokio::time::sleep(std::time::Duration::from_millis(50)).await; continue }
+            },
+            _ = &mut shutdown => break,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+            else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}

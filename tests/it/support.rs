@@ -86,6 +86,7 @@ impl TestServer {
             artifacts: artifacts
                 .unwrap_or_else(|| ArtifactLocation::Folder(dir.path().join("artifacts"))),
             archive: None,
+            tls: None,
         };
         let state = tandem::server::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();

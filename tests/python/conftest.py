@@ -58,7 +58,7 @@ class Server:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            m = re.match(r"tracking uri: (http://\S+)", line)
+            m = re.match(r"tracking uri: (https?://\S+)", line)
             if m:
                 self.url = m.group(1)
                 break
