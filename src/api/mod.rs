@@ -332,12 +332,20 @@ impl Req {
             .collect()
     }
 
-    /// `max_results` with a default and an upper bound (over the bound is an error, as in
-    /// MLflow; zero or negative too).
+    /// `max_results` with a default and an upper bound, refused as MLflow's search handlers
+    /// refuse it: over the bound fails the handler's schema (the generic message), zero or
+    /// negative the store's "positive integer" check.
     pub fn max_results(&self, default: i64, max: i64) -> Result<usize> {
         let n = self.opt_i64("max_results")?.unwrap_or(default);
-        if n <= 0 || n > max {
-            return Err(MlflowError::invalid(format!("Invalid value {n} for parameter 'max_results' supplied. It must be at most {max}, and positive.")));
+        if n > max {
+            return Err(wrong_type(
+                "max_results",
+                &Json::from(n),
+                "at most the limit",
+            ));
+        }
+        if n <= 0 {
+            return Err(MlflowError::invalid(format!("Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer")));
         }
         Ok(n as usize)
     }

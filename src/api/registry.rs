@@ -31,8 +31,17 @@ fn version_param(req: &Req) -> Result<i64> {
         Some(Json::Number(n)) => n.as_i64(),
         _ => None,
     };
+    let shown = match req.0.get("version") {
+        Some(Json::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
     match v {
         Some(v) if v > 0 => Ok(v),
+        // MLflow's `not_integer_value`.
+        None => Err(MlflowError::invalid(format!(
+            "Parameter 'version' must be an integer, got '{shown}'."
+        ))),
         _ => Err(MlflowError::invalid(format!(
             "Model version must be a positive integer, got '{}'",
             req.0
@@ -174,12 +183,7 @@ pub fn get_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 pub fn rename_registered_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = name_param(req)?;
-    let new_name = req.opt_str("new_name")?.unwrap_or_default();
-    if new_name.is_empty() {
-        return Err(MlflowError::invalid(
-            "Registered model name cannot be empty.",
-        ));
-    }
+    let new_name = req.str("new_name")?;
     validate::model_name(&new_name)?;
     let now = ctx.now();
     ctx.write(|tx| {

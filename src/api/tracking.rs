@@ -260,13 +260,7 @@ pub fn search_experiments(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 pub fn update_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = experiment_id_param(req)?;
-    let new_name = req.opt_str("new_name")?.unwrap_or_default();
-    if new_name.is_empty() {
-        // MLflow treats an update without a new name as nothing to do.
-        ctx.read(|tx| queries::experiment(tx, &ctx.workspace, &id))?
-            .ok_or_else(|| experiment_not_found(&id))?;
-        return Ok(json!({}));
-    }
+    let new_name = req.str("new_name")?;
     validate::experiment_name(&new_name)?;
     let now = ctx.now();
     ctx.write(|tx| {
@@ -622,9 +616,8 @@ pub fn log_metric(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn log_param(ctx: &Ctx, req: &Req) -> Result<Json> {
     let run_id = run_id_param(req)?;
     let key = req.opt_str("key")?.unwrap_or_default();
-    let value = req
-        .opt_str("value")?
-        .ok_or_else(|| super::missing("value"))?;
+    // As MLflow: a param without a value is the empty string.
+    let value = req.opt_str("value")?.unwrap_or_default();
     write_batch(ctx, &run_id, vec![], vec![KeyValue { key, value }], vec![])
 }
 

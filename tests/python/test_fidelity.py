@@ -279,6 +279,51 @@ def case_validation_messages(api):
     return out
 
 
+def case_common_bad_input(api):
+    eid = api.experiment("common-bad-input")
+    rid = api.run(eid).info.run_id
+    model(api, "common-bad-input")
+    calls = [
+        ("POST", "/api/2.0/mlflow/experiments/create", {"name": ""}),
+        ("GET", "/api/2.0/mlflow/experiments/get", {}),
+        ("GET", "/api/2.0/mlflow/experiments/get", {"experiment_id": "424242"}),
+        ("GET", "/api/2.0/mlflow/experiments/get-by-name", {"experiment_name": "nope"}),
+        ("POST", "/api/2.0/mlflow/experiments/search", {"max_results": 0}),
+        ("POST", "/api/2.0/mlflow/experiments/update", {"experiment_id": eid}),
+        ("POST", "/api/2.0/mlflow/experiments/delete", {}),
+        ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": "424242"}),
+        ("GET", "/api/2.0/mlflow/runs/get", {"run_id": "abc"}),
+        ("GET", "/api/2.0/mlflow/runs/get", {}),
+        ("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": rid, "key": "m"}),
+        ("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": rid, "key": "m", "value": "x", "timestamp": 1}),
+        ("POST", "/api/2.0/mlflow/runs/log-metric", {"run_id": rid, "key": "bad key!", "value": 1, "timestamp": 1}),
+        ("POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": rid, "key": "p"}),
+        ("POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": rid, "key": "p", "value": "a"}),
+        ("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": rid, "value": "v"}),
+        ("POST", "/api/2.0/mlflow/runs/delete-tag", {"run_id": rid, "key": "nope"}),
+        ("POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "order_by": ["nope.x"]}),
+        ("POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "max_results": 100000}),
+        ("GET", "/api/2.0/mlflow/metrics/get-history", {"run_id": rid}),
+        ("GET", "/api/2.0/mlflow/metrics/get-history", {"run_id": rid, "metric_key": "nope"}),
+        ("POST", "/api/2.0/mlflow/registered-models/create", {"name": "common-bad-input"}),
+        ("POST", "/api/2.0/mlflow/registered-models/rename", {"name": "common-bad-input"}),
+        ("GET", "/api/2.0/mlflow/registered-models/get", {"name": "nope"}),
+        ("POST", "/api/2.0/mlflow/registered-models/alias", {"name": "common-bad-input", "alias": "a", "version": "9"}),
+        ("POST", "/api/2.0/mlflow/registered-models/alias", {"name": "common-bad-input", "alias": "latest", "version": "1"}),
+        ("GET", "/api/2.0/mlflow/registered-models/alias", {"name": "common-bad-input", "alias": "nope"}),
+        ("GET", "/api/2.0/mlflow/model-versions/get", {"name": "common-bad-input", "version": "x"}),
+        ("GET", "/api/2.0/mlflow/model-versions/get", {"name": "common-bad-input", "version": "7"}),
+        ("POST", "/api/2.0/mlflow/model-versions/transition-stage", {"name": "common-bad-input", "version": "1", "stage": "Nope"}),
+        ("POST", "/api/2.0/mlflow/logged-models", {}),
+        ("GET", "/api/2.0/mlflow/logged-models/m-0123456789abcdef0123456789abcdef", None),
+    ]
+    out = [api.call(m, p, params=b) if m == "GET" else api.call(m, p, b) for m, p, b in calls]
+    # What the accepted ones left: a param logged without a value is the empty string.
+    r = api.client.get_run(rid)
+    out.append((r.data.params, r.data.metrics))
+    return out
+
+
 def case_experiment_artifact_locations(api):
     out = []
     for i, loc in enumerate(["relative/dir", "./rel/../x", "file:relative", "/abs/dir", "s3://bucket/prefix", "runs:/abc/x", "s3://bucket/p#frag", "s3://bucket/p?q=..", "http://example.invalid/x"]):
