@@ -200,15 +200,22 @@ impl Artifacts {
 
     /// Whether a file exists (a directory does not count).
     pub async fn exists(&self, ws: &str, rel: &str) -> Result<bool> {
+        Ok(self.size_of(ws, rel).await?.is_some())
+    }
+
+    /// A file's size, from its metadata (None: no file there; a directory does not count).
+    pub async fn size_of(&self, ws: &str, rel: &str) -> Result<Option<u64>> {
         let key = workspace_key(ws, rel)?;
         match &self.backend {
             Backend::Folder(root) => Ok(tokio::fs::metadata(root.join(&key))
                 .await
-                .is_ok_and(|m| m.is_file())),
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())),
             Backend::Object { store, prefix, .. } => {
                 match store.head(&Self::object_path(prefix, &key)?).await {
-                    Ok(_) => Ok(true),
-                    Err(object_store::Error::NotFound { .. }) => Ok(false),
+                    Ok(meta) => Ok(Some(meta.size)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
                     Err(e) => Err(object_err("check", &key, e)),
                 }
             }

@@ -260,34 +260,17 @@ impl Archive {
         }
         let mut problems = Vec::new();
         for (sha, paths) in &wanted {
-            let problem = match self.blob(ws, sha).await? {
-                None => Some("no blob in the archive".to_owned()),
-                Some((mut stream, _)) => {
-                    use futures_util::StreamExt;
-                    use sha2::Digest;
-                    let mut h = sha2::Sha256::new();
-                    let mut failed = None;
-                    while let Some(chunk) = stream.next().await {
-                        match chunk {
-                            Ok(c) => h.update(&c),
-                            Err(e) => {
-                                failed = Some(e.to_string());
-                                break;
-                            }
-                        }
-                    }
-                    match failed {
-                        Some(e) => {
-                            return Err(BackupError::Unavailable(format!(
-                                "reading blob {sha}: {e}"
-                            )))
-                        }
-                        None => {
-                            let got = tandem_core::ids::hex(&h.finalize());
-                            (got != *sha)
-                                .then(|| format!("blob is corrupt: its bytes hash to {got}"))
-                        }
-                    }
+            let problem = match self.blobs.sha256_of(ws, &Self::blob_key(sha)).await {
+                Ok(None) => Some("no blob in the archive".to_owned()),
+                Ok(Some(got)) if got != *sha => {
+                    Some(format!("blob is corrupt: its bytes hash to {got}"))
+                }
+                Ok(Some(_)) => None,
+                Err(e) => {
+                    return Err(BackupError::Unavailable(format!(
+                        "reading blob {sha}: {}",
+                        e.message
+                    )))
                 }
             };
             if let Some(p) = problem {

@@ -836,27 +836,10 @@ async fn stored_artifact(
             Some(r) => r,
             None => q.str("run_id")?,
         };
-        blocking(move || {
-            c.read(|tx| queries::run_state(tx, &c.workspace, &run_id))?
-                .map(|r| r.artifact_uri)
-                .ok_or_else(|| api::tracking::run_not_found(&run_id))
-        })
-        .await?
+        blocking(move || api::tracking::run_artifact_root(&c, &run_id)).await?
     } else {
-        let name = q.str("name")?;
-        let version = q.i64("version")?;
-        blocking(move || {
-            c.read(|tx| {
-                Ok(tx
-                    .query_one(
-                        "SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ? AND deleted_time IS NULL",
-                        &[c.workspace.as_str().into(), name.as_str().into(), version.into()],
-                    )?
-                    .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1))))
-            })?
-            .ok_or_else(|| MlflowError::not_found(format!("Model Version (name={name}, version={version}) not found")))
-        })
-        .await?
+        let (name, version) = (q.str("name")?, q.i64("version")?);
+        blocking(move || api::registry::download_location(&c, &name, version)).await?
     };
     let Some(rel) = crate::artifacts::relative_to_workspace(&root) else {
         return Err(MlflowError::invalid(format!(

@@ -858,11 +858,19 @@ fn backup(action: BackupAction) -> anyhow::Result<()> {
                 let target = open_target(&format!("sqlite://{}", scratch.join("verify.sqlite").display()))?;
                 let mut failed = false;
                 for ws in list {
-                    match a.restore(&ws, None, &target).await {
-                        Ok(n) => {
+                    // One read of the archive serves both checks: the log replayed, the blobs hashed.
+                    let checked = async {
+                        let archived = a.read_all(&ws).await?;
+                        let blobs = a.verify_blobs(&ws, &archived).await?;
+                        let cut = tandem::restore::cut(&ws, &archived, None)?;
+                        let restored = tandem::restore::into_workspace(archived, cut, &a.url, &target, &ws, |_, _| {}).await?;
+                        Ok::<_, tandem::backup::BackupError>((restored.events, blobs))
+                    }
+                    .await;
+                    match checked {
+                        Ok((n, (blobs, problems))) => {
                             let head = target.read(|tx| tandem::store::queries::log_head(tx, &ws))?.expect("restored");
                             println!("{ws}: ok, {n} events, chain verified and replayed, head {} {}", head.seq, head.checksum);
-                            let (blobs, problems) = a.verify_blobs(&ws, &a.read_all(&ws).await?).await?;
                             if problems.is_empty() {
                                 println!("{ws}: ok, {blobs} artifact blobs present with their recorded SHA-256");
                             } else {
@@ -976,7 +984,7 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
     if let Some(object) = &args.object {
         let store = live()?;
         let r = tandem::restore::object(&store, ws, &events, at, object, "tandem-cli")?;
-        let under = object_artifact_roots(&store, ws, object, r.name.as_deref())?;
+        let under = tandem::restore::object_artifact_roots(&store, ws, object, r.name.as_deref())?;
         println!(
             "restored {} of workspace '{ws}' as of {} from {source} ({} events){}",
             r.object,
@@ -1047,35 +1055,6 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
     // Only now is the restore done: until here a rerun continues it (events, then files).
     rt.block_on(tandem::restore::finish(&target, &target_name))?;
     Ok(())
-}
-
-/// Where a restored object's files are: below these paths of the workspace's artifact store.
-fn object_artifact_roots(
-    store: &tandem::store::Store,
-    ws: &str,
-    object: &tandem_core::history::Object,
-    renamed: Option<&str>,
-) -> anyhow::Result<Vec<String>> {
-    use tandem::store::queries;
-    use tandem_core::history::Object;
-    let roots: Vec<String> = store.read(|tx| {
-        Ok(match object {
-            Object::Run(id) => queries::run_state(tx, ws, id)?.map(|r| r.artifact_uri).into_iter().collect(),
-            Object::Experiment(id) => queries::experiment(tx, ws, id)?.and_then(|e| e["artifact_location"].as_str().map(str::to_owned)).into_iter().collect(),
-            Object::RegisteredModel(name) => tx
-                .query("SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ?", &[ws.into(), renamed.unwrap_or(name).into()])?
-                .iter()
-                .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1)))
-                .collect(),
-        })
-    })?;
-    // Locations a client wrote to itself are not in tandem's store, and not tandem's to restore.
-    Ok(roots
-        .iter()
-        .filter_map(|u| tandem::artifacts::relative_to_workspace(u))
-        .map(|r| r.trim_matches('/').to_owned())
-        .filter(|r| !r.is_empty())
-        .collect())
 }
 
 /// The artifact part of every restore: the restored state's files, byte-exact, with progress

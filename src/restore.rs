@@ -461,16 +461,17 @@ async fn one_artifact(
 ) -> Result<Outcome, BackupError> {
     let unavailable = |e: MlflowError| BackupError::Unavailable(e.message);
     let present = match keep {
-        Keep::SameHash => target
-            .sha256_of(ws, path)
-            .await
-            .map_err(unavailable)?
-            .is_some_and(|h| h == sha),
-        Keep::SameSize => match target.get(ws, path).await {
-            Ok((_, len)) => len == size,
-            Err(e) if e.code == tandem_core::ErrorCode::ResourceDoesNotExist => false,
-            Err(e) => return Err(unavailable(e)),
-        },
+        // A file of another size is not read to learn that its hash differs.
+        Keep::SameHash => {
+            target.size_of(ws, path).await.map_err(unavailable)? == Some(size)
+                && target
+                    .sha256_of(ws, path)
+                    .await
+                    .map_err(unavailable)?
+                    .is_some_and(|h| h == sha)
+        }
+        // Metadata only: no download is started for a file that is kept.
+        Keep::SameSize => target.size_of(ws, path).await.map_err(unavailable)? == Some(size),
     };
     if present {
         return Ok(Outcome::Kept);
@@ -504,6 +505,34 @@ async fn one_artifact(
         None => why.push("no archive to read it from".to_owned()),
     }
     Ok(Outcome::Missing(why.join("; ")))
+}
+
+/// Where a restored object's files are: below these paths of the workspace's artifact store.
+pub fn object_artifact_roots(
+    store: &Store,
+    ws: &str,
+    object: &tandem_core::history::Object,
+    renamed: Option<&str>,
+) -> Result<Vec<String>, MlflowError> {
+    use tandem_core::history::Object;
+    let roots: Vec<String> = store.read(|tx| {
+        Ok(match object {
+            Object::Run(id) => queries::run_state(tx, ws, id)?.map(|r| r.artifact_uri).into_iter().collect(),
+            Object::Experiment(id) => queries::experiment(tx, ws, id)?.and_then(|e| e["artifact_location"].as_str().map(str::to_owned)).into_iter().collect(),
+            Object::RegisteredModel(name) => tx
+                .query("SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ?", &[ws.into(), renamed.unwrap_or(name).into()])?
+                .iter()
+                .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1)))
+                .collect(),
+        })
+    })?;
+    // Locations a client wrote to itself are not in tandem's store, and not tandem's to restore.
+    Ok(roots
+        .iter()
+        .filter_map(|u| crate::artifacts::relative_to_workspace(u))
+        .map(|r| r.trim_matches('/').to_owned())
+        .filter(|r| !r.is_empty())
+        .collect())
 }
 
 /// The sequence number of the last event of `ws` accepted at or before `at_ms`.

@@ -131,8 +131,8 @@ pub(crate) fn missing(key: &str) -> MlflowError {
 
 /// MLflow's message for a parameter of the wrong JSON type (`_validate_param_against_schema`
 /// once protobuf parsing failed): the value as Python's `json.dumps` prints it, and the Python
-/// type name it arrived as. `_expected` documents the type the handler wanted.
-fn wrong_type(key: &str, v: &Json, _expected: &str) -> MlflowError {
+/// type name it arrived as.
+fn wrong_type(key: &str, v: &Json) -> MlflowError {
     let py_type = match v {
         Json::Null => "NoneType",
         Json::Bool(_) => "bool",
@@ -229,7 +229,7 @@ impl Req {
         match self.get(key) {
             None => Ok(None),
             Some(Json::String(s)) => no_nul(key, s).map(|_| Some(s.clone())),
-            Some(v) => Err(wrong_type(key, v, "a string")),
+            Some(v) => Err(wrong_type(key, v)),
         }
     }
 
@@ -247,13 +247,13 @@ impl Req {
             Some(Json::Number(n)) => n
                 .as_i64()
                 .map(Some)
-                .ok_or_else(|| wrong_type(key, &Json::Number(n.clone()), "an integer")),
+                .ok_or_else(|| wrong_type(key, &Json::Number(n.clone()))),
             Some(Json::String(s)) => s
                 .trim()
                 .parse::<i64>()
                 .map(Some)
-                .map_err(|_| wrong_type(key, &Json::String(s.clone()), "an integer")),
-            Some(v) => Err(wrong_type(key, v, "an integer")),
+                .map_err(|_| wrong_type(key, &Json::String(s.clone()))),
+            Some(v) => Err(wrong_type(key, v)),
         }
     }
 
@@ -266,7 +266,7 @@ impl Req {
             None => Ok(None),
             Some(v) => F64::from_json(v)
                 .map(Some)
-                .ok_or_else(|| wrong_type(key, v, "a number")),
+                .ok_or_else(|| wrong_type(key, v)),
         }
     }
 
@@ -276,7 +276,7 @@ impl Req {
             Some(Json::Bool(b)) => Ok(Some(*b)),
             Some(Json::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(Json::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(v) => Err(wrong_type(key, v, "a boolean")),
+            Some(v) => Err(wrong_type(key, v)),
         }
     }
 
@@ -289,10 +289,10 @@ impl Req {
                 .iter()
                 .map(|v| match v.as_str() {
                     Some(s) => no_nul(key, s).map(|_| s.to_owned()),
-                    None => Err(wrong_type(key, v, "a list of strings")),
+                    None => Err(wrong_type(key, v)),
                 })
                 .collect(),
-            Some(v) => Err(wrong_type(key, v, "a list of strings")),
+            Some(v) => Err(wrong_type(key, v)),
         }
     }
 
@@ -304,10 +304,10 @@ impl Req {
                 .iter()
                 .map(|v| match v {
                     Json::Object(m) => Ok(Req::borrow(m)),
-                    other => Err(wrong_type(key, other, "a list of objects")),
+                    other => Err(wrong_type(key, other)),
                 })
                 .collect(),
-            Some(v) => Err(wrong_type(key, v, "a list")),
+            Some(v) => Err(wrong_type(key, v)),
         }
     }
 
@@ -315,7 +315,7 @@ impl Req {
         match self.get(key) {
             None => Ok(None),
             Some(Json::Object(m)) => Ok(Some(Req::borrow(m))),
-            Some(v) => Err(wrong_type(key, v, "an object")),
+            Some(v) => Err(wrong_type(key, v)),
         }
     }
 
@@ -338,11 +338,7 @@ impl Req {
     pub fn max_results(&self, default: i64, max: i64) -> Result<usize> {
         let n = self.opt_i64("max_results")?.unwrap_or(default);
         if n > max {
-            return Err(wrong_type(
-                "max_results",
-                &Json::from(n),
-                "at most the limit",
-            ));
+            return Err(wrong_type("max_results", &Json::from(n)));
         }
         if n <= 0 {
             return Err(MlflowError::invalid(format!("Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer")));
@@ -380,23 +376,15 @@ pub fn view_type(req: &Req, key: &str) -> Result<store::queries::ViewType> {
             "ACTIVE_ONLY" | "1" => Ok(ViewType::ActiveOnly),
             "DELETED_ONLY" | "2" => Ok(ViewType::DeletedOnly),
             "ALL" | "3" => Ok(ViewType::All),
-            _ => Err(wrong_type(
-                key,
-                &Json::String(s.clone()),
-                "one of ACTIVE_ONLY, DELETED_ONLY, ALL",
-            )),
+            _ => Err(wrong_type(key, &Json::String(s.clone()))),
         },
         Some(Json::Number(n)) => match n.as_i64() {
             Some(1) => Ok(ViewType::ActiveOnly),
             Some(2) => Ok(ViewType::DeletedOnly),
             Some(3) => Ok(ViewType::All),
-            _ => Err(wrong_type(
-                key,
-                &Json::Number(n.clone()),
-                "one of ACTIVE_ONLY, DELETED_ONLY, ALL",
-            )),
+            _ => Err(wrong_type(key, &Json::Number(n.clone()))),
         },
-        Some(v) => Err(wrong_type(key, v, "one of ACTIVE_ONLY, DELETED_ONLY, ALL")),
+        Some(v) => Err(wrong_type(key, v)),
     }
 }
 

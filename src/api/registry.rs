@@ -25,16 +25,11 @@ fn name_param(req: &Req) -> Result<String> {
 }
 
 fn version_param(req: &Req) -> Result<i64> {
-    let v = match req.0.get("version") {
+    let (v, shown) = match req.0.get("version") {
         None | Some(Json::Null) => return Err(super::missing("version")),
-        Some(Json::String(s)) => s.trim().parse::<i64>().ok(),
-        Some(Json::Number(n)) => n.as_i64(),
-        _ => None,
-    };
-    let shown = match req.0.get("version") {
-        Some(Json::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
+        Some(Json::String(s)) => (s.trim().parse::<i64>().ok(), s.clone()),
+        Some(Json::Number(n)) => (n.as_i64(), n.to_string()),
+        Some(other) => (None, other.to_string()),
     };
     match v {
         Some(v) if v > 0 => Ok(v),
@@ -42,12 +37,8 @@ fn version_param(req: &Req) -> Result<i64> {
         None => Err(MlflowError::invalid(format!(
             "Parameter 'version' must be an integer, got '{shown}'."
         ))),
-        _ => Err(MlflowError::invalid(format!(
-            "Model version must be a positive integer, got '{}'",
-            req.0
-                .get("version")
-                .map(|v| v.to_string())
-                .unwrap_or_default()
+        Some(_) => Err(MlflowError::invalid(format!(
+            "Model version must be a positive integer, got '{shown}'"
         ))),
     }
 }
@@ -597,15 +588,16 @@ pub fn create_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
         let version = max_version + 1;
         // Where the files are, and (as MLflow's store does) the run a logged model came from.
         let mut storage_location = storage_location.unwrap_or_else(|| source.clone());
-        if let Ok(uri::ModelUri::ModelId(id)) = uri::parse_model_uri(&source) {
-            let m = queries::logged_model(tx, ws, &id)?.ok_or_else(|| MlflowError::not_found(format!("Unable to fetch model from model URI source artifact location '{source}'.Error: Logged model with ID '{id}' not found.")))?;
-            storage_location = m.json["info"]["artifact_uri"].as_str().unwrap_or(&source).to_owned();
-            run_id = run_id.or_else(|| m.attrs.get("source_run_id").cloned());
-        }
+        // Read once: the checks above made a `models:/<model_id>` source name this very model.
         let logged = match &model_id {
             Some(id) => queries::logged_model(tx, ws, id)?,
             None => None,
         };
+        if let Ok(uri::ModelUri::ModelId(id)) = uri::parse_model_uri(&source) {
+            let m = logged.as_ref().filter(|m| m.model_id == id).ok_or_else(|| MlflowError::not_found(format!("Unable to fetch model from model URI source artifact location '{source}'.Error: Logged model with ID '{id}' not found.")))?;
+            storage_location = m.json["info"]["artifact_uri"].as_str().unwrap_or(&source).to_owned();
+            run_id = run_id.or_else(|| m.attrs.get("source_run_id").cloned());
+        }
         if run_id.is_none() {
             if let Some(id) = &model_id {
                 let m = logged.as_ref().ok_or_else(|| MlflowError::not_found(format!("Logged model with ID '{id}' not found.")))?;
@@ -726,16 +718,19 @@ pub fn delete_model_version(ctx: &Ctx, req: &Req) -> Result<Json> {
 }
 
 pub fn get_download_uri(ctx: &Ctx, req: &Req) -> Result<Json> {
-    let name = name_param(req)?;
-    let version = version_param(req)?;
-    let uri = ctx.read(|tx| {
-        require_version(tx, &ctx.workspace, &name, version)?;
-        Ok(tx
-            .query_one("SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ?", &[ctx.workspace.as_str().into(), name.as_str().into(), version.into()])?
-            .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1)))
-            .unwrap_or_default())
-    })?;
+    let uri = download_location(ctx, &name_param(req)?, version_param(req)?)?;
     Ok(json!({ "artifact_uri": uri }))
+}
+
+/// Where a live version's files are (what get-download-uri answers): its storage location,
+/// else its source.
+pub fn download_location(ctx: &Ctx, name: &str, version: i64) -> Result<String> {
+    ctx.read(|tx| {
+        Ok(tx
+            .query_one("SELECT storage_location, source FROM model_versions WHERE workspace = ? AND name = ? AND version = ? AND deleted_time IS NULL", &[ctx.workspace.as_str().into(), name.into(), version.into()])?
+            .map(|r| r.opt_text(0).unwrap_or_else(|| r.text(1))))
+    })?
+    .ok_or_else(|| version_not_found(name, version))
 }
 
 pub fn set_registered_model_tag(ctx: &Ctx, req: &Req) -> Result<Json> {

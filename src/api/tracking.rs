@@ -19,6 +19,13 @@ pub(crate) fn run_not_found(id: &str) -> MlflowError {
     MlflowError::not_found(format!("Run with id={id} not found"))
 }
 
+/// A run's artifact root URI (deleted runs too, as MLflow's get-artifact serves them).
+pub fn run_artifact_root(ctx: &Ctx, run_id: &str) -> Result<String> {
+    ctx.read(|tx| queries::run_state(tx, &ctx.workspace, run_id))?
+        .map(|r| r.artifact_uri)
+        .ok_or_else(|| run_not_found(run_id))
+}
+
 fn experiment_id_param(req: &Req) -> Result<String> {
     // Clients send experiment IDs as strings; accept integers too.
     match req.opt_i64("experiment_id") {
