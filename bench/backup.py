@@ -53,7 +53,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tandem-backup-bench-")
     archive_dir = os.path.join(work, "archive-root")
-    proc = subprocess.Popen([args.bin, "server", "--data", os.path.join(work, "data"), "--listen", "127.0.0.1:0", "--archive", "file://" + archive_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen([args.bin, "server", "--data", os.path.join(work, "data"), "--listen", "127.0.0.1:0", "--archive", "file://" + archive_dir, "--auth", "off"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = None
     for line in proc.stdout:
         m = re.match(r"tracking uri: (\S+)", line)

@@ -106,7 +106,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if kind == "tandem":
-            cmd = [tandem_bin, "server", "--data", self.dir, "--listen", f"127.0.0.1:{self.port}"]
+            cmd = [tandem_bin, "server", "--data", self.dir, "--listen", f"127.0.0.1:{self.port}", "--auth", "off"]
             if store:
                 cmd += ["--store", store]
         else:

@@ -39,7 +39,7 @@ class Up:
     def __init__(self, binary, write_ack):
         self.bin = binary
         self.dir = tempfile.mkdtemp(prefix="tandem-bench-")
-        self.proc = subprocess.Popen([binary, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([binary, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--auth", "off"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.urls = {}
         for line in self.proc.stdout:
             m = re.match(r"tandem: region (\w+) \(pid (\d+)\) on (\S+)", line)

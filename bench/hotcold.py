@@ -44,7 +44,7 @@ class Up:
     def __init__(self, binary):
         self.bin = binary
         self.dir = tempfile.mkdtemp(prefix="tandem-hotcold-")
-        self.proc = subprocess.Popen([binary, "up", "--data", self.dir, "--port", "0", "--mode", "hot/cold"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([binary, "up", "--data", self.dir, "--port", "0", "--mode", "hot/cold", "--auth", "off"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.urls = {}
         for line in self.proc.stdout:
             m = re.match(r"tandem: region (\w+) \(pid (\d+)\) on (\S+)", line)

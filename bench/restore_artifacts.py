@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def start(bin_, data, archive):
-    proc = subprocess.Popen([bin_, "server", "--data", data, "--listen", "127.0.0.1:0", "--archive", archive],
+    proc = subprocess.Popen([bin_, "server", "--data", data, "--listen", "127.0.0.1:0", "--archive", archive, "--auth", "off"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
         m = re.match(r"tracking uri: (\S+)", line)

@@ -19,6 +19,10 @@ pub struct Config {
     pub archive: Option<String>,
     /// HTTPS: the server's certificate chain and private key (PEM files). None: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Whether requests must authenticate (off only on a loopback address).
+    pub auth: crate::auth::AuthMode,
+    /// Whether `/metrics` asks for credentials too (when `auth` is on).
+    pub metrics_auth: bool,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -127,6 +131,8 @@ pub struct FileConfig {
     pub archive: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub auth: Option<String>,
+    pub metrics_auth: Option<bool>,
 }
 
 /// Settings given on the command line or in the environment (clap merges those two).
@@ -141,6 +147,8 @@ pub struct Overrides {
     pub archive: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub auth: Option<String>,
+    pub metrics_auth: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +272,8 @@ impl Config {
                 })
             }
         };
+        let auth = auth_mode(over.auth.clone().or(from_file.auth), &listen)?;
+        let metrics_auth = over.metrics_auth.or(from_file.metrics_auth).unwrap_or(true);
         Ok(Config {
             listen,
             data,
@@ -273,8 +283,29 @@ impl Config {
             artifacts,
             archive,
             tls,
+            auth,
+            metrics_auth,
         })
     }
+}
+
+/// `on` (the default) or `off`; off only where nobody but this machine can connect.
+pub fn auth_mode(
+    setting: Option<String>,
+    listen: &SocketAddr,
+) -> Result<crate::auth::AuthMode, ConfigError> {
+    let text = setting.unwrap_or_else(|| "on".into());
+    let mode = crate::auth::AuthMode::parse(&text).ok_or_else(|| ConfigError::Invalid {
+        setting: "auth",
+        message: format!("'{text}' is not one of on, off"),
+    })?;
+    if mode == crate::auth::AuthMode::Off && !listen.ip().is_loopback() {
+        return Err(ConfigError::Invalid {
+            setting: "auth",
+            message: format!("authentication may be off only on a loopback address, and {listen} is not one: turn auth on (the default) or listen on 127.0.0.1"),
+        });
+    }
+    Ok(mode)
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {

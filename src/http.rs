@@ -5,14 +5,15 @@
 
 use crate::api::{self, workspaces::DEFAULT_WORKSPACE, Ctx, Lookup, Req};
 use crate::artifacts::Artifacts;
+use crate::auth::Caller;
 use crate::store::{queries, Store};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use base64::Engine;
 use serde_json::{json, Value as Json};
+use tandem_core::access::{Scope, ACCESS_WORKSPACE};
 use tandem_core::{MlflowError, Op};
 
 /// The MLflow version tandem's API matches; `GET /version` answers it.
@@ -27,6 +28,8 @@ pub struct AppState {
     /// Set when this server is a region of a multi-region deployment.
     pub region: Option<std::sync::Arc<crate::region::RegionState>>,
     pub http: reqwest::Client,
+    /// Authentication and the one authorization decision (see docs/design/access.md).
+    pub auth: std::sync::Arc<crate::auth::Auth>,
 }
 
 /// One path segment, percent-encoded for a URL.
@@ -105,24 +108,6 @@ fn method_not_allowed() -> Response {
         .into_response()
 }
 
-/// Who is asking: the user name of HTTP basic auth (what the mlflow client sends from
-/// MLFLOW_TRACKING_USERNAME), or "anonymous".
-fn principal(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| s.split(':').next().map(str::to_owned))
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "anonymous".to_owned())
-}
-
 /// The workspace a request names (the default when it names none), unchecked.
 fn workspace_header(req: &Request) -> String {
     req.headers()
@@ -193,15 +178,17 @@ async fn blocking<T: Send + 'static>(
 async fn ctx_for(
     state: &AppState,
     headers: &HeaderMap,
+    caller: &Caller,
     admin: bool,
     check_now: bool,
 ) -> Result<Ctx, MlflowError> {
     let workspace = workspace_of(headers)?;
+    let principal = caller.name().to_owned();
     let ctx = Ctx {
         store: state.store.clone(),
         artifacts: state.artifacts.clone(),
         workspace,
-        principal: principal(headers),
+        principal,
         require_live: !admin,
     };
     if check_now && !admin {
@@ -225,12 +212,175 @@ fn strip_version(path: &str) -> Option<&str> {
     ok.then_some(rest)
 }
 
-async fn handle(State(state): State<AppState>, req: Request) -> Response {
+/// Who the edge let in (a request extension set by `check_access`; never from a header).
+fn caller_of(req: &Request) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Unchecked {
+            name: "anonymous".into(),
+        })
+}
+
+/// The request's path as `ACCESS` keys it, when the route exists.
+fn access_key(state: &AppState, method: &Method, path: &str) -> Option<String> {
+    let m = method.as_str();
+    match path {
+        "/get-artifact" => return Some("ui/get-artifact".into()),
+        "/model-versions/get-artifact" => return Some("ui/model-versions/get-artifact".into()),
+        "/metrics" => return Some("metrics".into()),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
+        if rest.starts_with("uploads/") {
+            return Some(format!("tandem/{rest}"));
+        }
+        let known = (state.region.is_some()
+            && api::route_pattern(REGION_ROUTES, m, rest).is_some())
+            || api::route_pattern(api::ACCESS_ROUTES, m, rest).is_some()
+            || api::route_pattern(api::TANDEM_ROUTES, m, rest).is_some();
+        return known.then(|| format!("tandem/{rest}"));
+    }
+    let rest = strip_version(path)?;
+    if rest == "mlflow/server-info" || rest.starts_with("mlflow-artifacts/") {
+        return Some(rest.to_owned());
+    }
+    api::route_pattern(api::ROUTES, m, rest).map(|_| rest.to_owned())
+}
+
+/// Every route this server can serve, as (method, `ACCESS` key) with path parameters left as
+/// patterns: what the access test walks so that no route goes without a rule.
+pub fn route_keys() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (m, p, _) in api::ROUTES {
+        out.push((*m, (*p).to_owned()));
+    }
+    for (m, p, _) in api::TANDEM_ROUTES {
+        out.push((*m, format!("tandem/{p}")));
+    }
+    for (m, p, _) in api::ACCESS_ROUTES {
+        out.push((*m, format!("tandem/{p}")));
+    }
+    for (m, p, _) in REGION_ROUTES {
+        out.push((*m, format!("tandem/{p}")));
+    }
+    for (m, k) in [
+        ("GET", "mlflow/server-info"),
+        ("GET", "mlflow-artifacts/artifacts"),
+        ("GET", "mlflow-artifacts/artifacts/{path}"),
+        ("PUT", "mlflow-artifacts/artifacts/{path}"),
+        ("DELETE", "mlflow-artifacts/artifacts/{path}"),
+        ("POST", "mlflow-artifacts/mpu/create/{path}"),
+        ("POST", "mlflow-artifacts/mpu/complete/{path}"),
+        ("POST", "mlflow-artifacts/mpu/abort/{path}"),
+        ("GET", "mlflow-artifacts/presigned/{path}"),
+        ("PUT", "tandem/uploads/{upload}"),
+        ("GET", "ui/get-artifact"),
+        ("GET", "ui/model-versions/get-artifact"),
+        ("GET", "metrics"),
+    ] {
+        out.push((m, k.to_owned()));
+    }
+    out
+}
+
+/// The region endpoints' routes (served by `region_endpoint`), for access rules.
+const REGION_ROUTES: &[(&str, &str, ())] = &[
+    ("GET", "status", ()),
+    ("POST", "workspaces/{workspace_name}/drain", ()),
+    ("POST", "workspaces/{workspace_name}/undrain", ()),
+    ("POST", "workspaces/{workspace_name}/take-over", ()),
+    ("GET", "workspaces/{workspace_name}/diverged", ()),
+    (
+        "POST",
+        "workspaces/{workspace_name}/diverged/{epoch}/{seq}/{action}",
+        (),
+    ),
+];
+
+fn unauthenticated_response(e: &MlflowError) -> Response {
+    let mut r = error_response(e);
+    if e.code == tandem_core::ErrorCode::Unauthenticated {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"tandem\""),
+        );
+    }
+    r
+}
+
+/// Authentication, then the one authorization check for every route: who asks, what the
+/// route's action and scope are (`api::ACCESS`), and whether that is allowed. On success the
+/// caller travels to the handlers as a request extension.
+async fn check_access(state: &AppState, req: &mut Request) -> Result<(), Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let auth = state.auth.clone();
+    if path == "/metrics" && !auth.metrics_auth() {
+        return Ok(());
+    }
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let caller = match auth.authenticate_fast(header.as_deref()) {
+        Some(r) => r,
+        None => {
+            let a = auth.clone();
+            blocking(move || a.authenticate(header.as_deref())).await
+        }
+    }
+    .map_err(|e| unauthenticated_response(&e))?;
+    req.extensions_mut().insert(caller.clone());
+    // Routes that do not exist answer as they always do (404, 405) to whoever is signed in.
+    let Some(key) = access_key(state, &method, &path) else {
+        return Ok(());
+    };
+    let Some((mut action, scope_of, params)) = api::access_rule(method.as_str(), &key) else {
+        tracing::warn!(%method, %path, "no access rule for this route: refused");
+        return Err(error_response(&MlflowError::new(
+            tandem_core::ErrorCode::PermissionDenied,
+            format!("Permission denied: {method} {path} has no access rule."),
+        )));
+    };
+    let scope = match scope_of {
+        api::ScopeOf::Anyone => return Ok(()),
+        api::ScopeOf::Service => Scope::Service,
+        api::ScopeOf::Workspace => {
+            Scope::Workspace(workspace_of(req.headers()).map_err(|e| error_response(&e))?)
+        }
+        api::ScopeOf::NamedWorkspace => {
+            let ws = params
+                .str("workspace_name")
+                .map_err(|e| error_response(&e))?;
+            if ws == ACCESS_WORKSPACE && action.starts_with("changes/") {
+                // The access log holds password hashes: only administrators and the
+                // deployment's own replication read or write it.
+                action = "access/changes";
+            }
+            Scope::Workspace(ws)
+        }
+    };
+    let a = auth.clone();
+    let decision = match a.needs_blocking(&caller) {
+        false => auth.authorize(&caller, action, &scope),
+        true => blocking(move || a.authorize(&caller, action, &scope)).await,
+    };
+    decision.map_err(|e| unauthenticated_response(&e))
+}
+
+async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     match (method.as_str(), path.as_str()) {
         ("GET", "/health") => return (StatusCode::OK, "OK").into_response(),
         ("GET", "/version") => return (StatusCode::OK, MLFLOW_COMPAT_VERSION).into_response(),
+        _ => {}
+    }
+    if let Err(refused) = check_access(&state, &mut req).await {
+        return refused;
+    }
+    match (method.as_str(), path.as_str()) {
         ("GET", "/metrics") => return metrics(&state).await,
         ("GET", "/get-artifact") | ("GET", "/model-versions/get-artifact") => {
             return stored_artifact(&state, &path, req)
@@ -281,6 +431,15 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             .unwrap_or_else(|e| error_response(&e));
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
+        if rest.starts_with("access/") {
+            let r =
+                json_endpoint(state.clone(), api::ACCESS_ROUTES, &[], rest.to_owned(), req).await;
+            if method != Method::GET {
+                // This server's own write: the next request sees it, whatever the outcome.
+                state.auth.invalidate();
+            }
+            return r;
+        }
         return json_endpoint(state, api::TANDEM_ROUTES, &[], rest.to_owned(), req).await;
     }
     let Some(rest) = strip_version(&path) else {
@@ -326,10 +485,11 @@ async fn json_endpoint(
     // Text renderings serve reads only: they skip the after-write steps below.
     let text = api::text_handler(texts, method.as_str(), &path);
     let admin = api::is_workspace_admin(&path);
-    let ctx = match ctx_for(&state, req.headers(), admin, false).await {
+    let ctx = match ctx_for(&state, req.headers(), &caller_of(&req), admin, false).await {
         Ok(c) => c,
         Err(e) => return error_response(&e),
     };
+    let caller = caller_of(&req);
     let mut request = match read_params(req).await {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -394,6 +554,24 @@ async fn json_endpoint(
             return error_response(&e);
         }
     }
+    let result = match result {
+        // A workspace list shows only the workspaces the caller may read something in.
+        Ok(mut v) if method == Method::GET && path == "mlflow/workspaces" => {
+            let auth = state.auth.clone();
+            blocking(move || {
+                if let Some(list) = v["workspaces"].as_array_mut() {
+                    list.retain(|w| {
+                        w["name"]
+                            .as_str()
+                            .is_some_and(|n| auth.sees_workspace(&caller, "workspaces/read", n))
+                    });
+                }
+                Ok(v)
+            })
+            .await
+        }
+        other => other,
+    };
     match result {
         Ok(_) if no_content => StatusCode::NO_CONTENT.into_response(),
         Ok(v) if created => (
@@ -602,8 +780,8 @@ async fn settle_diverged(
                         "no leader is known",
                     )
                 })?;
-            let resp = state
-                .http
+            let resp = region
+                .internal()
                 .post(format!("{leader}/api/tandem/v1/workspaces/{ws}/apply"))
                 .json(&json!({ "op": event.op, "payload": event.payload }))
                 .send()
@@ -827,7 +1005,7 @@ async fn stored_artifact(
     req: Request,
 ) -> Result<Response, MlflowError> {
     let q = Req::from_query(query_pairs(req.uri().query()));
-    let ctx = ctx_for(state, req.headers(), false, true).await?;
+    let ctx = ctx_for(state, req.headers(), &caller_of(&req), false, true).await?;
     let path = q.str("path")?;
     tandem_core::validate::artifact_path(&path)?;
     let c = ctx.clone();
@@ -902,7 +1080,7 @@ async fn artifacts_endpoint(
     if kind != "list" && !path.is_empty() {
         tandem_core::validate::artifact_path(&path)?;
     }
-    let ctx = ctx_for(state, req.headers(), false, true).await?;
+    let ctx = ctx_for(state, req.headers(), &caller_of(&req), false, true).await?;
     match (kind, method.as_str()) {
         ("list", "GET") => {
             let q = Req::from_query(query_pairs(req.uri().query()));

@@ -45,7 +45,117 @@ struct StoreArgs {
 }
 
 #[derive(Subcommand)]
+enum UserAction {
+    /// Create a user (or, with --kind service, a workspace's service identity).
+    Create {
+        name: String,
+        /// Make it an administrator of the whole service (the first admin is made this way).
+        #[arg(long)]
+        admin: bool,
+        /// user or service.
+        #[arg(long, default_value = "user")]
+        kind: String,
+        /// A service identity's workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Read the password from this file; without it, from standard input. Service
+        /// identities have no password (give them tokens).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Grant these roles at once (ROLE@SCOPE, e.g. contributor@workspaces/team-a).
+        #[arg(long = "grant", value_name = "ROLE@SCOPE")]
+        grants: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set a user's password (from --password-file or standard input).
+    Password {
+        name: String,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a principal with its tokens and role assignments.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List principals with their role assignments.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Issue an API token (printed once; clients send it as MLFLOW_TRACKING_TOKEN).
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Expire after this many days (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by its ID.
+    Revoke {
+        #[arg(long)]
+        user: String,
+        token_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessAction {
+    /// Give a principal a role at a scope (*, workspaces/W, workspaces/W/experiments/ID, workspaces/W/models/NAME).
+    Grant {
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        scope: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Take back one role assignment, by its ID (see `tandem access list`).
+    Revoke {
+        assignment_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Every role assignment.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Users and service identities (written straight to the store, like `workspace create`).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Role assignments.
+    Access {
+        #[command(subcommand)]
+        action: AccessAction,
+    },
     /// Serve the MLflow REST API (tracking, registry, artifacts) and tandem's own API.
     Server {
         #[command(flatten)]
@@ -59,6 +169,9 @@ enum Command {
         /// full (fsync every commit) or normal (survives a killed process, not a power cut).
         #[arg(long, env = "TANDEM_DURABILITY")]
         durability: Option<String>,
+        /// on (default): every request authenticates; off: nobody is asked (loopback only).
+        #[arg(long, env = "TANDEM_AUTH")]
+        auth: Option<String>,
     },
     /// Run a complete two-region deployment on this machine: two region processes, a
     /// witness folder and a front door. Writes DATA/deployment.toml if there is none.
@@ -81,6 +194,10 @@ enum Command {
         /// `tandem failover` says so).
         #[arg(long, default_value = "hot/warm")]
         mode: String,
+        /// For a new deployment file: on (default; bootstrap the first admin with
+        /// TANDEM_BOOTSTRAP_ADMIN and TANDEM_BOOTSTRAP_PASSWORD_FILE) or off (local play).
+        #[arg(long, default_value = "on")]
+        auth: String,
     },
     /// Run one region of a deployment (what `tandem up` starts twice).
     Region {
@@ -348,6 +465,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             region,
             durability,
+            auth,
         } => {
             let config = load(
                 &store,
@@ -355,6 +473,7 @@ fn main() -> anyhow::Result<()> {
                     listen,
                     region,
                     durability,
+                    auth,
                     ..Default::default()
                 },
             )?;
@@ -371,13 +490,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Workspace { action } => workspace(action),
+        Command::User { action } => user(action),
+        Command::Token { action } => token(action),
+        Command::Access { action } => access(action),
         Command::Up {
             data,
             port,
             deployment,
             write_ack,
             mode,
-        } => up(data, port, deployment, &write_ack, &mode),
+            auth,
+        } => up(data, port, deployment, &write_ack, &mode, &auth),
         Command::Diverged { action } => diverged(action),
         Command::Backup { action } => backup(action),
         Command::Retention {
@@ -524,8 +647,27 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let bootstrap = tandem::api::access::Bootstrap::from_env().map_err(anyhow::Error::msg)?;
     runtime.block_on(async move {
         let state = tandem::server::open(&config).await?;
+        if let Some(b) = bootstrap {
+            let s = state.store.clone();
+            if tokio::task::spawn_blocking(move || b.apply(&s)).await?? {
+                println!("tandem: created the first admin from TANDEM_BOOTSTRAP_ADMIN");
+            }
+        }
+        if config.auth == tandem::auth::AuthMode::On {
+            let s = state.store.clone();
+            let has_admin = tokio::task::spawn_blocking(move || {
+                s.read(tandem::store::queries::access_state).map(|a| a.has_admin())
+            })
+            .await??;
+            if !has_admin {
+                println!("tandem: authentication is on and there is no admin yet: every request is refused until you run `tandem user create NAME --admin --password-file FILE` (same --data/--store) or restart with TANDEM_BOOTSTRAP_ADMIN=NAME and TANDEM_BOOTSTRAP_PASSWORD_FILE=FILE; for local play only, --auth off");
+            }
+        } else {
+            println!("tandem: authentication is OFF (--auth off): anyone who can reach {} can do anything", config.listen);
+        }
         tandem::retention::spawn_purger(state.store.clone(), std::time::Duration::from_secs(60));
         if let Some(url) = &config.archive {
             let archive = tandem::backup::Archive::open(url)
@@ -607,8 +749,12 @@ fn up(
     deployment: Option<PathBuf>,
     write_ack: &str,
     mode: &str,
+    auth: &str,
 ) -> anyhow::Result<()> {
     use tandem::region::deployment::{self, Mode, WriteAck};
+    if auth != "on" && auth != "off" {
+        bail!("--auth '{auth}': use on or off");
+    }
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let data = data.canonicalize()?;
     let path = deployment.unwrap_or_else(|| data.join("deployment.toml"));
@@ -632,11 +778,26 @@ fn up(
         };
         std::fs::write(
             &path,
-            deployment::local_default_with_mode(&data, front, ack, base, mode),
+            deployment::local_default_with_mode(&data, front, ack, base, mode)
+                .replace("auth = \"on\"", &format!("auth = \"{auth}\"")),
         )?;
         println!("tandem: wrote {}", path.display());
     }
     let d = deployment::load(&path)?;
+    if let Some(key_file) = &d.key_file {
+        if !key_file.exists() {
+            let key = tandem::auth::new_token()?.0;
+            write_secret(key_file, &key)?;
+            println!(
+                "tandem: wrote a new deployment key to {}",
+                key_file.display()
+            );
+        }
+    }
+    let key = d.key()?;
+    if d.auth == "on" {
+        println!("tandem: authentication is on; the first admin comes from TANDEM_BOOTSTRAP_ADMIN and TANDEM_BOOTSTRAP_PASSWORD_FILE");
+    }
     let exe = std::env::current_exe()?;
     let children = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for r in &d.regions {
@@ -685,7 +846,7 @@ fn up(
         ([127, 0, 0, 1], port).into()
     };
     let result = runtime()?.block_on(async move {
-        let fd = tandem::region::front_door::FrontDoor::new(d);
+        let fd = tandem::region::front_door::FrontDoor::new(d, key.as_deref());
         fd.spawn_watch();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -707,6 +868,21 @@ fn up(
     }
     println!("tandem: stopped");
     result
+}
+
+/// Writes a secret readable by its owner only.
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Starts `tandem region` for one region of a deployment, logging to DATA/NAME.log.
@@ -735,8 +911,12 @@ fn spawn_region(
 
 fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
     let d = tandem::region::deployment::load(&path)?;
+    let key = d.key()?;
     runtime()?.block_on(async move {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build()?;
+        let http = tandem::region::internal_client(
+            key.as_deref(),
+            Some(std::time::Duration::from_secs(2)),
+        );
         let mut regions = Vec::new();
         for r in &d.regions {
             let got: Option<serde_json::Value> = match http.get(format!("{}/api/tandem/v1/status", r.url)).send().await {
@@ -790,10 +970,12 @@ fn failover(path: PathBuf, ws: &str, to: &str, force: bool) -> anyhow::Result<()
         .ok_or_else(|| anyhow::anyhow!("{}: no region named '{to}'", path.display()))?
         .url
         .clone();
+    let key = d.key()?;
     runtime()?.block_on(async move {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()?;
+        let http = tandem::region::internal_client(
+            key.as_deref(),
+            Some(std::time::Duration::from_secs(120)),
+        );
         let resp = http
             .post(format!(
                 "{target}/api/tandem/v1/workspaces/{ws}/take-over?force={force}"
@@ -1146,10 +1328,12 @@ fn diverged(action: DivergedAction) -> anyhow::Result<()> {
         }
     };
     let d = tandem::region::deployment::load(&path)?;
+    let key = d.key()?;
     runtime()?.block_on(async move {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
+        let http = tandem::region::internal_client(
+            key.as_deref(),
+            Some(std::time::Duration::from_secs(30)),
+        );
         match action {
             DivergedAction::List { .. } => {
                 let mut any = false;
@@ -1217,6 +1401,183 @@ async fn settle(
         bail!("{}", v["message"].as_str().unwrap_or(&v.to_string()));
     }
     println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+/// A password from a file, or from the first line of standard input.
+fn read_password(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let text = match file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+    };
+    let password = text.trim_end_matches(['\r', '\n']).to_owned();
+    if password.len() < 8 {
+        bail!("a password must have at least 8 characters");
+    }
+    Ok(password)
+}
+
+fn cli_store(store: &StoreArgs) -> anyhow::Result<tandem::store::Store> {
+    let s = tandem::server::open_store(&load(store, Overrides::default())?)?;
+    tandem::api::access::ensure_workspace(&s).map_err(tandem_core::MlflowError::from)?;
+    Ok(s)
+}
+
+fn user(action: UserAction) -> anyhow::Result<()> {
+    use tandem::api::access;
+    match action {
+        UserAction::Create {
+            name,
+            admin,
+            kind,
+            workspace,
+            password_file,
+            grants,
+            store,
+        } => {
+            let s = cli_store(&store)?;
+            let password_hash = match kind.as_str() {
+                "service" if password_file.is_none() => None,
+                _ => Some(tandem::auth::hash_password(&read_password(
+                    password_file.as_deref(),
+                )?)?),
+            };
+            let mut roles = Vec::new();
+            if admin {
+                roles.push(("admin".to_owned(), tandem_core::access::Scope::Service));
+            }
+            for g in &grants {
+                let (role, scope) = g.split_once('@').ok_or_else(|| {
+                    anyhow::anyhow!("--grant '{g}': use ROLE@SCOPE, e.g. reader@workspaces/default")
+                })?;
+                roles.push((role.to_owned(), access::parse_scope(scope)?));
+            }
+            let v = access::create_principal(
+                &s,
+                "tandem-cli",
+                access::NewPrincipal {
+                    name: &name,
+                    kind: &kind,
+                    workspace: workspace.as_deref(),
+                    password_hash,
+                    roles,
+                },
+            )?;
+            println!(
+                "created {kind} '{name}' ({})",
+                v["principal"]["id"].as_str().unwrap_or("")
+            );
+        }
+        UserAction::Password {
+            name,
+            password_file,
+            store,
+        } => {
+            let s = cli_store(&store)?;
+            let hash = tandem::auth::hash_password(&read_password(password_file.as_deref())?)?;
+            access::set_password(&s, "tandem-cli", &name, hash)?;
+            println!("password of '{name}' set");
+        }
+        UserAction::Delete { name, store } => {
+            access::delete_principal(&cli_store(&store)?, "tandem-cli", &name)?;
+            println!("deleted '{name}' with its tokens and role assignments");
+        }
+        UserAction::List { store } => {
+            let s = cli_store(&store)?;
+            let state = s
+                .read(queries::access_state)
+                .map_err(tandem_core::MlflowError::from)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&access::principals_json(&state))?
+            );
+        }
+    }
+    Ok(())
+}
+
+fn token(action: TokenAction) -> anyhow::Result<()> {
+    use tandem::api::access;
+    match action {
+        TokenAction::Create {
+            user,
+            label,
+            expires_in_days,
+            store,
+        } => {
+            let s = cli_store(&store)?;
+            let expires = expires_in_days.map(|d| s.now_ms() + d as i64 * 86_400_000);
+            let v = access::issue_token(&s, "tandem-cli", &user, &label, expires)?;
+            eprintln!(
+                "token {} for '{user}' (shown once; send it as MLFLOW_TRACKING_TOKEN):",
+                v["token_id"].as_str().unwrap_or("")
+            );
+            println!("{}", v["token"].as_str().unwrap_or(""));
+        }
+        TokenAction::Revoke {
+            user,
+            token_id,
+            store,
+        } => {
+            access::revoke_token(&cli_store(&store)?, "tandem-cli", &token_id, Some(&user))?;
+            println!("token {token_id} revoked");
+        }
+    }
+    Ok(())
+}
+
+fn access(action: AccessAction) -> anyhow::Result<()> {
+    use tandem::api::access;
+    match action {
+        AccessAction::Grant {
+            principal,
+            role,
+            scope,
+            store,
+        } => {
+            let scope = access::parse_scope(&scope)?;
+            let v = access::assign(
+                &cli_store(&store)?,
+                "tandem-cli",
+                &principal,
+                &role,
+                &scope,
+                None,
+                None,
+            )?;
+            println!(
+                "{} has {role} at {} (assignment {})",
+                principal,
+                scope.render(),
+                v["assignment"]["id"].as_str().unwrap_or("")
+            );
+        }
+        AccessAction::Revoke {
+            assignment_id,
+            store,
+        } => {
+            access::unassign(&cli_store(&store)?, "tandem-cli", &assignment_id)?;
+            println!("assignment {assignment_id} removed");
+        }
+        AccessAction::List { store } => {
+            let s = cli_store(&store)?;
+            let ctx = tandem::api::Ctx {
+                store: s,
+                artifacts: tandem::artifacts::Artifacts::folder(&std::env::temp_dir())?,
+                workspace: tandem_core::access::ACCESS_WORKSPACE.into(),
+                principal: "tandem-cli".into(),
+                require_live: false,
+            };
+            let v = access::list_assignments(&ctx, &tandem::api::Req::default())?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+    }
     Ok(())
 }
 

@@ -53,6 +53,7 @@ pub fn open_store_with(config: &Config, create_default: bool) -> Result<Store, S
     if create_default {
         workspaces::ensure(&store, DEFAULT_WORKSPACE, "The default workspace", "tandem")
             .map_err(err)?;
+        crate::api::access::ensure_workspace(&store).map_err(err)?;
     }
     Ok(store)
 }
@@ -60,10 +61,14 @@ pub fn open_store_with(config: &Config, create_default: bool) -> Result<Store, S
 /// Opens both stores. The artifact store is checked (reachable, credentials accepted,
 /// bucket or container present) before the server starts.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
-    open_with(config, true).await
+    open_with(config, true, None).await
 }
 
-async fn open_with(config: &Config, create_default: bool) -> Result<AppState, StartError> {
+async fn open_with(
+    config: &Config,
+    create_default: bool,
+    deployment_key: Option<&str>,
+) -> Result<AppState, StartError> {
     let c = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store_with(&c, create_default))
         .await
@@ -81,11 +86,18 @@ async fn open_with(config: &Config, create_default: bool) -> Result<AppState, St
             url: String::new(),
             message: e.to_string(),
         })?;
+    let auth = Arc::new(crate::auth::Auth::new(
+        config.auth,
+        store.clone(),
+        deployment_key,
+        config.metrics_auth,
+    ));
     Ok(AppState {
         store,
         artifacts,
         region: None,
         http,
+        auth,
     })
 }
 
@@ -120,6 +132,7 @@ pub async fn open_region(
             artifacts: Some(region.artifacts.clone()),
             region: Some(name.to_owned()),
             listen: Some(region.listen.to_string()),
+            auth: Some(deployment.auth.clone()),
             ..Default::default()
         },
     )?;
@@ -138,8 +151,9 @@ pub async fn open_region(
             deployment.witness
         )
     })?;
-    let mut state = open_with(&config, false).await?;
-    let region_state = crate::region::RegionState::new(name, deployment, witness);
+    let key = deployment.key()?;
+    let mut state = open_with(&config, false, key.as_deref()).await?;
+    let region_state = crate::region::RegionState::new(name, deployment, witness, key);
     state.store = state.store.with_fence(region_state.clone());
     crate::region::spawn(
         region_state.clone(),

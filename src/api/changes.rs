@@ -12,7 +12,7 @@ pub const MAX_PAGE: usize = 10_000;
 
 fn workspace(req: &Req) -> Result<String> {
     let ws = req.str("workspace_name")?;
-    if ws != super::workspaces::DEFAULT_WORKSPACE {
+    if ws != super::workspaces::DEFAULT_WORKSPACE && ws != tandem_core::access::ACCESS_WORKSPACE {
         super::workspaces::validate_name(&ws)?;
     }
     Ok(ws)

@@ -5,6 +5,7 @@
 //! Architecture invariant: handlers validate everything before they call `Store::write`, and
 //! change state only through it.
 
+pub mod access;
 pub mod changes;
 pub mod logged_models;
 pub mod registry;
@@ -696,7 +697,9 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
 pub fn is_workspace_admin(path: &str) -> bool {
-    path.starts_with("mlflow/workspaces") || path.starts_with("workspaces/")
+    path.starts_with("mlflow/workspaces")
+        || path.starts_with("workspaces/")
+        || path.starts_with("access/")
 }
 
 pub enum Lookup {
@@ -707,26 +710,9 @@ pub enum Lookup {
 
 /// Finds the handler for a path (below the version prefix) and binds its path parameters.
 pub fn route(table: &[(&str, &str, Handler)], method: &str, path: &str) -> Lookup {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut path_matched = false;
     for (m, pattern, h) in table {
-        let pat: Vec<&str> = pattern.split('/').collect();
-        if pat.len() != segs.len() {
-            continue;
-        }
-        let mut req = Req::default();
-        let ok = pat.iter().zip(&segs).all(|(p, s)| {
-            if p.starts_with('{') && p.ends_with('}') {
-                if s.is_empty() {
-                    return false;
-                }
-                req.set(&p[1..p.len() - 1], percent_decode(s));
-                true
-            } else {
-                p == s
-            }
-        });
-        if ok {
+        if let Some(req) = match_pattern(pattern, path) {
             path_matched = true;
             if *m == method {
                 return Lookup::Found(*h, req);
@@ -739,6 +725,579 @@ pub fn route(table: &[(&str, &str, Handler)], method: &str, path: &str) -> Looku
         Lookup::NotFound
     }
 }
+
+/// The path parameters of `path` if it matches `pattern` (`{name}` matches one segment).
+pub fn match_pattern(pattern: &str, path: &str) -> Option<Req> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let pat: Vec<&str> = pattern.split('/').collect();
+    if pat.len() != segs.len() {
+        return None;
+    }
+    let mut req = Req::default();
+    let ok = pat.iter().zip(&segs).all(|(p, s)| {
+        if p.starts_with('{') && p.ends_with('}') {
+            if s.is_empty() {
+                return false;
+            }
+            req.set(&p[1..p.len() - 1], percent_decode(s));
+            true
+        } else {
+            p == s
+        }
+    });
+    ok.then_some(req)
+}
+
+/// The pattern of `table` that serves `method path`.
+pub fn route_pattern<H>(
+    table: &'static [(&'static str, &'static str, H)],
+    method: &str,
+    path: &str,
+) -> Option<&'static str> {
+    table
+        .iter()
+        .find(|(m, p, _)| *m == method && match_pattern(p, path).is_some())
+        .map(|(_, p, _)| *p)
+}
+
+/// Where an access rule's scope comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeOf {
+    /// The whole service.
+    Service,
+    /// The request's workspace (the `X-MLFLOW-WORKSPACE` header, or `default`).
+    Workspace,
+    /// The workspace named in the path (`{workspace_name}`).
+    NamedWorkspace,
+    /// Any authenticated caller, no action needed.
+    Anyone,
+}
+
+/// What every route asks of its caller: an action at a scope. Keys are route patterns:
+/// `mlflow/...` (MLflow's routes, after `/api/X.Y/` or `/ajax-api/X.Y/`), `mlflow-artifacts/...`,
+/// `tandem/...` (after `/api/tandem/v1/`), `ui/...` (MLflow UI routes) and `metrics`. A route
+/// missing here is refused to everyone (deny by default) and fails the access test.
+pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
+    use ScopeOf::*;
+    &[
+        (
+            "POST",
+            "mlflow/experiments/create",
+            "experiments/write",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/experiments/get",
+            "experiments/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/experiments/get-by-name",
+            "experiments/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/experiments/search",
+            "experiments/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/experiments/search",
+            "experiments/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/experiments/update",
+            "experiments/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/experiments/delete",
+            "experiments/delete",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/experiments/restore",
+            "experiments/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/experiments/set-experiment-tag",
+            "experiments/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/experiments/delete-experiment-tag",
+            "experiments/write",
+            Workspace,
+        ),
+        ("POST", "mlflow/runs/create", "runs/write", Workspace),
+        ("GET", "mlflow/runs/get", "runs/read", Workspace),
+        ("POST", "mlflow/runs/update", "runs/write", Workspace),
+        ("POST", "mlflow/runs/delete", "runs/delete", Workspace),
+        ("POST", "mlflow/runs/restore", "runs/write", Workspace),
+        ("POST", "mlflow/runs/search", "runs/read", Workspace),
+        ("POST", "mlflow/runs/log-metric", "runs/write", Workspace),
+        ("POST", "mlflow/runs/log-parameter", "runs/write", Workspace),
+        ("POST", "mlflow/runs/set-tag", "runs/write", Workspace),
+        ("POST", "mlflow/runs/delete-tag", "runs/write", Workspace),
+        ("POST", "mlflow/runs/log-batch", "runs/write", Workspace),
+        ("POST", "mlflow/runs/log-inputs", "runs/write", Workspace),
+        ("POST", "mlflow/runs/outputs", "runs/write", Workspace),
+        ("POST", "mlflow/runs/log-model", "runs/write", Workspace),
+        ("GET", "mlflow/metrics/get-history", "runs/read", Workspace),
+        (
+            "GET",
+            "mlflow/metrics/get-history-bulk-interval",
+            "runs/read",
+            Workspace,
+        ),
+        ("GET", "mlflow/artifacts/list", "artifacts/read", Workspace),
+        (
+            "POST",
+            "mlflow/logged-models",
+            "logged-models/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/logged-models/search",
+            "logged-models/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/logged-models/{model_id}",
+            "logged-models/read",
+            Workspace,
+        ),
+        (
+            "PATCH",
+            "mlflow/logged-models/{model_id}",
+            "logged-models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/logged-models/{model_id}",
+            "logged-models/delete",
+            Workspace,
+        ),
+        (
+            "PATCH",
+            "mlflow/logged-models/{model_id}/tags",
+            "logged-models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/logged-models/{model_id}/tags/{tag_key}",
+            "logged-models/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/logged-models/{model_id}/params",
+            "logged-models/write",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/logged-models/{model_id}/artifacts/directories",
+            "artifacts/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/registered-models/create",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/registered-models/rename",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "PATCH",
+            "mlflow/registered-models/update",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/registered-models/delete",
+            "models/delete",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/registered-models/get",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/registered-models/search",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/registered-models/get-latest-versions",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/registered-models/get-latest-versions",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/registered-models/set-tag",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/registered-models/delete-tag",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/registered-models/alias",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/registered-models/alias",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/registered-models/alias",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/model-versions/create",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "PATCH",
+            "mlflow/model-versions/update",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/model-versions/transition-stage",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/model-versions/delete",
+            "models/delete",
+            Workspace,
+        ),
+        ("GET", "mlflow/model-versions/get", "models/read", Workspace),
+        (
+            "GET",
+            "mlflow/model-versions/search",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow/model-versions/get-download-uri",
+            "models/read",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow/model-versions/set-tag",
+            "models/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/model-versions/delete-tag",
+            "models/write",
+            Workspace,
+        ),
+        // Listing shows only the workspaces the caller may read something in.
+        ("GET", "mlflow/workspaces", "any", Anyone),
+        ("POST", "mlflow/workspaces", "workspaces/write", Service),
+        (
+            "GET",
+            "mlflow/workspaces/{workspace_name}",
+            "workspaces/read",
+            NamedWorkspace,
+        ),
+        (
+            "PATCH",
+            "mlflow/workspaces/{workspace_name}",
+            "workspaces/write",
+            NamedWorkspace,
+        ),
+        (
+            "DELETE",
+            "mlflow/workspaces/{workspace_name}",
+            "workspaces/delete",
+            NamedWorkspace,
+        ),
+        ("GET", "mlflow/server-info", "any", Anyone),
+        (
+            "GET",
+            "mlflow-artifacts/artifacts",
+            "artifacts/read",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow-artifacts/artifacts/*",
+            "artifacts/read",
+            Workspace,
+        ),
+        (
+            "PUT",
+            "mlflow-artifacts/artifacts/*",
+            "artifacts/write",
+            Workspace,
+        ),
+        (
+            "DELETE",
+            "mlflow-artifacts/artifacts/*",
+            "artifacts/delete",
+            Workspace,
+        ),
+        (
+            "POST",
+            "mlflow-artifacts/mpu/*",
+            "artifacts/write",
+            Workspace,
+        ),
+        (
+            "GET",
+            "mlflow-artifacts/presigned/*",
+            "artifacts/read",
+            Workspace,
+        ),
+        ("PUT", "tandem/uploads/*", "artifacts/write", Workspace),
+        ("GET", "ui/get-artifact", "artifacts/read", Workspace),
+        (
+            "GET",
+            "ui/model-versions/get-artifact",
+            "artifacts/read",
+            Workspace,
+        ),
+        ("GET", "metrics", "metrics/read", Service),
+        (
+            "GET",
+            "tandem/workspaces/{workspace_name}/changes",
+            "changes/read",
+            NamedWorkspace,
+        ),
+        (
+            "GET",
+            "tandem/workspaces/{workspace_name}/verify",
+            "changes/read",
+            NamedWorkspace,
+        ),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/apply",
+            "changes/write",
+            NamedWorkspace,
+        ),
+        (
+            "GET",
+            "tandem/workspaces/{workspace_name}/retention",
+            "retention/read",
+            NamedWorkspace,
+        ),
+        (
+            "PATCH",
+            "tandem/workspaces/{workspace_name}/retention",
+            "retention/write",
+            NamedWorkspace,
+        ),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/purge",
+            "workspaces/delete",
+            NamedWorkspace,
+        ),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/undelete",
+            "workspaces/write",
+            NamedWorkspace,
+        ),
+        ("GET", "tandem/status", "regions/read", Service),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/drain",
+            "regions/failover",
+            Service,
+        ),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/undrain",
+            "regions/failover",
+            Service,
+        ),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/take-over",
+            "regions/failover",
+            Service,
+        ),
+        (
+            "GET",
+            "tandem/workspaces/{workspace_name}/diverged",
+            "regions/read",
+            Service,
+        ),
+        (
+            "POST",
+            "tandem/workspaces/{workspace_name}/diverged/{epoch}/{seq}/{action}",
+            "regions/failover",
+            Service,
+        ),
+        ("GET", "tandem/access/whoami", "any", Anyone),
+        ("POST", "tandem/access/tokens", "any", Anyone),
+        ("DELETE", "tandem/access/tokens/{token_id}", "any", Anyone),
+        ("GET", "tandem/access/roles", "any", Anyone),
+        ("GET", "tandem/access/principals", "access/read", Service),
+        ("POST", "tandem/access/principals", "access/manage", Service),
+        (
+            "DELETE",
+            "tandem/access/principals/{name}",
+            "access/manage",
+            Service,
+        ),
+        (
+            "PATCH",
+            "tandem/access/principals/{name}/password",
+            "access/manage",
+            Service,
+        ),
+        (
+            "GET",
+            "tandem/access/principals/{name}/tokens",
+            "access/read",
+            Service,
+        ),
+        (
+            "POST",
+            "tandem/access/principals/{name}/tokens",
+            "access/manage",
+            Service,
+        ),
+        (
+            "DELETE",
+            "tandem/access/principals/{name}/tokens/{token_id}",
+            "access/manage",
+            Service,
+        ),
+        ("GET", "tandem/access/assignments", "access/read", Service),
+        (
+            "POST",
+            "tandem/access/assignments",
+            "access/manage",
+            Service,
+        ),
+        (
+            "DELETE",
+            "tandem/access/assignments/{assignment_id}",
+            "access/manage",
+            Service,
+        ),
+    ]
+};
+
+/// The access rule for a route key (see [`ACCESS`]); `*` in a key matches the rest of the
+/// path. None: no rule, so the route is refused.
+pub fn access_rule(method: &str, key: &str) -> Option<(&'static str, ScopeOf, Req)> {
+    ACCESS.iter().find_map(|(m, pattern, action, scope)| {
+        if *m != method {
+            return None;
+        }
+        let params = match pattern.strip_suffix("/*") {
+            Some(prefix) => key
+                .strip_prefix(prefix)
+                .filter(|rest| rest.starts_with('/') && rest.len() > 1)
+                .map(|_| Req::default()),
+            None => match_pattern(pattern, key),
+        }?;
+        Some((*action, *scope, params))
+    })
+}
+
+/// tandem's access API, after `/api/tandem/v1/`.
+pub const ACCESS_ROUTES: &[(&str, &str, Handler)] = &[
+    ("GET", "access/whoami", access::whoami),
+    ("POST", "access/tokens", access::issue_own_token),
+    (
+        "DELETE",
+        "access/tokens/{token_id}",
+        access::revoke_own_token,
+    ),
+    ("GET", "access/roles", access::roles),
+    ("GET", "access/principals", access::list_principals),
+    ("POST", "access/principals", access::create_principal_h),
+    (
+        "DELETE",
+        "access/principals/{name}",
+        access::delete_principal_h,
+    ),
+    (
+        "PATCH",
+        "access/principals/{name}/password",
+        access::set_password_h,
+    ),
+    (
+        "GET",
+        "access/principals/{name}/tokens",
+        access::list_tokens_h,
+    ),
+    (
+        "POST",
+        "access/principals/{name}/tokens",
+        access::issue_token_h,
+    ),
+    (
+        "DELETE",
+        "access/principals/{name}/tokens/{token_id}",
+        access::revoke_token_h,
+    ),
+    ("GET", "access/assignments", access::list_assignments),
+    ("POST", "access/assignments", access::assign_h),
+    (
+        "DELETE",
+        "access/assignments/{assignment_id}",
+        access::unassign_h,
+    ),
+];
 
 pub fn percent_decode(s: &str) -> String {
     tandem_core::uri::unquote(s)

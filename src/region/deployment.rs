@@ -68,9 +68,35 @@ pub struct Deployment {
     /// both regions (required by hot/cold workspaces).
     pub archive: Option<String>,
     pub workspaces: Vec<WorkspacePlan>,
+    /// `[access] auth`: on (default) or off (loopback regions only).
+    pub auth: String,
+    /// `[access] key_file`: the deployment's key, which regions, the front door and the
+    /// operator's CLI present to each other (required with auth on).
+    pub key_file: Option<PathBuf>,
 }
 
 impl Deployment {
+    /// The deployment's key, read from `key_file`.
+    pub fn key(&self) -> Result<Option<String>, DeploymentError> {
+        let Some(path) = &self.key_file else {
+            return Ok(None);
+        };
+        let key = std::fs::read_to_string(path).map_err(|e| DeploymentError {
+            file: self.path.display().to_string(),
+            line: 0,
+            message: format!("[access] key_file {}: {e}", path.display()),
+        })?;
+        let key = key.trim().to_owned();
+        if key.len() < 32 {
+            return Err(DeploymentError {
+                file: self.path.display().to_string(),
+                line: 0,
+                message: format!("[access] key_file {}: the key must be at least 32 characters (e.g. `openssl rand -hex 32`)", path.display()),
+            });
+        }
+        Ok(Some(key))
+    }
+
     pub fn region(&self, name: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.name == name)
     }
@@ -102,6 +128,15 @@ struct RawFile {
     archive: Option<Spanned<RawArchive>>,
     #[serde(rename = "workspace", default)]
     workspaces: Vec<Spanned<RawWorkspace>>,
+    access: Option<Spanned<RawAccess>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    auth: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
+    write_ack: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -383,7 +418,66 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
             },
         );
     }
+    // Access state: always replicated, hot/warm, led where the default workspace is led.
+    let (auth, key_file, access_ack) = match &raw.access {
+        None => ("on".to_owned(), None, WriteAck::Sync),
+        Some(a) => {
+            let a = a.get_ref();
+            let auth = a
+                .auth
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_else(|| "on".into());
+            if auth != "on" && auth != "off" {
+                return Err(err(
+                    a.auth.as_ref().map(|s| s.span()).unwrap_or(0..0),
+                    format!("auth '{auth}' is unknown; use \"on\" or \"off\""),
+                ));
+            }
+            let ack = match a.write_ack.as_ref().map(|s| s.get_ref().as_str()) {
+                None | Some("sync") => WriteAck::Sync,
+                Some("async") => WriteAck::Async,
+                Some(other) => {
+                    return Err(err(
+                        a.write_ack.as_ref().map(|s| s.span()).unwrap_or(0..0),
+                        format!("write_ack '{other}' is unknown; use \"sync\" or \"async\""),
+                    ))
+                }
+            };
+            let key_file = a.key_file.as_ref().map(|k| {
+                let p = PathBuf::from(k.get_ref());
+                // Relative to the deployment file, like a config include.
+                if p.is_relative() {
+                    path.parent().unwrap_or(Path::new(".")).join(p)
+                } else {
+                    p
+                }
+            });
+            (auth, key_file, ack)
+        }
+    };
+    if auth == "on" && key_file.is_none() {
+        return Err(err(raw.access.as_ref().map(|a| a.span()).unwrap_or(0..0), "authentication is on (the default), so the regions need a shared key to call each other: add [access] key_file = \"PATH\" (a file with at least 32 random characters, e.g. `openssl rand -hex 32 > PATH`), or auth = \"off\" for regions on loopback addresses".into()));
+    }
+    if auth == "off" {
+        if let Some(r) = regions.iter().find(|r| !r.listen.ip().is_loopback()) {
+            return Err(err(raw.access.as_ref().map(|a| a.span()).unwrap_or(0..0), format!("auth = \"off\" is allowed only when every region listens on a loopback address, and region '{}' listens on {}", r.name, r.listen)));
+        }
+    }
+    let access_leader = workspaces
+        .iter()
+        .find(|w| w.name == "default")
+        .map(|w| w.preferred_leader.clone())
+        .unwrap_or_else(|| regions[0].name.clone());
+    workspaces.push(WorkspacePlan {
+        name: tandem_core::access::ACCESS_WORKSPACE.into(),
+        mode: Mode::HotWarm,
+        write_ack: access_ack,
+        preferred_leader: access_leader,
+    });
     Ok(Deployment {
+        auth,
+        key_file,
         path: path.to_owned(),
         witness: wloc,
         timing,
@@ -452,6 +546,12 @@ name = "default"
 mode = "{mode}"
 write_ack = "{ack}"
 preferred_leader = "east"
+
+# Who may do what lives in the `_access` workspace (replicated like the others); regions
+# prove themselves to each other with this key. `tandem up` wrote a random one.
+[access]
+auth = "on"
+key_file = "{d}/deployment.key"
 "#,
         east = base_port,
         west = base_port + 1,

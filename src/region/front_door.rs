@@ -18,12 +18,16 @@ pub struct FrontDoor {
     deployment: Arc<Deployment>,
     /// workspace -> URL of the region that says it leads it.
     leaders: Arc<RwLock<HashMap<String, String>>>,
+    /// Forwards clients' requests with their own credentials.
     http: reqwest::Client,
+    /// Asks the regions who leads, with the deployment's key.
+    internal: reqwest::Client,
 }
 
 impl FrontDoor {
-    pub fn new(deployment: Deployment) -> FrontDoor {
+    pub fn new(deployment: Deployment, key: Option<&str>) -> FrontDoor {
         FrontDoor {
+            internal: super::internal_client(key, None),
             deployment: Arc::new(deployment),
             leaders: Arc::new(RwLock::new(HashMap::new())),
             http: reqwest::Client::builder()
@@ -49,7 +53,7 @@ impl FrontDoor {
         let mut found: HashMap<String, (u64, String)> = HashMap::new();
         for r in &self.deployment.regions {
             let Ok(resp) = self
-                .http
+                .internal
                 .get(format!("{}/api/tandem/v1/status", r.url))
                 .timeout(Duration::from_millis(800))
                 .send()

@@ -116,7 +116,12 @@ pub struct RegionState {
 }
 
 impl RegionState {
-    pub fn new(name: &str, deployment: Deployment, witness: Witness) -> Arc<RegionState> {
+    pub fn new(
+        name: &str,
+        deployment: Deployment,
+        witness: Witness,
+        key: Option<String>,
+    ) -> Arc<RegionState> {
         let leases = deployment
             .workspaces
             .iter()
@@ -152,11 +157,15 @@ impl RegionState {
             acked: tokio::sync::Notify::new(),
             committed: tokio::sync::Notify::new(),
             started: Instant::now(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("HTTP client builds"),
+            http: internal_client(key.as_deref(), Some(Duration::from_secs(30))),
         })
+    }
+
+    /// A client for calls to the other region and to itself, presenting the deployment's
+    /// key. Never used to forward a client's request (those carry the client's own
+    /// credentials).
+    pub fn internal(&self) -> &reqwest::Client {
+        &self.http
     }
 
     fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lease>> {
@@ -445,6 +454,24 @@ pub fn spawn(region: Arc<RegionState>, store: Store, artifacts: Artifacts) {
     }
 }
 
+/// An HTTP client that presents the deployment's key (when there is one) on every request.
+pub fn internal_client(key: Option<&str>, timeout: Option<Duration>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(k) = key {
+        if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {k}")) {
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+    }
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .default_headers(headers);
+    if let Some(t) = timeout {
+        b = b.timeout(t);
+    }
+    b.build().expect("HTTP client builds")
+}
+
 async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {
     let renew = Duration::from_millis(region.deployment.timing.renew_ms);
     let mut created = false;
@@ -456,6 +483,20 @@ async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {
         if !created && region.is_leader(&ws) {
             let (s, w) = (store.clone(), ws.clone());
             match tokio::task::spawn_blocking(move || {
+                if w == tandem_core::access::ACCESS_WORKSPACE {
+                    crate::api::access::ensure_workspace(&s)?;
+                    // The first admin, written by whoever leads the access log, replicated.
+                    match crate::api::access::Bootstrap::from_env() {
+                        Ok(Some(b)) => {
+                            if b.apply(&s).map_err(crate::store::Error::Rejected)? {
+                                tracing::info!(admin = %b.name, "created the first admin");
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!("bootstrap: {e}"),
+                    }
+                    return Ok(true);
+                }
                 crate::api::workspaces::ensure(
                     &s,
                     &w,

@@ -79,8 +79,8 @@ pub async fn take_over(
             break;
         }
         if Instant::now() > deadline {
-            let _ = state
-                .http
+            let _ = region
+                .internal()
                 .post(format!(
                     "{leader_url}/api/tandem/v1/workspaces/{ws}/undrain"
                 ))
@@ -111,8 +111,12 @@ async fn drain(
             ))
         })?
         .to_owned();
-    let drained: Value = state
-        .http
+    let region = state
+        .region
+        .as_ref()
+        .ok_or_else(|| unavailable("this server is not a region".into()))?;
+    let drained: Value = region
+        .internal()
         .post(format!("{leader_url}/api/tandem/v1/workspaces/{ws}/drain"))
         .send()
         .await
@@ -131,8 +135,9 @@ async fn drain(
 }
 
 async fn leader_head(state: &AppState, url: &str, ws: &str) -> Option<u64> {
-    let v: Value = state
-        .http
+    let region = state.region.as_ref()?;
+    let v: Value = region
+        .internal()
         .get(format!(
             "{url}/api/tandem/v1/workspaces/{ws}/changes?after=0&limit=1"
         ))
@@ -175,8 +180,8 @@ async fn take_over_from_archive(
         let deadline = Instant::now() + Duration::from_secs(60);
         while archive.archived_through(ws).await.map_err(archived)? < target {
             if Instant::now() > deadline {
-                let _ = state
-                    .http
+                let _ = region
+                    .internal()
                     .post(format!(
                         "{leader_url}/api/tandem/v1/workspaces/{ws}/undrain"
                     ))

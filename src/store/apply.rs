@@ -947,6 +947,76 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 vec![ws.into(), path.into(), (prefix.chars().count() as i64).into(), prefix.into()],
             )?;
         }
+
+        Op::CreatePrincipal {
+            principal_id,
+            name,
+            kind,
+            workspace,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO access_principals (workspace, principal_id, name, kind, service_workspace, password_hash, created_time) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                vec![ws.into(), principal_id.into(), name.into(), kind.into(), workspace.clone().into(), (*time).into()],
+            )?;
+        }
+        Op::SetPassword {
+            principal_id,
+            password_hash,
+            ..
+        } => {
+            tx.exec_later(
+                "UPDATE access_principals SET password_hash = ? WHERE workspace = ? AND principal_id = ?",
+                vec![password_hash.into(), ws.into(), principal_id.into()],
+            )?;
+        }
+        Op::DeletePrincipal { principal_id, .. } => {
+            for table in ["access_principals", "access_tokens", "access_assignments"] {
+                tx.exec_later(
+                    &format!("DELETE FROM {table} WHERE workspace = ? AND principal_id = ?"),
+                    vec![ws.into(), principal_id.into()],
+                )?;
+            }
+        }
+        Op::IssueToken {
+            token_id,
+            principal_id,
+            token_sha256,
+            label,
+            expires_ms,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO access_tokens (workspace, token_id, principal_id, token_sha256, label, expires_ms, revoked_time, created_time) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                vec![ws.into(), token_id.into(), principal_id.into(), token_sha256.into(), label.into(), (*expires_ms).into(), (*time).into()],
+            )?;
+        }
+        Op::RevokeToken { token_id, time } => {
+            tx.exec_later(
+                "UPDATE access_tokens SET revoked_time = ? WHERE workspace = ? AND token_id = ?",
+                vec![(*time).into(), ws.into(), token_id.into()],
+            )?;
+        }
+        Op::Assign {
+            assignment_id,
+            principal_id,
+            role,
+            scope,
+            until_ms,
+            reason,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO access_assignments (workspace, assignment_id, principal_id, role, scope, until_ms, reason, created_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                vec![ws.into(), assignment_id.into(), principal_id.into(), role.into(), scope.into(), (*until_ms).into(), reason.clone().into(), (*time).into()],
+            )?;
+        }
+        Op::Unassign { assignment_id, .. } => {
+            tx.exec_later(
+                "DELETE FROM access_assignments WHERE workspace = ? AND assignment_id = ?",
+                vec![ws.into(), assignment_id.into()],
+            )?;
+        }
     }
     Ok(())
 }

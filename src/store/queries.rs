@@ -95,7 +95,8 @@ pub fn workspace(tx: &mut dyn Tx, ws: &str) -> Result<Option<Json>> {
 }
 
 pub fn workspaces(tx: &mut dyn Tx) -> Result<Vec<Json>> {
-    Ok(tx.query("SELECT name, description, default_artifact_root FROM workspaces WHERE deleted_time IS NULL ORDER BY name", &[])?.iter().map(workspace_json).collect())
+    // `_access` is tandem's own, not an MLflow workspace.
+    Ok(tx.query("SELECT name, description, default_artifact_root FROM workspaces WHERE deleted_time IS NULL AND name <> ? ORDER BY name", &[tandem_core::access::ACCESS_WORKSPACE.into()])?.iter().map(workspace_json).collect())
 }
 
 fn kv_list(rows: &[Row], k: usize, v: usize) -> Json {
@@ -1281,4 +1282,62 @@ pub fn dump(tx: &mut dyn Tx, ws: &str) -> Result<Json> {
         out.insert((*table).to_owned(), Json::Array(rows));
     }
     Ok(Json::Object(out))
+}
+
+/// Everything the `_access` workspace holds (principals, token hashes, assignments), to be
+/// decided on in memory.
+pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState> {
+    use tandem_core::access::{AccessState, Assignment, Principal, Scope, Token, ACCESS_WORKSPACE};
+    let ws: Value = ACCESS_WORKSPACE.into();
+    let principals = tx
+        .query(
+            "SELECT principal_id, name, kind, service_workspace, password_hash, created_time FROM access_principals WHERE workspace = ?",
+            std::slice::from_ref(&ws),
+        )?
+        .iter()
+        .map(|r| Principal {
+            id: r.text(0),
+            name: r.text(1),
+            kind: r.text(2),
+            workspace: r.opt_text(3),
+            password_hash: r.opt_text(4),
+            created_time: r.int(5),
+        })
+        .collect();
+    let tokens = tx
+        .query(
+            "SELECT token_id, principal_id, token_sha256, label, expires_ms, revoked_time, created_time FROM access_tokens WHERE workspace = ?",
+            std::slice::from_ref(&ws),
+        )?
+        .iter()
+        .map(|r| Token {
+            id: r.text(0),
+            principal_id: r.text(1),
+            sha256: r.text(2),
+            label: r.text(3),
+            expires_ms: r.opt_int(4),
+            revoked_time: r.opt_int(5),
+            created_time: r.int(6),
+        })
+        .collect();
+    let assignments = tx
+        .query(
+            "SELECT assignment_id, principal_id, role, scope, until_ms, reason, created_time FROM access_assignments WHERE workspace = ? ORDER BY created_time, assignment_id",
+            std::slice::from_ref(&ws),
+        )?
+        .iter()
+        .filter_map(|r| {
+            Some(Assignment {
+                id: r.text(0),
+                principal_id: r.text(1),
+                role: r.text(2),
+                // Written only after parsing; an unparsable one grants nothing.
+                scope: Scope::parse(&r.text(3))?,
+                until_ms: r.opt_int(4),
+                reason: r.opt_text(5),
+                created_time: r.int(6),
+            })
+        })
+        .collect();
+    Ok(AccessState::from_parts(principals, tokens, assignments))
 }

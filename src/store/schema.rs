@@ -449,6 +449,43 @@ CREATE INDEX latest_metrics_by_value ON latest_metrics (workspace, key, is_nan, 
 "#,
     // 6: PostgreSQL only (see `postgres_step`): change-log payloads compressed with lz4.
     "",
+    // 7: access state (rows of the `_access` workspace only): principals, tokens (hashes),
+    // role assignments.
+    r#"
+CREATE TABLE access_principals (
+  workspace TEXT NOT NULL,
+  principal_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  service_workspace TEXT,
+  password_hash TEXT,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, principal_id)
+);
+CREATE UNIQUE INDEX access_principals_by_name ON access_principals (workspace, name);
+CREATE TABLE access_tokens (
+  workspace TEXT NOT NULL,
+  token_id TEXT NOT NULL,
+  principal_id TEXT NOT NULL,
+  token_sha256 TEXT NOT NULL,
+  label TEXT NOT NULL,
+  expires_ms BIGINT,
+  revoked_time BIGINT,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, token_id)
+);
+CREATE TABLE access_assignments (
+  workspace TEXT NOT NULL,
+  assignment_id TEXT NOT NULL,
+  principal_id TEXT NOT NULL,
+  role TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  until_ms BIGINT,
+  reason TEXT,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, assignment_id)
+)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -496,6 +533,9 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("model_versions", "name, version"),
     ("model_version_tags", "name, version, key"),
     ("artifacts", "path"),
+    ("access_principals", "principal_id"),
+    ("access_tokens", "token_id"),
+    ("access_assignments", "assignment_id"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -306,7 +306,14 @@ fn unusable_stores_stop_the_server_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .args([
+                "server",
+                "--auth",
+                "off",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
             .arg(dir.path())
             .args(args)
             .env("TANDEM_LOG", "error")

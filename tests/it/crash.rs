@@ -17,7 +17,14 @@ impl Proc {
     pub fn start_with(data: &std::path::Path, extra: &[&str]) -> Proc {
         crate::support::init();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .args(["server", "--listen", "127.0.0.1:0", "--data"])
+            .args([
+                "server",
+                "--auth",
+                "off",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
             .arg(data)
             .args(extra)
             .env("TANDEM_LOG", "warn")

@@ -1,5 +1,6 @@
 //! tandem's integration tests: one binary, real servers on port 0, real processes.
 
+mod access;
 mod artifact_store;
 mod backup;
 mod bad_input;

@@ -120,6 +120,8 @@ name = "default"
 mode = "hot/warm"
 write_ack = "async"
 preferred_leader = "east"
+[access]
+auth = "off"
 "#,
         pid = std::process::id(),
         to_east = to_east.addr,

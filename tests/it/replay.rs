@@ -67,11 +67,18 @@ fn op_index(op: &Op) -> usize {
         Op::PurgeModelVersion { .. } => 48,
         Op::RestoreLoggedModel { .. } => 49,
         Op::PurgeLoggedModel { .. } => 50,
+        Op::CreatePrincipal { .. } => 51,
+        Op::SetPassword { .. } => 52,
+        Op::DeletePrincipal { .. } => 53,
+        Op::IssueToken { .. } => 54,
+        Op::RevokeToken { .. } => 55,
+        Op::Assign { .. } => 56,
+        Op::Unassign { .. } => 57,
     }
 }
-const OP_COUNT: usize = 51;
+const OP_COUNT: usize = 58;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 47;
+pub const ACTIONS: u8 = 54;
 
 pub struct World {
     meta: Meta,
@@ -98,6 +105,7 @@ impl World {
         let store = open_store(meta, dir.path());
         tandem::api::workspaces::ensure(&store, "default", "d", "t").unwrap();
         tandem::api::workspaces::ensure(&store, "other", "o", "t").unwrap();
+        tandem::api::access::ensure_workspace(&store).unwrap();
         let artifacts = tandem::artifacts::Artifacts::folder(&dir.path().join("a")).unwrap();
         let ctx = Ctx {
             store: store.clone(),
@@ -158,7 +166,49 @@ pub fn run_action(w: &mut World, a: &Action) {
     let m = pick(&w.models, x);
     let l = pick(&w.logged_models, y);
     let key = format!("k{}", y % 4);
+    let access = |w: &World| w.store.read(queries::access_state).unwrap();
+    let user = format!("u{}", x % 6);
     match kind % ACTIONS {
+        // Access events (the `_access` workspace). Password hashes are opaque to the store,
+        // so a stand-in PHC string spares the workload argon2's cost.
+        47 => drop(tandem::api::access::create_principal(
+            &w.store,
+            "prop",
+            tandem::api::access::NewPrincipal {
+                name: &user,
+                kind: if y % 3 == 0 { "service" } else { "user" },
+                workspace: Some("default"),
+                password_hash: (z % 2 == 0).then(|| format!("$argon2id$v=19$stand-in{z}")),
+                roles: vec![],
+            },
+        )),
+        48 => drop(tandem::api::access::set_password(&w.store, "prop", &user, format!("$argon2id$v=19$p{z}"))),
+        49 => drop(tandem::api::access::delete_principal(&w.store, "prop", &user)),
+        50 => drop(tandem::api::access::issue_token(&w.store, "prop", &user, &format!("l{z}"), (y % 2 == 0).then_some(i64::MAX / 2))),
+        51 => {
+            let tokens: Vec<(String, String)> = {
+                let s = access(w);
+                let mut t: Vec<_> = s.tokens.values().map(|t| (t.id.clone(), s.principals[&t.principal_id].name.clone())).collect();
+                t.sort();
+                t
+            };
+            if let Some((id, owner)) = pick(&tokens, y) {
+                drop(tandem::api::access::revoke_token(&w.store, "prop", &id, Some(&owner)));
+            }
+        }
+        52 => {
+            let role = ["reader", "contributor", "owner", "admin"][z as usize % 4];
+            let scope = ["*", "workspaces/default", "workspaces/default/experiments/0", "workspaces/other/models/m"][y as usize % 4];
+            let scope = tandem_core::access::Scope::parse(scope).unwrap();
+            drop(tandem::api::access::assign(&w.store, "prop", &user, role, &scope, (z % 3 == 0).then_some(5_000), None));
+        }
+        53 => {
+            let mut ids: Vec<String> = access(w).assignments.iter().map(|a| a.id.clone()).collect();
+            ids.sort();
+            if let Some(id) = pick(&ids, y) {
+                drop(tandem::api::access::unassign(&w.store, "prop", &id));
+            }
+        }
         0 => {
             if let Some(v) = w.call(tr::create_experiment, json!({"name": format!("e{}", x % 16), "tags": [{"key": key, "value": "v"}]})) {
                 w.experiments.push(v["experiment_id"].as_str().unwrap().to_owned());

@@ -58,6 +58,8 @@ pub fn init() {
 
 pub struct TestServer {
     pub url: String,
+    /// The server's own store, for tests that set up state behind the API (first admins).
+    pub store: tandem::store::Store,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -71,6 +73,15 @@ impl TestServer {
 
     /// A server over the given metadata store and artifact store (a folder if None).
     pub async fn start_on(meta: Meta, artifacts: Option<ArtifactLocation>) -> TestServer {
+        TestServer::start_with(meta, artifacts, tandem::auth::AuthMode::Off).await
+    }
+
+    /// As `start_on`, with authentication `auth`.
+    pub async fn start_with(
+        meta: Meta,
+        artifacts: Option<ArtifactLocation>,
+        auth: tandem::auth::AuthMode,
+    ) -> TestServer {
         init();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_owned();
@@ -87,6 +98,8 @@ impl TestServer {
                 .unwrap_or_else(|| ArtifactLocation::Folder(dir.path().join("artifacts"))),
             archive: None,
             tls: None,
+            auth,
+            metrics_auth: true,
         };
         let state = tandem::server::open(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
@@ -97,6 +110,7 @@ impl TestServer {
         }));
         TestServer {
             url,
+            store: state.store.clone(),
             http: reqwest::Client::new(),
             shutdown: Some(tx),
             task: Some(task),

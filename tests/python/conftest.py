@@ -47,7 +47,7 @@ class Server:
     def __init__(self, data, extra=()):
         self.data = data
         self.proc = subprocess.Popen(
-            [BIN, "server", "--data", data, "--listen", "127.0.0.1:0", "--durability", "normal", *extra],
+            [BIN, "server", "--data", data, "--listen", "127.0.0.1:0", "--durability", "normal", *([] if "--auth" in extra else ["--auth", "off"]), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

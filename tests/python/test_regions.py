@@ -35,7 +35,7 @@ class Up:
 
     def __init__(self, write_ack, mode="hot/warm"):
         self.dir = tempfile.mkdtemp(prefix="tandem-up-")
-        self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--mode", mode], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--mode", mode, "--auth", "off"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.pids, self.urls = {}, {}
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -17,6 +17,10 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     PermissionDenied,
     DataLoss,
+    /// No credentials, or credentials that do not identify anyone (HTTP 401).
+    Unauthenticated,
+    /// Too many attempts in a short time (HTTP 429).
+    RequestLimitExceeded,
 }
 
 impl ErrorCode {
@@ -33,6 +37,8 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::DataLoss => "DATA_LOSS",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::RequestLimitExceeded => "REQUEST_LIMIT_EXCEEDED",
         }
     }
 
@@ -44,6 +50,8 @@ impl ErrorCode {
             | ErrorCode::BadRequest => 400,
             ErrorCode::ResourceDoesNotExist | ErrorCode::EndpointNotFound => 404,
             ErrorCode::PermissionDenied => 403,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::RequestLimitExceeded => 429,
             ErrorCode::NotImplemented => 501,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::InvalidState | ErrorCode::InternalError | ErrorCode::DataLoss => 500,

@@ -330,6 +330,54 @@ pub enum Op {
     DeleteArtifacts {
         path: String,
     },
+
+    // Access (only in the `_access` workspace; see docs/design/access.md). Secrets never
+    // appear: passwords as argon2id PHC strings, tokens as their SHA-256.
+    CreatePrincipal {
+        principal_id: String,
+        name: String,
+        /// `user` or `service`.
+        kind: String,
+        /// A service identity's workspace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+        time: i64,
+    },
+    SetPassword {
+        principal_id: String,
+        password_hash: String,
+        time: i64,
+    },
+    DeletePrincipal {
+        principal_id: String,
+        time: i64,
+    },
+    IssueToken {
+        token_id: String,
+        principal_id: String,
+        token_sha256: String,
+        label: String,
+        expires_ms: Option<i64>,
+        time: i64,
+    },
+    RevokeToken {
+        token_id: String,
+        time: i64,
+    },
+    Assign {
+        assignment_id: String,
+        principal_id: String,
+        role: String,
+        scope: String,
+        /// Set for an elevation: in force until this instant only.
+        until_ms: Option<i64>,
+        reason: Option<String>,
+        time: i64,
+    },
+    Unassign {
+        assignment_id: String,
+        time: i64,
+    },
 }
 
 impl Op {

@@ -4,6 +4,7 @@
 //! socket or a database. Callers pass those readings in, so every rule here is deterministic
 //! and replaying the change log reproduces the same state.
 
+pub mod access;
 pub mod error;
 pub mod event;
 pub mod float;

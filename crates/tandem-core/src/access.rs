@@ -1,0 +1,437 @@
+//! Who may do what: principals, tokens, roles, assignments and the one decision. Pure: the
+//! state is read from the `_access` workspace by the store, the clock is passed in.
+//! See docs/design/access.md.
+//!
+//! Architecture invariant: this module knows action names and scopes, not routes, HTTP or
+//! SQL; the edge maps a request to an (action, scope) pair and asks [`AccessState::decide`].
+
+use std::collections::HashMap;
+
+/// The reserved workspace whose change log holds every access event.
+pub const ACCESS_WORKSPACE: &str = "_access";
+
+/// Kinds of principal.
+pub const KINDS: &[&str] = &["user", "service"];
+
+/// What a request asks to do, as `<area>/<verb>`.
+pub type Action = &'static str;
+
+/// Where a request acts, from wide to narrow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The whole service (every workspace, the regions, access itself).
+    Service,
+    Workspace(String),
+    Experiment(String, String),
+    Model(String, String),
+}
+
+impl Scope {
+    /// `*`, `workspaces/W`, `workspaces/W/experiments/E`, `workspaces/W/models/NAME`.
+    pub fn parse(s: &str) -> Option<Scope> {
+        if s == "*" {
+            return Some(Scope::Service);
+        }
+        let rest = s.strip_prefix("workspaces/")?;
+        let (ws, rest) = match rest.split_once('/') {
+            None => return (!rest.is_empty()).then(|| Scope::Workspace(rest.to_owned())),
+            Some(x) => x,
+        };
+        if ws.is_empty() {
+            return None;
+        }
+        if let Some(e) = rest.strip_prefix("experiments/") {
+            return (!e.is_empty() && !e.contains('/'))
+                .then(|| Scope::Experiment(ws.to_owned(), e.to_owned()));
+        }
+        if let Some(m) = rest.strip_prefix("models/") {
+            return (!m.is_empty()).then(|| Scope::Model(ws.to_owned(), m.to_owned()));
+        }
+        None
+    }
+
+    pub fn render(&self) -> String {
+        match self {
+            Scope::Service => "*".to_owned(),
+            Scope::Workspace(w) => format!("workspaces/{w}"),
+            Scope::Experiment(w, e) => format!("workspaces/{w}/experiments/{e}"),
+            Scope::Model(w, m) => format!("workspaces/{w}/models/{m}"),
+        }
+    }
+
+    /// Whether `self` is `inner` or wider than it.
+    pub fn contains(&self, inner: &Scope) -> bool {
+        match (self, inner) {
+            (Scope::Service, _) => true,
+            (Scope::Workspace(a), Scope::Workspace(b))
+            | (Scope::Workspace(a), Scope::Experiment(b, _))
+            | (Scope::Workspace(a), Scope::Model(b, _)) => a == b,
+            (a, b) => a == b,
+        }
+    }
+
+    pub fn workspace(&self) -> Option<&str> {
+        match self {
+            Scope::Service => None,
+            Scope::Workspace(w) | Scope::Experiment(w, _) | Scope::Model(w, _) => Some(w),
+        }
+    }
+}
+
+/// Built-in roles and the action patterns each grants. `*` matches one whole segment.
+pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
+    ("reader", &["*/read"]),
+    (
+        "contributor",
+        &[
+            "*/read",
+            "experiments/write",
+            "runs/write",
+            "models/write",
+            "logged-models/write",
+            "artifacts/write",
+        ],
+    ),
+    (
+        "owner",
+        &[
+            "*/read",
+            "experiments/write",
+            "runs/write",
+            "models/write",
+            "logged-models/write",
+            "artifacts/write",
+            "*/delete",
+            "workspaces/write",
+            "retention/write",
+            "access/manage",
+        ],
+    ),
+    ("admin", &["*"]),
+];
+
+/// Actions the deployment's own key (regions calling each other, the front door, the
+/// operator's CLI on a region's machine) may take: replication, status and leadership.
+pub const DEPLOYMENT_ACTIONS: &[&str] = &[
+    "changes/read",
+    "changes/write",
+    "access/changes",
+    "artifacts/read",
+    "regions/read",
+    "regions/failover",
+    "workspaces/read",
+    "metrics/read",
+];
+
+/// Whether `pattern` (`area/verb`, each segment a word or `*`; or `*` alone) grants `action`.
+pub fn pattern_matches(pattern: &str, action: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let mut p = pattern.split('/');
+    let mut a = action.split('/');
+    loop {
+        match (p.next(), a.next()) {
+            (None, None) => return true,
+            (Some(ps), Some(as_)) if ps == "*" || ps == as_ => continue,
+            _ => return false,
+        }
+    }
+}
+
+pub fn role_actions(role: &str) -> Option<&'static [&'static str]> {
+    BUILT_IN_ROLES
+        .iter()
+        .find(|(n, _)| *n == role)
+        .map(|(_, a)| *a)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    /// The workspace a service identity belongs to.
+    pub workspace: Option<String>,
+    /// argon2id, as a PHC string; users without one authenticate with tokens only.
+    pub password_hash: Option<String>,
+    pub created_time: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub id: String,
+    pub principal_id: String,
+    /// Hex SHA-256 of the token; the token itself is never stored.
+    pub sha256: String,
+    pub label: String,
+    pub expires_ms: Option<i64>,
+    pub revoked_time: Option<i64>,
+    pub created_time: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub id: String,
+    pub principal_id: String,
+    pub role: String,
+    pub scope: Scope,
+    /// An elevation: granted until this instant only.
+    pub until_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub created_time: i64,
+}
+
+/// Everything the `_access` workspace holds, as of one log head.
+#[derive(Debug, Clone, Default)]
+pub struct AccessState {
+    pub principals: HashMap<String, Principal>,
+    pub tokens: HashMap<String, Token>,
+    pub assignments: Vec<Assignment>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// No assignment of the caller grants the action at the scope or wider.
+    NotGranted,
+}
+
+impl AccessState {
+    pub fn from_parts(
+        principals: Vec<Principal>,
+        tokens: Vec<Token>,
+        assignments: Vec<Assignment>,
+    ) -> AccessState {
+        AccessState {
+            principals: principals.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            tokens: tokens.into_iter().map(|t| (t.sha256.clone(), t)).collect(),
+            assignments,
+        }
+    }
+
+    pub fn principal_by_name(&self, name: &str) -> Option<&Principal> {
+        self.principals.values().find(|p| p.name == name)
+    }
+
+    /// The principal a token (by its SHA-256) stands for, if the token is live at `now_ms`.
+    pub fn token_principal(&self, sha256: &str, now_ms: i64) -> Option<&Principal> {
+        let t = self.tokens.get(sha256)?;
+        if t.revoked_time.is_some() || t.expires_ms.is_some_and(|e| e <= now_ms) {
+            return None;
+        }
+        self.principals.get(&t.principal_id)
+    }
+
+    /// Assignments of `principal_id` that are in force at `now_ms`.
+    pub fn live_assignments<'a>(
+        &'a self,
+        principal_id: &'a str,
+        now_ms: i64,
+    ) -> impl Iterator<Item = &'a Assignment> + 'a {
+        self.assignments.iter().filter(move |a| {
+            a.principal_id == principal_id && a.until_ms.is_none_or(|u| u > now_ms)
+        })
+    }
+
+    /// The one decision: allowed when an assignment of the caller in force at `now_ms`, at
+    /// `scope` or wider, has a role with a pattern matching `action`.
+    pub fn decide(
+        &self,
+        principal_id: &str,
+        action: &str,
+        scope: &Scope,
+        now_ms: i64,
+    ) -> Result<(), Refusal> {
+        let granted = self.live_assignments(principal_id, now_ms).any(|a| {
+            a.scope.contains(scope)
+                && role_actions(&a.role)
+                    .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)))
+        });
+        if granted {
+            Ok(())
+        } else {
+            Err(Refusal::NotGranted)
+        }
+    }
+
+    /// Whether the caller may take `action` somewhere inside workspace `ws` (at the workspace
+    /// or at one of its experiments or models): what listing workspaces shows.
+    pub fn any_in_workspace(
+        &self,
+        principal_id: &str,
+        action: &str,
+        ws: &str,
+        now_ms: i64,
+    ) -> bool {
+        self.live_assignments(principal_id, now_ms).any(|a| {
+            (a.scope.contains(&Scope::Workspace(ws.to_owned())) || a.scope.workspace() == Some(ws))
+                && role_actions(&a.role)
+                    .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)))
+        })
+    }
+
+    /// Whether any principal may administer the service: until one does, only bootstrap
+    /// can grant anything.
+    pub fn has_admin(&self) -> bool {
+        self.assignments
+            .iter()
+            .any(|a| a.role == "admin" && a.scope == Scope::Service && a.until_ms.is_none())
+    }
+}
+
+/// Principal names: what basic auth sends as the user name, so no `:`; printable, short.
+pub fn validate_principal_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 256 {
+        return Err("a principal name must be 1 to 256 characters".into());
+    }
+    if name.contains(':') || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "principal name '{name}' may not contain ':', spaces or control characters"
+        ));
+    }
+    if name.starts_with('_') {
+        return Err(format!(
+            "principal name '{name}' is reserved (names starting with '_' are tandem's own)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assign(p: &str, role: &str, scope: &str, until: Option<i64>) -> Assignment {
+        Assignment {
+            id: format!("a-{p}-{role}"),
+            principal_id: p.into(),
+            role: role.into(),
+            scope: Scope::parse(scope).unwrap(),
+            until_ms: until,
+            reason: None,
+            created_time: 0,
+        }
+    }
+
+    #[test]
+    fn scopes_parse_render_and_nest() {
+        for s in [
+            "*",
+            "workspaces/a",
+            "workspaces/a/experiments/7",
+            "workspaces/a/models/m/x",
+        ] {
+            assert_eq!(Scope::parse(s).unwrap().render(), s);
+        }
+        for bad in [
+            "",
+            "workspaces/",
+            "workspaces//experiments/1",
+            "ws/a",
+            "workspaces/a/runs/1",
+            "workspaces/a/experiments/",
+        ] {
+            assert_eq!(Scope::parse(bad), None, "{bad}");
+        }
+        let ws = Scope::parse("workspaces/a").unwrap();
+        assert!(Scope::Service.contains(&ws));
+        assert!(ws.contains(&Scope::parse("workspaces/a/experiments/1").unwrap()));
+        assert!(!ws.contains(&Scope::parse("workspaces/b/experiments/1").unwrap()));
+        assert!(!ws.contains(&Scope::Service));
+        assert!(!Scope::parse("workspaces/a/experiments/1")
+            .unwrap()
+            .contains(&Scope::parse("workspaces/a/experiments/2").unwrap()));
+    }
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        assert!(pattern_matches("*", "runs/delete"));
+        assert!(pattern_matches("*/read", "runs/read"));
+        assert!(!pattern_matches("*/read", "runs/write"));
+        assert!(pattern_matches("runs/*", "runs/delete"));
+        assert!(!pattern_matches("run/*", "runs/delete"));
+        assert!(!pattern_matches("runs", "runs/read"));
+        assert!(!pattern_matches("runs/read/x", "runs/read"));
+    }
+
+    #[test]
+    fn decisions_follow_roles_scopes_and_expiry() {
+        let s = AccessState::from_parts(
+            vec![],
+            vec![],
+            vec![
+                assign("r", "reader", "workspaces/a", None),
+                assign("c", "contributor", "workspaces/a/experiments/1", None),
+                assign("o", "owner", "workspaces/a", Some(1000)),
+                assign("adm", "admin", "*", None),
+            ],
+        );
+        let a = Scope::parse("workspaces/a").unwrap();
+        let e1 = Scope::parse("workspaces/a/experiments/1").unwrap();
+        let e2 = Scope::parse("workspaces/a/experiments/2").unwrap();
+        let b = Scope::parse("workspaces/b").unwrap();
+        assert!(s.decide("r", "runs/read", &e1, 0).is_ok());
+        assert!(s.decide("r", "runs/write", &e1, 0).is_err());
+        assert!(s.decide("r", "runs/read", &b, 0).is_err());
+        assert!(s.decide("c", "runs/write", &e1, 0).is_ok());
+        assert!(s.decide("c", "runs/write", &e2, 0).is_err());
+        assert!(s.decide("c", "runs/delete", &e1, 0).is_err());
+        assert!(
+            s.decide("c", "runs/read", &a, 0).is_err(),
+            "narrow grants do not widen"
+        );
+        assert!(s.decide("o", "runs/delete", &e2, 999).is_ok());
+        assert!(s.decide("o", "runs/delete", &e2, 1000).is_err(), "expired");
+        assert!(s
+            .decide("adm", "regions/failover", &Scope::Service, 0)
+            .is_ok());
+        assert!(s.decide("nobody", "runs/read", &a, 0).is_err());
+        assert!(s.any_in_workspace("c", "experiments/read", "a", 0));
+        assert!(!s.any_in_workspace("c", "experiments/read", "b", 0));
+        assert!(s.has_admin());
+    }
+
+    #[test]
+    fn tokens_expire_and_revoke() {
+        let p = Principal {
+            id: "p".into(),
+            name: "alice".into(),
+            kind: "user".into(),
+            workspace: None,
+            password_hash: None,
+            created_time: 0,
+        };
+        let t = |sha: &str, exp, rev| Token {
+            id: sha.into(),
+            principal_id: "p".into(),
+            sha256: sha.into(),
+            label: String::new(),
+            expires_ms: exp,
+            revoked_time: rev,
+            created_time: 0,
+        };
+        let s = AccessState::from_parts(
+            vec![p],
+            vec![
+                t("live", None, None),
+                t("exp", Some(10), None),
+                t("rev", None, Some(5)),
+            ],
+            vec![],
+        );
+        assert_eq!(s.token_principal("live", 100).unwrap().name, "alice");
+        assert!(s.token_principal("exp", 9).is_some());
+        assert!(s.token_principal("exp", 10).is_none());
+        assert!(s.token_principal("rev", 0).is_none());
+        assert!(s.token_principal("unknown", 0).is_none());
+    }
+
+    #[test]
+    fn principal_names() {
+        assert!(validate_principal_name("alice@example.com").is_ok());
+        for bad in ["", "a:b", "a b", "_replication", "a\nb"] {
+            assert!(validate_principal_name(bad).is_err(), "{bad}");
+        }
+    }
+}
