@@ -242,7 +242,17 @@ fn access_key(state: &AppState, method: &Method, path: &str) -> Option<String> {
         return known.then(|| format!("tandem/{rest}"));
     }
     let rest = strip_version(path)?;
-    if rest == "mlflow/server-info" || rest.starts_with("mlflow-artifacts/") {
+    let artifact_route = rest == "mlflow-artifacts/artifacts"
+        || [
+            "artifacts/",
+            "mpu/create/",
+            "mpu/complete/",
+            "mpu/abort/",
+            "presigned/",
+        ]
+        .iter()
+        .any(|p| rest.starts_with(&format!("mlflow-artifacts/{p}")));
+    if rest == "mlflow/server-info" || artifact_route {
         return Some(rest.to_owned());
     }
     api::route_pattern(api::ROUTES, m, rest).map(|_| rest.to_owned())
@@ -395,13 +405,17 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
             || (!path.starts_with("/api/tandem/v1/")
                 && region.forwards_reads(&workspace_header(&req)))
         {
-            let ws = req
-                .headers()
-                .get("x-mlflow-workspace")
-                .and_then(|v| v.to_str().ok())
-                .filter(|s| !s.is_empty())
-                .unwrap_or(DEFAULT_WORKSPACE)
-                .to_owned();
+            // Access changes go to whoever leads the access log.
+            let ws = match path.starts_with("/api/tandem/v1/access/") {
+                true => ACCESS_WORKSPACE.to_owned(),
+                false => req
+                    .headers()
+                    .get("x-mlflow-workspace")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(DEFAULT_WORKSPACE)
+                    .to_owned(),
+            };
             if let Some(leader) = region.forward_target(&ws) {
                 return crate::region::front_door::forward(&state.http, &leader, req)
                     .await

@@ -174,13 +174,16 @@ const HOLD: Duration = Duration::from_secs(15);
 const REPLAYABLE: usize = 1 << 20;
 
 async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
-    let ws = req
-        .headers()
-        .get("x-mlflow-workspace")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or("default")
-        .to_owned();
+    let ws = match req.uri().path().starts_with("/api/tandem/v1/access/") {
+        true => tandem_core::access::ACCESS_WORKSPACE,
+        false => req
+            .headers()
+            .get("x-mlflow-workspace")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default"),
+    }
+    .to_owned();
     let deadline = tokio::time::Instant::now() + HOLD;
     // Small requests are kept, so that one sent to a leader that just died can go to the next.
     let small = req

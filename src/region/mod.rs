@@ -353,7 +353,13 @@ impl RegionState {
                 }
             })
             .collect();
-        out.sort_by(|a, b| a.workspace.cmp(&b.workspace));
+        // Users' workspaces by name, tandem's own access log last.
+        out.sort_by_key(|w| {
+            (
+                w.workspace == tandem_core::access::ACCESS_WORKSPACE,
+                w.workspace.clone(),
+            )
+        });
         out
     }
 

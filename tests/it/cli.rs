@@ -111,6 +111,7 @@ fn config_file_and_environment_settings_reach_the_server() {
     let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["server", "--config", cfg.to_str().unwrap()])
         .env("TANDEM_LISTEN", "127.0.0.1:0")
+        .env("TANDEM_AUTH", "off")
         .env("TANDEM_LOG", "error")
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -419,7 +419,7 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
     for kind in [0u8, 6, 6, 20, 26, 34, 34, 34] {
         run_action(&mut w, &Action::Api(kind, 1, 1, 1));
     }
-    for i in 0..3000u32 {
+    for i in 0..4000u32 {
         let a = Action::Api((i % ACTIONS as u32) as u8, next(), next(), next());
         run_action(&mut w, &a);
     }

@@ -33,9 +33,10 @@ def tracking():
 class Up:
     """`tandem up` in a temporary folder: two region processes, a witness, a front door."""
 
-    def __init__(self, write_ack, mode="hot/warm"):
+    def __init__(self, write_ack, mode="hot/warm", auth="off", env=None):
         self.dir = tempfile.mkdtemp(prefix="tandem-up-")
-        self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--mode", mode, "--auth", "off"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--mode", mode, "--auth", auth],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
         self.pids, self.urls = {}, {}
         deadline = time.time() + 60
         while time.time() < deadline:

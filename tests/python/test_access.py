@@ -1,0 +1,212 @@
+"""Authentication and authorization with the stock client: HTTP basic and tokens, refused
+callers, and access state that survives a SIGKILL failover of `tandem up`."""
+
+import os
+import subprocess
+import tempfile
+import time
+
+import mlflow
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException, RestException
+
+from conftest import BIN, Server
+from test_regions import Up
+
+ADMIN, ADMIN_PW = "root", "root-password-1"
+
+
+@pytest.fixture(autouse=True)
+def tracking(monkeypatch):
+    """Replaces conftest's open server: these tests run servers with authentication on."""
+    for v in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(v, raising=False)
+    yield
+
+
+def bootstrap_env(tmp):
+    pw = os.path.join(tmp, "admin-password")
+    with open(pw, "w") as f:
+        f.write(ADMIN_PW + "\n")
+    return {"TANDEM_BOOTSTRAP_ADMIN": ADMIN, "TANDEM_BOOTSTRAP_PASSWORD_FILE": pw}
+
+
+class AuthServer(Server):
+    def __init__(self, data, env):
+        old = dict(os.environ)
+        os.environ.update(env)
+        try:
+            super().__init__(data, ["--auth", "on"])
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+
+
+def api(url, method, path, auth, **body):
+    kw = {"json": body} if method != "GET" else {"params": body}
+    if isinstance(auth, str):
+        kw["headers"] = {"Authorization": f"Bearer {auth}"}
+    else:
+        kw["auth"] = auth
+    r = requests.request(method, f"{url}/api/tandem/v1/{path}", timeout=30, **kw)
+    return r.status_code, r.json()
+
+
+def make_user(url, name, role, scope="workspaces/default", password=None):
+    body = {"name": name}
+    if password:
+        body["password"] = password
+    s, b = api(url, "POST", "access/principals", (ADMIN, ADMIN_PW), **body)
+    assert s == 200, b
+    s, b = api(url, "POST", "access/assignments", (ADMIN, ADMIN_PW), principal=name, role=role, scope=scope)
+    assert s == 200, b
+    s, b = api(url, "POST", f"access/principals/{name}/tokens", (ADMIN, ADMIN_PW), label="test")
+    assert s == 200, b
+    return b["token"], b["token_id"]
+
+
+@pytest.fixture
+def auth_server():
+    with tempfile.TemporaryDirectory() as data:
+        s = AuthServer(data, bootstrap_env(data))
+        yield s
+        s.stop()
+
+
+def test_the_stock_client_with_basic_auth_and_with_a_token(auth_server, monkeypatch, tmp_path):
+    url = auth_server.url
+    make_user(url, "alice", "contributor", password="alice-password-1")
+    bob_token, _ = make_user(url, "bob", "reader")
+
+    # Nobody: refused with 401, and the client says so.
+    with pytest.raises(MlflowException) as e:
+        MlflowClient(url).search_experiments()
+    assert "UNAUTHENTICATED" in str(e.value) or "401" in str(e.value)
+
+    # Alice with a password, as MLflow's own auth documents it.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "alice-password-1")
+    mlflow.set_tracking_uri(url)
+    mlflow.set_experiment("alice-exp")
+    art = tmp_path / "notes.txt"
+    art.write_text("hello")
+    with mlflow.start_run() as run:
+        mlflow.log_param("lr", "0.1")
+        mlflow.log_metric("loss", 0.5)
+        mlflow.log_artifact(str(art))
+    client = MlflowClient(url)
+    got = client.get_run(run.info.run_id)
+    assert got.data.params == {"lr": "0.1"}
+    assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
+    # The change log names the authenticated user, not a claimed one.
+    s, b = api(url, "GET", "workspaces/default/changes", (ADMIN, ADMIN_PW), after=0, limit=10000)
+    assert s == 200
+    assert {e["principal"] for e in b["events"] if e["op"] in ("CreateRun", "LogBatch", "PutArtifact")} == {"alice"}
+
+    # A wrong password: 401, never retried into a 5xx.
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    with pytest.raises(MlflowException) as e:
+        MlflowClient(url).get_run(run.info.run_id)
+    assert "UNAUTHENTICATED" in str(e.value) or "401" in str(e.value)
+
+    # Bob with a token reads but may not write.
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", bob_token)
+    client = MlflowClient(url)
+    assert client.get_run(run.info.run_id).data.metrics == {"loss": 0.5}
+    local = client.download_artifacts(run.info.run_id, "notes.txt", str(tmp_path / "dl"))
+    assert open(local).read() == "hello"
+    with pytest.raises(RestException) as e:
+        client.create_experiment("bob-exp")
+    assert e.value.error_code == "PERMISSION_DENIED"
+    with pytest.raises(Exception) as e:  # the artifact client raises requests' HTTPError
+        client.log_artifact(run.info.run_id, str(art))
+    assert "PERMISSION_DENIED" in str(e.value)
+    # Bob's own token for a notebook, then revoked: refused at once.
+    s, mine = api(url, "POST", "access/tokens", bob_token, label="notebook")
+    assert s == 200 and mine["token"].startswith("tdm_")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", mine["token"])
+    assert MlflowClient(url).get_run(run.info.run_id)
+    s, _ = api(url, "DELETE", f"access/tokens/{mine['token_id']}", bob_token)
+    assert s == 200
+    with pytest.raises(MlflowException):
+        MlflowClient(url).get_run(run.info.run_id)
+
+
+def test_auth_may_be_off_only_on_loopback(tmp_path):
+    r = subprocess.run([BIN, "server", "--data", str(tmp_path / "d"), "--listen", "0.0.0.0:0", "--auth", "off"],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0 and "setting 'auth'" in r.stderr and "loopback" in r.stderr, r.stderr
+    # With auth on and no admin, the server starts and says how to make one.
+    s = Server(str(tmp_path / "d2"), ["--auth", "on"])
+    try:
+        assert requests.get(f"{s.url}/health", timeout=5).status_code == 200
+        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", timeout=5)
+        assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED"
+    finally:
+        s.stop()
+    # The CLI makes the first admin straight in the store.
+    data = str(tmp_path / "d3")
+    r = subprocess.run([BIN, "user", "create", "ops", "--admin", "--data", data], input="ops-password-1\n",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([BIN, "token", "create", "--user", "ops", "--data", data], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    s = Server(data, ["--auth", "on"])
+    try:
+        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert r.status_code == 200, r.text
+        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", auth=("ops", "ops-password-1"), timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        s.stop()
+
+
+def test_access_survives_a_sigkill_failover_and_regions_check_their_own_routes():
+    with tempfile.TemporaryDirectory() as tmp:
+        up = Up("sync", auth="on", env=bootstrap_env(tmp))
+        try:
+            url = up.url
+            up.wait_for(lambda: api(url, "GET", "access/whoami", (ADMIN, ADMIN_PW))[0] == 200, 30, "the first admin")
+            carol, _ = make_user(url, "carol", "contributor")
+            _, revoked_id = make_user(url, "dave", "reader")
+            s, _ = api(url, "DELETE", f"access/principals/dave/tokens/{revoked_id}", (ADMIN, ADMIN_PW))
+            assert s == 200
+            client = MlflowClient(url)
+            headers = {"Authorization": f"Bearer {carol}"}
+            os.environ["MLFLOW_TRACKING_TOKEN"] = carol
+            try:
+                run_id = client.create_run("0").info.run_id
+                client.log_param(run_id, "before", "1")
+                # A contributor may not move leadership, at the region itself.
+                for region_url in up.urls.values():
+                    r = requests.post(f"{region_url}/api/tandem/v1/workspaces/default/take-over", headers=headers, timeout=10)
+                    assert r.status_code == 403, r.text
+                    r = requests.get(f"{region_url}/api/tandem/v1/status", timeout=10)
+                    assert r.status_code == 401
+                # Both regions know carol: the access log is replicated.
+                for region_url in up.urls.values():
+                    up.wait_for(lambda: requests.get(f"{region_url}/api/tandem/v1/access/whoami", headers=headers, timeout=5).status_code == 200, 30, "carol in every region")
+                leader = up.leader("_access")
+                up.kill(leader)
+                up.wait_for(lambda: up.leader("_access") not in (None, leader), 60, "a new leader of the access log")
+                up.wait_for(lambda: up.leader() not in (None, leader), 60, "a new leader of default")
+                # Same rights after the failover, and no more.
+                client.log_param(run_id, "after", "1")
+                assert client.get_run(run_id).data.params == {"before": "1", "after": "1"}
+                r = requests.get(f"{url}/api/tandem/v1/access/principals", headers=headers, timeout=10)
+                assert r.status_code == 403
+                s, b = api(url, "GET", "access/principals", (ADMIN, ADMIN_PW))
+                assert s == 200 and {p["name"] for p in b["principals"]} >= {"root", "carol", "dave"}
+                dave_tokens = [t for t in api(url, "GET", "access/principals/dave/tokens", (ADMIN, ADMIN_PW))[1]["tokens"] if t["id"] == revoked_id]
+                assert dave_tokens and dave_tokens[0]["revoked_time"] is not None
+                # Access changes keep working on the survivor.
+                make_user(url, "erin", "reader")
+            finally:
+                os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
+        finally:
+            up.stop()
