@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use tandem_core::access::{AccessState, Scope, ACCESS_WORKSPACE, DEPLOYMENT_ACTIONS};
+use tandem_core::access::{AccessState, Refusal, Scope, ACCESS_WORKSPACE, DEPLOYMENT_ACTIONS};
 use tandem_core::{ErrorCode, MlflowError};
 
 /// How long a server trusts its in-memory copy of the access state before it looks at the
@@ -213,8 +213,8 @@ impl Auth {
     }
 
     /// Whether [`Auth::authorize`] may read the store (the view is stale) for this caller.
-    pub fn needs_blocking(&self, caller: &Caller) -> bool {
-        matches!(caller, Caller::Principal { .. }) && self.fresh_state().is_none()
+    pub fn needs_blocking(&self, _caller: &Caller) -> bool {
+        self.fresh_state().is_none()
     }
 
     /// The access state, re-read from the store when it may be stale. Blocking.
@@ -407,15 +407,56 @@ impl Auth {
         scope: &Scope,
     ) -> Result<(), MlflowError> {
         match caller {
-            Caller::Unchecked { .. } => Ok(()),
-            Caller::Deployment if DEPLOYMENT_ACTIONS.contains(&action) => Ok(()),
+            // Locks hold whoever asks, with authentication off too.
+            Caller::Unchecked { .. } => self.check_lock(action, scope),
+            Caller::Deployment if DEPLOYMENT_ACTIONS.contains(&action) => {
+                self.check_lock(action, scope)
+            }
             Caller::Deployment => Err(denied("the deployment key", action, scope)),
             Caller::Principal { id, name } => {
                 let state = self.state()?;
                 state
                     .decide(id, action, scope, self.store.now_ms())
-                    .map_err(|_| denied(&format!("'{name}'"), action, scope))
+                    .map_err(|r| match r {
+                        Refusal::NotGranted => denied(&format!("'{name}'"), action, scope),
+                        Refusal::NeedsElevation => MlflowError::new(
+                            ErrorCode::PermissionDenied,
+                            format!(
+                                "Permission denied: '{name}' may {action} at {} only with an elevation (no standing right deletes, purges, changes retention, access or leadership): tandem access elevate --role ROLE --scope {} --for 1h --reason \"...\"",
+                                scope.render(),
+                                scope.render()
+                            ),
+                        ),
+                        Refusal::Locked(l) => crate::api::access::locked(&l, scope),
+                    })
             }
+        }
+    }
+
+    /// The lock, if any, that refuses `action` at `scope`.
+    pub fn check_lock(&self, action: &str, scope: &Scope) -> Result<(), MlflowError> {
+        match self.state()?.lock_refusing(action, scope) {
+            Some(l) => Err(crate::api::access::locked(l, scope)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a lock sits on an experiment or model of `ws` (then a change's object must be
+    /// resolved to know whether it is locked).
+    pub fn has_narrow_lock_in(&self, ws: &str) -> bool {
+        self.state()
+            .map(|s| s.has_narrow_lock_in(ws))
+            .unwrap_or(true)
+    }
+
+    /// Whether deciding for this caller in `ws` may need the request's experiment or model.
+    pub fn has_narrow_in(&self, caller: &Caller, ws: &str) -> bool {
+        match caller {
+            Caller::Principal { id, .. } => self
+                .state()
+                .map(|s| s.has_narrow_in(id, ws, self.store.now_ms()))
+                .unwrap_or(false),
+            _ => false,
         }
     }
 

@@ -371,12 +371,247 @@ async fn check_access(state: &AppState, req: &mut Request) -> Result<(), Respons
             Scope::Workspace(ws)
         }
     };
-    let a = auth.clone();
-    let decision = match a.needs_blocking(&caller) {
-        false => auth.authorize(&caller, action, &scope),
-        true => blocking(move || a.authorize(&caller, action, &scope)).await,
+    let refused = match decide(&auth, &caller, action, scope.clone()).await {
+        Ok(()) => {
+            // Allowed for the whole workspace; a lock on the request's own experiment or
+            // model may still refuse a change.
+            let changes = action.ends_with("/write")
+                || action.ends_with("/delete")
+                || action == "retention/write";
+            let Scope::Workspace(ws) = &scope else {
+                return Ok(());
+            };
+            let (a, w) = (auth.clone(), ws.clone());
+            if !changes
+                || !blocking(move || Ok(a.has_narrow_lock_in(&w)))
+                    .await
+                    .unwrap_or(true)
+            {
+                return Ok(());
+            }
+            if let Ok(Narrowed::Objects(scopes)) = narrow(state, req, &key, params, ws).await {
+                for s in scopes {
+                    let a = auth.clone();
+                    blocking(move || a.check_lock(action, &s))
+                        .await
+                        .map_err(|e| error_response(&e))?;
+                }
+            }
+            return Ok(());
+        }
+        Err(e) => e,
     };
-    decision.map_err(|e| unauthenticated_response(&e))
+    // Rights narrower than the workspace (an experiment, a registered model): decided on the
+    // request's own object, looked up only for callers who hold such rights.
+    let Scope::Workspace(ws) = scope else {
+        return Err(unauthenticated_response(&refused));
+    };
+    if refused.code != tandem_core::ErrorCode::PermissionDenied {
+        return Err(unauthenticated_response(&refused));
+    }
+    let (a, c, w) = (auth.clone(), caller.clone(), ws.clone());
+    if !blocking(move || Ok(a.has_narrow_in(&c, &w)))
+        .await
+        .unwrap_or(false)
+    {
+        return Err(unauthenticated_response(&refused));
+    }
+    match narrow(state, req, &key, params, &ws).await {
+        Ok(Narrowed::Objects(scopes)) if !scopes.is_empty() => {
+            for s in scopes {
+                decide(&auth, &caller, action, s)
+                    .await
+                    .map_err(|e| unauthenticated_response(&e))?;
+            }
+            Ok(())
+        }
+        Ok(Narrowed::List) => {
+            let (a, c) = (auth.clone(), caller.clone());
+            let some = blocking(move || Ok(a.sees_workspace(&c, action, &ws)))
+                .await
+                .unwrap_or(false);
+            if !some {
+                return Err(unauthenticated_response(&refused));
+            }
+            req.extensions_mut().insert(Narrowed::List);
+            Ok(())
+        }
+        Ok(_) => Err(unauthenticated_response(&refused)),
+        Err(e) => Err(error_response(&e)),
+    }
+}
+
+async fn decide(
+    auth: &std::sync::Arc<crate::auth::Auth>,
+    caller: &Caller,
+    action: &'static str,
+    scope: Scope,
+) -> Result<(), MlflowError> {
+    match auth.needs_blocking(caller) {
+        false => auth.authorize(caller, action, &scope),
+        true => {
+            let (a, c) = (auth.clone(), caller.clone());
+            blocking(move || a.authorize(&c, action, &scope)).await
+        }
+    }
+}
+
+/// What a request's object is, for a caller whose rights are narrower than the workspace.
+#[derive(Debug, Clone)]
+enum Narrowed {
+    /// Every one of these must be allowed (one object, or a search's experiments).
+    Objects(Vec<Scope>),
+    /// A listing: answered, then cut down to what the caller may read.
+    List,
+}
+
+/// Lists answered for narrow callers and filtered afterwards (see `filter_listing`).
+const NARROWED_LISTS: &[&str] = &[
+    "mlflow/experiments/search",
+    "mlflow/registered-models/search",
+    "mlflow/registered-models/get-latest-versions",
+    "mlflow/model-versions/search",
+];
+
+async fn narrow(
+    state: &AppState,
+    req: &mut Request,
+    key: &str,
+    path_params: api::Req,
+    ws: &str,
+) -> Result<Narrowed, MlflowError> {
+    let exp = |id: &str| Scope::Experiment(ws.to_owned(), id.to_owned());
+    if NARROWED_LISTS.contains(&key) {
+        return Ok(Narrowed::List);
+    }
+    // Artifact paths begin with their experiment's ID (`E/RUN/artifacts/...`, `E/models/M/...`).
+    let first = |p: &str| {
+        let p = api::percent_decode(p);
+        let id = p
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit())).then_some(id)
+    };
+    for prefix in [
+        "mlflow-artifacts/artifacts/",
+        "mlflow-artifacts/mpu/create/",
+        "mlflow-artifacts/mpu/complete/",
+        "mlflow-artifacts/mpu/abort/",
+    ] {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            return Ok(Narrowed::Objects(
+                first(rest).map(|e| exp(&e)).into_iter().collect(),
+            ));
+        }
+    }
+    let mut params = peek_params(req).await?;
+    for (k, v) in path_params.0 {
+        params.0.insert(k, v);
+    }
+    if key == "mlflow-artifacts/artifacts" {
+        let path = params.opt_str("path").ok().flatten().unwrap_or_default();
+        return Ok(Narrowed::Objects(
+            first(&path).map(|e| exp(&e)).into_iter().collect(),
+        ));
+    }
+    let text = |k: &str| params.opt_str(k).ok().flatten().filter(|s| !s.is_empty());
+    if key.starts_with("mlflow/registered-models/")
+        || key.starts_with("mlflow/model-versions/")
+        || key == "ui/model-versions/get-artifact"
+    {
+        return Ok(Narrowed::Objects(
+            text("name")
+                .map(|n| Scope::Model(ws.to_owned(), n))
+                .into_iter()
+                .collect(),
+        ));
+    }
+    if let Some(ids) = params.0.get("experiment_ids") {
+        let ids: Vec<String> = match ids {
+            Json::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Json::String(s) => vec![s.clone()],
+            _ => vec![],
+        };
+        return Ok(Narrowed::Objects(ids.iter().map(|e| exp(e)).collect()));
+    }
+    if let Some(e) = text("experiment_id") {
+        return Ok(Narrowed::Objects(vec![exp(&e)]));
+    }
+    let lookup = match (
+        text("run_id").or_else(|| text("run_uuid")),
+        text("model_id"),
+        text("experiment_name"),
+    ) {
+        (Some(r), _, _) => Some((queries::ObjectKey::Run, r)),
+        (_, Some(m), _) => Some((queries::ObjectKey::LoggedModel, m)),
+        (_, _, Some(n)) => Some((queries::ObjectKey::ExperimentName, n)),
+        _ => None,
+    };
+    let Some((kind, id)) = lookup else {
+        return Ok(Narrowed::Objects(vec![]));
+    };
+    let (s, w) = (state.store.clone(), ws.to_owned());
+    let found = blocking(move || {
+        s.read(|tx| queries::experiment_of(tx, &w, kind, &id))
+            .map_err(Into::into)
+    })
+    .await?;
+    Ok(Narrowed::Objects(
+        found.map(|e| exp(&e)).into_iter().collect(),
+    ))
+}
+
+/// A request's parameters (as `read_params` reads them) without consuming its body.
+async fn peek_params(req: &mut Request) -> Result<Req, MlflowError> {
+    let query = query_pairs(req.uri().query());
+    if req.method() == Method::GET && !query.is_empty() {
+        return Ok(Req::from_query(query));
+    }
+    let body = std::mem::take(req.body_mut());
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|_| {
+            MlflowError::invalid(format!(
+                "The request body is larger than {MAX_JSON_BODY} bytes or was interrupted"
+            ))
+        })?;
+    *req.body_mut() = Body::from(bytes.clone());
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Req::from_query(query));
+    }
+    let v: Json = serde_json::from_slice(&bytes)
+        .map_err(|e| MlflowError::invalid(format!("Malformed JSON request body: {e}")))?;
+    Req::from_json(v)
+}
+
+/// Cuts a listing answered for a caller with narrow rights down to what they may read.
+fn filter_listing(auth: &crate::auth::Auth, caller: &Caller, ws: &str, v: &mut Json) {
+    let keep = |scope: Scope, action: &str| auth.authorize(caller, action, &scope).is_ok();
+    if let Some(list) = v["experiments"].as_array_mut() {
+        list.retain(|e| {
+            e["experiment_id"].as_str().is_some_and(|id| {
+                keep(
+                    Scope::Experiment(ws.to_owned(), id.to_owned()),
+                    "experiments/read",
+                )
+            })
+        });
+    }
+    for field in ["registered_models", "model_versions"] {
+        if let Some(list) = v[field].as_array_mut() {
+            list.retain(|m| {
+                m["name"]
+                    .as_str()
+                    .is_some_and(|n| keep(Scope::Model(ws.to_owned(), n.to_owned()), "models/read"))
+            });
+        }
+    }
 }
 
 async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
@@ -504,6 +739,7 @@ async fn json_endpoint(
         Err(e) => return error_response(&e),
     };
     let caller = caller_of(&req);
+    let narrowed = req.extensions().get::<Narrowed>().is_some();
     let mut request = match read_params(req).await {
         Ok(r) => r,
         Err(e) => return error_response(&e),
@@ -516,6 +752,7 @@ async fn json_endpoint(
     let created = method == Method::POST && path == "mlflow/workspaces";
     let no_content = method == Method::DELETE && path.starts_with("mlflow/workspaces/");
     let write = is_write(&method, &format!("/{path}"));
+    let ctx_ws = ctx.workspace.clone();
     let (ws, after, wait_ms) = (
         ctx.workspace.clone(),
         request.opt_i64("after").ok().flatten(),
@@ -569,6 +806,14 @@ async fn json_endpoint(
         }
     }
     let result = match result {
+        Ok(mut v) if narrowed => {
+            let (auth, ws) = (state.auth.clone(), ctx_ws.clone());
+            blocking(move || {
+                filter_listing(&auth, &caller, &ws, &mut v);
+                Ok(v)
+            })
+            .await
+        }
         // A workspace list shows only the workspaces the caller may read something in.
         Ok(mut v) if method == Method::GET && path == "mlflow/workspaces" => {
             let auth = state.auth.clone();

@@ -137,6 +137,75 @@ enum AccessAction {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Let a principal elevate itself to a role at a scope, for at most --max (e.g. 4h);
+    /// the eligibility itself grants nothing.
+    Eligible {
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        scope: String,
+        #[arg(long, default_value = "4h")]
+        max: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Elevate yourself (just in time, with a reason) through a server: MLFLOW_TRACKING_URI
+    /// and your credentials (MLFLOW_TRACKING_TOKEN, or _USERNAME and _PASSWORD) say where and who.
+    Elevate {
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "*")]
+        scope: String,
+        /// How long: 30m, 1h, 4h ...
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lock a scope: no-delete (no deletes, purges, retention changes or in-place restores)
+    /// or read-only (no changes at all), for everyone, admins included.
+    Lock {
+        #[arg(long)]
+        scope: String,
+        #[arg(long, default_value = "no-delete")]
+        kind: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Lift a lock by its ID (written to the change log like everything else).
+    Unlock {
+        lock_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Every lock.
+    Locks {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `30s`, `15m`, `1h`, `2d` in milliseconds.
+fn duration_ms(s: &str) -> anyhow::Result<i64> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("'{s}' is not a duration like 30m, 1h or 2d"))?;
+    let unit_ms = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" | "" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("'{s}' is not a duration like 30m, 1h or 2d"),
+    };
+    if n <= 0 {
+        bail!("'{s}': a duration is positive");
+    }
+    Ok(n.saturating_mul(unit_ms))
 }
 
 #[derive(Subcommand)]
@@ -1548,14 +1617,95 @@ fn access(action: AccessAction) -> anyhow::Result<()> {
                 &principal,
                 &role,
                 &scope,
-                None,
-                None,
+                access::Grant::Standing,
             )?;
             println!(
                 "{} has {role} at {} (assignment {})",
                 principal,
                 scope.render(),
                 v["assignment"]["id"].as_str().unwrap_or("")
+            );
+        }
+        AccessAction::Eligible {
+            principal,
+            role,
+            scope,
+            max,
+            store,
+        } => {
+            let scope = access::parse_scope(&scope)?;
+            let for_ms = duration_ms(&max)?;
+            access::assign(
+                &cli_store(&store)?,
+                "tandem-cli",
+                &principal,
+                &role,
+                &scope,
+                access::Grant::Eligible { for_ms },
+            )?;
+            println!(
+                "{principal} may elevate to {role} at {} for up to {max}",
+                scope.render()
+            );
+        }
+        AccessAction::Elevate {
+            role,
+            scope,
+            duration,
+            reason,
+        } => {
+            let url = std::env::var("MLFLOW_TRACKING_URI")
+                .context("MLFLOW_TRACKING_URI names the server to elevate on")?;
+            let seconds = duration_ms(&duration)? / 1000;
+            let v = runtime()?.block_on(async move {
+                let http = reqwest::Client::new();
+                let mut rb = http
+                    .post(format!("{}/api/tandem/v1/access/elevate", url.trim_end_matches('/')))
+                    .json(&serde_json::json!({ "role": role, "scope": scope, "for_seconds": seconds, "reason": reason }));
+                rb = match (
+                    std::env::var("MLFLOW_TRACKING_TOKEN"),
+                    std::env::var("MLFLOW_TRACKING_USERNAME"),
+                ) {
+                    (Ok(t), _) => rb.bearer_auth(t),
+                    (_, Ok(u)) => rb.basic_auth(u, std::env::var("MLFLOW_TRACKING_PASSWORD").ok()),
+                    _ => bail!("give your credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
+                };
+                let resp = rb.send().await?;
+                let ok = resp.status().is_success();
+                let v: serde_json::Value = resp.json().await?;
+                if !ok {
+                    bail!("elevation refused: {}", v["message"].as_str().unwrap_or(&v.to_string()));
+                }
+                anyhow::Ok(v)
+            })?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        AccessAction::Lock {
+            scope,
+            kind,
+            reason,
+            store,
+        } => {
+            let scope = access::parse_scope(&scope)?;
+            let v = access::set_lock(&cli_store(&store)?, "tandem-cli", &scope, &kind, &reason)?;
+            println!(
+                "{} is locked ({kind}); lock {}",
+                scope.render(),
+                v["lock"]["id"].as_str().unwrap_or("")
+            );
+        }
+        AccessAction::Unlock { lock_id, store } => {
+            access::lift_lock(&cli_store(&store)?, "tandem-cli", &lock_id)?;
+            println!("lock {lock_id} lifted");
+        }
+        AccessAction::Locks { store } => {
+            let s = cli_store(&store)?;
+            let state = s
+                .read(queries::access_state)
+                .map_err(tandem_core::MlflowError::from)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&access::locks_json(&state))?
             );
         }
         AccessAction::Revoke {
@@ -1627,6 +1777,11 @@ fn workspace(action: WorkspaceAction) -> anyhow::Result<()> {
                 bail!("the default workspace cannot be deleted");
             }
             let state = tandem::server::open_store(&load(&store, Overrides::default())?)?;
+            tandem::api::access::check_lock(
+                &state,
+                "workspaces/delete",
+                &tandem_core::access::Scope::Workspace(name.clone()),
+            )?;
             let time = state.now_ms();
             let deleted = state.write(&name, "tandem-cli", |tx| {
                 if !queries::workspace_exists(tx, &name)? {

@@ -564,6 +564,11 @@ pub fn in_place(
     at_ms: u64,
     principal: &str,
 ) -> Result<(u64, u64), MlflowError> {
+    crate::api::access::check_lock(
+        store,
+        "restore/in-place",
+        &tandem_core::access::Scope::Workspace(ws.to_owned()),
+    )?;
     let (seq, total) = seq_at(store, ws, at_ms)?;
     if seq < 2 {
         return Err(MlflowError::invalid(format!(

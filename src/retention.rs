@@ -4,7 +4,8 @@
 //! switched off, and while it is on nothing is purged before its retention ends. Purges are
 //! events in the change log like every other change, so replicas and restores agree.
 
-use crate::store::{Decision, Result, Store};
+use crate::store::{queries, Decision, Result, Store};
+use tandem_core::access::Scope;
 use tandem_core::{MlflowError, Op};
 
 pub const MIN_DAYS: u32 = 7;
@@ -48,6 +49,7 @@ pub fn set(
             .into());
         }
     }
+    crate::api::access::check_lock(store, "retention/write", &Scope::Workspace(ws.to_owned()))?;
     let time = store.now_ms();
     store.write(ws, principal, |tx| {
         let r = tx
@@ -112,6 +114,12 @@ fn ids(tx: &mut dyn crate::store::Tx, sql: &str, ws: &str, cutoff: i64) -> Resul
 /// Purges what was deleted longer ago than the retention period (`now_ms` from the store's
 /// clock), or, with `immediately`, everything deleted, which purge protection refuses.
 pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Result<Purged> {
+    // Locks hold here as at the HTTP edge: the CLI and the background purger come this way.
+    crate::api::access::check_lock(store, "workspaces/delete", &Scope::Workspace(ws.to_owned()))?;
+    let access = store.read(queries::access_state)?;
+    let locked = |scope: Scope, action: &str| access.lock_refusing(action, &scope).is_some();
+    let exp_scope = |e: &str| Scope::Experiment(ws.to_owned(), e.to_owned());
+    let model_scope = |m: &str| Scope::Model(ws.to_owned(), m.to_owned());
     let now = store.now_ms();
     store.write(ws, principal, |tx| {
         let r = tx
@@ -153,6 +161,33 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
             .iter()
             .map(|r| (r.text(0), r.int(1)))
             .collect();
+        // Objects under a lock narrower than the workspace wait until it is lifted.
+        let (mut experiments, mut runs, mut logged_models, mut registered_models, mut versions) = (experiments, runs, logged_models, registered_models, versions);
+        if access.has_narrow_lock_in(ws) {
+            experiments.retain(|e| !locked(exp_scope(e), "experiments/delete"));
+            let mut keep = |kind, id: &str| -> Result<bool> {
+                Ok(match queries::experiment_of(tx, ws, kind, id)? {
+                    Some(e) => !locked(exp_scope(&e), "runs/delete"),
+                    None => true,
+                })
+            };
+            let mut kept = Vec::new();
+            for r in runs.drain(..) {
+                if keep(queries::ObjectKey::Run, &r)? {
+                    kept.push(r);
+                }
+            }
+            runs = kept;
+            let mut kept = Vec::new();
+            for m in logged_models.drain(..) {
+                if keep(queries::ObjectKey::LoggedModel, &m)? {
+                    kept.push(m);
+                }
+            }
+            logged_models = kept;
+            registered_models.retain(|m| !locked(model_scope(m), "models/delete"));
+            versions.retain(|(m, _)| !locked(model_scope(m), "models/delete"));
+        }
         let mut ops: Vec<Op> = experiments.iter().map(|e| Op::PurgeExperiment { experiment_id: e.clone() }).collect();
         ops.extend(runs.iter().map(|r| Op::PurgeRun { run_id: r.clone() }));
         ops.extend(logged_models.iter().map(|m| Op::PurgeLoggedModel { model_id: m.clone() }));

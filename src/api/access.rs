@@ -131,6 +131,7 @@ pub fn create_principal(store: &Store, by: &str, p: NewPrincipal<'_>) -> Result<
                     scope: scope.render(),
                     until_ms: None,
                     reason: None,
+                    eligible_for_ms: None,
                     time,
                 });
             }
@@ -258,15 +259,30 @@ pub fn revoke_token(store: &Store, by: &str, token_id: &str, owner: Option<&str>
         .map_err(Into::into)
 }
 
+/// What kind of assignment to write.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Grant<'a> {
+    /// In force until taken back.
+    Standing,
+    /// In force until `until_ms`, for `reason` (an elevation).
+    Until { until_ms: i64, reason: &'a str },
+    /// Grants nothing; allows elevating to the role for up to `for_ms`.
+    Eligible { for_ms: i64 },
+}
+
 pub fn assign(
     store: &Store,
     by: &str,
     name: &str,
     role: &str,
     scope: &Scope,
-    until_ms: Option<i64>,
-    reason: Option<&str>,
+    grant: Grant<'_>,
 ) -> Result<Json> {
+    let (until_ms, reason, eligible_for_ms) = match grant {
+        Grant::Standing => (None, None, None),
+        Grant::Until { until_ms, reason } => (Some(until_ms), Some(reason), None),
+        Grant::Eligible { for_ms } => (None, None, Some(for_ms)),
+    };
     check_role(role)?;
     let time = store.now_ms();
     let id = new_id("a");
@@ -279,12 +295,13 @@ pub fn assign(
                 .id
                 .clone();
             // Granting what is already granted (and standing) changes nothing.
-            if until_ms.is_none() {
+            if grant == Grant::Standing {
                 if let Some(a) = state.assignments.iter().find(|a| {
                     a.principal_id == pid
                         && a.role == role
                         && &a.scope == scope
                         && a.until_ms.is_none()
+                        && a.eligible_for_ms.is_none()
                 }) {
                     return Ok(Decision::no_change(Some(a.id.clone())));
                 }
@@ -298,13 +315,14 @@ pub fn assign(
                     scope: scope.render(),
                     until_ms,
                     reason: reason.map(str::to_owned),
+                    eligible_for_ms,
                     time,
                 },
             ))
         })
         .map_err(MlflowError::from)?;
     Ok(
-        json!({ "assignment": { "id": existing.unwrap_or(id), "principal": name, "role": role, "scope": scope.render(), "until_ms": until_ms } }),
+        json!({ "assignment": { "id": existing.unwrap_or(id), "principal": name, "role": role, "scope": scope.render(), "until_ms": until_ms, "reason": reason, "eligible_for_ms": eligible_for_ms } }),
     )
 }
 
@@ -355,7 +373,7 @@ fn assignments_of(state: &AccessState, pid: &str) -> Vec<Json> {
         .assignments
         .iter()
         .filter(|a| a.principal_id == pid)
-        .map(|a| json!({ "id": a.id, "role": a.role, "scope": a.scope.render(), "until_ms": a.until_ms, "reason": a.reason }))
+        .map(|a| json!({ "id": a.id, "role": a.role, "scope": a.scope.render(), "until_ms": a.until_ms, "reason": a.reason, "eligible_for_ms": a.eligible_for_ms }))
         .collect()
 }
 
@@ -497,22 +515,202 @@ pub fn list_assignments(ctx: &Ctx, _req: &Req) -> Result<Json> {
             .get(&a.principal_id)
             .map(|p| p.name.clone())
             .unwrap_or_default();
-        out.push(json!({ "id": a.id, "principal": name, "role": a.role, "scope": a.scope.render(), "until_ms": a.until_ms, "reason": a.reason }));
+        out.push(json!({ "id": a.id, "principal": name, "role": a.role, "scope": a.scope.render(), "until_ms": a.until_ms, "reason": a.reason, "eligible_for_ms": a.eligible_for_ms }));
     }
     Ok(json!({ "assignments": out }))
 }
 
 pub fn assign_h(ctx: &Ctx, req: &Req) -> Result<Json> {
     let scope = parse_scope(&req.str("scope")?)?;
+    let grant = match req.opt_i64("eligible_for_seconds")? {
+        None => Grant::Standing,
+        Some(s) if s > 0 && s <= 7 * 86_400 => Grant::Eligible { for_ms: s * 1000 },
+        Some(s) => {
+            return Err(MlflowError::invalid(format!(
+                "eligible_for_seconds {s}: use 1 to 604800 (a week)"
+            )))
+        }
+    };
     assign(
         &ctx.store,
         &ctx.principal,
         &req.str("principal")?,
         &req.str("role")?,
         &scope,
-        None,
-        None,
+        grant,
     )
+}
+
+fn permission_denied(message: impl Into<String>) -> MlflowError {
+    MlflowError::new(tandem_core::ErrorCode::PermissionDenied, message)
+}
+
+/// Just-in-time elevation: the caller gives themselves `role` at `scope` for a bounded time,
+/// with a reason, if an eligibility (or a standing admin role) allows it.
+pub fn elevate(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let role = req.str("role")?;
+    let scope = parse_scope(&req.opt_str("scope")?.unwrap_or_else(|| "*".into()))?;
+    let seconds = req.opt_i64("for_seconds")?.unwrap_or(3600);
+    let reason = req.str("reason")?;
+    if reason.trim().is_empty() {
+        return Err(MlflowError::invalid("an elevation needs a reason"));
+    }
+    if reason.len() > 1000 {
+        return Err(tandem_core::validate::too_long("reason", 1000));
+    }
+    check_role(&role)?;
+    if seconds <= 0 {
+        return Err(MlflowError::invalid("for_seconds must be positive"));
+    }
+    let for_ms = seconds.saturating_mul(1000);
+    let time = ctx.now();
+    let id = new_id("a");
+    let me = ctx.principal.clone();
+    ctx.store
+        .write(ACCESS_WORKSPACE, &ctx.principal, |tx| {
+            let state = state_in(tx)?;
+            let p = state
+                .principal_by_name(&me)
+                .ok_or_else(|| permission_denied("only a principal can elevate"))?;
+            state
+                .may_elevate(&p.id, &role, &scope, for_ms, time)
+                .map_err(permission_denied)?;
+            Ok(Decision::change(
+                (),
+                Op::Assign {
+                    assignment_id: id.clone(),
+                    principal_id: p.id.clone(),
+                    role: role.clone(),
+                    scope: scope.render(),
+                    until_ms: Some(time + for_ms),
+                    reason: Some(reason.clone()),
+                    eligible_for_ms: None,
+                    time,
+                },
+            ))
+        })
+        .map_err(MlflowError::from)?;
+    Ok(
+        json!({ "assignment": { "id": id, "principal": me, "role": role, "scope": scope.render(), "until_ms": time + for_ms, "reason": reason } }),
+    )
+}
+
+pub fn set_lock(store: &Store, by: &str, scope: &Scope, kind: &str, reason: &str) -> Result<Json> {
+    if !tandem_core::access::LOCK_KINDS.contains(&kind) {
+        return Err(MlflowError::invalid(format!(
+            "lock kind '{kind}' is unknown: use no-delete or read-only"
+        )));
+    }
+    if reason.trim().is_empty() {
+        return Err(MlflowError::invalid("a lock needs a reason"));
+    }
+    if reason.len() > 1000 {
+        return Err(tandem_core::validate::too_long("reason", 1000));
+    }
+    let time = store.now_ms();
+    let id = new_id("l");
+    let existing = store
+        .write(ACCESS_WORKSPACE, by, |tx| {
+            let state = state_in(tx)?;
+            if let Some(l) = state
+                .locks
+                .iter()
+                .find(|l| &l.scope == scope && l.kind == kind)
+            {
+                return Ok(Decision::no_change(Some(l.id.clone())));
+            }
+            Ok(Decision::change(
+                None,
+                Op::Lock {
+                    lock_id: id.clone(),
+                    scope: scope.render(),
+                    kind: kind.to_owned(),
+                    reason: reason.to_owned(),
+                    set_by: by.to_owned(),
+                    time,
+                },
+            ))
+        })
+        .map_err(MlflowError::from)?;
+    Ok(
+        json!({ "lock": { "id": existing.unwrap_or(id), "scope": scope.render(), "kind": kind, "reason": reason } }),
+    )
+}
+
+pub fn lift_lock(store: &Store, by: &str, lock_id: &str) -> Result<()> {
+    let time = store.now_ms();
+    store
+        .write(ACCESS_WORKSPACE, by, |tx| {
+            if !state_in(tx)?.locks.iter().any(|l| l.id == lock_id) {
+                return Err(
+                    MlflowError::not_found(format!("Lock '{lock_id}' does not exist.")).into(),
+                );
+            }
+            Ok(Decision::change(
+                (),
+                Op::Unlock {
+                    lock_id: lock_id.to_owned(),
+                    time,
+                },
+            ))
+        })
+        .map_err(Into::into)
+}
+
+pub fn locks_json(state: &AccessState) -> Json {
+    Json::Array(
+        state
+            .locks
+            .iter()
+            .map(|l| json!({ "id": l.id, "scope": l.scope.render(), "kind": l.kind, "reason": l.reason, "set_by": l.set_by, "created_time": l.created_time }))
+            .collect(),
+    )
+}
+
+pub fn list_locks(ctx: &Ctx, _req: &Req) -> Result<Json> {
+    Ok(json!({ "locks": locks_json(&read_state(ctx)?) }))
+}
+
+pub fn set_lock_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let scope = parse_scope(&req.str("scope")?)?;
+    set_lock(
+        &ctx.store,
+        &ctx.principal,
+        &scope,
+        &req.opt_str("kind")?.unwrap_or_else(|| "no-delete".into()),
+        &req.str("reason")?,
+    )
+}
+
+pub fn lift_lock_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    lift_lock(&ctx.store, &ctx.principal, &req.str("lock_id")?)?;
+    Ok(json!({}))
+}
+
+/// The lock check for paths that do not come through HTTP (the CLI's deletes, purges,
+/// retention changes and in-place restores, the background purger): the same rule.
+pub fn check_lock(store: &Store, action: &str, scope: &Scope) -> Result<()> {
+    let state = store
+        .read(queries::access_state)
+        .map_err(MlflowError::from)?;
+    match state.lock_refusing(action, scope) {
+        Some(l) => Err(locked(l, scope)),
+        None => Ok(()),
+    }
+}
+
+/// MLflow's shape for a refusal by a lock: who set it, when, and why.
+pub fn locked(l: &tandem_core::access::Lock, scope: &Scope) -> MlflowError {
+    permission_denied(format!(
+        "{} is locked ({} on {}, set by {} at {} ms since the epoch, reason: {}); a lock administrator can lift it (tandem access unlock {})",
+        scope.render(),
+        l.kind,
+        l.scope.render(),
+        l.set_by,
+        l.created_time,
+        l.reason,
+        l.id
+    ))
 }
 
 pub fn unassign_h(ctx: &Ctx, req: &Req) -> Result<Json> {
@@ -598,6 +796,7 @@ impl Bootstrap {
                     scope: "*".into(),
                     until_ms: None,
                     reason: Some("bootstrap".into()),
+                    eligible_for_ms: None,
                     time,
                 });
                 Ok(Decision::changes(true, ops))

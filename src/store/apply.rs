@@ -1004,11 +1004,31 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             scope,
             until_ms,
             reason,
+            eligible_for_ms,
             time,
         } => {
             tx.exec_later(
-                "INSERT INTO access_assignments (workspace, assignment_id, principal_id, role, scope, until_ms, reason, created_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                vec![ws.into(), assignment_id.into(), principal_id.into(), role.into(), scope.into(), (*until_ms).into(), reason.clone().into(), (*time).into()],
+                "INSERT INTO access_assignments (workspace, assignment_id, principal_id, role, scope, until_ms, reason, eligible_for_ms, created_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                vec![ws.into(), assignment_id.into(), principal_id.into(), role.into(), scope.into(), (*until_ms).into(), reason.clone().into(), (*eligible_for_ms).into(), (*time).into()],
+            )?;
+        }
+        Op::Lock {
+            lock_id,
+            scope,
+            kind,
+            reason,
+            set_by,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO access_locks (workspace, lock_id, scope, kind, reason, set_by, created_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                vec![ws.into(), lock_id.into(), scope.into(), kind.into(), reason.into(), set_by.into(), (*time).into()],
+            )?;
+        }
+        Op::Unlock { lock_id, .. } => {
+            tx.exec_later(
+                "DELETE FROM access_locks WHERE workspace = ? AND lock_id = ?",
+                vec![ws.into(), lock_id.into()],
             )?;
         }
         Op::Unassign { assignment_id, .. } => {

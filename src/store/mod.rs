@@ -300,6 +300,14 @@ impl Store {
         Ok(store)
     }
 
+    /// The same store, reading time from `clock` (tests move time by hand).
+    pub fn with_clock(&self, clock: Arc<dyn Clock>) -> Store {
+        Store {
+            clock,
+            ..self.clone()
+        }
+    }
+
     /// The same store, writing only as `fence` allows.
     pub fn with_fence(&self, fence: Arc<dyn Fence>) -> Store {
         Store {

@@ -1287,7 +1287,9 @@ pub fn dump(tx: &mut dyn Tx, ws: &str) -> Result<Json> {
 /// Everything the `_access` workspace holds (principals, token hashes, assignments), to be
 /// decided on in memory.
 pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState> {
-    use tandem_core::access::{AccessState, Assignment, Principal, Scope, Token, ACCESS_WORKSPACE};
+    use tandem_core::access::{
+        AccessState, Assignment, Lock, Principal, Scope, Token, ACCESS_WORKSPACE,
+    };
     let ws: Value = ACCESS_WORKSPACE.into();
     let principals = tx
         .query(
@@ -1322,7 +1324,7 @@ pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState>
         .collect();
     let assignments = tx
         .query(
-            "SELECT assignment_id, principal_id, role, scope, until_ms, reason, created_time FROM access_assignments WHERE workspace = ? ORDER BY created_time, assignment_id",
+            "SELECT assignment_id, principal_id, role, scope, until_ms, reason, created_time, eligible_for_ms FROM access_assignments WHERE workspace = ? ORDER BY created_time, assignment_id",
             std::slice::from_ref(&ws),
         )?
         .iter()
@@ -1336,8 +1338,55 @@ pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState>
                 until_ms: r.opt_int(4),
                 reason: r.opt_text(5),
                 created_time: r.int(6),
+                eligible_for_ms: r.opt_int(7),
             })
         })
         .collect();
-    Ok(AccessState::from_parts(principals, tokens, assignments))
+    let locks = tx
+        .query(
+            "SELECT lock_id, scope, kind, reason, set_by, created_time FROM access_locks WHERE workspace = ? ORDER BY created_time, lock_id",
+            std::slice::from_ref(&ws),
+        )?
+        .iter()
+        .filter_map(|r| {
+            Some(Lock {
+                id: r.text(0),
+                scope: Scope::parse(&r.text(1))?,
+                kind: r.text(2),
+                reason: r.text(3),
+                set_by: r.text(4),
+                created_time: r.int(5),
+            })
+        })
+        .collect();
+    Ok(AccessState::from_parts(principals, tokens, assignments).with_locks(locks))
+}
+
+/// Where a request's object lives, for access decisions narrower than a workspace: the
+/// experiment of a run, of a logged model, or of an experiment name.
+pub fn experiment_of(
+    tx: &mut dyn Tx,
+    ws: &str,
+    kind: ObjectKey,
+    key: &str,
+) -> Result<Option<String>> {
+    let sql = match kind {
+        ObjectKey::Run => "SELECT experiment_id FROM runs WHERE workspace = ? AND run_id = ?",
+        ObjectKey::LoggedModel => {
+            "SELECT experiment_id FROM logged_models WHERE workspace = ? AND model_id = ?"
+        }
+        ObjectKey::ExperimentName => {
+            "SELECT experiment_id FROM experiments WHERE workspace = ? AND name = ?"
+        }
+    };
+    Ok(tx
+        .query_one(sql, &[ws.into(), key.into()])?
+        .map(|r| r.text(0)))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum ObjectKey {
+    Run,
+    LoggedModel,
+    ExperimentName,
 }

@@ -450,7 +450,7 @@ CREATE INDEX latest_metrics_by_value ON latest_metrics (workspace, key, is_nan, 
     // 6: PostgreSQL only (see `postgres_step`): change-log payloads compressed with lz4.
     "",
     // 7: access state (rows of the `_access` workspace only): principals, tokens (hashes),
-    // role assignments.
+    // role assignments (standing, elevations, eligibilities), locks.
     r#"
 CREATE TABLE access_principals (
   workspace TEXT NOT NULL,
@@ -482,8 +482,19 @@ CREATE TABLE access_assignments (
   scope TEXT NOT NULL,
   until_ms BIGINT,
   reason TEXT,
+  eligible_for_ms BIGINT,
   created_time BIGINT NOT NULL,
   PRIMARY KEY (workspace, assignment_id)
+);
+CREATE TABLE access_locks (
+  workspace TEXT NOT NULL,
+  lock_id TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  set_by TEXT NOT NULL,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, lock_id)
 )
 "#,
 ];
@@ -536,6 +547,7 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("access_principals", "principal_id"),
     ("access_tokens", "token_id"),
     ("access_assignments", "assignment_id"),
+    ("access_locks", "lock_id"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -12,6 +12,22 @@ const WS: &str = "team";
 /// What each built-in role, assigned at `workspaces/team`, may do. `service` says the route
 /// acts on the whole service (nobody but an admin at `*`).
 fn expected(role: &str, action: &str, service: bool) -> bool {
+    // `+`: the role held as an elevation (time-bounded), which alone grants destructive and
+    // administrative actions.
+    let elevated = role.ends_with('+');
+    let role = role.trim_end_matches('+');
+    let elevation_only = action.ends_with("/delete")
+        || [
+            "retention/write",
+            "restore/in-place",
+            "locks/lift",
+            "access/manage",
+            "regions/failover",
+        ]
+        .contains(&action);
+    if action != "any" && elevation_only && !elevated {
+        return false;
+    }
     let contributor_writes = [
         "experiments/write",
         "runs/write",
@@ -67,6 +83,14 @@ struct Caller {
     token: String,
 }
 
+/// An elevation for an hour from now.
+fn hour(store: &tandem::store::Store) -> access::Grant<'static> {
+    access::Grant::Until {
+        until_ms: store.now_ms() + 3_600_000,
+        reason: "test",
+    }
+}
+
 async fn server_with_people() -> (TestServer, Vec<Caller>) {
     let server = TestServer::start_with(Meta::Sqlite, None, AuthMode::On).await;
     let store = server.store.clone();
@@ -78,8 +102,12 @@ async fn server_with_people() -> (TestServer, Vec<Caller>) {
             ("contributor", format!("workspaces/{WS}")),
             ("owner", format!("workspaces/{WS}")),
             ("admin", "*".to_owned()),
+            ("owner+", format!("workspaces/{WS}")),
+            ("admin+", "*".to_owned()),
         ] {
-            let name = format!("{role}-1");
+            let name = format!("{}-1", role.replace('+', "-elevated"));
+            let base = role.trim_end_matches('+');
+            let scope = Scope::parse(&scope).unwrap();
             access::create_principal(
                 &store,
                 "test",
@@ -88,10 +116,16 @@ async fn server_with_people() -> (TestServer, Vec<Caller>) {
                     kind: "user",
                     workspace: None,
                     password_hash: None,
-                    roles: vec![(role.to_owned(), Scope::parse(&scope).unwrap())],
+                    roles: match role.ends_with('+') {
+                        true => vec![],
+                        false => vec![(base.to_owned(), scope.clone())],
+                    },
                 },
             )
             .unwrap();
+            if role.ends_with('+') {
+                access::assign(&store, "test", &name, base, &scope, hour(&store)).unwrap();
+            }
             let t = access::issue_token(&store, "test", &name, "", None).unwrap();
             out.push(Caller {
                 role,
@@ -252,7 +286,7 @@ async fn narrow_rights_do_not_reach_other_workspaces() {
         .map(|w| w["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec![WS]);
-    let admin = format!("Bearer {}", callers[3].token);
+    let admin = format!("Bearer {}", callers[5].token);
     let (_, b) = send(
         &server,
         "GET",
@@ -486,8 +520,17 @@ async fn tokens_expire_and_revocation_applies_at_once() {
                 kind: "user",
                 workspace: None,
                 password_hash: None,
-                roles: vec![("admin".into(), Scope::Service)],
+                roles: vec![],
             },
+        )
+        .unwrap();
+        access::assign(
+            &store,
+            "test",
+            "root",
+            "admin",
+            &Scope::Service,
+            hour(&store),
         )
         .unwrap();
         access::issue_token(&store, "test", "root", "", None).unwrap()
@@ -507,5 +550,659 @@ async fn tokens_expire_and_revocation_applies_at_once() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(get(long_token).await, 401, "a revoked token still works");
+    server.stop().await;
+}
+
+/// Sends JSON as `token` to workspace `team`.
+async fn as_(
+    server: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let query: Vec<String> = body
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
+            format!("{k}={}", tandem::http::encode_segment(&v))
+        })
+        .collect();
+    let url = match m == reqwest::Method::GET {
+        true => format!("{}{path}?{}", server.url, query.join("&")),
+        false => format!("{}{path}", server.url),
+    };
+    let mut rb = server
+        .http
+        .request(m.clone(), url)
+        .header("X-MLFLOW-WORKSPACE", WS)
+        .bearer_auth(token);
+    if m != reqwest::Method::GET {
+        rb = rb.json(&body);
+    }
+    let resp = rb.send().await.unwrap();
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn rights_on_one_experiment_or_model_reach_only_it() {
+    let (server, callers) = server_with_people().await;
+    let admin = callers[3].token.clone();
+    let mk_exp = |name: &'static str| {
+        let (server, admin) = (&server, admin.clone());
+        async move {
+            let (s, b) = as_(
+                server,
+                &admin,
+                "POST",
+                "/api/2.0/mlflow/experiments/create",
+                json!({"name": name}),
+            )
+            .await;
+            assert_eq!(s, 200, "{b}");
+            b["experiment_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (a, b) = (mk_exp("exp-a").await, mk_exp("exp-b").await);
+    let mut runs = Vec::new();
+    for e in [&a, &b] {
+        let (s, r) = as_(
+            &server,
+            &admin,
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": e}),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+        runs.push(r["run"]["info"]["run_id"].as_str().unwrap().to_owned());
+    }
+    for m in ["m1", "m2"] {
+        let (s, r) = as_(
+            &server,
+            &admin,
+            "POST",
+            "/api/2.0/mlflow/registered-models/create",
+            json!({"name": m}),
+        )
+        .await;
+        assert_eq!(s, 200, "{r}");
+    }
+    let store = server.store.clone();
+    let (ext, modr) = {
+        let (a, store) = (a.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut tokens = Vec::new();
+            for (name, role, scope) in [
+                (
+                    "ext",
+                    "contributor",
+                    format!("workspaces/{WS}/experiments/{a}"),
+                ),
+                ("modr", "reader", format!("workspaces/{WS}/models/m1")),
+            ] {
+                access::create_principal(
+                    &store,
+                    "test",
+                    NewPrincipal {
+                        name,
+                        kind: "user",
+                        workspace: None,
+                        password_hash: None,
+                        roles: vec![(role.into(), Scope::parse(&scope).unwrap())],
+                    },
+                )
+                .unwrap();
+                tokens.push(
+                    access::issue_token(&store, "test", name, "", None).unwrap()["token"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            (tokens[0].clone(), tokens[1].clone())
+        })
+        .await
+        .unwrap()
+    };
+    let (ra, rb) = (&runs[0], &runs[1]);
+    let cases: Vec<(&str, &str, &str, Value, u16)> = vec![
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": a}),
+            200,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": b}),
+            403,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/experiments/get-by-name",
+            json!({"experiment_name": "exp-a"}),
+            200,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/experiments/get-by-name",
+            json!({"experiment_name": "exp-b"}),
+            403,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": a}),
+            200,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": b}),
+            403,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": ra, "params": [{"key": "p", "value": "1"}]}),
+            200,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": rb, "params": [{"key": "p", "value": "1"}]}),
+            403,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/runs/get",
+            json!({"run_id": rb}),
+            403,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/runs/get",
+            json!({"run_id": "0123456789abcdef0123456789abcdef"}),
+            403,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/delete",
+            json!({"run_id": ra}),
+            403,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": [a]}),
+            200,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/runs/search",
+            json!({"experiment_ids": [a, b]}),
+            403,
+        ),
+        (
+            &ext,
+            "POST",
+            "/api/2.0/mlflow/experiments/create",
+            json!({"name": "new"}),
+            403,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/artifacts/list",
+            json!({"run_id": ra}),
+            200,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow-artifacts/artifacts",
+            json!({"path": format!("{b}/{rb}/artifacts")}),
+            403,
+        ),
+        (
+            &ext,
+            "GET",
+            "/api/2.0/mlflow/registered-models/get",
+            json!({"name": "m1"}),
+            403,
+        ),
+        (
+            &modr,
+            "GET",
+            "/api/2.0/mlflow/registered-models/get",
+            json!({"name": "m1"}),
+            200,
+        ),
+        (
+            &modr,
+            "GET",
+            "/api/2.0/mlflow/registered-models/get",
+            json!({"name": "m2"}),
+            403,
+        ),
+        (
+            &modr,
+            "POST",
+            "/api/2.0/mlflow/registered-models/set-tag",
+            json!({"name": "m1", "key": "k", "value": "v"}),
+            403,
+        ),
+        (
+            &modr,
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": a}),
+            403,
+        ),
+    ];
+    for (token, m, path, body, want) in cases {
+        let (s, v) = as_(&server, token, m, path, body.clone()).await;
+        assert_eq!(s, want, "{m} {path} {body}: {v}");
+        if want == 403 {
+            assert_eq!(v["error_code"], "PERMISSION_DENIED");
+        }
+    }
+    // Artifact bytes go where the experiment allows.
+    for (exp, run, want) in [(&a, ra, 200), (&b, rb, 403)] {
+        let resp = server
+            .http
+            .put(format!(
+                "{}/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/f.txt",
+                server.url
+            ))
+            .header("X-MLFLOW-WORKSPACE", WS)
+            .bearer_auth(&ext)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want);
+    }
+    // Lists show only what may be read.
+    let (s, v) = as_(
+        &server,
+        &ext,
+        "POST",
+        "/api/2.0/mlflow/experiments/search",
+        json!({"max_results": 100}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let ids: Vec<&str> = v["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["experiment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![a.as_str()]);
+    let (s, v) = as_(
+        &server,
+        &modr,
+        "GET",
+        "/api/2.0/mlflow/registered-models/search",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let names: Vec<&str> = v["registered_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["m1"]);
+    server.stop().await;
+}
+
+/// A clock the test moves by hand.
+struct Clock(std::sync::atomic::AtomicU64);
+impl tandem::store::Clock for Clock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn deletes_need_an_elevation_that_expires_and_locks_refuse_everyone() {
+    let clock = std::sync::Arc::new(Clock(std::sync::atomic::AtomicU64::new({
+        use tandem::store::Clock as _;
+        tandem::store::SystemClock.now_ms()
+    })));
+    let server =
+        TestServer::start_with_clock(Meta::Sqlite, None, AuthMode::On, Some(clock.clone())).await;
+    let store = server.store.clone();
+    let (root, olly) = tokio::task::spawn_blocking(move || {
+        tandem::api::workspaces::ensure(&store, WS, "", "test").unwrap();
+        let mk = |name: &str, roles: Vec<(String, Scope)>| {
+            access::create_principal(
+                &store,
+                "test",
+                NewPrincipal {
+                    name,
+                    kind: "user",
+                    workspace: None,
+                    password_hash: None,
+                    roles,
+                },
+            )
+            .unwrap();
+            access::issue_token(&store, "test", name, "", None).unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let team = Scope::parse(&format!("workspaces/{WS}")).unwrap();
+        let root = mk("root", vec![("admin".into(), Scope::Service)]);
+        let olly = mk("olly", vec![("owner".into(), team.clone())]);
+        access::assign(
+            &store,
+            "test",
+            "olly",
+            "deleter",
+            &team,
+            access::Grant::Eligible { for_ms: 3_600_000 },
+        )
+        .unwrap();
+        (root, olly)
+    })
+    .await
+    .unwrap();
+    let (s, e) = as_(
+        &server,
+        &root,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        json!({"name": "e1"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    let e1 = e["experiment_id"].as_str().unwrap().to_owned();
+    let (_, e) = as_(
+        &server,
+        &root,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        json!({"name": "e2"}),
+    )
+    .await;
+    let e2 = e["experiment_id"].as_str().unwrap().to_owned();
+    let mut runs = Vec::new();
+    for e in [&e1, &e1, &e2] {
+        let (_, r) = as_(
+            &server,
+            &root,
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": e}),
+        )
+        .await;
+        runs.push(r["run"]["info"]["run_id"].as_str().unwrap().to_owned());
+    }
+    let delete = |token: String, run: String| {
+        let server = &server;
+        async move {
+            as_(
+                server,
+                &token,
+                "POST",
+                "/api/2.0/mlflow/runs/delete",
+                json!({"run_id": run}),
+            )
+            .await
+        }
+    };
+    // No standing delete: an owner, and even an administrator, must elevate first.
+    for t in [&olly, &root] {
+        let (s, b) = delete(t.clone(), runs[0].clone()).await;
+        assert_eq!(s, 403, "{b}");
+        assert!(b["message"].as_str().unwrap().contains("elevation"), "{b}");
+    }
+    let elevate = |token: String, body: Value| {
+        let server = &server;
+        async move {
+            as_(
+                server,
+                &token,
+                "POST",
+                "/api/tandem/v1/access/elevate",
+                body,
+            )
+            .await
+        }
+    };
+    let (s, b) = elevate(olly.clone(), json!({"role": "deleter", "scope": format!("workspaces/{WS}"), "for_seconds": 7200, "reason": "too long"})).await;
+    assert_eq!(s, 403, "longer than the eligibility allows: {b}");
+    let (s, b) = elevate(
+        olly.clone(),
+        json!({"role": "deleter", "scope": "*", "for_seconds": 60, "reason": "wider"}),
+    )
+    .await;
+    assert_eq!(s, 403, "wider than the eligibility: {b}");
+    let (s, _) = elevate(olly.clone(), json!({"role": "deleter", "scope": format!("workspaces/{WS}"), "for_seconds": 60, "reason": " "})).await;
+    assert_eq!(s, 400, "an elevation needs a reason");
+    let (s, b) = elevate(olly.clone(), json!({"role": "deleter", "scope": format!("workspaces/{WS}"), "for_seconds": 1800, "reason": "clean up run 0"})).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(delete(olly.clone(), runs[0].clone()).await.0, 200);
+    // The elevation is an event of the access log, with its reason.
+    let events = server
+        .store
+        .read(|tx| tandem::store::queries::changes(tx, "_access", 0, 1000))
+        .unwrap();
+    let last = events.iter().rev().find(|e| e.op == "Assign").unwrap();
+    assert_eq!(last.principal, "olly");
+    assert!(last.payload.contains("clean up run 0") && last.payload.contains("until_ms"));
+    // Thirty-one minutes later it is over, on this clock, with no event needed.
+    clock
+        .0
+        .fetch_add(31 * 60_000, std::sync::atomic::Ordering::SeqCst);
+    let (s, b) = delete(olly.clone(), runs[1].clone()).await;
+    assert_eq!(s, 403, "an expired elevation still deletes: {b}");
+    assert_eq!(
+        as_(
+            &server,
+            &olly,
+            "POST",
+            "/api/2.0/mlflow/runs/restore",
+            json!({"run_id": runs[0]})
+        )
+        .await
+        .0,
+        200,
+        "standing rights remain"
+    );
+
+    // Locks: set by an administrator (standing right), refusing everyone, admins included.
+    let (s, b) = elevate(
+        root.clone(),
+        json!({"role": "admin", "scope": "*", "for_seconds": 3600, "reason": "lock drill"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, lock) = as_(
+        &server,
+        &root,
+        "POST",
+        "/api/tandem/v1/access/locks",
+        json!({"scope": format!("workspaces/{WS}"), "kind": "no-delete", "reason": "production"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{lock}");
+    let lock_id = lock["lock"]["id"].as_str().unwrap().to_owned();
+    for (m, path, body) in [
+        (
+            "POST",
+            "/api/2.0/mlflow/runs/delete".to_owned(),
+            json!({"run_id": runs[1]}),
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/delete".to_owned(),
+            json!({"experiment_id": e2}),
+        ),
+        (
+            "DELETE",
+            format!("/api/3.0/mlflow/workspaces/{WS}"),
+            json!({}),
+        ),
+        (
+            "POST",
+            format!("/api/tandem/v1/workspaces/{WS}/purge"),
+            json!({"now": true}),
+        ),
+        (
+            "PATCH",
+            format!("/api/tandem/v1/workspaces/{WS}/retention"),
+            json!({"days": 30}),
+        ),
+    ] {
+        let (s, b) = as_(&server, &root, m, &path, body).await;
+        assert_eq!(s, 403, "{m} {path}: {b}");
+        let msg = b["message"].as_str().unwrap();
+        assert!(
+            msg.contains("is locked (no-delete on workspaces/team, set by root")
+                && msg.contains("production"),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        as_(
+            &server,
+            &root,
+            "POST",
+            "/api/2.0/mlflow/runs/set-tag",
+            json!({"run_id": runs[1], "key": "k", "value": "v"})
+        )
+        .await
+        .0,
+        200,
+        "no-delete allows changes"
+    );
+    // The paths that do not come through HTTP hold the same lock.
+    let store = server.store.clone();
+    let cli = tokio::task::spawn_blocking(move || {
+        let purge = tandem::retention::purge(&store, WS, "tandem-cli", true)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let retention = tandem::retention::set(&store, WS, "tandem-cli", Some(30), None)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let rewind = tandem::restore::in_place(&store, WS, store.now_ms() as u64, "tandem-cli")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        vec![purge, retention, rewind]
+    })
+    .await
+    .unwrap();
+    for r in cli {
+        assert!(r.as_ref().is_err_and(|e| e.contains("is locked")), "{r:?}");
+    }
+    // Only an (elevated) lock administrator lifts it; an owner cannot.
+    let (s, _) = as_(
+        &server,
+        &olly,
+        "DELETE",
+        &format!("/api/tandem/v1/access/locks/{lock_id}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, b) = as_(
+        &server,
+        &root,
+        "DELETE",
+        &format!("/api/tandem/v1/access/locks/{lock_id}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    // A read-only lock on one experiment: its runs take no change, the others do.
+    let (s, _) = as_(&server, &root, "POST", "/api/tandem/v1/access/locks", json!({"scope": format!("workspaces/{WS}/experiments/{e1}"), "kind": "read-only", "reason": "frozen results"})).await;
+    assert_eq!(s, 200);
+    let (s, b) = as_(
+        &server,
+        &root,
+        "POST",
+        "/api/2.0/mlflow/runs/set-tag",
+        json!({"run_id": runs[1], "key": "k", "value": "w"}),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(
+        as_(
+            &server,
+            &root,
+            "POST",
+            "/api/2.0/mlflow/runs/set-tag",
+            json!({"run_id": runs[2], "key": "k", "value": "w"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        as_(
+            &server,
+            &root,
+            "GET",
+            "/api/2.0/mlflow/runs/get",
+            json!({"run_id": runs[1]})
+        )
+        .await
+        .0,
+        200,
+        "reads are never locked"
+    );
+    // A deleted experiment under a no-delete lock is not purged; the rest is.
+    assert_eq!(
+        as_(
+            &server,
+            &root,
+            "POST",
+            "/api/2.0/mlflow/experiments/delete",
+            json!({"experiment_id": e2})
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, _) = as_(&server, &root, "POST", "/api/tandem/v1/access/locks", json!({"scope": format!("workspaces/{WS}/experiments/{e2}"), "kind": "no-delete", "reason": "legal hold"})).await;
+    assert_eq!(s, 200);
+    let store = server.store.clone();
+    let purged = tokio::task::spawn_blocking(move || {
+        tandem::retention::purge(&store, WS, "tandem-cli", true).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !purged.experiments.contains(&e2),
+        "a locked experiment was purged"
+    );
     server.stop().await;
 }

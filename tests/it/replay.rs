@@ -74,11 +74,13 @@ fn op_index(op: &Op) -> usize {
         Op::RevokeToken { .. } => 55,
         Op::Assign { .. } => 56,
         Op::Unassign { .. } => 57,
+        Op::Lock { .. } => 58,
+        Op::Unlock { .. } => 59,
     }
 }
-const OP_COUNT: usize = 58;
+const OP_COUNT: usize = 60;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 54;
+pub const ACTIONS: u8 = 56;
 
 pub struct World {
     meta: Meta,
@@ -200,7 +202,24 @@ pub fn run_action(w: &mut World, a: &Action) {
             let role = ["reader", "contributor", "owner", "admin"][z as usize % 4];
             let scope = ["*", "workspaces/default", "workspaces/default/experiments/0", "workspaces/other/models/m"][y as usize % 4];
             let scope = tandem_core::access::Scope::parse(scope).unwrap();
-            drop(tandem::api::access::assign(&w.store, "prop", &user, role, &scope, (z % 3 == 0).then_some(5_000), None));
+            let grant = match z % 3 {
+                0 => tandem::api::access::Grant::Until { until_ms: 5_000, reason: "prop" },
+                1 => tandem::api::access::Grant::Eligible { for_ms: 3_600_000 },
+                _ => tandem::api::access::Grant::Standing,
+            };
+            drop(tandem::api::access::assign(&w.store, "prop", &user, role, &scope, grant));
+        }
+        54 => {
+            let scope = ["workspaces/default", "workspaces/default/experiments/0", "workspaces/other/models/m"][y as usize % 3];
+            let kind = ["no-delete", "read-only"][z as usize % 2];
+            drop(tandem::api::access::set_lock(&w.store, "prop", &tandem_core::access::Scope::parse(scope).unwrap(), kind, "prop"));
+        }
+        55 => {
+            let mut ids: Vec<String> = access(w).locks.iter().map(|l| l.id.clone()).collect();
+            ids.sort();
+            if let Some(id) = pick(&ids, y) {
+                drop(tandem::api::access::lift_lock(&w.store, "prop", &id));
+            }
         }
         53 => {
             let mut ids: Vec<String> = access(w).assignments.iter().map(|a| a.id.clone()).collect();

@@ -82,6 +82,16 @@ impl TestServer {
         artifacts: Option<ArtifactLocation>,
         auth: tandem::auth::AuthMode,
     ) -> TestServer {
+        TestServer::start_with_clock(meta, artifacts, auth, None).await
+    }
+
+    /// As `start_with`, reading time from `clock` when given.
+    pub async fn start_with_clock(
+        meta: Meta,
+        artifacts: Option<ArtifactLocation>,
+        auth: tandem::auth::AuthMode,
+        clock: Option<std::sync::Arc<dyn tandem::store::Clock>>,
+    ) -> TestServer {
         init();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_owned();
@@ -101,7 +111,16 @@ impl TestServer {
             auth,
             metrics_auth: true,
         };
-        let state = tandem::server::open(&config).await.unwrap();
+        let mut state = tandem::server::open(&config).await.unwrap();
+        if let Some(clock) = clock {
+            state.store = state.store.with_clock(clock);
+            state.auth = std::sync::Arc::new(tandem::auth::Auth::new(
+                auth,
+                state.store.clone(),
+                None,
+                true,
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

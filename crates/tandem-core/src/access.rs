@@ -108,7 +108,35 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("admin", &["*"]),
+    // Elevation-only in practice: every action it grants needs a time-bounded assignment.
+    (
+        "deleter",
+        &["*/delete", "retention/write", "restore/in-place"],
+    ),
+    ("lock-admin", &["locks/read", "locks/write", "locks/lift"]),
 ];
+
+/// Actions no standing assignment grants: deleting, purging, restoring in place, changing
+/// retention, lifting locks, changing access, moving leadership. They need an elevation (an
+/// assignment with `until_ms`), which is bounded in time and recorded with its reason.
+pub fn needs_elevation(action: &str) -> bool {
+    action.ends_with("/delete")
+        || matches!(
+            action,
+            "retention/write"
+                | "restore/in-place"
+                | "locks/lift"
+                | "access/manage"
+                | "regions/failover"
+        )
+}
+
+/// The longest elevation an administrator may give themselves without an eligibility.
+pub const ADMIN_MAX_ELEVATION_MS: i64 = 8 * 3600 * 1000;
+
+/// Lock kinds: `no-delete` refuses deletes, purges and in-place restores at its scope and
+/// below; `read-only` refuses every change.
+pub const LOCK_KINDS: &[&str] = &["no-delete", "read-only"];
 
 /// Actions the deployment's own key (regions calling each other, the front door, the
 /// operator's CLI on a region's machine) may take: replication, status and leadership.
@@ -179,6 +207,19 @@ pub struct Assignment {
     /// An elevation: granted until this instant only.
     pub until_ms: Option<i64>,
     pub reason: Option<String>,
+    /// An eligibility: grants nothing itself, but lets the principal elevate to `role` at
+    /// `scope` for at most this long.
+    pub eligible_for_ms: Option<i64>,
+    pub created_time: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lock {
+    pub id: String,
+    pub scope: Scope,
+    pub kind: String,
+    pub reason: String,
+    pub set_by: String,
     pub created_time: i64,
 }
 
@@ -188,6 +229,7 @@ pub struct AccessState {
     pub principals: HashMap<String, Principal>,
     pub tokens: HashMap<String, Token>,
     pub assignments: Vec<Assignment>,
+    pub locks: Vec<Lock>,
 }
 
 /// Why a request was refused.
@@ -195,6 +237,10 @@ pub struct AccessState {
 pub enum Refusal {
     /// No assignment of the caller grants the action at the scope or wider.
     NotGranted,
+    /// Only an elevation would grant it, and the caller has none in force.
+    NeedsElevation,
+    /// A lock at the scope or wider refuses it, whoever asks.
+    Locked(Box<Lock>),
 }
 
 impl AccessState {
@@ -207,6 +253,86 @@ impl AccessState {
             principals: principals.into_iter().map(|p| (p.id.clone(), p)).collect(),
             tokens: tokens.into_iter().map(|t| (t.sha256.clone(), t)).collect(),
             assignments,
+            locks: Vec::new(),
+        }
+    }
+
+    pub fn with_locks(mut self, locks: Vec<Lock>) -> AccessState {
+        self.locks = locks;
+        self
+    }
+
+    /// The lock that refuses `action` at `scope`, if any: `no-delete` refuses deletes,
+    /// purges, in-place restores and retention changes; `read-only` refuses every change.
+    pub fn lock_refusing(&self, action: &str, scope: &Scope) -> Option<&Lock> {
+        let destructive =
+            action.ends_with("/delete") || matches!(action, "retention/write" | "restore/in-place");
+        let changes = destructive || action.ends_with("/write");
+        self.locks.iter().find(|l| {
+            l.scope.contains(scope)
+                && match l.kind.as_str() {
+                    "no-delete" => destructive,
+                    "read-only" => changes,
+                    _ => false,
+                }
+        })
+    }
+
+    /// Whether a lock sits strictly inside workspace `ws` (on one of its experiments or
+    /// models): only then must a request's object be resolved to check locks.
+    pub fn has_narrow_lock_in(&self, ws: &str) -> bool {
+        self.locks
+            .iter()
+            .any(|l| matches!(&l.scope, Scope::Experiment(w, _) | Scope::Model(w, _) if w == ws))
+    }
+
+    /// Whether `principal_id` may elevate itself to `role` at `scope` for `for_ms`: an
+    /// eligibility for that role at the scope or wider allowing that long, or a standing
+    /// admin at `*` (up to [`ADMIN_MAX_ELEVATION_MS`]).
+    pub fn may_elevate(
+        &self,
+        principal_id: &str,
+        role: &str,
+        scope: &Scope,
+        for_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        if role_actions(role).is_none() {
+            return Err(format!("role '{role}' is unknown"));
+        }
+        if for_ms <= 0 {
+            return Err("an elevation lasts a positive time".into());
+        }
+        let mut longest: Option<i64> = None;
+        for a in self
+            .assignments
+            .iter()
+            .filter(|a| a.principal_id == principal_id)
+        {
+            let live = a.until_ms.is_none_or(|u| u > now_ms);
+            if !live {
+                continue;
+            }
+            let max = match a.eligible_for_ms {
+                Some(max) if a.role == role && a.scope.contains(scope) => Some(max),
+                None if a.role == "admin" && a.scope == Scope::Service && a.until_ms.is_none() => {
+                    Some(ADMIN_MAX_ELEVATION_MS)
+                }
+                _ => None,
+            };
+            longest = longest.max(max);
+        }
+        match longest {
+            None => Err(format!(
+                "not eligible for {role} at {}: an administrator can make you eligible (tandem access eligible)",
+                scope.render()
+            )),
+            Some(max) if for_ms > max => Err(format!(
+                "an elevation to {role} at {} may last at most {} minutes",
+                scope.render(),
+                max / 60_000
+            )),
+            Some(_) => Ok(()),
         }
     }
 
@@ -230,7 +356,9 @@ impl AccessState {
         now_ms: i64,
     ) -> impl Iterator<Item = &'a Assignment> + 'a {
         self.assignments.iter().filter(move |a| {
-            a.principal_id == principal_id && a.until_ms.is_none_or(|u| u > now_ms)
+            a.principal_id == principal_id
+                && a.eligible_for_ms.is_none()
+                && a.until_ms.is_none_or(|u| u > now_ms)
         })
     }
 
@@ -243,15 +371,27 @@ impl AccessState {
         scope: &Scope,
         now_ms: i64,
     ) -> Result<(), Refusal> {
+        let elevated_only = needs_elevation(action);
+        let mut standing_would = false;
         let granted = self.live_assignments(principal_id, now_ms).any(|a| {
-            a.scope.contains(scope)
+            let matches = a.scope.contains(scope)
                 && role_actions(&a.role)
-                    .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)))
+                    .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)));
+            if matches && elevated_only && a.until_ms.is_none() {
+                standing_would = true;
+                return false;
+            }
+            matches
         });
-        if granted {
-            Ok(())
-        } else {
-            Err(Refusal::NotGranted)
+        if !granted {
+            return Err(match standing_would {
+                true => Refusal::NeedsElevation,
+                false => Refusal::NotGranted,
+            });
+        }
+        match self.lock_refusing(action, scope) {
+            Some(l) => Err(Refusal::Locked(Box::new(l.clone()))),
+            None => Ok(()),
         }
     }
 
@@ -269,6 +409,13 @@ impl AccessState {
                 && role_actions(&a.role)
                     .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)))
         })
+    }
+
+    /// Whether the caller holds any assignment narrower than workspace `ws` (an experiment or
+    /// a registered model in it): only then is a request's object looked up.
+    pub fn has_narrow_in(&self, principal_id: &str, ws: &str, now_ms: i64) -> bool {
+        self.live_assignments(principal_id, now_ms)
+            .any(|a| matches!(&a.scope, Scope::Experiment(w, _) | Scope::Model(w, _) if w == ws))
     }
 
     /// Whether any principal may administer the service: until one does, only bootstrap
@@ -310,6 +457,7 @@ mod tests {
             scope: Scope::parse(scope).unwrap(),
             until_ms: until,
             reason: None,
+            eligible_for_ms: None,
             created_time: 0,
         }
     }
@@ -381,7 +529,10 @@ mod tests {
             s.decide("c", "runs/read", &a, 0).is_err(),
             "narrow grants do not widen"
         );
-        assert!(s.decide("o", "runs/delete", &e2, 999).is_ok());
+        assert!(
+            s.decide("o", "runs/delete", &e2, 999).is_ok(),
+            "an elevation deletes"
+        );
         assert!(s.decide("o", "runs/delete", &e2, 1000).is_err(), "expired");
         assert!(s
             .decide("adm", "regions/failover", &Scope::Service, 0)
@@ -390,6 +541,108 @@ mod tests {
         assert!(s.any_in_workspace("c", "experiments/read", "a", 0));
         assert!(!s.any_in_workspace("c", "experiments/read", "b", 0));
         assert!(s.has_admin());
+    }
+
+    #[test]
+    fn no_standing_delete_and_locks_refuse_everyone() {
+        let mut elig = assign("e", "deleter", "workspaces/a", None);
+        elig.eligible_for_ms = Some(3_600_000);
+        let s = AccessState::from_parts(
+            vec![],
+            vec![],
+            vec![
+                assign("o", "owner", "workspaces/a", None),
+                assign("adm", "admin", "*", None),
+                assign("adm2", "admin", "*", Some(10_000)),
+                elig,
+            ],
+        );
+        let a = Scope::parse("workspaces/a").unwrap();
+        let e1 = Scope::parse("workspaces/a/experiments/1").unwrap();
+        assert_eq!(
+            s.decide("o", "runs/delete", &a, 0),
+            Err(Refusal::NeedsElevation)
+        );
+        assert_eq!(
+            s.decide("adm", "runs/delete", &a, 0),
+            Err(Refusal::NeedsElevation)
+        );
+        assert_eq!(
+            s.decide("adm", "access/manage", &Scope::Service, 0),
+            Err(Refusal::NeedsElevation)
+        );
+        assert!(s.decide("adm", "runs/write", &a, 0).is_ok());
+        assert!(
+            s.decide("adm2", "runs/delete", &a, 0).is_ok(),
+            "elevated admin"
+        );
+        assert_eq!(
+            s.decide("e", "runs/delete", &a, 0),
+            Err(Refusal::NotGranted),
+            "eligible is not granted"
+        );
+        // Who may elevate.
+        assert!(s.may_elevate("e", "deleter", &e1, 3_600_000, 0).is_ok());
+        assert!(
+            s.may_elevate("e", "deleter", &e1, 3_600_001, 0).is_err(),
+            "longer than allowed"
+        );
+        assert!(
+            s.may_elevate("e", "owner", &a, 1000, 0).is_err(),
+            "another role"
+        );
+        assert!(
+            s.may_elevate("e", "deleter", &Scope::Service, 1000, 0)
+                .is_err(),
+            "wider scope"
+        );
+        assert!(s
+            .may_elevate("adm", "deleter", &Scope::Service, ADMIN_MAX_ELEVATION_MS, 0)
+            .is_ok());
+        assert!(
+            s.may_elevate("o", "deleter", &a, 1000, 0).is_err(),
+            "owners need an eligibility"
+        );
+        // Locks refuse even an elevated admin, and inherit downward.
+        let lock = |scope: &str, kind: &str| Lock {
+            id: format!("l-{scope}"),
+            scope: Scope::parse(scope).unwrap(),
+            kind: kind.into(),
+            reason: "prod".into(),
+            set_by: "ops".into(),
+            created_time: 0,
+        };
+        let s = s.with_locks(vec![
+            lock("workspaces/a", "no-delete"),
+            lock("workspaces/b/models/m", "read-only"),
+        ]);
+        assert!(matches!(
+            s.decide("adm2", "runs/delete", &e1, 0),
+            Err(Refusal::Locked(_))
+        ));
+        assert!(matches!(
+            s.decide("adm2", "retention/write", &a, 0),
+            Err(Refusal::Locked(_))
+        ));
+        assert!(
+            s.decide("adm2", "runs/write", &e1, 0).is_ok(),
+            "no-delete allows writes"
+        );
+        let m = Scope::parse("workspaces/b/models/m").unwrap();
+        assert!(matches!(
+            s.decide("adm2", "models/write", &m, 0),
+            Err(Refusal::Locked(_))
+        ));
+        assert!(s.decide("adm2", "models/read", &m, 0).is_ok());
+        assert!(s
+            .decide(
+                "adm2",
+                "models/write",
+                &Scope::parse("workspaces/b/models/n").unwrap(),
+                0
+            )
+            .is_ok());
+        assert!(s.has_narrow_lock_in("b") && !s.has_narrow_lock_in("a"));
     }
 
     #[test]

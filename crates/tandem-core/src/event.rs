@@ -372,10 +372,27 @@ pub enum Op {
         /// Set for an elevation: in force until this instant only.
         until_ms: Option<i64>,
         reason: Option<String>,
+        /// Set for an eligibility: grants nothing, allows elevating to `role` for this long.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eligible_for_ms: Option<i64>,
         time: i64,
     },
     Unassign {
         assignment_id: String,
+        time: i64,
+    },
+    /// `no-delete` or `read-only` on a scope and everything below it.
+    Lock {
+        lock_id: String,
+        scope: String,
+        kind: String,
+        reason: String,
+        /// Who set it (also the event's principal), shown in every refusal it causes.
+        set_by: String,
+        time: i64,
+    },
+    Unlock {
+        lock_id: String,
         time: i64,
     },
 }
