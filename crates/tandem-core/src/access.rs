@@ -534,9 +534,11 @@ mod tests {
             "an elevation deletes"
         );
         assert!(s.decide("o", "runs/delete", &e2, 1000).is_err(), "expired");
-        assert!(s
-            .decide("adm", "regions/failover", &Scope::Service, 0)
-            .is_ok());
+        assert_eq!(
+            s.decide("adm", "regions/failover", &Scope::Service, 0),
+            Err(Refusal::NeedsElevation)
+        );
+        assert!(s.decide("adm", "regions/read", &Scope::Service, 0).is_ok());
         assert!(s.decide("nobody", "runs/read", &a, 0).is_err());
         assert!(s.any_in_workspace("c", "experiments/read", "a", 0));
         assert!(!s.any_in_workspace("c", "experiments/read", "b", 0));
