@@ -54,6 +54,12 @@ def api(url, method, path, auth, **body):
     return r.status_code, r.json()
 
 
+def elevate_admin(url, reason="test setup"):
+    """No standing right changes access: the admin elevates (just in time, with a reason)."""
+    s, b = api(url, "POST", "access/elevate", (ADMIN, ADMIN_PW), role="admin", scope="*", for_seconds=3600, reason=reason)
+    assert s == 200, b
+
+
 def make_user(url, name, role, scope="workspaces/default", password=None):
     body = {"name": name}
     if password:
@@ -77,6 +83,10 @@ def auth_server():
 
 def test_the_stock_client_with_basic_auth_and_with_a_token(auth_server, monkeypatch, tmp_path):
     url = auth_server.url
+    # Without an elevation even the admin may not change access.
+    s, b = api(url, "POST", "access/principals", (ADMIN, ADMIN_PW), name="early")
+    assert s == 403 and "elevation" in b["message"], b
+    elevate_admin(url)
     make_user(url, "alice", "contributor", password="alice-password-1")
     bob_token, _ = make_user(url, "bob", "reader")
 
@@ -135,6 +145,30 @@ def test_the_stock_client_with_basic_auth_and_with_a_token(auth_server, monkeypa
     with pytest.raises(MlflowException):
         MlflowClient(url).get_run(run.info.run_id)
 
+    # A no-delete lock on the workspace: the client, the API and the CLI are all refused,
+    # the (elevated) admin included; reads and writes go on.
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PW)
+    s, lock = api(url, "POST", "access/locks", (ADMIN, ADMIN_PW), scope="workspaces/default", kind="no-delete", reason="production models")
+    assert s == 200, lock
+    client = MlflowClient(url)
+    with pytest.raises(RestException) as e:
+        client.delete_run(run.info.run_id)
+    assert e.value.error_code == "PERMISSION_DENIED" and "is locked (no-delete on workspaces/default" in str(e.value)
+    client.set_tag(run.info.run_id, "still", "writable")
+    r = requests.post(f"{url}/api/tandem/v1/workspaces/default/purge", json={"now": True}, auth=(ADMIN, ADMIN_PW), timeout=10)
+    assert r.status_code == 403 and "is locked" in r.json()["message"]
+    for args in (["purge", "--workspace", "default", "--now"], ["retention", "--workspace", "default", "--days", "30"],
+                 ["restore", "--workspace", "default", "--in-place", "--yes", "--to-time", str(int(time.time() * 1000))]):
+        r = subprocess.run([BIN, *args, "--data", auth_server.data], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode != 0 and "is locked" in r.stderr, (args, r.stdout, r.stderr)
+    # Lifted by the admin, the delete goes through.
+    s, _ = api(url, "DELETE", f"access/locks/{lock['lock']['id']}", (ADMIN, ADMIN_PW))
+    assert s == 200
+    client.delete_run(run.info.run_id)
+    assert client.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
+
 
 def test_auth_may_be_off_only_on_loopback(tmp_path):
     r = subprocess.run([BIN, "server", "--data", str(tmp_path / "d"), "--listen", "0.0.0.0:0", "--auth", "off"],
@@ -172,6 +206,7 @@ def test_access_survives_a_sigkill_failover_and_regions_check_their_own_routes()
         try:
             url = up.url
             up.wait_for(lambda: api(url, "GET", "access/whoami", (ADMIN, ADMIN_PW))[0] == 200, 30, "the first admin")
+            elevate_admin(url, "set up the team")
             carol, _ = make_user(url, "carol", "contributor")
             _, revoked_id = make_user(url, "dave", "reader")
             s, _ = api(url, "DELETE", f"access/principals/dave/tokens/{revoked_id}", (ADMIN, ADMIN_PW))
@@ -204,7 +239,8 @@ def test_access_survives_a_sigkill_failover_and_regions_check_their_own_routes()
                 assert s == 200 and {p["name"] for p in b["principals"]} >= {"root", "carol", "dave"}
                 dave_tokens = [t for t in api(url, "GET", "access/principals/dave/tokens", (ADMIN, ADMIN_PW))[1]["tokens"] if t["id"] == revoked_id]
                 assert dave_tokens and dave_tokens[0]["revoked_time"] is not None
-                # Access changes keep working on the survivor.
+                # Access changes keep working on the survivor, and the admin's elevation
+                # came along with everything else.
                 make_user(url, "erin", "reader")
             finally:
                 os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
