@@ -215,6 +215,31 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Who did what, when, to which object, under which elevation: the change log as an
+    /// audit trail (`_access` for access changes).
+    Audit {
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        #[arg(long)]
+        principal: Option<String>,
+        /// An action (runs/delete) or an operation name (DeleteRun).
+        #[arg(long)]
+        action: Option<String>,
+        /// An object (run:ID, experiment:ID, registered-model:NAME, ...) or a prefix of one.
+        #[arg(long)]
+        object: Option<String>,
+        /// From this instant (UTC RFC 3339 or milliseconds since the epoch).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        max: i64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -561,6 +586,59 @@ fn main() -> anyhow::Result<()> {
         Command::Workspace { action } => workspace(action),
         Command::User { action } => user(action),
         Command::Token { action } => token(action),
+        Command::Audit {
+            workspace,
+            principal,
+            action,
+            object,
+            from,
+            to,
+            max,
+            json,
+            store,
+        } => {
+            let s = cli_store(&store)?;
+            let mut req = tandem::api::Req::default();
+            req.set("workspace_name", workspace.clone());
+            for (k, v) in [
+                ("principal", principal),
+                ("action", action),
+                ("object", object),
+                ("from", from),
+                ("to", to),
+            ] {
+                if let Some(v) = v {
+                    req.set(k, v);
+                }
+            }
+            req.set("max_results", max);
+            let filter = tandem::api::changes::AuditFilter::from_req(&req)?;
+            let events = tandem::api::changes::audit_events(&s, &workspace, &filter)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&events)?);
+            } else {
+                for e in &events {
+                    let el = match &e["elevation"] {
+                        serde_json::Value::Null => String::new(),
+                        el => format!(
+                            "  [elevated: {} at {}, reason: {}]",
+                            el["role"].as_str().unwrap_or(""),
+                            el["scope"].as_str().unwrap_or(""),
+                            el["reason"].as_str().unwrap_or("")
+                        ),
+                    };
+                    println!(
+                        "{}  #{}  {}  {}  {}{el}",
+                        e["time"].as_str().unwrap_or(""),
+                        e["seq"],
+                        e["principal"].as_str().unwrap_or(""),
+                        e["action"].as_str().unwrap_or(""),
+                        e["object"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Access { action } => access(action),
         Command::Up {
             data,

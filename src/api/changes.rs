@@ -133,3 +133,121 @@ pub fn apply(ctx: &Ctx, req: &Req) -> Result<Json> {
     })?;
     Ok(serde_json::json!({ "workspace": target.workspace, "seq": seq }))
 }
+
+/// The longest audit answer; narrow the filters (or page with `after`) for more.
+pub const MAX_AUDIT: usize = 10_000;
+
+/// `GET /api/tandem/v1/workspaces/{ws}/audit`: the workspace's change log as an audit trail,
+/// filtered by `principal`, `action` (`runs/delete`, or an operation name such as
+/// `DeleteRun`), `object` (`run:ID`, `experiment:ID`, ..., or a prefix of one), `from` and
+/// `to` (RFC 3339 or milliseconds), with the elevation each destructive event relied on
+/// (read from the access log).
+pub fn audit(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let ws = workspace(req)?;
+    let filter = AuditFilter::from_req(req)?;
+    Ok(json!({ "workspace": ws, "events": audit_events(&ctx.store, &ws, &filter)? }))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    pub object: Option<String>,
+    pub from_ms: Option<u64>,
+    pub to_ms: Option<u64>,
+    pub after: u64,
+    pub max_results: usize,
+}
+
+impl AuditFilter {
+    pub fn from_req(req: &Req) -> Result<AuditFilter> {
+        let instant = |k: &str| -> Result<Option<u64>> {
+            match req.opt_str(k)? {
+                None => Ok(None),
+                Some(t) => crate::backup::parse_instant(&t).map(Some).ok_or_else(|| {
+                    MlflowError::invalid(format!(
+                        "Invalid value '{t}' for parameter '{k}': use UTC RFC 3339 (2026-11-22T09:30:00Z) or milliseconds since the epoch"
+                    ))
+                }),
+            }
+        };
+        let max = req.opt_i64("max_results")?.unwrap_or(1000);
+        if max <= 0 || max as usize > MAX_AUDIT {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {max} for parameter 'max_results' supplied: expected 1 to {MAX_AUDIT}"
+            )));
+        }
+        let after = req.opt_i64("after")?.unwrap_or(0);
+        if after < 0 {
+            return Err(MlflowError::invalid(
+                "'after' is a sequence number, 0 or more",
+            ));
+        }
+        Ok(AuditFilter {
+            principal: req.opt_str("principal")?,
+            action: req.opt_str("action")?,
+            object: req.opt_str("object")?,
+            from_ms: instant("from")?,
+            to_ms: instant("to")?,
+            after: after as u64,
+            max_results: max as usize,
+        })
+    }
+}
+
+/// The audit trail of `ws` (shared by the API and `tandem audit`).
+pub fn audit_events(store: &crate::store::Store, ws: &str, f: &AuditFilter) -> Result<Vec<Json>> {
+    use tandem_core::access::ACCESS_WORKSPACE;
+    use tandem_core::audit::{elevation_for, elevations, object_of, op_action};
+    let read_all = |w: &str, after: u64| -> Result<Vec<tandem_core::Event>> {
+        let mut out = Vec::new();
+        let mut at = after;
+        loop {
+            let page = store
+                .read(|tx| queries::changes(tx, w, at, MAX_PAGE))
+                .map_err(MlflowError::from)?;
+            let Some(last) = page.last() else { break };
+            at = last.seq;
+            let done = page.len() < MAX_PAGE;
+            out.extend(page);
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    };
+    let access_log = read_all(ACCESS_WORKSPACE, 0)?;
+    let els = elevations(&access_log);
+    let events = match ws == ACCESS_WORKSPACE {
+        true => access_log.into_iter().filter(|e| e.seq > f.after).collect(),
+        false => read_all(ws, f.after)?,
+    };
+    let mut out = Vec::new();
+    for e in &events {
+        let time = e.hlc.wall_ms();
+        let action = op_action(&e.op);
+        let object = object_of(e);
+        let keep = f.principal.as_ref().is_none_or(|p| &e.principal == p)
+            && f.action.as_ref().is_none_or(|a| a == action || a == &e.op)
+            && f.object
+                .as_ref()
+                .is_none_or(|o| object.starts_with(o.as_str()))
+            && f.from_ms.is_none_or(|t| time >= t)
+            && f.to_ms.is_none_or(|t| time <= t);
+        if !keep {
+            continue;
+        }
+        let elevation = elevation_for(&els, e, time as i64).map(|el| {
+            json!({ "assignment_id": el.assignment_id, "role": el.role, "scope": el.scope.render(), "until_ms": el.until_ms, "reason": el.reason })
+        });
+        out.push(json!({
+            "seq": e.seq, "time_ms": time, "time": crate::backup::iso(time), "principal": e.principal,
+            "region": e.origin, "epoch": e.epoch, "op": e.op, "action": action, "object": object,
+            "elevation": elevation,
+        }));
+        if out.len() >= f.max_results {
+            break;
+        }
+    }
+    Ok(out)
+}

@@ -672,6 +672,7 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
 pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "workspaces/{workspace_name}/changes", changes::list),
     ("GET", "workspaces/{workspace_name}/verify", changes::verify),
+    ("GET", "workspaces/{workspace_name}/audit", changes::audit),
     ("POST", "workspaces/{workspace_name}/apply", changes::apply),
     (
         "GET",
@@ -858,6 +859,7 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "metrics", "metrics/read", Service),
         ("GET", "tandem/workspaces/{workspace_name}/changes", "changes/read", NamedWorkspace),
         ("GET", "tandem/workspaces/{workspace_name}/verify", "changes/read", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/audit", "changes/read", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/apply", "changes/write", NamedWorkspace),
         ("GET", "tandem/workspaces/{workspace_name}/retention", "retention/read", NamedWorkspace),
         ("PATCH", "tandem/workspaces/{workspace_name}/retention", "retention/write", NamedWorkspace),

@@ -1018,6 +1018,52 @@ async fn deletes_need_an_elevation_that_expires_and_locks_refuse_everyone() {
     let last = events.iter().rev().find(|e| e.op == "Assign").unwrap();
     assert_eq!(last.principal, "olly");
     assert!(last.payload.contains("clean up run 0") && last.payload.contains("until_ms"));
+    // The audit trail names who deleted what, under which elevation and why.
+    let (s, audit) = as_(
+        &server,
+        &root,
+        "GET",
+        &format!("/api/tandem/v1/workspaces/{WS}/audit"),
+        json!({"principal": "olly", "action": "runs/delete"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{audit}");
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["object"], format!("run:{}", runs[0]));
+    assert_eq!(events[0]["elevation"]["reason"], "clean up run 0");
+    assert_eq!(events[0]["elevation"]["role"], "deleter");
+    let (_, all) = as_(
+        &server,
+        &root,
+        "GET",
+        &format!("/api/tandem/v1/workspaces/{WS}/audit"),
+        json!({"object": format!("run:{}", runs[0])}),
+    )
+    .await;
+    assert_eq!(
+        all["events"].as_array().unwrap().len(),
+        2,
+        "created by root, deleted by olly: {all}"
+    );
+    let (s, _) = as_(
+        &server,
+        &olly,
+        "GET",
+        "/api/tandem/v1/workspaces/_access/audit",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 403, "the access log's audit is for administrators");
+    let (s, _) = as_(
+        &server,
+        &root,
+        "GET",
+        &format!("/api/tandem/v1/workspaces/{WS}/audit"),
+        json!({"from": "yesterday"}),
+    )
+    .await;
+    assert_eq!(s, 400);
     // Thirty-one minutes later it is over, on this clock, with no event needed.
     clock
         .0

@@ -5,6 +5,7 @@
 //! and replaying the change log reproduces the same state.
 
 pub mod access;
+pub mod audit;
 pub mod error;
 pub mod event;
 pub mod float;
