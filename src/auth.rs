@@ -109,7 +109,8 @@ pub fn hash_password(password: &str) -> Result<String, MlflowError> {
         .to_string())
 }
 
-fn verify_password(password: &str, phc: &str) -> bool {
+/// Whether `password` matches an argon2id PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
         .map(|h| {
             Argon2::default()

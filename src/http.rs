@@ -212,6 +212,13 @@ fn strip_version(path: &str) -> Option<&str> {
     ok.then_some(rest)
 }
 
+/// Whether a request reads or changes access state (tandem's access API or MLflow's users
+/// API): it goes to whoever leads the access log, and a change refreshes this server's view.
+pub fn is_access_path(path: &str) -> bool {
+    path.starts_with("/api/tandem/v1/access/")
+        || strip_version(path).is_some_and(|rest| rest.starts_with("mlflow/users/"))
+}
+
 /// Who the edge let in (a request extension set by `check_access`; never from a header).
 fn caller_of(req: &Request) -> Caller {
     req.extensions()
@@ -641,7 +648,7 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
                 && region.forwards_reads(&workspace_header(&req)))
         {
             // Access changes go to whoever leads the access log.
-            let ws = match path.starts_with("/api/tandem/v1/access/") {
+            let ws = match is_access_path(&path) {
                 true => ACCESS_WORKSPACE.to_owned(),
                 false => req
                     .headers()
@@ -712,6 +719,18 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
+    }
+    if is_access_path(&path) && method != Method::GET {
+        let r = json_endpoint(
+            state.clone(),
+            api::ROUTES,
+            api::TEXT_ROUTES,
+            rest.to_owned(),
+            req,
+        )
+        .await;
+        state.auth.invalidate();
+        return r;
     }
     json_endpoint(state, api::ROUTES, api::TEXT_ROUTES, rest.to_owned(), req).await
 }

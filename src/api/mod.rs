@@ -8,6 +8,7 @@
 pub mod access;
 pub mod changes;
 pub mod logged_models;
+pub mod mlflow_auth;
 pub mod registry;
 pub mod retention;
 pub mod tracking;
@@ -666,6 +667,37 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/workspaces/{workspace_name}",
         workspaces::delete,
     ),
+    // MLflow's auth API (AuthServiceClient), onto tandem's access model.
+    ("POST", "mlflow/users/create", mlflow_auth::create_user),
+    ("GET", "mlflow/users/get", mlflow_auth::get_user),
+    ("GET", "mlflow/users/current", mlflow_auth::current_user),
+    ("GET", "mlflow/users/list", mlflow_auth::list_users),
+    (
+        "PATCH",
+        "mlflow/users/update-password",
+        mlflow_auth::update_password,
+    ),
+    (
+        "PATCH",
+        "mlflow/users/update-admin",
+        mlflow_auth::update_admin,
+    ),
+    ("DELETE", "mlflow/users/delete", mlflow_auth::delete_user),
+    (
+        "POST",
+        "mlflow/users/permissions/grant",
+        mlflow_auth::grant_permission,
+    ),
+    (
+        "POST",
+        "mlflow/users/permissions/revoke",
+        mlflow_auth::revoke_permission,
+    ),
+    (
+        "GET",
+        "mlflow/users/permissions/get",
+        mlflow_auth::get_permission,
+    ),
 ];
 
 /// tandem's own endpoints, under `/api/tandem/v1/`.
@@ -847,6 +879,16 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("PATCH", "mlflow/workspaces/{workspace_name}", "workspaces/write", NamedWorkspace),
         ("DELETE", "mlflow/workspaces/{workspace_name}", "workspaces/delete", NamedWorkspace),
         ("GET", "mlflow/server-info", "any", Anyone),
+        ("POST", "mlflow/users/create", "access/manage", Service),
+        ("GET", "mlflow/users/get", "access/read", Service),
+        ("GET", "mlflow/users/current", "any", Anyone),
+        ("GET", "mlflow/users/list", "access/read", Service),
+        ("PATCH", "mlflow/users/update-password", "any", Anyone),
+        ("PATCH", "mlflow/users/update-admin", "access/manage", Service),
+        ("DELETE", "mlflow/users/delete", "access/manage", Service),
+        ("POST", "mlflow/users/permissions/grant", "access/manage", Service),
+        ("POST", "mlflow/users/permissions/revoke", "access/manage", Service),
+        ("GET", "mlflow/users/permissions/get", "access/read", Service),
         ("GET", "mlflow-artifacts/artifacts", "artifacts/read", Workspace),
         ("GET", "mlflow-artifacts/artifacts/*", "artifacts/read", Workspace),
         ("PUT", "mlflow-artifacts/artifacts/*", "artifacts/write", Workspace),

@@ -174,7 +174,7 @@ const HOLD: Duration = Duration::from_secs(15);
 const REPLAYABLE: usize = 1 << 20;
 
 async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
-    let ws = match req.uri().path().starts_with("/api/tandem/v1/access/") {
+    let ws = match crate::http::is_access_path(req.uri().path()) {
         true => tandem_core::access::ACCESS_WORKSPACE,
         false => req
             .headers()

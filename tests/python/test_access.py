@@ -246,3 +246,19 @@ def test_access_survives_a_sigkill_failover_and_regions_check_their_own_routes()
                 os.environ.pop("MLFLOW_TRACKING_TOKEN", None)
         finally:
             up.stop()
+
+
+
+def test_mlflows_own_auth_client_end_to_end(auth_server):
+    """The stock AuthServiceClient needs `mlflow[auth]`, which the stock-server venv has (the
+    client venv has mlflow-skinny): the flow runs there, against this tandem server."""
+    from conftest import STOCK_BIN, require_stock
+
+    require_stock()
+    env = {**os.environ, "TANDEM_URL": auth_server.url, "TANDEM_ADMIN": ADMIN, "TANDEM_ADMIN_PW": ADMIN_PW}
+    for v in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        env.pop(v, None)
+    script = os.path.join(os.path.dirname(__file__), "auth_client_flow.py")
+    r = subprocess.run([os.path.join(STOCK_BIN, "python"), script], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "auth client flow: ok" in r.stdout

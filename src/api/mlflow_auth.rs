@@ -1,0 +1,281 @@
+//! MLflow's own auth API (`mlflow.server.auth.client.AuthServiceClient`: users, admin flag,
+//! per-user permissions READ / USE / EDIT / MANAGE / NO_PERMISSIONS on experiments,
+//! registered models and workspaces), translated onto tandem's access model: the same
+//! principals, and permissions as role assignments (READ and USE: reader, EDIT: contributor,
+//! MANAGE: owner) at the matching scope. Nothing here is a second store of rights.
+
+use super::access::{self, Grant, NewPrincipal};
+use super::{Ctx, Req};
+use crate::store::queries;
+use serde_json::{json, Value as Json};
+use tandem_core::access::{AccessState, Scope};
+use tandem_core::{ErrorCode, MlflowError, Result};
+
+fn state(ctx: &Ctx) -> Result<AccessState> {
+    ctx.store
+        .read(queries::access_state)
+        .map_err(MlflowError::from)
+}
+
+fn is_admin(state: &AccessState, pid: &str) -> bool {
+    state.assignments.iter().any(|a| {
+        a.principal_id == pid
+            && a.role == "admin"
+            && a.scope == Scope::Service
+            && a.until_ms.is_none()
+            && a.eligible_for_ms.is_none()
+    })
+}
+
+fn user_json(state: &AccessState, name: &str) -> Result<Json> {
+    let p = state
+        .principal_by_name(name)
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={name} not found")))?;
+    Ok(json!({ "id": p.id, "username": p.name, "is_admin": is_admin(state, &p.id) }))
+}
+
+pub fn create_user(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let password = req.str("password")?;
+    if password.is_empty() {
+        return Err(MlflowError::invalid("Password cannot be empty"));
+    }
+    if password.len() < 8 {
+        return Err(MlflowError::invalid(
+            "a password must have at least 8 characters",
+        ));
+    }
+    let hash = crate::auth::hash_password(&password)?;
+    access::create_principal(
+        &ctx.store,
+        &ctx.principal,
+        NewPrincipal {
+            name: &username,
+            kind: "user",
+            workspace: None,
+            password_hash: Some(hash),
+            roles: vec![],
+        },
+    )?;
+    Ok(json!({ "user": user_json(&state(ctx)?, &username)? }))
+}
+
+pub fn get_user(ctx: &Ctx, req: &Req) -> Result<Json> {
+    Ok(json!({ "user": user_json(&state(ctx)?, &req.str("username")?)? }))
+}
+
+pub fn current_user(ctx: &Ctx, _req: &Req) -> Result<Json> {
+    Ok(json!({ "user": user_json(&state(ctx)?, &ctx.principal)? }))
+}
+
+pub fn list_users(ctx: &Ctx, _req: &Req) -> Result<Json> {
+    let s = state(ctx)?;
+    let mut names: Vec<&str> = s
+        .principals
+        .values()
+        .filter(|p| p.kind == "user")
+        .map(|p| p.name.as_str())
+        .collect();
+    names.sort();
+    let users = names
+        .iter()
+        .map(|n| user_json(&s, n))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({ "users": users }))
+}
+
+/// A user changes their own password by giving the current one; anyone else's needs the
+/// access API (`PATCH /api/tandem/v1/access/principals/{name}/password`, `access/manage`).
+pub fn update_password(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let password = req.str("password")?;
+    if username != ctx.principal {
+        return Err(MlflowError::new(ErrorCode::PermissionDenied, format!("Permission denied: changing the password of '{username}' is an access change; an administrator uses PATCH /api/tandem/v1/access/principals/{username}/password")));
+    }
+    let s = state(ctx)?;
+    let current = req.opt_str("current_password")?.ok_or_else(|| {
+        MlflowError::invalid("give your current password (current_password) to change it")
+    })?;
+    let ok = s
+        .principal_by_name(&username)
+        .and_then(|p| p.password_hash.as_deref())
+        .is_some_and(|h| crate::auth::verify_password(&current, h));
+    if !ok {
+        return Err(MlflowError::new(
+            ErrorCode::PermissionDenied,
+            "Permission denied: the current password is wrong",
+        ));
+    }
+    if password.len() < 8 {
+        return Err(MlflowError::invalid(
+            "a password must have at least 8 characters",
+        ));
+    }
+    access::set_password(
+        &ctx.store,
+        &ctx.principal,
+        &username,
+        crate::auth::hash_password(&password)?,
+    )?;
+    Ok(json!({}))
+}
+
+pub fn update_admin(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let make_admin = req
+        .opt_bool("is_admin")?
+        .ok_or_else(|| super::missing("is_admin"))?;
+    let s = state(ctx)?;
+    let pid = s
+        .principal_by_name(&username)
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
+        .id
+        .clone();
+    if make_admin {
+        access::assign(
+            &ctx.store,
+            &ctx.principal,
+            &username,
+            "admin",
+            &Scope::Service,
+            Grant::Standing,
+        )?;
+    } else {
+        for a in s.assignments.iter().filter(|a| {
+            a.principal_id == pid
+                && a.role == "admin"
+                && a.scope == Scope::Service
+                && a.until_ms.is_none()
+                && a.eligible_for_ms.is_none()
+        }) {
+            access::unassign(&ctx.store, &ctx.principal, &a.id)?;
+        }
+    }
+    Ok(json!({}))
+}
+
+pub fn delete_user(ctx: &Ctx, req: &Req) -> Result<Json> {
+    access::delete_principal(&ctx.store, &ctx.principal, &req.str("username")?)?;
+    Ok(json!({}))
+}
+
+/// The scope of MLflow's (resource_type, resource_id) in the request's workspace.
+fn resource_scope(ctx: &Ctx, req: &Req) -> Result<Scope> {
+    let kind = req.str("resource_type")?;
+    let id = req.str("resource_id")?;
+    let ws = ctx.workspace.clone();
+    match kind.as_str() {
+        "experiment" => Ok(Scope::Experiment(ws, id)),
+        "registered_model" => Ok(Scope::Model(ws, id)),
+        "workspace" => access::parse_scope(&format!("workspaces/{id}")),
+        other => Err(MlflowError::new(
+            ErrorCode::NotImplemented,
+            format!("resource_type '{other}' is not served by tandem (experiment, registered_model and workspace are)"),
+        )),
+    }
+}
+
+/// MLflow permission -> tandem role. None: NO_PERMISSIONS.
+fn role_of(permission: &str) -> Result<Option<&'static str>> {
+    match permission {
+        "READ" | "USE" => Ok(Some("reader")),
+        "EDIT" => Ok(Some("contributor")),
+        "MANAGE" => Ok(Some("owner")),
+        "NO_PERMISSIONS" => Ok(None),
+        "DENY" => Err(MlflowError::new(
+            ErrorCode::NotImplemented,
+            "DENY is not served by tandem yet: revoke the grants instead",
+        )),
+        other => Err(MlflowError::invalid(format!(
+            "Invalid permission '{other}': use READ, USE, EDIT, MANAGE or NO_PERMISSIONS"
+        ))),
+    }
+}
+
+const MAPPED: &[&str] = &["reader", "contributor", "owner"];
+
+/// The user's standing assignments of a mapped role at exactly `scope`.
+fn grants_at<'a>(
+    s: &'a AccessState,
+    pid: &'a str,
+    scope: &'a Scope,
+) -> impl Iterator<Item = &'a tandem_core::access::Assignment> + 'a {
+    s.assignments.iter().filter(move |a| {
+        a.principal_id == pid
+            && &a.scope == scope
+            && MAPPED.contains(&a.role.as_str())
+            && a.until_ms.is_none()
+            && a.eligible_for_ms.is_none()
+    })
+}
+
+pub fn grant_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let scope = resource_scope(ctx, req)?;
+    let role = role_of(&req.str("permission")?)?;
+    let s = state(ctx)?;
+    let pid = s
+        .principal_by_name(&username)
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
+        .id
+        .clone();
+    // One permission per user and resource, as in MLflow: the new one replaces the old.
+    for a in grants_at(&s, &pid, &scope) {
+        if Some(a.role.as_str()) != role {
+            access::unassign(&ctx.store, &ctx.principal, &a.id)?;
+        }
+    }
+    if let Some(role) = role {
+        access::assign(
+            &ctx.store,
+            &ctx.principal,
+            &username,
+            role,
+            &scope,
+            Grant::Standing,
+        )?;
+    }
+    Ok(json!({}))
+}
+
+pub fn revoke_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let scope = resource_scope(ctx, req)?;
+    let s = state(ctx)?;
+    let pid = s
+        .principal_by_name(&username)
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
+        .id
+        .clone();
+    for a in grants_at(&s, &pid, &scope) {
+        access::unassign(&ctx.store, &ctx.principal, &a.id)?;
+    }
+    Ok(json!({}))
+}
+
+/// The user's effective permission on the resource: the strongest role they hold at its
+/// scope or wider, as the runtime check would see it.
+pub fn get_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let scope = resource_scope(ctx, req)?;
+    let s = state(ctx)?;
+    let pid = s
+        .principal_by_name(&username)
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
+        .id
+        .clone();
+    let rank = |role: &str| match role {
+        "reader" => 1,
+        "contributor" => 2,
+        "owner" | "admin" => 3,
+        _ => 0,
+    };
+    let best = s
+        .live_assignments(&pid, ctx.now())
+        .filter(|a| a.scope.contains(&scope))
+        .map(|a| rank(&a.role))
+        .max()
+        .unwrap_or(0);
+    let permission = ["NO_PERMISSIONS", "READ", "EDIT", "MANAGE"][best];
+    Ok(json!({ "allowed": best > 0, "permission": permission }))
+}
