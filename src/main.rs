@@ -187,6 +187,39 @@ enum AccessAction {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Define (or redefine) a custom role from action patterns: AREA/VERB (runs/write,
+    /// */read) or workspaces/W/AREA/ID/VERB (workspaces/*/experiments/*/read).
+    DefineRole {
+        name: String,
+        #[arg(long = "action", required = true)]
+        actions: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Drop a custom role that no assignment uses.
+    DropRole {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Put a user or service identity in a group (create groups with `tandem user create
+    /// NAME --kind group`); the group's roles become theirs.
+    AddMember {
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        member: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    RemoveMember {
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        member: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// `30s`, `15m`, `1h`, `2d` in milliseconds.
@@ -1591,6 +1624,7 @@ fn user(action: UserAction) -> anyhow::Result<()> {
             let s = cli_store(&store)?;
             let password_hash = match kind.as_str() {
                 "service" if password_file.is_none() => None,
+                "group" => None,
                 _ => Some(tandem::auth::hash_password(&read_password(
                     password_file.as_deref(),
                 )?)?),
@@ -1785,6 +1819,34 @@ fn access(action: AccessAction) -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&access::locks_json(&state))?
             );
+        }
+        AccessAction::DefineRole {
+            name,
+            actions,
+            store,
+        } => {
+            access::define_role(&cli_store(&store)?, "tandem-cli", &name, &actions)?;
+            println!("role {name}: {}", actions.join(", "));
+        }
+        AccessAction::DropRole { name, store } => {
+            access::drop_role(&cli_store(&store)?, "tandem-cli", &name)?;
+            println!("role {name} dropped");
+        }
+        AccessAction::AddMember {
+            group,
+            member,
+            store,
+        } => {
+            access::membership(&cli_store(&store)?, "tandem-cli", &group, &member, true)?;
+            println!("{member} is a member of {group}");
+        }
+        AccessAction::RemoveMember {
+            group,
+            member,
+            store,
+        } => {
+            access::membership(&cli_store(&store)?, "tandem-cli", &group, &member, false)?;
+            println!("{member} is no longer a member of {group}");
         }
         AccessAction::Revoke {
             assignment_id,

@@ -55,15 +55,13 @@ pub fn parse_scope(s: &str) -> Result<Scope> {
     Ok(scope)
 }
 
-fn check_role(role: &str) -> Result<()> {
-    if role_actions(role).is_none() {
+fn check_role(state: &AccessState, role: &str) -> Result<()> {
+    if state.actions_of(role).is_none() {
+        let mut names: Vec<&str> = BUILT_IN_ROLES.iter().map(|(n, _)| *n).collect();
+        names.extend(state.roles.keys().map(String::as_str));
         return Err(MlflowError::invalid(format!(
-            "role '{role}' is unknown; built-in roles: {}",
-            BUILT_IN_ROLES
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
+            "role '{role}' is unknown; roles: {}",
+            names.join(", ")
         )));
     }
     Ok(())
@@ -88,6 +86,11 @@ pub fn create_principal(store: &Store, by: &str, p: NewPrincipal<'_>) -> Result<
             p.kind
         )));
     }
+    if p.kind == "group" && p.password_hash.is_some() {
+        return Err(MlflowError::invalid(
+            "a group has no password: its members sign in as themselves",
+        ));
+    }
     if p.kind == "service" {
         let ws = p.workspace.ok_or_else(|| {
             MlflowError::invalid("a service identity belongs to a workspace: give its workspace")
@@ -96,15 +99,16 @@ pub fn create_principal(store: &Store, by: &str, p: NewPrincipal<'_>) -> Result<
             super::workspaces::validate_name(ws)?;
         }
     }
-    for (role, _) in &p.roles {
-        check_role(role)?;
-    }
     let time = store.now_ms();
     let id = new_id("p");
     let assignment_ids: Vec<String> = p.roles.iter().map(|_| new_id("a")).collect();
     store
         .write(ACCESS_WORKSPACE, by, |tx| {
-            if state_in(tx)?.principal_by_name(p.name).is_some() {
+            let state = state_in(tx)?;
+            for (role, _) in &p.roles {
+                check_role(&state, role)?;
+            }
+            if state.principal_by_name(p.name).is_some() {
                 return Err(
                     MlflowError::exists(format!("Principal '{}' already exists.", p.name)).into(),
                 );
@@ -205,7 +209,17 @@ pub fn issue_token(
     let id = new_id("t");
     store
         .write(ACCESS_WORKSPACE, by, |tx| {
-            let pid = principal_id(tx, name)?;
+            let state = state_in(tx)?;
+            let p = state
+                .principal_by_name(name)
+                .ok_or_else(|| principal_not_found(name))?;
+            if p.kind == "group" {
+                return Err(MlflowError::invalid(
+                    "a group has no tokens: its members sign in as themselves",
+                )
+                .into());
+            }
+            let pid = p.id.clone();
             Ok(Decision::change(
                 (),
                 Op::IssueToken {
@@ -283,12 +297,12 @@ pub fn assign(
         Grant::Until { until_ms, reason } => (Some(until_ms), Some(reason), None),
         Grant::Eligible { for_ms } => (None, None, Some(for_ms)),
     };
-    check_role(role)?;
     let time = store.now_ms();
     let id = new_id("a");
     let existing = store
         .write(ACCESS_WORKSPACE, by, |tx| {
             let state = state_in(tx)?;
+            check_role(&state, role)?;
             let pid = state
                 .principal_by_name(name)
                 .ok_or_else(|| principal_not_found(name))?
@@ -558,7 +572,6 @@ pub fn elevate(ctx: &Ctx, req: &Req) -> Result<Json> {
     if reason.len() > 1000 {
         return Err(tandem_core::validate::too_long("reason", 1000));
     }
-    check_role(&role)?;
     if seconds <= 0 {
         return Err(MlflowError::invalid("for_seconds must be positive"));
     }
@@ -569,6 +582,7 @@ pub fn elevate(ctx: &Ctx, req: &Req) -> Result<Json> {
     ctx.store
         .write(ACCESS_WORKSPACE, &ctx.principal, |tx| {
             let state = state_in(tx)?;
+            check_role(&state, &role)?;
             let p = state
                 .principal_by_name(&me)
                 .ok_or_else(|| permission_denied("only a principal can elevate"))?;
@@ -718,10 +732,169 @@ pub fn unassign_h(ctx: &Ctx, req: &Req) -> Result<Json> {
     Ok(json!({}))
 }
 
-pub fn roles(_ctx: &Ctx, _req: &Req) -> Result<Json> {
-    Ok(
-        json!({ "roles": BUILT_IN_ROLES.iter().map(|(n, a)| json!({ "name": n, "actions": a })).collect::<Vec<_>>() }),
-    )
+pub fn roles(ctx: &Ctx, _req: &Req) -> Result<Json> {
+    let state = read_state(ctx)?;
+    let mut out: Vec<Json> = BUILT_IN_ROLES
+        .iter()
+        .map(|(n, a)| json!({ "name": n, "actions": a, "built_in": true }))
+        .collect();
+    let mut custom: Vec<_> = state.roles.iter().collect();
+    custom.sort();
+    out.extend(
+        custom
+            .into_iter()
+            .map(|(n, a)| json!({ "name": n, "actions": a, "built_in": false })),
+    );
+    Ok(json!({ "roles": out }))
+}
+
+/// Defines (or redefines) a custom role from action patterns.
+pub fn define_role(store: &Store, by: &str, name: &str, actions: &[String]) -> Result<Json> {
+    if role_actions(name).is_some() {
+        return Err(MlflowError::invalid(format!(
+            "'{name}' is a built-in role and cannot be redefined"
+        )));
+    }
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(MlflowError::invalid(format!(
+            "role name '{name}': 1 to 64 of a-z, 0-9, '-' and '_'"
+        )));
+    }
+    if actions.is_empty() || actions.len() > 100 {
+        return Err(MlflowError::invalid("a role has 1 to 100 action patterns"));
+    }
+    for a in actions {
+        tandem_core::access::validate_pattern(a).map_err(MlflowError::invalid)?;
+    }
+    let time = store.now_ms();
+    store
+        .write(ACCESS_WORKSPACE, by, |_| {
+            Ok(Decision::change(
+                (),
+                Op::DefineRole {
+                    name: name.to_owned(),
+                    actions: actions.to_vec(),
+                    time,
+                },
+            ))
+        })
+        .map_err(MlflowError::from)?;
+    Ok(json!({ "role": { "name": name, "actions": actions, "built_in": false } }))
+}
+
+/// Drops a custom role no assignment uses.
+pub fn drop_role(store: &Store, by: &str, name: &str) -> Result<()> {
+    let time = store.now_ms();
+    store
+        .write(ACCESS_WORKSPACE, by, |tx| {
+            let state = state_in(tx)?;
+            if !state.roles.contains_key(name) {
+                return Err(MlflowError::not_found(format!("Role '{name}' does not exist.")).into());
+            }
+            let used = state.assignments.iter().filter(|a| a.role == name).count();
+            if used > 0 {
+                return Err(MlflowError::invalid(format!("role '{name}' is in {used} assignment(s); take them back first (tandem access list)")).into());
+            }
+            Ok(Decision::change(
+                (),
+                Op::DropRole {
+                    name: name.to_owned(),
+                    time,
+                },
+            ))
+        })
+        .map_err(Into::into)
+}
+
+/// Adds (`add`) or removes a member of a group.
+pub fn membership(store: &Store, by: &str, group: &str, member: &str, add: bool) -> Result<()> {
+    let time = store.now_ms();
+    store
+        .write(ACCESS_WORKSPACE, by, |tx| {
+            let state = state_in(tx)?;
+            let g = state
+                .principal_by_name(group)
+                .filter(|p| p.kind == "group")
+                .ok_or_else(|| MlflowError::not_found(format!("Group '{group}' does not exist.")))?
+                .id
+                .clone();
+            let m = state
+                .principal_by_name(member)
+                .filter(|p| p.kind != "group")
+                .ok_or_else(|| {
+                    MlflowError::not_found(format!(
+                        "Principal '{member}' does not exist (groups hold users and service identities)."
+                    ))
+                })?
+                .id
+                .clone();
+            let is_member = state.members.iter().any(|(gg, mm)| *gg == g && *mm == m);
+            if is_member == add {
+                return Ok(Decision::no_change(()));
+            }
+            let op = match add {
+                true => Op::AddMember {
+                    group_id: g,
+                    member_id: m,
+                    time,
+                },
+                false => Op::RemoveMember {
+                    group_id: g,
+                    member_id: m,
+                    time,
+                },
+            };
+            Ok(Decision::change((), op))
+        })
+        .map_err(Into::into)
+}
+
+pub fn define_role_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let actions: Vec<String> = match req.0.get("actions") {
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| MlflowError::invalid("actions are strings"))
+            })
+            .collect::<Result<_>>()?,
+        Some(_) => return Err(MlflowError::invalid("actions is a list of action patterns")),
+        None => return Err(super::missing("actions")),
+    };
+    define_role(&ctx.store, &ctx.principal, &req.str("name")?, &actions)
+}
+
+pub fn drop_role_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    drop_role(&ctx.store, &ctx.principal, &req.str("name")?)?;
+    Ok(json!({}))
+}
+
+pub fn add_member_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    membership(
+        &ctx.store,
+        &ctx.principal,
+        &req.str("name")?,
+        &req.str("member")?,
+        true,
+    )?;
+    Ok(json!({}))
+}
+
+pub fn remove_member_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    membership(
+        &ctx.store,
+        &ctx.principal,
+        &req.str("name")?,
+        &req.str("member")?,
+        false,
+    )?;
+    Ok(json!({}))
 }
 
 /// The first administrator, from `TANDEM_BOOTSTRAP_ADMIN` (a user name) and

@@ -977,6 +977,10 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                     vec![ws.into(), principal_id.into()],
                 )?;
             }
+            tx.exec_later(
+                "DELETE FROM access_members WHERE workspace = ? AND (group_id = ? OR member_id = ?)",
+                vec![ws.into(), principal_id.into(), principal_id.into()],
+            )?;
         }
         Op::IssueToken {
             token_id,
@@ -1023,6 +1027,43 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             tx.exec_later(
                 "INSERT INTO access_locks (workspace, lock_id, scope, kind, reason, set_by, created_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 vec![ws.into(), lock_id.into(), scope.into(), kind.into(), reason.into(), set_by.into(), (*time).into()],
+            )?;
+        }
+        Op::DefineRole {
+            name,
+            actions,
+            time,
+        } => {
+            let actions = serde_json::to_string(actions).expect("strings serialize");
+            tx.exec_later(
+                "INSERT INTO access_roles (workspace, name, actions, created_time) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name) DO UPDATE SET actions = excluded.actions",
+                vec![ws.into(), name.into(), actions.into(), (*time).into()],
+            )?;
+        }
+        Op::DropRole { name, .. } => {
+            tx.exec_later(
+                "DELETE FROM access_roles WHERE workspace = ? AND name = ?",
+                vec![ws.into(), name.into()],
+            )?;
+        }
+        Op::AddMember {
+            group_id,
+            member_id,
+            ..
+        } => {
+            tx.exec_later(
+                "INSERT INTO access_members (workspace, group_id, member_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                vec![ws.into(), group_id.into(), member_id.into()],
+            )?;
+        }
+        Op::RemoveMember {
+            group_id,
+            member_id,
+            ..
+        } => {
+            tx.exec_later(
+                "DELETE FROM access_members WHERE workspace = ? AND group_id = ? AND member_id = ?",
+                vec![ws.into(), group_id.into(), member_id.into()],
             )?;
         }
         Op::Unlock { lock_id, .. } => {

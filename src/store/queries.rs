@@ -1359,7 +1359,28 @@ pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState>
             })
         })
         .collect();
-    Ok(AccessState::from_parts(principals, tokens, assignments).with_locks(locks))
+    let roles = tx
+        .query(
+            "SELECT name, actions FROM access_roles WHERE workspace = ?",
+            std::slice::from_ref(&ws),
+        )?
+        .iter()
+        .map(|r| {
+            let actions: Vec<String> = serde_json::from_str(&r.text(1)).unwrap_or_default();
+            (r.text(0), actions)
+        })
+        .collect();
+    let members = tx
+        .query(
+            "SELECT group_id, member_id FROM access_members WHERE workspace = ? ORDER BY group_id, member_id",
+            std::slice::from_ref(&ws),
+        )?
+        .iter()
+        .map(|r| (r.text(0), r.text(1)))
+        .collect();
+    Ok(AccessState::from_parts(principals, tokens, assignments)
+        .with_locks(locks)
+        .with_roles_and_members(roles, members))
 }
 
 /// Where a request's object lives, for access decisions narrower than a workspace: the

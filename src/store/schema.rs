@@ -450,7 +450,8 @@ CREATE INDEX latest_metrics_by_value ON latest_metrics (workspace, key, is_nan, 
     // 6: PostgreSQL only (see `postgres_step`): change-log payloads compressed with lz4.
     "",
     // 7: access state (rows of the `_access` workspace only): principals, tokens (hashes),
-    // role assignments (standing, elevations, eligibilities), locks.
+    // role assignments (standing, elevations, eligibilities), locks, custom roles, group
+    // members.
     r#"
 CREATE TABLE access_principals (
   workspace TEXT NOT NULL,
@@ -485,6 +486,19 @@ CREATE TABLE access_assignments (
   eligible_for_ms BIGINT,
   created_time BIGINT NOT NULL,
   PRIMARY KEY (workspace, assignment_id)
+);
+CREATE TABLE access_roles (
+  workspace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  actions TEXT NOT NULL,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, name)
+);
+CREATE TABLE access_members (
+  workspace TEXT NOT NULL,
+  group_id TEXT NOT NULL,
+  member_id TEXT NOT NULL,
+  PRIMARY KEY (workspace, group_id, member_id)
 );
 CREATE TABLE access_locks (
   workspace TEXT NOT NULL,
@@ -548,6 +562,8 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("access_tokens", "token_id"),
     ("access_assignments", "assignment_id"),
     ("access_locks", "lock_id"),
+    ("access_roles", "name"),
+    ("access_members", "group_id, member_id"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

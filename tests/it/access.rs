@@ -1252,3 +1252,151 @@ async fn deletes_need_an_elevation_that_expires_and_locks_refuse_everyone() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn custom_roles_and_groups_grant_what_they_say() {
+    let (server, callers) = server_with_people().await;
+    let admin = callers[5].token.clone(); // elevated: access changes need it
+    let post = |path: &'static str, body: Value| {
+        let (server, admin) = (&server, admin.clone());
+        async move { as_(server, &admin, "POST", path, body).await }
+    };
+    let (_, e) = post("/api/2.0/mlflow/experiments/create", json!({"name": "cr"})).await;
+    let exp = e["experiment_id"].as_str().unwrap().to_owned();
+    let (_, r) = post("/api/2.0/mlflow/runs/create", json!({"experiment_id": exp})).await;
+    let run = r["run"]["info"]["run_id"].as_str().unwrap().to_owned();
+    // Bad roles are refused with MLflow's error shape.
+    for bad in [
+        json!({"name": "x", "actions": ["runs"]}),
+        json!({"name": "reader", "actions": ["*/read"]}),
+        json!({"name": "x", "actions": []}),
+        json!({"name": "x"}),
+    ] {
+        let (s, b) = post("/api/tandem/v1/access/roles", bad.clone()).await;
+        assert_eq!(
+            (s, b["error_code"].as_str()),
+            (400, Some("INVALID_PARAMETER_VALUE")),
+            "{bad}: {b}"
+        );
+    }
+    let (s, b) = post(
+        "/api/tandem/v1/access/roles",
+        json!({"name": "run-logger", "actions": ["runs/write", "*/read"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post(
+        "/api/tandem/v1/access/principals",
+        json!({"name": "ml-team", "kind": "group"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post(
+        "/api/tandem/v1/access/assignments",
+        json!({"principal": "ml-team", "role": "run-logger", "scope": format!("workspaces/{WS}")}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = post("/api/tandem/v1/access/principals", json!({"name": "gina"})).await;
+    assert_eq!(s, 200);
+    let (_, t) = post("/api/tandem/v1/access/principals/gina/tokens", json!({})).await;
+    let gina = t["token"].as_str().unwrap().to_owned();
+    let log = |token: String| {
+        let (server, run) = (&server, run.clone());
+        async move {
+            as_(
+                server,
+                &token,
+                "POST",
+                "/api/2.0/mlflow/runs/log-batch",
+                json!({"run_id": run, "params": [{"key": "p", "value": "1"}]}),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(log(gina.clone()).await, 403, "not a member yet");
+    let (s, b) = post(
+        "/api/tandem/v1/access/groups/ml-team/members",
+        json!({"member": "gina"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(log(gina.clone()).await, 200, "the group's role is hers");
+    let (s, _) = as_(
+        &server,
+        &gina,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        json!({"name": "no"}),
+    )
+    .await;
+    assert_eq!(s, 403, "run-logger does not create experiments");
+    // A role naming one experiment, in the issue's long form.
+    let (s, b) = post("/api/tandem/v1/access/roles", json!({"name": "one-exp", "actions": [format!("workspaces/*/experiments/{exp}/read"), format!("workspaces/*/runs/{exp}/read")]})).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = post("/api/tandem/v1/access/principals", json!({"name": "hal"})).await;
+    assert_eq!(s, 200);
+    post(
+        "/api/tandem/v1/access/assignments",
+        json!({"principal": "hal", "role": "one-exp", "scope": "*"}),
+    )
+    .await;
+    let (_, t) = post("/api/tandem/v1/access/principals/hal/tokens", json!({})).await;
+    let hal = t["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        as_(
+            &server,
+            &hal,
+            "GET",
+            "/api/2.0/mlflow/runs/get",
+            json!({"run_id": run})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        as_(
+            &server,
+            &hal,
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": "0"})
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, v) = as_(
+        &server,
+        &hal,
+        "POST",
+        "/api/2.0/mlflow/experiments/search",
+        json!({"max_results": 10}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["experiments"].as_array().unwrap().len(), 1);
+    // A role in use cannot be dropped; out of the group, Gina is refused again.
+    let (s, _) = as_(
+        &server,
+        &admin,
+        "DELETE",
+        "/api/tandem/v1/access/roles/run-logger",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = as_(
+        &server,
+        &admin,
+        "DELETE",
+        "/api/tandem/v1/access/groups/ml-team/members/gina",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(log(gina.clone()).await, 403);
+    server.stop().await;
+}

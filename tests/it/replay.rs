@@ -76,11 +76,15 @@ fn op_index(op: &Op) -> usize {
         Op::Unassign { .. } => 57,
         Op::Lock { .. } => 58,
         Op::Unlock { .. } => 59,
+        Op::DefineRole { .. } => 60,
+        Op::DropRole { .. } => 61,
+        Op::AddMember { .. } => 62,
+        Op::RemoveMember { .. } => 63,
     }
 }
-const OP_COUNT: usize = 60;
+const OP_COUNT: usize = 64;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 56;
+pub const ACTIONS: u8 = 60;
 
 pub struct World {
     meta: Meta,
@@ -178,9 +182,9 @@ pub fn run_action(w: &mut World, a: &Action) {
             "prop",
             tandem::api::access::NewPrincipal {
                 name: &user,
-                kind: if y % 3 == 0 { "service" } else { "user" },
+                kind: ["service", "user", "group"][y as usize % 3],
                 workspace: Some("default"),
-                password_hash: (z % 2 == 0).then(|| format!("$argon2id$v=19$stand-in{z}")),
+                password_hash: (z % 2 == 0 && y % 3 != 2).then(|| format!("$argon2id$v=19$stand-in{z}")),
                 roles: vec![],
             },
         )),
@@ -210,10 +214,23 @@ pub fn run_action(w: &mut World, a: &Action) {
             drop(tandem::api::access::assign(&w.store, "prop", &user, role, &scope, grant));
         }
         54 => {
-            let scope = ["workspaces/default", "workspaces/default/experiments/0", "workspaces/other/models/m"][y as usize % 3];
+            // Never the whole of `default`: the workload purges there.
+            let scope = ["workspaces/other", "workspaces/other/experiments/0", "workspaces/other/models/m"][y as usize % 3];
             let kind = ["no-delete", "read-only"][z as usize % 2];
             drop(tandem::api::access::set_lock(&w.store, "prop", &tandem_core::access::Scope::parse(scope).unwrap(), kind, "prop"));
         }
+        56 => drop(tandem::api::access::define_role(&w.store, "prop", &format!("r{}", x % 3), &[format!("workspaces/*/runs/{z}/write"), "*/read".to_owned()])),
+        57 => drop(tandem::api::access::drop_role(&w.store, "prop", &format!("r{}", x % 3))),
+        58 => {
+            let group = format!("g{}", y % 2);
+            drop(tandem::api::access::create_principal(
+                &w.store,
+                "prop",
+                tandem::api::access::NewPrincipal { name: &group, kind: "group", workspace: None, password_hash: None, roles: vec![] },
+            ));
+            drop(tandem::api::access::membership(&w.store, "prop", &group, &user, true));
+        }
+        59 => drop(tandem::api::access::membership(&w.store, "prop", &format!("g{}", y % 2), &user, false)),
         55 => {
             let mut ids: Vec<String> = access(w).locks.iter().map(|l| l.id.clone()).collect();
             ids.sort();
@@ -308,7 +325,7 @@ pub fn run_action(w: &mut World, a: &Action) {
         },
         40 => {
             // Retention changes; purge protection only rarely, since it forbids early purges.
-            drop(tandem::retention::set(&w.store, "default", "prop", Some(7 + (z as u32 % 84)), (z == 255).then_some(true)))
+            drop(tandem::retention::set(&w.store, "default", "prop", Some(7 + (z as u32 % 84)), (z == 255 && y % 4 == 0).then_some(true)))
         }
         // Purges now and then, so that undeletes (below) also find something to bring back.
         41 if z % 4 == 0 => drop(tandem::retention::purge(&w.store, "default", "prop", true)),
@@ -427,7 +444,7 @@ fn replay_covers_every_kind_of_change() {
 
 fn replay_covers_every_kind_of_change_on(meta: Meta) {
     let mut w = World::new(meta);
-    let mut seed: u64 = 0x9E3779B97F4A7C15;
+    let mut seed: u64 = 0x2545F4914F6CDD1D;
     let mut next = || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -438,7 +455,7 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
     for kind in [0u8, 6, 6, 20, 26, 34, 34, 34] {
         run_action(&mut w, &Action::Api(kind, 1, 1, 1));
     }
-    for i in 0..4000u32 {
+    for i in 0..5000u32 {
         let a = Action::Api((i % ACTIONS as u32) as u8, next(), next(), next());
         run_action(&mut w, &a);
     }

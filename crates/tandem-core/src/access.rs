@@ -11,7 +11,7 @@ use std::collections::HashMap;
 pub const ACCESS_WORKSPACE: &str = "_access";
 
 /// Kinds of principal.
-pub const KINDS: &[&str] = &["user", "service"];
+pub const KINDS: &[&str] = &["user", "service", "group"];
 
 /// What a request asks to do, as `<area>/<verb>`.
 pub type Action = &'static str;
@@ -167,6 +167,56 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
     }
 }
 
+/// Whether a custom role's action pattern is well formed: `AREA/VERB`, or
+/// `workspaces/W/AREA/ID/VERB` (ID: an experiment's ID, or a registered model's name for the
+/// `models` area), each segment a word or `*`; or `*` alone.
+pub fn validate_pattern(p: &str) -> Result<(), String> {
+    let word = |s: &str| {
+        s == "*"
+            || (!s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    };
+    let id = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    let segs: Vec<&str> = p.split('/').collect();
+    let ok = match segs.as_slice() {
+        ["*"] => true,
+        [a, v] => word(a) && word(v),
+        ["workspaces", w, a, i, v] => id(w) && word(a) && id(i) && word(v),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{p}' is not an action pattern: use AREA/VERB (runs/write, */read) or workspaces/W/AREA/ID/VERB (workspaces/*/experiments/*/read), '*' for any segment"))
+    }
+}
+
+/// Whether `pattern` grants `action` at `scope`. Short patterns (`AREA/VERB`) leave the scope
+/// to the assignment; long ones (`workspaces/W/AREA/ID/VERB`) also name where: ID is an
+/// experiment's ID (areas experiments, runs, artifacts, logged-models) or a registered
+/// model's name (area models); a pattern with a specific ID grants nothing at a whole
+/// workspace.
+pub fn pattern_grants(pattern: &str, action: &str, scope: &Scope) -> bool {
+    let segs: Vec<&str> = pattern.split('/').collect();
+    let ["workspaces", w, area, id, verb] = segs.as_slice() else {
+        return pattern_matches(pattern, action);
+    };
+    let seg = |p: &str, v: &str| p == "*" || p == v;
+    let Some((a_area, a_verb)) = action.split_once('/') else {
+        return false;
+    };
+    if !seg(area, a_area) || !seg(verb, a_verb) {
+        return false;
+    }
+    match scope {
+        Scope::Service => false,
+        Scope::Workspace(ws) => seg(w, ws) && *id == "*",
+        Scope::Experiment(ws, e) => seg(w, ws) && a_area != "models" && seg(id, e),
+        Scope::Model(ws, m) => seg(w, ws) && a_area == "models" && seg(id, m),
+    }
+}
+
 pub fn role_actions(role: &str) -> Option<&'static [&'static str]> {
     BUILT_IN_ROLES
         .iter()
@@ -230,6 +280,10 @@ pub struct AccessState {
     pub tokens: HashMap<String, Token>,
     pub assignments: Vec<Assignment>,
     pub locks: Vec<Lock>,
+    /// Custom roles: name -> action patterns.
+    pub roles: HashMap<String, Vec<String>>,
+    /// (group principal id, member principal id).
+    pub members: Vec<(String, String)>,
 }
 
 /// Why a request was refused.
@@ -254,7 +308,47 @@ impl AccessState {
             tokens: tokens.into_iter().map(|t| (t.sha256.clone(), t)).collect(),
             assignments,
             locks: Vec::new(),
+            roles: HashMap::new(),
+            members: Vec::new(),
         }
+    }
+
+    pub fn with_roles_and_members(
+        mut self,
+        roles: HashMap<String, Vec<String>>,
+        members: Vec<(String, String)>,
+    ) -> AccessState {
+        self.roles = roles;
+        self.members = members;
+        self
+    }
+
+    /// A role's action patterns: built in, or defined.
+    pub fn actions_of(&self, role: &str) -> Option<Vec<&str>> {
+        match role_actions(role) {
+            Some(a) => Some(a.to_vec()),
+            None => self
+                .roles
+                .get(role)
+                .map(|a| a.iter().map(String::as_str).collect()),
+        }
+    }
+
+    fn role_grants(&self, role: &str, action: &str, scope: &Scope) -> bool {
+        self.actions_of(role)
+            .is_some_and(|acts| acts.iter().any(|p| pattern_grants(p, action, scope)))
+    }
+
+    /// The principal and the groups it is a member of.
+    fn identities<'a>(&'a self, principal_id: &'a str) -> Vec<&'a str> {
+        let mut ids = vec![principal_id];
+        ids.extend(
+            self.members
+                .iter()
+                .filter(|(_, m)| m == principal_id)
+                .map(|(g, _)| g.as_str()),
+        );
+        ids
     }
 
     pub fn with_locks(mut self, locks: Vec<Lock>) -> AccessState {
@@ -297,7 +391,7 @@ impl AccessState {
         for_ms: i64,
         now_ms: i64,
     ) -> Result<(), String> {
-        if role_actions(role).is_none() {
+        if self.actions_of(role).is_none() {
             return Err(format!("role '{role}' is unknown"));
         }
         if for_ms <= 0 {
@@ -355,8 +449,9 @@ impl AccessState {
         principal_id: &'a str,
         now_ms: i64,
     ) -> impl Iterator<Item = &'a Assignment> + 'a {
+        let ids = self.identities(principal_id);
         self.assignments.iter().filter(move |a| {
-            a.principal_id == principal_id
+            ids.contains(&a.principal_id.as_str())
                 && a.eligible_for_ms.is_none()
                 && a.until_ms.is_none_or(|u| u > now_ms)
         })
@@ -374,9 +469,7 @@ impl AccessState {
         let elevated_only = needs_elevation(action);
         let mut standing_would = false;
         let granted = self.live_assignments(principal_id, now_ms).any(|a| {
-            let matches = a.scope.contains(scope)
-                && role_actions(&a.role)
-                    .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)));
+            let matches = a.scope.contains(scope) && self.role_grants(&a.role, action, scope);
             if matches && elevated_only && a.until_ms.is_none() {
                 standing_would = true;
                 return false;
@@ -404,18 +497,39 @@ impl AccessState {
         ws: &str,
         now_ms: i64,
     ) -> bool {
+        let whole = Scope::Workspace(ws.to_owned());
         self.live_assignments(principal_id, now_ms).any(|a| {
-            (a.scope.contains(&Scope::Workspace(ws.to_owned())) || a.scope.workspace() == Some(ws))
-                && role_actions(&a.role)
-                    .is_some_and(|acts| acts.iter().any(|p| pattern_matches(p, action)))
+            let inside = a.scope.contains(&whole) || a.scope.workspace() == Some(ws);
+            // A pattern naming one object of the workspace still shows the workspace.
+            inside
+                && self.actions_of(&a.role).is_some_and(|acts| {
+                    acts.iter().any(|p| {
+                        pattern_grants(p, action, &whole)
+                            || p.split('/').nth(3).is_some_and(|id| {
+                                let probe = match action.starts_with("models/") {
+                                    true => Scope::Model(ws.to_owned(), id.to_owned()),
+                                    false => Scope::Experiment(ws.to_owned(), id.to_owned()),
+                                };
+                                pattern_grants(p, action, &probe)
+                            })
+                    })
+                })
         })
     }
 
     /// Whether the caller holds any assignment narrower than workspace `ws` (an experiment or
     /// a registered model in it): only then is a request's object looked up.
     pub fn has_narrow_in(&self, principal_id: &str, ws: &str, now_ms: i64) -> bool {
-        self.live_assignments(principal_id, now_ms)
-            .any(|a| matches!(&a.scope, Scope::Experiment(w, _) | Scope::Model(w, _) if w == ws))
+        self.live_assignments(principal_id, now_ms).any(|a| {
+            matches!(&a.scope, Scope::Experiment(w, _) | Scope::Model(w, _) if w == ws)
+                // A custom role naming one object.
+                || self.actions_of(&a.role).is_some_and(|acts| {
+                    acts.iter().any(|p| {
+                        let segs: Vec<&str> = p.split('/').collect();
+                        segs.len() == 5 && segs[3] != "*" && (segs[1] == "*" || segs[1] == ws)
+                    })
+                })
+        })
     }
 
     /// Whether any principal may administer the service: until one does, only bootstrap
@@ -645,6 +759,111 @@ mod tests {
             )
             .is_ok());
         assert!(s.has_narrow_lock_in("b") && !s.has_narrow_lock_in("a"));
+    }
+
+    #[test]
+    fn custom_roles_and_groups() {
+        for good in [
+            "*",
+            "runs/write",
+            "*/read",
+            "workspaces/*/experiments/*/read",
+            "workspaces/team/models/churn/write",
+        ] {
+            assert!(validate_pattern(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "runs",
+            "runs/write/x",
+            "Runs/write",
+            "workspaces/a/runs/write",
+            "workspaces//experiments/1/read",
+        ] {
+            assert!(validate_pattern(bad).is_err(), "{bad}");
+        }
+        let e7 = Scope::parse("workspaces/team/experiments/7").unwrap();
+        let e8 = Scope::parse("workspaces/team/experiments/8").unwrap();
+        let team = Scope::parse("workspaces/team").unwrap();
+        let m = Scope::parse("workspaces/team/models/churn").unwrap();
+        assert!(pattern_grants(
+            "workspaces/*/experiments/*/read",
+            "experiments/read",
+            &e7
+        ));
+        assert!(pattern_grants(
+            "workspaces/*/experiments/*/read",
+            "experiments/read",
+            &team
+        ));
+        assert!(!pattern_grants(
+            "workspaces/*/experiments/*/read",
+            "runs/read",
+            &e7
+        ));
+        assert!(pattern_grants(
+            "workspaces/team/runs/7/write",
+            "runs/write",
+            &e7
+        ));
+        assert!(!pattern_grants(
+            "workspaces/team/runs/7/write",
+            "runs/write",
+            &e8
+        ));
+        assert!(
+            !pattern_grants("workspaces/team/runs/7/write", "runs/write", &team),
+            "one experiment is not the workspace"
+        );
+        assert!(!pattern_grants(
+            "workspaces/other/runs/*/write",
+            "runs/write",
+            &e7
+        ));
+        assert!(pattern_grants(
+            "workspaces/team/models/churn/write",
+            "models/write",
+            &m
+        ));
+        assert!(!pattern_grants(
+            "workspaces/team/models/churn/write",
+            "runs/write",
+            &e7
+        ));
+        let mut roles = HashMap::new();
+        roles.insert(
+            "run-logger".to_owned(),
+            vec!["runs/write".to_owned(), "*/read".to_owned()],
+        );
+        roles.insert("exp7".to_owned(), vec!["workspaces/team/*/7/*".to_owned()]);
+        let s = AccessState::from_parts(
+            vec![],
+            vec![],
+            vec![
+                assign("g", "run-logger", "workspaces/team", None),
+                assign("x", "exp7", "*", None),
+            ],
+        )
+        .with_roles_and_members(roles, vec![("g".into(), "alice".into())]);
+        assert!(
+            s.decide("alice", "runs/write", &e7, 0).is_ok(),
+            "through her group"
+        );
+        assert!(s.decide("alice", "experiments/write", &e7, 0).is_err());
+        assert!(
+            s.decide("bob", "runs/write", &e7, 0).is_err(),
+            "not a member"
+        );
+        assert!(s.decide("x", "runs/write", &e7, 0).is_ok());
+        assert!(s.decide("x", "runs/write", &e8, 0).is_err());
+        assert_eq!(
+            s.decide("x", "runs/delete", &e7, 0),
+            Err(Refusal::NeedsElevation),
+            "custom roles do not bypass elevation"
+        );
+        assert!(s.has_narrow_in("x", "team", 0));
+        assert!(s.any_in_workspace("x", "runs/read", "team", 0));
+        assert!(!s.any_in_workspace("x", "runs/read", "other", 0));
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub fn op_action(op: &str) -> &'static str {
         "PutArtifact" => "artifacts/write",
         "DeleteArtifacts" => "artifacts/delete",
         "CreatePrincipal" | "SetPassword" | "DeletePrincipal" | "IssueToken" | "RevokeToken"
-        | "Assign" | "Unassign" => "access/manage",
+        | "Assign" | "Unassign" | "DefineRole" | "DropRole" | "AddMember" | "RemoveMember" => {
+            "access/manage"
+        }
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -58,6 +60,12 @@ pub fn object_of(event: &Event) -> String {
     }
     if let Some(e) = s("experiment_id") {
         return format!("experiment:{e}");
+    }
+    if event.op == "DefineRole" || event.op == "DropRole" {
+        return format!("role:{}", s("name").unwrap_or_default());
+    }
+    if let Some(g) = s("group_id") {
+        return format!("group:{g}");
     }
     if let Some(n) = s("name") {
         if let Some(v) = p.get("version").and_then(Value::as_i64) {

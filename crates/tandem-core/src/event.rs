@@ -395,6 +395,27 @@ pub enum Op {
         lock_id: String,
         time: i64,
     },
+    /// A custom role: action patterns (see `access::validate_pattern`); defining it again
+    /// replaces its actions.
+    DefineRole {
+        name: String,
+        actions: Vec<String>,
+        time: i64,
+    },
+    DropRole {
+        name: String,
+        time: i64,
+    },
+    AddMember {
+        group_id: String,
+        member_id: String,
+        time: i64,
+    },
+    RemoveMember {
+        group_id: String,
+        member_id: String,
+        time: i64,
+    },
 }
 
 impl Op {
