@@ -1287,6 +1287,9 @@ fn restore(args: RestoreArgs, config: Config) -> anyhow::Result<()> {
         Some(t) => Some(tandem::backup::parse_instant(t).ok_or_else(|| anyhow::anyhow!("--to-time '{t}': use UTC RFC 3339 (2026-11-22T09:30:00Z) or milliseconds since the epoch"))?),
     };
     if let Some(name) = &args.as_name {
+        if ws == tandem_core::access::ACCESS_WORKSPACE {
+            bail!("the access log (_access) restores only as itself (--into a store, or --in-place): a copy under another name would grant nothing");
+        }
         tandem::api::workspaces::validate_name(name)?;
     }
     let rt = runtime()?;

@@ -262,3 +262,83 @@ def test_mlflows_own_auth_client_end_to_end(auth_server):
     r = subprocess.run([os.path.join(STOCK_BIN, "python"), script], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "auth client flow: ok" in r.stdout
+
+
+def archived_events(archive, ws):
+    r = subprocess.run([BIN, "backup", "list", "--archive", archive], capture_output=True, text=True, timeout=60)
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] == ws:
+            return int(parts[2])
+    return 0
+
+
+def test_access_state_comes_back_with_a_point_in_time_restore(tmp_path):
+    """Users, service identities, token hashes, role assignments and locks live in the `_access`
+    change log, so a restore of the deployment to an instant brings back exactly the access
+    that held then: revocations after it are undone, principals created after it do not exist."""
+    archive = f"file://{tmp_path}/archive"
+    data = str(tmp_path / "data")
+    env = bootstrap_env(str(tmp_path))
+    old = dict(os.environ)
+    os.environ.update(env)
+    try:
+        s = Server(data, ["--auth", "on", "--archive", archive])
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    try:
+        url = s.url
+        elevate_admin(url)
+        ivy, ivy_token_id = make_user(url, "ivy", "contributor")
+        st, b = api(url, "POST", "access/principals", (ADMIN, ADMIN_PW), name="trainer", kind="service", workspace="default")
+        assert st == 200, b
+        api(url, "POST", "access/assignments", (ADMIN, ADMIN_PW), principal="trainer", role="contributor", scope="workspaces/default")
+        st, t = api(url, "POST", "access/principals/trainer/tokens", (ADMIN, ADMIN_PW), label="nightly")
+        trainer = t["token"]
+        st, lock = api(url, "POST", "access/locks", (ADMIN, ADMIN_PW), scope="workspaces/default", kind="no-delete", reason="prod")
+        assert st == 200
+        exp = requests.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "kept"}, headers={"Authorization": f"Bearer {ivy}"}, timeout=10).json()["experiment_id"]
+        head = api(url, "GET", "workspaces/_access/changes", (ADMIN, ADMIN_PW), after=0, limit=1)[1]["head_seq"]
+        deadline = time.time() + 30
+        while archived_events(archive, "_access") < head and time.time() < deadline:
+            time.sleep(0.2)
+        assert archived_events(archive, "_access") >= head, "the archive did not catch up"
+        time.sleep(0.05)
+        instant = str(int(time.time() * 1000))
+        time.sleep(0.05)
+        # After the instant: a revocation, a deletion, a lifted lock, a new user.
+        assert api(url, "DELETE", f"access/principals/ivy/tokens/{ivy_token_id}", (ADMIN, ADMIN_PW))[0] == 200
+        assert api(url, "DELETE", "access/principals/trainer", (ADMIN, ADMIN_PW))[0] == 200
+        assert api(url, "DELETE", f"access/locks/{lock['lock']['id']}", (ADMIN, ADMIN_PW))[0] == 200
+        make_user(url, "late", "reader")
+        head = api(url, "GET", "workspaces/_access/changes", (ADMIN, ADMIN_PW), after=0, limit=1)[1]["head_seq"]
+        deadline = time.time() + 30
+        while archived_events(archive, "_access") < head and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        s.stop()
+
+    # The region is lost; a new store is restored from the archive to the instant.
+    fresh = str(tmp_path / "restored")
+    os.makedirs(fresh)
+    for ws in ("_access", "default"):
+        r = subprocess.run([BIN, "restore", "--workspace", ws, "--to-time", instant, "--into", f"sqlite://{fresh}/metadata.sqlite",
+                            "--archive", archive, "--data", fresh], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, (ws, r.stdout, r.stderr)
+    s = Server(fresh, ["--auth", "on"])
+    try:
+        url = s.url
+        bearer = lambda t: {"Authorization": f"Bearer {t}"}  # noqa: E731
+        r = requests.get(f"{url}/api/2.0/mlflow/experiments/get", params={"experiment_id": exp}, headers=bearer(ivy), timeout=10)
+        assert r.status_code == 200, "ivy's token was revoked only after the instant: " + r.text
+        r = requests.get(f"{url}/api/2.0/mlflow/experiments/get", params={"experiment_id": exp}, headers=bearer(trainer), timeout=10)
+        assert r.status_code == 200, "the service identity and its token come back: " + r.text
+        st, b = api(url, "GET", "access/principals", (ADMIN, ADMIN_PW))
+        assert st == 200 and "late" not in {p["name"] for p in b["principals"]}
+        st, b = api(url, "GET", "access/locks", (ADMIN, ADMIN_PW))
+        assert [l["scope"] for l in b["locks"]] == ["workspaces/default"], b
+        r = requests.post(f"{url}/api/2.0/mlflow/experiments/delete", json={"experiment_id": exp}, auth=(ADMIN, ADMIN_PW), timeout=10)
+        assert r.status_code == 403 and "is locked" in r.json()["message"], r.text
+    finally:
+        s.stop()
