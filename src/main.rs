@@ -910,15 +910,26 @@ fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()
             .region(&name)
             .map(|r| r.listen)
             .ok_or_else(|| anyhow::anyhow!("{}: no region named '{name}'", deployment.display()))?;
+        // Certificates are read before the port is taken: a bad file stops the start.
+        let tls = match d.region(&name).and_then(|r| r.tls.clone()) {
+            Some(t) => Some(tandem::server::tls_acceptor(&t)?),
+            None => None,
+        };
         let state = tandem::server::open_region(d, &name, &data).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("region '{name}': cannot listen on {listen}"))?;
         println!(
-            "region {name}: serving on http://{}",
+            "region {name}: serving on {}://{}",
+            if tls.is_some() { "https" } else { "http" },
             listener.local_addr()?
         );
-        tandem::server::run(listener, state, shutdown_signal()).await?;
+        match tls {
+            Some(acceptor) => {
+                tandem::server::run_tls(listener, acceptor, state, shutdown_signal()).await?
+            }
+            None => tandem::server::run(listener, state, shutdown_signal()).await?,
+        }
         Ok(())
     })
 }
@@ -1025,18 +1036,34 @@ fn up(
     } else {
         ([127, 0, 0, 1], port).into()
     };
+    let tls = match &d.front_door_tls {
+        Some(t) => Some(tandem::server::tls_acceptor(t)?),
+        None => None,
+    };
     let result = runtime()?.block_on(async move {
         let fd = tandem::region::front_door::FrontDoor::new(d, key.as_deref());
         fd.spawn_watch();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("front door: cannot listen on {listen}"))?;
-        println!("tracking uri: http://{}", listener.local_addr()?);
+        println!(
+            "tracking uri: {}://{}",
+            if tls.is_some() { "https" } else { "http" },
+            listener.local_addr()?
+        );
         use std::io::Write;
         std::io::stdout().flush()?;
-        axum::serve(listener, fd.router())
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        match tls {
+            Some(acceptor) => {
+                tandem::server::serve_tls(listener, acceptor, fd.router(), shutdown_signal())
+                    .await?
+            }
+            None => {
+                axum::serve(listener, fd.router())
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?
+            }
+        }
         anyhow::Ok(())
     });
     stopping.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -1091,10 +1118,11 @@ fn spawn_region(
 
 fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
     let d = tandem::region::deployment::load(&path)?;
-    let key = d.key()?;
+    let (key, ca) = (d.key()?, d.ca_pem()?);
     runtime()?.block_on(async move {
         let http = tandem::region::internal_client(
             key.as_deref(),
+            ca.as_deref(),
             Some(std::time::Duration::from_secs(2)),
         );
         let mut regions = Vec::new();
@@ -1150,10 +1178,11 @@ fn failover(path: PathBuf, ws: &str, to: &str, force: bool) -> anyhow::Result<()
         .ok_or_else(|| anyhow::anyhow!("{}: no region named '{to}'", path.display()))?
         .url
         .clone();
-    let key = d.key()?;
+    let (key, ca) = (d.key()?, d.ca_pem()?);
     runtime()?.block_on(async move {
         let http = tandem::region::internal_client(
             key.as_deref(),
+            ca.as_deref(),
             Some(std::time::Duration::from_secs(120)),
         );
         let resp = http
@@ -1511,10 +1540,11 @@ fn diverged(action: DivergedAction) -> anyhow::Result<()> {
         }
     };
     let d = tandem::region::deployment::load(&path)?;
-    let key = d.key()?;
+    let (key, ca) = (d.key()?, d.ca_pem()?);
     runtime()?.block_on(async move {
         let http = tandem::region::internal_client(
             key.as_deref(),
+            ca.as_deref(),
             Some(std::time::Duration::from_secs(30)),
         );
         match action {

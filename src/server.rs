@@ -152,7 +152,14 @@ pub async fn open_region(
         )
     })?;
     let key = deployment.key()?;
+    let ca = deployment.ca_pem()?;
     let mut state = open_with(&config, false, key.as_deref()).await?;
+    // Requests a standby forwards to the leader go over https when the leader's url says so.
+    state.http = crate::region::with_ca(
+        reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)),
+        ca.as_deref(),
+    )
+    .build()?;
     let region_state = crate::region::RegionState::new(name, deployment, witness, key);
     state.store = state.store.with_fence(region_state.clone());
     crate::region::spawn(
@@ -234,7 +241,16 @@ pub async fn run_tls(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    serve_tls(listener, acceptor, router(state), shutdown).await
+}
+
+/// Serves any router over HTTPS (the server, a region, the front door).
+pub async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -479,7 +479,11 @@ pub fn issue_token_h(ctx: &Ctx, req: &Req) -> Result<Json> {
 }
 
 pub fn list_tokens_h(ctx: &Ctx, req: &Req) -> Result<Json> {
-    Ok(json!({ "tokens": tokens_json(&read_state(ctx)?, &req.str("name")?) }))
+    let (state, name) = (read_state(ctx)?, req.str("name")?);
+    if state.principal_by_name(&name).is_none() {
+        return Err(principal_not_found(&name));
+    }
+    Ok(json!({ "tokens": tokens_json(&state, &name) }))
 }
 
 pub fn revoke_token_h(ctx: &Ctx, req: &Req) -> Result<Json> {

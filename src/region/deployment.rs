@@ -22,6 +22,8 @@ pub struct Region {
     pub url: String,
     pub store: String,
     pub artifacts: String,
+    /// HTTPS for this region (its url then defaults to https://LISTEN).
+    pub tls: Option<crate::config::TlsFiles>,
 }
 
 /// How a workspace uses its two regions.
@@ -64,6 +66,11 @@ pub struct Deployment {
     pub timing: Timing,
     pub regions: Vec<Region>,
     pub front_door: Option<std::net::SocketAddr>,
+    /// HTTPS for the front door.
+    pub front_door_tls: Option<crate::config::TlsFiles>,
+    /// `[tls] ca`: a PEM bundle regions, the front door and the CLI trust for https URLs
+    /// (a private CA), beside the usual public roots.
+    pub tls_ca: Option<PathBuf>,
     /// The continuous backup every leader writes its workspaces' change logs to, outside
     /// both regions (required by hot/cold workspaces).
     pub archive: Option<String>,
@@ -76,6 +83,18 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// The PEM bundle of `[tls] ca`, read.
+    pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, DeploymentError> {
+        let Some(path) = &self.tls_ca else {
+            return Ok(None);
+        };
+        std::fs::read(path).map(Some).map_err(|e| DeploymentError {
+            file: self.path.display().to_string(),
+            line: 0,
+            message: format!("[tls] ca {}: {e}", path.display()),
+        })
+    }
+
     /// The deployment's key, read from `key_file`.
     pub fn key(&self) -> Result<Option<String>, DeploymentError> {
         let Some(path) = &self.key_file else {
@@ -129,6 +148,13 @@ struct RawFile {
     #[serde(rename = "workspace", default)]
     workspaces: Vec<Spanned<RawWorkspace>>,
     access: Option<Spanned<RawAccess>>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -166,12 +192,16 @@ struct RawRegion {
     url: Option<String>,
     store: Spanned<String>,
     artifacts: Spanned<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFrontDoor {
     listen: Spanned<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +219,32 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| *b == b'\n')
         .count()
         + 1
+}
+
+/// A path from the deployment file: relative ones are relative to the file.
+fn relative_to(file: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_relative() {
+        file.parent().unwrap_or(Path::new(".")).join(p)
+    } else {
+        p
+    }
+}
+
+/// `tls_cert` and `tls_key`: both or neither.
+fn tls_pair(
+    cert: &Option<String>,
+    key: &Option<String>,
+    file: &Path,
+) -> Result<Option<crate::config::TlsFiles>, String> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => Ok(Some(crate::config::TlsFiles {
+            cert: relative_to(file, c),
+            key: relative_to(file, k),
+        })),
+        _ => Err("give tls_cert and tls_key together (PEM files), or neither".into()),
+    }
 }
 
 pub fn load(path: &Path) -> Result<Deployment, DeploymentError> {
@@ -304,19 +360,36 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
                 "the witness must be outside both regions: give it its own location".into(),
             ));
         }
-        let url = rr.url.clone().unwrap_or_else(|| format!("http://{listen}"));
+        let tls = tls_pair(&rr.tls_cert, &rr.tls_key, path)
+            .map_err(|m| err(r.span(), format!("region '{name}': {m}")))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = rr
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{listen}"));
         regions.push(Region {
             name,
             listen,
             url,
             store,
             artifacts,
+            tls,
         });
     }
     if regions.len() != 2 {
         return Err(err(0..0, format!("a deployment has exactly two [[region]] tables (found {}); hot/warm pairs a leader region with a standby", regions.len())));
     }
 
+    let front_door_tls = match &raw.front_door {
+        None => None,
+        Some(f) => tls_pair(&f.tls_cert, &f.tls_key, path)
+            .map_err(|m| err(f.listen.span(), format!("[front_door]: {m}")))?,
+    };
+    let tls_ca = raw
+        .tls
+        .as_ref()
+        .and_then(|t| t.ca.as_ref())
+        .map(|c| relative_to(path, c));
     let front_door = match raw.front_door {
         None => None,
         Some(f) => Some(f.listen.get_ref().parse().map_err(|_| {
@@ -476,6 +549,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         preferred_leader: access_leader,
     });
     Ok(Deployment {
+        front_door_tls,
+        tls_ca,
         auth,
         key_file,
         path: path.to_owned(),

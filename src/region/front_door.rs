@@ -26,15 +26,19 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     pub fn new(deployment: Deployment, key: Option<&str>) -> FrontDoor {
+        let ca = deployment.ca_pem().ok().flatten();
         FrontDoor {
-            internal: super::internal_client(key, None),
+            internal: super::internal_client(key, ca.as_deref(), None),
             deployment: Arc::new(deployment),
             leaders: Arc::new(RwLock::new(HashMap::new())),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build()
-                .expect("HTTP client builds"),
+            http: super::with_ca(
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .pool_idle_timeout(Duration::from_secs(30)),
+                ca.as_deref(),
+            )
+            .build()
+            .expect("HTTP client builds"),
         }
     }
 

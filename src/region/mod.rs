@@ -122,6 +122,7 @@ impl RegionState {
         witness: Witness,
         key: Option<String>,
     ) -> Arc<RegionState> {
+        let ca = deployment.ca_pem().ok().flatten();
         let leases = deployment
             .workspaces
             .iter()
@@ -157,7 +158,7 @@ impl RegionState {
             acked: tokio::sync::Notify::new(),
             committed: tokio::sync::Notify::new(),
             started: Instant::now(),
-            http: internal_client(key.as_deref(), Some(Duration::from_secs(30))),
+            http: internal_client(key.as_deref(), ca.as_deref(), Some(Duration::from_secs(30))),
         })
     }
 
@@ -460,8 +461,27 @@ pub fn spawn(region: Arc<RegionState>, store: Store, artifacts: Artifacts) {
     }
 }
 
+/// A client builder that also trusts the certificates of `ca` (PEM; a private CA).
+pub fn with_ca(mut b: reqwest::ClientBuilder, ca: Option<&[u8]>) -> reqwest::ClientBuilder {
+    if let Some(pem) = ca {
+        match reqwest::Certificate::from_pem_bundle(pem) {
+            Ok(certs) => {
+                for c in certs {
+                    b = b.add_root_certificate(c);
+                }
+            }
+            Err(e) => tracing::error!("[tls] ca: not a PEM bundle: {e}"),
+        }
+    }
+    b
+}
+
 /// An HTTP client that presents the deployment's key (when there is one) on every request.
-pub fn internal_client(key: Option<&str>, timeout: Option<Duration>) -> reqwest::Client {
+pub fn internal_client(
+    key: Option<&str>,
+    ca: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(k) = key {
         if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {k}")) {
@@ -469,9 +489,12 @@ pub fn internal_client(key: Option<&str>, timeout: Option<Duration>) -> reqwest:
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
     }
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .default_headers(headers);
+    let mut b = with_ca(
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .default_headers(headers),
+        ca,
+    );
     if let Some(t) = timeout {
         b = b.timeout(t);
     }

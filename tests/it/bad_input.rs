@@ -7,6 +7,361 @@ use serde_json::{json, Value};
 const IPV: (u16, &str) = (400, "INVALID_PARAMETER_VALUE");
 const RDNE: (u16, &str) = (404, "RESOURCE_DOES_NOT_EXIST");
 const RAE: (u16, &str) = (400, "RESOURCE_ALREADY_EXISTS");
+const PD: (u16, &str) = (403, "PERMISSION_DENIED");
+const NI: (u16, &str) = (501, "NOT_IMPLEMENTED");
+
+/// Access and audit routes (on a server with authentication off the caller is "anonymous",
+/// which is no principal). Every case also leaves the access log unchanged.
+fn access_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
+    let u = "/api/2.0/mlflow/users";
+    let a = "/api/tandem/v1/access";
+    let grant = json!({"username": "nobody", "resource_type": "experiment", "resource_id": "0", "permission": "READ"});
+    vec![
+        ("POST", leak(format!("{u}/create")), json!({}), IPV),
+        (
+            "POST",
+            leak(format!("{u}/create")),
+            json!({"username": "u1"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/create")),
+            json!({"username": "u1", "password": ""}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/create")),
+            json!({"username": "u1", "password": "short"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/create")),
+            json!({"username": "a:b", "password": "long enough"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/create")),
+            json!({"username": 5, "password": "long enough"}),
+            IPV,
+        ),
+        ("GET", leak(format!("{u}/get")), json!({}), IPV),
+        (
+            "GET",
+            leak(format!("{u}/get")),
+            json!({"username": "nobody"}),
+            RDNE,
+        ),
+        ("GET", leak(format!("{u}/current")), json!({}), RDNE),
+        (
+            "PATCH",
+            leak(format!("{u}/update-password")),
+            json!({}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            leak(format!("{u}/update-password")),
+            json!({"username": "nobody", "password": "long enough"}),
+            PD,
+        ),
+        (
+            "PATCH",
+            leak(format!("{u}/update-admin")),
+            json!({"username": "nobody"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            leak(format!("{u}/update-admin")),
+            json!({"username": "nobody", "is_admin": true}),
+            RDNE,
+        ),
+        ("DELETE", leak(format!("{u}/delete")), json!({}), IPV),
+        (
+            "DELETE",
+            leak(format!("{u}/delete")),
+            json!({"username": "nobody"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/grant")),
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/grant")),
+            grant.clone(),
+            RDNE,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/grant")),
+            json!({"username": "nobody", "resource_type": "experiment", "resource_id": "0", "permission": "ALL"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/grant")),
+            json!({"username": "nobody", "resource_type": "prompt", "resource_id": "p", "permission": "READ"}),
+            NI,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/grant")),
+            json!({"username": "nobody", "resource_type": "experiment", "resource_id": "0", "permission": "DENY"}),
+            NI,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/revoke")),
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{u}/permissions/revoke")),
+            json!({"username": "nobody", "resource_type": "experiment", "resource_id": "0"}),
+            RDNE,
+        ),
+        ("GET", leak(format!("{u}/permissions/get")), json!({}), IPV),
+        (
+            "GET",
+            leak(format!("{u}/permissions/get")),
+            json!({"username": "nobody", "resource_type": "registered_model", "resource_id": "m"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/default/audit",
+            json!({"from": "yesterday"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/default/audit",
+            json!({"max_results": "0"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/default/audit",
+            json!({"after": "-1"}),
+            IPV,
+        ),
+        ("GET", "/api/tandem/v1/workspaces/BAD/audit", json!({}), IPV),
+        ("POST", leak(format!("{a}/tokens")), json!({}), RDNE),
+        (
+            "POST",
+            leak(format!("{a}/tokens")),
+            json!({"expires_in_seconds": 0}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            leak(format!("{a}/tokens/t-nope")),
+            json!({}),
+            RDNE,
+        ),
+        ("POST", leak(format!("{a}/principals")), json!({}), IPV),
+        (
+            "POST",
+            leak(format!("{a}/principals")),
+            json!({"name": "a b"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals")),
+            json!({"name": "_x"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals")),
+            json!({"name": "x", "kind": "robot"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals")),
+            json!({"name": "x", "password": "short"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals")),
+            json!({"name": "x", "kind": "service"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals")),
+            json!({"name": "x", "kind": "group", "password": "long enough"}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            leak(format!("{a}/principals/nobody")),
+            json!({}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            leak(format!("{a}/principals/nobody/password")),
+            json!({}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            leak(format!("{a}/principals/nobody/password")),
+            json!({"password": "long enough"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            leak(format!("{a}/principals/nobody/tokens")),
+            json!({}),
+            RDNE,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals/nobody/tokens")),
+            json!({}),
+            RDNE,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals/nobody/tokens")),
+            json!({"expires_in_seconds": -5}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/principals/nobody/tokens")),
+            json!({"label": long(300)}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            leak(format!("{a}/principals/nobody/tokens/t-nope")),
+            json!({}),
+            RDNE,
+        ),
+        ("POST", leak(format!("{a}/assignments")), json!({}), IPV),
+        (
+            "POST",
+            leak(format!("{a}/assignments")),
+            json!({"principal": "nobody", "role": "reader", "scope": "everywhere"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/assignments")),
+            json!({"principal": "nobody", "role": "king", "scope": "*"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/assignments")),
+            json!({"principal": "nobody", "role": "reader", "scope": "*"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/assignments")),
+            json!({"principal": "nobody", "role": "reader", "scope": "*", "eligible_for_seconds": 0}),
+            IPV,
+        ),
+        (
+            "DELETE",
+            leak(format!("{a}/assignments/a-nope")),
+            json!({}),
+            RDNE,
+        ),
+        ("POST", leak(format!("{a}/elevate")), json!({}), IPV),
+        (
+            "POST",
+            leak(format!("{a}/elevate")),
+            json!({"role": "admin", "reason": " "}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/elevate")),
+            json!({"role": "admin", "reason": "x", "for_seconds": 0}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/elevate")),
+            json!({"role": "admin", "reason": "x"}),
+            PD,
+        ),
+        ("POST", leak(format!("{a}/locks")), json!({}), IPV),
+        (
+            "POST",
+            leak(format!("{a}/locks")),
+            json!({"scope": "*", "kind": "frozen", "reason": "x"}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/locks")),
+            json!({"scope": "*", "reason": ""}),
+            IPV,
+        ),
+        ("DELETE", leak(format!("{a}/locks/l-nope")), json!({}), RDNE),
+        ("POST", leak(format!("{a}/roles")), json!({}), IPV),
+        (
+            "POST",
+            leak(format!("{a}/roles")),
+            json!({"name": "r", "actions": ["not a pattern"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/roles")),
+            json!({"name": "admin", "actions": ["*"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/roles")),
+            json!({"name": "r", "actions": "runs/write"}),
+            IPV,
+        ),
+        ("DELETE", leak(format!("{a}/roles/nobody")), json!({}), RDNE),
+        (
+            "POST",
+            leak(format!("{a}/groups/nobody/members")),
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            leak(format!("{a}/groups/nobody/members")),
+            json!({"member": "nobody"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            leak(format!("{a}/groups/nobody/members/nobody")),
+            json!({}),
+            RDNE,
+        ),
+    ]
+}
+
+/// Case paths are built once per test run; leaking them keeps the case tables `'static`.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
 
 fn long(n: usize) -> String {
     "x".repeat(n)
@@ -1221,11 +1576,12 @@ async fn bad_input_on(meta: crate::support::Meta) {
     let s = TestServer::start_on(meta, None).await;
     let f = fixture(&s).await;
     let mut failures = Vec::new();
-    let covered: std::collections::HashSet<String> =
-        cases().iter().map(|c| c.1.to_owned()).collect();
-    for (method, path, params, (status, code)) in cases() {
+    let all: Vec<_> = cases().into_iter().chain(access_cases()).collect();
+    let covered: std::collections::HashSet<String> = all.iter().map(|c| c.1.to_owned()).collect();
+    for (method, path, params, (status, code)) in all {
         let path = sub_str(path, &f);
         let params = substitute(&params, &f);
+        let access_before = s.head_seq("_access").await;
         let before = s.head_seq("default").await;
         let (got_status, body) = if method == "GET" {
             s.call(method, &crate::support::query_path(&path, &params), None)
@@ -1234,10 +1590,12 @@ async fn bad_input_on(meta: crate::support::Meta) {
             s.call(method, &path, Some(params.clone())).await
         };
         let after = s.head_seq("default").await;
+        let access_after = s.head_seq("_access").await;
         if got_status != status
             || body["error_code"] != code
             || body["message"].as_str().is_none_or(str::is_empty)
             || after != before
+            || access_after != access_before
         {
             failures.push(format!("{method} {path} {params}: got {got_status} {body} (log {before} -> {after}), expected {status} {code}"));
         }
@@ -1249,9 +1607,40 @@ async fn bad_input_on(meta: crate::support::Meta) {
         failures.join("\n")
     );
 
-    // Every route in the table has at least one case above.
-    for (_, pattern, _) in tandem::api::ROUTES.iter().chain(tandem::api::TANDEM_ROUTES) {
-        let prefix = if pattern.starts_with("workspaces/") {
+    // Every route in the tables has at least one case above, but those that take no input at
+    // all (listings of the whole access state, and who the caller is).
+    let no_input = [
+        "mlflow/users/list",
+        "access/whoami",
+        "access/roles",
+        "access/principals",
+        "access/assignments",
+        "access/locks",
+    ];
+    for (_, pattern, _) in tandem::api::ROUTES
+        .iter()
+        .chain(tandem::api::TANDEM_ROUTES)
+        .chain(tandem::api::ACCESS_ROUTES)
+    {
+        if no_input.contains(pattern) {
+            let (status, _) = s
+                .call(
+                    "GET",
+                    &format!(
+                        "/api/{}{pattern}",
+                        if pattern.starts_with("access/") {
+                            "tandem/v1/"
+                        } else {
+                            "2.0/"
+                        }
+                    ),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{pattern}");
+            continue;
+        }
+        let prefix = if pattern.starts_with("workspaces/") || pattern.starts_with("access/") {
             "/api/tandem/v1/"
         } else if pattern.contains("workspaces") {
             "/api/3.0/"
@@ -1263,7 +1652,12 @@ async fn bad_input_on(meta: crate::support::Meta) {
         let concrete = pattern
             .replace("{model_id}", "m-nope")
             .replace("{tag_key}", "absent")
-            .replace("{workspace_name}", "no-such");
+            .replace("{workspace_name}", "no-such")
+            .replace("{name}", "nobody")
+            .replace("{member}", "nobody")
+            .replace("{token_id}", "t-nope")
+            .replace("{assignment_id}", "a-nope")
+            .replace("{lock_id}", "l-nope");
         let alt = pattern
             .replace("{model_id}", "{LM}")
             .replace("{workspace_name}", "default")

@@ -33,8 +33,9 @@ def tracking():
 class Up:
     """`tandem up` in a temporary folder: two region processes, a witness, a front door."""
 
-    def __init__(self, write_ack, mode="hot/warm", auth="off", env=None):
-        self.dir = tempfile.mkdtemp(prefix="tandem-up-")
+    def __init__(self, write_ack, mode="hot/warm", auth="off", env=None, data=None):
+        # `data` may hold a deployment.toml of the test's own; `up` then uses it as it is.
+        self.dir = data or tempfile.mkdtemp(prefix="tandem-up-")
         self.proc = subprocess.Popen([BIN, "up", "--data", self.dir, "--port", "0", "--write-ack", write_ack, "--mode", mode, "--auth", auth],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
         self.pids, self.urls = {}, {}
@@ -58,6 +59,14 @@ class Up:
                     f.flush()
 
         threading.Thread(target=keep_log, daemon=True).start()
+        try:
+            self.wait_until_up(mode)
+        except BaseException:
+            # A deployment that never came up leaves no process behind.
+            self.stop()
+            raise
+
+    def wait_until_up(self, mode):
         self.wait_for(lambda: self.leader() is not None, 30, "a leader")
         # The leader creates the workspace; both regions have it once the standby caught up
         # (a hot/cold secondary has nothing until a failover).

@@ -122,3 +122,120 @@ def test_unusable_certificate_files_stop_the_start_naming_the_setting(tmp_path):
                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         assert r.returncode != 0, (args, r.stdout)
         assert f"setting '{setting}'" in r.stderr and "panicked" not in r.stderr, (args, r.stderr)
+
+
+def ca_and_leaf(folder):
+    """A private CA, and a server certificate for 127.0.0.1 and localhost that it signed (rustls
+    refuses a CA certificate used as a server's own): (ca.crt, server.crt, server.key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tandem test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = [os.path.join(folder, n) for n in ("ca.crt", "server.crt", "server.key")]
+    with open(paths[0], "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as f:
+        f.write(leaf.public_bytes(serialization.Encoding.PEM))
+    with open(paths[2], "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_deployment_over_https_end_to_end(tmp_path, monkeypatch):
+    """Regions and the front door serve HTTPS (one private CA, trusted through `[tls] ca`):
+    replication, status, failover and the stock client all go over TLS, with auth on."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from test_access import ADMIN, ADMIN_PW, bootstrap_env
+    from test_regions import Up
+
+    data = tmp_path / "up"
+    data.mkdir()
+    ca, cert, key = ca_and_leaf(str(tmp_path))
+    east, west, front = free_port(), free_port(), free_port()
+    (data / "deployment.toml").write_text(f"""
+[witness]
+location = "file://{data}/witness"
+[timing]
+lease_ms = 3000
+renew_ms = 500
+[[region]]
+name = "east"
+listen = "127.0.0.1:{east}"
+store = "sqlite://{data}/east/metadata.sqlite"
+artifacts = "file://{data}/east/artifacts"
+tls_cert = "{cert}"
+tls_key = "{key}"
+[[region]]
+name = "west"
+listen = "127.0.0.1:{west}"
+store = "sqlite://{data}/west/metadata.sqlite"
+artifacts = "file://{data}/west/artifacts"
+tls_cert = "{cert}"
+tls_key = "{key}"
+[front_door]
+listen = "127.0.0.1:{front}"
+tls_cert = "{cert}"
+tls_key = "{key}"
+[tls]
+ca = "{ca}"
+[[workspace]]
+name = "default"
+mode = "hot/warm"
+write_ack = "sync"
+preferred_leader = "east"
+[access]
+key_file = "deployment.key"
+""")
+    up = Up("sync", auth="on", env=bootstrap_env(str(tmp_path)), data=str(data))
+    try:
+        assert up.url == f"https://127.0.0.1:{front}"
+        assert all(u.startswith("https://") for u in up.urls.values())
+        # Plain HTTP to a region is not served.
+        with pytest.raises(requests.exceptions.RequestException):
+            requests.get(f"http://127.0.0.1:{east}/health", timeout=5)
+        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", ca)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PW)
+        up.wait_for(lambda: requests.get(f"{up.url}/api/tandem/v1/access/whoami", auth=(ADMIN, ADMIN_PW), verify=ca, timeout=5).status_code == 200, 30, "the first admin")
+        client = MlflowClient(up.url)
+        run_id = client.create_run("0").info.run_id
+        client.log_param(run_id, "before", "1")
+        leader = up.leader()
+        up.kill(leader)
+        up.wait_for(lambda: up.leader() not in (None, leader), 60, "a new leader over https")
+        client.log_param(run_id, "after", "1")
+        assert client.get_run(run_id).data.params == {"before": "1", "after": "1"}
+    finally:
+        up.stop()
