@@ -104,10 +104,21 @@ struct Api {
 
 impl Api {
     fn new(url: &str) -> Result<Api> {
+        // TANDEM_BENCH_AUTHORIZATION: an Authorization header every request carries (for the
+        // cost of authentication; see bench/auth.py).
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(v) = std::env::var("TANDEM_BENCH_AUTHORIZATION") {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&v)
+                    .context("TANDEM_BENCH_AUTHORIZATION is not a header value")?,
+            );
+        }
         Ok(Api {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
                 .timeout(Duration::from_secs(120))
+                .default_headers(headers)
                 .build()?,
             base: url.trim_end_matches('/').to_owned(),
         })
