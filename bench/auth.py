@@ -130,7 +130,8 @@ def main():
     workloads = a.workloads.split(",")
     samples = {}  # (workload, concurrency, mode) -> [result]
     for rep in range(a.repeats):
-        for mode in modes:
+        # Each repetition starts from another mode, so no mode always runs first or last.
+        for mode in modes[rep % len(modes):] + modes[:rep % len(modes)]:
             s = Server(mode)
             try:
                 auth, exp = prepare(s, mode)

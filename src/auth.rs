@@ -314,6 +314,14 @@ impl Auth {
         if let Some(answer) = self.authenticate_fast(header) {
             return answer;
         }
+        // A stale copy is the usual reason the fast path gave up: with a fresh one, a known
+        // token or an already verified password is answered without argon2id.
+        if self.fresh_state().is_none() {
+            self.state()?;
+            if let Some(answer) = self.authenticate_fast(header) {
+                return answer;
+            }
+        }
         let header = header.expect("the fast path answers requests without credentials");
         let creds = parse_header(header)?;
         let state = self.state()?;
@@ -431,6 +439,22 @@ impl Auth {
                         Refusal::Locked(l) => crate::api::access::locked(&l, scope),
                     })
             }
+        }
+    }
+
+    /// `f` of the access state, if this server's copy is fresh (no store read); None when it
+    /// must be re-read first (do that on the blocking pool).
+    pub fn fresh<T>(&self, f: impl FnOnce(&AccessState) -> T) -> Option<T> {
+        self.fresh_state().map(|s| f(&s))
+    }
+
+    /// [`Auth::has_narrow_in`] from a fresh copy only.
+    pub fn fresh_has_narrow_in(&self, caller: &Caller, ws: &str) -> Option<bool> {
+        match caller {
+            Caller::Principal { id, .. } => {
+                self.fresh(|s| s.has_narrow_in(id, ws, self.store.now_ms()))
+            }
+            _ => Some(false),
         }
     }
 

@@ -388,12 +388,21 @@ async fn check_access(state: &AppState, req: &mut Request) -> Result<(), Respons
             let Scope::Workspace(ws) = &scope else {
                 return Ok(());
             };
-            let (a, w) = (auth.clone(), ws.clone());
-            if !changes
-                || !blocking(move || Ok(a.has_narrow_lock_in(&w)))
-                    .await
-                    .unwrap_or(true)
-            {
+            if !changes {
+                return Ok(());
+            }
+            // Answered from memory when the access state is fresh (nearly always): a hop to
+            // the blocking pool on every write would cost more than the rest of the check.
+            let narrow_lock = match auth.fresh(|s| s.has_narrow_lock_in(ws)) {
+                Some(b) => b,
+                None => {
+                    let (a, w) = (auth.clone(), ws.clone());
+                    blocking(move || Ok(a.has_narrow_lock_in(&w)))
+                        .await
+                        .unwrap_or(true)
+                }
+            };
+            if !narrow_lock {
                 return Ok(());
             }
             if let Ok(Narrowed::Objects(scopes)) = narrow(state, req, &key, params, ws).await {
@@ -416,11 +425,16 @@ async fn check_access(state: &AppState, req: &mut Request) -> Result<(), Respons
     if refused.code != tandem_core::ErrorCode::PermissionDenied {
         return Err(unauthenticated_response(&refused));
     }
-    let (a, c, w) = (auth.clone(), caller.clone(), ws.clone());
-    if !blocking(move || Ok(a.has_narrow_in(&c, &w)))
-        .await
-        .unwrap_or(false)
-    {
+    let narrow_rights = match auth.fresh_has_narrow_in(&caller, &ws) {
+        Some(b) => b,
+        None => {
+            let (a, c, w) = (auth.clone(), caller.clone(), ws.clone());
+            blocking(move || Ok(a.has_narrow_in(&c, &w)))
+                .await
+                .unwrap_or(false)
+        }
+    };
+    if !narrow_rights {
         return Err(unauthenticated_response(&refused));
     }
     match narrow(state, req, &key, params, &ws).await {
