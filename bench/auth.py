@@ -4,9 +4,11 @@
     cargo build --release --workspace
     python3 bench/auth.py [--seconds 4] [--repeats 3] [--concurrency 1,4,16]
 
-`tandem server` (release build, embedded defaults) is started fresh for each mode and each
-repetition, and the load generator (`tandem-bench load`, keep-alive connections, several
-writers) sends the same REST requests in every mode:
+One `tandem server` per mode (release build, embedded defaults, each its own data folder),
+all running side by side; the load generator (`tandem-bench load`, keep-alive connections,
+several writers) sends the same REST requests to each in turn, interleaved (for every
+workload and writer count, every mode, the starting mode rotating), so that the machine's
+drift reaches every mode alike:
 - off: `--auth off` (the figures without authentication);
 - token: auth on, a contributor at `workspaces/default` sending `Authorization: Bearer tdm_...`
   (one SHA-256 and a map lookup per request, the decision on the in-memory access state);
@@ -14,8 +16,8 @@ writers) sends the same REST requests in every mode:
   cache);
 - narrow: auth on, a user whose only right is contributor on one experiment: the edge looks
   up the request's run or experiment before deciding (one extra indexed read).
-Workloads: single `log-metric` calls, run creation, and a search (page of 100 over 1,000
-runs). Prints a Markdown table of medians over the repetitions (ops/s and p50, and each
+Workloads: single `log-metric` calls, run creation (both into one experiment), and a search
+(page of 100) over another experiment of 1,000 runs that nothing else writes to. Prints a Markdown table of medians over the repetitions (ops/s and p50, and each
 mode's throughput as a ratio of `off`) and writes bench/results/auth-<timestamp>.json.
 """
 
@@ -85,19 +87,23 @@ class Server:
 
 
 def prepare(server, mode):
-    """Principals for the mode; returns (Authorization header or None, experiment ID)."""
+    """Principals for the mode; returns (Authorization header or None, write experiment ID,
+    search experiment ID)."""
     url = server.url
     if mode == "off":
         exp = call(url, "POST", "/api/2.0/mlflow/experiments/create", {"name": "bench"})["experiment_id"]
-        return None, exp
+        search = call(url, "POST", "/api/2.0/mlflow/experiments/create", {"name": "bench-search"})["experiment_id"]
+        return None, exp, search
     admin = basic(ADMIN, ADMIN_PW)
     call(url, "POST", "/api/tandem/v1/access/elevate", {"role": "admin", "scope": "*", "for_seconds": 3600, "reason": "benchmark set-up"}, admin)
     call(url, "POST", "/api/tandem/v1/access/principals", {"name": USER, "password": USER_PW}, admin)
     exp = call(url, "POST", "/api/2.0/mlflow/experiments/create", {"name": "bench"}, admin)["experiment_id"]
-    scope = f"workspaces/default/experiments/{exp}" if mode == "narrow" else "workspaces/default"
-    call(url, "POST", "/api/tandem/v1/access/assignments", {"principal": USER, "role": "contributor", "scope": scope}, admin)
+    search = call(url, "POST", "/api/2.0/mlflow/experiments/create", {"name": "bench-search"}, admin)["experiment_id"]
+    for e in (exp, search):
+        scope = f"workspaces/default/experiments/{e}" if mode == "narrow" else "workspaces/default"
+        call(url, "POST", "/api/tandem/v1/access/assignments", {"principal": USER, "role": "contributor", "scope": scope}, admin)
     token = call(url, "POST", f"/api/tandem/v1/access/principals/{USER}/tokens", {"label": "bench"}, admin)["token"]
-    return (basic(USER, USER_PW) if mode == "basic" else f"Bearer {token}"), exp
+    return (basic(USER, USER_PW) if mode == "basic" else f"Bearer {token}"), exp, search
 
 
 def loadgen(url, auth, workload, concurrency, seconds, exp):
@@ -129,25 +135,33 @@ def main():
     conc = [int(c) for c in a.concurrency.split(",")]
     workloads = a.workloads.split(",")
     samples = {}  # (workload, concurrency, mode) -> [result]
-    for rep in range(a.repeats):
-        # Each repetition starts from another mode, so no mode always runs first or last.
-        for mode in modes[rep % len(modes):] + modes[:rep % len(modes)]:
-            s = Server(mode)
-            try:
-                auth, exp = prepare(s, mode)
-                if "search-100" in workloads:
-                    env = dict(os.environ, TANDEM_BENCH_AUTHORIZATION=auth or "")
-                    if not auth:
-                        env.pop("TANDEM_BENCH_AUTHORIZATION")
-                    subprocess.run([LOADGEN, "populate", "--url", s.url, "--experiment", "bench", "--runs", "1000"],
-                                   check=True, capture_output=True, env=env, timeout=600)
-                for w in workloads:
-                    for c in conc:
-                        r = loadgen(s.url, auth, w, c, a.seconds, exp)
+    servers, setup = {}, {}
+    try:
+        for mode in modes:
+            servers[mode] = Server(mode)
+            auth, exp, search = prepare(servers[mode], mode)
+            setup[mode] = (auth, exp, search)
+            if "search-100" in workloads:
+                env = dict(os.environ)
+                env.pop("TANDEM_BENCH_AUTHORIZATION", None)
+                if auth:
+                    env["TANDEM_BENCH_AUTHORIZATION"] = auth
+                subprocess.run([LOADGEN, "populate", "--url", servers[mode].url, "--experiment", "bench-search", "--runs", "1000"],
+                               check=True, capture_output=True, env=env, timeout=600)
+        turn = 0
+        for rep in range(a.repeats):
+            for w in workloads:
+                for c in conc:
+                    # Every mode in turn, starting from another one each time.
+                    turn += 1
+                    for mode in modes[turn % len(modes):] + modes[:turn % len(modes)]:
+                        auth, exp, search = setup[mode]
+                        r = loadgen(servers[mode].url, auth, w, c, a.seconds, search if w.startswith("search") else exp)
                         samples.setdefault((w, c, mode), []).append(r)
                         log(f"repeat {rep + 1} {mode:6} {w:11} c={c:<3} {r['ops_per_s']:9.1f} ops/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms")
-            finally:
-                s.stop()
+    finally:
+        for s in servers.values():
+            s.stop()
     med = lambda xs: statistics.median(xs)  # noqa: E731
     rows = []
     print("| workload | writers | off ops/s (p50 ms) | token ops/s (p50 ms) | token / off | basic ops/s (p50 ms) | basic / off | narrow ops/s (p50 ms) | narrow / off |")

@@ -213,15 +213,10 @@ impl Auth {
         self.metrics_auth && self.mode == AuthMode::On
     }
 
-    /// Whether [`Auth::authorize`] may read the store (the view is stale) for this caller.
-    pub fn needs_blocking(&self, _caller: &Caller) -> bool {
-        self.fresh_state().is_none()
-    }
-
     /// The access state, re-read from the store when it may be stale. Blocking.
     pub fn state(&self) -> Result<Arc<AccessState>, MlflowError> {
         {
-            let v = self.view.read().expect("access view lock");
+            let v = self.view.read().unwrap_or_else(|e| e.into_inner());
             if v.checked.elapsed() < VIEW_TTL {
                 return Ok(v.state.clone());
             }
@@ -231,35 +226,46 @@ impl Auth {
 
     /// The in-memory state as it is, stale or not; None when it should be re-read first.
     fn fresh_state(&self) -> Option<Arc<AccessState>> {
-        let v = self.view.read().expect("access view lock");
+        let v = self.view.read().unwrap_or_else(|e| e.into_inner());
         (v.checked.elapsed() < VIEW_TTL).then(|| v.state.clone())
     }
 
     /// Re-reads the state if the `_access` log moved (or always, with `force`). Blocking.
     pub fn refresh(&self, force: bool) -> Result<Arc<AccessState>, MlflowError> {
+        // The store is read with no lock held: requests keep reading the copy they have (the
+        // async threads must never wait on a database read).
         let head = self
             .store
             .read(|tx| queries::log_head(tx, ACCESS_WORKSPACE))
             .map_err(MlflowError::from)?
             .map_or(0, |h| h.seq);
-        let mut v = self.view.write().expect("access view lock");
-        if force || head != v.head_seq {
-            let state = self
-                .store
-                .read(queries::access_state)
-                .map_err(MlflowError::from)?;
-            v.state = Arc::new(state);
+        let (seen, current) = {
+            let v = self.view.read().unwrap_or_else(|e| e.into_inner());
+            (v.head_seq, v.state.clone())
+        };
+        let state = match force || head != seen {
+            true => Arc::new(
+                self.store
+                    .read(queries::access_state)
+                    .map_err(MlflowError::from)?,
+            ),
+            false => current,
+        };
+        let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
+        // A slower refresher never puts back an older state (the log head only grows).
+        if v.head_seq == u64::MAX || head >= v.head_seq {
+            v.state = state.clone();
             v.head_seq = head;
+            v.checked = Instant::now();
         }
-        v.checked = Instant::now();
         Ok(v.state.clone())
     }
 
     /// Called after this server wrote to `_access`: the next request sees the change.
     pub fn invalidate(&self) {
-        let mut v = self.view.write().expect("access view lock");
+        let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
         v.checked = Instant::now() - VIEW_TTL * 2;
-        self.basic.lock().expect("basic cache lock").clear();
+        self.basic.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Answers without blocking when it can (a fresh view and a known token or a cached
@@ -292,7 +298,7 @@ impl Auth {
                 }))
             }
             Credentials::Basic { user, key, .. } => {
-                let cache = self.basic.lock().expect("basic cache lock");
+                let cache = self.basic.lock().unwrap_or_else(|e| e.into_inner());
                 let (pid, phc, at) = cache.get(&key)?;
                 let p = state.principals.get(pid)?;
                 if at.elapsed() > BASIC_CACHE_TTL
@@ -367,7 +373,7 @@ impl Auth {
                     self.record_failure(&user);
                     return Err(bad());
                 }
-                let mut cache = self.basic.lock().expect("basic cache lock");
+                let mut cache = self.basic.lock().unwrap_or_else(|e| e.into_inner());
                 if cache.len() > 10_000 {
                     cache.retain(|_, (_, _, at)| at.elapsed() < BASIC_CACHE_TTL);
                 }
@@ -382,7 +388,7 @@ impl Auth {
 
     /// A token bucket per user name: guessing a password costs a minute per 10 tries.
     fn allow_attempt(&self, user: &str) -> Result<(), MlflowError> {
-        let mut f = self.failures.lock().expect("failures lock");
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((left, last)) = f.get_mut(user) {
             *left = (*left + last.elapsed().as_secs_f64() * FAILURES_PER_MINUTE / 60.0)
                 .min(FAILURES_PER_MINUTE);
@@ -398,7 +404,7 @@ impl Auth {
     }
 
     fn record_failure(&self, user: &str) {
-        let mut f = self.failures.lock().expect("failures lock");
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if f.len() > 100_000 {
             f.clear();
         }
@@ -409,21 +415,46 @@ impl Auth {
     }
 
     /// The one authorization decision for a request.
+    /// Blocking (may re-read the access state).
     pub fn authorize(
         &self,
         caller: &Caller,
         action: &str,
         scope: &Scope,
     ) -> Result<(), MlflowError> {
+        let state = self.state()?;
+        self.authorize_in(&state, caller, action, scope)
+    }
+
+    /// The decision from this server's copy if it is fresh, without any IO; None when the
+    /// copy must be re-read first (call [`Auth::authorize`] on the blocking pool then).
+    pub fn authorize_fresh(
+        &self,
+        caller: &Caller,
+        action: &str,
+        scope: &Scope,
+    ) -> Option<Result<(), MlflowError>> {
+        let state = self.fresh_state()?;
+        Some(self.authorize_in(&state, caller, action, scope))
+    }
+
+    fn authorize_in(
+        &self,
+        state: &AccessState,
+        caller: &Caller,
+        action: &str,
+        scope: &Scope,
+    ) -> Result<(), MlflowError> {
+        let lock = || match state.lock_refusing(action, scope) {
+            Some(l) => Err(crate::api::access::locked(l, scope)),
+            None => Ok(()),
+        };
         match caller {
             // Locks hold whoever asks, with authentication off too.
-            Caller::Unchecked { .. } => self.check_lock(action, scope),
-            Caller::Deployment if DEPLOYMENT_ACTIONS.contains(&action) => {
-                self.check_lock(action, scope)
-            }
+            Caller::Unchecked { .. } => lock(),
+            Caller::Deployment if DEPLOYMENT_ACTIONS.contains(&action) => lock(),
             Caller::Deployment => Err(denied("the deployment key", action, scope)),
             Caller::Principal { id, name } => {
-                let state = self.state()?;
                 state
                     .decide(id, action, scope, self.store.now_ms())
                     .map_err(|r| match r {

@@ -216,7 +216,11 @@ fn strip_version(path: &str) -> Option<&str> {
 /// API): it goes to whoever leads the access log, and a change refreshes this server's view.
 pub fn is_access_path(path: &str) -> bool {
     path.starts_with("/api/tandem/v1/access/")
-        || strip_version(path).is_some_and(|rest| rest.starts_with("mlflow/users/"))
+        || strip_version(path).is_some_and(|rest| {
+            rest.starts_with("mlflow/users/")
+                || rest.starts_with("mlflow/experiments/permissions/")
+                || rest.starts_with("mlflow/registered-models/permissions/")
+        })
 }
 
 /// Who the edge let in (a request extension set by `check_access`; never from a header).
@@ -468,9 +472,9 @@ async fn decide(
     action: &'static str,
     scope: Scope,
 ) -> Result<(), MlflowError> {
-    match auth.needs_blocking(caller) {
-        false => auth.authorize(caller, action, &scope),
-        true => {
+    match auth.authorize_fresh(caller, action, &scope) {
+        Some(decided) => decided,
+        None => {
             let (a, c) = (auth.clone(), caller.clone());
             blocking(move || a.authorize(&c, action, &scope)).await
         }

@@ -862,7 +862,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
         // Certificates are read before the port is taken: a bad file stops the start.
         let tls = match &config.tls {
-            Some(t) => Some(tandem::server::tls_acceptor(t)?),
+            Some(t) => Some(tandem::server::Tls::load(t)?),
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -912,7 +912,7 @@ fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()
             .ok_or_else(|| anyhow::anyhow!("{}: no region named '{name}'", deployment.display()))?;
         // Certificates are read before the port is taken: a bad file stops the start.
         let tls = match d.region(&name).and_then(|r| r.tls.clone()) {
-            Some(t) => Some(tandem::server::tls_acceptor(&t)?),
+            Some(t) => Some(tandem::server::Tls::load(&t)?),
             None => None,
         };
         let state = tandem::server::open_region(d, &name, &data).await?;
@@ -1037,7 +1037,7 @@ fn up(
         ([127, 0, 0, 1], port).into()
     };
     let tls = match &d.front_door_tls {
-        Some(t) => Some(tandem::server::tls_acceptor(t)?),
+        Some(t) => Some(tandem::server::Tls::load(t)?),
         None => None,
     };
     let result = runtime()?.block_on(async move {

@@ -222,6 +222,62 @@ pub fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A server's certificate and key, read again from their files on SIGHUP (renewed
+/// certificates apply to new connections without a restart; a bad file keeps the old ones).
+#[derive(Clone)]
+pub struct Tls {
+    files: crate::config::TlsFiles,
+    current: Arc<std::sync::RwLock<tokio_rustls::TlsAcceptor>>,
+}
+
+impl Tls {
+    pub fn load(files: &crate::config::TlsFiles) -> Result<Tls, TlsError> {
+        Ok(Tls {
+            files: files.clone(),
+            current: Arc::new(std::sync::RwLock::new(tls_acceptor(files)?)),
+        })
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the files again; on error the certificate in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = tls_acceptor(&self.files)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    fn reload_on_sighup(&self) {
+        #[cfg(unix)]
+        {
+            let tls = self.clone();
+            tokio::spawn(async move {
+                let Ok(mut hup) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!(
+                            cert = %tls.files.cert.display(),
+                            "SIGHUP: certificate and key read again"
+                        ),
+                        Err(e) => {
+                            tracing::error!("SIGHUP: {e}; the certificate in use stays")
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("setting '{setting}' ({}): {message}", path.display())]
@@ -237,7 +293,7 @@ pub enum TlsError {
 /// server returns once in-flight requests finish.
 pub async fn run_tls(
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: Tls,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -247,10 +303,11 @@ pub async fn run_tls(
 /// Serves any router over HTTPS (the server, a region, the front door).
 pub async fn serve_tls(
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Tls,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    tls.reload_on_sighup();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -262,7 +319,7 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => break,
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let (acceptor, app) = (tls.acceptor(), app.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let Ok(Ok(tls)) =

@@ -279,3 +279,84 @@ pub fn get_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
     let permission = ["NO_PERMISSIONS", "READ", "EDIT", "MANAGE"][best];
     Ok(json!({ "allowed": best > 0, "permission": permission }))
 }
+
+// MLflow 2.x's per-resource permission routes (`experiments/permissions/...`,
+// `registered-models/permissions/...`), which older AuthServiceClients and scripts call:
+// the same grants, in their shapes.
+
+fn with_resource(req: &Req, kind: &str, id_key: &str) -> Result<Req> {
+    let mut r = req.clone();
+    r.set("resource_type", kind);
+    r.set("resource_id", req.str(id_key)?);
+    Ok(r)
+}
+
+fn permission_json(ctx: &Ctx, req: &Req, kind: &str, id_key: &str, field: &str) -> Result<Json> {
+    let r = with_resource(req, kind, id_key)?;
+    let got = get_permission(ctx, &r)?;
+    if got["allowed"] != true {
+        return Err(MlflowError::not_found(format!(
+            "Permission with {id_key}={} and username={} not found",
+            req.str(id_key)?,
+            req.str("username")?
+        )));
+    }
+    let s = state(ctx)?;
+    let user_id = s
+        .principal_by_name(&req.str("username")?)
+        .map(|p| p.id.clone())
+        .unwrap_or_default();
+    Ok(
+        json!({ field: { id_key: req.str(id_key)?, "user_id": user_id, "permission": got["permission"] } }),
+    )
+}
+
+pub fn create_experiment_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    grant_permission(ctx, &with_resource(req, "experiment", "experiment_id")?)?;
+    permission_json(
+        ctx,
+        req,
+        "experiment",
+        "experiment_id",
+        "experiment_permission",
+    )
+}
+
+pub fn get_experiment_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    permission_json(
+        ctx,
+        req,
+        "experiment",
+        "experiment_id",
+        "experiment_permission",
+    )
+}
+
+pub fn delete_experiment_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    revoke_permission(ctx, &with_resource(req, "experiment", "experiment_id")?)
+}
+
+pub fn create_model_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    grant_permission(ctx, &with_resource(req, "registered_model", "name")?)?;
+    permission_json(
+        ctx,
+        req,
+        "registered_model",
+        "name",
+        "registered_model_permission",
+    )
+}
+
+pub fn get_model_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    permission_json(
+        ctx,
+        req,
+        "registered_model",
+        "name",
+        "registered_model_permission",
+    )
+}
+
+pub fn delete_model_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    revoke_permission(ctx, &with_resource(req, "registered_model", "name")?)
+}

@@ -698,6 +698,47 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/users/permissions/get",
         mlflow_auth::get_permission,
     ),
+    // MLflow 2.x's per-resource permission routes.
+    (
+        "POST",
+        "mlflow/experiments/permissions/create",
+        mlflow_auth::create_experiment_permission,
+    ),
+    (
+        "GET",
+        "mlflow/experiments/permissions/get",
+        mlflow_auth::get_experiment_permission,
+    ),
+    (
+        "PATCH",
+        "mlflow/experiments/permissions/update",
+        mlflow_auth::create_experiment_permission,
+    ),
+    (
+        "DELETE",
+        "mlflow/experiments/permissions/delete",
+        mlflow_auth::delete_experiment_permission,
+    ),
+    (
+        "POST",
+        "mlflow/registered-models/permissions/create",
+        mlflow_auth::create_model_permission,
+    ),
+    (
+        "GET",
+        "mlflow/registered-models/permissions/get",
+        mlflow_auth::get_model_permission,
+    ),
+    (
+        "PATCH",
+        "mlflow/registered-models/permissions/update",
+        mlflow_auth::create_model_permission,
+    ),
+    (
+        "DELETE",
+        "mlflow/registered-models/permissions/delete",
+        mlflow_auth::delete_model_permission,
+    ),
 ];
 
 /// tandem's own endpoints, under `/api/tandem/v1/`.
@@ -889,6 +930,14 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("POST", "mlflow/users/permissions/grant", "access/manage", Service),
         ("POST", "mlflow/users/permissions/revoke", "access/manage", Service),
         ("GET", "mlflow/users/permissions/get", "access/read", Service),
+        ("POST", "mlflow/experiments/permissions/create", "access/manage", Service),
+        ("GET", "mlflow/experiments/permissions/get", "access/read", Service),
+        ("PATCH", "mlflow/experiments/permissions/update", "access/manage", Service),
+        ("DELETE", "mlflow/experiments/permissions/delete", "access/manage", Service),
+        ("POST", "mlflow/registered-models/permissions/create", "access/manage", Service),
+        ("GET", "mlflow/registered-models/permissions/get", "access/read", Service),
+        ("PATCH", "mlflow/registered-models/permissions/update", "access/manage", Service),
+        ("DELETE", "mlflow/registered-models/permissions/delete", "access/manage", Service),
         ("GET", "mlflow-artifacts/artifacts", "artifacts/read", Workspace),
         ("GET", "mlflow-artifacts/artifacts/*", "artifacts/read", Workspace),
         ("PUT", "mlflow-artifacts/artifacts/*", "artifacts/write", Workspace),

@@ -1400,3 +1400,170 @@ async fn custom_roles_and_groups_grant_what_they_say() {
     assert_eq!(log(gina.clone()).await, 403);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn mlflow_2_permission_routes_grant_and_revoke() {
+    let (server, callers) = server_with_people().await;
+    let admin = callers[5].token.clone();
+    let reader = callers[0].token.clone();
+    let (_, e) = as_(
+        &server,
+        &admin,
+        "POST",
+        "/api/2.0/mlflow/experiments/create",
+        json!({"name": "perm"}),
+    )
+    .await;
+    let exp = e["experiment_id"].as_str().unwrap().to_owned();
+    let (s, b) = as_(
+        &server,
+        &admin,
+        "POST",
+        "/api/tandem/v1/access/principals",
+        json!({"name": "ken"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, t) = as_(
+        &server,
+        &admin,
+        "POST",
+        "/api/tandem/v1/access/principals/ken/tokens",
+        json!({}),
+    )
+    .await;
+    let ken = t["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        as_(
+            &server,
+            &ken,
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": exp})
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, b) = as_(
+        &server,
+        &admin,
+        "POST",
+        "/api/2.0/mlflow/experiments/permissions/create",
+        json!({"experiment_id": exp, "username": "ken", "permission": "EDIT"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["experiment_permission"]["permission"], "EDIT");
+    assert_eq!(
+        as_(
+            &server,
+            &ken,
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": exp})
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, b) = as_(
+        &server,
+        &reader,
+        "POST",
+        "/api/2.0/mlflow/experiments/permissions/create",
+        json!({"experiment_id": exp, "username": "ken", "permission": "MANAGE"}),
+    )
+    .await;
+    assert_eq!(s, 403, "a reader changes no access: {b}");
+    let (s, b) = as_(
+        &server,
+        &admin,
+        "PATCH",
+        "/api/2.0/mlflow/experiments/permissions/update",
+        json!({"experiment_id": exp, "username": "ken", "permission": "READ"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["experiment_permission"]["permission"].as_str()),
+        (200, Some("READ")),
+        "{b}"
+    );
+    assert_eq!(
+        as_(
+            &server,
+            &ken,
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": exp})
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, _) = as_(
+        &server,
+        &admin,
+        "DELETE",
+        "/api/2.0/mlflow/experiments/permissions/delete",
+        json!({"experiment_id": exp, "username": "ken"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        as_(
+            &server,
+            &ken,
+            "GET",
+            "/api/2.0/mlflow/experiments/get",
+            json!({"experiment_id": exp})
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, _) = as_(
+        &server,
+        &admin,
+        "GET",
+        "/api/2.0/mlflow/experiments/permissions/get",
+        json!({"experiment_id": exp, "username": "ken"}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    // Registered models, by name.
+    as_(
+        &server,
+        &admin,
+        "POST",
+        "/api/2.0/mlflow/registered-models/create",
+        json!({"name": "kmodel"}),
+    )
+    .await;
+    let (s, b) = as_(
+        &server,
+        &admin,
+        "POST",
+        "/api/2.0/mlflow/registered-models/permissions/create",
+        json!({"name": "kmodel", "username": "ken", "permission": "READ"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["registered_model_permission"]["permission"].as_str()),
+        (200, Some("READ")),
+        "{b}"
+    );
+    assert_eq!(
+        as_(
+            &server,
+            &ken,
+            "GET",
+            "/api/2.0/mlflow/registered-models/get",
+            json!({"name": "kmodel"})
+        )
+        .await
+        .0,
+        200
+    );
+    server.stop().await;
+}

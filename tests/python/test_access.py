@@ -209,6 +209,13 @@ def test_access_survives_a_sigkill_failover_and_regions_check_their_own_routes()
             elevate_admin(url, "set up the team")
             carol, _ = make_user(url, "carol", "contributor")
             _, revoked_id = make_user(url, "dave", "reader")
+            # A service identity of the workspace, and a lock on it.
+            st, b = api(url, "POST", "access/principals", (ADMIN, ADMIN_PW), name="pipeline", kind="service", workspace="default")
+            assert st == 200, b
+            api(url, "POST", "access/assignments", (ADMIN, ADMIN_PW), principal="pipeline", role="contributor", scope="workspaces/default")
+            svc = api(url, "POST", "access/principals/pipeline/tokens", (ADMIN, ADMIN_PW), label="ci")[1]["token"]
+            st, lock = api(url, "POST", "access/locks", (ADMIN, ADMIN_PW), scope="workspaces/default", kind="no-delete", reason="prod")
+            assert st == 200, lock
             s, _ = api(url, "DELETE", f"access/principals/dave/tokens/{revoked_id}", (ADMIN, ADMIN_PW))
             assert s == 200
             client = MlflowClient(url)
@@ -228,11 +235,26 @@ def test_access_survives_a_sigkill_failover_and_regions_check_their_own_routes()
                     up.wait_for(lambda: requests.get(f"{region_url}/api/tandem/v1/access/whoami", headers=headers, timeout=5).status_code == 200, 30, "carol in every region")
                 leader = up.leader("_access")
                 up.kill(leader)
-                up.wait_for(lambda: up.leader("_access") not in (None, leader), 60, "a new leader of the access log")
-                up.wait_for(lambda: up.leader() not in (None, leader), 60, "a new leader of default")
-                # Same rights after the failover, and no more.
+
+                def led_in_a_new_epoch(ws):
+                    # Either region may win the new epoch (`tandem up` restarts the killed one).
+                    for r in up.status()["regions"]:
+                        for w in r["workspaces"]:
+                            if w["workspace"] == ws and w["role"] == "leader" and w["lease"] == "held" and w["epoch"] >= 2:
+                                return True
+                    return False
+
+                up.wait_for(lambda: led_in_a_new_epoch("_access"), 60, "a new epoch of the access log")
+                up.wait_for(lambda: led_in_a_new_epoch("default"), 60, "a new epoch of default")
+                # Same rights after the failover, and no more; the lock still holds, the
+                # service identity still works.
                 client.log_param(run_id, "after", "1")
-                assert client.get_run(run_id).data.params == {"before": "1", "after": "1"}
+                r = requests.post(f"{url}/api/2.0/mlflow/runs/delete", json={"run_id": run_id}, auth=(ADMIN, ADMIN_PW), timeout=10)
+                assert r.status_code == 403 and "is locked" in r.json()["message"], r.text
+                r = requests.post(f"{url}/api/2.0/mlflow/runs/log-parameter", json={"run_id": run_id, "key": "svc", "value": "1"},
+                                  headers={"Authorization": f"Bearer {svc}"}, timeout=10)
+                assert r.status_code == 200, r.text
+                assert client.get_run(run_id).data.params == {"before": "1", "after": "1", "svc": "1"}
                 r = requests.get(f"{url}/api/tandem/v1/access/principals", headers=headers, timeout=10)
                 assert r.status_code == 403
                 s, b = api(url, "GET", "access/principals", (ADMIN, ADMIN_PW))

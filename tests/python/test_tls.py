@@ -239,3 +239,46 @@ key_file = "deployment.key"
         assert client.get_run(run_id).data.params == {"before": "1", "after": "1"}
     finally:
         up.stop()
+
+
+def test_sighup_reads_a_renewed_certificate(tmp_path):
+    import shutil
+    import signal as sig
+    import ssl
+    import time
+
+    live = tmp_path / "live"
+    live.mkdir()
+    first = tmp_path / "first"
+    first.mkdir()
+    second = tmp_path / "second"
+    second.mkdir()
+    c1, k1 = self_signed(str(first))
+    c2, k2 = self_signed(str(second))
+    cert, key = str(live / "server.crt"), str(live / "server.key")
+    shutil.copy(c1, cert)
+    shutil.copy(k1, key)
+    s = Server(str(tmp_path / "data"), ["--tls-cert", cert, "--tls-key", key])
+    try:
+        port = int(s.url.rsplit(":", 1)[1])
+        served = lambda: ssl.get_server_certificate(("127.0.0.1", port)).strip()  # noqa: E731
+        pem = lambda p: open(p).read().strip()  # noqa: E731
+        assert served() == pem(c1)
+        # Renewed: the files are replaced, SIGHUP, and new connections get the new one.
+        shutil.copy(c2, cert)
+        shutil.copy(k2, key)
+        s.proc.send_signal(sig.SIGHUP)
+        deadline = time.time() + 10
+        while served() != pem(c2) and time.time() < deadline:
+            time.sleep(0.1)
+        assert served() == pem(c2)
+        # A broken file is refused and the certificate in use stays; the server lives on.
+        with open(cert, "w") as f:
+            f.write("not a certificate")
+        s.proc.send_signal(sig.SIGHUP)
+        time.sleep(0.5)
+        assert s.proc.poll() is None
+        assert served() == pem(c2)
+        assert requests.get(f"{s.url}/health", verify=c2, timeout=5).status_code == 200
+    finally:
+        s.stop()
