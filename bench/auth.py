@@ -17,8 +17,9 @@ drift reaches every mode alike:
 - narrow: auth on, a user whose only right is contributor on one experiment: the edge looks
   up the request's run or experiment before deciding (one extra indexed read).
 Workloads: single `log-metric` calls, run creation (both into one experiment), and a search
-(page of 100) over another experiment of 1,000 runs that nothing else writes to. Prints a Markdown table of medians over the repetitions (ops/s and p50, and each
-mode's throughput as a ratio of `off`) and writes bench/results/auth-<timestamp>.json.
+(page of 100) over another experiment of 1,000 runs that nothing else writes to. Prints a Markdown table of medians over the repetitions (ops/s and p50) and, per mode, the
+median of its paired ratios to `off` (each repetition's throughput over the `off` figure
+measured beside it) and writes bench/results/auth-<timestamp>.json.
 """
 
 import argparse
@@ -123,8 +124,8 @@ def loadgen(url, auth, workload, concurrency, seconds, exp):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=4)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--workloads", default="log-metric,create-run,search-100")
     a = ap.parse_args()
@@ -164,20 +165,25 @@ def main():
             s.stop()
     med = lambda xs: statistics.median(xs)  # noqa: E731
     rows = []
+    # Ratios are paired: each repetition's mode against `off` measured next to it (same
+    # workload and writers, seconds apart), then the median of those ratios, so that the
+    # machine's drift between repetitions cancels out.
     print("| workload | writers | off ops/s (p50 ms) | token ops/s (p50 ms) | token / off | basic ops/s (p50 ms) | basic / off | narrow ops/s (p50 ms) | narrow / off |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for w in workloads:
         for c in conc:
-            cell, ratio, row = {}, {}, {"workload": w, "concurrency": c}
+            cell, row = {}, {"workload": w, "concurrency": c}
             for mode in modes:
                 rs = samples[(w, c, mode)]
                 ops, p50 = med([r["ops_per_s"] for r in rs]), med([r["p50_ms"] for r in rs])
-                row[mode] = {"ops_per_s": ops, "p50_ms": p50, "p99_ms": med([r["p99_ms"] for r in rs])}
+                row[mode] = {"ops_per_s": ops, "p50_ms": p50, "p99_ms": med([r["p99_ms"] for r in rs]),
+                             "samples": [{k: r[k] for k in ("ops_per_s", "p50_ms", "p99_ms")} for r in rs]}
                 cell[mode] = f"{ops:.0f} ({p50:.2f})"
-            for mode in modes[1:]:
-                ratio[mode] = row[mode]["ops_per_s"] / row["off"]["ops_per_s"]
+                if mode != "off":
+                    pairs = zip(rs, samples[(w, c, "off")])
+                    row[mode]["ratio_to_off"] = med([r["ops_per_s"] / o["ops_per_s"] for r, o in pairs])
             rows.append(row)
-            print(f"| {w} | {c} | {cell['off']} | {cell['token']} | {ratio['token']:.2f} | {cell['basic']} | {ratio['basic']:.2f} | {cell['narrow']} | {ratio['narrow']:.2f} |")
+            print(f"| {w} | {c} | {cell['off']} | {cell['token']} | {row['token']['ratio_to_off']:.2f} | {cell['basic']} | {row['basic']['ratio_to_off']:.2f} | {cell['narrow']} | {row['narrow']['ratio_to_off']:.2f} |")
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", time.strftime("auth-%Y%m%dT%H%M%S.json"))
     with open(path, "w") as f:

@@ -27,6 +27,14 @@ fn is_admin(state: &AccessState, pid: &str) -> bool {
     })
 }
 
+/// The principal ID of an MLflow user name, or MLflow's not-found error.
+fn user_id(state: &AccessState, username: &str) -> Result<String> {
+    state
+        .principal_by_name(username)
+        .map(|p| p.id.clone())
+        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))
+}
+
 fn user_json(state: &AccessState, name: &str) -> Result<Json> {
     let p = state
         .principal_by_name(name)
@@ -126,11 +134,7 @@ pub fn update_admin(ctx: &Ctx, req: &Req) -> Result<Json> {
         .opt_bool("is_admin")?
         .ok_or_else(|| super::missing("is_admin"))?;
     let s = state(ctx)?;
-    let pid = s
-        .principal_by_name(&username)
-        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
-        .id
-        .clone();
+    let pid = user_id(&s, &username)?;
     if make_admin {
         access::assign(
             &ctx.store,
@@ -214,11 +218,7 @@ pub fn grant_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
     let scope = resource_scope(ctx, req)?;
     let role = role_of(&req.str("permission")?)?;
     let s = state(ctx)?;
-    let pid = s
-        .principal_by_name(&username)
-        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
-        .id
-        .clone();
+    let pid = user_id(&s, &username)?;
     // One permission per user and resource, as in MLflow: the new one replaces the old.
     for a in grants_at(&s, &pid, &scope) {
         if Some(a.role.as_str()) != role {
@@ -242,11 +242,7 @@ pub fn revoke_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
     let username = req.str("username")?;
     let scope = resource_scope(ctx, req)?;
     let s = state(ctx)?;
-    let pid = s
-        .principal_by_name(&username)
-        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
-        .id
-        .clone();
+    let pid = user_id(&s, &username)?;
     for a in grants_at(&s, &pid, &scope) {
         access::unassign(&ctx.store, &ctx.principal, &a.id)?;
     }
@@ -259,11 +255,7 @@ pub fn get_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
     let username = req.str("username")?;
     let scope = resource_scope(ctx, req)?;
     let s = state(ctx)?;
-    let pid = s
-        .principal_by_name(&username)
-        .ok_or_else(|| MlflowError::not_found(format!("User with username={username} not found")))?
-        .id
-        .clone();
+    let pid = user_id(&s, &username)?;
     let rank = |role: &str| match role {
         "reader" => 1,
         "contributor" => 2,
