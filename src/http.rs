@@ -220,6 +220,7 @@ pub fn is_access_path(path: &str) -> bool {
             rest.starts_with("mlflow/users/")
                 || rest.starts_with("mlflow/experiments/permissions/")
                 || rest.starts_with("mlflow/registered-models/permissions/")
+                || rest.starts_with("mlflow/roles/")
         })
 }
 

@@ -783,6 +783,7 @@ pub fn define_role(store: &Store, by: &str, name: &str, actions: &[String]) -> R
                 Op::DefineRole {
                     name: name.to_owned(),
                     actions: actions.to_vec(),
+                    mlflow: None,
                     time,
                 },
             ))

@@ -352,3 +352,317 @@ pub fn get_model_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn delete_model_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
     revoke_permission(ctx, &with_resource(req, "registered_model", "name")?)
 }
+
+// MLflow 3's role objects (`/api/3.0/mlflow/roles/...`): a role in a workspace with
+// permissions on resource patterns. Each is a tandem custom role (named by the role's ID)
+// whose actions are derived from its permissions, keeping its MLflow shape beside them;
+// assigning it assigns that custom role at `*` (its patterns name the workspace).
+
+use tandem_core::access::{
+    mlflow_permission_actions, MlflowPermissionError, MlflowRole, MlflowRolePermission,
+};
+
+fn role_not_found(id: &str) -> MlflowError {
+    MlflowError::not_found(format!("Role with id={id} not found"))
+}
+
+fn role_json(id: &str, r: &MlflowRole) -> Json {
+    json!({
+        "id": id, "name": r.name, "workspace": r.workspace, "description": r.description,
+        "permissions": r.permissions.iter().map(|p| perm_json(id, p)).collect::<Vec<_>>(),
+    })
+}
+
+fn perm_json(role_id: &str, p: &MlflowRolePermission) -> Json {
+    json!({ "id": p.id, "role_id": role_id, "resource_type": p.resource_type, "resource_pattern": p.resource_pattern, "permission": p.permission })
+}
+
+fn actions_of(r: &MlflowRole) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for p in &r.permissions {
+        out.extend(
+            mlflow_permission_actions(&r.workspace, p).map_err(|e| match e {
+                MlflowPermissionError::Invalid(m) => MlflowError::invalid(m),
+                MlflowPermissionError::NotServed(m) => {
+                    MlflowError::new(ErrorCode::NotImplemented, m)
+                }
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Writes a role's new MLflow shape (and the actions derived from it) in one event, after
+/// `change` decided it from the current one.
+fn rewrite_role<T>(
+    ctx: &Ctx,
+    id: &str,
+    change: impl Fn(&AccessState, Option<&MlflowRole>) -> Result<(MlflowRole, T)>,
+) -> Result<T> {
+    let time = ctx.now();
+    ctx.store
+        .write(
+            tandem_core::access::ACCESS_WORKSPACE,
+            &ctx.principal,
+            |tx| {
+                let s = queries::access_state(tx)?;
+                let (role, answer) = change(&s, s.mlflow_roles.get(id))?;
+                let actions = actions_of(&role)?;
+                Ok(crate::store::Decision::change(
+                    answer,
+                    tandem_core::Op::DefineRole {
+                        name: id.to_owned(),
+                        actions,
+                        mlflow: Some(role),
+                        time,
+                    },
+                ))
+            },
+        )
+        .map_err(Into::into)
+}
+
+fn workspace_param(req: &Req) -> Result<String> {
+    let ws = req.str("workspace")?;
+    if ws != super::workspaces::DEFAULT_WORKSPACE {
+        super::workspaces::validate_name(&ws)?;
+    }
+    Ok(ws)
+}
+
+pub fn create_role(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let workspace = workspace_param(req)?;
+    let name = req.str("name")?;
+    if name.is_empty() || name.len() > 256 {
+        return Err(MlflowError::invalid("a role name has 1 to 256 characters"));
+    }
+    let description = req.opt_str("description")?;
+    let id = format!("r-{}", tandem_core::ids::hex(&super::random_bytes::<16>()));
+    let role = rewrite_role(ctx, &id, |s, _| {
+        if s.mlflow_roles
+            .values()
+            .any(|r| r.workspace == workspace && r.name == name)
+        {
+            return Err(MlflowError::exists(format!(
+                "Role '{name}' already exists in workspace '{workspace}'"
+            )));
+        }
+        let role = MlflowRole {
+            name: name.clone(),
+            workspace: workspace.clone(),
+            description: description.clone(),
+            permissions: vec![],
+        };
+        Ok((role.clone(), role))
+    })?;
+    Ok(json!({ "role": role_json(&id, &role) }))
+}
+
+pub fn get_role(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("role_id")?;
+    let s = state(ctx)?;
+    let r = s.mlflow_roles.get(&id).ok_or_else(|| role_not_found(&id))?;
+    Ok(json!({ "role": role_json(&id, r) }))
+}
+
+pub fn list_roles(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let ws = match req.opt_str("workspace")? {
+        Some(_) => Some(workspace_param(req)?),
+        None => None,
+    };
+    let s = state(ctx)?;
+    let mut roles: Vec<_> = s
+        .mlflow_roles
+        .iter()
+        .filter(|(_, r)| ws.as_ref().is_none_or(|w| &r.workspace == w))
+        .collect();
+    roles.sort_by(|a, b| (&a.1.workspace, &a.1.name).cmp(&(&b.1.workspace, &b.1.name)));
+    Ok(json!({ "roles": roles.iter().map(|(id, r)| role_json(id, r)).collect::<Vec<_>>() }))
+}
+
+pub fn update_role(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("role_id")?;
+    let (name, description) = (req.opt_str("name")?, req.opt_str("description")?);
+    let role = rewrite_role(ctx, &id, |_, r| {
+        let mut r = r.ok_or_else(|| role_not_found(&id))?.clone();
+        if let Some(n) = &name {
+            r.name = n.clone();
+        }
+        if description.is_some() {
+            r.description = description.clone();
+        }
+        Ok((r.clone(), r))
+    })?;
+    Ok(json!({ "role": role_json(&id, &role) }))
+}
+
+pub fn delete_role(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("role_id")?;
+    let time = ctx.now();
+    ctx.store
+        .write(
+            tandem_core::access::ACCESS_WORKSPACE,
+            &ctx.principal,
+            |tx| {
+                let s = queries::access_state(tx)?;
+                if !s.mlflow_roles.contains_key(&id) {
+                    return Err(role_not_found(&id).into());
+                }
+                // Its assignments go with it, as in MLflow.
+                let mut ops: Vec<tandem_core::Op> = s
+                    .assignments
+                    .iter()
+                    .filter(|a| a.role == id)
+                    .map(|a| tandem_core::Op::Unassign {
+                        assignment_id: a.id.clone(),
+                        time,
+                    })
+                    .collect();
+                ops.push(tandem_core::Op::DropRole {
+                    name: id.clone(),
+                    time,
+                });
+                Ok(crate::store::Decision::changes((), ops))
+            },
+        )
+        .map_err(MlflowError::from)?;
+    Ok(json!({}))
+}
+
+pub fn add_role_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("role_id")?;
+    let perm = MlflowRolePermission {
+        id: format!("rp-{}", tandem_core::ids::hex(&super::random_bytes::<16>())),
+        resource_type: req.str("resource_type")?,
+        resource_pattern: req.str("resource_pattern")?,
+        permission: req.str("permission")?,
+    };
+    let added = rewrite_role(ctx, &id, |_, r| {
+        let mut r = r.ok_or_else(|| role_not_found(&id))?.clone();
+        r.permissions.push(perm.clone());
+        Ok((r, perm.clone()))
+    })?;
+    Ok(json!({ "role_permission": perm_json(&id, &added) }))
+}
+
+/// The role holding a permission.
+fn role_of_permission(s: &AccessState, perm_id: &str) -> Result<String> {
+    s.mlflow_roles
+        .iter()
+        .find(|(_, r)| r.permissions.iter().any(|p| p.id == perm_id))
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| {
+            MlflowError::not_found(format!("Role permission with id={perm_id} not found"))
+        })
+}
+
+pub fn remove_role_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let perm = req.str("role_permission_id")?;
+    let role = role_of_permission(&state(ctx)?, &perm)?;
+    rewrite_role(ctx, &role, |_, r| {
+        let mut r = r.ok_or_else(|| role_not_found(&role))?.clone();
+        r.permissions.retain(|p| p.id != perm);
+        Ok((r, ()))
+    })?;
+    Ok(json!({}))
+}
+
+pub fn update_role_permission(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let perm = req.str("role_permission_id")?;
+    let permission = req.str("permission")?;
+    let role = role_of_permission(&state(ctx)?, &perm)?;
+    let updated = rewrite_role(ctx, &role, |_, r| {
+        let mut r = r.ok_or_else(|| role_not_found(&role))?.clone();
+        let p = r
+            .permissions
+            .iter_mut()
+            .find(|p| p.id == perm)
+            .ok_or_else(|| {
+                MlflowError::not_found(format!("Role permission with id={perm} not found"))
+            })?;
+        p.permission = permission.clone();
+        let p = p.clone();
+        Ok((r, p))
+    })?;
+    Ok(json!({ "role_permission": perm_json(&role, &updated) }))
+}
+
+pub fn list_role_permissions(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("role_id")?;
+    let s = state(ctx)?;
+    let r = s.mlflow_roles.get(&id).ok_or_else(|| role_not_found(&id))?;
+    Ok(
+        json!({ "role_permissions": r.permissions.iter().map(|p| perm_json(&id, p)).collect::<Vec<_>>() }),
+    )
+}
+
+pub fn assign_role(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let (username, role) = (req.str("username")?, req.str("role_id")?);
+    let s = state(ctx)?;
+    let uid = user_id(&s, &username)?;
+    if !s.mlflow_roles.contains_key(&role) {
+        return Err(role_not_found(&role));
+    }
+    let v = access::assign(
+        &ctx.store,
+        &ctx.principal,
+        &username,
+        &role,
+        &Scope::Service,
+        Grant::Standing,
+    )?;
+    Ok(json!({ "assignment": { "id": v["assignment"]["id"], "user_id": uid, "role_id": role } }))
+}
+
+pub fn unassign_role(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let (username, role) = (req.str("username")?, req.str("role_id")?);
+    let s = state(ctx)?;
+    let uid = user_id(&s, &username)?;
+    let found: Vec<String> = s
+        .assignments
+        .iter()
+        .filter(|a| a.principal_id == uid && a.role == role)
+        .map(|a| a.id.clone())
+        .collect();
+    if found.is_empty() {
+        return Err(MlflowError::not_found(format!(
+            "User {username} is not assigned role {role}"
+        )));
+    }
+    for a in found {
+        access::unassign(&ctx.store, &ctx.principal, &a)?;
+    }
+    Ok(json!({}))
+}
+
+pub fn list_user_roles(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let username = req.str("username")?;
+    let s = state(ctx)?;
+    let uid = user_id(&s, &username)?;
+    let mut ids: Vec<&String> = s
+        .assignments
+        .iter()
+        .filter(|a| a.principal_id == uid)
+        .filter_map(|a| s.mlflow_roles.get_key_value(&a.role).map(|(k, _)| k))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(
+        json!({ "roles": ids.iter().map(|id| role_json(id, &s.mlflow_roles[*id])).collect::<Vec<_>>() }),
+    )
+}
+
+pub fn list_role_users(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let role = req.str("role_id")?;
+    let s = state(ctx)?;
+    if !s.mlflow_roles.contains_key(&role) {
+        return Err(role_not_found(&role));
+    }
+    let list: Vec<Json> = s
+        .assignments
+        .iter()
+        .filter(|a| a.role == role)
+        .map(|a| json!({ "id": a.id, "user_id": a.principal_id, "role_id": role }))
+        .collect();
+    Ok(json!({ "assignments": list }))
+}

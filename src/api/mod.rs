@@ -739,6 +739,48 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/registered-models/permissions/delete",
         mlflow_auth::delete_model_permission,
     ),
+    // MLflow 3's role objects.
+    ("POST", "mlflow/roles/create", mlflow_auth::create_role),
+    ("GET", "mlflow/roles/get", mlflow_auth::get_role),
+    ("GET", "mlflow/roles/list", mlflow_auth::list_roles),
+    ("PATCH", "mlflow/roles/update", mlflow_auth::update_role),
+    ("DELETE", "mlflow/roles/delete", mlflow_auth::delete_role),
+    (
+        "POST",
+        "mlflow/roles/permissions/add",
+        mlflow_auth::add_role_permission,
+    ),
+    (
+        "DELETE",
+        "mlflow/roles/permissions/remove",
+        mlflow_auth::remove_role_permission,
+    ),
+    (
+        "GET",
+        "mlflow/roles/permissions/list",
+        mlflow_auth::list_role_permissions,
+    ),
+    (
+        "PATCH",
+        "mlflow/roles/permissions/update",
+        mlflow_auth::update_role_permission,
+    ),
+    ("POST", "mlflow/roles/assign", mlflow_auth::assign_role),
+    (
+        "DELETE",
+        "mlflow/roles/unassign",
+        mlflow_auth::unassign_role,
+    ),
+    (
+        "GET",
+        "mlflow/users/roles/list",
+        mlflow_auth::list_user_roles,
+    ),
+    (
+        "GET",
+        "mlflow/roles/users/list",
+        mlflow_auth::list_role_users,
+    ),
 ];
 
 /// tandem's own endpoints, under `/api/tandem/v1/`.
@@ -938,6 +980,19 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/registered-models/permissions/get", "access/read", Service),
         ("PATCH", "mlflow/registered-models/permissions/update", "access/manage", Service),
         ("DELETE", "mlflow/registered-models/permissions/delete", "access/manage", Service),
+        ("POST", "mlflow/roles/create", "access/manage", Service),
+        ("GET", "mlflow/roles/get", "access/read", Service),
+        ("GET", "mlflow/roles/list", "access/read", Service),
+        ("PATCH", "mlflow/roles/update", "access/manage", Service),
+        ("DELETE", "mlflow/roles/delete", "access/manage", Service),
+        ("POST", "mlflow/roles/permissions/add", "access/manage", Service),
+        ("DELETE", "mlflow/roles/permissions/remove", "access/manage", Service),
+        ("GET", "mlflow/roles/permissions/list", "access/read", Service),
+        ("PATCH", "mlflow/roles/permissions/update", "access/manage", Service),
+        ("POST", "mlflow/roles/assign", "access/manage", Service),
+        ("DELETE", "mlflow/roles/unassign", "access/manage", Service),
+        ("GET", "mlflow/users/roles/list", "access/read", Service),
+        ("GET", "mlflow/roles/users/list", "access/read", Service),
         ("GET", "mlflow-artifacts/artifacts", "artifacts/read", Workspace),
         ("GET", "mlflow-artifacts/artifacts/*", "artifacts/read", Workspace),
         ("PUT", "mlflow-artifacts/artifacts/*", "artifacts/write", Workspace),

@@ -1032,12 +1032,16 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
         Op::DefineRole {
             name,
             actions,
+            mlflow,
             time,
         } => {
             let actions = serde_json::to_string(actions).expect("strings serialize");
+            let mlflow = mlflow
+                .as_ref()
+                .map(|m| serde_json::to_string(m).expect("roles serialize"));
             tx.exec_later(
-                "INSERT INTO access_roles (workspace, name, actions, created_time) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, name) DO UPDATE SET actions = excluded.actions",
-                vec![ws.into(), name.into(), actions.into(), (*time).into()],
+                "INSERT INTO access_roles (workspace, name, actions, mlflow, created_time) VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, name) DO UPDATE SET actions = excluded.actions, mlflow = excluded.mlflow",
+                vec![ws.into(), name.into(), actions.into(), mlflow.into(), (*time).into()],
             )?;
         }
         Op::DropRole { name, .. } => {

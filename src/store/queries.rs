@@ -1359,15 +1359,22 @@ pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState>
             })
         })
         .collect();
-    let roles = tx
-        .query(
-            "SELECT name, actions FROM access_roles WHERE workspace = ?",
-            std::slice::from_ref(&ws),
-        )?
+    let role_rows = tx.query(
+        "SELECT name, actions, mlflow FROM access_roles WHERE workspace = ?",
+        std::slice::from_ref(&ws),
+    )?;
+    let roles = role_rows
         .iter()
         .map(|r| {
             let actions: Vec<String> = serde_json::from_str(&r.text(1)).unwrap_or_default();
             (r.text(0), actions)
+        })
+        .collect();
+    let mlflow_roles = role_rows
+        .iter()
+        .filter_map(|r| {
+            let m = serde_json::from_str(&r.opt_text(2)?).ok()?;
+            Some((r.text(0), m))
         })
         .collect();
     let members = tx
@@ -1380,7 +1387,8 @@ pub fn access_state(tx: &mut dyn Tx) -> Result<tandem_core::access::AccessState>
         .collect();
     Ok(AccessState::from_parts(principals, tokens, assignments)
         .with_locks(locks)
-        .with_roles_and_members(roles, members))
+        .with_roles_and_members(roles, members)
+        .with_mlflow_roles(mlflow_roles))
 }
 
 /// Where a request's object lives, for access decisions narrower than a workspace: the

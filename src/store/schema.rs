@@ -491,6 +491,7 @@ CREATE TABLE access_roles (
   workspace TEXT NOT NULL,
   name TEXT NOT NULL,
   actions TEXT NOT NULL,
+  mlflow TEXT,
   created_time BIGINT NOT NULL,
   PRIMARY KEY (workspace, name)
 );

@@ -17,6 +17,99 @@ fn access_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str)
     let a = "/api/tandem/v1/access";
     let grant = json!({"username": "nobody", "resource_type": "experiment", "resource_id": "0", "permission": "READ"});
     vec![
+        ("POST", "/api/2.0/mlflow/roles/create", json!({}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/roles/create",
+            json!({"workspace": "Bad_Name", "name": "r"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/roles/create",
+            json!({"workspace": "default", "name": ""}),
+            IPV,
+        ),
+        ("GET", "/api/2.0/mlflow/roles/get", json!({}), IPV),
+        (
+            "GET",
+            "/api/2.0/mlflow/roles/list",
+            json!({"workspace": "Bad_Name"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/roles/get",
+            json!({"role_id": "r-nope"}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/roles/update",
+            json!({"role_id": "r-nope", "name": "x"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/roles/delete",
+            json!({"role_id": "r-nope"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/roles/permissions/add",
+            json!({"role_id": "r-nope"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/roles/permissions/add",
+            json!({"role_id": "r-nope", "resource_type": "experiment", "resource_pattern": "*", "permission": "READ"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            "/api/2.0/mlflow/roles/permissions/remove",
+            json!({"role_permission_id": "rp-nope"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/roles/permissions/list",
+            json!({"role_id": "r-nope"}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/roles/permissions/update",
+            json!({"role_permission_id": "rp-nope"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/roles/permissions/update",
+            json!({"role_permission_id": "rp-nope", "permission": "READ"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/roles/assign",
+            json!({"username": "nobody", "role_id": "r-nope"}),
+            RDNE,
+        ),
+        ("DELETE", "/api/2.0/mlflow/roles/unassign", json!({}), IPV),
+        (
+            "GET",
+            "/api/2.0/mlflow/users/roles/list",
+            json!({"username": "nobody"}),
+            RDNE,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/roles/users/list",
+            json!({"role_id": "r-nope"}),
+            RDNE,
+        ),
         ("POST", leak(format!("{u}/create")), json!({}), IPV),
         (
             "POST",

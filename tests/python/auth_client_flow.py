@@ -97,6 +97,45 @@ def main():
     with raises(RestException):
         MlflowClient(url).get_run(run.info.run_id)
 
+    # MLflow 3's role objects: a role in the workspace, with permissions on resources.
+    as_user(ADMIN, ADMIN_PW)
+    role = auth.create_role("default", "exp-readers", description="reads one experiment")
+    assert (role.name, role.workspace) == ("exp-readers", "default")
+    with raises(RestException) as e:
+        auth.create_role("default", "exp-readers")
+    assert e.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    perm = auth.add_role_permission(role.id, "experiment", other, "READ")
+    with raises(RestException) as e:
+        auth.add_role_permission(role.id, "prompt", "*", "READ")
+    assert e.value.error_code == "NOT_IMPLEMENTED"
+    auth.assign_role("frank", role.id)
+    assert [r.name for r in auth.list_user_roles("frank")] == ["exp-readers"]
+    assert [a.role_id for a in auth.list_role_users(role.id)] == [role.id]
+    assert [r.id for r in auth.list_roles("default")] == [role.id]
+    as_user("frank", "frank-password-2")
+    assert MlflowClient(url).get_experiment(other).name == "other-exp"
+    with raises(RestException):
+        MlflowClient(url).create_run(other)
+    as_user(ADMIN, ADMIN_PW)
+    auth.update_role_permission(perm.id, "EDIT")
+    assert [p.permission for p in auth.list_role_permissions(role.id)] == ["EDIT"]
+    as_user("frank", "frank-password-2")
+    MlflowClient(url).create_run(other)
+    as_user(ADMIN, ADMIN_PW)
+    auth.remove_role_permission(perm.id)
+    as_user("frank", "frank-password-2")
+    with raises(RestException):
+        MlflowClient(url).get_experiment(other)
+    as_user(ADMIN, ADMIN_PW)
+    assert auth.update_role(role.id, name="renamed").name == "renamed"
+    assert auth.get_role(role.id).description == "reads one experiment"
+    auth.unassign_role("frank", role.id)
+    assert auth.list_user_roles("frank") == []
+    auth.delete_role(role.id)
+    with raises(RestException) as e:
+        auth.get_role(role.id)
+    assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
     as_user(ADMIN, ADMIN_PW)
     auth.update_user_admin("frank", True)
     assert auth.get_user("frank").is_admin

@@ -5,6 +5,7 @@
 //! Architecture invariant: this module knows action names and scopes, not routes, HTTP or
 //! SQL; the edge maps a request to an (action, scope) pair and asks [`AccessState::decide`].
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The reserved workspace whose change log holds every access event.
@@ -167,6 +168,96 @@ pub fn pattern_matches(pattern: &str, action: &str) -> bool {
     }
 }
 
+/// A role as MLflow's auth API shapes it (a name in a workspace, permissions on resource
+/// patterns), kept beside the custom role it defines: its actions are derived from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlflowRole {
+    pub name: String,
+    pub workspace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub permissions: Vec<MlflowRolePermission>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlflowRolePermission {
+    pub id: String,
+    pub resource_type: String,
+    pub resource_pattern: String,
+    pub permission: String,
+}
+
+/// Why an MLflow role permission cannot be served.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MlflowPermissionError {
+    Invalid(String),
+    NotServed(String),
+}
+
+/// The action patterns one MLflow role permission stands for: READ and USE read, EDIT also
+/// writes, MANAGE also deletes (elevation still applies), on the areas of its resource type.
+pub fn mlflow_permission_actions(
+    workspace: &str,
+    p: &MlflowRolePermission,
+) -> Result<Vec<String>, MlflowPermissionError> {
+    use MlflowPermissionError::*;
+    let verbs: &[&str] = match p.permission.as_str() {
+        "READ" | "USE" => &["read"],
+        "EDIT" => &["read", "write"],
+        "MANAGE" => &["read", "write", "delete"],
+        "DENY" => return Err(NotServed("DENY is not served by tandem yet".into())),
+        other => {
+            return Err(Invalid(format!(
+                "Invalid permission '{other}': use READ, USE, EDIT or MANAGE"
+            )))
+        }
+    };
+    let pattern = p.resource_pattern.as_str();
+    if pattern.is_empty() || pattern.contains('/') || pattern.contains(char::is_whitespace) {
+        return Err(Invalid(format!(
+            "resource_pattern '{pattern}': an ID or name without '/' or spaces, or '*'"
+        )));
+    }
+    let star_only = |areas: &'static [&'static str]| {
+        if pattern == "*" {
+            Ok(areas)
+        } else {
+            Err(Invalid(format!(
+                "resource_type '{}' accepts only resource_pattern '*'",
+                p.resource_type
+            )))
+        }
+    };
+    let areas: &[&str] = match p.resource_type.as_str() {
+        "experiment" => &["experiments", "runs", "artifacts", "logged-models"],
+        "registered_model" => &["models"],
+        "run" => star_only(&["runs", "artifacts"])?,
+        "logged_model" => star_only(&["logged-models"])?,
+        "registered_model_version" => star_only(&["models"])?,
+        "workspace" => {
+            if !matches!(p.permission.as_str(), "USE" | "MANAGE") {
+                return Err(Invalid(
+                    "resource_type 'workspace' accepts only USE and MANAGE".into(),
+                ));
+            }
+            star_only(&["*"])?
+        }
+        other => {
+            return Err(NotServed(format!(
+                "resource_type '{other}' is not served by tandem"
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    for area in areas {
+        for verb in verbs {
+            out.push(format!("workspaces/{workspace}/{area}/{pattern}/{verb}"));
+        }
+    }
+    Ok(out)
+}
+
 /// Whether a custom role's action pattern is well formed: `AREA/VERB`, or
 /// `workspaces/W/AREA/ID/VERB` (ID: an experiment's ID, or a registered model's name for the
 /// `models` area), each segment a word or `*`; or `*` alone.
@@ -282,6 +373,8 @@ pub struct AccessState {
     pub locks: Vec<Lock>,
     /// Custom roles: name -> action patterns.
     pub roles: HashMap<String, Vec<String>>,
+    /// Custom roles defined through MLflow's roles API: name -> their MLflow shape.
+    pub mlflow_roles: HashMap<String, MlflowRole>,
     /// (group principal id, member principal id).
     pub members: Vec<(String, String)>,
 }
@@ -309,8 +402,14 @@ impl AccessState {
             assignments,
             locks: Vec::new(),
             roles: HashMap::new(),
+            mlflow_roles: HashMap::new(),
             members: Vec::new(),
         }
+    }
+
+    pub fn with_mlflow_roles(mut self, roles: HashMap<String, MlflowRole>) -> AccessState {
+        self.mlflow_roles = roles;
+        self
     }
 
     pub fn with_roles_and_members(

@@ -400,6 +400,10 @@ pub enum Op {
     DefineRole {
         name: String,
         actions: Vec<String>,
+        /// Set for a role made through MLflow's roles API: its MLflow shape, from which
+        /// `actions` were derived.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mlflow: Option<crate::access::MlflowRole>,
         time: i64,
     },
     DropRole {
