@@ -734,9 +734,10 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
     }
     if let Some(art) = rest.strip_prefix("mlflow-artifacts/") {
         let art = art.to_owned();
+        let ws = workspace_header(&req);
         return match artifacts_endpoint(&state, &art, req).await {
             Ok(r) => r,
-            Err(e) => error_response(&e),
+            Err(e) => error_response(&not_yet(&state, &ws, e)),
         };
     }
     if is_access_path(&path) && method != Method::GET {
@@ -878,7 +879,25 @@ async fn json_endpoint(
         )
             .into_response(),
         Ok(v) => json_response(&v),
-        Err(e) => error_response(&e),
+        Err(e) => error_response(&not_yet(&state, &ctx_ws, e)),
+    }
+}
+
+/// In a region, a workspace of the deployment that is not in this region's store yet (its
+/// leader is creating it, or this region has not replicated it) is a pause, not an absence:
+/// a retryable 503 instead of MLflow's not-found, which the client would not retry.
+fn not_yet(state: &AppState, ws: &str, e: MlflowError) -> MlflowError {
+    let missing = e.code == tandem_core::ErrorCode::ResourceDoesNotExist
+        && e.message == format!("Workspace '{ws}' not found.");
+    match &state.region {
+        Some(region) if missing && region.manages(ws) => MlflowError::new(
+            tandem_core::ErrorCode::TemporarilyUnavailable,
+            format!(
+                "region '{}' does not have workspace '{ws}' yet (it is being created or replicated); try again",
+                region.name
+            ),
+        ),
+        _ => e,
     }
 }
 

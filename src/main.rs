@@ -1046,24 +1046,60 @@ fn up(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("front door: cannot listen on {listen}"))?;
+        // Ready means ready: the tracking URI is printed once a write through it would be
+        // accepted (leaders known, workspaces created, sync standbys caught up), so that a
+        // script that waits for the line and then writes does not fail.
+        let serving = {
+            let fd = fd.clone();
+            let app = fd.router();
+            let tls = tls.clone();
+            let listener = listener;
+            let addr = listener.local_addr()?;
+            (
+                addr,
+                tokio::spawn(async move {
+                    match tls {
+                        Some(acceptor) => {
+                            tandem::server::serve_tls(listener, acceptor, app, shutdown_signal())
+                                .await
+                        }
+                        None => {
+                            axum::serve(listener, app)
+                                .with_graceful_shutdown(shutdown_signal())
+                                .await
+                        }
+                    }
+                }),
+            )
+        };
+        let started = std::time::Instant::now();
+        let mut last_note = std::time::Instant::now();
+        loop {
+            match fd.ready().await {
+                Ok(()) => break,
+                Err(missing) if last_note.elapsed() > std::time::Duration::from_secs(10) => {
+                    eprintln!(
+                        "tandem: waiting for the deployment ({} s): {missing}",
+                        started.elapsed().as_secs()
+                    );
+                    last_note = std::time::Instant::now();
+                }
+                Err(_) => {}
+            }
+            if serving.1.is_finished() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let listener_addr = serving.0;
         println!(
             "tracking uri: {}://{}",
             if tls.is_some() { "https" } else { "http" },
-            listener.local_addr()?
+            listener_addr
         );
         use std::io::Write;
         std::io::stdout().flush()?;
-        match tls {
-            Some(acceptor) => {
-                tandem::server::serve_tls(listener, acceptor, fd.router(), shutdown_signal())
-                    .await?
-            }
-            None => {
-                axum::serve(listener, fd.router())
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await?
-            }
-        }
+        serving.1.await??;
         anyhow::Ok(())
     });
     stopping.store(true, std::sync::atomic::Ordering::SeqCst);

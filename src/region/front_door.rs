@@ -83,6 +83,77 @@ impl FrontDoor {
         *leaders = found.into_iter().map(|(ws, (_, url))| (ws, url)).collect();
     }
 
+    /// Whether a write through this front door would be accepted now, for every workspace of
+    /// the deployment: a leader holding its lease, that this front door knows; the workspace
+    /// created there (with its default experiment); and, for `write_ack = "sync"`, a standby
+    /// caught up with it. Returns what is still missing, for progress messages.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.refresh().await;
+        let mut statuses = Vec::new();
+        for r in &self.deployment.regions {
+            let v = async {
+                self.internal
+                    .get(format!("{}/api/tandem/v1/status", r.url))
+                    .timeout(Duration::from_millis(800))
+                    .send()
+                    .await
+                    .ok()?
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+            }
+            .await;
+            statuses.push((r.name.clone(), v.unwrap_or(serde_json::Value::Null)));
+        }
+        for plan in &self.deployment.workspaces {
+            let ws = plan.name.as_str();
+            let entry = |v: &serde_json::Value| {
+                v["workspaces"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|w| w["workspace"] == ws).cloned())
+            };
+            let leader = statuses.iter().find_map(|(name, v)| {
+                entry(v)
+                    .filter(|w| w["role"] == "leader" && w["lease"] == "held")
+                    .map(|w| (name.clone(), w))
+            });
+            let Some((leader_name, lw)) = leader else {
+                return Err(format!("no region leads '{ws}' yet"));
+            };
+            if self.leader_of(ws).is_none() {
+                return Err(format!(
+                    "the front door does not know the leader of '{ws}' yet"
+                ));
+            }
+            // A workspace exists once its first events are in (the default experiment too).
+            let created = if ws == tandem_core::access::ACCESS_WORKSPACE {
+                1
+            } else {
+                2
+            };
+            let head = lw["head_seq"].as_u64().unwrap_or(0);
+            if head < created {
+                return Err(format!("'{ws}' is not created yet in {leader_name}"));
+            }
+            if plan.mode == super::deployment::Mode::HotWarm
+                && plan.write_ack == super::deployment::WriteAck::Sync
+            {
+                let synced = statuses.iter().any(|(name, v)| {
+                    *name != leader_name
+                        && entry(v).is_some_and(|w| {
+                            w["role"] == "standby" && w["head_seq"].as_u64() == Some(head)
+                        })
+                });
+                if !synced {
+                    return Err(format!(
+                        "'{ws}' acknowledges writes once its standby has them, and no standby has caught up yet"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn leader_of(&self, ws: &str) -> Option<String> {
         self.leaders
             .read()

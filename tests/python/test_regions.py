@@ -362,3 +362,88 @@ def test_hot_cold_failover_restores_from_the_archive_and_the_client_carries_on(t
         assert open(downloaded, "rb").read() == payload
     finally:
         up.stop()
+
+
+@pytest.mark.parametrize("write_ack,mode", [("async", "hot/warm"), ("sync", "hot/warm"), ("async", "hot/cold")])
+def test_ready_means_ready_a_write_the_moment_the_tracking_uri_appears(write_ack, mode):
+    """`tracking uri:` is printed only once a write through it is accepted: a script that waits
+    for the line and writes at once (no retry) succeeds, every time, in every mode."""
+    for attempt in range(3):
+        d = tempfile.mkdtemp(prefix="tandem-ready-")
+        proc = subprocess.Popen([BIN, "up", "--data", d, "--port", "0", "--write-ack", write_ack, "--mode", mode, "--auth", "off"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            url = None
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                m = re.match(r"tracking uri: (\S+)", line)
+                if m:
+                    url = m.group(1)
+                    break
+            assert url, "tandem up never printed its tracking uri"
+            s = requests.Session()
+            s.trust_env = False
+            r = s.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": f"ready-{attempt}"}, timeout=30)
+            assert r.status_code == 200, (attempt, r.status_code, r.text)
+            r = s.post(f"{url}/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}, timeout=30)
+            assert r.status_code == 200, (attempt, r.status_code, r.text)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            subprocess.run(["pkill", "-f", f"region --deployment {d}"], check=False)
+
+
+def test_a_region_that_cannot_serve_yet_answers_503_never_404(tmp_path):
+    """A region started alone, before any leader created the workspace: every answer is a
+    result or a retryable 503, never MLflow's not-found."""
+    import socket
+
+    ports = []
+    for _ in range(3):
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            ports.append(sk.getsockname()[1])
+    d = tmp_path
+    (d / "deployment.toml").write_text(f"""
+[witness]
+location = "file://{d}/witness"
+[[region]]
+name = "east"
+listen = "127.0.0.1:{ports[0]}"
+store = "sqlite://{d}/east.sqlite"
+artifacts = "file://{d}/east-artifacts"
+[[region]]
+name = "west"
+listen = "127.0.0.1:{ports[1]}"
+store = "sqlite://{d}/west.sqlite"
+artifacts = "file://{d}/west-artifacts"
+[[workspace]]
+name = "default"
+mode = "hot/warm"
+preferred_leader = "east"
+[access]
+auth = "off"
+""")
+    proc = subprocess.Popen([BIN, "region", "--deployment", str(d / "deployment.toml"), "--name", "west", "--data", str(d / "west")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "serving on" in proc.stdout.readline()
+        seen = set()
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            r = requests.get(f"http://127.0.0.1:{ports[1]}/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"}, timeout=10)
+            seen.add(r.status_code)
+            assert r.status_code in (200, 503), (r.status_code, r.text)
+            if r.status_code == 503:
+                assert r.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+            time.sleep(0.05)
+        assert 503 in seen, f"the region was never caught before it could serve: {seen}"
+    finally:
+        proc.kill()
+        proc.wait()
