@@ -58,6 +58,13 @@ pub enum Caller {
 }
 
 impl Caller {
+    fn of(p: &tandem_core::access::Principal) -> Caller {
+        Caller::Principal {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        }
+    }
+
     /// The name recorded in change-log events.
     pub fn name(&self) -> &str {
         match self {
@@ -93,8 +100,7 @@ fn unauthenticated(message: impl Into<String>) -> MlflowError {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    tandem_core::ids::hex(&Sha256::digest(bytes))
 }
 
 /// An argon2id PHC string for `password` (argon2's default parameters, a random salt).
@@ -292,10 +298,7 @@ impl Auth {
                     return Some(Ok(Caller::Deployment));
                 }
                 let p = state.token_principal(&sha256, now)?;
-                Some(Ok(Caller::Principal {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                }))
+                Some(Ok(Caller::of(p)))
             }
             Credentials::Basic { user, key, .. } => {
                 let cache = self.basic.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,10 +310,7 @@ impl Auth {
                 {
                     return None;
                 }
-                Some(Ok(Caller::Principal {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                }))
+                Some(Ok(Caller::of(p)))
             }
         }
     }
@@ -322,7 +322,8 @@ impl Auth {
         }
         // A stale copy is the usual reason the fast path gave up: with a fresh one, a known
         // token or an already verified password is answered without argon2id.
-        if self.fresh_state().is_none() {
+        let refreshed = self.fresh_state().is_none();
+        if refreshed {
             self.state()?;
             if let Some(answer) = self.authenticate_fast(header) {
                 return answer;
@@ -331,24 +332,23 @@ impl Auth {
         let header = header.expect("the fast path answers requests without credentials");
         let creds = parse_header(header)?;
         let state = self.state()?;
+        // Something unknown in a copy that was not just re-read may have been issued a moment
+        // ago through another server of this store: look once more, never twice.
+        let recheck = |known: bool| match known || refreshed {
+            true => Ok(state.clone()),
+            false => self.refresh(false),
+        };
         let now = self.store.now_ms();
         match creds {
             Credentials::Bearer { sha256 } => {
                 if self.deployment_key.as_deref() == Some(sha256.as_str()) {
                     return Ok(Caller::Deployment);
                 }
-                let state = match state.tokens.contains_key(&sha256) {
-                    true => state,
-                    // Issued a moment ago through another server of this store?
-                    false => self.refresh(false)?,
-                };
+                let state = recheck(state.tokens.contains_key(&sha256))?;
                 let p = state
                     .token_principal(&sha256, now)
                     .ok_or_else(|| unauthenticated("The token is unknown, expired or revoked."))?;
-                Ok(Caller::Principal {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                })
+                Ok(Caller::of(p))
             }
             Credentials::Basic {
                 user,
@@ -356,10 +356,7 @@ impl Auth {
                 key,
             } => {
                 self.allow_attempt(&user)?;
-                let state = match state.principal_by_name(&user) {
-                    Some(_) => state,
-                    None => self.refresh(false)?,
-                };
+                let state = recheck(state.principal_by_name(&user).is_some())?;
                 let bad = || unauthenticated("The user name or password is wrong.");
                 let Some(p) = state.principal_by_name(&user) else {
                     self.record_failure(&user);
@@ -378,10 +375,7 @@ impl Auth {
                     cache.retain(|_, (_, _, at)| at.elapsed() < BASIC_CACHE_TTL);
                 }
                 cache.insert(key, (p.id.clone(), phc, Instant::now()));
-                Ok(Caller::Principal {
-                    id: p.id.clone(),
-                    name: p.name.clone(),
-                })
+                Ok(Caller::of(p))
             }
         }
     }

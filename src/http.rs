@@ -669,13 +669,7 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
             // Access changes go to whoever leads the access log.
             let ws = match is_access_path(&path) {
                 true => ACCESS_WORKSPACE.to_owned(),
-                false => req
-                    .headers()
-                    .get("x-mlflow-workspace")
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or(DEFAULT_WORKSPACE)
-                    .to_owned(),
+                false => workspace_header(&req),
             };
             if let Some(leader) = region.forward_target(&ws) {
                 return crate::region::front_door::forward(&state.http, &leader, req)
@@ -734,10 +728,9 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
     }
     if let Some(art) = rest.strip_prefix("mlflow-artifacts/") {
         let art = art.to_owned();
-        let ws = workspace_header(&req);
         return match artifacts_endpoint(&state, &art, req).await {
             Ok(r) => r,
-            Err(e) => error_response(&not_yet(&state, &ws, e)),
+            Err(e) => error_response(&e),
         };
     }
     if is_access_path(&path) && method != Method::GET {
@@ -879,25 +872,7 @@ async fn json_endpoint(
         )
             .into_response(),
         Ok(v) => json_response(&v),
-        Err(e) => error_response(&not_yet(&state, &ctx_ws, e)),
-    }
-}
-
-/// In a region, a workspace of the deployment that is not in this region's store yet (its
-/// leader is creating it, or this region has not replicated it) is a pause, not an absence:
-/// a retryable 503 instead of MLflow's not-found, which the client would not retry.
-fn not_yet(state: &AppState, ws: &str, e: MlflowError) -> MlflowError {
-    let missing = e.code == tandem_core::ErrorCode::ResourceDoesNotExist
-        && e.message == format!("Workspace '{ws}' not found.");
-    match &state.region {
-        Some(region) if missing && region.manages(ws) => MlflowError::new(
-            tandem_core::ErrorCode::TemporarilyUnavailable,
-            format!(
-                "region '{}' does not have workspace '{ws}' yet (it is being created or replicated); try again",
-                region.name
-            ),
-        ),
-        _ => e,
+        Err(e) => error_response(&e),
     }
 }
 
@@ -905,24 +880,8 @@ fn not_yet(state: &AppState, ws: &str, e: MlflowError) -> MlflowError {
 /// has none, from a JSON body (mlflow-export-import sends its GETs that way); other methods
 /// send JSON (some clients send DELETE parameters in the query string, so an empty body falls
 /// back to it).
-async fn read_params(req: Request) -> Result<Req, MlflowError> {
-    let query = query_pairs(req.uri().query());
-    if req.method() == Method::GET && !query.is_empty() {
-        return Ok(Req::from_query(query));
-    }
-    let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BODY)
-        .await
-        .map_err(|_| {
-            MlflowError::invalid(format!(
-                "The request body is larger than {MAX_JSON_BODY} bytes or was interrupted"
-            ))
-        })?;
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(Req::from_query(query));
-    }
-    let v: Json = serde_json::from_slice(&body)
-        .map_err(|e| MlflowError::invalid(format!("Malformed JSON request body: {e}")))?;
-    Req::from_json(v)
+async fn read_params(mut req: Request) -> Result<Req, MlflowError> {
+    peek_params(&mut req).await
 }
 
 /// After any acknowledged-to-be write: wakes long-polling replicas and, in sync mode, waits

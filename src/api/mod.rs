@@ -844,24 +844,27 @@ pub fn route(table: &[(&str, &str, Handler)], method: &str, path: &str) -> Looku
 
 /// The path parameters of `path` if it matches `pattern` (`{name}` matches one segment).
 pub fn match_pattern(pattern: &str, path: &str) -> Option<Req> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let pat: Vec<&str> = pattern.split('/').collect();
-    if pat.len() != segs.len() {
+    // Every request is matched against the route and access tables (well over a hundred
+    // patterns), so nothing is allocated until a pattern matches.
+    let path = path.trim_matches('/');
+    if pattern.split('/').count() != path.split('/').count() {
+        return None;
+    }
+    let literal = |p: &str| !(p.starts_with('{') && p.ends_with('}'));
+    if pattern
+        .split('/')
+        .zip(path.split('/'))
+        .any(|(p, s)| (literal(p) && p != s) || (!literal(p) && s.is_empty()))
+    {
         return None;
     }
     let mut req = Req::default();
-    let ok = pat.iter().zip(&segs).all(|(p, s)| {
-        if p.starts_with('{') && p.ends_with('}') {
-            if s.is_empty() {
-                return false;
-            }
+    for (p, s) in pattern.split('/').zip(path.split('/')) {
+        if !literal(p) {
             req.set(&p[1..p.len() - 1], percent_decode(s));
-            true
-        } else {
-            p == s
         }
-    });
-    ok.then_some(req)
+    }
+    Some(req)
 }
 
 /// The pattern of `table` that serves `method path`.

@@ -389,6 +389,10 @@ impl RegionState {
 }
 
 impl Fence for RegionState {
+    fn expects(&self, ws: &str) -> bool {
+        self.manages(ws)
+    }
+
     fn epoch_for_write(&self, ws: &str) -> Result<u64, MlflowError> {
         let leases = self.leases();
         let Some(l) = leases.get(ws) else {

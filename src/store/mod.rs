@@ -266,6 +266,13 @@ impl LogHead {
 pub trait Fence: Send + Sync + 'static {
     /// The epoch to stamp a write to `workspace` with, or why this process may not write it.
     fn epoch_for_write(&self, workspace: &str) -> Result<u64, MlflowError>;
+
+    /// Whether `workspace` belongs in this store even while the store holds none of it (a
+    /// region of a deployment before the leader created the workspace or replication brought
+    /// it): requests for it are then told to retry, not that it does not exist.
+    fn expects(&self, _workspace: &str) -> bool {
+        false
+    }
 }
 
 /// The fence of a server that is the only writer of its store.
@@ -372,7 +379,7 @@ impl Store {
             let mut moved = false;
             for (job, outcome) in jobs.iter_mut().zip(outcomes.iter_mut()) {
                 if !standing.live {
-                    *outcome = Some(Err(not_live(workspace, &standing).into()));
+                    *outcome = Some(Err(self.not_live(workspace, &standing).into()));
                     continue;
                 }
                 if grouped {
@@ -508,7 +515,7 @@ impl Store {
             tx.lock(&format!("workspace:{workspace}"))?;
             let standing = queries::standing(tx, workspace)?;
             if require_live && !standing.live {
-                return Err(not_live(workspace, &standing).into());
+                return Err(self.not_live(workspace, &standing).into());
             }
             let decision = decide(tx)?;
             if !decision.ops.is_empty() {
@@ -540,7 +547,7 @@ impl Store {
         self.read(|tx| {
             let standing = queries::standing(tx, workspace)?;
             if !standing.live {
-                return Err(not_live(workspace, &standing).into());
+                return Err(self.not_live(workspace, &standing).into());
             }
             f(tx)
         })
@@ -796,13 +803,22 @@ fn changes_standing(op: &Op) -> bool {
 }
 
 /// Why an ordinary request cannot use a workspace that is not live.
-fn not_live(ws: &str, standing: &queries::Standing) -> MlflowError {
-    if standing.restoring {
-        MlflowError::new(
-            ErrorCode::TemporarilyUnavailable,
-            format!("Workspace '{ws}' is being restored; try again when the restore is done."),
-        )
-    } else {
-        MlflowError::not_found(format!("Workspace '{ws}' not found."))
+impl Store {
+    /// Why an ordinary request may not use `ws` now.
+    fn not_live(&self, ws: &str, standing: &queries::Standing) -> MlflowError {
+        if standing.restoring {
+            MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("Workspace '{ws}' is being restored; try again when the restore is done."),
+            )
+        } else if standing.head.is_none() && self.fence.expects(ws) {
+            // Not a single event of it here yet: a pause the client retries, not an absence.
+            MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("Workspace '{ws}' is not in this region's store yet (its leader is creating it, or replication has not brought it); try again"),
+            )
+        } else {
+            MlflowError::not_found(format!("Workspace '{ws}' not found."))
+        }
     }
 }
