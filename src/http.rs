@@ -71,12 +71,19 @@ pub fn error_response(e: &MlflowError) -> Response {
     let status =
         StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({ "error_code": e.code.as_str(), "message": e.message });
-    (
+    let mut r = (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
-        .into_response()
+        .into_response();
+    if e.unchanged {
+        r.headers_mut().insert(
+            crate::region::front_door::UNCHANGED,
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    r
 }
 
 fn json_response(v: &Json) -> Response {
@@ -683,7 +690,7 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
             }
             if region.forwards_reads(&ws) {
                 // A hot/cold secondary has no copy of its own to fall back on.
-                return error_response(&MlflowError::new(tandem_core::ErrorCode::TemporarilyUnavailable, format!("region '{}' keeps no copy of '{ws}' (hot/cold) and knows no leader yet; try again", region.name)));
+                return error_response(&MlflowError::unavailable(format!("region '{}' keeps no copy of '{ws}' (hot/cold) and knows no leader yet; try again", region.name)));
             }
         }
         if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {

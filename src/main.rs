@@ -325,6 +325,14 @@ enum Command {
         /// TANDEM_BOOTSTRAP_ADMIN and TANDEM_BOOTSTRAP_PASSWORD_FILE) or off (local play).
         #[arg(long, default_value = "on")]
         auth: String,
+        /// For a new deployment file: the leader's lease in milliseconds (how long a lost
+        /// leader goes unnoticed; see BENCHMARKS.md for what shorter leases cost).
+        #[arg(long, default_value_t = tandem::region::deployment::DEFAULT_LEASE_MS)]
+        lease_ms: u64,
+        /// For a new deployment file: how often the leader renews its lease, in milliseconds
+        /// (at most a quarter of the lease; default: a quarter, at most 500).
+        #[arg(long)]
+        renew_ms: Option<u64>,
     },
     /// Run one region of a deployment (what `tandem up` starts twice).
     Region {
@@ -680,7 +688,17 @@ fn main() -> anyhow::Result<()> {
             write_ack,
             mode,
             auth,
-        } => up(data, port, deployment, &write_ack, &mode, &auth),
+            lease_ms,
+            renew_ms,
+        } => up(
+            data,
+            port,
+            deployment,
+            &write_ack,
+            &mode,
+            &auth,
+            (lease_ms, renew_ms),
+        ),
         Command::Diverged { action } => diverged(action),
         Command::Backup { action } => backup(action),
         Command::Retention {
@@ -941,6 +959,7 @@ fn up(
     write_ack: &str,
     mode: &str,
     auth: &str,
+    (lease_ms, renew_ms): (u64, Option<u64>),
 ) -> anyhow::Result<()> {
     use tandem::region::deployment::{self, Mode, WriteAck};
     if auth != "on" && auth != "off" {
@@ -970,7 +989,18 @@ fn up(
         std::fs::write(
             &path,
             deployment::local_default_with_mode(&data, front, ack, base, mode)
-                .replace("auth = \"on\"", &format!("auth = \"{auth}\"")),
+                .replace("auth = \"on\"", &format!("auth = \"{auth}\""))
+                .replace(
+                    &format!("lease_ms = {}\n", deployment::DEFAULT_LEASE_MS),
+                    &format!("lease_ms = {lease_ms}\n"),
+                )
+                .replace(
+                    &format!("renew_ms = {}\n", deployment::DEFAULT_RENEW_MS),
+                    &format!(
+                        "renew_ms = {}\n",
+                        renew_ms.unwrap_or((lease_ms / 4).clamp(100, deployment::DEFAULT_RENEW_MS))
+                    ),
+                ),
         )?;
         println!("tandem: wrote {}", path.display());
     }

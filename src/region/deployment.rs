@@ -59,6 +59,43 @@ pub struct Timing {
     pub renew_ms: u64,
 }
 
+/// `tandem up`'s and a deployment file's defaults, chosen from the measurements in
+/// BENCHMARKS.md ("How long a lease"): a two-second lease keeps the stock client's pause on
+/// a leader's loss near two and a half seconds, and a renewal every half second means a
+/// leader paused for less than a lease is never replaced.
+pub const DEFAULT_LEASE_MS: u64 = 2000;
+pub const DEFAULT_RENEW_MS: u64 = 500;
+
+impl Timing {
+    /// The margin on either side of a lease: a leader stops writing `safety_ms` before its
+    /// lease ends (counted from when it sent its last renewal), and a standby claims the next
+    /// epoch only `safety_ms` after the lease ended (counted from when it saw the renewal).
+    /// Covers clock-rate differences and a write that passed its fence check just before
+    /// the deadline. A quarter of the lease: at least as long as one renewal interval, so a
+    /// leader paused for less than a lease always renews before anyone may take over.
+    pub fn safety_ms(&self) -> u64 {
+        self.lease_ms / 4
+    }
+}
+
+/// How the front door holds requests while a workspace has no leader that accepts writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    /// How long one request is held at most before the client gets the 503 (0: never held).
+    pub hold_ms: u64,
+    /// How many requests may be held at once; more are answered 503 at once.
+    pub max_held: usize,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            hold_ms: 10_000,
+            max_held: 1024,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
     pub path: PathBuf,
@@ -66,6 +103,8 @@ pub struct Deployment {
     pub timing: Timing,
     pub regions: Vec<Region>,
     pub front_door: Option<std::net::SocketAddr>,
+    /// `[front_door] hold_ms / max_held`: how the front door rides through a failover.
+    pub hold: Hold,
     /// HTTPS for the front door.
     pub front_door_tls: Option<crate::config::TlsFiles>,
     /// `[tls] ca`: a PEM bundle regions, the front door and the CLI trust for https URLs
@@ -202,6 +241,8 @@ struct RawFrontDoor {
     listen: Spanned<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    hold_ms: Option<Spanned<u64>>,
+    max_held: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -284,22 +325,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
 
     let timing = match raw.timing {
         None => Timing {
-            lease_ms: 4000,
-            renew_ms: 1000,
+            lease_ms: DEFAULT_LEASE_MS,
+            renew_ms: DEFAULT_RENEW_MS,
         },
         Some(t) => {
             let lease = t.lease_ms.map(|v| (v.span(), *v.get_ref()));
             let renew = t.renew_ms.map(|v| (v.span(), *v.get_ref()));
-            let lease_ms = lease.as_ref().map(|l| l.1).unwrap_or(4000);
-            let renew_ms = renew.as_ref().map(|r| r.1).unwrap_or(1000);
+            let lease_ms = lease.as_ref().map(|l| l.1).unwrap_or(DEFAULT_LEASE_MS);
+            let renew_ms = renew
+                .as_ref()
+                .map(|r| r.1)
+                .unwrap_or((lease_ms / 4).clamp(100, DEFAULT_RENEW_MS));
             if !(1000..=600_000).contains(&lease_ms) {
                 return Err(err(
                     lease.map(|l| l.0).unwrap_or(0..0),
                     format!("lease_ms = {lease_ms}: use 1000 to 600000"),
                 ));
             }
-            if renew_ms * 3 > lease_ms || renew_ms < 100 {
-                return Err(err(renew.map(|r| r.0).unwrap_or(0..0), format!("renew_ms = {renew_ms}: renew at least three times per lease (renew_ms <= lease_ms / 3) and at most every 100 ms")));
+            if renew_ms * 4 > lease_ms || renew_ms < 100 {
+                return Err(err(renew.map(|r| r.0).unwrap_or(0..0), format!("renew_ms = {renew_ms}: renew at least four times per lease (renew_ms <= lease_ms / 4, here {}) and at most every 100 ms", lease_ms / 4)));
             }
             Timing { lease_ms, renew_ms }
         }
@@ -390,6 +434,30 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         .as_ref()
         .and_then(|t| t.ca.as_ref())
         .map(|c| relative_to(path, c));
+    let mut hold = Hold::default();
+    if let Some(f) = &raw.front_door {
+        if let Some(h) = &f.hold_ms {
+            if !(0..=120_000).contains(h.get_ref()) {
+                return Err(err(
+                    h.span(),
+                    format!(
+                        "hold_ms = {}: use 0 to 120000 (the client's own timeout is 120 s)",
+                        h.get_ref()
+                    ),
+                ));
+            }
+            hold.hold_ms = *h.get_ref();
+        }
+        if let Some(m) = &f.max_held {
+            if !(1..=1_000_000).contains(m.get_ref()) {
+                return Err(err(
+                    m.span(),
+                    format!("max_held = {}: use 1 to 1000000", m.get_ref()),
+                ));
+            }
+            hold.max_held = *m.get_ref();
+        }
+    }
     let front_door = match raw.front_door {
         None => None,
         Some(f) => Some(f.listen.get_ref().parse().map_err(|_| {
@@ -558,6 +626,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
         timing,
         regions,
         front_door,
+        hold,
         archive: archive.map(|(_, a)| a),
         workspaces,
     })
@@ -594,8 +663,8 @@ pub fn local_default_with_mode(
 location = "file://{d}/witness"
 
 [timing]
-lease_ms = 4000
-renew_ms = 1000
+lease_ms = {lease}
+renew_ms = {renew}
 
 [[region]]
 name = "east"
@@ -630,6 +699,8 @@ key_file = "{d}/deployment.key"
 "#,
         east = base_port,
         west = base_port + 1,
+        lease = DEFAULT_LEASE_MS,
+        renew = DEFAULT_RENEW_MS,
     )
 }
 
@@ -722,8 +793,12 @@ mod tests {
                 "witness location",
             ),
             (
-                good.replace("lease_ms = 4000", "lease_ms = 10"),
+                good.replace("lease_ms = 2000", "lease_ms = 10"),
                 "use 1000 to 600000",
+            ),
+            (
+                good.replace("renew_ms = 500", "renew_ms = 600"),
+                "renew_ms <= lease_ms / 4",
             ),
             (
                 good.replace("[front_door]", "[front_doors]"),

@@ -1,7 +1,10 @@
 //! The front door: one URL for the mlflow client that always reaches the leader of the
 //! request's workspace. It learns leadership by asking every region for its status a few
-//! times a second; while no leader is known (mid-failover) it answers 503, which the client
-//! retries, so the client's own retries ride through a failover.
+//! times a second (more often while it holds requests). While no leader accepts writes
+//! (mid-failover, a sync workspace waiting for its standby, a switchover) it holds requests
+//! (at most `max_held` at once, each at most `hold_ms`) and sends them on as soon as a
+//! leader takes them, so the stock client sees one slow answer instead of errors, after
+//! which it would back off exponentially. Only then does the client get the 503.
 
 use crate::region::deployment::Deployment;
 use axum::body::Body;
@@ -10,14 +13,28 @@ use axum::http::{HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+
+/// On a region's error answer: the request was refused before it changed anything, so it may
+/// be sent again (see `MlflowError::unchanged`). Only the front door reads it.
+pub const UNCHANGED: HeaderName = HeaderName::from_static("x-tandem-unchanged");
 
 #[derive(Clone)]
 pub struct FrontDoor {
     deployment: Arc<Deployment>,
     /// workspace -> URL of the region that says it leads it.
     leaders: Arc<RwLock<HashMap<String, String>>>,
+    /// Bumped whenever `leaders` changes: held requests wait on it.
+    generation: watch::Sender<u64>,
+    /// Permits for held requests (`[front_door] max_held`).
+    held: Arc<Semaphore>,
+    /// How many requests are held now: the watcher polls faster while there are any.
+    holding: Arc<AtomicUsize>,
+    /// Wakes the watcher when a request starts to wait.
+    wake: Arc<Notify>,
     /// Forwards clients' requests with their own credentials.
     http: reqwest::Client,
     /// Asks the regions who leads, with the deployment's key.
@@ -29,6 +46,10 @@ impl FrontDoor {
         let ca = deployment.ca_pem().ok().flatten();
         FrontDoor {
             internal: super::internal_client(key, ca.as_deref(), None),
+            held: Arc::new(Semaphore::new(deployment.hold.max_held)),
+            holding: Arc::new(AtomicUsize::new(0)),
+            wake: Arc::new(Notify::new()),
+            generation: watch::Sender::new(0),
             deployment: Arc::new(deployment),
             leaders: Arc::new(RwLock::new(HashMap::new())),
             http: super::with_ca(
@@ -42,55 +63,26 @@ impl FrontDoor {
         }
     }
 
-    /// Polls the regions for leadership until the process ends.
+    /// Polls the regions for leadership until the process ends: five times a second, twenty
+    /// while requests are held (so that a new leader is used within 50 ms of its claim).
     pub fn spawn_watch(&self) {
         let fd = self.clone();
         tokio::spawn(async move {
             loop {
                 fd.refresh().await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let idle = fd.holding.load(Ordering::Relaxed) == 0;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(if idle { 200 } else { 50 })) => {}
+                    // A request starts to wait: look at once.
+                    _ = fd.wake.notified() => {}
+                }
             }
         });
     }
 
-    pub async fn refresh(&self) {
-        let mut found: HashMap<String, (u64, String)> = HashMap::new();
-        for r in &self.deployment.regions {
-            let Ok(resp) = self
-                .internal
-                .get(format!("{}/api/tandem/v1/status", r.url))
-                .timeout(Duration::from_millis(800))
-                .send()
-                .await
-            else {
-                continue;
-            };
-            let Ok(v) = resp.json::<serde_json::Value>().await else {
-                continue;
-            };
-            for w in v["workspaces"].as_array().into_iter().flatten() {
-                if w["role"] == "leader" && w["lease"] == "held" {
-                    let ws = w["workspace"].as_str().unwrap_or_default().to_owned();
-                    let epoch = w["epoch"].as_u64().unwrap_or(0);
-                    // Two regions can claim leadership only in different epochs; the newer wins.
-                    if found.get(&ws).is_none_or(|(e, _)| epoch > *e) {
-                        found.insert(ws, (epoch, r.url.clone()));
-                    }
-                }
-            }
-        }
-        let mut leaders = self.leaders.write().unwrap_or_else(|e| e.into_inner());
-        *leaders = found.into_iter().map(|(ws, (_, url))| (ws, url)).collect();
-    }
-
-    /// Whether a write through this front door would be accepted now, for every workspace of
-    /// the deployment: a leader holding its lease, that this front door knows; the workspace
-    /// created there (with its default experiment); and, for `write_ack = "sync"`, a standby
-    /// caught up with it. Returns what is still missing, for progress messages.
-    pub async fn ready(&self) -> Result<(), String> {
-        self.refresh().await;
-        let mut statuses = Vec::new();
-        for r in &self.deployment.regions {
+    /// Every region's status, asked at once (a region that hangs must not delay the others).
+    async fn statuses(&self) -> Vec<(String, Option<serde_json::Value>)> {
+        let asks = self.deployment.regions.iter().map(|r| async move {
             let v = async {
                 self.internal
                     .get(format!("{}/api/tandem/v1/status", r.url))
@@ -103,8 +95,58 @@ impl FrontDoor {
                     .ok()
             }
             .await;
-            statuses.push((r.name.clone(), v.unwrap_or(serde_json::Value::Null)));
+            (r.url.clone(), v)
+        });
+        futures_util::future::join_all(asks).await
+    }
+
+    pub async fn refresh(&self) {
+        let mut found: HashMap<String, (u64, String)> = HashMap::new();
+        for (url, v) in self.statuses().await {
+            let Some(v) = v else { continue };
+            for w in v["workspaces"].as_array().into_iter().flatten() {
+                if w["role"] == "leader" && w["lease"] == "held" {
+                    let ws = w["workspace"].as_str().unwrap_or_default().to_owned();
+                    let epoch = w["epoch"].as_u64().unwrap_or(0);
+                    // Two regions can claim leadership only in different epochs; the newer wins.
+                    if found.get(&ws).is_none_or(|(e, _)| epoch > *e) {
+                        found.insert(ws, (epoch, url.clone()));
+                    }
+                }
+            }
         }
+        let found: HashMap<String, String> =
+            found.into_iter().map(|(ws, (_, url))| (ws, url)).collect();
+        let mut leaders = self.leaders.write().unwrap_or_else(|e| e.into_inner());
+        if *leaders != found {
+            *leaders = found;
+            drop(leaders);
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Forgets a leader that did not answer, and wakes whoever waits for a change.
+    fn forget(&self, url: &str) {
+        self.leaders
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, u| u != url);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Whether a write through this front door would be accepted now, for every workspace of
+    /// the deployment: a leader holding its lease, that this front door knows; the workspace
+    /// created there (with its default experiment); and, for `write_ack = "sync"`, a standby
+    /// caught up with it. Returns what is still missing, for progress messages.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.refresh().await;
+        let statuses: Vec<(String, serde_json::Value)> = self
+            .statuses()
+            .await
+            .into_iter()
+            .zip(&self.deployment.regions)
+            .map(|((_, v), r)| (r.name.clone(), v.unwrap_or(serde_json::Value::Null)))
+            .collect();
         for plan in &self.deployment.workspaces {
             let ws = plan.name.as_str();
             let entry = |v: &serde_json::Value| {
@@ -243,10 +285,56 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// How long the front door holds a request while a failover finds a new leader.
-const HOLD: Duration = Duration::from_secs(15);
 /// Requests up to this size are buffered so they can be sent again to a new leader.
 const REPLAYABLE: usize = 1 << 20;
+
+/// A held request's place in the queue; gives it back when the request is answered.
+struct Holding<'a> {
+    fd: &'a FrontDoor,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        self.fd.holding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl FrontDoor {
+    /// Takes a place in the queue of held requests, or says why there is none.
+    fn hold(&self) -> Option<Holding<'_>> {
+        let permit = self.held.try_acquire().ok()?;
+        self.holding.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+        Some(Holding {
+            fd: self,
+            _permit: permit,
+        })
+    }
+
+    /// The region to send a request for `ws` to now, if any.
+    fn target(&self, ws: &str) -> Option<String> {
+        self.leader_of(ws).or_else(|| {
+            // Workspaces outside the deployment (and admin calls) go to any live leader.
+            if self.deployment.workspace(ws).is_none() {
+                self.leaders
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .next()
+                    .cloned()
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// Whether an answer is a refusal that may be sent again: a 503 for a request that changed
+/// nothing (the region said so), or for a read.
+fn retryable(r: &Response, read: bool) -> bool {
+    r.status() == StatusCode::SERVICE_UNAVAILABLE && (read || r.headers().contains_key(UNCHANGED))
+}
 
 async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
     let ws = match crate::http::is_access_path(req.uri().path()) {
@@ -259,15 +347,21 @@ async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
             .unwrap_or("default"),
     }
     .to_owned();
-    let deadline = tokio::time::Instant::now() + HOLD;
-    // Small requests are kept, so that one sent to a leader that just died can go to the next.
+    let hold_for = Duration::from_millis(fd.deployment.hold.hold_ms);
+    let deadline = tokio::time::Instant::now() + hold_for;
+    let read = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    // Small requests are kept, so that one refused (or cut off by a leader's death) can go
+    // again to the next leader.
     let small = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|n| n <= REPLAYABLE)
-        || req.method() == axum::http::Method::GET;
+        || read;
     let (parts, body) = req.into_parts();
     let (kept, mut body) = if small {
         match axum::body::to_bytes(body, REPLAYABLE).await {
@@ -277,52 +371,73 @@ async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
     } else {
         (None, Some(body))
     };
+    let mut changes = fd.generation.subscribe();
+    let mut holding: Option<Holding<'_>> = None;
+    // After a refusal from a leader that is still there, wait a little longer each time.
+    let mut pause = Duration::from_millis(20);
     loop {
-        let target = fd.leader_of(&ws).or_else(|| {
-            // Workspaces outside the deployment (and admin calls) go to any live leader.
-            if fd.deployment.workspace(&ws).is_none() {
-                fd.leaders
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .next()
-                    .cloned()
-            } else {
-                None
-            }
-        });
-        let Some(target) = target else {
-            if tokio::time::Instant::now() >= deadline {
-                return unavailable(format!("no region currently leads workspace '{ws}' (failover in progress?); retry shortly"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            fd.refresh().await;
-            continue;
-        };
-        let attempt = match (&kept, body.take()) {
-            (Some(bytes), _) => Request::from_parts(parts.clone(), Body::from(bytes.clone())),
-            (None, Some(b)) => Request::from_parts(parts.clone(), b),
-            (None, None) => {
-                return unavailable(format!(
-                    "the leader of '{ws}' went away during a large upload; retry it"
-                ))
-            }
-        };
-        match forward(&fd.http, &target, attempt).await {
-            Ok(r) => return r,
-            Err(e) => {
-                // The leader went away: forget it, and wait for the next one if the request can
-                // be sent again.
-                fd.leaders
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .retain(|_, url| url != &target);
-                if kept.is_none() || tokio::time::Instant::now() >= deadline {
-                    return unavailable(format!(
-                        "the leader of '{ws}' did not answer ({e}); retry shortly"
-                    ));
+        let why: String = match fd.target(&ws) {
+            None => format!(
+                "no region currently leads workspace '{ws}' (failover in progress?); retry shortly"
+            ),
+            Some(target) => {
+                let attempt = match (&kept, body.take()) {
+                    (Some(bytes), _) => {
+                        Request::from_parts(parts.clone(), Body::from(bytes.clone()))
+                    }
+                    (None, Some(b)) => Request::from_parts(parts.clone(), b),
+                    (None, None) => {
+                        return unavailable(format!(
+                            "the leader of '{ws}' went away during a large upload; retry it"
+                        ))
+                    }
+                };
+                match forward(&fd.http, &target, attempt).await {
+                    Ok(r) if kept.is_some() && retryable(&r, read) => {
+                        // A refusal (lease lapsed, sync standby not back yet, switchover):
+                        // hold the request until the leader, or the next one, takes it.
+                        if hold_for.is_zero() || tokio::time::Instant::now() >= deadline {
+                            return r;
+                        }
+                        if holding.is_none() {
+                            holding = fd.hold();
+                            if holding.is_none() {
+                                return r;
+                            }
+                        }
+                        let _ = tokio::time::timeout(pause, changes.changed()).await;
+                        pause = (pause * 2).min(Duration::from_millis(200));
+                        continue;
+                    }
+                    Ok(r) => return r,
+                    Err(e) => {
+                        // The leader went away: forget it, and wait for the next one if the
+                        // request can be sent again.
+                        fd.forget(&target);
+                        if kept.is_none() {
+                            return unavailable(format!(
+                                "the leader of '{ws}' did not answer ({e}); retry shortly"
+                            ));
+                        }
+                        format!("the leader of '{ws}' did not answer ({e}); retry shortly")
+                    }
                 }
             }
+        };
+        // No leader to send to: hold the request until one is known.
+        if hold_for.is_zero() || tokio::time::Instant::now() >= deadline {
+            return unavailable(why);
         }
+        if holding.is_none() {
+            holding = fd.hold();
+            if holding.is_none() {
+                return unavailable(format!(
+                    "{why} ({} requests are already waiting for a leader)",
+                    fd.deployment.hold.max_held
+                ));
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(250)), changes.changed()).await;
     }
 }

@@ -19,10 +19,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tandem_core::{ErrorCode, Event, MlflowError};
 use witness::{Witness, WitnessError};
 
-/// How long before its lease could expire, as seen by the standby, a leader stops writing.
-/// Covers clock-rate differences and a slow witness round trip.
-pub const SAFETY_MS: u64 = 1000;
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -175,6 +171,18 @@ impl RegionState {
 
     fn lease_ms(&self) -> u64 {
         self.deployment.timing.lease_ms
+    }
+
+    /// How long a leader may write after sending a renewal (see `Timing::safety_ms`).
+    fn write_window(&self) -> Duration {
+        let t = &self.deployment.timing;
+        Duration::from_millis(t.lease_ms - t.safety_ms())
+    }
+
+    /// How long a standby waits after the last renewal it saw before it claims the next epoch.
+    fn takeover_after(&self) -> Duration {
+        let t = &self.deployment.timing;
+        Duration::from_millis(t.lease_ms + t.safety_ms())
     }
 
     /// The leader's URL for a workspace, if another region leads it.
@@ -404,27 +412,24 @@ impl Fence for RegionState {
             )));
         };
         match l.role {
-            Role::Leader if l.draining => Err(MlflowError::new(
-                ErrorCode::TemporarilyUnavailable,
-                format!("workspace '{ws}' is switching over to another region; try again"),
-            )),
+            Role::Leader if l.draining => Err(MlflowError::unavailable(format!(
+                "workspace '{ws}' is switching over to another region; try again"
+            ))),
             Role::Leader if l.valid_until.is_some_and(|v| Instant::now() < v) => {
                 // Sync mode promises that an acknowledged write is in both regions: with no
                 // standby to confirm it, refuse before committing, so a retry is safe.
                 if self.write_ack(ws) == WriteAck::Sync && !self.standby_present(ws) {
-                    return Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{ws}' acknowledges writes only once the standby region has them (write_ack = sync), and no standby is connected; it will accept writes when one is")));
+                    return Err(MlflowError::unavailable(format!("workspace '{ws}' acknowledges writes only once the standby region has them (write_ack = sync), and no standby is connected; it will accept writes when one is")));
                 }
                 Ok(l.epoch)
             }
-            Role::Leader => Err(MlflowError::new(
-                ErrorCode::TemporarilyUnavailable,
+            Role::Leader => Err(MlflowError::unavailable(
                 format!(
                     "region '{}' could not renew its lease on '{ws}' and stopped accepting writes",
                     self.name
                 ),
             )),
-            _ => Err(MlflowError::new(
-                ErrorCode::TemporarilyUnavailable,
+            _ => Err(MlflowError::unavailable(
                 format!(
                     "region '{}' is not the leader of '{ws}' (leader: {})",
                     self.name,
@@ -548,7 +553,32 @@ async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {
                 Err(e) => tracing::warn!(workspace = %ws, "creating the workspace: {e}"),
             }
         }
-        tokio::time::sleep(renew).await;
+        // A standby looks again exactly when the leader's lease would run out, not at its next
+        // tick: a renewal interval less to wait on a failover. While it cannot reach a leader
+        // (the leader is gone, or it is this region's own earlier life), it looks ten times a
+        // second, so that it follows whoever claims the next epoch at once.
+        let wait = {
+            let leases = region.leases();
+            match leases.get(&ws) {
+                Some(l) if l.role == Role::Standby && region.mode(&ws) == Mode::HotWarm => {
+                    let leaderless = l.replication_error.is_some()
+                        || l.leader.as_deref() == Some(region.name.as_str());
+                    let tick = if leaderless {
+                        renew.min(Duration::from_millis(100))
+                    } else {
+                        renew
+                    };
+                    match (l.seen_progress + region.takeover_after())
+                        .checked_duration_since(Instant::now())
+                    {
+                        Some(left) => tick.min(left + Duration::from_millis(1)),
+                        None => tick,
+                    }
+                }
+                _ => renew,
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -603,8 +633,7 @@ async fn lease_tick(
             let l = leases.get_mut(ws).expect("known workspace");
             if l.role == Role::Leader && l.epoch == claim.epoch {
                 l.next_renewal = k + 1;
-                l.valid_until =
-                    Some(start + Duration::from_millis(lease_ms.saturating_sub(SAFETY_MS)));
+                l.valid_until = Some(start + region.write_window());
             }
         }
         if k.is_multiple_of(20) {
@@ -651,7 +680,7 @@ async fn lease_tick(
             l.seen_renewal = renewal;
             l.seen_progress = Instant::now();
         }
-        l.seen_progress.elapsed() > Duration::from_millis(lease_ms + SAFETY_MS)
+        l.seen_progress.elapsed() > region.takeover_after()
     };
     // A hot/cold leader that restarted finds its own lapsed epoch: nobody led after it, so
     // its own log is the whole history, and it takes the next epoch back.
@@ -727,8 +756,7 @@ fn become_leader_draining(
     l.draining = draining;
     l.archived_seq = None;
     // A fresh claim is as good as a renewal sent at `start`.
-    l.valid_until =
-        Some(start + Duration::from_millis(region.lease_ms().saturating_sub(SAFETY_MS)));
+    l.valid_until = Some(start + region.write_window());
     if failover.is_some() {
         l.last_failover = failover;
     }

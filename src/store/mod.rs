@@ -475,7 +475,7 @@ impl Store {
         // while it waited must not commit.
         let epoch = self.fence.epoch_for_write(workspace)?;
         if epoch < head.epoch {
-            return Err(MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("workspace '{workspace}' has moved on to epoch {}; this region writes in epoch {epoch}", head.epoch)).into());
+            return Err(MlflowError::unavailable(format!("workspace '{workspace}' has moved on to epoch {}; this region writes in epoch {epoch}", head.epoch)).into());
         }
         for op in ops {
             let hlc = Hlc::tick(head.hlc, self.clock.now_ms());
@@ -807,14 +807,12 @@ impl Store {
     /// Why an ordinary request may not use `ws` now.
     fn not_live(&self, ws: &str, standing: &queries::Standing) -> MlflowError {
         if standing.restoring {
-            MlflowError::new(
-                ErrorCode::TemporarilyUnavailable,
-                format!("Workspace '{ws}' is being restored; try again when the restore is done."),
-            )
+            MlflowError::unavailable(format!(
+                "Workspace '{ws}' is being restored; try again when the restore is done."
+            ))
         } else if standing.head.is_none() && self.fence.expects(ws) {
             // Not a single event of it here yet: a pause the client retries, not an absence.
-            MlflowError::new(
-                ErrorCode::TemporarilyUnavailable,
+            MlflowError::unavailable(
                 format!("Workspace '{ws}' is not in this region's store yet (its leader is creating it, or replication has not brought it); try again"),
             )
         } else {

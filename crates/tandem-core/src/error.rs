@@ -72,6 +72,11 @@ impl ErrorCode {
 pub struct MlflowError {
     pub code: ErrorCode,
     pub message: String,
+    /// The request was refused before it could change anything, so sending it again (to
+    /// this region or another) cannot apply it twice. Set only where that is certain: the
+    /// front door holds and resends such requests during a failover instead of passing the
+    /// error to the client.
+    pub unchanged: bool,
 }
 
 impl fmt::Display for MlflowError {
@@ -85,6 +90,15 @@ impl MlflowError {
         MlflowError {
             code,
             message: message.into(),
+            unchanged: false,
+        }
+    }
+    /// `TEMPORARILY_UNAVAILABLE` for a request refused before it changed anything (no leader
+    /// here, a lease lapsed, a workspace not replicated yet, a switchover draining).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        MlflowError {
+            unchanged: true,
+            ..Self::new(ErrorCode::TemporarilyUnavailable, message)
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
