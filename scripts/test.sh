@@ -26,6 +26,14 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 "$VENV/bin/python" -c 'import mlflow; print("mlflow client", mlflow.__version__)'
 
+step "the newest installable mlflow client, beside the pinned one ($ROOT/.tandem-test/client-newest)"
+NEWEST_VENV="$ROOT/.tandem-test/client-newest"
+if [ ! -x "$NEWEST_VENV/bin/python" ]; then
+  python3 -m venv "$NEWEST_VENV"
+fi
+"$NEWEST_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements-newest.txt
+"$NEWEST_VENV/bin/python" -c 'import mlflow; print("mlflow client", mlflow.__version__)'
+
 step "the stock MLflow server and mlflow-export-import, to compare tandem with ($ROOT/.tandem-test/stock-mlflow)"
 STOCK_VENV="$ROOT/.tandem-test/stock-mlflow"
 if [ ! -x "$STOCK_VENV/bin/python" ]; then
@@ -61,6 +69,13 @@ if [ -z "${TANDEM_TEST_SKIP_PYTHON:-}" ]; then
   step "stock mlflow client against tandem server"
   TANDEM_BIN="$ROOT/target/debug/tandem" MLFLOW_ENABLE_ASYNC_LOGGING=false \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
+  # The client suites again with the newest client release: what a user who upgrades gets.
+  # (Regions, TLS and restores do not depend on the client's release.)
+  step "the newest mlflow client against tandem server ($("$NEWEST_VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)'))"
+  TANDEM_BIN="$ROOT/target/debug/tandem" MLFLOW_ENABLE_ASYNC_LOGGING=false \
+    "$NEWEST_VENV/bin/python" -m pytest -q -p no:cacheprovider \
+    tests/python/test_client.py tests/python/test_fidelity.py tests/python/test_coverage.py \
+    tests/python/test_access.py tests/python/test_two_servers.py
 fi
 
 step "all tests passed"

@@ -878,7 +878,12 @@ async fn json_endpoint(
             v.to_string(),
         )
             .into_response(),
-        Ok(v) => json_response(&v),
+        Ok(mut v) => {
+            if std::ptr::eq(table, api::ROUTES) && api::answers_protobuf(&path) {
+                api::omit_empty_lists(&mut v);
+            }
+            json_response(&v)
+        }
         Err(e) => error_response(&e),
     }
 }

@@ -101,6 +101,28 @@ impl Ctx {
 
 pub type Handler = fn(&Ctx, &Req) -> Result<Json>;
 
+/// Whether a route of `ROUTES` answers with one of MLflow's protobuf messages (as opposed to
+/// the auth plugin's and the workspace API's hand-made JSON).
+pub fn answers_protobuf(path: &str) -> bool {
+    !(path.starts_with("mlflow/users/")
+        || path.starts_with("mlflow/roles/")
+        || path.contains("/permissions/")
+        || path.starts_with("mlflow/workspaces"))
+}
+
+/// Leaves out empty lists, as protobuf's JSON printing (and so MLflow's server) leaves out
+/// empty repeated fields: `{"runs": []}` is `{}`, a run with no params has no `params`.
+pub fn omit_empty_lists(v: &mut Json) {
+    match v {
+        Json::Object(m) => {
+            m.retain(|_, x| !matches!(x, Json::Array(a) if a.is_empty()));
+            m.values_mut().for_each(omit_empty_lists);
+        }
+        Json::Array(a) => a.iter_mut().for_each(omit_empty_lists),
+        _ => {}
+    }
+}
+
 /// A handler that renders its answer straight to JSON text. Serves a route of `ROUTES` in its
 /// place over HTTP, for answers too large to build as JSON values first; the `ROUTES` entry
 /// stays the reference (tests compare the two).

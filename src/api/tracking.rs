@@ -215,7 +215,9 @@ fn exp_field<'a>(e: &'a Json, kind: Kind, key: &str) -> Option<Field<'a>> {
 }
 
 pub fn search_experiments(ctx: &Ctx, req: &Req) -> Result<Json> {
-    let max = req.max_results(1000, validate::MAX_RESULTS_SEARCH_EXPERIMENTS)?;
+    // No default: MLflow's server refuses a search without `max_results` (the client always
+    // sends one), and so does tandem.
+    let max = req.max_results(0, validate::MAX_RESULTS_SEARCH_EXPERIMENTS)?;
     let offset = req.page_offset()?;
     let view = view_type(req, "view_type")?;
     let clauses = search::parse_filter(
@@ -919,6 +921,7 @@ pub fn search_runs(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn search_runs_text(ctx: &Ctx, req: &Req) -> Result<String> {
     #[derive(serde::Serialize)]
     struct Page<'a> {
+        #[serde(skip_serializing_if = "<[RunRecord]>::is_empty")]
         runs: &'a [RunRecord],
         #[serde(skip_serializing_if = "Option::is_none")]
         next_page_token: Option<&'a str>,
@@ -1101,13 +1104,15 @@ pub fn get_metric_history_bulk_interval(ctx: &Ctx, req: &Req) -> Result<Json> {
             queries::run_state(tx, &ctx.workspace, run_id)?.ok_or_else(|| run_not_found(run_id))?;
             queries::metric_history(tx, &ctx.workspace, run_id, &key)
         })?;
-        let points: Vec<Json> = points
+        let mut points: Vec<Json> = points
             .into_iter()
             .filter(|p| {
                 start.is_none_or(|s| p["step"].as_i64().unwrap_or(0) >= s)
                     && end.is_none_or(|e| p["step"].as_i64().unwrap_or(0) <= e)
             })
             .collect();
+        // Sampled along the steps (the history itself comes in time order).
+        points.sort_by_key(|p| (p["step"].as_i64(), p["timestamp"].as_i64()));
         // Evenly spaced samples that always keep the first and last points.
         let n = points.len();
         let picked: Vec<usize> = if n <= max as usize {

@@ -744,6 +744,16 @@ mod tests {
         assert_eq!(d.regions.len(), 2);
         assert_eq!(d.workspace("default").unwrap().write_ack, WriteAck::Sync);
         assert_eq!(d.front_door.unwrap().port(), 5000);
+        assert_eq!(d.hold, Hold::default());
+        assert_eq!(d.timing.safety_ms(), DEFAULT_LEASE_MS / 4);
+        let held = p(
+            &local_default(Path::new("/tmp/x"), 5000, WriteAck::Sync, 5101).replace(
+                "[front_door]\n",
+                "[front_door]\nhold_ms = 0\nmax_held = 7\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!((held.hold.hold_ms, held.hold.max_held), (0, 7));
         assert_eq!(d.peer_of("east").unwrap().name, "west");
     }
 
@@ -803,6 +813,14 @@ mod tests {
             (
                 good.replace("[front_door]", "[front_doors]"),
                 "deployment-file.md",
+            ),
+            (
+                good.replace("[front_door]\n", "[front_door]\nhold_ms = 999999\n"),
+                "use 0 to 120000",
+            ),
+            (
+                good.replace("[front_door]\n", "[front_door]\nmax_held = 0\n"),
+                "use 1 to 1000000",
             ),
         ];
         for (text, expect) in cases {

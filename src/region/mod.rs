@@ -284,12 +284,28 @@ impl RegionState {
         timeout: Duration,
     ) -> Result<(), MlflowError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let epoch = self.leases().get(ws).map(|l| l.epoch);
         loop {
             let notified = self.acked.notified();
             if self.acked(ws) >= seq {
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            // A leader that lost its epoch meanwhile (paused past its lease, cut off) will never
+            // hear from a standby that now leads: say so at once rather than at the timeout.
+            let still_leading = self
+                .leases()
+                .get(ws)
+                .is_some_and(|l| l.role == Role::Leader && Some(l.epoch) == epoch);
+            if !still_leading {
+                return Err(MlflowError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    format!("the write was committed in region '{}' but it lost the lead of '{ws}' before the standby confirmed it (write_ack = sync); if the new leader does not have it, it is kept aside there as a diverged event; it may be retried", self.name),
+                ));
+            }
+            let wake = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            if tokio::time::timeout_at(wake, notified).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
                 return Err(MlflowError::new(
                     ErrorCode::TemporarilyUnavailable,
                     format!("the write was committed in region '{}' but the standby has not confirmed it within {} s (write_ack = sync); it may be retried", self.name, timeout.as_secs()),
@@ -423,19 +439,15 @@ impl Fence for RegionState {
                 }
                 Ok(l.epoch)
             }
-            Role::Leader => Err(MlflowError::unavailable(
-                format!(
-                    "region '{}' could not renew its lease on '{ws}' and stopped accepting writes",
-                    self.name
-                ),
-            )),
-            _ => Err(MlflowError::unavailable(
-                format!(
-                    "region '{}' is not the leader of '{ws}' (leader: {})",
-                    self.name,
-                    l.leader.as_deref().unwrap_or("unknown")
-                ),
-            )),
+            Role::Leader => Err(MlflowError::unavailable(format!(
+                "region '{}' could not renew its lease on '{ws}' and stopped accepting writes",
+                self.name
+            ))),
+            _ => Err(MlflowError::unavailable(format!(
+                "region '{}' is not the leader of '{ws}' (leader: {})",
+                self.name,
+                l.leader.as_deref().unwrap_or("unknown")
+            ))),
         }
     }
 }

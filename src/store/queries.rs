@@ -124,6 +124,7 @@ fn experiment_json(tx: &mut dyn Tx, ws: &str, r: &Row) -> Result<Json> {
         "creation_time": r.int(4),
         "last_update_time": r.int(5),
         "tags": kv_list(&tags, 0, 1),
+        "workspace": ws,
     }))
 }
 
@@ -195,6 +196,7 @@ pub fn experiments(tx: &mut dyn Tx, ws: &str, view: ViewType) -> Result<Vec<Json
                 "creation_time": r.int(4),
                 "last_update_time": r.int(5),
                 "tags": tags.remove(&r.text(0)).unwrap_or_default(),
+                "workspace": ws,
             })
         })
         .collect())
@@ -320,20 +322,27 @@ impl serde::Serialize for RunRecord {
             key: &'a str,
             value: &'a str,
         }
+        // As protobuf's JSON: an empty repeated field is left out, as MLflow's server does.
         #[derive(Serialize)]
-        struct Data<A, B, C> {
-            metrics: A,
-            params: B,
-            tags: C,
+        struct Data<'a> {
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            metrics: Vec<Metric<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            params: Vec<Kv<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            tags: Vec<Kv<'a>>,
         }
         #[derive(Serialize)]
-        struct Inputs<A, B> {
-            dataset_inputs: A,
-            model_inputs: B,
+        struct Inputs<'a> {
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            dataset_inputs: Vec<DatasetInput<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            model_inputs: Vec<ModelInput<'a>>,
         }
         #[derive(Serialize)]
-        struct Outputs<A> {
-            model_outputs: A,
+        struct Outputs<'a> {
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            model_outputs: Vec<ModelOutput<'a>>,
         }
         #[derive(Serialize)]
         struct DatasetInput<'a> {
@@ -855,7 +864,7 @@ pub fn complete_runs(tx: &mut dyn Tx, ws: &str, runs: &mut [RunRecord]) -> Resul
 
 pub fn metric_history(tx: &mut dyn Tx, ws: &str, run_id: &str, key: &str) -> Result<Vec<Json>> {
     Ok(tx
-        .query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE workspace = ? AND run_id = ? AND key = ? ORDER BY step, timestamp", &[ws.into(), run_id.into(), key.into()])?
+        .query("SELECT key, value, is_nan, timestamp, step FROM metrics WHERE workspace = ? AND run_id = ? AND key = ? ORDER BY timestamp, step, value", &[ws.into(), run_id.into(), key.into()])?
         .iter()
         .map(|m| json!({ "key": m.text(0), "value": metric_value(m, 1, 2).to_json(), "timestamp": m.int(3), "step": m.int(4) }))
         .collect())
@@ -1116,13 +1125,16 @@ impl ModelVersionView<'_> {
             "version": self.version.to_string(),
             "creation_timestamp": self.creation_time,
             "last_updated_timestamp": self.last_updated_time,
-            "user_id": self.user_id,
             "current_stage": self.current_stage,
             "source": self.source,
             "status": self.status,
             "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
             "aliases": self.aliases,
         });
+        // MLflow's server records no user for a version; tandem does when it knows who.
+        if !self.user_id.is_empty() && self.user_id != "anonymous" {
+            v["user_id"] = self.user_id.into();
+        }
         // As MLflow's server answers: these three are always there, empty when unset.
         for (field, value) in [
             ("description", self.description),

@@ -192,9 +192,9 @@ def test_auth_may_be_off_only_on_loopback(tmp_path):
     token = r.stdout.strip()
     s = Server(data, ["--auth", "on"])
     try:
-        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", params={"max_results": 10}, headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert r.status_code == 200, r.text
-        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", auth=("ops", "ops-password-1"), timeout=10)
+        r = requests.get(f"{s.url}/api/2.0/mlflow/experiments/search", params={"max_results": 10}, auth=("ops", "ops-password-1"), timeout=10)
         assert r.status_code == 200, r.text
     finally:
         s.stop()

@@ -364,6 +364,92 @@ def case_get_parameters_in_a_json_body(api):
     return out
 
 
+def case_defaults_pagination_and_ordering(api):
+    """What a client gets without asking: default fields and values, default orders, page
+    sizes and page tokens, for every search the client pages through."""
+    # Not named: the stock server's small experiment IDs would read as version numbers.
+    eid = api.client.create_experiment("defaults-and-pages")
+    out = []
+
+    def keys_and(j, path, drop=()):
+        for p in path:
+            j = j[p]
+        return sorted((k, v if k not in drop else "<set>") for k, v in j.items())
+
+    # A new run: which fields are there, and their defaults (times and IDs blanked).
+    rid = api.client.create_run(eid, run_name="first").info.run_id
+    api.name(rid, "{FIRST}")
+    out.append(api.call("GET", "/api/2.0/mlflow/runs/get", params={"run_id": rid}, pick=lambda j: (keys_and(j, ["run", "info"], drop=("start_time", "run_id", "run_uuid", "artifact_uri", "user_id", "experiment_id")), {k: v for k, v in j["run"].items() if k != "info"})))
+    out.append(api.call("POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "filter": "params.nothing = 'x'"}, pick=lambda j: j))
+    out.append(api.call("GET", "/api/2.0/mlflow/experiments/get", params={"experiment_id": eid}, pick=lambda j: keys_and(j, ["experiment"], drop=("creation_time", "last_update_time", "artifact_location", "experiment_id"))))
+    # Runs with start times in a known order, and equal start times (tie-break order).
+    names = []
+    for i, t in enumerate([5000, 1000, 3000, 3000, 2000, 4000, 3000]):
+        r = api.client.create_run(eid, start_time=t, run_name=f"r{i}")
+        api.name(r.info.run_id, f"{{R{i}}}")
+        names.append(r.info.run_id)
+        # Runs 2, 3 and 6 tie on start time, metric, param and status: only their IDs order them.
+        tie = i in (2, 3, 6)
+        api.client.log_metric(r.info.run_id, "m", 2.0 if tie else float((i * 7) % 5), step=0, timestamp=1)
+        api.client.log_param(r.info.run_id, "p", "v1" if tie else f"v{i % 3}")
+    api.client.set_terminated(names[1], "FAILED")
+    search = "/api/2.0/mlflow/runs/search"
+    # Runs that tie on every order key come by run ID (random): named by their rank among
+    # the tied runs, so that both servers' orders compare.
+    tied = sorted(names[i] for i in (2, 3, 6))
+    label = lambda r: f"T{tied.index(r['info']['run_id'])}" if r["info"]["run_id"] in tied else r["info"]["run_name"]
+    pick_runs = lambda j: ([label(r) for r in j.get("runs", [])], "next_page_token" in j)
+    out.append(api.call("POST", search, {"experiment_ids": [eid]}, pick=pick_runs))
+    for order in (["metrics.m DESC"], ["params.p"], ["attributes.start_time ASC"], ["status"], ["metrics.m", "start_time DESC"]):
+        out.append((order, api.call("POST", search, {"experiment_ids": [eid], "order_by": order}, pick=pick_runs)))
+    out.append(api.call("POST", search, {"experiment_ids": [eid], "order_by": ["run_name DESC"]}, pick=lambda j: [r["info"]["run_name"] for r in j["runs"]]))
+    # Paging: size 3 through all pages; the last page has no token.
+    token, pages = None, []
+    for _ in range(5):
+        body = {"experiment_ids": [eid], "max_results": 3, **({"page_token": token} if token else {})}
+        r = requests.post(api.url + search, json=body, timeout=30).json()
+        pages.append([label(x) for x in r.get("runs", [])])
+        token = r.get("next_page_token")
+        if not token:
+            break
+    out.append(("run pages", pages, token))
+    out.append(api.call("POST", search, {"experiment_ids": [eid], "filter": "metrics.m > 1", "max_results": 2}, pick=pick_runs))
+    out.append(api.call("POST", search, {"experiment_ids": [eid], "run_view_type": "ALL", "filter": "attributes.status = 'FAILED'"}, pick=pick_runs))
+    # Experiments: default order, page size and tokens.
+    for i in range(4):
+        # Not named: the stock server's small experiment IDs would read as version numbers.
+        api.client.create_experiment(f"defaults-page-{i}")
+    pick_exps = lambda j: ([e["name"] for e in j.get("experiments", []) if e["name"].startswith("defaults-")], "next_page_token" in j)
+    out.append(api.call("POST", "/api/2.0/mlflow/experiments/search", {"filter": "name LIKE 'defaults-%'"}, pick=pick_exps))
+    out.append(api.call("POST", "/api/2.0/mlflow/experiments/search", {"filter": "name LIKE 'defaults-%'", "max_results": 1000}, pick=pick_exps))
+    out.append(api.call("POST", "/api/2.0/mlflow/experiments/search", {"filter": "name LIKE 'defaults-%'", "max_results": 2}, pick=pick_exps))
+    out.append(api.call("POST", "/api/2.0/mlflow/experiments/search", {"filter": "name LIKE 'defaults-%'", "order_by": ["name DESC"], "max_results": 10}, pick=pick_exps))
+    out.append(api.call("GET", "/api/2.0/mlflow/experiments/search", params={"filter": "name = 'nothing-like-this'", "max_results": 5}, pick=lambda j: j))
+    # Registered models and versions: defaults, order and pages.
+    for n in ("dp-b", "dp-a", "dp-c"):
+        model(api, n)
+    for i in range(3):
+        version(api, "dp-a", f"runs:/{names[i]}/model", run_id=names[i])
+    out.append(api.call("GET", "/api/2.0/mlflow/registered-models/get", params={"name": "dp-a"}, pick=lambda j: keys_and(j, ["registered_model"], drop=("creation_timestamp", "last_updated_timestamp", "latest_versions"))))
+    out.append(api.call("GET", "/api/2.0/mlflow/model-versions/get", params={"name": "dp-a", "version": "2"}, pick=lambda j: keys_and(j, ["model_version"], drop=("creation_timestamp", "last_updated_timestamp", "source", "run_id"))))
+    pick_models = lambda j: ([m["name"] for m in j.get("registered_models", [])], "next_page_token" in j)
+    out.append(api.call("GET", "/api/2.0/mlflow/registered-models/search", params={"filter": "name LIKE 'dp-%'"}, pick=pick_models))
+    out.append(api.call("GET", "/api/2.0/mlflow/registered-models/search", params={"filter": "name LIKE 'dp-%'", "max_results": 2}, pick=pick_models))
+    out.append(api.call("GET", "/api/2.0/mlflow/registered-models/search", params={"filter": "name LIKE 'dp-%'", "order_by": "name DESC"}, pick=pick_models))
+    pick_versions = lambda j: ([(v["name"], v["version"]) for v in j.get("model_versions", [])], "next_page_token" in j)
+    out.append(api.call("GET", "/api/2.0/mlflow/model-versions/search", params={"filter": "name='dp-a'"}, pick=pick_versions))
+    out.append(api.call("GET", "/api/2.0/mlflow/model-versions/search", params={"filter": "name='dp-a'", "max_results": 2}, pick=pick_versions))
+    out.append(api.call("GET", "/api/2.0/mlflow/model-versions/search", params={"filter": "name='dp-a'", "order_by": "version_number ASC"}, pick=pick_versions))
+    out.append(api.call("GET", "/api/2.0/mlflow/registered-models/get-latest-versions", params={"name": "dp-a"}, pick=lambda j: [v["version"] for v in j["model_versions"]]))
+    # Metric history: order of points logged out of order.
+    rid = names[0]
+    for step, ts in ((3, 30), (1, 10), (2, 5), (1, 20)):
+        api.client.log_metric(rid, "h", float(step * 10 + ts), step=step, timestamp=ts)
+    out.append(api.call("GET", "/api/2.0/mlflow/metrics/get-history", params={"run_id": rid, "metric_key": "h"}, pick=lambda j: [(m["step"], m["timestamp"], m["value"]) for m in j["metrics"]]))
+    out.append(api.call("GET", "/api/2.0/mlflow/metrics/get-history", params={"run_id": rid, "metric_key": "h", "max_results": 2}, pick=lambda j: ([(m["step"], m["timestamp"]) for m in j["metrics"]], "next_page_token" in j)))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

@@ -175,6 +175,8 @@ def test_sync_mode_sigkill_of_the_leader_loses_no_acknowledged_write(up_sync):
     params = client.get_run(run_id).data.params
     missing = [k for k in acked if k not in params]
     assert not missing, f"{len(missing)} acknowledged writes lost: {missing[:5]}"
+    # The front door held the writes sent during the failover: the client saw a pause, no error.
+    assert not errors, errors[:3]
     print(f"sync: {len(acked)} writes acknowledged, failover {old} -> {new}, writes resumed {resumed:.1f} s after SIGKILL")
     # The killed region is restarted by `tandem up`; the region that does not lead follows, caught up.
     follower = {"east": "west", "west": "east"}[new]
@@ -202,6 +204,7 @@ def test_async_mode_loses_at_most_the_reported_lag(up_async):
     reported = new_status["last_failover"]["events_possibly_lost"] if new_status["last_failover"] else 0
     print(f"async: {len(acked)} acknowledged, {len(missing)} missing, reported possibly lost {reported}, writes resumed {resumed:.1f} s after SIGKILL")
     assert len(missing) <= max(reported, status_before["replication_lag_events"]) + 1
+    assert not errors, errors[:3]
     # Whatever the old leader had that the new one did not is kept aside, not dropped.
     follower = {"east": "west", "west": "east"}[new]
     up_async.wait_for(lambda: up_async.region_status(follower)[1]["role"] == "standby", 60, "the other region to follow")
@@ -258,6 +261,94 @@ def test_planned_switchover_and_back_lose_nothing_and_models_follow(up_sync, tmp
         assert list(model.predict(pd.DataFrame({"x": [1]}))["x"]) == [8], region
         got = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="weights.bin", dst_path=str(tmp_path / region))
         assert open(got, "rb").read() == payload, region
+
+
+def lease_ms(up):
+    text = open(os.path.join(up.dir, "deployment.toml")).read()
+    return int(re.search(r"^lease_ms = (\d+)", text, re.M).group(1))
+
+
+def test_a_leader_paused_for_less_than_a_lease_is_not_replaced(up_sync):
+    """A leader that stalls (SIGSTOP) for three quarters of its lease under a stream of writes
+    keeps its epoch: the writes pause and go on, none is lost, the client sees no error."""
+    up = up_sync
+    lease = lease_ms(up) / 1000
+    client = MlflowClient(tracking_uri=up.url)
+    run_id = client.create_run("0").info.run_id
+    stop, acked, errors = threading.Event(), [], []
+    writer = threading.Thread(target=stream_writes, args=(client, run_id, stop, acked, errors))
+    writer.start()
+    try:
+        leader = up.leader()
+        epoch = up.region_status(leader)[1]["epoch"]
+        pid = up.region_status(leader)[0]["pid"]
+        for _ in range(3):
+            time.sleep(lease)
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.75 * lease)
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(2 * lease)
+    finally:
+        stop.set()
+        writer.join(timeout=120)
+    assert up.leader() == leader
+    for r in up.urls:
+        assert up.region_status(r)[1]["epoch"] == epoch, f"{r} moved to another epoch after a pause shorter than a lease"
+    params = client.get_run(run_id).data.params
+    assert [k for k in acked if k not in params] == [] and not errors, errors[:3]
+
+
+def test_the_front_door_holds_a_bounded_number_of_requests_for_a_bounded_time(up_async):
+    """With no region able to lead, the front door holds at most `max_held` requests, each for
+    at most `hold_ms`, then answers 503 TEMPORARILY_UNAVAILABLE; one beyond the bound is
+    answered at once. A held request goes through when a leader is back."""
+    up = up_async
+    path = os.path.join(up.dir, "deployment.toml")
+    up.stop()
+    text = open(path).read()
+    open(path, "w").write(text.replace("[front_door]\n", "[front_door]\nhold_ms = 1500\nmax_held = 2\n"))
+    up = Up("async", data=up.dir)
+    pids = [up.region_status(r)[0]["pid"] for r in up.urls]
+    url = up.url + "/api/2.0/mlflow/experiments/create"
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(1.5)  # the front door's status polls time out: no leader is known
+        answers = {}
+
+        def post(i):
+            t = time.time()
+            r = requests.post(url, json={"name": f"held-{i}-{uuid.uuid4().hex[:6]}"}, timeout=30)
+            answers[i] = (r.status_code, r.json().get("error_code"), time.time() - t, r.text)
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # both are held now
+        post(2)
+        for t in threads:
+            t.join()
+        # The third found the queue full and was answered at once.
+        assert answers[2][:2] == (503, "TEMPORARILY_UNAVAILABLE") and answers[2][2] < 1.0, answers[2]
+        assert "already waiting" in answers[2][3]
+        for i in range(2):
+            status, code, took, _ = answers[i]
+            assert (status, code) == (503, "TEMPORARILY_UNAVAILABLE") and 1.4 < took < 5, answers[i]
+        # A request held while the regions come back goes through.
+        t = threading.Thread(target=post, args=(3,))
+        t.start()
+        time.sleep(0.3)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        t.join()
+        assert answers[3][0] == 200, answers[3]
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        up.stop()
 
 
 def test_forced_failover_reports_what_may_be_lost(up_async):
