@@ -354,7 +354,7 @@ def main():
         row("errors raised by the client", lambda r: r["rto"]["client_errors"], "{}")
     for f in fractions:
         if args.pause_count:
-            row(f"false failovers, leader paused {f:g} x lease", lambda r: f"{r['pauses'][str(f)]['failovers']} of {r['pauses'][str(f)]['pauses']}", "{}")
+            row(f"failovers, leader paused {f:g} x lease (SIGSTOP)", lambda r: f"{r['pauses'][str(f)]['failovers']} of {r['pauses'][str(f)]['pauses']}", "{}")
     if args.steady_seconds:
         row(f"failovers in {args.steady_seconds} s of steady load", lambda r: f"{r['steady']['failovers']} ({r['steady']['writes']} writes, {r['steady']['client_errors']} errors)", "{}")
     print(f"\nraw results: {out}")

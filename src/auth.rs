@@ -78,6 +78,9 @@ struct View {
     state: Arc<AccessState>,
     head_seq: u64,
     checked: Instant,
+    /// Bumped by `invalidate`: a refresh that began before it may store what it read, but
+    /// must not call it fresh (it may predate this server's own write).
+    generation: u64,
 }
 
 /// The authenticator and the one authorization decision.
@@ -203,6 +206,7 @@ impl Auth {
                 state: Arc::new(AccessState::default()),
                 head_seq: u64::MAX,
                 checked: Instant::now() - VIEW_TTL * 2,
+                generation: 0,
             }),
             basic: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -245,9 +249,9 @@ impl Auth {
             .read(|tx| queries::log_head(tx, ACCESS_WORKSPACE))
             .map_err(MlflowError::from)?
             .map_or(0, |h| h.seq);
-        let (seen, current) = {
+        let (seen, current, generation) = {
             let v = self.view.read().unwrap_or_else(|e| e.into_inner());
-            (v.head_seq, v.state.clone())
+            (v.head_seq, v.state.clone(), v.generation)
         };
         let state = match force || head != seen {
             true => Arc::new(
@@ -262,7 +266,9 @@ impl Auth {
         if v.head_seq == u64::MAX || head >= v.head_seq {
             v.state = state.clone();
             v.head_seq = head;
-            v.checked = Instant::now();
+            if v.generation == generation {
+                v.checked = Instant::now();
+            }
         }
         Ok(v.state.clone())
     }
@@ -271,6 +277,7 @@ impl Auth {
     pub fn invalidate(&self) {
         let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
         v.checked = Instant::now() - VIEW_TTL * 2;
+        v.generation += 1;
         self.basic.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 

@@ -73,7 +73,8 @@ def main():
     assert e.value.error_code == "PERMISSION_DENIED"
     with raises(RestException):
         frank.get_experiment(other)
-    assert [m.name for m in frank.search_registered_models()] == ["frank-model"]
+    seen = [m.name for m in frank.search_registered_models()]
+    assert seen == ["frank-model"], seen
     frank.set_registered_model_tag("frank-model", "owner", "frank")
     with raises(RestException):
         frank.get_registered_model("other-model")
