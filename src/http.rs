@@ -30,6 +30,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Authentication and the one authorization decision (see docs/design/access.md).
     pub auth: std::sync::Arc<crate::auth::Auth>,
+    /// MLflow's web UI, when a build of it was found (see `ui.rs`).
+    pub ui: Option<crate::ui::Ui>,
 }
 
 /// One path segment, percent-encoded for a URL.
@@ -49,8 +51,12 @@ fn is_write(method: &Method, path: &str) -> bool {
     if *method == Method::GET || *method == Method::HEAD {
         return false;
     }
-    // Searches are POSTs that read.
-    if path.ends_with("/search") || path.ends_with("/get-latest-versions") {
+    // Searches are POSTs that read, and so is every GraphQL query the UI sends.
+    if path.ends_with("/search")
+        || path.ends_with("/get-latest-versions")
+        || path.ends_with("/search-datasets")
+        || path == "/graphql"
+    {
         return false;
     }
     // Region control (switchover steps, settling diverged events) runs in the region it is
@@ -248,6 +254,7 @@ fn access_key(state: &AppState, method: &Method, path: &str) -> Option<String> {
         "/get-artifact" => return Some("ui/get-artifact".into()),
         "/model-versions/get-artifact" => return Some("ui/model-versions/get-artifact".into()),
         "/metrics" => return Some("metrics".into()),
+        "/graphql" => return Some("graphql".into()),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
@@ -307,6 +314,8 @@ pub fn route_keys() -> Vec<(&'static str, String)> {
         ("GET", "ui/get-artifact"),
         ("GET", "ui/model-versions/get-artifact"),
         ("GET", "metrics"),
+        ("POST", "graphql"),
+        ("GET", "graphql"),
     ] {
         out.push((m, k.to_owned()));
     }
@@ -653,12 +662,25 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
     match (method.as_str(), path.as_str()) {
         ("GET", "/health") => return (StatusCode::OK, "OK").into_response(),
         ("GET", "/version") => return (StatusCode::OK, MLFLOW_COMPAT_VERSION).into_response(),
+        // The UI's scripts and styles hold no data: public, as on MLflow's auth app.
+        ("GET", p) if p.starts_with("/static-files/") => {
+            return match &state.ui {
+                Some(ui) => ui.static_file(&p["/static-files/".len()..]).await,
+                None => not_found(),
+            };
+        }
         _ => {}
     }
     if let Err(refused) = check_access(&state, &mut req).await {
         return refused;
     }
     match (method.as_str(), path.as_str()) {
+        ("GET", "/") => {
+            return match &state.ui {
+                Some(ui) => ui.index().await,
+                None => crate::ui::missing_page("no MLflow UI build was found when it started (see its first lines of output; `--ui DIR` names one)"),
+            };
+        }
         ("GET", "/metrics") => return metrics(&state).await,
         ("GET", "/get-artifact") | ("GET", "/model-versions/get-artifact") => {
             return stored_artifact(&state, &path, req)
@@ -705,6 +727,9 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
         return upload_part(&state, &rest, req)
             .await
             .unwrap_or_else(|e| error_response(&e));
+    }
+    if path == "/graphql" {
+        return json_endpoint(state, api::GRAPHQL_ROUTES, &[], "graphql".to_owned(), req).await;
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
         if rest.starts_with("access/") {

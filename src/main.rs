@@ -299,6 +299,9 @@ enum Command {
         /// on (default): every request authenticates; off: nobody is asked (loopback only).
         #[arg(long, env = "TANDEM_AUTH")]
         auth: Option<String>,
+        /// MLflow's UI build to serve at / (default: the one of python3's mlflow package).
+        #[arg(long, env = "TANDEM_UI")]
+        ui: Option<PathBuf>,
     },
     /// Run a complete two-region deployment on this machine: two region processes, a
     /// witness folder and a front door. Writes DATA/deployment.toml if there is none.
@@ -333,6 +336,10 @@ enum Command {
         /// (at most a quarter of the lease; default: a quarter, at most 500).
         #[arg(long)]
         renew_ms: Option<u64>,
+        /// MLflow's UI build the regions serve at / (default: the one of python3's mlflow
+        /// package).
+        #[arg(long, env = "TANDEM_UI")]
+        ui: Option<PathBuf>,
     },
     /// Run one region of a deployment (what `tandem up` starts twice).
     Region {
@@ -344,6 +351,9 @@ enum Command {
         /// Working folder for this region.
         #[arg(long, default_value = "./tandem-data")]
         data: PathBuf,
+        /// MLflow's UI build to serve at / (default: the one of python3's mlflow package).
+        #[arg(long, env = "TANDEM_UI")]
+        ui: Option<PathBuf>,
     },
     /// Show each region's role, epoch, lag and lease per workspace.
     Status {
@@ -601,6 +611,7 @@ fn main() -> anyhow::Result<()> {
             region,
             durability,
             auth,
+            ui,
         } => {
             let config = load(
                 &store,
@@ -612,7 +623,7 @@ fn main() -> anyhow::Result<()> {
                     ..Default::default()
                 },
             )?;
-            serve(config)
+            serve(config, ui)
         }
         Command::Migrate { store } => {
             let config = load(&store, Overrides::default())?;
@@ -690,15 +701,22 @@ fn main() -> anyhow::Result<()> {
             auth,
             lease_ms,
             renew_ms,
-        } => up(
-            data,
-            port,
-            deployment,
-            &write_ack,
-            &mode,
-            &auth,
-            (lease_ms, renew_ms),
-        ),
+            ui,
+        } => {
+            if let Some(dir) = &ui {
+                // The regions `up` starts read it from their environment.
+                std::env::set_var("TANDEM_UI", dir);
+            }
+            up(
+                data,
+                port,
+                deployment,
+                &write_ack,
+                &mode,
+                &auth,
+                (lease_ms, renew_ms),
+            )
+        }
         Command::Diverged { action } => diverged(action),
         Command::Backup { action } => backup(action),
         Command::Retention {
@@ -817,7 +835,8 @@ fn main() -> anyhow::Result<()> {
             deployment,
             name,
             data,
-        } => region(deployment, name, data),
+            ui,
+        } => region(deployment, name, data, ui),
         Command::Status {
             deployment,
             data,
@@ -841,13 +860,27 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+/// MLflow's UI build, said once at start: where it comes from, or why there is none.
+fn find_ui(given: Option<PathBuf>) -> anyhow::Result<Option<tandem::ui::Ui>> {
+    let (ui, found) = tandem::ui::Ui::find(given.as_deref())?;
+    match found {
+        tandem::ui::Found::Given(d) | tandem::ui::Found::Python(d) => {
+            eprintln!("tandem: serving the MLflow UI from {}", d.display())
+        }
+        tandem::ui::Found::Missing(why) => eprintln!("tandem: no MLflow UI at /: {why}"),
+    }
+    Ok(ui)
+}
+
+fn serve(config: Config, ui: Option<PathBuf>) -> anyhow::Result<()> {
+    let ui = find_ui(ui)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let bootstrap = tandem::api::access::Bootstrap::from_env().map_err(anyhow::Error::msg)?;
     runtime.block_on(async move {
-        let state = tandem::server::open(&config).await?;
+        let mut state = tandem::server::open(&config).await?;
+        state.ui = ui;
         if let Some(b) = bootstrap {
             let s = state.store.clone();
             if tokio::task::spawn_blocking(move || b.apply(&s)).await?? {
@@ -921,8 +954,14 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()> {
+fn region(
+    deployment: PathBuf,
+    name: String,
+    data: PathBuf,
+    ui: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let d = tandem::region::deployment::load(&deployment)?;
+    let ui = find_ui(ui)?;
     runtime()?.block_on(async move {
         let listen = d
             .region(&name)
@@ -933,7 +972,8 @@ fn region(deployment: PathBuf, name: String, data: PathBuf) -> anyhow::Result<()
             Some(t) => Some(tandem::server::Tls::load(&t)?),
             None => None,
         };
-        let state = tandem::server::open_region(d, &name, &data).await?;
+        let mut state = tandem::server::open_region(d, &name, &data).await?;
+        state.ui = ui;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("region '{name}': cannot listen on {listen}"))?;

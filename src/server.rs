@@ -98,6 +98,7 @@ async fn open_with(
         region: None,
         http,
         auth,
+        ui: None,
     })
 }
 

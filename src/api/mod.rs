@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod changes;
+pub mod graphql;
 pub mod logged_models;
 pub mod mlflow_auth;
 pub mod registry;
@@ -533,6 +534,11 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         tracking::get_metric_history_bulk_interval,
     ),
     ("GET", "mlflow/artifacts/list", tracking::list_artifacts),
+    (
+        "POST",
+        "mlflow/experiments/search-datasets",
+        tracking::search_datasets,
+    ),
     ("POST", "mlflow/logged-models", logged_models::create),
     ("POST", "mlflow/logged-models/search", logged_models::search),
     ("GET", "mlflow/logged-models/{model_id}", logged_models::get),
@@ -805,6 +811,12 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
     ),
 ];
 
+/// `/graphql`, MLflow's GraphQL endpoint for the web UI.
+pub const GRAPHQL_ROUTES: &[(&str, &str, Handler)] = &[
+    ("POST", "graphql", graphql::execute),
+    ("GET", "graphql", graphql::execute),
+];
+
 /// tandem's own endpoints, under `/api/tandem/v1/`.
 pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "workspaces/{workspace_name}/changes", changes::list),
@@ -948,6 +960,10 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("POST", "mlflow/runs/log-model", "runs/write", Workspace),
         ("GET", "mlflow/metrics/get-history", "runs/read", Workspace),
         ("GET", "mlflow/metrics/get-history-bulk-interval", "runs/read", Workspace),
+        ("POST", "mlflow/experiments/search-datasets", "experiments/read", Workspace),
+        // The UI's GraphQL reads runs and experiments (every root field is a read).
+        ("POST", "graphql", "runs/read", Workspace),
+        ("GET", "graphql", "runs/read", Workspace),
         ("GET", "mlflow/artifacts/list", "artifacts/read", Workspace),
         ("POST", "mlflow/logged-models", "logged-models/write", Workspace),
         ("POST", "mlflow/logged-models/search", "logged-models/read", Workspace),

@@ -1144,3 +1144,49 @@ pub fn list_artifacts(ctx: &Ctx, req: &Req) -> Result<Json> {
         .ok_or_else(|| run_not_found(&run_id))?;
     ctx.artifact_listing(&run.artifact_uri, &path)
 }
+
+/// `experiments/search-datasets` (the UI's dataset filter): the distinct datasets the runs of
+/// up to 20 experiments took as inputs, with their `mlflow.data.context` tag.
+pub fn search_datasets(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let ids = req.str_list("experiment_ids")?;
+    if ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "SearchDatasets request must specify at least one experiment_id.",
+        ));
+    }
+    if ids.len() > 20 {
+        return Err(MlflowError::invalid(format!("SearchDatasets request cannot specify more than 20 experiment_ids. Received {} experiment_ids.", ids.len())));
+    }
+    let rows = ctx.read(|tx| {
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut params: Vec<crate::store::Value> = vec![ctx.workspace.as_str().into()];
+        params.extend(ids.iter().map(|i| crate::store::Value::from(i.as_str())));
+        tx.query(
+            &format!(
+                "SELECT DISTINCT d.experiment_id, d.name, d.digest, i.tags FROM run_inputs i \
+                 JOIN datasets d ON d.workspace = i.workspace AND d.dataset_id = i.dataset_id \
+                 WHERE d.workspace = ? AND d.experiment_id IN ({marks}) ORDER BY d.name, d.digest LIMIT 1000"
+            ),
+            &params,
+        )
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let tags: Json = serde_json::from_str(&r.text(3)).unwrap_or(Json::Null);
+        let context = tags
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["key"] == "mlflow.data.context"))
+            .and_then(|t| t["value"].as_str())
+            .map(str::to_owned);
+        if seen.insert((r.text(0), r.text(1), r.text(2), context.clone())) {
+            let mut s =
+                json!({ "experiment_id": r.text(0), "name": r.text(1), "digest": r.text(2) });
+            if let Some(c) = context {
+                s["context"] = c.into();
+            }
+            out.push(s);
+        }
+    }
+    Ok(json!({ "dataset_summaries": out }))
+}

@@ -1058,6 +1058,21 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             IPV,
         ),
         (
+            "POST",
+            "/api/2.0/mlflow/experiments/search-datasets",
+            json!({}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/experiments/search-datasets",
+            json!({"experiment_ids": (0..21).map(|i| i.to_string()).collect::<Vec<_>>()}),
+            IPV,
+        ),
+        // MLflow's GraphQL endpoint: a request without a query.
+        ("POST", "/graphql", json!({}), IPV),
+        ("GET", "/graphql", json!({}), IPV),
+        (
             "GET",
             "/api/2.0/mlflow/artifacts/list",
             json!({"run_id": "{RUN}", "path": "../../x"}),
@@ -1821,6 +1836,12 @@ async fn bad_input_on(meta: crate::support::Meta) {
                 || c.ends_with(&format!("/{}", pattern.replace("{workspace_name}", "BAD")))
         });
         assert!(hit, "no bad-input case for {pattern}");
+    }
+    for (_, pattern, _) in tandem::api::GRAPHQL_ROUTES {
+        assert!(
+            covered.contains(&format!("/{pattern}")),
+            "no bad-input case for {pattern}"
+        );
     }
     s.stop().await;
 }
