@@ -19,6 +19,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1 | tail -n 40
 step "build"
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
+step "headless Chromium and its driver (Debian's packages) for the browser tests"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    sudo -n apt-get update -qq >/dev/null && sudo -n apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi
+chromium --version
+
 step "python venv with the stock mlflow client ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"

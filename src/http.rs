@@ -32,6 +32,8 @@ pub struct AppState {
     pub auth: std::sync::Arc<crate::auth::Auth>,
     /// MLflow's web UI, when a build of it was found (see `ui.rs`).
     pub ui: Option<crate::ui::Ui>,
+    /// The disaster-recovery dashboard at `/tandem/` (see `dashboard.rs`).
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 /// One path segment, percent-encoded for a URL.
@@ -255,6 +257,8 @@ fn access_key(state: &AppState, method: &Method, path: &str) -> Option<String> {
         "/model-versions/get-artifact" => return Some("ui/model-versions/get-artifact".into()),
         "/metrics" => return Some("metrics".into()),
         "/graphql" => return Some("graphql".into()),
+        // The dashboard shows what `tandem status` shows.
+        "/tandem/" | "/tandem/live" => return Some("dashboard".into()),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/") {
@@ -316,6 +320,7 @@ pub fn route_keys() -> Vec<(&'static str, String)> {
         ("GET", "metrics"),
         ("POST", "graphql"),
         ("GET", "graphql"),
+        ("GET", "dashboard"),
     ] {
         out.push((m, k.to_owned()));
     }
@@ -680,6 +685,32 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
                 Some(ui) => ui.index().await,
                 None => crate::ui::missing_page("no MLflow UI build was found when it started (see its first lines of output; `--ui DIR` names one)"),
             };
+        }
+        ("GET", "/tandem") => {
+            return (
+                StatusCode::MOVED_PERMANENTLY,
+                [(header::LOCATION, "/tandem/")],
+            )
+                .into_response()
+        }
+        ("GET", "/tandem/") | ("GET", "/tandem/live") => {
+            let Some(d) = &state.dashboard else {
+                return not_found();
+            };
+            let body = if path == "/tandem/" {
+                d.page()
+            } else {
+                d.live()
+            };
+            return (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
+            )
+                .into_response();
         }
         ("GET", "/metrics") => return metrics(&state).await,
         ("GET", "/get-artifact") | ("GET", "/model-versions/get-artifact") => {

@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod region;
 pub mod restore;

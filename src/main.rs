@@ -862,6 +862,8 @@ fn main() -> anyhow::Result<()> {
 
 /// MLflow's UI build, said once at start: where it comes from, or why there is none.
 fn find_ui(given: Option<PathBuf>) -> anyhow::Result<Option<tandem::ui::Ui>> {
+    // An empty TANDEM_UI means "not set".
+    let given = given.filter(|p| !p.as_os_str().is_empty());
     let (ui, found) = tandem::ui::Ui::find(given.as_deref())?;
     match found {
         tandem::ui::Found::Given(d) | tandem::ui::Found::Python(d) => {
@@ -881,6 +883,10 @@ fn serve(config: Config, ui: Option<PathBuf>) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let mut state = tandem::server::open(&config).await?;
         state.ui = ui;
+        state.dashboard = Some(tandem::dashboard::Dashboard::spawn(
+            &state,
+            config.archive.clone(),
+        ));
         if let Some(b) = bootstrap {
             let s = state.store.clone();
             if tokio::task::spawn_blocking(move || b.apply(&s)).await?? {
@@ -972,8 +978,10 @@ fn region(
             Some(t) => Some(tandem::server::Tls::load(&t)?),
             None => None,
         };
+        let archive = d.archive.clone();
         let mut state = tandem::server::open_region(d, &name, &data).await?;
         state.ui = ui;
+        state.dashboard = Some(tandem::dashboard::Dashboard::spawn(&state, archive));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("region '{name}': cannot listen on {listen}"))?;

@@ -99,6 +99,7 @@ async fn open_with(
         http,
         auth,
         ui: None,
+        dashboard: None,
     })
 }
 

@@ -962,6 +962,7 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/metrics/get-history-bulk-interval", "runs/read", Workspace),
         ("POST", "mlflow/experiments/search-datasets", "experiments/read", Workspace),
         // The UI's GraphQL reads runs and experiments (every root field is a read).
+        ("GET", "dashboard", "regions/read", Service),
         ("POST", "graphql", "runs/read", Workspace),
         ("GET", "graphql", "runs/read", Workspace),
         ("GET", "mlflow/artifacts/list", "artifacts/read", Workspace),

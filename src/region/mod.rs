@@ -71,6 +71,9 @@ pub struct Failover {
     pub at_ms: u64,
     /// Events the old leader had that this region did not (0 for a planned switchover).
     pub events_possibly_lost: u64,
+    /// For an automatic failover: how long the workspace went without a leader this region
+    /// could see, from the last lease renewal it saw to its own claim.
+    pub rto_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -680,6 +683,7 @@ async fn lease_tick(
                     reason: claim.reason.clone(),
                     at_ms: claim.claimed_at_ms,
                     events_possibly_lost: 0,
+                    rto_ms: None,
                 });
             }
         }
@@ -702,6 +706,7 @@ async fn lease_tick(
         // (A hot/cold secondary has no copy to take over with; an operator runs
         // `tandem failover`, which restores from the archive.)
         let start = Instant::now();
+        let silent_ms = region.leases()[ws].seen_progress.elapsed().as_millis() as u64;
         let (mine, leader_head) = {
             let head = store
                 .read(|tx| queries::log_head(tx, ws))
@@ -730,6 +735,7 @@ async fn lease_tick(
                         reason: "failover".into(),
                         at_ms: now_ms(),
                         events_possibly_lost: lost,
+                        rto_ms: Some(silent_ms),
                     }),
                 );
             }
@@ -824,6 +830,7 @@ pub async fn take_over_draining(
             reason: reason.into(),
             at_ms: now_ms(),
             events_possibly_lost: possibly_lost,
+            rto_ms: None,
         }),
         draining,
     );

@@ -278,7 +278,9 @@ def test_mlflows_own_auth_client_end_to_end(auth_server):
 
     require_stock()
     env = {**os.environ, "TANDEM_URL": auth_server.url, "TANDEM_ADMIN": ADMIN, "TANDEM_ADMIN_PW": ADMIN_PW}
-    for v in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+    # Newer clients export the URIs this process set (mlflow.set_registry_uri) to the
+    # environment: the flow must talk to this server only.
+    for v in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         env.pop(v, None)
     script = os.path.join(os.path.dirname(__file__), "auth_client_flow.py")
     r = subprocess.run([os.path.join(STOCK_BIN, "python"), script], env=env, capture_output=True, text=True, timeout=300)

@@ -1,0 +1,265 @@
+"""The web pages in a real browser: MLflow's own UI (the build inside the stock `mlflow`
+package, served by tandem) and tandem's disaster-recovery dashboard, driven in headless
+Chromium (Debian's package) with Selenium, against real servers holding data the stock client
+made. Every page is loaded fresh; JavaScript errors in the console fail the test; screenshots
+of each page go to target/ui-screenshots/."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from conftest import BIN, STOCK_BIN, free_port, require_stock
+
+SHOTS = os.path.join(os.path.dirname(__file__), "..", "..", "target", "ui-screenshots")
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(autouse=True)
+def tracking():
+    """Replaces conftest's single-server fixture: these tests run their own servers."""
+    yield
+
+
+def ui_build():
+    require_stock()
+    out = subprocess.run([os.path.join(STOCK_BIN, "python"), "-c", "import mlflow.server, os; print(os.path.join(os.path.dirname(mlflow.server.__file__), 'js', 'build'))"],
+                         capture_output=True, text=True, timeout=60)
+    path = out.stdout.strip()
+    assert os.path.exists(os.path.join(path, "index.html")), out
+    return path
+
+
+def start_server(data, env=None, extra=()):
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k != "TANDEM_UI"}
+    p = subprocess.Popen([BIN, "server", "--data", data, "--listen", f"127.0.0.1:{port}", "--auth", "off", *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if requests.get(url + "/health", timeout=1).ok:
+                return p, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    p.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    out = p.stdout.read() if p.stdout else ""
+    return out
+
+
+def ui_queries(build):
+    """Every GraphQL operation the installed UI build sends, read from its scripts."""
+    out = {}
+    js = os.path.join(build, "static", "js")
+    for name in os.listdir(js):
+        if not name.endswith(".js"):
+            continue
+        text = open(os.path.join(js, name), encoding="utf-8", errors="replace").read()
+        for m in re.finditer(r"`\s*((?:query|mutation) (\w+)[^`]*)`", text):
+            body = m.group(1).replace("\\n", "\n")
+            if "{" in body and "(input:" in body:
+                out[m.group(2)] = body
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    o = Options()
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]:
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=o)
+    d.set_page_load_timeout(60)
+    os.makedirs(SHOTS, exist_ok=True)
+    yield d
+    d.quit()
+
+
+def visit(d, url, name, wait_for, timeout=30):
+    """Loads `url` afresh, waits until the page text contains every string of `wait_for`,
+    saves a screenshot, and returns (page text, JavaScript errors)."""
+    d.get("about:blank")
+    d.get_log("browser")  # drop what came before
+    d.get(url)
+    deadline = time.time() + timeout
+    text = ""
+    while time.time() < deadline:
+        text = d.execute_script("return document.body ? document.body.innerText : ''") or ""
+        if all(w in text for w in wait_for):
+            break
+        time.sleep(0.3)
+    time.sleep(1.0)  # let late requests land, so their errors are counted
+    d.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+    logs = d.get_log("browser")
+    missing = [w for w in wait_for if w not in text]
+    assert not missing, f"{name}: {missing} not on the page; it shows:\n{text[:2000]}"
+    js_errors = [e for e in logs if e["level"] == "SEVERE" and e.get("source") in ("javascript", "console-api")]
+    return text, js_errors
+
+
+@pytest.fixture(scope="module")
+def server_with_data():
+    build = ui_build()
+    data = tempfile.mkdtemp(prefix="tandem-ui-")
+    # Found automatically: the stock venv's python3 comes first on PATH.
+    p, url = start_server(data, env={"PATH": f"{STOCK_BIN}:{os.environ['PATH']}"})
+    c = MlflowClient(tracking_uri=url, registry_uri=url)
+    eid = c.create_experiment("ui-experiment")
+    c.create_experiment("ui-other-experiment")
+    run = c.create_run(eid, run_name="ui-run")
+    rid = run.info.run_id
+    c.log_param(rid, "learning_rate", "0.01")
+    c.log_param(rid, "optimizer", "adam")
+    for i in range(20):
+        c.log_metric(rid, "loss", 1.0 / (i + 1), step=i)
+    c.log_text(rid, "hello from tandem\n", "notes/readme.txt")
+    c.set_terminated(rid)
+    c.create_registered_model("ui-model")
+    for _ in range(2):
+        c.create_model_version("ui-model", f"runs:/{rid}/model", run_id=rid)
+    c.set_registered_model_alias("ui-model", "champion", "2")
+    yield {"url": url, "eid": eid, "rid": rid, "build": build, "proc": p}
+    stop(p)
+
+
+def test_the_mlflow_ui_is_found_and_served_unchanged(server_with_data):
+    url, build = server_with_data["url"], server_with_data["build"]
+    page = requests.get(url + "/", timeout=10)
+    assert page.status_code == 200 and page.text == open(os.path.join(build, "index.html")).read()
+    script = re.search(r'src="(static-files/[^"]+\.js)"', page.text).group(1)
+    r = requests.get(f"{url}/{script}", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.content == open(os.path.join(build, script[len("static-files/"):]), "rb").read()
+    for bad in ("/static-files/../index.html", "/static-files/%2e%2e/index.html", "/static-files/nope.js"):
+        assert requests.get(url + bad, timeout=10).status_code == 404, bad
+
+
+def test_without_a_ui_build_the_server_says_so_and_the_page_explains(tmp_path):
+    p, url = start_server(str(tmp_path / "d"), env={"PATH": "/usr/bin:/bin"})
+    try:
+        r = requests.get(url + "/", timeout=10)
+        assert r.status_code == 200 and "no MLflow UI" in r.text and "--ui DIR" in r.text
+        # The API is served as always.
+        assert requests.get(url + "/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"}, timeout=10).status_code == 200
+    finally:
+        out = stop(p)
+    assert "no MLflow UI at /" in out
+    # A --ui that is no build stops the start with a clear message.
+    r = subprocess.run([BIN, "server", "--data", str(tmp_path / "e"), "--listen", "127.0.0.1:0", "--auth", "off", "--ui", str(tmp_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "no MLflow UI build there" in r.stderr
+
+
+def test_graphql_answers_the_uis_queries_as_mlflow_does(server_with_data):
+    """The four queries the UI sends (recorded from its build), through tandem's handlers."""
+    url, eid, rid = server_with_data["url"], server_with_data["eid"], server_with_data["rid"]
+    queries = ui_queries(server_with_data["build"])
+    assert set(queries) >= {"MlflowGetExperimentQuery", "GetRun", "SearchRuns", "GetMetricHistoryBulkInterval"}, sorted(queries)
+    variables = {
+        "MlflowGetExperimentQuery": {"input": {"experimentId": eid}},
+        "GetRun": {"data": {"runId": rid}},
+        "SearchRuns": {"data": {"experimentIds": [eid], "filter": "", "runViewType": "ACTIVE_ONLY", "maxResults": 10, "orderBy": ["attributes.start_time DESC"]}},
+        "GetMetricHistoryBulkInterval": {"data": {"runIds": [rid], "metricKey": "loss", "maxResults": 5}},
+    }
+    answers = {}
+    for name, query in queries.items():
+        if name not in variables:
+            # An operation this test does not know yet: it must at least run without errors
+            # of the schema (unknown fields), whatever its data.
+            r = requests.post(url + "/graphql", json={"operationName": name, "variables": {}, "query": query}, timeout=30)
+            assert r.status_code == 200 and not any("Cannot query field" in e for e in (r.json()["errors"] or [])), (name, r.text)
+            continue
+        r = requests.post(url + "/graphql", json={"operationName": name, "variables": variables[name], "query": query}, timeout=30)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["errors"] is None, body
+        answers[name] = body["data"]
+    exp = answers["MlflowGetExperimentQuery"]["mlflowGetExperiment"]
+    assert exp["apiError"] is None and exp["experiment"]["name"] == "ui-experiment"
+    assert isinstance(exp["experiment"]["creationTime"], str) and exp["experiment"]["tags"] == []
+    run = answers["GetRun"]["mlflowGetRun"]["run"]
+    assert run["info"]["runName"] == "ui-run" and run["info"]["status"] == "FINISHED"
+    assert {p["key"]: p["value"] for p in run["data"]["params"]} == {"learning_rate": "0.01", "optimizer": "adam"}
+    assert run["experiment"]["name"] == "ui-experiment"
+    assert sorted(v["version"] for v in run["modelVersions"]) == ["1", "2"]
+    assert run["inputs"]["datasetInputs"] == [] and run["outputs"]["modelOutputs"] == []
+    loss = [m for m in run["data"]["metrics"] if m["key"] == "loss"][0]
+    assert loss["step"] == "19" and isinstance(loss["timestamp"], str)
+    runs = answers["SearchRuns"]["mlflowSearchRuns"]["runs"]
+    assert [r["info"]["runName"] for r in runs] == ["ui-run"]
+    points = answers["GetMetricHistoryBulkInterval"]["mlflowGetMetricHistoryBulkInterval"]["metrics"]
+    assert len(points) == 5 and points[0]["step"] == "0" and points[-1]["step"] == "19" and points[0]["runId"] == rid
+    # Bad queries answer GraphQL errors, not a crash.
+    for body in ({"query": "{"}, {"query": "query { nope { x } }"}, {"query": "query A { test(inputString: \"x\") { output } } query B { test(inputString: \"y\") { output } }"}):
+        r = requests.post(url + "/graphql", json=body, timeout=30)
+        assert r.status_code == 200 and r.json()["errors"], (body, r.text)
+    r = requests.post(url + "/graphql", json={"query": "{ test(inputString: \"echo\") { output } }"}, timeout=30)
+    assert r.json() == {"data": {"test": {"output": "echo"}}, "errors": None}
+
+
+def test_mlflow_ui_pages_in_a_real_browser(server_with_data, browser):
+    url, eid, rid = server_with_data["url"], server_with_data["eid"], server_with_data["rid"]
+    ws = "?workspace=default"
+    errors = {}
+    _, errors["experiments"] = visit(browser, f"{url}/#/experiments{ws}", "experiment-list", ["ui-experiment", "ui-other-experiment"])
+    _, errors["runs"] = visit(browser, f"{url}/#/experiments/{eid}/runs{ws}", "experiment-runs", ["ui-run"])
+    text, errors["run"] = visit(browser, f"{url}/#/experiments/{eid}/runs/{rid}{ws}", "run-overview", ["ui-run", "learning_rate", "0.01", "optimizer", "adam"])
+    _, errors["metrics"] = visit(browser, f"{url}/#/experiments/{eid}/runs/{rid}/model-metrics{ws}", "run-metric-chart", ["loss"])
+    assert browser.execute_script("return document.querySelectorAll('canvas, svg.main-svg, .js-plotly-plot').length") > 0, "no chart drawn"
+    _, errors["artifact"] = visit(browser, f"{url}/#/experiments/{eid}/runs/{rid}/artifacts/notes/readme.txt{ws}", "artifact-preview", ["hello from tandem"])
+    _, errors["model"] = visit(browser, f"{url}/#/models/ui-model{ws}", "model-versions", ["ui-model", "Version 2", "Version 1", "champion"])
+    bad = {page: e for page, e in errors.items() if e}
+    assert not bad, json.dumps(bad, indent=1)
+
+
+def test_the_dashboard_follows_a_failover_in_a_real_browser(browser, tmp_path):
+    from test_regions import Up
+
+    up = Up("sync")
+    try:
+        leader = up.leader()
+        url = up.url + "/tandem/"
+        t = time.perf_counter()
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 200 and "disaster recovery" in r.text
+        text, errs = visit(browser, url, "dashboard", ["Leader: " + leader, "Retention", "Backup window", "replication"])
+        assert not errs, errs
+        up.kill(leader)
+        other = {"east": "west", "west": "east"}[leader]
+        up.wait_for(lambda: up.leader() == other, 60, "the other region to lead")
+        # The page reloads its live part by itself: the new leader shows without a reload.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            text = browser.execute_script("return document.body.innerText")
+            if "Leader: " + other in text:
+                break
+            time.sleep(0.5)
+        browser.save_screenshot(os.path.join(SHOTS, "dashboard-after-failover.png"))
+        assert "Leader: " + other in text, text[:2000]
+        assert "RTO" in text
+        js = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and e.get("source") in ("javascript", "console-api")]
+        assert not js, js
+    finally:
+        up.stop()
