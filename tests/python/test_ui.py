@@ -4,6 +4,7 @@ Chromium (Debian's package) with Selenium, against real servers holding data the
 made. Every page is loaded fresh; JavaScript errors in the console fail the test; screenshots
 of each page go to target/ui-screenshots/."""
 
+import base64
 import json
 import os
 import re
@@ -263,3 +264,56 @@ def test_the_dashboard_follows_a_failover_in_a_real_browser(browser, tmp_path):
         assert not js, js
     finally:
         up.stop()
+
+
+def test_authentication_and_workspaces_in_the_ui(browser, tmp_path):
+    """With authentication on, the UI works for a signed-in user (HTTP basic, as the browser
+    sends it) and shows only what that user may read; a second workspace's experiments show
+    under it and not under the default one."""
+    from test_access import ADMIN, ADMIN_PW, bootstrap_env, elevate_admin, make_user
+
+    build = ui_build()
+    data = str(tmp_path / "d")
+    os.makedirs(data)
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k not in ("TANDEM_UI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")}
+    p = subprocess.Popen([BIN, "server", "--data", data, "--listen", f"127.0.0.1:{port}", "--auth", "on", "--ui", build],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**environ, **bootstrap_env(data)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if requests.get(url + "/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        # Without credentials: the browser is asked for them (401 with a Basic challenge).
+        r = requests.get(url + "/", timeout=10)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+        elevate_admin(url, "ui test")
+        make_user(url, "uma", "reader", password="uma-password-1")
+        admin = requests.Session()
+        admin.auth = (ADMIN, ADMIN_PW)
+        r = admin.post(url + "/api/3.0/mlflow/workspaces", json={"name": "team-a"}, timeout=10)
+        assert r.status_code in (200, 201), r.text
+        for ws, name in (("default", "ui-auth-default"), ("team-a", "ui-auth-team-a")):
+            r = admin.post(url + "/api/2.0/mlflow/experiments/create", json={"name": name}, headers={"X-MLFLOW-WORKSPACE": ws}, timeout=10)
+            assert r.status_code == 200, r.text
+        def sign_in(user, password):
+            # What the browser sends once the user answered its Basic prompt.
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            browser.execute_cdp_cmd("Network.enable", {})
+            browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}})
+
+        # The admin sees each workspace's experiments under it.
+        sign_in(ADMIN, ADMIN_PW)
+        text, errs = visit(browser, f"{url}/#/experiments?workspace=team-a", "auth-workspace-team-a", ["ui-auth-team-a"])
+        assert "ui-auth-default" not in text and not errs, errs
+        # Uma reads the default workspace only.
+        sign_in("uma", "uma-password-1")
+        text, errs = visit(browser, f"{url}/#/experiments?workspace=default", "auth-reader-default", ["ui-auth-default"])
+        assert "ui-auth-team-a" not in text and not errs, errs
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        stop(p)
