@@ -271,22 +271,8 @@ impl Dashboard {
                 if role == "leader" {
                     leader = Some(name.clone());
                 }
-                let lag = match (
-                    w["replication_lag_events"].as_u64(),
-                    w["replication_lag_ms"].as_u64(),
-                ) {
-                    (Some(e), Some(ms)) => format!("{e} events, {ms} ms"),
-                    (Some(e), None) => format!("{e} events"),
-                    _ => "&ndash;".into(),
-                };
-                let arch = match (
-                    w["archive_lag_events"].as_u64(),
-                    w["archive_lag_ms"].as_u64(),
-                ) {
-                    (Some(e), Some(ms)) => format!("{e} events, {ms} ms"),
-                    (Some(e), None) => format!("{e} events"),
-                    _ => "&ndash;".into(),
-                };
+                let lag = lag_text(w, "replication");
+                let arch = lag_text(w, "archive");
                 let failover = match w.get("last_failover").filter(|f| !f.is_null()) {
                     Some(f) => format!(
                         "epoch {} to {} ({}) at {}{}{}",
@@ -404,6 +390,18 @@ impl Dashboard {
             out.push_str("</div></section>");
         }
         out
+    }
+}
+
+/// `{kind}_lag_events` and `{kind}_lag_ms` of a status entry, as a table cell.
+fn lag_text(w: &Json, kind: &str) -> String {
+    match (
+        w[format!("{kind}_lag_events")].as_u64(),
+        w[format!("{kind}_lag_ms")].as_u64(),
+    ) {
+        (Some(e), Some(ms)) => format!("{e} events, {ms} ms"),
+        (Some(e), None) => format!("{e} events"),
+        _ => "&ndash;".into(),
     }
 }
 
