@@ -533,6 +533,11 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/metrics/get-history-bulk-interval",
         tracking::get_metric_history_bulk_interval,
     ),
+    (
+        "GET",
+        "mlflow/metrics/get-history-bulk",
+        tracking::get_metric_history_bulk,
+    ),
     ("GET", "mlflow/artifacts/list", tracking::list_artifacts),
     (
         "POST",
@@ -961,6 +966,7 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/metrics/get-history", "runs/read", Workspace),
         ("GET", "mlflow/metrics/get-history-bulk-interval", "runs/read", Workspace),
         ("POST", "mlflow/experiments/search-datasets", "experiments/read", Workspace),
+        ("GET", "mlflow/metrics/get-history-bulk", "runs/read", Workspace),
         // The UI's GraphQL reads runs and experiments (every root field is a read).
         ("GET", "dashboard", "regions/read", Service),
         ("POST", "graphql", "runs/read", Workspace),

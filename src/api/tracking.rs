@@ -1190,3 +1190,40 @@ pub fn search_datasets(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     Ok(json!({ "dataset_summaries": out }))
 }
+
+/// `metrics/get-history-bulk` (a UI route of MLflow's server): one metric's whole history for
+/// up to 100 runs, each run's points in time order, at most 25,000 per run.
+pub fn get_metric_history_bulk(ctx: &Ctx, req: &Req) -> Result<Json> {
+    const MAX_HISTORY_RESULTS: i64 = 25_000;
+    let mut run_ids = req.str_list("run_id")?;
+    if run_ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulk request must specify at least one run_id.",
+        ));
+    }
+    if run_ids.len() > 100 {
+        return Err(MlflowError::invalid(format!("GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received {} run_ids.", run_ids.len())));
+    }
+    let Some(key) = req.opt_str("metric_key")? else {
+        return Err(MlflowError::invalid(
+            "GetMetricHistoryBulk request must specify a metric_key.",
+        ));
+    };
+    let max = req
+        .opt_i64("max_results")?
+        .unwrap_or(MAX_HISTORY_RESULTS)
+        .clamp(0, MAX_HISTORY_RESULTS) as usize;
+    run_ids.sort();
+    let mut out = Vec::new();
+    for run_id in &run_ids {
+        let points = ctx.read(|tx| {
+            queries::run_state(tx, &ctx.workspace, run_id)?.ok_or_else(|| run_not_found(run_id))?;
+            queries::metric_history(tx, &ctx.workspace, run_id, &key)
+        })?;
+        for mut p in points.into_iter().take(max) {
+            p["run_id"] = run_id.as_str().into();
+            out.push(p);
+        }
+    }
+    Ok(json!({ "metrics": out }))
+}

@@ -1069,6 +1069,24 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"experiment_ids": (0..21).map(|i| i.to_string()).collect::<Vec<_>>()}),
             IPV,
         ),
+        (
+            "GET",
+            "/api/2.0/mlflow/metrics/get-history-bulk",
+            json!({"metric_key": "m"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/metrics/get-history-bulk",
+            json!({"run_id": "{RUN}"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/metrics/get-history-bulk",
+            json!({"run_id": "0123456789abcdef0123456789abcdef", "metric_key": "m"}),
+            RDNE,
+        ),
         // MLflow's GraphQL endpoint: a request without a query.
         ("POST", "/graphql", json!({}), IPV),
         ("GET", "/graphql", json!({}), IPV),

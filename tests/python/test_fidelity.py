@@ -450,6 +450,42 @@ def case_defaults_pagination_and_ordering(api):
     return out
 
 
+def case_ui_routes(api):
+    """Routes MLflow's server keeps for its web UI, under /ajax-api."""
+    eid = api.client.create_experiment("ui-routes")
+    runs = []
+    for i in range(2):
+        rid = api.client.create_run(eid, run_name=f"u{i}").info.run_id
+        api.name(rid, f"{{U{i}}}")
+        runs.append(rid)
+        for step, ts in ((2, 20), (1, 30), (3, 10)):
+            api.client.log_metric(rid, "m", float(step + i), step=step, timestamp=ts)
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    for i, ctx in ((0, "training"), (1, "eval")):
+        ds = Dataset(name=f"ds{i}", digest=f"d{i}", source_type="local", source="{}")
+        api.client.log_inputs(runs[i], datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", ctx)])])
+    bulk = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
+    def pick(j):
+        # Runs come in run ID order (random IDs): say that, and compare each run's points.
+        ms = j.get("metrics", [])
+        order = [m["run_id"] for m in ms]
+        per_run = {}
+        for m in ms:
+            per_run.setdefault(m["run_id"], []).append((m["step"], m["timestamp"], m["value"]))
+        return (order == sorted(order), sorted(per_run.items()))
+    out = [
+        api.call("GET", bulk, params=[("run_id", runs[1]), ("run_id", runs[0]), ("metric_key", "m")], pick=pick),
+        api.call("GET", bulk, params=[("run_id", runs[0]), ("metric_key", "m"), ("max_results", "2")], pick=pick),
+        api.call("GET", bulk, params=[("run_id", runs[0]), ("metric_key", "nope")], pick=pick),
+        api.call("GET", bulk, params=[("metric_key", "m")]),
+        api.call("GET", bulk, params=[("run_id", runs[0])]),
+        api.call("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets", {"experiment_ids": [eid]}, pick=lambda j: sorted(json.dumps({**d, "experiment_id": d["experiment_id"] == eid}, sort_keys=True) for d in j.get("dataset_summaries", []))),
+        api.call("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets", {"experiment_ids": []}),
+    ]
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

@@ -238,9 +238,13 @@ def test_mlflow_ui_pages_in_a_real_browser(server_with_data, browser):
 def test_the_dashboard_follows_a_failover_in_a_real_browser(browser, tmp_path):
     from test_regions import Up
 
-    up = Up("sync")
+    up = Up("sync", env={"TANDEM_UI": ui_build()})
     try:
         leader = up.leader()
+        # The MLflow UI through the front door of `tandem up` (served by the leader region).
+        MlflowClient(tracking_uri=up.url).create_experiment("through-the-front-door")
+        _, errs = visit(browser, f"{up.url}/#/experiments?workspace=default", "front-door-experiments", ["through-the-front-door"])
+        assert not errs, errs
         url = up.url + "/tandem/"
         t = time.perf_counter()
         r = requests.get(url, timeout=10)
