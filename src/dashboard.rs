@@ -35,7 +35,13 @@ struct Snapshot {
     backup_error: Option<String>,
     /// Per workspace: (unix ms, replication lag in events, archive lag in events).
     history: HashMap<String, VecDeque<(u64, u64, u64)>>,
+    /// Per workspace: the failovers seen since this server started (by epoch, newest last),
+    /// as each region reported them, with the diverged events each region keeps.
+    failovers: HashMap<String, BTreeMap<u64, Json>>,
 }
+
+/// Failovers listed per workspace.
+const FAILOVERS: usize = 10;
 
 /// The dashboard's state, shared by the sampler and the page handlers.
 #[derive(Clone, Default)]
@@ -183,6 +189,27 @@ impl Dashboard {
                     arch = arch.max(s["archive_lag_events"].as_u64().unwrap_or(0));
                 }
             }
+            let seen = snap.failovers.entry(w.clone()).or_default();
+            for (_, _, v) in &regions {
+                for s in v
+                    .as_ref()
+                    .and_then(|v| v["workspaces"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["workspace"] == w.as_str())
+                {
+                    let f = &s["last_failover"];
+                    if let Some(epoch) = f["epoch"].as_u64() {
+                        // The new leader's own record (with its RTO) wins over the old one's.
+                        if f["rto_ms"].is_u64() || !seen.contains_key(&epoch) {
+                            seen.insert(epoch, f.clone());
+                        }
+                    }
+                }
+            }
+            while seen.len() > FAILOVERS {
+                seen.pop_first();
+            }
             let h = snap.history.entry(w.clone()).or_default();
             h.push_back((now, repl, arch));
             while h.len() > HISTORY {
@@ -274,21 +301,7 @@ impl Dashboard {
                 let lag = lag_text(w, "replication");
                 let arch = lag_text(w, "archive");
                 let failover = match w.get("last_failover").filter(|f| !f.is_null()) {
-                    Some(f) => format!(
-                        "epoch {} to {} ({}) at {}{}{}",
-                        f["epoch"],
-                        esc(f["to"].as_str().unwrap_or("")),
-                        esc(f["reason"].as_str().unwrap_or("")),
-                        crate::backup::iso(f["at_ms"].as_u64().unwrap_or(0)),
-                        f["rto_ms"]
-                            .as_u64()
-                            .map(|r| format!(", RTO {:.1} s", r as f64 / 1000.0))
-                            .unwrap_or_default(),
-                        match f["events_possibly_lost"].as_u64().unwrap_or(0) {
-                            0 => String::new(),
-                            n => format!(", {n} events possibly lost"),
-                        }
-                    ),
+                    Some(f) => failover_text(f),
                     None => "&ndash;".into(),
                 };
                 let _ = write!(
@@ -355,6 +368,15 @@ impl Dashboard {
             if let Some(h) = s.history.get(ws) {
                 out.push_str(&chart(h));
             }
+            if let Some(list) = s.failovers.get(ws).filter(|l| !l.is_empty()) {
+                out.push_str(
+                    "<details open><summary>Failovers seen</summary><ul class=\"failovers\">",
+                );
+                for f in list.values().rev() {
+                    let _ = write!(out, "<li>{}</li>", failover_text(f));
+                }
+                out.push_str("</ul></details>");
+            }
             let other = s
                 .regions
                 .iter()
@@ -391,6 +413,25 @@ impl Dashboard {
         }
         out
     }
+}
+
+/// A failover record of `tandem status`, in words.
+fn failover_text(f: &Json) -> String {
+    format!(
+        "epoch {} to {} ({}) at {}{}{}",
+        f["epoch"],
+        esc(f["to"].as_str().unwrap_or("")),
+        esc(f["reason"].as_str().unwrap_or("")),
+        crate::backup::iso(f["at_ms"].as_u64().unwrap_or(0)),
+        f["rto_ms"]
+            .as_u64()
+            .map(|r| format!(", RTO {:.1} s", r as f64 / 1000.0))
+            .unwrap_or_default(),
+        match f["events_possibly_lost"].as_u64().unwrap_or(0) {
+            0 => String::new(),
+            n => format!(", {n} events possibly lost (kept as diverged by the old leader)"),
+        }
+    )
 }
 
 /// `{kind}_lag_events` and `{kind}_lag_ms` of a status entry, as a table cell.
@@ -446,7 +487,7 @@ tr.leader td{background:#eaf6ec}.down{color:#b3261e}.meta{color:#5c6670;margin:0
 polyline{fill:none;stroke-width:1.5}polyline.repl{stroke:#1f77b4}polyline.arch{stroke:#ff7f0e}\
 span.repl{color:#1f77b4}span.arch{color:#ff7f0e}figcaption{font-size:12px;color:#5c6670}\
 .commands button{margin:4px 6px 0 0;padding:4px 10px;border:1px solid #9aa5b1;background:#fff;border-radius:4px;cursor:pointer}\
-.commands button.copied{background:#eaf6ec}";
+.commands button.copied{background:#eaf6ec}details{margin:6px 0}ul.failovers{margin:4px 0;padding-left:20px}";
 
 /// Reloads the live part every two seconds; the buttons copy their command.
 const SCRIPT: &str = "(function(){\
@@ -483,6 +524,10 @@ mod tests {
                 "default".into(),
                 json!({"days": 30, "purge_protection": true}),
             );
+            s.failovers.insert(
+                "default".into(),
+                BTreeMap::from([(2, json!({"epoch": 2, "to": "west", "reason": "switchover", "at_ms": 1u64, "events_possibly_lost": 3}))]),
+            );
             s.history.insert(
                 "default".into(),
                 VecDeque::from(vec![(1, 0, 2), (2, 5, 1), (3, 1, 0)]),
@@ -496,6 +541,8 @@ mod tests {
             "<b>30</b> days; purge protection <b>on</b>",
             "tandem failover --workspace default --to west",
             "<polyline class=\"repl\"",
+            "Failovers seen",
+            "3 events possibly lost (kept as diverged",
         ] {
             assert!(page.contains(want), "{want} missing from {page}");
         }
