@@ -230,6 +230,7 @@ impl Dashboard {
         format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <link rel=\"icon\" href=\"data:,\">\
              <title>tandem: disaster recovery</title><style>{STYLE}</style></head><body>\
              <header><h1>tandem <span>disaster recovery</span></h1>\
              <nav><a href=\"../\">MLflow UI</a></nav></header>\

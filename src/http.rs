@@ -57,6 +57,7 @@ fn is_write(method: &Method, path: &str) -> bool {
     if path.ends_with("/search")
         || path.ends_with("/get-latest-versions")
         || path.ends_with("/search-datasets")
+        || path.ends_with("/gateway-proxy")
         || path == "/graphql"
     {
         return false;

@@ -108,7 +108,26 @@ pub fn answers_protobuf(path: &str) -> bool {
     !(path.starts_with("mlflow/users/")
         || path.starts_with("mlflow/roles/")
         || path.contains("/permissions/")
-        || path.starts_with("mlflow/workspaces"))
+        || path.starts_with("mlflow/workspaces")
+        || path.starts_with("mlflow/assistant/")
+        || path == "mlflow/gateway-proxy")
+}
+
+/// `gateway-proxy` (the web UI's AI-gateway calls): with no deployments target configured,
+/// MLflow's server "pretends an empty gateway service is running", and so does tandem.
+pub fn gateway_proxy(_: &Ctx, _: &Req) -> Result<Json> {
+    Ok(serde_json::json!({ "endpoints": [] }))
+}
+
+/// `assistant/config` (the web UI's MLflow Assistant panel): nothing is configured. The
+/// assistant runs coding tools on the server's own host; tandem offers none.
+pub fn assistant_config(_: &Ctx, _: &Req) -> Result<Json> {
+    Ok(serde_json::json!({ "providers": {}, "projects": {}, "remote_access_allowed": false }))
+}
+
+/// `assistant/providers`: no provider is available here (see `assistant_config`).
+pub fn assistant_providers(_: &Ctx, _: &Req) -> Result<Json> {
+    Ok(serde_json::json!({ "providers": [], "resolved": null, "gateway_vendor_options": {} }))
 }
 
 /// Leaves out empty lists, as protobuf's JSON printing (and so MLflow's server) leaves out
@@ -538,6 +557,10 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/metrics/get-history-bulk",
         tracking::get_metric_history_bulk,
     ),
+    ("GET", "mlflow/gateway-proxy", gateway_proxy),
+    ("POST", "mlflow/gateway-proxy", gateway_proxy),
+    ("GET", "mlflow/assistant/config", assistant_config),
+    ("GET", "mlflow/assistant/providers", assistant_providers),
     ("GET", "mlflow/artifacts/list", tracking::list_artifacts),
     (
         "POST",
@@ -967,6 +990,10 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/metrics/get-history-bulk-interval", "runs/read", Workspace),
         ("POST", "mlflow/experiments/search-datasets", "experiments/read", Workspace),
         ("GET", "mlflow/metrics/get-history-bulk", "runs/read", Workspace),
+        ("GET", "mlflow/gateway-proxy", "any", Anyone),
+        ("POST", "mlflow/gateway-proxy", "any", Anyone),
+        ("GET", "mlflow/assistant/config", "any", Anyone),
+        ("GET", "mlflow/assistant/providers", "any", Anyone),
         // The UI's GraphQL reads runs and experiments (every root field is a read).
         ("GET", "dashboard", "regions/read", Service),
         ("POST", "graphql", "runs/read", Workspace),

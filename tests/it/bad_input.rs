@@ -1797,6 +1797,9 @@ async fn bad_input_on(meta: crate::support::Meta) {
     // all (listings of the whole access state, and who the caller is).
     let no_input = [
         "mlflow/users/list",
+        "mlflow/assistant/config",
+        "mlflow/gateway-proxy",
+        "mlflow/assistant/providers",
         "access/whoami",
         "access/roles",
         "access/principals",

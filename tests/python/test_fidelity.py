@@ -482,6 +482,10 @@ def case_ui_routes(api):
         api.call("GET", bulk, params=[("run_id", runs[0])]),
         api.call("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets", {"experiment_ids": [eid]}, pick=lambda j: sorted(json.dumps({**d, "experiment_id": d["experiment_id"] == eid}, sort_keys=True) for d in j.get("dataset_summaries", []))),
         api.call("POST", "/ajax-api/2.0/mlflow/experiments/search-datasets", {"experiment_ids": []}),
+        # No gateway and no assistant configured.
+        api.call("GET", "/ajax-api/2.0/mlflow/gateway-proxy", params={"gateway_path": "api/2.0/endpoints/"}, pick=lambda j: j),
+        api.call("POST", "/ajax-api/2.0/mlflow/gateway-proxy", {"gateway_path": "api/2.0/endpoints/"}, pick=lambda j: j),
+        api.call("GET", "/ajax-api/3.0/mlflow/assistant/config", pick=lambda j: j),
     ]
     return out
 
