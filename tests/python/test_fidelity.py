@@ -473,7 +473,7 @@ def case_ui_routes(api):
         per_run = {}
         for m in ms:
             per_run.setdefault(m["run_id"], []).append((m["step"], m["timestamp"], m["value"]))
-        return (order == sorted(order), sorted(per_run.items()))
+        return (order == sorted(order), sorted((api.subs.get(k, k), v) for k, v in per_run.items()))
     out = [
         api.call("GET", bulk, params=[("run_id", runs[1]), ("run_id", runs[0]), ("metric_key", "m")], pick=pick),
         api.call("GET", bulk, params=[("run_id", runs[0]), ("metric_key", "m"), ("max_results", "2")], pick=pick),
