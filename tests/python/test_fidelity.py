@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import time
 
 import pytest
 import requests
@@ -418,6 +419,9 @@ def case_defaults_pagination_and_ordering(api):
     # Experiments: default order, page size and tokens.
     for i in range(4):
         # Not named: the stock server's small experiment IDs would read as version numbers.
+        # Apart in time: within one millisecond the two servers' ID tie-breaks differ
+        # (sequential IDs there, time plus random bits here).
+        time.sleep(0.005)
         api.client.create_experiment(f"defaults-page-{i}")
     pick_exps = lambda j: ([e["name"] for e in j.get("experiments", []) if e["name"].startswith("defaults-")], "next_page_token" in j)
     out.append(api.call("POST", "/api/2.0/mlflow/experiments/search", {"filter": "name LIKE 'defaults-%'"}, pick=pick_exps))
