@@ -177,33 +177,17 @@ impl Dashboard {
         let mut snap = self.snap.write().unwrap_or_else(|e| e.into_inner());
         for w in &names {
             let (mut repl, mut arch) = (0u64, 0u64);
-            for (_, _, v) in &regions {
-                for s in v
-                    .as_ref()
-                    .and_then(|v| v["workspaces"].as_array())
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| s["workspace"] == w.as_str())
-                {
-                    repl = repl.max(s["replication_lag_events"].as_u64().unwrap_or(0));
-                    arch = arch.max(s["archive_lag_events"].as_u64().unwrap_or(0));
-                }
+            for s in entries(&regions, w) {
+                repl = repl.max(s["replication_lag_events"].as_u64().unwrap_or(0));
+                arch = arch.max(s["archive_lag_events"].as_u64().unwrap_or(0));
             }
             let seen = snap.failovers.entry(w.clone()).or_default();
-            for (_, _, v) in &regions {
-                for s in v
-                    .as_ref()
-                    .and_then(|v| v["workspaces"].as_array())
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| s["workspace"] == w.as_str())
-                {
-                    let f = &s["last_failover"];
-                    if let Some(epoch) = f["epoch"].as_u64() {
-                        // The new leader's own record (with its RTO) wins over the old one's.
-                        if f["rto_ms"].is_u64() || !seen.contains_key(&epoch) {
-                            seen.insert(epoch, f.clone());
-                        }
+            for s in entries(&regions, w) {
+                let f = &s["last_failover"];
+                if let Some(epoch) = f["epoch"].as_u64() {
+                    // The new leader's own record (with its RTO) wins over the old one's.
+                    if f["rto_ms"].is_u64() || !seen.contains_key(&epoch) {
+                        seen.insert(epoch, f.clone());
                     }
                 }
             }
@@ -414,6 +398,18 @@ impl Dashboard {
         }
         out
     }
+}
+
+/// What each region that answered says of workspace `ws`.
+fn entries<'a>(
+    regions: &'a [(String, String, Option<Json>)],
+    ws: &'a str,
+) -> impl Iterator<Item = &'a Json> + 'a {
+    regions
+        .iter()
+        .filter_map(|r| r.2.as_ref())
+        .flat_map(|v| v["workspaces"].as_array().into_iter().flatten())
+        .filter(move |s| s["workspace"] == ws)
 }
 
 /// A failover record of `tandem status`, in words.
