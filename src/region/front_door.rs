@@ -312,6 +312,33 @@ impl FrontDoor {
         })
     }
 
+    /// Waits for `sent`, unless another region takes the lead of `ws` from `target` first
+    /// (a leader frozen or cut off while it held the request): then the request is given up,
+    /// to be sent again to the new leader, rather than waited for until the old one wakes up
+    /// (it will refuse it then: its lease has lapsed). At least once, as for a lost answer.
+    async fn unless_leader_changes(
+        &self,
+        ws: &str,
+        target: &str,
+        sent: impl std::future::Future<Output = Result<Response, String>>,
+    ) -> Result<Response, String> {
+        let mut changes = self.generation.subscribe();
+        tokio::pin!(sent);
+        loop {
+            tokio::select! {
+                r = &mut sent => return r,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return sent.await;
+                    }
+                    if self.target(ws).is_some_and(|t| t != target) {
+                        return Err(format!("another region took the lead of '{ws}' while {target} held the request"));
+                    }
+                }
+            }
+        }
+    }
+
     /// The region to send a request for `ws` to now, if any.
     fn target(&self, ws: &str) -> Option<String> {
         self.leader_of(ws).or_else(|| {
@@ -392,7 +419,12 @@ async fn handle(State(fd): State<FrontDoor>, req: Request) -> Response {
                         ))
                     }
                 };
-                match forward(&fd.http, &target, attempt).await {
+                let sent = forward(&fd.http, &target, attempt);
+                let outcome = match kept {
+                    Some(_) => fd.unless_leader_changes(&ws, &target, sent).await,
+                    None => sent.await,
+                };
+                match outcome {
                     Ok(r) if kept.is_some() && retryable(&r, read) => {
                         // A refusal (lease lapsed, sync standby not back yet, switchover):
                         // hold the request until the leader, or the next one, takes it.

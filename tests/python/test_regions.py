@@ -298,6 +298,41 @@ def test_a_leader_paused_for_less_than_a_lease_is_not_replaced(up_sync):
     assert [k for k in acked if k not in params] == [] and not errors, errors[:3]
 
 
+def test_a_request_in_flight_to_a_frozen_leader_goes_to_the_new_one(up_async):
+    """The leader freezes (SIGSTOP) with requests in flight and stays frozen past its lease: the
+    front door sends them to the region that took over instead of waiting for the frozen one;
+    when it wakes it refuses what it had not done (its lease lapsed) and steps down. (Async:
+    in sync mode the survivor rightly refuses writes while its standby is frozen.)"""
+    up = up_async
+    client = MlflowClient(tracking_uri=up.url)
+    run_id = client.create_run("0").info.run_id
+    leader = up.leader()
+    pid = up.region_status(leader)[0]["pid"]
+    answers = {}
+
+    def write(i):
+        t = time.time()
+        r = requests.post(up.url + "/api/2.0/mlflow/runs/log-parameter", json={"run_id": run_id, "key": f"frozen{i}", "value": "v"}, timeout=60)
+        answers[i] = (r.status_code, time.time() - t)
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        new = up.leader()
+        assert new and new != leader, "no other region took over"
+        # Answered by the new leader while the old one was still frozen.
+        assert all(status == 200 for status, _ in answers.values()) and len(answers) == 3, answers
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    up.wait_for(lambda: up.region_status(leader)[1]["role"] == "standby", 60, "the old leader to step down")
+    params = client.get_run(run_id).data.params
+    assert all(f"frozen{i}" in params for i in range(3)), params
+
+
 def test_the_front_door_holds_a_bounded_number_of_requests_for_a_bounded_time(up_async):
     """With no region able to lead, the front door holds at most `max_held` requests, each for
     at most `hold_ms`, then answers 503 TEMPORARILY_UNAVAILABLE; one beyond the bound is
