@@ -1170,11 +1170,9 @@ fn up(
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let listener_addr = serving.0;
-        println!(
-            "tracking uri: {}://{}",
-            if tls.is_some() { "https" } else { "http" },
-            listener_addr
-        );
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("tracking uri: {scheme}://{listener_addr}");
+        println!("tandem: web pages: {scheme}://{listener_addr}/ (the MLflow UI, when the regions found a build: see DATA/<region>.log) and {scheme}://{listener_addr}/tandem/ (disaster recovery)");
         use std::io::Write;
         std::io::stdout().flush()?;
         serving.1.await??;
