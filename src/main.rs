@@ -341,6 +341,16 @@ enum Command {
         #[arg(long, env = "TANDEM_UI")]
         ui: Option<PathBuf>,
     },
+    /// Runs one job attempt fenced to its region's lease (started by a region's executor).
+    #[command(hide = true)]
+    JobShim {
+        #[arg(long)]
+        lease_ms: u64,
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Run one region of a deployment (what `tandem up` starts twice).
     Region {
         #[arg(long)]
@@ -692,6 +702,15 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Access { action } => access(action),
+        Command::JobShim {
+            lease_ms,
+            timeout_ms,
+            command,
+        } => std::process::exit(tandem::jobs::run_shim(
+            std::time::Duration::from_millis(lease_ms),
+            timeout_ms.map(std::time::Duration::from_millis),
+            &command,
+        )),
         Command::Up {
             data,
             port,

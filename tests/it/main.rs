@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod hostile;
+mod jobs;
 mod memory;
 mod partition;
 mod replay;
