@@ -323,6 +323,10 @@ impl FrontDoor {
         sent: impl std::future::Future<Output = Result<Response, String>>,
     ) -> Result<Response, String> {
         let mut changes = self.generation.subscribe();
+        // The lead moved between choosing `target` and now: nothing was sent yet.
+        if self.target(ws).is_some_and(|t| t != target) {
+            return Err(format!("the lead of '{ws}' moved away from {target}"));
+        }
         tokio::pin!(sent);
         loop {
             tokio::select! {
