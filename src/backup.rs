@@ -63,6 +63,16 @@ pub struct Summary {
     pub latest_ms: Option<u64>,
 }
 
+/// What `Archive::window` answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub earliest_ms: Option<u64>,
+    pub latest_ms: Option<u64>,
+    pub head_seq: u64,
+    /// The snapshot and its instant, to pass back as `known`.
+    pub snapshot: Option<(u64, u64)>,
+}
+
 /// A workspace's archived history: a compacted snapshot (events up to `base_seq`, with gaps)
 /// followed by every later event, consecutive.
 #[derive(Debug, Clone, PartialEq)]
@@ -631,6 +641,52 @@ impl Archive {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// The restorable window (earliest and latest instant, last archived sequence number)
+    /// without reading the whole archive: the newest segment, and the first segment or the
+    /// snapshot for the earliest instant. `known` is a previous answer's `(snapshot_seq,
+    /// earliest_ms)`: while the snapshot is the same, it is not read again.
+    pub async fn window(&self, ws: &str, known: Option<(u64, u64)>) -> Result<Window, BackupError> {
+        let snapshot = self.snapshot_seqs(ws).await?.last().copied();
+        let starts = self.segment_starts(ws).await?;
+        let last = match starts.last() {
+            Some(&first) => self.read_segment(ws, first).await?.last().cloned(),
+            None => None,
+        };
+        let (earliest_ms, snapshot_head) = match (snapshot, known) {
+            (Some(seq), Some((k, ms))) if k == seq => (Some(ms), Some((seq, ms))),
+            (Some(_), _) => match self.latest_snapshot(ws).await? {
+                Some((seq, events)) => {
+                    let ms = events.last().map(|e| e.hlc.wall_ms());
+                    (ms, ms.map(|ms| (seq, ms)))
+                }
+                None => (None, None),
+            },
+            (None, _) => match starts.first() {
+                Some(&first) => (
+                    self.read_segment(ws, first)
+                        .await?
+                        .first()
+                        .map(|e| e.hlc.wall_ms()),
+                    None,
+                ),
+                None => (None, None),
+            },
+        };
+        // Segments the snapshot replaced may linger: the snapshot may be the newest.
+        let (head, latest_ms) = match (&last, snapshot_head) {
+            (Some(e), Some((seq, ms))) if e.seq <= seq => (seq, Some(ms)),
+            (Some(e), _) => (e.seq, Some(e.hlc.wall_ms())),
+            (None, Some((seq, ms))) => (seq, Some(ms)),
+            (None, None) => (0, None),
+        };
+        Ok(Window {
+            earliest_ms,
+            latest_ms,
+            head_seq: head,
+            snapshot: snapshot_head,
+        })
     }
 
     pub async fn summary(&self, ws: &str) -> Result<Summary, BackupError> {

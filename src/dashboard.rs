@@ -149,7 +149,8 @@ impl Dashboard {
             .unwrap_or_default();
             retention.extend(got);
         }
-        // The backup window needs the archive read: every 30 s, not every second.
+        // The backup window reads the archive (its newest segment, and the oldest part only
+        // when it changed): every 30 s, not every second.
         let (mut backup, mut backup_error) = {
             let s = self.snap.read().unwrap_or_else(|e| e.into_inner());
             (s.backup.clone(), s.backup_error.clone())
@@ -162,11 +163,15 @@ impl Dashboard {
         if let (Some(a), true) = (archive, due) {
             backup_error = None;
             for w in &names {
-                match a.summary(w).await {
-                    Ok(sum) => {
+                // The snapshot's instant from last time, so that it is not read again.
+                let known = backup
+                    .get(w)
+                    .and_then(|b| Some((b["snapshot_seq"].as_u64()?, b["earliest_ms"].as_u64()?)));
+                match a.window(w, known).await {
+                    Ok(win) => {
                         backup.insert(
                             w.clone(),
-                            json!({ "earliest_ms": sum.earliest_ms, "latest_ms": sum.latest_ms, "events": sum.events, "snapshot_seq": sum.snapshot_seq }),
+                            json!({ "earliest_ms": win.earliest_ms, "latest_ms": win.latest_ms, "events": win.head_seq, "snapshot_seq": win.snapshot.map(|s| s.0) }),
                         );
                     }
                     Err(e) => backup_error = Some(e.to_string()),

@@ -90,6 +90,13 @@ async fn restoring_to_any_instant_gives_the_state_recorded_then() {
     for (name, archive) in archives() {
         archive_all(&archive, &w.store, "default").await;
         let summary = archive.summary("default").await.unwrap();
+        // The dashboard's cheap window says what the full read says.
+        let window = archive.window("default", None).await.unwrap();
+        assert_eq!(
+            (window.earliest_ms, window.latest_ms, window.head_seq),
+            (summary.earliest_ms, summary.latest_ms, summary.events),
+            "{name}"
+        );
         assert_eq!(
             summary.events,
             w.store
@@ -456,6 +463,20 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
     assert!(report.segments_deleted > 0);
     let after = archive.read_all("default").await.unwrap();
     assert_eq!(after.base_seq, report.seq);
+    // After compaction too, with and without the snapshot's instant known from before.
+    let summary = archive.summary("default").await.unwrap();
+    let window = archive.window("default", None).await.unwrap();
+    assert_eq!(
+        (window.earliest_ms, window.latest_ms, window.head_seq),
+        (summary.earliest_ms, summary.latest_ms, summary.events),
+        "{name}"
+    );
+    assert_eq!(window.snapshot.map(|s| s.0), Some(report.seq));
+    assert_eq!(
+        archive.window("default", window.snapshot).await.unwrap(),
+        window,
+        "{name}"
+    );
     assert_eq!(after.head_seq(), before.head_seq());
     assert!(after.events.len() < before.events.len());
     // Every retained instant restores exactly; the latest is the live state.
