@@ -79,10 +79,6 @@ impl Ui {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// `/`: the UI's index page.
     pub async fn index(&self) -> Response {
         self.file("index.html", false).await

@@ -126,24 +126,14 @@ pub fn execute(ctx: &Ctx, req: &Req) -> Result<Json> {
     let mut errs = Vec::new();
     for f in roots {
         let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
-        let input = f
-            .arguments
-            .iter()
-            .find(|(n, _)| n == "input")
-            .map(|(_, v)| to_json(v, &vars))
-            .unwrap_or(Json::Null);
+        let input = argument(f, "input", &vars);
         let value = match f.name.as_str() {
             "__typename" => Ok(json!(match op {
                 OperationDefinition::Mutation(_) => "MutationType",
                 _ => "Query",
             })),
             "test" | "testMutation" => {
-                let s = f
-                    .arguments
-                    .iter()
-                    .find(|(n, _)| n == "inputString")
-                    .map(|(_, v)| to_json(v, &vars))
-                    .unwrap_or(Json::Null);
+                let s = argument(f, "inputString", &vars);
                 Ok(project(
                     ctx,
                     &json!({ "output": s }),
@@ -300,6 +290,15 @@ fn scalar(field: &str, v: &Json) -> Json {
         }
         other => other.clone(),
     }
+}
+
+/// A field's argument as JSON (null when not given).
+fn argument(f: &graphql_parser::query::Field<'_, String>, name: &str, vars: &Vars) -> Json {
+    f.arguments
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| to_json(v, vars))
+        .unwrap_or(Json::Null)
 }
 
 /// A GraphQL value as JSON, variables substituted.
