@@ -137,11 +137,17 @@ pub fn execute(ctx: &Ctx, req: &Req) -> Result<Json> {
                 Ok(project(
                     ctx,
                     &json!({ "output": s }),
+                    if f.name == "test" {
+                        "Test"
+                    } else {
+                        "TestMutation"
+                    },
                     &f.selection_set,
                     &fragments,
                 ))
             }
-            name => root(ctx, name, &input).map(|v| project(ctx, &v, &f.selection_set, &fragments)),
+            name => root(ctx, name, &input)
+                .map(|v| project(ctx, &v, root_type(name), &f.selection_set, &fragments)),
         };
         match value {
             Ok(v) => {
@@ -174,6 +180,12 @@ fn root(ctx: &Ctx, name: &str, input: &Json) -> Result<Json> {
         "mlflowGetRun" => super::tracking::get_run(ctx, &req),
         "mlflowSearchRuns" => super::tracking::search_runs(ctx, &req),
         "mlflowGetMetricHistoryBulkInterval" => {
+            // MLflow's handler reads max_results and the step range from the query string
+            // only, which a GraphQL request does not have: it answers with the defaults.
+            let mut req = req;
+            for k in ["max_results", "start_step", "end_step"] {
+                req.0.remove(k);
+            }
             super::tracking::get_metric_history_bulk_interval(ctx, &req)
         }
         "mlflowListArtifacts" => super::tracking::list_artifacts(ctx, &req),
@@ -182,6 +194,48 @@ fn root(ctx: &Ctx, name: &str, input: &Json) -> Result<Json> {
         other => Err(MlflowError::invalid(format!(
             "Cannot query field '{other}' on type 'Query'."
         ))),
+    }
+}
+
+/// The type (MLflow's graphene class name) a root field answers, for `__typename`.
+fn root_type(field: &str) -> &'static str {
+    match field {
+        "mlflowGetExperiment" => "MlflowGetExperimentResponse",
+        "mlflowGetRun" => "MlflowGetRunResponse",
+        "mlflowSearchRuns" => "MlflowSearchRunsResponse",
+        "mlflowGetMetricHistoryBulkInterval" => "MlflowGetMetricHistoryBulkIntervalResponse",
+        "mlflowListArtifacts" => "MlflowListArtifactsResponse",
+        "mlflowSearchModelVersions" => "MlflowSearchModelVersionsResponse",
+        "mlflowSearchDatasets" => "MlflowSearchDatasetsResponse",
+        _ => "Query",
+    }
+}
+
+/// The type of field `field` (snake_case) of type `parent`, per MLflow's schema.
+fn child_type(parent: &str, field: &str) -> &'static str {
+    match (parent, field) {
+        (_, "api_error") => "ApiError",
+        (_, "experiment") => "MlflowExperiment",
+        (_, "run") | (_, "runs") => "MlflowRunExtension",
+        (_, "model_versions") => "MlflowModelVersion",
+        (_, "files") => "MlflowFileInfo",
+        (_, "dataset_summaries") => "MlflowDatasetSummary",
+        ("MlflowGetMetricHistoryBulkIntervalResponse", "metrics") => "MlflowMetricWithRunId",
+        ("MlflowRunData", "metrics") => "MlflowMetricExtension",
+        (_, "info") => "MlflowRunInfo",
+        (_, "data") => "MlflowRunData",
+        (_, "inputs") => "MlflowRunInputs",
+        (_, "outputs") => "MlflowRunOutputs",
+        (_, "params") => "MlflowParam",
+        ("MlflowRunData", "tags") => "MlflowRunTag",
+        ("MlflowExperiment", "tags") => "MlflowExperimentTag",
+        ("MlflowModelVersion", "tags") => "MlflowModelVersionTag",
+        ("MlflowDatasetInput", "tags") => "MlflowInputTag",
+        (_, "dataset_inputs") => "MlflowDatasetInput",
+        (_, "dataset") => "MlflowDataset",
+        (_, "model_inputs") => "MlflowModelInput",
+        (_, "model_outputs") => "MlflowModelOutput",
+        _ => "",
     }
 }
 
@@ -217,6 +271,7 @@ impl<'a> Fragments<'a> {
 fn project<'a>(
     ctx: &Ctx,
     v: &Json,
+    ty: &str,
     set: &'a SelectionSet<'a, String>,
     fragments: &Fragments<'a>,
 ) -> Json {
@@ -224,7 +279,7 @@ fn project<'a>(
         Json::Array(items) => Json::Array(
             items
                 .iter()
-                .map(|x| project(ctx, x, set, fragments))
+                .map(|x| project(ctx, x, ty, set, fragments))
                 .collect(),
         ),
         Json::Object(obj) => {
@@ -232,15 +287,18 @@ fn project<'a>(
             for f in fragments.fields(set) {
                 let key = f.alias.clone().unwrap_or_else(|| f.name.clone());
                 let snake = snake_case(&f.name);
+                let child = child_type(ty, &snake);
                 let value = match f.name.as_str() {
-                    "__typename" => Json::Null,
+                    "__typename" => json!(ty),
                     "apiError" => Json::Null,
                     // The run extensions of MLflow's schema.
                     "experiment" if obj.contains_key("info") => {
                         let id = obj["info"]["experiment_id"].as_str().unwrap_or_default();
                         let req = Req(Map::from_iter([("experiment_id".to_owned(), json!(id))]));
                         super::tracking::get_experiment(ctx, &req)
-                            .map(|e| project(ctx, &e["experiment"], &f.selection_set, fragments))
+                            .map(|e| {
+                                project(ctx, &e["experiment"], child, &f.selection_set, fragments)
+                            })
                             .unwrap_or(Json::Null)
                     }
                     "modelVersions" if obj.contains_key("info") => {
@@ -254,6 +312,7 @@ fn project<'a>(
                                 project(
                                     ctx,
                                     r.get("model_versions").unwrap_or(&json!([])),
+                                    child,
                                     &f.selection_set,
                                     fragments,
                                 )
@@ -264,7 +323,7 @@ fn project<'a>(
                         None | Some(Json::Null) if LISTS.contains(&snake.as_str()) => json!([]),
                         None | Some(Json::Null) => Json::Null,
                         Some(x) if f.selection_set.items.is_empty() => scalar(&snake, x),
-                        Some(x) => project(ctx, x, &f.selection_set, fragments),
+                        Some(x) => project(ctx, x, child, &f.selection_set, fragments),
                     },
                 };
                 out.insert(key, value);
