@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod changes;
+pub mod genai;
 pub mod graphql;
 pub mod logged_models;
 pub mod mlflow_auth;
@@ -557,6 +558,19 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/metrics/get-history-bulk",
         tracking::get_metric_history_bulk,
     ),
+    ("POST", "mlflow/traces/search", genai::search_traces),
+    ("POST", "mlflow/traces/metrics", genai::trace_metrics),
+    (
+        "POST",
+        "mlflow/datasets/search",
+        genai::search_evaluation_datasets,
+    ),
+    (
+        "GET",
+        "mlflow/datasets/search",
+        genai::search_evaluation_datasets,
+    ),
+    ("GET", "mlflow/scorers/list", genai::list_scorers),
     ("GET", "mlflow/gateway-proxy", gateway_proxy),
     ("POST", "mlflow/gateway-proxy", gateway_proxy),
     ("GET", "mlflow/assistant/config", assistant_config),
@@ -990,6 +1004,11 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/metrics/get-history-bulk-interval", "runs/read", Workspace),
         ("POST", "mlflow/experiments/search-datasets", "experiments/read", Workspace),
         ("GET", "mlflow/metrics/get-history-bulk", "runs/read", Workspace),
+        ("POST", "mlflow/traces/search", "experiments/read", Workspace),
+        ("POST", "mlflow/traces/metrics", "experiments/read", Workspace),
+        ("POST", "mlflow/datasets/search", "experiments/read", Workspace),
+        ("GET", "mlflow/datasets/search", "experiments/read", Workspace),
+        ("GET", "mlflow/scorers/list", "experiments/read", Workspace),
         ("GET", "mlflow/gateway-proxy", "any", Anyone),
         ("POST", "mlflow/gateway-proxy", "any", Anyone),
         ("GET", "mlflow/assistant/config", "any", Anyone),

@@ -1087,6 +1087,56 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"run_id": "0123456789abcdef0123456789abcdef", "metric_key": "m"}),
             RDNE,
         ),
+        // The GenAI pages' searches (answered as over an empty store, with MLflow's checks).
+        ("POST", "/api/3.0/mlflow/traces/search", json!({}), IPV),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/search",
+            json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}}], "max_results": 0}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["1"], "view_type": "TRACES", "metric_name": "nope", "aggregations": [{"aggregation_type": "COUNT"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["1"], "view_type": "TRACES", "metric_name": "latency", "aggregations": [{"aggregation_type": "COUNT"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["1"], "view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}], "time_interval_seconds": 60}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/datasets/search",
+            json!({"max_results": -1}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/3.0/mlflow/datasets/search",
+            json!({"max_results": 0}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/3.0/mlflow/scorers/list",
+            json!({"experiment_id": "999"}),
+            RDNE,
+        ),
         // MLflow's GraphQL endpoint: a request without a query.
         ("POST", "/graphql", json!({}), IPV),
         ("GET", "/graphql", json!({}), IPV),
@@ -1831,7 +1881,11 @@ async fn bad_input_on(meta: crate::support::Meta) {
         }
         let prefix = if pattern.starts_with("workspaces/") || pattern.starts_with("access/") {
             "/api/tandem/v1/"
-        } else if pattern.contains("workspaces") {
+        } else if pattern.contains("workspaces")
+            || ["mlflow/traces/", "mlflow/datasets/", "mlflow/scorers/"]
+                .iter()
+                .any(|p| pattern.starts_with(p))
+        {
             "/api/3.0/"
         } else if pattern.contains("bulk-interval") {
             "/api/2.11/"

@@ -494,6 +494,42 @@ def case_ui_routes(api):
     return out
 
 
+def case_genai_page_searches(api):
+    """The searches the UI's GenAI pages make (traces, trace metrics, evaluation datasets,
+    scorers), over an experiment with none of those: answers and refusals."""
+    eid = api.experiment("genai-pages")
+    loc = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}}]
+    metrics = "/ajax-api/3.0/mlflow/traces/metrics"
+    count = {"experiment_ids": [eid], "view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]}
+    j = lambda x: x
+    return [
+        api.call("POST", "/ajax-api/3.0/mlflow/traces/search", {"locations": loc, "max_results": 25, "order_by": ["timestamp_ms DESC"]}, pick=j),
+        api.call("POST", "/ajax-api/3.0/mlflow/traces/search", {"locations": [], "max_results": 1}, pick=j),
+        api.call("POST", "/ajax-api/3.0/mlflow/traces/search", {"max_results": 1}),
+        api.call("POST", "/ajax-api/3.0/mlflow/traces/search", {"locations": loc, "max_results": 0}),
+        api.call("POST", metrics, count, pick=j),
+        api.call("POST", metrics, {**count, "start_time_ms": 1, "end_time_ms": 2}, pick=j),
+        api.call("POST", metrics, {**count, "time_interval_seconds": 60, "start_time_ms": 1, "end_time_ms": 2}, pick=j),
+        api.call("POST", metrics, {**count, "dimensions": ["trace_name"]}, pick=j),
+        api.call("POST", metrics, {**count, "view_type": "SPANS", "metric_name": "span_count"}, pick=j),
+        api.call("POST", metrics, {**count, "metric_name": "session_count"}, pick=j),
+        api.call("POST", metrics, {**count, "metric_name": "latency", "aggregations": [{"aggregation_type": "AVG"}]}, pick=j),
+        api.call("POST", metrics, {**count, "metric_name": "latency"}),
+        api.call("POST", metrics, {**count, "aggregations": [{"aggregation_type": "AVG"}]}),
+        api.call("POST", metrics, {**count, "metric_name": "nope"}),
+        api.call("POST", metrics, {**count, "view_type": "SPANS", "metric_name": "nope"}),
+        api.call("POST", metrics, {**count, "view_type": "ASSESSMENTS", "metric_name": "nope"}),
+        api.call("POST", metrics, {**count, "time_interval_seconds": 60}),
+        api.call("POST", metrics, {k: v for k, v in count.items() if k != "view_type"}),
+        api.call("POST", metrics, {k: v for k, v in count.items() if k != "aggregations"}),
+        api.call("POST", metrics, {}),
+        api.call("POST", "/ajax-api/3.0/mlflow/datasets/search", {"experiment_ids": [eid], "order_by": ["created_time DESC"], "max_results": 50}, pick=j),
+        api.call("POST", "/ajax-api/3.0/mlflow/datasets/search", {"max_results": -1000000}),
+        api.call("GET", "/ajax-api/3.0/mlflow/scorers/list", params={"experiment_id": eid}, pick=j),
+        api.call("GET", "/ajax-api/3.0/mlflow/scorers/list", pick=j),
+    ]
+
+
 def case_graphql_queries_of_the_ui(api):
     """The GraphQL operations the installed UI build sends (read from it), on both servers."""
     from test_ui import ui_build, ui_queries
