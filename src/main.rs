@@ -489,6 +489,111 @@ enum Command {
         #[command(subcommand)]
         action: WorkspaceAction,
     },
+    /// Environments of jobs (versioned, immutable): a container image pinned by digest, or a
+    /// requirements / conda file. Through the server at MLFLOW_TRACKING_URI.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+    /// Data assets of jobs (versioned, immutable): a file or folder in object storage or in
+    /// tandem's artifacts. Through the server at MLFLOW_TRACKING_URI.
+    Data {
+        #[command(subcommand)]
+        action: DataAction,
+    },
+}
+
+/// What the asset commands share: the workspace, and the server (MLFLOW_TRACKING_URI, with
+/// MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME / _PASSWORD when access control is on).
+#[derive(clap::Args, Clone)]
+struct ApiArgs {
+    #[arg(long, default_value = "default")]
+    workspace: String,
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    url: String,
+}
+
+#[derive(Subcommand)]
+enum EnvAction {
+    /// Create the next version of an environment.
+    Create {
+        name: String,
+        /// A container image pinned by digest: REPOSITORY@sha256:DIGEST.
+        #[arg(long, group = "spec", required = true)]
+        image: Option<String>,
+        /// A pip requirements file, kept by tandem as an artifact.
+        #[arg(long, group = "spec")]
+        requirements: Option<PathBuf>,
+        /// A conda environment file, kept by tandem as an artifact.
+        #[arg(long, group = "spec")]
+        conda: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// This version number instead of the next one (refused if it exists).
+        #[arg(long)]
+        version: Option<i64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    #[command(flatten)]
+    Common(AssetAction),
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Create the next version of a data asset.
+    Create {
+        name: String,
+        /// uri_file or uri_folder.
+        #[arg(long = "type", default_value = "uri_folder")]
+        asset_type: String,
+        /// s3://, gs://, abfss://, az://, https://, mlflow-artifacts:/PATH or runs:/RUN_ID/PATH.
+        #[arg(long)]
+        uri: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        version: Option<i64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    #[command(flatten)]
+    Common(AssetAction),
+}
+
+#[derive(Subcommand)]
+enum AssetAction {
+    /// List versions (newest first), deleted ones with --all.
+    List {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One version (the newest live one by default).
+    Get {
+        name: String,
+        #[arg(default_value = "latest")]
+        version: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Soft-delete one version (restorable for the workspace's retention).
+    Delete {
+        name: String,
+        version: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Bring back a deleted version.
+    Restore {
+        name: String,
+        version: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -646,6 +751,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Workspace { action } => workspace(action),
+        Command::Env { action } => env_command(action),
+        Command::Data { action } => data_command(action),
         Command::User { action } => user(action),
         Command::Token { action } => token(action),
         Command::Audit {
@@ -1933,27 +2040,18 @@ fn access(action: AccessAction) -> anyhow::Result<()> {
             let url = std::env::var("MLFLOW_TRACKING_URI")
                 .context("MLFLOW_TRACKING_URI names the server to elevate on")?;
             let seconds = duration_ms(&duration)? / 1000;
-            let v = runtime()?.block_on(async move {
-                let http = reqwest::Client::new();
-                let mut rb = http
-                    .post(format!("{}/api/tandem/v1/access/elevate", url.trim_end_matches('/')))
-                    .json(&serde_json::json!({ "role": role, "scope": scope, "for_seconds": seconds, "reason": reason }));
-                rb = match (
-                    std::env::var("MLFLOW_TRACKING_TOKEN"),
-                    std::env::var("MLFLOW_TRACKING_USERNAME"),
-                ) {
-                    (Ok(t), _) => rb.bearer_auth(t),
-                    (_, Ok(u)) => rb.basic_auth(u, std::env::var("MLFLOW_TRACKING_PASSWORD").ok()),
-                    _ => bail!("give your credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
-                };
-                let resp = rb.send().await?;
-                let ok = resp.status().is_success();
-                let v: serde_json::Value = resp.json().await?;
-                if !ok {
-                    bail!("elevation refused: {}", v["message"].as_str().unwrap_or(&v.to_string()));
-                }
-                anyhow::Ok(v)
-            })?;
+            if std::env::var("MLFLOW_TRACKING_TOKEN").is_err()
+                && std::env::var("MLFLOW_TRACKING_USERNAME").is_err()
+            {
+                bail!("give your credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD");
+            }
+            let v = api_call(
+                &url,
+                "POST",
+                "/api/tandem/v1/access/elevate",
+                Some(serde_json::json!({ "role": role, "scope": scope, "for_seconds": seconds, "reason": reason })),
+            )
+            .context("elevation refused")?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         AccessAction::Lock {
@@ -2100,4 +2198,158 @@ fn workspace(action: WorkspaceAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One call to a tandem server's API with the stock client's credentials
+/// (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD); the
+/// answer's JSON, or the server's message as the error.
+fn api_call(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", url.trim_end_matches('/'));
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    runtime()?.block_on(async move {
+        let mut rb = reqwest::Client::new().request(method, url);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb = match (
+            std::env::var("MLFLOW_TRACKING_TOKEN"),
+            std::env::var("MLFLOW_TRACKING_USERNAME"),
+        ) {
+            (Ok(t), _) => rb.bearer_auth(t),
+            (_, Ok(u)) => rb.basic_auth(u, std::env::var("MLFLOW_TRACKING_PASSWORD").ok()),
+            _ => rb,
+        };
+        let resp = rb.send().await?;
+        let ok = resp.status().is_success();
+        let text = resp.text().await?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        if !ok {
+            bail!(
+                "{}",
+                v["message"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            );
+        }
+        anyhow::Ok(v)
+    })
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn env_command(action: EnvAction) -> anyhow::Result<()> {
+    match action {
+        EnvAction::Create {
+            name,
+            image,
+            requirements,
+            conda,
+            description,
+            version,
+            api,
+        } => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            let mut body = serde_json::json!({ "name": name, "description": description });
+            if let Some(i) = image {
+                body["image"] = i.into();
+            }
+            if let Some(p) = requirements {
+                body["requirements"] = read(&p)?.into();
+            }
+            if let Some(p) = conda {
+                body["conda"] = read(&p)?.into();
+            }
+            if let Some(v) = version {
+                body["version"] = v.into();
+            }
+            print_json(&api_call(
+                &api.url,
+                "POST",
+                &format!("/api/tandem/v1/workspaces/{}/environments", api.workspace),
+                Some(body),
+            )?)
+        }
+        EnvAction::Common(a) => asset_command("environments", a),
+    }
+}
+
+fn data_command(action: DataAction) -> anyhow::Result<()> {
+    match action {
+        DataAction::Create {
+            name,
+            asset_type,
+            uri,
+            description,
+            version,
+            api,
+        } => {
+            let mut body = serde_json::json!({ "name": name, "type": asset_type, "uri": uri, "description": description });
+            if let Some(v) = version {
+                body["version"] = v.into();
+            }
+            print_json(&api_call(
+                &api.url,
+                "POST",
+                &format!("/api/tandem/v1/workspaces/{}/data-assets", api.workspace),
+                Some(body),
+            )?)
+        }
+        DataAction::Common(a) => asset_command("data-assets", a),
+    }
+}
+
+fn asset_command(kind: &str, action: AssetAction) -> anyhow::Result<()> {
+    let base = |api: &ApiArgs| format!("/api/tandem/v1/workspaces/{}/{kind}", api.workspace);
+    match action {
+        AssetAction::List { name, all, api } => {
+            let mut q = format!("?include_deleted={all}");
+            if let Some(n) = name {
+                q.push_str(&format!("&name={}", tandem::http::encode_segment(&n)));
+            }
+            print_json(&api_call(
+                &api.url,
+                "GET",
+                &format!("{}{q}", base(&api)),
+                None,
+            )?)
+        }
+        AssetAction::Get { name, version, api } => print_json(&api_call(
+            &api.url,
+            "GET",
+            &format!("{}/{name}/{version}", base(&api)),
+            None,
+        )?),
+        AssetAction::Delete { name, version, api } => {
+            api_call(
+                &api.url,
+                "DELETE",
+                &format!("{}/{name}/{version}", base(&api)),
+                None,
+            )?;
+            println!("deleted {name} version {version} (restorable for the workspace's retention)");
+            Ok(())
+        }
+        AssetAction::Restore { name, version, api } => {
+            api_call(
+                &api.url,
+                "POST",
+                &format!("{}/{name}/{version}/restore", base(&api)),
+                None,
+            )?;
+            println!("restored {name} version {version}");
+            Ok(())
+        }
+    }
 }

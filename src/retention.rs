@@ -1,5 +1,5 @@
-//! Deleted workspaces, experiments, runs, logged models, registered models and model versions
-//! stay restorable for the workspace's retention period (7 to 90
+//! Deleted workspaces, experiments, runs, logged models, registered models, model versions,
+//! environments and data assets stay restorable for the workspace's retention period (7 to 90
 //! days, default 14), then a purge removes them for good. Purge protection, once on, cannot be
 //! switched off, and while it is on nothing is purged before its retention ends. Purges are
 //! events in the change log like every other change, so replicas and restores agree.
@@ -81,6 +81,9 @@ pub struct Purged {
     pub registered_models: Vec<String>,
     /// "name/version"
     pub model_versions: Vec<String>,
+    /// Versions of environments and data assets: "kind:name/version".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assets: Vec<String>,
 }
 
 impl Purged {
@@ -93,12 +96,13 @@ impl Purged {
             return "the workspace".into();
         }
         format!(
-            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions",
+            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions, {} environment and data-asset versions",
             self.experiments.len(),
             self.runs.len(),
             self.logged_models.len(),
             self.registered_models.len(),
-            self.model_versions.len()
+            self.model_versions.len(),
+            self.assets.len()
         )
     }
 }
@@ -161,6 +165,11 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
             .iter()
             .map(|r| (r.text(0), r.int(1)))
             .collect();
+        let assets: Vec<(String, String, i64)> = tx
+            .query("SELECT kind, name, version FROM assets WHERE workspace = ? AND deleted_time <= ? ORDER BY kind, name, version", &[ws.into(), cutoff.into()])?
+            .iter()
+            .map(|r| (r.text(0), r.text(1), r.int(2)))
+            .collect();
         // Objects under a lock narrower than the workspace wait until it is lifted.
         let (mut experiments, mut runs, mut logged_models, mut registered_models, mut versions) = (experiments, runs, logged_models, registered_models, versions);
         if access.has_narrow_lock_in(ws) {
@@ -193,8 +202,10 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
         ops.extend(logged_models.iter().map(|m| Op::PurgeLoggedModel { model_id: m.clone() }));
         ops.extend(registered_models.iter().map(|n| Op::PurgeRegisteredModel { name: n.clone() }));
         ops.extend(versions.iter().map(|(n, v)| Op::PurgeModelVersion { name: n.clone(), version: *v }));
+        ops.extend(assets.iter().map(|(kind, name, version)| Op::PurgeAsset { kind: kind.clone(), name: name.clone(), version: *version }));
         let model_versions = versions.iter().map(|(n, v)| format!("{n}/{v}")).collect();
-        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions }, ops))
+        let assets = assets.iter().map(|(k, n, v)| format!("{k}:{n}/{v}")).collect();
+        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions, assets }, ops))
     })
 }
 

@@ -6,6 +6,7 @@
 //! change state only through it.
 
 pub mod access;
+pub mod assets;
 pub mod changes;
 pub mod genai;
 pub mod graphql;
@@ -885,6 +886,56 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
         "workspaces/{workspace_name}/undelete",
         retention::undelete,
     ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/environments",
+        assets::create_environment,
+    ),
+    (
+        "GET",
+        "workspaces/{workspace_name}/environments",
+        assets::list_environments,
+    ),
+    (
+        "GET",
+        "workspaces/{workspace_name}/environments/{name}/{version}",
+        assets::get_environment,
+    ),
+    (
+        "DELETE",
+        "workspaces/{workspace_name}/environments/{name}/{version}",
+        assets::delete_environment,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/environments/{name}/{version}/restore",
+        assets::restore_environment,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/data-assets",
+        assets::create_data_asset,
+    ),
+    (
+        "GET",
+        "workspaces/{workspace_name}/data-assets",
+        assets::list_data_assets,
+    ),
+    (
+        "GET",
+        "workspaces/{workspace_name}/data-assets/{name}/{version}",
+        assets::get_data_asset,
+    ),
+    (
+        "DELETE",
+        "workspaces/{workspace_name}/data-assets/{name}/{version}",
+        assets::delete_data_asset,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/data-assets/{name}/{version}/restore",
+        assets::restore_data_asset,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -1105,6 +1156,16 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("PATCH", "tandem/workspaces/{workspace_name}/retention", "retention/write", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/purge", "workspaces/delete", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/undelete", "workspaces/write", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/environments", "assets/write", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/environments", "assets/read", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/environments/{name}/{version}", "assets/read", NamedWorkspace),
+        ("DELETE", "tandem/workspaces/{workspace_name}/environments/{name}/{version}", "assets/delete", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/environments/{name}/{version}/restore", "assets/write", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/data-assets", "assets/write", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/data-assets", "assets/read", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/data-assets/{name}/{version}", "assets/read", NamedWorkspace),
+        ("DELETE", "tandem/workspaces/{workspace_name}/data-assets/{name}/{version}", "assets/delete", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/data-assets/{name}/{version}/restore", "assets/write", NamedWorkspace),
         ("GET", "tandem/status", "regions/read", Service),
         ("POST", "tandem/workspaces/{workspace_name}/drain", "regions/failover", Service),
         ("POST", "tandem/workspaces/{workspace_name}/undrain", "regions/failover", Service),

@@ -225,6 +225,24 @@ fn purge_logged_model(tx: &mut dyn Tx, ws: &str, model_id: &str) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+fn insert_asset(
+    tx: &mut dyn Tx,
+    ws: &str,
+    kind: &str,
+    name: &str,
+    version: i64,
+    body: &serde_json::Value,
+    description: &str,
+    time: i64,
+) -> Result<()> {
+    tx.exec_later(
+        "INSERT INTO assets (workspace, kind, name, version, body, description, created_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        vec![ws.into(), kind.into(), name.into(), version.into(), body.to_string().into(), description.into(), time.into()],
+    )?;
+    Ok(())
+}
+
 /// Every row of the workspace's state, gone (the change log is not state).
 pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
     for (table, _) in schema::STATE_TABLES {
@@ -1014,6 +1032,79 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             tx.exec_later(
                 "INSERT INTO access_assignments (workspace, assignment_id, principal_id, role, scope, until_ms, reason, eligible_for_ms, created_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 vec![ws.into(), assignment_id.into(), principal_id.into(), role.into(), scope.into(), (*until_ms).into(), reason.clone().into(), (*eligible_for_ms).into(), (*time).into()],
+            )?;
+        }
+        Op::CreateEnvironment {
+            name,
+            version,
+            image,
+            spec_path,
+            spec_sha256,
+            description,
+            time,
+        } => {
+            let body = serde_json::json!({ "image": image, "spec_path": spec_path, "spec_sha256": spec_sha256 });
+            insert_asset(
+                tx,
+                ws,
+                "environment",
+                name,
+                *version,
+                &body,
+                description,
+                *time,
+            )?;
+        }
+        Op::CreateDataAsset {
+            name,
+            version,
+            asset_type,
+            uri,
+            sha256,
+            description,
+            time,
+        } => {
+            let body = serde_json::json!({ "type": asset_type, "uri": uri, "sha256": sha256 });
+            insert_asset(
+                tx,
+                ws,
+                "data-asset",
+                name,
+                *version,
+                &body,
+                description,
+                *time,
+            )?;
+        }
+        Op::DeleteAsset {
+            kind,
+            name,
+            version,
+            time,
+        } => {
+            tx.exec_later(
+                "UPDATE assets SET deleted_time = ? WHERE workspace = ? AND kind = ? AND name = ? AND version = ?",
+                vec![(*time).into(), ws.into(), kind.into(), name.into(), (*version).into()],
+            )?;
+        }
+        Op::RestoreAsset {
+            kind,
+            name,
+            version,
+        } => {
+            tx.exec_later(
+                "UPDATE assets SET deleted_time = NULL WHERE workspace = ? AND kind = ? AND name = ? AND version = ?",
+                vec![ws.into(), kind.into(), name.into(), (*version).into()],
+            )?;
+        }
+        Op::PurgeAsset {
+            kind,
+            name,
+            version,
+        } => {
+            tx.exec_later(
+                "DELETE FROM assets WHERE workspace = ? AND kind = ? AND name = ? AND version = ?",
+                vec![ws.into(), kind.into(), name.into(), (*version).into()],
             )?;
         }
         Op::Lock {

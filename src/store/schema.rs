@@ -512,6 +512,21 @@ CREATE TABLE access_locks (
   PRIMARY KEY (workspace, lock_id)
 )
 "#,
+    // 8: versioned assets of jobs: environments and data assets (`kind`), their fields as
+    // JSON in `body`; soft-deleted with `deleted_time`.
+    r#"
+CREATE TABLE assets (
+  workspace TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  body TEXT NOT NULL,
+  description TEXT NOT NULL,
+  created_time BIGINT NOT NULL,
+  deleted_time BIGINT,
+  PRIMARY KEY (workspace, kind, name, version)
+)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -565,6 +580,7 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("access_locks", "lock_id"),
     ("access_roles", "name"),
     ("access_members", "group_id, member_id"),
+    ("assets", "kind, name, version"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -34,6 +34,7 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "models/write",
         "logged-models/write",
         "artifacts/write",
+        "assets/write",
     ];
     let read = action.ends_with("/read");
     match role {

@@ -1812,7 +1812,11 @@ async fn bad_input_on(meta: crate::support::Meta) {
     let s = TestServer::start_on(meta, None).await;
     let f = fixture(&s).await;
     let mut failures = Vec::new();
-    let all: Vec<_> = cases().into_iter().chain(access_cases()).collect();
+    let all: Vec<_> = cases()
+        .into_iter()
+        .chain(access_cases())
+        .chain(crate::assets::bad_input_cases())
+        .collect();
     let covered: std::collections::HashSet<String> = all.iter().map(|c| c.1.to_owned()).collect();
     for (method, path, params, (status, code)) in all {
         let path = sub_str(path, &f);
@@ -1904,7 +1908,9 @@ async fn bad_input_on(meta: crate::support::Meta) {
         let alt = pattern
             .replace("{model_id}", "{LM}")
             .replace("{workspace_name}", "default")
-            .replace("{tag_key}", "absent");
+            .replace("{tag_key}", "absent")
+            .replace("{name}", "nobody")
+            .replace("{version}", "1");
         let hit = covered.iter().any(|c| {
             c == &format!("{prefix}{concrete}")
                 || c == &format!("{prefix}{alt}")

@@ -82,6 +82,8 @@ struct Acked {
     metrics: Vec<(String, String, i64)>,
     params: Vec<(String, String)>,
     runs: Vec<String>,
+    /// Environment versions: (name, version, specification text).
+    envs: Vec<(String, i64, String)>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +145,14 @@ async fn sigkill_on(meta: crate::support::Meta) {
             let deadline = Instant::now() + Duration::from_secs(30);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
                 i += 1;
-                let ok = match i % 3 {
+                let ok = match i % 4 {
+                    3 => {
+                        // An environment version: its specification artifact, then its event.
+                        let text = format!("numpy==1.{i}.{w}\n");
+                        post(&http, &url, "/api/tandem/v1/workspaces/default/environments", json!({"name": format!("env{w}"), "requirements": text}))
+                            .await
+                            .map(|v| acked.lock().unwrap().envs.push((format!("env{w}"), v["environment"]["version"].as_i64().unwrap(), text)))
+                    }
                     0 => post(&http, &url, "/api/2.0/mlflow/runs/log-metric", json!({"run_id": run_id, "key": format!("w{w}"), "value": i, "timestamp": i, "step": i}))
                         .await
                         .map(|_| acked.lock().unwrap().metrics.push((run_id.clone(), format!("w{w}"), i))),
@@ -166,7 +175,7 @@ async fn sigkill_on(meta: crate::support::Meta) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let a = acked.lock().unwrap();
-        if a.metrics.len() + a.params.len() + a.runs.len() >= 600
+        if a.metrics.len() + a.params.len() + a.runs.len() + a.envs.len() >= 600
             || t0.elapsed() > Duration::from_secs(20)
         {
             break;
@@ -178,7 +187,7 @@ async fn sigkill_on(meta: crate::support::Meta) {
         w.await.unwrap();
     }
     let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
-    let total = acked.metrics.len() + acked.params.len() + acked.runs.len();
+    let total = acked.metrics.len() + acked.params.len() + acked.runs.len() + acked.envs.len();
     assert!(
         total >= 100,
         "too few writes were acknowledged before the kill ({total}) for the test to mean anything"
@@ -232,9 +241,30 @@ async fn sigkill_on(meta: crate::support::Meta) {
             "acknowledged run {r} lost"
         );
     }
+    for (name, version, text) in &acked.envs {
+        let got = get(format!(
+            "{url}/api/tandem/v1/workspaces/default/environments/{name}/{version}"
+        ))
+        .await;
+        let path = got["environment"]["spec_path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("acknowledged environment {name} {version} lost: {got}"));
+        let bytes = http
+            .get(format!("{url}/api/2.0/mlflow-artifacts/artifacts/{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            &bytes, text,
+            "environment {name} {version}: specification lost"
+        );
+    }
     let verify = get(format!("{url}/api/tandem/v1/workspaces/default/verify")).await;
     assert_eq!(verify["ok"], true, "change log damaged: {verify}");
-    // Every acknowledged write is one event; the workspace's own set-up events come first.
+    // Every acknowledged write is one event (an environment two); the workspace's own set-up events come first.
     assert!(
         verify["head_seq"].as_u64().unwrap() >= total as u64 + 4,
         "{verify} vs {total} acknowledged"

@@ -2,6 +2,7 @@
 
 mod access;
 mod artifact_store;
+mod assets;
 mod backup;
 mod bad_input;
 mod cli;

@@ -80,11 +80,16 @@ fn op_index(op: &Op) -> usize {
         Op::DropRole { .. } => 61,
         Op::AddMember { .. } => 62,
         Op::RemoveMember { .. } => 63,
+        Op::CreateEnvironment { .. } => 64,
+        Op::CreateDataAsset { .. } => 65,
+        Op::DeleteAsset { .. } => 66,
+        Op::RestoreAsset { .. } => 67,
+        Op::PurgeAsset { .. } => 68,
     }
 }
-const OP_COUNT: usize = 64;
+const OP_COUNT: usize = 69;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 60;
+pub const ACTIONS: u8 = 64;
 
 pub struct World {
     meta: Meta,
@@ -244,6 +249,34 @@ pub fn run_action(w: &mut World, a: &Action) {
             if let Some(id) = pick(&ids, y) {
                 drop(tandem::api::access::unassign(&w.store, "prop", &id));
             }
+        }
+        // Environments and data assets (purged by action 43's immediate purge).
+        60 => {
+            let name = format!("env{}", y % 3);
+            let body = match z % 3 {
+                0 => json!({"workspace_name": "default", "name": name, "image": format!("r/i@sha256:{:064x}", z)}),
+                1 => json!({"workspace_name": "default", "name": name, "requirements": format!("numpy=={z}\n")}),
+                _ => json!({"workspace_name": "default", "name": name, "conda": "name: x\n", "version": (z % 5) + 1}),
+            };
+            drop(w.call(tandem::api::assets::create_environment, body));
+        }
+        61 => {
+            let uri = match (z % 3, r) {
+                (0, Some(r)) => format!("runs:/{r}/m"),
+                _ => format!("s3://bucket/d{z}"),
+            };
+            drop(w.call(tandem::api::assets::create_data_asset, json!({"workspace_name": "default", "name": format!("data{}", y % 3), "type": (["uri_file", "uri_folder"][z as usize % 2]), "uri": uri})));
+        }
+        62 | 63 => {
+            use tandem::api::assets as a;
+            let delete = kind % ACTIONS == 62;
+            let (h, name): (tandem::api::Handler, String) = match (z % 2 == 0, delete) {
+                (true, true) => (a::delete_environment, format!("env{}", y % 3)),
+                (true, false) => (a::restore_environment, format!("env{}", y % 3)),
+                (false, true) => (a::delete_data_asset, format!("data{}", y % 3)),
+                (false, false) => (a::restore_data_asset, format!("data{}", y % 3)),
+            };
+            drop(w.call(h, json!({"workspace_name": "default", "name": name, "version": format!("{}", x % 3 + 1)})));
         }
         0 => {
             if let Some(v) = w.call(tr::create_experiment, json!({"name": format!("e{}", x % 16), "tags": [{"key": key, "value": "v"}]})) {

@@ -91,6 +91,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "models/write",
             "logged-models/write",
             "artifacts/write",
+            "assets/write",
         ],
     ),
     (
@@ -102,6 +103,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "models/write",
             "logged-models/write",
             "artifacts/write",
+            "assets/write",
             "*/delete",
             "workspaces/write",
             "retention/write",

@@ -39,6 +39,8 @@ pub fn op_action(op: &str) -> &'static str {
         | "Assign" | "Unassign" | "DefineRole" | "DropRole" | "AddMember" | "RemoveMember" => {
             "access/manage"
         }
+        "CreateEnvironment" | "CreateDataAsset" | "RestoreAsset" => "assets/write",
+        "DeleteAsset" | "PurgeAsset" => "assets/delete",
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -68,7 +70,17 @@ pub fn object_of(event: &Event) -> String {
         return format!("group:{g}");
     }
     if let Some(n) = s("name") {
-        if let Some(v) = p.get("version").and_then(Value::as_i64) {
+        let version = p.get("version").and_then(Value::as_i64);
+        let asset_kind = match event.op.as_str() {
+            "CreateEnvironment" => Some("environment".to_owned()),
+            "CreateDataAsset" => Some("data-asset".to_owned()),
+            op if op.ends_with("Asset") => s("kind"),
+            _ => None,
+        };
+        if let (Some(kind), Some(v)) = (asset_kind, version) {
+            return format!("{kind}:{n}/{v}");
+        }
+        if let Some(v) = version {
             return format!("model-version:{n}/{v}");
         }
         if event.op.contains("Model") {

@@ -420,6 +420,50 @@ pub enum Op {
         member_id: String,
         time: i64,
     },
+    /// A version of an environment: exactly one of a container image pinned by digest and a
+    /// Python environment specification kept as an artifact (workspace-relative path and the
+    /// SHA-256 of its bytes). Immutable once created.
+    CreateEnvironment {
+        name: String,
+        version: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec_path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec_sha256: Option<String>,
+        description: String,
+        time: i64,
+    },
+    /// A version of a data asset: `uri_file` or `uri_folder` at `uri`, with the content hash
+    /// of the bytes when tandem's own artifact store holds them. Immutable once created.
+    CreateDataAsset {
+        name: String,
+        version: i64,
+        asset_type: String,
+        uri: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        description: String,
+        time: i64,
+    },
+    /// Soft delete of one version of an asset (`kind`: `environment` or `data-asset`).
+    DeleteAsset {
+        kind: String,
+        name: String,
+        version: i64,
+        time: i64,
+    },
+    RestoreAsset {
+        kind: String,
+        name: String,
+        version: i64,
+    },
+    PurgeAsset {
+        kind: String,
+        name: String,
+        version: i64,
+    },
 }
 
 impl Op {
