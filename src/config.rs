@@ -23,6 +23,9 @@ pub struct Config {
     pub auth: crate::auth::AuthMode,
     /// Whether `/metrics` asks for credentials too (when `auth` is on).
     pub metrics_auth: bool,
+    /// This region's compute targets for jobs (`[[compute]]` in the config file; by default
+    /// one, `local`, running attempts as processes on this machine).
+    pub compute: Vec<crate::jobs::ComputeTarget>,
 }
 
 /// A certificate chain and its private key, PEM.
@@ -133,6 +136,7 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub auth: Option<String>,
     pub metrics_auth: Option<bool>,
+    pub compute: Option<Vec<crate::jobs::ComputeTarget>>,
 }
 
 /// Settings given on the command line or in the environment (clap merges those two).
@@ -274,7 +278,18 @@ impl Config {
         };
         let auth = auth_mode(over.auth.clone().or(from_file.auth), &listen)?;
         let metrics_auth = over.metrics_auth.or(from_file.metrics_auth).unwrap_or(true);
+        let compute = match from_file.compute {
+            Some(c) => {
+                crate::jobs::validate_compute(&c).map_err(|message| ConfigError::Invalid {
+                    setting: "compute",
+                    message,
+                })?;
+                c
+            }
+            None => vec![crate::jobs::ComputeTarget::local_default()],
+        };
         Ok(Config {
+            compute,
             listen,
             data,
             region,

@@ -34,6 +34,8 @@ pub struct AppState {
     pub ui: Option<crate::ui::Ui>,
     /// The disaster-recovery dashboard at `/tandem/` (see `dashboard.rs`).
     pub dashboard: Option<crate::dashboard::Dashboard>,
+    /// The compute targets jobs may name.
+    pub compute: std::sync::Arc<[crate::jobs::ComputeTarget]>,
 }
 
 /// One path segment, percent-encoded for a URL.
@@ -206,6 +208,7 @@ async fn ctx_for(
         workspace,
         principal,
         require_live: !admin,
+        compute: state.compute.clone(),
     };
     if check_now && !admin {
         let c = ctx.clone();

@@ -244,3 +244,61 @@ pub fn run_shim(lease: Duration, timeout: Option<Duration>, command: &[String]) 
         }
     }
 }
+
+/// A named compute target of a region and its quota: at most `slots` attempts at once, and
+/// the CPUs and memory (MB) they may ask for together (`None`: not limited beyond slots).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeTarget {
+    pub name: String,
+    pub slots: u32,
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+}
+
+impl ComputeTarget {
+    /// `local`: as many slots and CPUs as this machine has cores.
+    pub fn local_default() -> ComputeTarget {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
+        ComputeTarget {
+            name: "local".into(),
+            slots: cores,
+            cpus: Some(cores),
+            memory_mb: None,
+        }
+    }
+
+    /// Whether one attempt asking for `cpus` and `memory_mb` could ever run here.
+    pub fn could_hold(&self, cpus: u32, memory_mb: u64) -> bool {
+        self.slots >= 1
+            && self.cpus.is_none_or(|c| cpus <= c)
+            && self.memory_mb.is_none_or(|m| memory_mb <= m)
+    }
+}
+
+/// The `[[compute]]` entries of a configuration: names unique and well-formed, slots ≥ 1.
+pub fn validate_compute(targets: &[ComputeTarget]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in targets {
+        crate::api::assets::validate_asset_name("environment", &t.name).map_err(|_| {
+            format!(
+                "compute name '{}' must be letters, digits, '.', '_' or '-'",
+                t.name
+            )
+        })?;
+        if !seen.insert(&t.name) {
+            return Err(format!("compute '{}' is declared twice", t.name));
+        }
+        if t.slots == 0 || t.cpus == Some(0) {
+            return Err(format!(
+                "compute '{}' needs at least one slot and one CPU",
+                t.name
+            ));
+        }
+    }
+    Ok(())
+}

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod region;
 pub mod restore;
 pub mod retention;
+pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod ui;

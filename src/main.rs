@@ -495,6 +495,12 @@ enum Command {
         #[command(subcommand)]
         action: EnvAction,
     },
+    /// Jobs: submit a spec (TOML or JSON), list, show, cancel. Through the server at
+    /// MLFLOW_TRACKING_URI.
+    Job {
+        #[command(subcommand)]
+        action: JobAction,
+    },
     /// Data assets of jobs (versioned, immutable): a file or folder in object storage or in
     /// tandem's artifacts. Through the server at MLFLOW_TRACKING_URI.
     Data {
@@ -559,6 +565,38 @@ enum DataAction {
     },
     #[command(flatten)]
     Common(AssetAction),
+}
+
+#[derive(Subcommand)]
+enum JobAction {
+    /// Submit a job spec: command, environment, inputs, compute, resources, retries,
+    /// timeout_seconds, env, experiment_id, key (see docs/design/jobs.md).
+    Submit {
+        /// The spec file (.toml, or .json).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Jobs, newest first (optionally in one state).
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One job with its attempts.
+    Get {
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Cancel a job: a queued one at once, a running attempt is stopped.
+    Cancel {
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -753,6 +791,7 @@ fn main() -> anyhow::Result<()> {
         Command::Workspace { action } => workspace(action),
         Command::Env { action } => env_command(action),
         Command::Data { action } => data_command(action),
+        Command::Job { action } => job_command(action),
         Command::User { action } => user(action),
         Command::Token { action } => token(action),
         Command::Audit {
@@ -895,6 +934,7 @@ fn main() -> anyhow::Result<()> {
                 workspace: workspace.clone(),
                 principal: "tandem-cli".into(),
                 require_live: false,
+                compute: Default::default(),
             };
             let mut req = tandem::api::Req::default();
             req.set("workspace_name", workspace.clone());
@@ -1052,6 +1092,7 @@ fn serve(config: Config, ui: Option<PathBuf>) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("setting 'listen': cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        spawn_scheduler(&state, &config.region, config.compute.clone(), &config.data, addr, tls.is_some())?;
         println!(
             "tandem: metadata in {} store, artifacts in {}",
             state.store.backend_kind(),
@@ -1111,6 +1152,14 @@ fn region(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("region '{name}': cannot listen on {listen}"))?;
+        spawn_scheduler(
+            &state,
+            &name,
+            state.compute.to_vec(),
+            &data,
+            listener.local_addr()?,
+            tls.is_some(),
+        )?;
         println!(
             "region {name}: serving on {}://{}",
             if tls.is_some() { "https" } else { "http" },
@@ -2125,6 +2174,7 @@ fn access(action: AccessAction) -> anyhow::Result<()> {
                 workspace: tandem_core::access::ACCESS_WORKSPACE.into(),
                 principal: "tandem-cli".into(),
                 require_live: false,
+                compute: Default::default(),
             };
             let v = access::list_assignments(&ctx, &tandem::api::Req::default())?;
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -2351,5 +2401,78 @@ fn asset_command(kind: &str, action: AssetAction) -> anyhow::Result<()> {
             println!("restored {name} version {version}");
             Ok(())
         }
+    }
+}
+
+/// The job scheduler of this server's region: attempts run as local processes under the
+/// shim (this same binary), in folders below DATA/jobs, told to log to this server.
+fn spawn_scheduler(
+    state: &tandem::http::AppState,
+    region: &str,
+    compute: Vec<tandem::jobs::ComputeTarget>,
+    data: &std::path::Path,
+    addr: std::net::SocketAddr,
+    tls: bool,
+) -> anyhow::Result<()> {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    let uri = format!(
+        "{}://{}",
+        if tls { "https" } else { "http" },
+        std::net::SocketAddr::new(host, addr.port())
+    );
+    let executor = std::sync::Arc::new(tandem::jobs::LocalExecutor::new(std::env::current_exe()?));
+    tandem::scheduler::Scheduler::new(
+        state.store.clone(),
+        state.artifacts.clone(),
+        region.to_owned(),
+        compute,
+        executor,
+        data.join("jobs"),
+        uri,
+    )
+    .spawn();
+    Ok(())
+}
+
+fn job_command(action: JobAction) -> anyhow::Result<()> {
+    let base = |api: &ApiArgs| format!("/api/tandem/v1/workspaces/{}/jobs", api.workspace);
+    match action {
+        JobAction::Submit { file, api } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let spec: serde_json::Value = if file.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not JSON", file.display()))?
+            } else {
+                toml::from_str(&text).with_context(|| format!("{}: not TOML", file.display()))?
+            };
+            print_json(&api_call(&api.url, "POST", &base(&api), Some(spec))?)
+        }
+        JobAction::List { state, api } => {
+            let q = state
+                .map(|s| format!("?state={}", tandem::http::encode_segment(&s)))
+                .unwrap_or_default();
+            print_json(&api_call(
+                &api.url,
+                "GET",
+                &format!("{}{q}", base(&api)),
+                None,
+            )?)
+        }
+        JobAction::Get { job_id, api } => print_json(&api_call(
+            &api.url,
+            "GET",
+            &format!("{}/{job_id}", base(&api)),
+            None,
+        )?),
+        JobAction::Cancel { job_id, api } => print_json(&api_call(
+            &api.url,
+            "POST",
+            &format!("{}/{job_id}/cancel", base(&api)),
+            None,
+        )?),
     }
 }

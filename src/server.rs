@@ -100,6 +100,7 @@ async fn open_with(
         auth,
         ui: None,
         dashboard: None,
+        compute: config.compute.clone().into(),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod changes;
 pub mod genai;
 pub mod graphql;
+pub mod jobs;
 pub mod logged_models;
 pub mod mlflow_auth;
 pub mod registry;
@@ -33,6 +34,8 @@ pub struct Ctx {
     /// Every read and write of this request first checks, in its own transaction, that the
     /// workspace is live (ordinary requests); workspace administration checks for itself.
     pub require_live: bool,
+    /// The compute targets jobs may name (this region's; in a deployment, every region's).
+    pub compute: std::sync::Arc<[crate::jobs::ComputeTarget]>,
 }
 
 impl Ctx {
@@ -936,6 +939,18 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
         "workspaces/{workspace_name}/data-assets/{name}/{version}/restore",
         assets::restore_data_asset,
     ),
+    ("POST", "workspaces/{workspace_name}/jobs", jobs::submit),
+    ("GET", "workspaces/{workspace_name}/jobs", jobs::list),
+    (
+        "GET",
+        "workspaces/{workspace_name}/jobs/{job_id}",
+        jobs::get,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/jobs/{job_id}/cancel",
+        jobs::cancel,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -1166,6 +1181,10 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "tandem/workspaces/{workspace_name}/data-assets/{name}/{version}", "assets/read", NamedWorkspace),
         ("DELETE", "tandem/workspaces/{workspace_name}/data-assets/{name}/{version}", "assets/delete", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/data-assets/{name}/{version}/restore", "assets/write", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/jobs", "jobs/write", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/jobs", "jobs/read", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/jobs/{job_id}", "jobs/read", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/jobs/{job_id}/cancel", "jobs/write", NamedWorkspace),
         ("GET", "tandem/status", "regions/read", Service),
         ("POST", "tandem/workspaces/{workspace_name}/drain", "regions/failover", Service),
         ("POST", "tandem/workspaces/{workspace_name}/undrain", "regions/failover", Service),

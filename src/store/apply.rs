@@ -1107,6 +1107,57 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 vec![ws.into(), kind.into(), name.into(), (*version).into()],
             )?;
         }
+        Op::SubmitJob {
+            job_id,
+            key,
+            spec,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO jobs (workspace, job_id, idempotency_key, spec, state, attempt, cancel_requested, submitted_time, updated_time) VALUES (?, ?, ?, ?, 'queued', 0, 0, ?, ?)",
+                vec![ws.into(), job_id.into(), key.clone().into(), spec.into(), (*time).into(), (*time).into()],
+            )?;
+        }
+        Op::CancelJob { job_id, time } => {
+            tx.exec_later(
+                "UPDATE jobs SET cancel_requested = 1, updated_time = ?, state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END WHERE workspace = ? AND job_id = ?",
+                vec![(*time).into(), ws.into(), job_id.into()],
+            )?;
+        }
+        Op::AssignAttempt {
+            job_id,
+            attempt,
+            region,
+            compute,
+            run_id,
+            time,
+        } => {
+            tx.exec_later(
+                "UPDATE jobs SET state = 'running', attempt = ?, region = ?, compute = ?, run_id = ?, updated_time = ? WHERE workspace = ? AND job_id = ?",
+                vec![(*attempt).into(), region.into(), compute.into(), run_id.into(), (*time).into(), ws.into(), job_id.into()],
+            )?;
+            tx.exec_later(
+                "INSERT INTO job_attempts (workspace, job_id, attempt, region, compute, run_id, state, started_time) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                vec![ws.into(), job_id.into(), (*attempt).into(), region.into(), compute.into(), run_id.into(), (*time).into()],
+            )?;
+        }
+        Op::FinishAttempt {
+            job_id,
+            attempt,
+            outcome,
+            exit_code,
+            job_state,
+            time,
+        } => {
+            tx.exec_later(
+                "UPDATE job_attempts SET state = ?, exit_code = ?, finished_time = ? WHERE workspace = ? AND job_id = ? AND attempt = ?",
+                vec![outcome.into(), (*exit_code).into(), (*time).into(), ws.into(), job_id.into(), (*attempt).into()],
+            )?;
+            tx.exec_later(
+                "UPDATE jobs SET state = ?, updated_time = ? WHERE workspace = ? AND job_id = ?",
+                vec![job_state.into(), (*time).into(), ws.into(), job_id.into()],
+            )?;
+        }
         Op::Lock {
             lock_id,
             scope,

@@ -527,6 +527,39 @@ CREATE TABLE assets (
   PRIMARY KEY (workspace, kind, name, version)
 )
 "#,
+    // 9: jobs and their attempts (docs/design/jobs.md).
+    r#"
+CREATE TABLE jobs (
+  workspace TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  idempotency_key TEXT,
+  spec TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempt BIGINT NOT NULL,
+  region TEXT,
+  compute TEXT,
+  run_id TEXT,
+  cancel_requested BIGINT NOT NULL,
+  submitted_time BIGINT NOT NULL,
+  updated_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, job_id)
+);
+CREATE UNIQUE INDEX jobs_by_key ON jobs (workspace, idempotency_key);
+CREATE INDEX jobs_by_state ON jobs (workspace, state, submitted_time);
+CREATE TABLE job_attempts (
+  workspace TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  attempt BIGINT NOT NULL,
+  region TEXT NOT NULL,
+  compute TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  exit_code BIGINT,
+  started_time BIGINT NOT NULL,
+  finished_time BIGINT,
+  PRIMARY KEY (workspace, job_id, attempt)
+)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -581,6 +614,8 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("access_roles", "name"),
     ("access_members", "group_id, member_id"),
     ("assets", "kind, name, version"),
+    ("jobs", "job_id"),
+    ("job_attempts", "job_id, attempt"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

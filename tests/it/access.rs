@@ -35,6 +35,7 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "logged-models/write",
         "artifacts/write",
         "assets/write",
+        "jobs/write",
     ];
     let read = action.ends_with("/read");
     match role {

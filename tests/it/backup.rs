@@ -352,6 +352,7 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
         workspace: "default".into(),
         principal: "t".into(),
         require_live: true,
+        compute: Default::default(),
     };
     for i in 0..5 {
         tandem::api::tracking::create_experiment(
@@ -495,6 +496,7 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
             workspace: "default".into(),
             principal: "t".into(),
             require_live: true,
+            compute: Default::default(),
         };
         tandem::api::tracking::create_experiment(
             &ctx,

@@ -46,6 +46,7 @@ fn hammer(meta: Meta) {
         workspace: "default".into(),
         principal: format!("server{}", i % SERVERS),
         require_live: true,
+        compute: Default::default(),
     };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx(0), &req(json!({"experiment_id": "0"}))).unwrap();
@@ -156,6 +157,7 @@ fn grouped(meta: Meta) {
         workspace: "default".into(),
         principal: "p".into(),
         require_live: true,
+        compute: Default::default(),
     };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap();

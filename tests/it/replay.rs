@@ -85,9 +85,13 @@ fn op_index(op: &Op) -> usize {
         Op::DeleteAsset { .. } => 66,
         Op::RestoreAsset { .. } => 67,
         Op::PurgeAsset { .. } => 68,
+        Op::SubmitJob { .. } => 69,
+        Op::CancelJob { .. } => 70,
+        Op::AssignAttempt { .. } => 71,
+        Op::FinishAttempt { .. } => 72,
     }
 }
-const OP_COUNT: usize = 69;
+const OP_COUNT: usize = 73;
 /// How many kinds of action the workload below picks from.
 pub const ACTIONS: u8 = 64;
 
@@ -124,6 +128,7 @@ impl World {
             workspace: "default".into(),
             principal: "prop".into(),
             require_live: true,
+            compute: Default::default(),
         };
         World {
             meta,
@@ -566,6 +571,7 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
             workspace: "default".into(),
             principal: "t".into(),
             require_live: true,
+            compute: Default::default(),
         };
         let req = |v: Value| Req::from_json(v).unwrap();
         use tandem::api::{retention as api_retention, tracking};

@@ -110,6 +110,7 @@ impl TestServer {
             tls: None,
             auth,
             metrics_auth: true,
+            compute: vec![tandem::jobs::ComputeTarget::local_default()],
         };
         let mut state = tandem::server::open(&config).await.unwrap();
         if let Some(clock) = clock {

@@ -92,6 +92,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "logged-models/write",
             "artifacts/write",
             "assets/write",
+            "jobs/write",
         ],
     ),
     (
@@ -104,6 +105,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "logged-models/write",
             "artifacts/write",
             "assets/write",
+            "jobs/write",
             "*/delete",
             "workspaces/write",
             "retention/write",

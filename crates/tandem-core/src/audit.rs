@@ -41,6 +41,7 @@ pub fn op_action(op: &str) -> &'static str {
         }
         "CreateEnvironment" | "CreateDataAsset" | "RestoreAsset" => "assets/write",
         "DeleteAsset" | "PurgeAsset" => "assets/delete",
+        "SubmitJob" | "CancelJob" | "AssignAttempt" | "FinishAttempt" => "jobs/write",
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -54,6 +55,9 @@ pub fn op_action(op: &str) -> &'static str {
 pub fn object_of(event: &Event) -> String {
     let p: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
     let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+    if let Some(j) = s("job_id") {
+        return format!("job:{j}");
+    }
     if let Some(r) = s("run_id") {
         return format!("run:{r}");
     }

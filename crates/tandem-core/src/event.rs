@@ -464,6 +464,42 @@ pub enum Op {
         name: String,
         version: i64,
     },
+    /// A job accepted into the queue: its spec as validated and normalized (JSON), with the
+    /// caller's idempotency key when given.
+    SubmitJob {
+        job_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        spec: String,
+        time: i64,
+    },
+    /// Cancel asked for: a queued job is cancelled at once; a running attempt is stopped by
+    /// its region's executor, which then records how it ended.
+    CancelJob {
+        job_id: String,
+        time: i64,
+    },
+    /// Attempt `attempt` of a job given to a compute target of `region`; its MLflow run is
+    /// created in the same transaction.
+    AssignAttempt {
+        job_id: String,
+        attempt: i64,
+        region: String,
+        compute: String,
+        run_id: String,
+        time: i64,
+    },
+    /// How an attempt ended (`completed`, `failed`, `timed_out`, `cancelled`, `lost`) and the
+    /// job's state after it (`queued` again for a retry or a lost attempt, or final).
+    FinishAttempt {
+        job_id: String,
+        attempt: i64,
+        outcome: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
+        job_state: String,
+        time: i64,
+    },
 }
 
 impl Op {

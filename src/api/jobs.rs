@@ -1,0 +1,367 @@
+//! `/api/tandem/v1/workspaces/{ws}/jobs`: submitting, reading and cancelling jobs
+//! (docs/design/jobs.md). The scheduler (`scheduler.rs`) runs them; this module only accepts
+//! specs, which it validates completely before anything is written.
+
+use super::{Ctx, Req};
+use crate::store::{Decision, Row, Value};
+use serde_json::{json, Map, Value as Json};
+use tandem_core::{MlflowError, Op, Result};
+
+/// Job states, as stored and served.
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const FINAL_STATES: &[&str] = &["completed", "failed", "cancelled"];
+
+pub const MAX_RETRIES: i64 = 10;
+pub const MAX_TIMEOUT_SECONDS: i64 = 7 * 24 * 3600;
+const MAX_KEY_LEN: usize = 256;
+
+fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
+    let ws = req.str("workspace_name")?;
+    if ws != super::workspaces::DEFAULT_WORKSPACE {
+        super::workspaces::validate_name(&ws)?;
+    }
+    Ok(Ctx {
+        workspace: ws,
+        require_live: true,
+        ..ctx.clone()
+    })
+}
+
+/// An environment variable name a job may set: not one tandem sets itself.
+fn valid_env_name(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 128
+        && !k.as_bytes()[0].is_ascii_digit()
+        && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        && !k.starts_with("TANDEM_")
+        && !k.starts_with("MLFLOW_")
+}
+
+fn string_map(req: &Req, key: &str) -> Result<Map<String, Json>> {
+    match req.obj(key)? {
+        None => Ok(Map::new()),
+        Some(o) => {
+            let mut out = Map::new();
+            for (k, v) in o.0.iter() {
+                match v.as_str() {
+                    Some(s) if !s.contains('\0') => {
+                        out.insert(k.clone(), s.into());
+                    }
+                    _ => {
+                        return Err(MlflowError::invalid(format!(
+                            "'{key}.{k}' must be a string."
+                        )))
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The spec as accepted: every field checked, defaults filled in, references to assets
+/// still unresolved (they are resolved in the write's transaction).
+struct Spec {
+    json: Json,
+    environment: Option<String>,
+    inputs: Map<String, Json>,
+    experiment_id: String,
+}
+
+fn parse_spec(ctx: &Ctx, req: &Req) -> Result<Spec> {
+    let command: Vec<String> = match req.0.get("command") {
+        Some(Json::String(s)) if !s.trim().is_empty() => {
+            vec!["/bin/sh".into(), "-c".into(), s.clone()]
+        }
+        Some(Json::Array(_)) => req.str_list("command")?,
+        None | Some(Json::Null) | Some(Json::String(_)) => Vec::new(),
+        Some(_) => {
+            return Err(MlflowError::invalid(
+                "'command' must be a string or a list of strings.",
+            ))
+        }
+    };
+    if command.is_empty() || command[0].is_empty() {
+        return Err(super::missing("command"));
+    }
+    let name = req.opt_str("name")?.unwrap_or_default();
+    if name.len() > 256 {
+        return Err(MlflowError::invalid(
+            "A job's name is at most 256 characters.",
+        ));
+    }
+    let compute = req.opt_str("compute")?.unwrap_or_else(|| "local".into());
+    let resources = req.obj("resources")?;
+    let cpus = match resources.map(|r| r.opt_i64("cpus")).transpose()?.flatten() {
+        None => 1,
+        Some(c) if (1..=4096).contains(&c) => c,
+        Some(c) => {
+            return Err(MlflowError::invalid(format!(
+                "resources.cpus must be between 1 and 4096, got {c}."
+            )))
+        }
+    };
+    let memory_mb = match resources
+        .map(|r| r.opt_i64("memory_mb"))
+        .transpose()?
+        .flatten()
+    {
+        None => 0,
+        Some(m) if m >= 0 => m,
+        Some(m) => {
+            return Err(MlflowError::invalid(format!(
+                "resources.memory_mb must not be negative, got {m}."
+            )))
+        }
+    };
+    let named: Vec<&crate::jobs::ComputeTarget> =
+        ctx.compute.iter().filter(|t| t.name == compute).collect();
+    if named.is_empty() {
+        let known: Vec<&str> = ctx.compute.iter().map(|t| t.name.as_str()).collect();
+        return Err(MlflowError::invalid(format!(
+            "No compute named '{compute}' (this deployment has: {}).",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    if !named
+        .iter()
+        .any(|t| t.could_hold(cpus as u32, memory_mb as u64))
+    {
+        return Err(MlflowError::invalid(format!(
+            "The job asks for {cpus} CPUs and {memory_mb} MB, more than compute '{compute}' has for one attempt anywhere; it would wait forever."
+        )));
+    }
+    let retries = req.opt_i64("retries")?.unwrap_or(0);
+    if !(0..=MAX_RETRIES).contains(&retries) {
+        return Err(MlflowError::invalid(format!(
+            "retries must be between 0 and {MAX_RETRIES}, got {retries}."
+        )));
+    }
+    let timeout = req.opt_i64("timeout_seconds")?;
+    if let Some(t) = timeout {
+        if !(1..=MAX_TIMEOUT_SECONDS).contains(&t) {
+            return Err(MlflowError::invalid(format!(
+                "timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, got {t}."
+            )));
+        }
+    }
+    let env = string_map(req, "env")?;
+    if let Some(bad) = env.keys().find(|k| !valid_env_name(k)) {
+        return Err(MlflowError::invalid(format!(
+            "Environment variable '{bad}' is not allowed: names are letters, digits and '_', and TANDEM_ and MLFLOW_ ones are set by tandem."
+        )));
+    }
+    let inputs = string_map(req, "inputs")?;
+    if let Some(bad) = inputs.keys().find(|k| {
+        k.is_empty() || k.len() > 64 || !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    }) {
+        return Err(MlflowError::invalid(format!(
+            "Input name '{bad}' must be letters, digits and '_'."
+        )));
+    }
+    let environment = req.opt_str("environment")?.filter(|s| !s.is_empty());
+    let experiment_id = match req.0.get("experiment_id") {
+        Some(Json::Number(n)) => n.to_string(),
+        _ => req
+            .opt_str("experiment_id")?
+            .unwrap_or_else(|| tandem_core::ids::DEFAULT_EXPERIMENT_ID.to_owned()),
+    };
+    let json = json!({
+        "name": name,
+        "command": command,
+        "compute": compute,
+        "resources": { "cpus": cpus, "memory_mb": memory_mb },
+        "retries": retries,
+        "timeout_seconds": timeout,
+        "env": env,
+        "experiment_id": experiment_id,
+    });
+    Ok(Spec {
+        json,
+        environment,
+        inputs,
+        experiment_id,
+    })
+}
+
+/// `POST .../jobs`: the spec (see docs/design/jobs.md); with `key`, a second submission with
+/// the same key answers the first job and writes nothing.
+pub fn submit(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = target(ctx, req)?;
+    let key = req.opt_str("key")?.filter(|k| !k.is_empty());
+    if key.as_ref().is_some_and(|k| k.len() > MAX_KEY_LEN) {
+        return Err(MlflowError::invalid(format!(
+            "An idempotency key is at most {MAX_KEY_LEN} characters."
+        )));
+    }
+    let spec = parse_spec(&t, req)?;
+    let job_id = format!("j-{}", tandem_core::ids::hex(&super::random_bytes::<16>()));
+    let time = t.now();
+    let id = t.write(|tx| {
+        if let Some(k) = &key {
+            if let Some(r) = tx.query_one(
+                "SELECT job_id FROM jobs WHERE workspace = ? AND idempotency_key = ?",
+                &[t.workspace.as_str().into(), k.as_str().into()],
+            )? {
+                return Ok(Decision::no_change(r.text(0)));
+            }
+        }
+        super::tracking::active_experiment(tx, &t.workspace, &spec.experiment_id)?;
+        let mut json = spec.json.clone();
+        if let Some(e) = &spec.environment {
+            let (n, v) = super::assets::resolve(tx, &t.workspace, super::assets::ENVIRONMENT, e)?;
+            json["environment"] = format!("{n}:{v}").into();
+        }
+        let mut inputs = Map::new();
+        for (name, reference) in &spec.inputs {
+            let (n, v) = super::assets::resolve(
+                tx,
+                &t.workspace,
+                super::assets::DATA_ASSET,
+                reference.as_str().unwrap_or_default(),
+            )?;
+            inputs.insert(name.clone(), format!("{n}:{v}").into());
+        }
+        json["inputs"] = inputs.into();
+        Ok(Decision::change(
+            job_id.clone(),
+            Op::SubmitJob {
+                job_id: job_id.clone(),
+                key: key.clone(),
+                spec: json.to_string(),
+                time,
+            },
+        ))
+    })?;
+    Ok(json!({ "job": one(&t, &id)? }))
+}
+
+const COLUMNS: &str = "job_id, idempotency_key, spec, state, attempt, region, compute, run_id, cancel_requested, submitted_time, updated_time";
+
+fn render(r: &Row, attempts: Vec<Json>) -> Json {
+    let spec: Json = serde_json::from_str(&r.text(2)).unwrap_or(Json::Null);
+    let mut j = json!({
+        "job_id": r.text(0),
+        "name": spec["name"],
+        "state": r.text(3),
+        "attempt": r.int(4),
+        "cancel_requested": r.int(8) != 0,
+        "submitted_time": r.int(9),
+        "updated_time": r.int(10),
+        "spec": spec,
+        "attempts": attempts,
+    });
+    for (i, k) in [(1, "key"), (5, "region"), (6, "compute"), (7, "run_id")] {
+        if let Some(v) = r.opt_text(i) {
+            j[k] = v.into();
+        }
+    }
+    j
+}
+
+fn attempts_of(t: &Ctx, job_id: &str) -> Result<Vec<Json>> {
+    let rows = t.read(|tx| {
+        tx.query(
+            "SELECT attempt, region, compute, run_id, state, exit_code, started_time, finished_time FROM job_attempts WHERE workspace = ? AND job_id = ? ORDER BY attempt",
+            &[t.workspace.as_str().into(), job_id.into()],
+        )
+    })?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut a = json!({
+                "attempt": r.int(0), "region": r.text(1), "compute": r.text(2),
+                "run_id": r.text(3), "state": r.text(4), "started_time": r.int(6),
+            });
+            if let Some(c) = r.opt_int(5) {
+                a["exit_code"] = c.into();
+            }
+            if let Some(f) = r.opt_int(7) {
+                a["finished_time"] = f.into();
+            }
+            a
+        })
+        .collect())
+}
+
+fn one(t: &Ctx, job_id: &str) -> Result<Json> {
+    let row = t.read(|tx| {
+        tx.query_one(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE workspace = ? AND job_id = ?"),
+            &[t.workspace.as_str().into(), job_id.into()],
+        )
+    })?;
+    let row = row.ok_or_else(|| MlflowError::not_found(format!("Job '{job_id}' not found.")))?;
+    Ok(render(&row, attempts_of(t, job_id)?))
+}
+
+/// `GET .../jobs/{job_id}`.
+pub fn get(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = target(ctx, req)?;
+    Ok(json!({ "job": one(&t, &req.str("job_id")?)? }))
+}
+
+/// `GET .../jobs`: newest first, optionally in one `state`.
+pub fn list(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = target(ctx, req)?;
+    let state = req.opt_str("state")?;
+    let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE workspace = ?");
+    let mut params: Vec<Value> = vec![t.workspace.as_str().into()];
+    if let Some(s) = &state {
+        if s != QUEUED && s != RUNNING && !FINAL_STATES.contains(&s.as_str()) {
+            return Err(MlflowError::invalid(format!(
+                "Job state '{s}' is unknown: use queued, running, completed, failed or cancelled."
+            )));
+        }
+        sql.push_str(" AND state = ?");
+        params.push(s.as_str().into());
+    }
+    sql.push_str(" ORDER BY submitted_time DESC, job_id LIMIT ?");
+    let max = req.max_results(1000, 50_000)?;
+    params.push((max as i64).into());
+    let rows = t.read(|tx| tx.query(&sql, &params))?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        jobs.push(render(r, attempts_of(&t, &r.text(0))?));
+    }
+    Ok(json!({ "jobs": jobs }))
+}
+
+/// `POST .../jobs/{job_id}/cancel`: a queued job ends at once; a running attempt is stopped
+/// by its executor, which records how it ended.
+pub fn cancel(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = target(ctx, req)?;
+    let job_id = req.str("job_id")?;
+    let time = t.now();
+    t.write(|tx| {
+        let r = tx
+            .query_one(
+                "SELECT state, cancel_requested FROM jobs WHERE workspace = ? AND job_id = ?",
+                &[t.workspace.as_str().into(), job_id.as_str().into()],
+            )?
+            .ok_or_else(|| MlflowError::not_found(format!("Job '{job_id}' not found.")))?;
+        let state = r.text(0);
+        if FINAL_STATES.contains(&state.as_str()) {
+            return Err(MlflowError::invalid(format!(
+                "Job '{job_id}' has already ended ({state})."
+            ))
+            .into());
+        }
+        if r.int(1) != 0 {
+            return Ok(Decision::no_change(()));
+        }
+        Ok(Decision::change(
+            (),
+            Op::CancelJob {
+                job_id: job_id.clone(),
+                time,
+            },
+        ))
+    })?;
+    Ok(json!({ "job": one(&t, &job_id)? }))
+}

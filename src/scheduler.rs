@@ -1,0 +1,650 @@
+//! The job scheduler of one region (docs/design/jobs.md): assigns queued jobs to this
+//! region's compute within its quota, starts each attempt through the `Executor`, watches it,
+//! and records how it ended. Every decision is an ordinary fenced write, so only the leader of
+//! a workspace's epoch assigns or finishes anything; elsewhere the writes are refused and the
+//! scheduler does nothing.
+//!
+//! Architecture invariant: the scheduler never starts a process for an attempt whose
+//! `AssignAttempt` event is not committed, and never hands out an attempt number twice (the
+//! number is the job's last attempt + 1, read in the transaction that writes it).
+
+use crate::api::jobs::{QUEUED, RUNNING};
+use crate::artifacts::Artifacts;
+use crate::jobs::{AttemptSpec, ComputeTarget, Executor, Outcome, RunningAttempt};
+use crate::store::{Decision, Store};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tandem_core::event::KeyValue;
+use tandem_core::{MlflowError, Op};
+
+/// Who the scheduler's events are from.
+pub const PRINCIPAL: &str = "tandem-scheduler";
+
+/// How often the scheduler looks at the queue and its attempts.
+pub const TICK: Duration = Duration::from_millis(200);
+
+/// How long an attempt's shim lets it run without hearing from this scheduler.
+pub const ATTEMPT_LEASE: Duration = Duration::from_secs(5);
+
+/// How often a running attempt's stdout and stderr are copied to its run's artifacts.
+const LOG_UPLOAD_EVERY: Duration = Duration::from_secs(5);
+
+struct Tracked {
+    ws: String,
+    job_id: String,
+    attempt: i64,
+    run_id: String,
+    /// The run's artifact folder, relative to the workspace's artifact root.
+    artifact_dir: String,
+    compute: String,
+    cpus: u32,
+    memory_mb: u64,
+    retries: i64,
+    workdir: PathBuf,
+    handle: Box<dyn RunningAttempt>,
+    cancel_sent: bool,
+    logs_sent: Instant,
+}
+
+pub struct Scheduler {
+    store: Store,
+    artifacts: Artifacts,
+    region: String,
+    compute: Vec<ComputeTarget>,
+    executor: Arc<dyn Executor>,
+    /// Attempts' working folders live below this one.
+    work_root: PathBuf,
+    /// What a job's process is told to use as MLFLOW_TRACKING_URI (this server).
+    tracking_uri: String,
+    running: HashMap<(String, String, i64), Tracked>,
+    /// Set once the scheduler has looked for attempts a previous process of this region left
+    /// running (they died with it: their shims saw the executor go away).
+    recovered: bool,
+}
+
+fn run_status(outcome: &str) -> &'static str {
+    match outcome {
+        "completed" => "FINISHED",
+        "cancelled" => "KILLED",
+        _ => "FAILED",
+    }
+}
+
+fn block_on<F: std::future::Future>(rt: &tokio::runtime::Handle, f: F) -> F::Output {
+    rt.block_on(f)
+}
+
+impl Scheduler {
+    pub fn new(
+        store: Store,
+        artifacts: Artifacts,
+        region: String,
+        compute: Vec<ComputeTarget>,
+        executor: Arc<dyn Executor>,
+        work_root: PathBuf,
+        tracking_uri: String,
+    ) -> Scheduler {
+        Scheduler {
+            store,
+            artifacts,
+            region,
+            compute,
+            executor,
+            work_root,
+            tracking_uri,
+            running: HashMap::new(),
+            recovered: false,
+        }
+    }
+
+    /// Runs until the process ends: one tick every `TICK`, on the blocking pool.
+    pub fn spawn(self) {
+        let rt = tokio::runtime::Handle::current();
+        tokio::spawn(async move {
+            let mut s = self;
+            loop {
+                let h = rt.clone();
+                s = match tokio::task::spawn_blocking(move || {
+                    s.tick(&h);
+                    s
+                })
+                .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("job scheduler stopped: {e}");
+                        return;
+                    }
+                };
+                tokio::time::sleep(TICK).await;
+            }
+        });
+    }
+
+    fn workspaces(&self) -> Vec<String> {
+        self.store
+            .read(|tx| {
+                Ok(tx
+                    .query(
+                        "SELECT DISTINCT workspace FROM jobs WHERE state IN ('queued', 'running') ORDER BY workspace",
+                        &[],
+                    )?
+                    .iter()
+                    .map(|r| r.text(0))
+                    .collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// One pass: watch running attempts, then fill free slots from the queues.
+    pub fn tick(&mut self, rt: &tokio::runtime::Handle) {
+        let keys: Vec<_> = self.running.keys().cloned().collect();
+        for key in keys {
+            self.watch(rt, &key);
+        }
+        for ws in self.workspaces() {
+            if !self.recovered {
+                self.recover(rt, &ws);
+            }
+            self.assign(rt, &ws);
+        }
+        self.recovered = true;
+    }
+
+    /// Attempts this region's previous process started are gone with it (their shims kill
+    /// them when the executor goes away): record them as lost, so that they run again.
+    fn recover(&mut self, rt: &tokio::runtime::Handle, ws: &str) {
+        let rows = self
+            .store
+            .read(|tx| {
+                tx.query(
+                    "SELECT job_id, attempt, run_id FROM jobs WHERE workspace = ? AND state = 'running' AND region = ?",
+                    &[ws.into(), self.region.as_str().into()],
+                )
+            })
+            .unwrap_or_default();
+        for r in rows {
+            let key = (ws.to_owned(), r.text(0), r.int(1));
+            if self.running.contains_key(&key) {
+                continue;
+            }
+            let _ = self.finish(
+                rt,
+                ws,
+                &r.text(0),
+                r.int(1),
+                &r.text(2),
+                None,
+                Outcome::Fenced,
+                0,
+            );
+        }
+    }
+
+    fn used(&self, compute: &str) -> (u32, u32, u64) {
+        self.running
+            .values()
+            .filter(|t| t.compute == compute)
+            .fold((0, 0, 0), |(n, c, m), t| {
+                (n + 1, c + t.cpus, m + t.memory_mb)
+            })
+    }
+
+    fn fits(&self, target: &ComputeTarget, cpus: u32, memory_mb: u64) -> bool {
+        let (n, c, m) = self.used(&target.name);
+        n < target.slots
+            && target.cpus.is_none_or(|max| c + cpus <= max)
+            && target.memory_mb.is_none_or(|max| m + memory_mb <= max)
+    }
+
+    /// Queued jobs in submission order, each given a slot when one is free. A job whose
+    /// compute is full waits; later jobs on other compute still go.
+    fn assign(&mut self, rt: &tokio::runtime::Handle, ws: &str) {
+        let queued = self
+            .store
+            .read(|tx| {
+                tx.query(
+                    "SELECT job_id, spec FROM jobs WHERE workspace = ? AND state = ? AND cancel_requested = 0 ORDER BY submitted_time, job_id LIMIT 1000",
+                    &[ws.into(), QUEUED.into()],
+                )
+            })
+            .unwrap_or_default();
+        for r in queued {
+            let job_id = r.text(0);
+            let spec: Json = serde_json::from_str(&r.text(1)).unwrap_or(Json::Null);
+            let compute = spec["compute"].as_str().unwrap_or("local").to_owned();
+            let cpus = spec["resources"]["cpus"].as_u64().unwrap_or(1) as u32;
+            let memory_mb = spec["resources"]["memory_mb"].as_u64().unwrap_or(0);
+            let Some(target) = self.compute.iter().find(|t| t.name == compute).cloned() else {
+                continue;
+            };
+            if !self.fits(&target, cpus, memory_mb) {
+                continue;
+            }
+            match self.start(rt, ws, &job_id, &spec, &compute, cpus, memory_mb) {
+                Ok(()) => {}
+                // Not the leader here (or the job moved on): nothing was written.
+                Err(e) => tracing::debug!(workspace = ws, job = %job_id, "not assigned: {e}"),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &mut self,
+        rt: &tokio::runtime::Handle,
+        ws: &str,
+        job_id: &str,
+        spec: &Json,
+        compute: &str,
+        cpus: u32,
+        memory_mb: u64,
+    ) -> Result<(), MlflowError> {
+        let run_id = tandem_core::ids::run_id(crate::api::random_bytes());
+        let time = self.store.now_ms();
+        let experiment_id = spec["experiment_id"].as_str().unwrap_or("0").to_owned();
+        let name = spec["name"].as_str().unwrap_or_default().to_owned();
+        let (attempt, artifact_uri, key) = self.store.write(ws, PRINCIPAL, |tx| {
+            let r = tx
+                .query_one(
+                    "SELECT state, attempt, cancel_requested, idempotency_key FROM jobs WHERE workspace = ? AND job_id = ?",
+                    &[ws.into(), job_id.into()],
+                )?
+                .ok_or_else(|| MlflowError::not_found("job gone"))?;
+            if r.text(0) != QUEUED || r.int(2) != 0 {
+                return Err(MlflowError::invalid("job no longer queued").into());
+            }
+            let attempt = r.int(1) + 1;
+            let exp = crate::api::tracking::active_experiment(tx, ws, &experiment_id)?;
+            let artifact_uri = format!(
+                "{}/{run_id}/artifacts",
+                exp["artifact_location"].as_str().unwrap_or_default().trim_end_matches('/')
+            );
+            let run_name = format!("{}-attempt-{attempt}", if name.is_empty() { job_id } else { &name });
+            let tags = vec![
+                KeyValue { key: "mlflow.runName".into(), value: run_name.clone() },
+                KeyValue { key: "mlflow.user".into(), value: PRINCIPAL.into() },
+                KeyValue { key: "tandem.job_id".into(), value: job_id.into() },
+                KeyValue { key: "tandem.attempt".into(), value: attempt.to_string() },
+                KeyValue { key: "tandem.region".into(), value: self.region.clone() },
+                KeyValue { key: "tandem.compute".into(), value: compute.into() },
+            ];
+            let ops = vec![
+                Op::CreateRun {
+                    run_id: run_id.clone(),
+                    experiment_id: experiment_id.clone(),
+                    user_id: PRINCIPAL.into(),
+                    run_name,
+                    start_time: time,
+                    artifact_uri: artifact_uri.clone(),
+                    tags,
+                },
+                Op::AssignAttempt {
+                    job_id: job_id.into(),
+                    attempt,
+                    region: self.region.clone(),
+                    compute: compute.into(),
+                    run_id: run_id.clone(),
+                    time,
+                },
+            ];
+            Ok(Decision::changes((attempt, artifact_uri, r.opt_text(3)), ops))
+        })?;
+        // The attempt is committed: from here on it either runs or is recorded as ended.
+        let workdir = self
+            .work_root
+            .join(ws)
+            .join(job_id)
+            .join(attempt.to_string());
+        let mut env: Vec<(String, String)> = vec![
+            ("MLFLOW_TRACKING_URI".into(), self.tracking_uri.clone()),
+            ("MLFLOW_RUN_ID".into(), run_id.clone()),
+            ("MLFLOW_EXPERIMENT_ID".into(), experiment_id.clone()),
+            ("MLFLOW_WORKSPACE".into(), ws.into()),
+            ("TANDEM_WORKSPACE".into(), ws.into()),
+            ("TANDEM_JOB_ID".into(), job_id.into()),
+            (
+                "TANDEM_JOB_KEY".into(),
+                key.unwrap_or_else(|| job_id.to_owned()),
+            ),
+            ("TANDEM_JOB_ATTEMPT".into(), attempt.to_string()),
+            ("TANDEM_REGION".into(), self.region.clone()),
+        ];
+        if let Some(m) = spec["env"].as_object() {
+            env.extend(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
+            );
+        }
+        let prepared = self.prepare(rt, ws, spec, &workdir, &mut env);
+        let command: Vec<String> = spec["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let attempt_spec = AttemptSpec {
+            workdir: workdir.clone(),
+            command,
+            env,
+            timeout: spec["timeout_seconds"].as_u64().map(Duration::from_secs),
+            lease: ATTEMPT_LEASE,
+        };
+        let started = prepared.and_then(|()| {
+            self.executor
+                .start(&attempt_spec)
+                .map_err(|e| MlflowError::internal(e.to_string()))
+        });
+        let artifact_dir = crate::artifacts::relative_to_workspace(&artifact_uri)
+            .unwrap_or_default()
+            .to_owned();
+        match started {
+            Ok(handle) => {
+                self.running.insert(
+                    (ws.to_owned(), job_id.to_owned(), attempt),
+                    Tracked {
+                        ws: ws.to_owned(),
+                        job_id: job_id.to_owned(),
+                        attempt,
+                        run_id,
+                        artifact_dir,
+                        compute: compute.into(),
+                        cpus,
+                        memory_mb,
+                        retries: spec["retries"].as_i64().unwrap_or(0),
+                        workdir,
+                        handle,
+                        cancel_sent: false,
+                        logs_sent: Instant::now(),
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!(
+                    workspace = ws,
+                    job = job_id,
+                    attempt,
+                    "could not start: {e}"
+                );
+                let _ = std::fs::create_dir_all(&workdir);
+                let _ = std::fs::write(
+                    workdir.join("stderr.txt"),
+                    format!("tandem: could not start the attempt: {e}\n"),
+                );
+                let _ = self.finish_with_logs(
+                    rt,
+                    ws,
+                    job_id,
+                    attempt,
+                    &run_id,
+                    &artifact_dir,
+                    &workdir,
+                    Outcome::Exited(127),
+                    spec["retries"].as_i64().unwrap_or(0),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts what the attempt needs in its working folder and environment: the environment's
+    /// specification file and the data assets' URIs.
+    fn prepare(
+        &self,
+        rt: &tokio::runtime::Handle,
+        ws: &str,
+        spec: &Json,
+        workdir: &std::path::Path,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<(), MlflowError> {
+        std::fs::create_dir_all(workdir).map_err(|e| MlflowError::internal(e.to_string()))?;
+        let lookup = |kind: &str, reference: &str| -> Result<Json, MlflowError> {
+            let (name, version) = reference.rsplit_once(':').unwrap_or((reference, "0"));
+            let version: i64 = version.parse().unwrap_or(0);
+            let row = self.store.read(|tx| {
+                tx.query_one(
+                    "SELECT body FROM assets WHERE workspace = ? AND kind = ? AND name = ? AND version = ?",
+                    &[ws.into(), kind.into(), name.into(), version.into()],
+                )
+            })?;
+            row.map(|r| serde_json::from_str(&r.text(0)).unwrap_or(Json::Null))
+                .ok_or_else(|| MlflowError::invalid(format!("{kind} {reference} is gone")))
+        };
+        if let Some(e) = spec["environment"].as_str() {
+            env.push(("TANDEM_ENVIRONMENT".into(), e.into()));
+            let body = lookup(crate::api::assets::ENVIRONMENT, e)?;
+            if let Some(image) = body["image"].as_str() {
+                env.push(("TANDEM_ENVIRONMENT_IMAGE".into(), image.into()));
+            }
+            if let Some(path) = body["spec_path"].as_str() {
+                let file = path.rsplit('/').next().unwrap_or("requirements.txt");
+                let bytes = block_on(rt, async {
+                    let (stream, _) = self.artifacts.get(ws, path).await?;
+                    use futures_util::TryStreamExt;
+                    stream
+                        .try_fold(Vec::new(), |mut acc, chunk| async move {
+                            acc.extend_from_slice(&chunk);
+                            Ok(acc)
+                        })
+                        .await
+                        .map_err(|e| MlflowError::internal(e.to_string()))
+                })?;
+                let local = workdir.join(file);
+                std::fs::write(&local, bytes).map_err(|e| MlflowError::internal(e.to_string()))?;
+                env.push((
+                    "TANDEM_ENVIRONMENT_SPEC".into(),
+                    local.display().to_string(),
+                ));
+            }
+        }
+        if let Some(inputs) = spec["inputs"].as_object() {
+            let mut all = serde_json::Map::new();
+            for (name, reference) in inputs {
+                let body = lookup(
+                    crate::api::assets::DATA_ASSET,
+                    reference.as_str().unwrap_or_default(),
+                )?;
+                let uri = body["uri"].as_str().unwrap_or_default().to_owned();
+                env.push((
+                    format!("TANDEM_INPUT_{}", name.to_ascii_uppercase()),
+                    uri.clone(),
+                ));
+                all.insert(
+                    name.clone(),
+                    serde_json::json!({ "asset": reference, "uri": uri, "sha256": body["sha256"] }),
+                );
+            }
+            env.push(("TANDEM_INPUTS".into(), Json::Object(all).to_string()));
+        }
+        Ok(())
+    }
+
+    fn watch(&mut self, rt: &tokio::runtime::Handle, key: &(String, String, i64)) {
+        let Some(t) = self.running.get_mut(key) else {
+            return;
+        };
+        let _ = t.handle.extend();
+        if !t.cancel_sent {
+            let asked = self
+                .store
+                .read(|tx| {
+                    Ok(tx
+                        .query_one(
+                            "SELECT cancel_requested FROM jobs WHERE workspace = ? AND job_id = ?",
+                            &[t.ws.as_str().into(), t.job_id.as_str().into()],
+                        )?
+                        .is_some_and(|r| r.int(0) != 0))
+                })
+                .unwrap_or(false);
+            if asked {
+                let _ = t.handle.cancel();
+                t.cancel_sent = true;
+            }
+        }
+        let outcome = match t.handle.poll() {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(job = %t.job_id, "attempt's shim: {e}");
+                Some(Outcome::Fenced)
+            }
+        };
+        match outcome {
+            None => {
+                if t.logs_sent.elapsed() >= LOG_UPLOAD_EVERY {
+                    t.logs_sent = Instant::now();
+                    let (ws, dir, workdir) =
+                        (t.ws.clone(), t.artifact_dir.clone(), t.workdir.clone());
+                    // While it runs, the logs go up as they are (the final copy replaces them).
+                    if let Ok(ops) = self.upload_logs(rt, &ws, &dir, &workdir) {
+                        let _ = self
+                            .store
+                            .write(&ws, PRINCIPAL, |_| Ok(Decision::changes((), ops.clone())));
+                    }
+                }
+            }
+            Some(o) => {
+                let t = self.running.remove(key).expect("tracked");
+                let (ws, job_id, run_id, dir, workdir) = (
+                    t.ws.clone(),
+                    t.job_id.clone(),
+                    t.run_id.clone(),
+                    t.artifact_dir.clone(),
+                    t.workdir.clone(),
+                );
+                if let Err(e) = self.finish_with_logs(
+                    rt, &ws, &job_id, t.attempt, &run_id, &dir, &workdir, o, t.retries,
+                ) {
+                    // Not the leader any more: the leader that follows recognises the attempt.
+                    tracing::warn!(workspace = %ws, job = %job_id, "could not record the attempt's end: {e}");
+                }
+            }
+        }
+    }
+
+    /// stdout.txt and stderr.txt of the working folder, copied to the run's artifacts; the
+    /// `PutArtifact` events to write for them.
+    fn upload_logs(
+        &self,
+        rt: &tokio::runtime::Handle,
+        ws: &str,
+        artifact_dir: &str,
+        workdir: &std::path::Path,
+    ) -> Result<Vec<Op>, MlflowError> {
+        let mut ops = Vec::new();
+        for file in ["stdout.txt", "stderr.txt"] {
+            let Ok(bytes) = std::fs::read(workdir.join(file)) else {
+                continue;
+            };
+            let path = format!("{}/{file}", artifact_dir.trim_end_matches('/'));
+            let body =
+                futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
+            let (size, sha256) = block_on(rt, self.artifacts.put(ws, &path, body))?;
+            ops.push(Op::PutArtifact { path, size, sha256 });
+        }
+        Ok(ops)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_with_logs(
+        &self,
+        rt: &tokio::runtime::Handle,
+        ws: &str,
+        job_id: &str,
+        attempt: i64,
+        run_id: &str,
+        artifact_dir: &str,
+        workdir: &std::path::Path,
+        outcome: Outcome,
+        retries: i64,
+    ) -> Result<(), MlflowError> {
+        let logs = self
+            .upload_logs(rt, ws, artifact_dir, workdir)
+            .unwrap_or_default();
+        self.finish(
+            rt,
+            ws,
+            job_id,
+            attempt,
+            run_id,
+            Some(logs),
+            outcome,
+            retries,
+        )
+    }
+
+    /// Records how an attempt ended, the job's next state and the run's status, in one write.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        _rt: &tokio::runtime::Handle,
+        ws: &str,
+        job_id: &str,
+        attempt: i64,
+        run_id: &str,
+        logs: Option<Vec<Op>>,
+        outcome: Outcome,
+        retries: i64,
+    ) -> Result<(), MlflowError> {
+        let (name, exit_code) = match outcome {
+            Outcome::Exited(0) => ("completed", Some(0)),
+            Outcome::Exited(c) => ("failed", Some(c as i64)),
+            Outcome::Signalled(s) => ("failed", Some(128 + s as i64)),
+            Outcome::TimedOut => ("timed_out", None),
+            Outcome::Cancelled => ("cancelled", None),
+            Outcome::Fenced => ("lost", None),
+        };
+        let time = self.store.now_ms();
+        self.store.write(ws, PRINCIPAL, |tx| {
+            let r = tx.query_one(
+                "SELECT state, attempt, cancel_requested FROM jobs WHERE workspace = ? AND job_id = ?",
+                &[ws.into(), job_id.into()],
+            )?;
+            let Some(r) = r else { return Ok(Decision::no_change(())) };
+            // Recorded once: only the job's current, running attempt ends here.
+            if r.text(0) != RUNNING || r.int(1) != attempt {
+                return Ok(Decision::no_change(()));
+            }
+            let cancel_requested = r.int(2) != 0;
+            let failures = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM job_attempts WHERE workspace = ? AND job_id = ? AND state IN ('failed', 'timed_out')",
+                    &[ws.into(), job_id.into()],
+                )?
+                .map(|r| r.int(0))
+                .unwrap_or(0)
+                + i64::from(matches!(name, "failed" | "timed_out"));
+            let job_state = match name {
+                "completed" => "completed",
+                "cancelled" => "cancelled",
+                _ if cancel_requested => "cancelled",
+                // A lost attempt is run again whatever the retries: it did not fail, its
+                // region did.
+                "lost" => QUEUED,
+                _ if failures <= retries => QUEUED,
+                _ => "failed",
+            };
+            let mut ops = logs.clone().unwrap_or_default();
+            ops.push(Op::UpdateRun {
+                run_id: run_id.into(),
+                status: Some(run_status(name).into()),
+                end_time: Some(time),
+                run_name: None,
+            });
+            ops.push(Op::FinishAttempt {
+                job_id: job_id.into(),
+                attempt,
+                outcome: name.into(),
+                exit_code,
+                job_state: job_state.into(),
+                time,
+            });
+            Ok(Decision::changes((), ops))
+        })?;
+        Ok(())
+    }
+}
