@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 const ENVS: &str = "/api/tandem/v1/workspaces/default/environments";
 const DATA: &str = "/api/tandem/v1/workspaces/default/data-assets";
+const JOBS: &str = "/api/tandem/v1/workspaces/default/jobs";
 const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +243,7 @@ async fn data_assets_on(meta: Meta) {
     s.stop().await;
 }
 
-/// Bad requests of the asset routes: a clear 4xx, and nothing written.
+/// Bad requests of the asset and job routes: a clear 4xx, and nothing written.
 pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
     const IPV: (u16, &str) = (400, "INVALID_PARAMETER_VALUE");
     const RDNE: (u16, &str) = (404, "RESOURCE_DOES_NOT_EXIST");
@@ -353,6 +354,35 @@ pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'stat
         ("GET", format!("{DATA}/d/latest"), json!({}), RDNE),
         ("DELETE", format!("{DATA}/nobody/1"), json!({}), RDNE),
         ("POST", format!("{DATA}/nobody/1/restore"), json!({}), RDNE),
+        // Jobs (their specs in depth: tests/python/test_jobs.py).
+        ("POST", JOBS.into(), json!({}), IPV),
+        (
+            "POST",
+            JOBS.into(),
+            json!({"command": ["true"], "compute": "tpu"}),
+            IPV,
+        ),
+        (
+            "POST",
+            JOBS.into(),
+            json!({"command": ["true"], "environment": "nobody"}),
+            IPV,
+        ),
+        (
+            "POST",
+            JOBS.into(),
+            json!({"command": ["true"], "key": "k".repeat(300)}),
+            IPV,
+        ),
+        ("GET", JOBS.into(), json!({"state": "bogus"}), IPV),
+        (
+            "GET",
+            "/api/tandem/v1/workspaces/BAD/jobs".into(),
+            json!({}),
+            IPV,
+        ),
+        ("GET", format!("{JOBS}/j-nope"), json!({}), RDNE),
+        ("POST", format!("{JOBS}/j-nope/cancel"), json!({}), RDNE),
     ];
     // The suite's table holds static paths; these few live as long as the test binary.
     cases

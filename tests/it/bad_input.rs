@@ -1910,7 +1910,8 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{workspace_name}", "default")
             .replace("{tag_key}", "absent")
             .replace("{name}", "nobody")
-            .replace("{version}", "1");
+            .replace("{version}", "1")
+            .replace("{job_id}", "j-nope");
         let hit = covered.iter().any(|c| {
             c == &format!("{prefix}{concrete}")
                 || c == &format!("{prefix}{alt}")

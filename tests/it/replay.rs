@@ -93,7 +93,7 @@ fn op_index(op: &Op) -> usize {
 }
 const OP_COUNT: usize = 73;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 64;
+pub const ACTIONS: u8 = 68;
 
 pub struct World {
     meta: Meta,
@@ -128,7 +128,7 @@ impl World {
             workspace: "default".into(),
             principal: "prop".into(),
             require_live: true,
-            compute: Default::default(),
+            compute: vec![tandem::jobs::ComputeTarget::local_default()].into(),
         };
         World {
             meta,
@@ -282,6 +282,32 @@ pub fn run_action(w: &mut World, a: &Action) {
                 (false, false) => (a::restore_data_asset, format!("data{}", y % 3)),
             };
             drop(w.call(h, json!({"workspace_name": "default", "name": name, "version": format!("{}", x % 3 + 1)})));
+        }
+        // Jobs: submitted and cancelled through the API; assigned and finished as the
+        // scheduler writes them (its processes are tested in test_jobs.py).
+        64 => drop(w.call(tandem::api::jobs::submit, json!({"workspace_name": "default", "command": ["true"], "key": (z % 3 == 0).then(|| format!("k{}", y % 4)), "retries": z % 2}))),
+        65 | 66 | 67 => {
+            let jobs: Vec<(String, String, i64)> = w.store.read(|tx| Ok(tx.query("SELECT job_id, state, attempt FROM jobs WHERE workspace = 'default' ORDER BY job_id", &[])?.iter().map(|r| (r.text(0), r.text(1), r.int(2))).collect())).unwrap();
+            if let Some((job_id, state, attempt)) = pick(&jobs, y) {
+                let time = 1_700_000_000_000 + z as i64;
+                match (kind % ACTIONS, state.as_str()) {
+                    (65, _) => drop(w.call(tandem::api::jobs::cancel, json!({"workspace_name": "default", "job_id": job_id}))),
+                    (66, "queued") => {
+                        let run_id = tandem_core::ids::run_id(tandem::api::random_bytes());
+                        let ops = vec![
+                            Op::CreateRun { run_id: run_id.clone(), experiment_id: "0".into(), user_id: "s".into(), run_name: "a".into(), start_time: time, artifact_uri: format!("mlflow-artifacts:/0/{run_id}/artifacts"), tags: vec![] },
+                            Op::AssignAttempt { job_id, attempt: attempt + 1, region: "test".into(), compute: "local".into(), run_id, time },
+                        ];
+                        w.store.write("default", "prop", |_| Ok(Decision::changes((), ops.clone()))).unwrap();
+                    }
+                    (67, "running") => {
+                        let (outcome, job_state) = [("completed", "completed"), ("failed", "queued"), ("lost", "queued"), ("cancelled", "cancelled"), ("timed_out", "failed")][z as usize % 5];
+                        let op = Op::FinishAttempt { job_id, attempt, outcome: outcome.into(), exit_code: (outcome == "failed").then_some(1), job_state: job_state.into(), time };
+                        w.store.write("default", "prop", |_| Ok(Decision::change((), op.clone()))).unwrap();
+                    }
+                    _ => {}
+                }
+            }
         }
         0 => {
             if let Some(v) = w.call(tr::create_experiment, json!({"name": format!("e{}", x % 16), "tags": [{"key": key, "value": "v"}]})) {
