@@ -286,7 +286,7 @@ pub fn run_action(w: &mut World, a: &Action) {
         // Jobs: submitted and cancelled through the API; assigned and finished as the
         // scheduler writes them (its processes are tested in test_jobs.py).
         64 => drop(w.call(tandem::api::jobs::submit, json!({"workspace_name": "default", "command": ["true"], "key": (z % 3 == 0).then(|| format!("k{}", y % 4)), "retries": z % 2}))),
-        65 | 66 | 67 => {
+        65..=67 => {
             let jobs: Vec<(String, String, i64)> = w.store.read(|tx| Ok(tx.query("SELECT job_id, state, attempt FROM jobs WHERE workspace = 'default' ORDER BY job_id", &[])?.iter().map(|r| (r.text(0), r.text(1), r.int(2))).collect())).unwrap();
             if let Some((job_id, state, attempt)) = pick(&jobs, y) {
                 let time = 1_700_000_000_000 + z as i64;
