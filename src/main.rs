@@ -2424,7 +2424,7 @@ fn spawn_scheduler(
         std::net::SocketAddr::new(host, addr.port())
     );
     let executor = std::sync::Arc::new(tandem::jobs::LocalExecutor::new(std::env::current_exe()?));
-    tandem::scheduler::Scheduler::new(
+    let scheduler = tandem::scheduler::Scheduler::new(
         state.store.clone(),
         state.artifacts.clone(),
         region.to_owned(),
@@ -2432,8 +2432,11 @@ fn spawn_scheduler(
         executor,
         data.join("jobs"),
         uri,
-    )
-    .spawn();
+    );
+    match &state.region {
+        Some(r) => scheduler.in_deployment(r.clone()).spawn(),
+        None => scheduler.spawn(),
+    }
     Ok(())
 }
 

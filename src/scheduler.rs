@@ -60,6 +60,9 @@ pub struct Scheduler {
     /// What a job's process is told to use as MLFLOW_TRACKING_URI (this server).
     tracking_uri: String,
     running: HashMap<(String, String, i64), Tracked>,
+    /// In a deployment: this region's leases (who leads each workspace, whether this region's
+    /// own lease is held, what it sees of the other regions').
+    deployment: Option<Arc<crate::region::RegionState>>,
     /// Set once the scheduler has looked for attempts a previous process of this region left
     /// running (they died with it: their shims saw the executor go away).
     recovered: bool,
@@ -96,8 +99,24 @@ impl Scheduler {
             work_root,
             tracking_uri,
             running: HashMap::new(),
+            deployment: None,
             recovered: false,
         }
+    }
+
+    /// A region of a deployment: attempts run only in the leader of their workspace, only
+    /// while this region's lease is held, and start only once the standby has their
+    /// assignment; attempts of a lost region are run again here.
+    pub fn in_deployment(mut self, region: Arc<crate::region::RegionState>) -> Scheduler {
+        self.deployment = Some(region);
+        self
+    }
+
+    /// Whether this process may assign attempts of `ws` now.
+    fn leads(&self, ws: &str) -> bool {
+        self.deployment
+            .as_ref()
+            .is_none_or(|r| r.leads(ws) && r.may_run_attempts())
     }
 
     /// Runs until the process ends: one tick every `TICK`, on the blocking pool.
@@ -146,10 +165,14 @@ impl Scheduler {
             self.watch(rt, &key);
         }
         for ws in self.workspaces() {
-            if !self.recovered {
+            // In a deployment, `adopt_lost` finds what an earlier incarnation left.
+            if !self.recovered && self.deployment.is_none() {
                 self.recover(rt, &ws);
             }
-            self.assign(rt, &ws);
+            if self.leads(&ws) {
+                self.adopt_lost(rt, &ws);
+                self.assign(rt, &ws);
+            }
         }
         self.recovered = true;
     }
@@ -176,6 +199,56 @@ impl Scheduler {
                 ws,
                 &r.text(0),
                 r.int(1),
+                &r.text(2),
+                None,
+                Outcome::Fenced,
+                0,
+            );
+        }
+    }
+
+    /// Attempts of `ws` running in a region that is gone (its region lease not renewed for
+    /// `lease + safety + attempt lease`, or restarted as a new incarnation, this region's own
+    /// earlier life included): their shims have killed them,
+    /// so they are recorded as lost, and their jobs go back to the queue here as the next
+    /// attempt (at-least-once; the job's key and the new attempt number tell the process to
+    /// resume from its checkpoints).
+    fn adopt_lost(&mut self, rt: &tokio::runtime::Handle, ws: &str) {
+        let Some(region) = self.deployment.clone() else {
+            return;
+        };
+        let rows = self
+            .store
+            .read(|tx| {
+                tx.query(
+                    "SELECT j.job_id, j.attempt, j.run_id, j.region, a.incarnation FROM jobs j JOIN job_attempts a ON a.workspace = j.workspace AND a.job_id = j.job_id AND a.attempt = j.attempt \
+                     WHERE j.workspace = ? AND j.state = 'running'",
+                    &[ws.into()],
+                )
+            })
+            .unwrap_or_default();
+        for r in rows {
+            let (job_id, attempt, started_by) = (r.text(0), r.int(1), r.int(4) as u64);
+            if r.text(3) == self.region {
+                // This region's own: lost only if an earlier incarnation of it started it.
+                if started_by == region.incarnation()
+                    || self
+                        .running
+                        .contains_key(&(ws.to_owned(), job_id.clone(), attempt))
+                {
+                    continue;
+                }
+            } else {
+                if !region.incarnation_gone(&r.text(3), started_by, region.attempt_lease()) {
+                    continue;
+                }
+            }
+            tracing::warn!(workspace = ws, job = %job_id, attempt, from = %r.text(3), "attempt lost with its region; running it again here");
+            let _ = self.finish(
+                rt,
+                ws,
+                &job_id,
+                attempt,
                 &r.text(2),
                 None,
                 Outcome::Fenced,
@@ -288,11 +361,32 @@ impl Scheduler {
                     region: self.region.clone(),
                     compute: compute.into(),
                     run_id: run_id.clone(),
+                    incarnation: self.deployment.as_ref().map_or(0, |r| r.incarnation()),
                     time,
                 },
             ];
             Ok(Decision::changes((attempt, artifact_uri, r.opt_text(3)), ops))
         })?;
+        // In a deployment the attempt starts only once the standby holds its assignment, so
+        // that whoever leads next knows this attempt number was used (docs/design/jobs.md).
+        if let Some(region) = &self.deployment {
+            if region.mode(ws) == crate::region::deployment::Mode::HotWarm {
+                let head = self
+                    .store
+                    .read(|tx| crate::store::queries::log_head(tx, ws))?
+                    .map(|h| h.seq)
+                    .unwrap_or(0);
+                if let Err(e) =
+                    rt.block_on(region.wait_for_replica(ws, head, Duration::from_secs(30)))
+                {
+                    // Not started; recorded as lost (and so run again) if this region can
+                    // still write, else by the leader that follows.
+                    tracing::warn!(workspace = ws, job = job_id, attempt, "not started: {e}");
+                    let _ = self.finish(rt, ws, job_id, attempt, &run_id, None, Outcome::Fenced, 0);
+                    return Ok(());
+                }
+            }
+        }
         // The attempt is committed: from here on it either runs or is recorded as ended.
         let workdir = self
             .work_root
@@ -333,7 +427,10 @@ impl Scheduler {
             command,
             env,
             timeout: spec["timeout_seconds"].as_u64().map(Duration::from_secs),
-            lease: ATTEMPT_LEASE,
+            lease: self
+                .deployment
+                .as_ref()
+                .map_or(ATTEMPT_LEASE, |r| r.attempt_lease()),
         };
         let started = prepared.and_then(|()| {
             self.executor
@@ -465,10 +562,18 @@ impl Scheduler {
     }
 
     fn watch(&mut self, rt: &tokio::runtime::Handle, key: &(String, String, i64)) {
+        let may_run = self
+            .deployment
+            .as_ref()
+            .is_none_or(|r| r.may_run_attempts());
         let Some(t) = self.running.get_mut(key) else {
             return;
         };
-        let _ = t.handle.extend();
+        // Without a held region lease the shim is not told to go on: it stops the attempt
+        // at its deadline, before any other region may run the job again.
+        if may_run {
+            let _ = t.handle.extend();
+        }
         if !t.cancel_sent {
             let asked = self
                 .store

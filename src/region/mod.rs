@@ -112,6 +112,37 @@ pub struct RegionState {
     pub committed: tokio::sync::Notify,
     started: Instant,
     http: reqwest::Client,
+    /// This region's own lease at the witness, which fences the job attempts it runs, and what
+    /// it has seen of the other regions' (see `region_lease_loop`).
+    region_lease: Mutex<RegionLease>,
+}
+
+/// A region's lease at the witness: `leases/_region.<name>/epoch-<incarnation>` claimed at
+/// start (the incarnation is the process's start time in milliseconds, so a restarted region
+/// is a new incarnation), then renewed like a workspace lease. Job attempts run only while it
+/// is held (docs/design/jobs.md).
+struct RegionLease {
+    incarnation: u64,
+    /// When the last renewal that succeeded was sent.
+    renewed_sent: Option<Instant>,
+    /// Other regions: what was last seen of each.
+    seen: HashMap<String, Seen>,
+}
+
+/// What one region saw of another's lease.
+#[derive(Clone, Copy)]
+struct Seen {
+    incarnation: u64,
+    renewal: u64,
+    /// When its renewal number last moved.
+    progress: Instant,
+    /// The incarnation before this one, and when it last moved.
+    previous: Option<(u64, Instant)>,
+}
+
+/// The witness key of a region's lease.
+fn region_lease_key(region: &str) -> String {
+    format!("_region.{region}")
 }
 
 impl RegionState {
@@ -158,7 +189,58 @@ impl RegionState {
             committed: tokio::sync::Notify::new(),
             started: Instant::now(),
             http: internal_client(key.as_deref(), ca.as_deref(), Some(Duration::from_secs(30))),
+            region_lease: Mutex::new(RegionLease {
+                incarnation: now_ms(),
+                renewed_sent: None,
+                seen: HashMap::new(),
+            }),
         })
+    }
+
+    fn region_lease(&self) -> std::sync::MutexGuard<'_, RegionLease> {
+        self.region_lease.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this region may keep job attempts running: its region lease was renewed within
+    /// the write window (the same arithmetic as a workspace lease).
+    pub fn may_run_attempts(&self) -> bool {
+        self.region_lease()
+            .renewed_sent
+            .is_some_and(|s| Instant::now() < s + self.write_window())
+    }
+
+    /// Whether incarnation `incarnation` of region `other` is certainly gone, as far as job
+    /// attempts are concerned: its lease was last renewed more than `lease + safety + grace`
+    /// ago (as a standby judges a workspace leader, plus `grace`: how long an attempt may
+    /// outlive its region's last renewal). A later incarnation alone does not prove it: the
+    /// earlier one may be frozen rather than dead, so its own last renewal decides.
+    pub fn incarnation_gone(&self, other: &str, incarnation: u64, grace: Duration) -> bool {
+        let after = self.takeover_after() + grace;
+        match self.region_lease().seen.get(other) {
+            Some(s) if s.incarnation == incarnation => s.progress.elapsed() >= after,
+            Some(s) => match s.previous {
+                Some((inc, at)) if inc == incarnation => at.elapsed() >= after,
+                // Not seen since this region started watching: gone once this region has
+                // watched for as long as the lease arithmetic asks.
+                _ => self.started.elapsed() >= after,
+            },
+            None => self.started.elapsed() >= after * 2,
+        }
+    }
+
+    /// This process's incarnation (see `RegionLease`).
+    pub fn incarnation(&self) -> u64 {
+        self.region_lease().incarnation
+    }
+
+    /// How long a job attempt may run without its shim hearing from this region: a lease.
+    pub fn attempt_lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms())
+    }
+
+    /// Whether this region leads `ws` and may write it now.
+    pub fn leads(&self, ws: &str) -> bool {
+        self.holds_lease(ws)
     }
 
     /// A client for calls to the other region and to itself, presenting the deployment's
@@ -462,6 +544,8 @@ pub fn spawn(region: Arc<RegionState>, store: Store, artifacts: Artifacts) {
         .archive
         .as_deref()
         .map(crate::backup::Archive::open);
+    let r = region.clone();
+    tokio::spawn(async move { region_lease_loop(r).await });
     for ws in region.deployment.workspaces.iter().map(|w| w.name.clone()) {
         match &archive {
             Some(Ok(a)) => {
@@ -523,6 +607,81 @@ pub fn internal_client(
         b = b.timeout(t);
     }
     b.build().expect("HTTP client builds")
+}
+
+/// Claims this incarnation's region lease, then renews it every `renew_ms` and watches the
+/// other regions' (see `RegionLease`).
+async fn region_lease_loop(region: Arc<RegionState>) {
+    let renew = Duration::from_millis(region.deployment.timing.renew_ms);
+    let key = region_lease_key(&region.name);
+    let incarnation = region.region_lease().incarnation;
+    loop {
+        match region
+            .witness
+            .claim(&key, incarnation, &region.name, now_ms(), "region start")
+            .await
+        {
+            Ok(_) | Err(witness::WitnessError::Taken) => break,
+            Err(e) => {
+                tracing::warn!(region = %region.name, "region lease: {e}");
+                tokio::time::sleep(renew).await;
+            }
+        }
+    }
+    let mut k = 0u64;
+    loop {
+        k += 1;
+        let sent = Instant::now();
+        match region.witness.renew(&key, incarnation, k).await {
+            Ok(()) => region.region_lease().renewed_sent = Some(sent),
+            Err(e) => tracing::warn!(region = %region.name, "region lease: {e}"),
+        }
+        if k.is_multiple_of(64) {
+            let _ = region.witness.prune(&key, incarnation, k - 8).await;
+        }
+        for other in region
+            .deployment
+            .regions
+            .iter()
+            .filter(|r| r.name != region.name)
+        {
+            let okey = region_lease_key(&other.name);
+            let Ok(Some(claim)) = region.witness.current(&okey).await else {
+                continue;
+            };
+            let Ok(last) = region.witness.last_renewal(&okey, claim.epoch).await else {
+                continue;
+            };
+            let mut rl = region.region_lease();
+            let now = Instant::now();
+            match rl.seen.get_mut(&other.name) {
+                Some(s) if s.incarnation == claim.epoch => {
+                    if s.renewal != last {
+                        s.renewal = last;
+                        s.progress = now;
+                    }
+                }
+                Some(s) => {
+                    s.previous = Some((s.incarnation, s.progress));
+                    s.incarnation = claim.epoch;
+                    s.renewal = last;
+                    s.progress = now;
+                }
+                None => {
+                    rl.seen.insert(
+                        other.name.clone(),
+                        Seen {
+                            incarnation: claim.epoch,
+                            renewal: last,
+                            progress: now,
+                            previous: None,
+                        },
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(renew).await;
+    }
 }
 
 async fn lease_loop(region: Arc<RegionState>, store: Store, ws: String) {

@@ -1130,6 +1130,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             region,
             compute,
             run_id,
+            incarnation,
             time,
         } => {
             tx.exec_later(
@@ -1137,8 +1138,8 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 vec![(*attempt).into(), region.into(), compute.into(), run_id.into(), (*time).into(), ws.into(), job_id.into()],
             )?;
             tx.exec_later(
-                "INSERT INTO job_attempts (workspace, job_id, attempt, region, compute, run_id, state, started_time) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-                vec![ws.into(), job_id.into(), (*attempt).into(), region.into(), compute.into(), run_id.into(), (*time).into()],
+                "INSERT INTO job_attempts (workspace, job_id, attempt, region, compute, run_id, incarnation, state, started_time) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                vec![ws.into(), job_id.into(), (*attempt).into(), region.into(), compute.into(), run_id.into(), (*incarnation as i64).into(), (*time).into()],
             )?;
         }
         Op::FinishAttempt {

@@ -553,6 +553,7 @@ CREATE TABLE job_attempts (
   region TEXT NOT NULL,
   compute TEXT NOT NULL,
   run_id TEXT NOT NULL,
+  incarnation BIGINT NOT NULL,
   state TEXT NOT NULL,
   exit_code BIGINT,
   started_time BIGINT NOT NULL,

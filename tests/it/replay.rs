@@ -296,7 +296,7 @@ pub fn run_action(w: &mut World, a: &Action) {
                         let run_id = tandem_core::ids::run_id(tandem::api::random_bytes());
                         let ops = vec![
                             Op::CreateRun { run_id: run_id.clone(), experiment_id: "0".into(), user_id: "s".into(), run_name: "a".into(), start_time: time, artifact_uri: format!("mlflow-artifacts:/0/{run_id}/artifacts"), tags: vec![] },
-                            Op::AssignAttempt { job_id, attempt: attempt + 1, region: "test".into(), compute: "local".into(), run_id, time },
+                            Op::AssignAttempt { job_id, attempt: attempt + 1, region: "test".into(), compute: "local".into(), run_id, incarnation: z as u64, time },
                         ];
                         w.store.write("default", "prop", |_| Ok(Decision::changes((), ops.clone()))).unwrap();
                     }

@@ -23,6 +23,9 @@ TRAIN = textwrap.dedent(
 
     ckpt = os.path.join(os.environ["CKPT_DIR"], os.environ["TANDEM_JOB_KEY"] + ".json")
     attempt = int(os.environ["TANDEM_JOB_ATTEMPT"])
+    if os.environ.get("PID_DIR"):
+        with open(os.path.join(os.environ["PID_DIR"], f"{os.environ['TANDEM_JOB_KEY']}-{attempt}.pid"), "w") as f:
+            f.write(str(os.getpid()))
     start = json.load(open(ckpt))["next_step"] if os.path.exists(ckpt) else 0
     print(f"attempt {attempt} resumes at step {start}", flush=True)
     with mlflow.start_run():
@@ -221,3 +224,66 @@ def test_tandem_job_submit_reads_a_toml_spec(env):
     assert wait(env, job["job_id"], ["completed", "failed"])["state"] == "completed"
     out = subprocess.run([BIN, "job", "get", job["job_id"]], capture_output=True, text=True, timeout=60, env={**os.environ, "MLFLOW_TRACKING_URI": env["url"]})
     assert '"completed"' in out.stdout
+
+
+def test_sigkill_of_the_leader_region_runs_the_job_again_in_the_other_region(env):
+    """`tandem up`, hot/warm with synchronous acknowledgement: a job runs in the leader
+    region; the leader is SIGKILLed mid-job; the surviving region records attempt 1 as lost
+    and runs attempt 2, which resumes from the checkpoint and completes. Both attempts are
+    runs; no attempt number is used twice; attempt 1's process died with its region."""
+    from test_regions import Up
+
+    up = Up("sync")
+    try:
+        base = up.url + "/api/tandem/v1/workspaces/default/jobs"
+        spec = {
+            "name": "failover",
+            "key": "failover-1",
+            "command": [sys.executable, env["script"]],
+            "env": {"CKPT_DIR": env["ckpt"], "STEPS": "14", "STEP_SECONDS": "0.4", "PID_DIR": env["dir"]},
+        }
+        job = requests.post(base, json=spec, timeout=30).json()["job"]
+        jid = job["job_id"]
+        c = MlflowClient(tracking_uri=up.url)
+
+        def progressed():
+            j = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+            if j["state"] != "running":
+                return False
+            return len(c.get_metric_history(j["run_id"], "loss")) >= 3
+
+        up.wait_for(progressed, 60, "the job to run and log a few steps")
+        first = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+        old = first["region"]
+        assert old == up.leader()
+        killed_at = time.time()
+        up.kill(old)
+        deadline = time.time() + 90
+        final, rerun_after = None, None
+        while time.time() < deadline:
+            try:
+                final = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+                if rerun_after is None and final["attempt"] >= 2:
+                    rerun_after = time.time() - killed_at
+                if final["state"] in ("completed", "failed", "cancelled"):
+                    break
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.1)
+        assert final and final["state"] == "completed", final
+        attempts = [(a["attempt"], a["state"], a["region"]) for a in final["attempts"]]
+        assert attempts[0] == (1, "lost", old), attempts
+        assert attempts[-1][1] == "completed" and attempts[-1][2] != old, attempts
+        numbers = [a[0] for a in attempts]
+        assert numbers == sorted(set(numbers)), "an attempt number was used twice"
+        runs = sorted(c.search_runs(["0"], filter_string=f"tags.`tandem.job_id` = '{jid}'"), key=lambda r: int(r.data.tags["tandem.attempt"]))
+        assert [r.data.tags["tandem.attempt"] for r in runs] == [str(n) for n in numbers]
+        assert int(runs[-1].data.params["resumed_at"]) >= 3, "attempt 2 did not resume from the checkpoint"
+        assert [m.step for m in c.get_metric_history(runs[-1].info.run_id, "loss")][-1] == 13
+        # Attempt 1's process went with its region (its shim saw the executor go away).
+        pid = int(open(os.path.join(env["dir"], "failover-1-1.pid")).read())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        print(f"job failover: attempt 1 in {old} lost at SIGKILL, attempt {numbers[-1]} in {attempts[-1][2]} running {rerun_after:.1f} s after the kill, resumed at step {runs[-1].data.params['resumed_at']}; completed {time.time() - killed_at:.1f} s after the kill")
+    finally:
+        up.stop()

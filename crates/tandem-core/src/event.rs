@@ -487,6 +487,10 @@ pub enum Op {
         region: String,
         compute: String,
         run_id: String,
+        /// The incarnation of `region` that runs the attempt (its region lease at the
+        /// witness): a later incarnation of the region does not have it.
+        #[serde(default)]
+        incarnation: u64,
         time: i64,
     },
     /// How an attempt ended (`completed`, `failed`, `timed_out`, `cancelled`, `lost`) and the
