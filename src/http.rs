@@ -991,8 +991,12 @@ async fn region_endpoint(
         ("GET", "status") => {
             let (r, s) = (region.clone(), state.store.clone());
             let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();
+            let s = state.store.clone();
+            let jobs = blocking(move || Ok(crate::scheduler::running_by_region(&s)))
+                .await
+                .unwrap_or_default();
             Some(json_response(
-                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws }),
+                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws, "compute": &*state.compute, "jobs": jobs }),
             ))
         }
         ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/drain") => {

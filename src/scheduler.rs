@@ -68,6 +68,37 @@ pub struct Scheduler {
     recovered: bool,
 }
 
+/// Jobs as this region's store sees them, for `tandem status`: running attempts by region and
+/// compute (`{"east": {"local": 2}}`), and queued jobs by compute (`{"queued": {"local": 1}}`).
+pub fn running_by_region(store: &Store) -> Json {
+    let rows = store
+        .read(|tx| {
+            tx.query(
+                "SELECT state, COALESCE(region, ''), COALESCE(compute, ''), spec FROM jobs WHERE state IN ('queued', 'running')",
+                &[],
+            )
+        })
+        .unwrap_or_default();
+    let mut running: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    let mut queued: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in rows {
+        if r.text(0) == RUNNING {
+            *running
+                .entry(r.text(1))
+                .or_default()
+                .entry(r.text(2))
+                .or_default() += 1;
+        } else {
+            let spec: Json = serde_json::from_str(&r.text(3)).unwrap_or(Json::Null);
+            *queued
+                .entry(spec["compute"].as_str().unwrap_or("local").to_owned())
+                .or_default() += 1;
+        }
+    }
+    serde_json::json!({ "running": running, "queued": queued })
+}
+
 fn run_status(outcome: &str) -> &'static str {
     match outcome {
         "completed" => "FINISHED",

@@ -157,6 +157,13 @@ pub async fn open_region(
     let key = deployment.key()?;
     let ca = deployment.ca_pem()?;
     let mut state = open_with(&config, false, key.as_deref()).await?;
+    // Jobs may name the compute of either region (they run where their workspace leads);
+    // this region's scheduler runs only its own (`region.compute`).
+    let mut all: Vec<crate::jobs::ComputeTarget> = region.compute.clone();
+    for other in deployment.regions.iter().filter(|r| r.name != name) {
+        all.extend(other.compute.iter().cloned());
+    }
+    state.compute = all.into();
     // Requests a standby forwards to the leader go over https when the leader's url says so.
     state.http = crate::region::with_ca(
         reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)),

@@ -24,6 +24,8 @@ pub struct Region {
     pub artifacts: String,
     /// HTTPS for this region (its url then defaults to https://LISTEN).
     pub tls: Option<crate::config::TlsFiles>,
+    /// The region's compute targets for jobs (`[[region.compute]]`; by default `local`).
+    pub compute: Vec<crate::jobs::ComputeTarget>,
 }
 
 /// How a workspace uses its two regions.
@@ -233,6 +235,7 @@ struct RawRegion {
     artifacts: Spanned<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    compute: Option<Vec<crate::jobs::ComputeTarget>>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +414,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
             .url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{listen}"));
+        let compute = match &rr.compute {
+            Some(c) => {
+                crate::jobs::validate_compute(c)
+                    .map_err(|m| err(r.span(), format!("region '{name}': {m}")))?;
+                c.clone()
+            }
+            None => vec![crate::jobs::ComputeTarget::local_default()],
+        };
         regions.push(Region {
             name,
             listen,
@@ -418,6 +429,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Deployment, DeploymentError> {
             store,
             artifacts,
             tls,
+            compute,
         });
     }
     if regions.len() != 2 {

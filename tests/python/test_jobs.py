@@ -5,6 +5,7 @@ keys and bad specs (a clear 4xx, nothing written)."""
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -256,6 +257,13 @@ def test_sigkill_of_the_leader_region_runs_the_job_again_in_the_other_region(env
         first = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
         old = first["region"]
         assert old == up.leader()
+        # `tandem status` says whether the other region could take the running attempts.
+        other = {"east": "west", "west": "east"}[old]
+        (ready,) = [r for r in up.status()["job_readiness"] if r["if_lost"] == old]
+        assert ready["moves_to"] == other and ready["ready"] is True, ready
+        assert ready["needs"]["local"]["attempts"] == 1 and ready["needs"]["local"]["slots"] >= 1, ready
+        text = subprocess.run([BIN, "status", "--data", up.dir], capture_output=True, text=True, timeout=30).stdout
+        assert f"if {old} were lost, {other} could run its 1 attempts (ready)" in text, text
         killed_at = time.time()
         up.kill(old)
         deadline = time.time() + 90
