@@ -36,13 +36,11 @@ struct Tracked {
     ws: String,
     job_id: String,
     attempt: i64,
-    run_id: String,
     /// The run's artifact folder, relative to the workspace's artifact root.
     artifact_dir: String,
     compute: String,
     cpus: u32,
     memory_mb: u64,
-    retries: i64,
     workdir: PathBuf,
     handle: Box<dyn RunningAttempt>,
     cancel_sent: bool,
@@ -60,6 +58,8 @@ pub struct Scheduler {
     /// What a job's process is told to use as MLFLOW_TRACKING_URI (this server).
     tracking_uri: String,
     running: HashMap<(String, String, i64), Tracked>,
+    /// Ends of attempts not yet taken by the leader of their workspace.
+    reports: Vec<Report>,
     /// In a deployment: this region's leases (who leads each workspace, whether this region's
     /// own lease is held, what it sees of the other regions').
     deployment: Option<Arc<crate::region::RegionState>>,
@@ -99,14 +99,6 @@ pub fn running_by_region(store: &Store) -> Json {
     serde_json::json!({ "running": running, "queued": queued })
 }
 
-fn run_status(outcome: &str) -> &'static str {
-    match outcome {
-        "completed" => "FINISHED",
-        "cancelled" => "KILLED",
-        _ => "FAILED",
-    }
-}
-
 fn block_on<F: std::future::Future>(rt: &tokio::runtime::Handle, f: F) -> F::Output {
     rt.block_on(f)
 }
@@ -130,6 +122,7 @@ impl Scheduler {
             work_root,
             tracking_uri,
             running: HashMap::new(),
+            reports: Vec::new(),
             deployment: None,
             recovered: false,
         }
@@ -195,13 +188,20 @@ impl Scheduler {
         for key in keys {
             self.watch(rt, &key);
         }
+        let reports = std::mem::take(&mut self.reports);
+        for r in reports {
+            if let Err(e) = self.report(&r) {
+                tracing::debug!(workspace = %r.ws, job = %r.job_id, "report to the leader: {e}; again soon");
+                self.reports.push(r);
+            }
+        }
         for ws in self.workspaces() {
             // In a deployment, `adopt_lost` finds what an earlier incarnation left.
             if !self.recovered && self.deployment.is_none() {
-                self.recover(rt, &ws);
+                self.recover(&ws);
             }
             if self.leads(&ws) {
-                self.adopt_lost(rt, &ws);
+                self.adopt_lost(&ws);
                 self.assign(rt, &ws);
             }
         }
@@ -210,7 +210,7 @@ impl Scheduler {
 
     /// Attempts this region's previous process started are gone with it (their shims kill
     /// them when the executor goes away): record them as lost, so that they run again.
-    fn recover(&mut self, rt: &tokio::runtime::Handle, ws: &str) {
+    fn recover(&mut self, ws: &str) {
         let rows = self
             .store
             .read(|tx| {
@@ -225,16 +225,7 @@ impl Scheduler {
             if self.running.contains_key(&key) {
                 continue;
             }
-            let _ = self.finish(
-                rt,
-                ws,
-                &r.text(0),
-                r.int(1),
-                &r.text(2),
-                None,
-                Outcome::Fenced,
-                0,
-            );
+            let _ = self.finish(ws, &r.text(0), r.int(1), None, Outcome::Fenced);
         }
     }
 
@@ -244,7 +235,7 @@ impl Scheduler {
     /// so they are recorded as lost, and their jobs go back to the queue here as the next
     /// attempt (at-least-once; the job's key and the new attempt number tell the process to
     /// resume from its checkpoints).
-    fn adopt_lost(&mut self, rt: &tokio::runtime::Handle, ws: &str) {
+    fn adopt_lost(&mut self, ws: &str) {
         let Some(region) = self.deployment.clone() else {
             return;
         };
@@ -275,16 +266,7 @@ impl Scheduler {
                 }
             }
             tracing::warn!(workspace = ws, job = %job_id, attempt, from = %r.text(3), "attempt lost with its region; running it again here");
-            let _ = self.finish(
-                rt,
-                ws,
-                &job_id,
-                attempt,
-                &r.text(2),
-                None,
-                Outcome::Fenced,
-                0,
-            );
+            let _ = self.finish(ws, &job_id, attempt, None, Outcome::Fenced);
         }
     }
 
@@ -413,7 +395,7 @@ impl Scheduler {
                     // Not started; recorded as lost (and so run again) if this region can
                     // still write, else by the leader that follows.
                     tracing::warn!(workspace = ws, job = job_id, attempt, "not started: {e}");
-                    let _ = self.finish(rt, ws, job_id, attempt, &run_id, None, Outcome::Fenced, 0);
+                    let _ = self.finish(ws, job_id, attempt, None, Outcome::Fenced);
                     return Ok(());
                 }
             }
@@ -479,12 +461,10 @@ impl Scheduler {
                         ws: ws.to_owned(),
                         job_id: job_id.to_owned(),
                         attempt,
-                        run_id,
                         artifact_dir,
                         compute: compute.into(),
                         cpus,
                         memory_mb,
-                        retries: spec["retries"].as_i64().unwrap_or(0),
                         workdir,
                         handle,
                         cancel_sent: false,
@@ -509,11 +489,9 @@ impl Scheduler {
                     ws,
                     job_id,
                     attempt,
-                    &run_id,
                     &artifact_dir,
                     &workdir,
                     Outcome::Exited(127),
-                    spec["retries"].as_i64().unwrap_or(0),
                 );
             }
         }
@@ -597,6 +575,7 @@ impl Scheduler {
             .deployment
             .as_ref()
             .is_none_or(|r| r.may_run_attempts());
+        let elsewhere = self.deployment.as_ref().is_some_and(|r| !r.leads(&key.0));
         let Some(t) = self.running.get_mut(key) else {
             return;
         };
@@ -643,18 +622,30 @@ impl Scheduler {
                     }
                 }
             }
+            Some(o) if elsewhere => {
+                let t = self.running.remove(key).expect("tracked");
+                let (outcome, exit_code) = crate::api::jobs::outcome_name(&o);
+                self.reports.push(Report {
+                    ws: t.ws.clone(),
+                    job_id: t.job_id.clone(),
+                    attempt: t.attempt,
+                    outcome,
+                    exit_code,
+                    stdout: log_tail(&t.workdir.join("stdout.txt")),
+                    stderr: log_tail(&t.workdir.join("stderr.txt")),
+                });
+            }
             Some(o) => {
                 let t = self.running.remove(key).expect("tracked");
-                let (ws, job_id, run_id, dir, workdir) = (
+                let (ws, job_id, dir, workdir) = (
                     t.ws.clone(),
                     t.job_id.clone(),
-                    t.run_id.clone(),
                     t.artifact_dir.clone(),
                     t.workdir.clone(),
                 );
-                if let Err(e) = self.finish_with_logs(
-                    rt, &ws, &job_id, t.attempt, &run_id, &dir, &workdir, o, t.retries,
-                ) {
+                if let Err(e) =
+                    self.finish_with_logs(rt, &ws, &job_id, t.attempt, &dir, &workdir, o)
+                {
                     // Not the leader any more: the leader that follows recognises the attempt.
                     tracing::warn!(workspace = %ws, job = %job_id, "could not record the attempt's end: {e}");
                 }
@@ -692,95 +683,91 @@ impl Scheduler {
         ws: &str,
         job_id: &str,
         attempt: i64,
-        run_id: &str,
         artifact_dir: &str,
         workdir: &std::path::Path,
         outcome: Outcome,
-        retries: i64,
     ) -> Result<(), MlflowError> {
         let logs = self
             .upload_logs(rt, ws, artifact_dir, workdir)
             .unwrap_or_default();
-        self.finish(
-            rt,
-            ws,
-            job_id,
-            attempt,
-            run_id,
-            Some(logs),
-            outcome,
-            retries,
-        )
+        self.finish(ws, job_id, attempt, Some(logs), outcome)
     }
 
     /// Records how an attempt ended, the job's next state and the run's status, in one write.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
-        _rt: &tokio::runtime::Handle,
         ws: &str,
         job_id: &str,
         attempt: i64,
-        run_id: &str,
         logs: Option<Vec<Op>>,
         outcome: Outcome,
-        retries: i64,
     ) -> Result<(), MlflowError> {
-        let (name, exit_code) = match outcome {
-            Outcome::Exited(0) => ("completed", Some(0)),
-            Outcome::Exited(c) => ("failed", Some(c as i64)),
-            Outcome::Signalled(s) => ("failed", Some(128 + s as i64)),
-            Outcome::TimedOut => ("timed_out", None),
-            Outcome::Cancelled => ("cancelled", None),
-            Outcome::Fenced => ("lost", None),
-        };
+        let (name, exit_code) = crate::api::jobs::outcome_name(&outcome);
         let time = self.store.now_ms();
+        let logs = logs.unwrap_or_default();
         self.store.write(ws, PRINCIPAL, |tx| {
-            let r = tx.query_one(
-                "SELECT state, attempt, cancel_requested FROM jobs WHERE workspace = ? AND job_id = ?",
-                &[ws.into(), job_id.into()],
-            )?;
-            let Some(r) = r else { return Ok(Decision::no_change(())) };
-            // Recorded once: only the job's current, running attempt ends here.
-            if r.text(0) != RUNNING || r.int(1) != attempt {
-                return Ok(Decision::no_change(()));
-            }
-            let cancel_requested = r.int(2) != 0;
-            let failures = tx
-                .query_one(
-                    "SELECT COUNT(*) FROM job_attempts WHERE workspace = ? AND job_id = ? AND state IN ('failed', 'timed_out')",
-                    &[ws.into(), job_id.into()],
-                )?
-                .map(|r| r.int(0))
-                .unwrap_or(0)
-                + i64::from(matches!(name, "failed" | "timed_out"));
-            let job_state = match name {
-                "completed" => "completed",
-                "cancelled" => "cancelled",
-                _ if cancel_requested => "cancelled",
-                // A lost attempt is run again whatever the retries: it did not fail, its
-                // region did.
-                "lost" => QUEUED,
-                _ if failures <= retries => QUEUED,
-                _ => "failed",
-            };
-            let mut ops = logs.clone().unwrap_or_default();
-            ops.push(Op::UpdateRun {
-                run_id: run_id.into(),
-                status: Some(run_status(name).into()),
-                end_time: Some(time),
-                run_name: None,
-            });
-            ops.push(Op::FinishAttempt {
-                job_id: job_id.into(),
+            crate::api::jobs::finish_decision(
+                tx,
+                ws,
+                job_id,
                 attempt,
-                outcome: name.into(),
+                name,
                 exit_code,
-                job_state: job_state.into(),
+                logs.clone(),
                 time,
-            });
-            Ok(Decision::changes((), ops))
+            )
         })?;
         Ok(())
     }
+
+    /// An attempt that ended in this region while another leads its workspace (after a
+    /// planned switchover): its end and its logs go to the leader, which records them.
+    fn report(&self, r: &Report) -> Result<(), MlflowError> {
+        let region = self
+            .deployment
+            .as_ref()
+            .ok_or_else(|| MlflowError::internal("no deployment"))?;
+        let leader = region.forward_target(&r.ws).ok_or_else(|| {
+            MlflowError::unavailable(format!("no other region leads '{}' now", r.ws))
+        })?;
+        let url = format!(
+            "{leader}/api/tandem/v1/workspaces/{}/jobs/{}/attempts/{}/report",
+            r.ws, r.job_id, r.attempt
+        );
+        let body = serde_json::json!({ "outcome": r.outcome, "exit_code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr });
+        let client = region.internal().clone();
+        let rt = tokio::runtime::Handle::current();
+        let resp = rt
+            .block_on(async move { client.post(url).json(&body).send().await })
+            .map_err(|e| MlflowError::unavailable(e.to_string()))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(MlflowError::unavailable(format!(
+                "the leader answered {}",
+                resp.status()
+            )))
+        }
+    }
+}
+
+/// An attempt's end, to be recorded by the leader of its workspace.
+struct Report {
+    ws: String,
+    job_id: String,
+    attempt: i64,
+    outcome: &'static str,
+    exit_code: Option<i64>,
+    stdout: String,
+    stderr: String,
+}
+
+/// The last `MAX_REPORTED_LOG` bytes of a log file, as text.
+fn log_tail(path: &std::path::Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = bytes
+        .len()
+        .saturating_sub(crate::api::jobs::MAX_REPORTED_LOG);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
 }

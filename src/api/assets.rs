@@ -107,7 +107,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     tandem_core::ids::hex(&Sha256::digest(bytes))
 }
 
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
     match tokio::runtime::Handle::try_current() {
         Ok(h) => Ok(h.block_on(f)),
         Err(_) => Ok(tokio::runtime::Builder::new_current_thread()

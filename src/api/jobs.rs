@@ -15,6 +15,10 @@ pub const FINAL_STATES: &[&str] = &["completed", "failed", "cancelled"];
 pub const MAX_RETRIES: i64 = 10;
 pub const MAX_TIMEOUT_SECONDS: i64 = 7 * 24 * 3600;
 const MAX_KEY_LEN: usize = 256;
+/// How much of an attempt's stdout and stderr a region that no longer leads sends the leader.
+pub const MAX_REPORTED_LOG: usize = 1 << 20;
+/// Outcomes of an attempt, as recorded.
+pub const OUTCOMES: &[&str] = &["completed", "failed", "timed_out", "cancelled", "lost"];
 
 fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
     let ws = req.str("workspace_name")?;
@@ -362,6 +366,164 @@ pub fn cancel(ctx: &Ctx, req: &Req) -> Result<Json> {
                 time,
             },
         ))
+    })?;
+    Ok(json!({ "job": one(&t, &job_id)? }))
+}
+
+/// An executor's outcome as recorded: its name and exit code.
+pub fn outcome_name(o: &crate::jobs::Outcome) -> (&'static str, Option<i64>) {
+    use crate::jobs::Outcome;
+    match o {
+        Outcome::Exited(0) => ("completed", Some(0)),
+        Outcome::Exited(c) => ("failed", Some(*c as i64)),
+        Outcome::Signalled(s) => ("failed", Some(128 + *s as i64)),
+        Outcome::TimedOut => ("timed_out", None),
+        Outcome::Cancelled => ("cancelled", None),
+        Outcome::Fenced => ("lost", None),
+    }
+}
+
+fn run_status(outcome: &str) -> &'static str {
+    match outcome {
+        "completed" => "FINISHED",
+        "cancelled" => "KILLED",
+        _ => "FAILED",
+    }
+}
+
+/// The write that records how attempt `attempt` of a job ended: the job's next state (queued
+/// again for a lost attempt or a failure with retries left, else final), the run's status, and
+/// `logs` (their `PutArtifact`s). Nothing if that attempt is not the job's running one (it was
+/// recorded already).
+#[allow(clippy::too_many_arguments)]
+pub fn finish_decision(
+    tx: &mut dyn crate::store::Tx,
+    ws: &str,
+    job_id: &str,
+    attempt: i64,
+    outcome: &str,
+    exit_code: Option<i64>,
+    logs: Vec<Op>,
+    time: i64,
+) -> crate::store::Result<Decision<()>> {
+    let r = tx.query_one(
+        "SELECT state, attempt, cancel_requested, run_id, spec FROM jobs WHERE workspace = ? AND job_id = ?",
+        &[ws.into(), job_id.into()],
+    )?;
+    let Some(r) = r else {
+        return Ok(Decision::no_change(()));
+    };
+    if r.text(0) != RUNNING || r.int(1) != attempt {
+        return Ok(Decision::no_change(()));
+    }
+    let cancel_requested = r.int(2) != 0;
+    let run_id = r.text(3);
+    let retries = serde_json::from_str::<Json>(&r.text(4))
+        .ok()
+        .and_then(|s| s["retries"].as_i64())
+        .unwrap_or(0);
+    let failures = tx
+        .query_one(
+            "SELECT COUNT(*) FROM job_attempts WHERE workspace = ? AND job_id = ? AND state IN ('failed', 'timed_out')",
+            &[ws.into(), job_id.into()],
+        )?
+        .map(|r| r.int(0))
+        .unwrap_or(0)
+        + i64::from(matches!(outcome, "failed" | "timed_out"));
+    let job_state = match outcome {
+        "completed" => "completed",
+        "cancelled" => "cancelled",
+        _ if cancel_requested => "cancelled",
+        // A lost attempt runs again whatever the retries: it did not fail, its region did.
+        "lost" => QUEUED,
+        _ if failures <= retries => QUEUED,
+        _ => "failed",
+    };
+    let mut ops = logs;
+    ops.push(Op::UpdateRun {
+        run_id,
+        status: Some(run_status(outcome).into()),
+        end_time: Some(time),
+        run_name: None,
+    });
+    ops.push(Op::FinishAttempt {
+        job_id: job_id.into(),
+        attempt,
+        outcome: outcome.into(),
+        exit_code,
+        job_state: job_state.into(),
+        time,
+    });
+    Ok(Decision::changes((), ops))
+}
+
+/// `POST .../jobs/{job_id}/attempts/{attempt}/report`: a region that ran an attempt but no
+/// longer leads the workspace (after a planned switchover) reports how it ended, with the
+/// tails of its logs, which this leader stores as the run's artifacts. Deployment key only.
+pub fn report(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = target(ctx, req)?;
+    let job_id = req.str("job_id")?;
+    let attempt: i64 = req
+        .str("attempt")?
+        .parse()
+        .ok()
+        .filter(|a| *a >= 1)
+        .ok_or_else(|| MlflowError::invalid("The attempt must be a positive integer."))?;
+    let outcome = req.str("outcome")?;
+    let outcome: &'static str = OUTCOMES.iter().find(|o| **o == outcome).ok_or_else(|| {
+        MlflowError::invalid(format!(
+            "Outcome '{outcome}' is unknown: use {}.",
+            OUTCOMES.join(", ")
+        ))
+    })?;
+    let exit_code = req.opt_i64("exit_code")?;
+    let logs: Vec<(&str, String)> = [
+        ("stdout.txt", req.opt_str("stdout")?),
+        ("stderr.txt", req.opt_str("stderr")?),
+    ]
+    .into_iter()
+    .filter_map(|(f, v)| v.map(|v| (f, v)))
+    .collect();
+    if logs.iter().any(|(_, v)| v.len() > MAX_REPORTED_LOG) {
+        return Err(MlflowError::invalid(format!(
+            "A reported log is at most {MAX_REPORTED_LOG} bytes."
+        )));
+    }
+    let run_id = t
+        .read(|tx| {
+            tx.query_one(
+                "SELECT run_id FROM job_attempts WHERE workspace = ? AND job_id = ? AND attempt = ?",
+                &[t.workspace.as_str().into(), job_id.as_str().into(), attempt.into()],
+            )
+        })?
+        .map(|r| r.text(0))
+        .ok_or_else(|| MlflowError::not_found(format!("Job '{job_id}' has no attempt {attempt}.")))?;
+    let root = super::tracking::run_artifact_root(&t, &run_id)?;
+    let dir = crate::artifacts::relative_to_workspace(&root)
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    let mut ops = Vec::new();
+    for (file, text) in logs {
+        let path = format!("{dir}/{file}");
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(
+            text.into_bytes(),
+        ))]);
+        let (size, sha256) = super::assets::block_on(t.artifacts.put(&t.workspace, &path, body))??;
+        ops.push(Op::PutArtifact { path, size, sha256 });
+    }
+    let time = t.now();
+    t.write(|tx| {
+        finish_decision(
+            tx,
+            &t.workspace,
+            &job_id,
+            attempt,
+            outcome,
+            exit_code,
+            ops.clone(),
+            time,
+        )
     })?;
     Ok(json!({ "job": one(&t, &job_id)? }))
 }

@@ -951,6 +951,11 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
         "workspaces/{workspace_name}/jobs/{job_id}/cancel",
         jobs::cancel,
     ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/jobs/{job_id}/attempts/{attempt}/report",
+        jobs::report,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -1185,6 +1190,7 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "tandem/workspaces/{workspace_name}/jobs", "jobs/read", NamedWorkspace),
         ("GET", "tandem/workspaces/{workspace_name}/jobs/{job_id}", "jobs/read", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/jobs/{job_id}/cancel", "jobs/write", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/jobs/{job_id}/attempts/{attempt}/report", "jobs/report", NamedWorkspace),
         ("GET", "tandem/status", "regions/read", Service),
         ("POST", "tandem/workspaces/{workspace_name}/drain", "regions/failover", Service),
         ("POST", "tandem/workspaces/{workspace_name}/undrain", "regions/failover", Service),

@@ -383,6 +383,24 @@ pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'stat
         ),
         ("GET", format!("{JOBS}/j-nope"), json!({}), RDNE),
         ("POST", format!("{JOBS}/j-nope/cancel"), json!({}), RDNE),
+        (
+            "POST",
+            format!("{JOBS}/j-nope/attempts/1/report"),
+            json!({"outcome": "completed"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            format!("{JOBS}/j-nope/attempts/1/report"),
+            json!({"outcome": "exploded"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{JOBS}/j-nope/attempts/x/report"),
+            json!({"outcome": "completed"}),
+            IPV,
+        ),
     ];
     // The suite's table holds static paths; these few live as long as the test binary.
     cases

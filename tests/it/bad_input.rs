@@ -1911,7 +1911,8 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{tag_key}", "absent")
             .replace("{name}", "nobody")
             .replace("{version}", "1")
-            .replace("{job_id}", "j-nope");
+            .replace("{job_id}", "j-nope")
+            .replace("{attempt}", "1");
         let hit = covered.iter().any(|c| {
             c == &format!("{prefix}{concrete}")
                 || c == &format!("{prefix}{alt}")

@@ -295,3 +295,54 @@ def test_sigkill_of_the_leader_region_runs_the_job_again_in_the_other_region(env
         print(f"job failover: attempt 1 in {old} lost at SIGKILL, attempt {numbers[-1]} in {attempts[-1][2]} running {rerun_after:.1f} s after the kill, resumed at step {runs[-1].data.params['resumed_at']}; completed {time.time() - killed_at:.1f} s after the kill")
     finally:
         up.stop()
+
+
+def test_after_a_planned_switchover_a_running_job_finishes_where_it_is(env):
+    """A planned switchover moves the lead while an attempt runs: the attempt is not run
+    again; it finishes in its region, which reports its end and logs to the new leader."""
+    from test_regions import Up
+
+    up = Up("sync")
+    try:
+        base = up.url + "/api/tandem/v1/workspaces/default/jobs"
+        spec = {
+            "key": "switchover-1",
+            "command": [sys.executable, env["script"]],
+            "env": {"CKPT_DIR": env["ckpt"], "STEPS": "12", "STEP_SECONDS": "0.4"},
+        }
+        jid = requests.post(base, json=spec, timeout=30).json()["job"]["job_id"]
+        c = MlflowClient(tracking_uri=up.url)
+
+        def progressed():
+            j = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+            return j["state"] == "running" and len(c.get_metric_history(j["run_id"], "loss")) >= 2
+
+        up.wait_for(progressed, 60, "the job to run")
+        old = requests.get(f"{base}/{jid}", timeout=10).json()["job"]["region"]
+        other = {"east": "west", "west": "east"}[old]
+        out = subprocess.run([BIN, "failover", "--workspace", "default", "--to", other, "--data", up.dir], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        up.wait_for(lambda: up.leader() == other, 30, "the switchover")
+        final = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                final = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+                if final["state"] in ("completed", "failed", "cancelled"):
+                    break
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.2)
+        assert final and final["state"] == "completed", final
+        assert [(a["attempt"], a["state"], a["region"]) for a in final["attempts"]] == [(1, "completed", old)]
+        run = c.get_run(final["run_id"])
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in c.get_metric_history(run.info.run_id, "loss")] == list(range(12))
+        stdout = c.download_artifacts(run.info.run_id, "stdout.txt", tempfile.mkdtemp())
+        assert "done" in open(stdout).read()
+        # The end was recorded by the new leader, from the old region's report.
+        events = requests.get(up.url + "/api/tandem/v1/workspaces/default/changes?after=0&limit=10000", timeout=30).json()["events"]
+        (finish,) = [e for e in events if e["op"] == "FinishAttempt"]
+        assert finish["origin"] == other, finish
+    finally:
+        up.stop()

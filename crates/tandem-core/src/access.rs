@@ -154,6 +154,7 @@ pub const DEPLOYMENT_ACTIONS: &[&str] = &[
     "regions/failover",
     "workspaces/read",
     "metrics/read",
+    "jobs/report",
 ];
 
 /// Whether `pattern` (`area/verb`, each segment a word or `*`; or `*` alone) grants `action`.
