@@ -43,6 +43,8 @@ struct Tracked {
     memory_mb: u64,
     workdir: PathBuf,
     handle: Box<dyn RunningAttempt>,
+    /// The token the attempt's process logs with, revoked when it ends.
+    token_id: Option<String>,
     cancel_sent: bool,
     logs_sent: Instant,
 }
@@ -426,6 +428,37 @@ impl Scheduler {
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())),
             );
         }
+        // With access control on, the process acts as the job's owner through a token of its
+        // own, valid for the attempt's timeout (a day without one) and revoked at its end.
+        let token_id = match spec["owner"].as_str() {
+            Some(owner) if !owner.is_empty() && owner != "anonymous" => {
+                let ttl = spec["timeout_seconds"].as_i64().unwrap_or(86_400) * 1000 + 3_600_000;
+                match crate::api::access::issue_token(
+                    &self.store,
+                    PRINCIPAL,
+                    owner,
+                    &format!("job {job_id} attempt {attempt}"),
+                    Some(self.store.now_ms() + ttl),
+                ) {
+                    Ok(t) => {
+                        env.push((
+                            "MLFLOW_TRACKING_TOKEN".into(),
+                            t["token"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                        t["token_id"].as_str().map(str::to_owned)
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            workspace = ws,
+                            job = job_id,
+                            "no token for the attempt ({owner}): {e}"
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let prepared = self.prepare(rt, ws, spec, &workdir, &mut env);
         let command: Vec<String> = spec["command"]
             .as_array()
@@ -467,6 +500,7 @@ impl Scheduler {
                         memory_mb,
                         workdir,
                         handle,
+                        token_id,
                         cancel_sent: false,
                         logs_sent: Instant::now(),
                     },
@@ -624,6 +658,7 @@ impl Scheduler {
             }
             Some(o) if elsewhere => {
                 let t = self.running.remove(key).expect("tracked");
+                self.revoke(&t);
                 let (outcome, exit_code) = crate::api::jobs::outcome_name(&o);
                 self.reports.push(Report {
                     ws: t.ws.clone(),
@@ -637,6 +672,7 @@ impl Scheduler {
             }
             Some(o) => {
                 let t = self.running.remove(key).expect("tracked");
+                self.revoke(&t);
                 let (ws, job_id, dir, workdir) = (
                     t.ws.clone(),
                     t.job_id.clone(),
@@ -649,6 +685,16 @@ impl Scheduler {
                     // Not the leader any more: the leader that follows recognises the attempt.
                     tracing::warn!(workspace = %ws, job = %job_id, "could not record the attempt's end: {e}");
                 }
+            }
+        }
+    }
+
+    /// The attempt's token is of no use once it ended.
+    fn revoke(&self, t: &Tracked) {
+        if let Some(id) = &t.token_id {
+            if let Err(e) = crate::api::access::revoke_token(&self.store, PRINCIPAL, id, None) {
+                // It expires by itself (see `start`).
+                tracing::warn!(job = %t.job_id, "could not revoke the attempt's token: {e}");
             }
         }
     }

@@ -184,6 +184,8 @@ fn parse_spec(ctx: &Ctx, req: &Req) -> Result<Spec> {
         "timeout_seconds": timeout,
         "env": env,
         "experiment_id": experiment_id,
+        // Whose rights the job's process logs with (a token issued per attempt).
+        "owner": ctx.principal,
     });
     Ok(Spec {
         json,

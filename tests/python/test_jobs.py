@@ -346,3 +346,43 @@ def test_after_a_planned_switchover_a_running_job_finishes_where_it_is(env):
         assert finish["origin"] == other, finish
     finally:
         up.stop()
+
+
+def test_with_access_control_the_process_logs_as_the_jobs_owner(env, monkeypatch):
+    """Authentication on: a contributor submits a job; its process logs through the stock
+    client with a token issued for that attempt (as the contributor), revoked at its end."""
+    from test_access import ADMIN, ADMIN_PW, AuthServer, bootstrap_env, elevate_admin, make_user
+
+    for v in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(v, raising=False)
+    with tempfile.TemporaryDirectory() as data:
+        s = AuthServer(data, bootstrap_env(data))
+        try:
+            elevate_admin(s.url)
+            token, _ = make_user(s.url, "trainer", "contributor")
+            h = {"Authorization": f"Bearer {token}"}
+            base = s.url + "/api/tandem/v1/workspaces/default/jobs"
+            spec = {"key": "auth-1", "command": [sys.executable, env["script"]], "env": {"CKPT_DIR": env["ckpt"], "STEPS": "3"}}
+            r = requests.post(base, json=spec, headers=h, timeout=30)
+            assert r.status_code == 200, r.text
+            jid = r.json()["job"]["job_id"]
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                job = requests.get(f"{base}/{jid}", headers=h, timeout=30).json()["job"]
+                if job["state"] in ("completed", "failed"):
+                    break
+                time.sleep(0.2)
+            assert job["state"] == "completed", job
+            monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+            c = MlflowClient(tracking_uri=s.url)
+            run = c.get_run(job["run_id"])
+            assert [m.step for m in c.get_metric_history(run.info.run_id, "loss")] == [0, 1, 2]
+            # The process logged as the job's owner, with a token of its own, now revoked.
+            tokens = requests.get(f"{s.url}/api/tandem/v1/access/principals/trainer/tokens", auth=(ADMIN, ADMIN_PW), timeout=30).json()["tokens"]
+            (attempt_token,) = [t for t in tokens if t["label"] == f"job {jid} attempt 1"]
+            assert attempt_token.get("revoked_time"), attempt_token
+            # Nobody else may submit to the workspace.
+            r = requests.post(base, json=spec, timeout=30)
+            assert r.status_code == 401, r.text
+        finally:
+            s.stop()
