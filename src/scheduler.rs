@@ -23,7 +23,7 @@ use tandem_core::{MlflowError, Op};
 /// Who the scheduler's events are from.
 pub const PRINCIPAL: &str = "tandem-scheduler";
 
-/// How often the scheduler looks at the queue and its attempts.
+/// How often an idle scheduler looks at the queue (busy, it looks every 10-50 ms).
 pub const TICK: Duration = Duration::from_millis(200);
 
 /// How long an attempt's shim lets it run without hearing from this scheduler.
@@ -152,19 +152,29 @@ impl Scheduler {
             let mut s = self;
             loop {
                 let h = rt.clone();
-                s = match tokio::task::spawn_blocking(move || {
-                    s.tick(&h);
-                    s
+                let (next, changed) = match tokio::task::spawn_blocking(move || {
+                    let changed = s.tick(&h);
+                    (s, changed)
                 })
                 .await
                 {
-                    Ok(s) => s,
+                    Ok(r) => r,
                     Err(e) => {
                         tracing::error!("job scheduler stopped: {e}");
                         return;
                     }
                 };
-                tokio::time::sleep(TICK).await;
+                s = next;
+                // Soon again when something started or ended (a slot may be free, the next
+                // attempt may end shortly); often while attempts run; else at the idle pace.
+                let pause = if changed {
+                    Duration::from_millis(10)
+                } else if !s.running.is_empty() {
+                    Duration::from_millis(50)
+                } else {
+                    TICK
+                };
+                tokio::time::sleep(pause).await;
             }
         });
     }
@@ -184,8 +194,10 @@ impl Scheduler {
             .unwrap_or_default()
     }
 
-    /// One pass: watch running attempts, then fill free slots from the queues.
-    pub fn tick(&mut self, rt: &tokio::runtime::Handle) {
+    /// One pass: watch running attempts, then fill free slots from the queues. Whether any
+    /// attempt started or ended.
+    pub fn tick(&mut self, rt: &tokio::runtime::Handle) -> bool {
+        let before: std::collections::HashSet<_> = self.running.keys().cloned().collect();
         let keys: Vec<_> = self.running.keys().cloned().collect();
         for key in keys {
             self.watch(rt, &key);
@@ -208,6 +220,7 @@ impl Scheduler {
             }
         }
         self.recovered = true;
+        before.len() != self.running.len() || self.running.keys().any(|k| !before.contains(k))
     }
 
     /// Attempts this region's previous process started are gone with it (their shims kill
