@@ -1424,7 +1424,7 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
             };
             regions.push(serde_json::json!({ "name": r.name, "url": r.url, "reachable": got.is_some(), "pid": got.as_ref().map(|g| g["pid"].clone()), "compute": got.as_ref().map(|g| g["compute"].clone()), "jobs": got.as_ref().map(|g| g["jobs"].clone()), "workspaces": got.map(|g| g["workspaces"].clone()).unwrap_or(serde_json::Value::Array(vec![])) }));
         }
-        let readiness = job_readiness(&regions);
+        let readiness = tandem::scheduler::job_readiness(&regions);
         if json {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "deployment": d.path, "witness": d.witness, "regions": regions, "job_readiness": readiness }))?);
             return Ok(());
@@ -1464,81 +1464,6 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// For each region, whether its compute could hold the running attempts of every other
-/// region if that one were lost (the attempts would move to it), besides its own: per compute
-/// name, attempts needed against slots. Judged from what each region reports; a region that
-/// does not answer is judged from the others' view of the jobs.
-fn job_readiness(regions: &[serde_json::Value]) -> Vec<serde_json::Value> {
-    use std::collections::BTreeMap;
-    let running: BTreeMap<String, BTreeMap<String, u64>> = regions
-        .iter()
-        .filter_map(|r| r["jobs"]["running"].as_object())
-        .next()
-        .map(|m| {
-            m.iter()
-                .map(|(region, by)| {
-                    let by = by
-                        .as_object()
-                        .map(|o| {
-                            o.iter()
-                                .map(|(c, n)| (c.clone(), n.as_u64().unwrap_or(0)))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (region.clone(), by)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for target in regions {
-        let name = target["name"].as_str().unwrap_or_default();
-        let slots: BTreeMap<String, u64> = target["compute"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|c| {
-                        (
-                            c["name"].as_str().unwrap_or_default().to_owned(),
-                            c["slots"].as_u64().unwrap_or(0),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (lost, by) in running.iter().filter(|(r, _)| r.as_str() != name) {
-            let mut short = Vec::new();
-            let mut needs = serde_json::Map::new();
-            for (compute, n) in by {
-                let own = running
-                    .get(name)
-                    .and_then(|m| m.get(compute))
-                    .copied()
-                    .unwrap_or(0);
-                let have = slots.get(compute).copied().unwrap_or(0);
-                needs.insert(
-                    compute.clone(),
-                    serde_json::json!({ "attempts": n + own, "slots": have }),
-                );
-                if n + own > have {
-                    short.push(format!("{compute}: {} attempts, {have} slots", n + own));
-                }
-            }
-            let ready = short.is_empty();
-            let summary = if ready {
-                format!(
-                    "jobs: if {lost} were lost, {name} could run its {} attempts (ready)",
-                    by.values().sum::<u64>()
-                )
-            } else {
-                format!("jobs: NOT READY: if {lost} were lost, {name} could not hold its attempts ({}); add slots there", short.join("; "))
-            };
-            out.push(serde_json::json!({ "if_lost": lost, "moves_to": name, "ready": ready, "needs": needs, "summary": summary }));
-        }
-    }
-    out
 }
 
 fn failover(path: PathBuf, ws: &str, to: &str, force: bool) -> anyhow::Result<()> {

@@ -101,6 +101,81 @@ pub fn running_by_region(store: &Store) -> Json {
     serde_json::json!({ "running": running, "queued": queued })
 }
 
+/// For each region, whether its compute could hold the running attempts of every other
+/// region if that one were lost (the attempts would move to it), besides its own: per compute
+/// name, attempts needed against slots. Judged from what each region reports; a region that
+/// does not answer is judged from the others' view of the jobs.
+pub fn job_readiness(regions: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    use std::collections::BTreeMap;
+    let running: BTreeMap<String, BTreeMap<String, u64>> = regions
+        .iter()
+        .filter_map(|r| r["jobs"]["running"].as_object())
+        .next()
+        .map(|m| {
+            m.iter()
+                .map(|(region, by)| {
+                    let by = by
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .map(|(c, n)| (c.clone(), n.as_u64().unwrap_or(0)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (region.clone(), by)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for target in regions {
+        let name = target["name"].as_str().unwrap_or_default();
+        let slots: BTreeMap<String, u64> = target["compute"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        (
+                            c["name"].as_str().unwrap_or_default().to_owned(),
+                            c["slots"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (lost, by) in running.iter().filter(|(r, _)| r.as_str() != name) {
+            let mut short = Vec::new();
+            let mut needs = serde_json::Map::new();
+            for (compute, n) in by {
+                let own = running
+                    .get(name)
+                    .and_then(|m| m.get(compute))
+                    .copied()
+                    .unwrap_or(0);
+                let have = slots.get(compute).copied().unwrap_or(0);
+                needs.insert(
+                    compute.clone(),
+                    serde_json::json!({ "attempts": n + own, "slots": have }),
+                );
+                if n + own > have {
+                    short.push(format!("{compute}: {} attempts, {have} slots", n + own));
+                }
+            }
+            let ready = short.is_empty();
+            let summary = if ready {
+                format!(
+                    "jobs: if {lost} were lost, {name} could run its {} attempts (ready)",
+                    by.values().sum::<u64>()
+                )
+            } else {
+                format!("jobs: NOT READY: if {lost} were lost, {name} could not hold its attempts ({}); add slots there", short.join("; "))
+            };
+            out.push(serde_json::json!({ "if_lost": lost, "moves_to": name, "ready": ready, "needs": needs, "summary": summary }));
+        }
+    }
+    out
+}
+
 fn block_on<F: std::future::Future>(rt: &tokio::runtime::Handle, f: F) -> F::Output {
     rt.block_on(f)
 }
@@ -395,24 +470,30 @@ impl Scheduler {
             ];
             Ok(Decision::changes((attempt, artifact_uri, r.opt_text(3)), ops))
         })?;
-        // In a deployment the attempt starts only once the standby holds its assignment, so
-        // that whoever leads next knows this attempt number was used (docs/design/jobs.md).
+        // In a deployment the attempt starts only once the second copy holds its assignment
+        // (the standby in hot/warm, the archive in hot/cold), so that whoever leads next knows
+        // this attempt number was used (docs/design/jobs.md).
         if let Some(region) = &self.deployment {
-            if region.mode(ws) == crate::region::deployment::Mode::HotWarm {
-                let head = self
-                    .store
-                    .read(|tx| crate::store::queries::log_head(tx, ws))?
-                    .map(|h| h.seq)
-                    .unwrap_or(0);
-                if let Err(e) =
-                    rt.block_on(region.wait_for_replica(ws, head, Duration::from_secs(30)))
-                {
-                    // Not started; recorded as lost (and so run again) if this region can
-                    // still write, else by the leader that follows.
-                    tracing::warn!(workspace = ws, job = job_id, attempt, "not started: {e}");
-                    let _ = self.finish(ws, job_id, attempt, None, Outcome::Fenced);
-                    return Ok(());
+            let head = self
+                .store
+                .read(|tx| crate::store::queries::log_head(tx, ws))?
+                .map(|h| h.seq)
+                .unwrap_or(0);
+            let wait = Duration::from_secs(30);
+            let confirmed = match region.mode(ws) {
+                crate::region::deployment::Mode::HotWarm => {
+                    rt.block_on(region.wait_for_replica(ws, head, wait))
                 }
+                crate::region::deployment::Mode::HotCold => {
+                    rt.block_on(region.wait_for_archive(ws, head, wait))
+                }
+            };
+            if let Err(e) = confirmed {
+                // Not started; recorded as lost (and so run again) if this region can still
+                // write, else by the leader that follows.
+                tracing::warn!(workspace = ws, job = job_id, attempt, "not started: {e}");
+                let _ = self.finish(ws, job_id, attempt, None, Outcome::Fenced);
+                return Ok(());
             }
         }
         // The attempt is committed: from here on it either runs or is recorded as ended.

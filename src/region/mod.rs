@@ -361,6 +361,34 @@ impl RegionState {
             .is_some_and(|a| a.1.elapsed() < Duration::from_millis(self.lease_ms()))
     }
 
+    /// Hot/cold: waits until the leader's archive holds `seq` (the archive is the second copy
+    /// a hot/cold secondary restores from).
+    pub async fn wait_for_archive(
+        &self,
+        ws: &str,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<(), MlflowError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (archived, leading) = self
+                .leases()
+                .get(ws)
+                .map(|l| (l.archived_seq.unwrap_or(0), l.role == Role::Leader))
+                .unwrap_or((0, false));
+            if archived >= seq {
+                return Ok(());
+            }
+            if !leading || Instant::now() >= deadline {
+                return Err(MlflowError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    format!("the archive does not hold event {seq} of '{ws}' yet"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sync mode: waits until the standby has made `seq` durable.
     pub async fn wait_for_replica(
         &self,

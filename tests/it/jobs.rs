@@ -168,3 +168,36 @@ fn an_attempt_never_outlives_its_regions_lease() {
     drop(a);
     assert!(gone(&pid), "an attempt outlived its executor");
 }
+
+/// `tandem status`'s readiness report: the other region is flagged when its compute could not
+/// hold the attempts that would move to it, and ready when it could.
+#[test]
+fn readiness_flags_a_region_whose_compute_cannot_take_the_running_attempts() {
+    use serde_json::json;
+    let jobs =
+        json!({"running": {"east": {"local": 2, "gpu": 1}, "west": {"local": 1}}, "queued": {}});
+    let regions = vec![
+        json!({"name": "east", "compute": [{"name": "local", "slots": 4}, {"name": "gpu", "slots": 1}], "jobs": jobs}),
+        json!({"name": "west", "compute": [{"name": "local", "slots": 3}], "jobs": jobs}),
+    ];
+    let r = tandem::scheduler::job_readiness(&regions);
+    let east_lost = r.iter().find(|x| x["if_lost"] == "east").unwrap();
+    assert_eq!(east_lost["moves_to"], "west");
+    assert_eq!(east_lost["ready"], false, "{east_lost}");
+    // West would run its own local attempt and east's two (3 of 3 slots) but has no gpu.
+    assert_eq!(
+        east_lost["needs"]["local"],
+        json!({"attempts": 3, "slots": 3})
+    );
+    assert_eq!(
+        east_lost["needs"]["gpu"],
+        json!({"attempts": 1, "slots": 0})
+    );
+    assert!(east_lost["summary"].as_str().unwrap().contains("NOT READY"));
+    let west_lost = r.iter().find(|x| x["if_lost"] == "west").unwrap();
+    assert_eq!(west_lost["ready"], true, "{west_lost}");
+    assert_eq!(
+        west_lost["needs"]["local"],
+        json!({"attempts": 3, "slots": 4})
+    );
+}

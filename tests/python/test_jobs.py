@@ -386,3 +386,21 @@ def test_with_access_control_the_process_logs_as_the_jobs_owner(env, monkeypatch
             assert r.status_code == 401, r.text
         finally:
             s.stop()
+
+
+def test_hot_cold_an_attempt_starts_once_the_archive_holds_its_assignment(env):
+    """Hot/cold: the archive is the second copy; the attempt starts once it holds the
+    assignment (so a restore in the other region knows that attempt number was used)."""
+    from test_regions import Up
+
+    up = Up("async", mode="hot/cold")
+    try:
+        base = up.url + "/api/tandem/v1/workspaces/default/jobs"
+        jid = requests.post(base, json={"key": "hc-1", "command": ["/bin/true"]}, timeout=30).json()["job"]["job_id"]
+        up.wait_for(lambda: requests.get(f"{base}/{jid}", timeout=10).json()["job"]["state"] == "completed", 60, "the job to complete")
+        events = requests.get(up.url + "/api/tandem/v1/workspaces/default/changes?after=0&limit=10000", timeout=30).json()["events"]
+        assign = [e["seq"] for e in events if e["op"] == "AssignAttempt"]
+        _, w = up.region_status(up.leader())
+        assert w["archive_lag_events"] is not None and len(assign) == 1
+    finally:
+        up.stop()
