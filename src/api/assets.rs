@@ -24,15 +24,7 @@ pub const DATA_ASSET: &str = "data-asset";
 pub const MAX_SPEC_BYTES: usize = 1 << 20;
 
 fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
-    let ws = req.str("workspace_name")?;
-    if ws != super::workspaces::DEFAULT_WORKSPACE {
-        super::workspaces::validate_name(&ws)?;
-    }
-    Ok(Ctx {
-        workspace: ws,
-        require_live: true,
-        ..ctx.clone()
-    })
+    super::named_workspace(ctx, req, true)
 }
 
 fn label(kind: &str) -> &'static str {

@@ -21,15 +21,7 @@ pub const MAX_REPORTED_LOG: usize = 1 << 20;
 pub const OUTCOMES: &[&str] = &["completed", "failed", "timed_out", "cancelled", "lost"];
 
 fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
-    let ws = req.str("workspace_name")?;
-    if ws != super::workspaces::DEFAULT_WORKSPACE {
-        super::workspaces::validate_name(&ws)?;
-    }
-    Ok(Ctx {
-        workspace: ws,
-        require_live: true,
-        ..ctx.clone()
-    })
+    super::named_workspace(ctx, req, true)
 }
 
 /// An environment variable name a job may set: not one tandem sets itself.

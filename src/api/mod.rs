@@ -107,6 +107,20 @@ impl Ctx {
 
 pub type Handler = fn(&Ctx, &Req) -> Result<Json>;
 
+/// The context of a tandem route that names its workspace in the path (`{workspace_name}`):
+/// the name checked, and whether every read and write first checks the workspace is live.
+pub(crate) fn named_workspace(ctx: &Ctx, req: &Req, require_live: bool) -> Result<Ctx> {
+    let ws = req.str("workspace_name")?;
+    if ws != workspaces::DEFAULT_WORKSPACE {
+        workspaces::validate_name(&ws)?;
+    }
+    Ok(Ctx {
+        workspace: ws,
+        require_live,
+        ..ctx.clone()
+    })
+}
+
 /// Whether a route of `ROUTES` answers with one of MLflow's protobuf messages (as opposed to
 /// the auth plugin's and the workspace API's hand-made JSON).
 pub fn answers_protobuf(path: &str) -> bool {

@@ -7,16 +7,8 @@ use serde_json::{json, Value as Json};
 use tandem_core::{MlflowError, Result};
 
 fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
-    let ws = req.str("workspace_name")?;
-    if ws != super::workspaces::DEFAULT_WORKSPACE {
-        super::workspaces::validate_name(&ws)?;
-    }
     // Administration of a workspace may find it deleted; it checks for itself.
-    Ok(Ctx {
-        workspace: ws,
-        require_live: false,
-        ..ctx.clone()
-    })
+    super::named_workspace(ctx, req, false)
 }
 
 pub fn get(ctx: &Ctx, req: &Req) -> Result<Json> {
