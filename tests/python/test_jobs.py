@@ -404,3 +404,53 @@ def test_hot_cold_an_attempt_starts_once_the_archive_holds_its_assignment(env):
         assert w["archive_lag_events"] is not None and len(assign) == 1
     finally:
         up.stop()
+
+
+def test_sigkill_of_a_single_server_mid_job_runs_the_job_again_after_restart(env):
+    """One `tandem server`, SIGKILLed while an attempt runs: the attempt's process dies with
+    it (its shim sees the executor go away); after the restart the job runs again as attempt
+    2, resuming from its checkpoint. Nothing acknowledged is lost."""
+    import signal as sig
+
+    d = tempfile.mkdtemp(prefix="tandem-jobs-kill-")
+    s = Server(os.path.join(d, "data"))
+    try:
+        base = s.url + "/api/tandem/v1/workspaces/default/jobs"
+        spec = {"key": "crash-1", "command": [sys.executable, env["script"]],
+                "env": {"CKPT_DIR": env["ckpt"], "STEPS": "10", "STEP_SECONDS": "0.3", "PID_DIR": env["dir"]}}
+        jid = requests.post(base, json=spec, timeout=30).json()["job"]["job_id"]
+        c = MlflowClient(tracking_uri=s.url)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            j = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+            if j["state"] == "running" and len(c.get_metric_history(j["run_id"], "loss")) >= 3:
+                break
+            time.sleep(0.1)
+        s.proc.send_signal(sig.SIGKILL)
+        s.proc.wait(timeout=10)
+        pid = int(open(os.path.join(env["dir"], "crash-1-1.pid")).read())
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            except ProcessLookupError:
+                break
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        s = Server(os.path.join(d, "data"))
+        base = s.url + "/api/tandem/v1/workspaces/default/jobs"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            j = requests.get(f"{base}/{jid}", timeout=10).json()["job"]
+            if j["state"] in ("completed", "failed"):
+                break
+            time.sleep(0.2)
+        assert j["state"] == "completed", j
+        assert [(a["attempt"], a["state"]) for a in j["attempts"]] == [(1, "lost"), (2, "completed")]
+        c = MlflowClient(tracking_uri=s.url)
+        second = c.get_run(j["run_id"])
+        assert int(second.data.params["resumed_at"]) >= 3
+        assert c.get_run(j["attempts"][0]["run_id"]).info.status == "FAILED"
+    finally:
+        s.stop()
