@@ -36,6 +36,8 @@ pub struct AppState {
     pub dashboard: Option<crate::dashboard::Dashboard>,
     /// The compute targets jobs may name.
     pub compute: std::sync::Arc<[crate::jobs::ComputeTarget]>,
+    /// The vault's keys.
+    pub vault: Option<std::sync::Arc<crate::vault::Keyring>>,
 }
 
 /// One path segment, percent-encoded for a URL.
@@ -209,6 +211,7 @@ async fn ctx_for(
         principal,
         require_live: !admin,
         compute: state.compute.clone(),
+        vault: state.vault.clone(),
     };
     if check_now && !admin {
         let c = ctx.clone();

@@ -935,6 +935,7 @@ fn main() -> anyhow::Result<()> {
                 principal: "tandem-cli".into(),
                 require_live: false,
                 compute: Default::default(),
+                vault: None,
             };
             let mut req = tandem::api::Req::default();
             req.set("workspace_name", workspace.clone());
@@ -2183,6 +2184,7 @@ fn access(action: AccessAction) -> anyhow::Result<()> {
                 principal: "tandem-cli".into(),
                 require_live: false,
                 compute: Default::default(),
+                vault: None,
             };
             let v = access::list_assignments(&ctx, &tandem::api::Req::default())?;
             println!("{}", serde_json::to_string_pretty(&v)?);

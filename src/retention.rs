@@ -84,6 +84,9 @@ pub struct Purged {
     /// Versions of environments and data assets: "kind:name/version".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assets: Vec<String>,
+    /// Secrets (every version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl Purged {
@@ -96,13 +99,14 @@ impl Purged {
             return "the workspace".into();
         }
         format!(
-            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions, {} environment and data-asset versions",
+            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions, {} environment and data-asset versions, {} secrets",
             self.experiments.len(),
             self.runs.len(),
             self.logged_models.len(),
             self.registered_models.len(),
             self.model_versions.len(),
-            self.assets.len()
+            self.assets.len(),
+            self.secrets.len()
         )
     }
 }
@@ -170,6 +174,11 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
             .iter()
             .map(|r| (r.text(0), r.text(1), r.int(2)))
             .collect();
+        let secrets: Vec<(String, String)> = tx
+            .query("SELECT secret_id, name FROM secrets WHERE workspace = ? AND deleted_time <= ? ORDER BY name", &[ws.into(), cutoff.into()])?
+            .iter()
+            .map(|r| (r.text(0), r.text(1)))
+            .collect();
         // Objects under a lock narrower than the workspace wait until it is lifted.
         let (mut experiments, mut runs, mut logged_models, mut registered_models, mut versions) = (experiments, runs, logged_models, registered_models, versions);
         if access.has_narrow_lock_in(ws) {
@@ -205,7 +214,9 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
         ops.extend(assets.iter().map(|(kind, name, version)| Op::PurgeAsset { kind: kind.clone(), name: name.clone(), version: *version }));
         let model_versions = versions.iter().map(|(n, v)| format!("{n}/{v}")).collect();
         let assets = assets.iter().map(|(k, n, v)| format!("{k}:{n}/{v}")).collect();
-        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions, assets }, ops))
+        ops.extend(secrets.iter().map(|(id, _)| Op::PurgeSecret { secret_id: id.clone() }));
+        let secrets = secrets.into_iter().map(|(_, n)| n).collect();
+        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions, assets, secrets }, ops))
     })
 }
 

@@ -20,6 +20,8 @@ pub enum StartError {
     },
     #[error("setting 'artifacts' ({url}): {message}")]
     Artifacts { url: String, message: String },
+    #[error("vault: {0}")]
+    Vault(String),
 }
 
 /// Opens the metadata store (running migrations) and makes sure the default workspace
@@ -86,6 +88,12 @@ async fn open_with(
             url: String::new(),
             message: e.to_string(),
         })?;
+    // The vault's master key: from the environment, or created in the data folder (said once).
+    let (vault, created) =
+        crate::vault::Keyring::load(&config.data).map_err(|e| StartError::Vault(e.to_string()))?;
+    if let Some(notice) = created {
+        println!("{notice}");
+    }
     let auth = Arc::new(crate::auth::Auth::new(
         config.auth,
         store.clone(),
@@ -101,6 +109,7 @@ async fn open_with(
         ui: None,
         dashboard: None,
         compute: config.compute.clone().into(),
+        vault: Some(std::sync::Arc::new(vault)),
     })
 }
 

@@ -129,7 +129,8 @@ pub fn open(key: &Key, aad: &str, sealed: &str) -> Result<Vec<u8>, VaultError> {
     }
     let (nonce, rest) = raw.split_at(NONCE_LEN);
     let mut buf = rest.to_vec();
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| VaultError::Open(key.id.clone()))?;
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce).map_err(|_| VaultError::Open(key.id.clone()))?;
     let plain = key
         .aead()
         .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buf)
@@ -159,7 +160,13 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keyring(current {}, {} older, from {})", self.current.id, self.older.len(), self.source)
+        write!(
+            f,
+            "Keyring(current {}, {} older, from {})",
+            self.current.id,
+            self.older.len(),
+            self.source
+        )
     }
 }
 
@@ -183,9 +190,15 @@ impl Keyring {
         let (current, source) = if let Some(hex) = env("TANDEM_MASTER_KEY") {
             (Key::from_hex(&hex)?, "TANDEM_MASTER_KEY".to_owned())
         } else if let Some(file) = env("TANDEM_MASTER_KEY_FILE") {
-            (read_key_file(Path::new(&file))?, format!("TANDEM_MASTER_KEY_FILE ({file})"))
+            (
+                read_key_file(Path::new(&file))?,
+                format!("TANDEM_MASTER_KEY_FILE ({file})"),
+            )
         } else if let Some(p) = env("MLFLOW_CRYPTO_KEK_PASSPHRASE") {
-            (Key::from_passphrase(&p), "MLFLOW_CRYPTO_KEK_PASSPHRASE".to_owned())
+            (
+                Key::from_passphrase(&p),
+                "MLFLOW_CRYPTO_KEK_PASSPHRASE".to_owned(),
+            )
         } else {
             let path = data.join("master.key");
             if !path.exists() {
@@ -202,7 +215,11 @@ impl Keyring {
             .unwrap_or_else(|| data.join("master.keyring"));
         let mut older = Vec::new();
         if let Ok(text) = std::fs::read_to_string(&ring_path) {
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
                 older.push(Key::from_hex(line)?);
             }
         }
@@ -234,14 +251,27 @@ impl Keyring {
     }
 
     /// The data key `dek_id` of `ws`, unwrapped with the master key `master_id` (cached).
-    pub fn data_key(&self, ws: &str, dek_id: &str, master_id: &str, wrapped: &str) -> Result<Key, VaultError> {
+    pub fn data_key(
+        &self,
+        ws: &str,
+        dek_id: &str,
+        master_id: &str,
+        wrapped: &str,
+    ) -> Result<Key, VaultError> {
         let cache_key = (ws.to_owned(), dek_id.to_owned());
-        if let Some(k) = self.data_keys.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key) {
+        if let Some(k) = self
+            .data_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cache_key)
+        {
             return Ok(k.clone());
         }
         let master = self.by_id(master_id)?;
         let raw = open(master, &data_key_aad(ws, dek_id), wrapped)?;
-        let bytes: [u8; KEY_LEN] = raw.try_into().map_err(|_| VaultError::Open(master_id.to_owned()))?;
+        let bytes: [u8; KEY_LEN] = raw
+            .try_into()
+            .map_err(|_| VaultError::Open(master_id.to_owned()))?;
         let k = Key::from_bytes(bytes);
         self.data_keys
             .lock()
@@ -262,7 +292,8 @@ pub fn write_key_file(path: &Path, key: &Key) -> Result<(), VaultError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| VaultError::MasterKey(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| VaultError::MasterKey(format!("{}: {e}", dir.display())))?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -270,8 +301,10 @@ pub fn write_key_file(path: &Path, key: &Key) -> Result<(), VaultError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| VaultError::MasterKey(format!("cannot create {}: {e}", path.display())))?;
-    writeln!(f, "{}", key.hex()).map_err(|e| VaultError::MasterKey(format!("{}: {e}", path.display())))?;
-    f.sync_all().map_err(|e| VaultError::MasterKey(format!("{}: {e}", path.display())))?;
+    writeln!(f, "{}", key.hex())
+        .map_err(|e| VaultError::MasterKey(format!("{}: {e}", path.display())))?;
+    f.sync_all()
+        .map_err(|e| VaultError::MasterKey(format!("{}: {e}", path.display())))?;
     Ok(())
 }
 
@@ -290,7 +323,11 @@ mod tests {
         let mut tampered = B64.decode(&s).unwrap();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(open(&k, "a", &B64.encode(tampered)).is_err(), "altered");
-        assert_ne!(seal(&k, "a", b"x"), seal(&k, "a", b"x"), "fresh nonce each time");
+        assert_ne!(
+            seal(&k, "a", b"x"),
+            seal(&k, "a", b"x"),
+            "fresh nonce each time"
+        );
     }
 
     #[test]
@@ -303,7 +340,13 @@ mod tests {
         assert_eq!(got.bytes, dek.bytes);
         let rewrapped = ring_new.wrap("ws", &dek_id, &got);
         let fresh = Keyring::new(ring_new.current().clone(), vec![], "t".into());
-        assert_eq!(fresh.data_key("ws", &dek_id, &fresh.current().id, &rewrapped).unwrap().bytes, dek.bytes);
+        assert_eq!(
+            fresh
+                .data_key("ws", &dek_id, &fresh.current().id, &rewrapped)
+                .unwrap()
+                .bytes,
+            dek.bytes
+        );
         assert!(fresh.data_key("other", &dek_id, &old.id, &wrapped).is_err());
     }
 

@@ -15,6 +15,7 @@ pub mod logged_models;
 pub mod mlflow_auth;
 pub mod registry;
 pub mod retention;
+pub mod secrets;
 pub mod tracking;
 pub mod workspaces;
 
@@ -36,6 +37,9 @@ pub struct Ctx {
     pub require_live: bool,
     /// The compute targets jobs may name (this region's; in a deployment, every region's).
     pub compute: std::sync::Arc<[crate::jobs::ComputeTarget]>,
+    /// The vault's master key and keyring (None: this process has none, and secrets are
+    /// refused).
+    pub vault: Option<std::sync::Arc<crate::vault::Keyring>>,
 }
 
 impl Ctx {
@@ -970,6 +974,43 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
         "workspaces/{workspace_name}/jobs/{job_id}/attempts/{attempt}/report",
         jobs::report,
     ),
+    ("POST", "workspaces/{workspace_name}/secrets", secrets::set),
+    ("GET", "workspaces/{workspace_name}/secrets", secrets::list),
+    (
+        "GET",
+        "workspaces/{workspace_name}/secrets/{name}",
+        secrets::get,
+    ),
+    (
+        "GET",
+        "workspaces/{workspace_name}/secrets/{name}/value",
+        secrets::reveal,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/secrets/{name}/versions/{version}/disable",
+        secrets::disable,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/secrets/{name}/versions/{version}/enable",
+        secrets::enable,
+    ),
+    (
+        "DELETE",
+        "workspaces/{workspace_name}/secrets/{name}",
+        secrets::delete,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/secrets/{name}/recover",
+        secrets::recover,
+    ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/secrets/{name}/purge",
+        secrets::purge,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -1205,6 +1246,15 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "tandem/workspaces/{workspace_name}/jobs/{job_id}", "jobs/read", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/jobs/{job_id}/cancel", "jobs/write", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/jobs/{job_id}/attempts/{attempt}/report", "jobs/report", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/secrets", "secrets/write", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/secrets", "secrets/read", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/secrets/{name}", "secrets/read", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/secrets/{name}/value", "secrets/reveal", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/versions/{version}/disable", "secrets/write", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/versions/{version}/enable", "secrets/write", NamedWorkspace),
+        ("DELETE", "tandem/workspaces/{workspace_name}/secrets/{name}", "secrets/delete", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/recover", "secrets/write", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/purge", "secrets/delete", NamedWorkspace),
         ("GET", "tandem/status", "regions/read", Service),
         ("POST", "tandem/workspaces/{workspace_name}/drain", "regions/failover", Service),
         ("POST", "tandem/workspaces/{workspace_name}/undrain", "regions/failover", Service),

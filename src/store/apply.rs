@@ -1159,6 +1159,85 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 vec![job_state.into(), (*time).into(), ws.into(), job_id.into()],
             )?;
         }
+        Op::CreateDataKey {
+            dek_id,
+            master_key_id,
+            wrapped,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO data_keys (workspace, dek_id, master_key_id, wrapped, created_time) VALUES (?, ?, ?, ?, ?)",
+                vec![ws.into(), dek_id.into(), master_key_id.into(), wrapped.into(), (*time).into()],
+            )?;
+        }
+        Op::RewrapDataKey {
+            dek_id,
+            master_key_id,
+            wrapped,
+            ..
+        } => {
+            tx.exec_later(
+                "UPDATE data_keys SET master_key_id = ?, wrapped = ? WHERE workspace = ? AND dek_id = ?",
+                vec![master_key_id.into(), wrapped.into(), ws.into(), dek_id.into()],
+            )?;
+        }
+        Op::SetSecret {
+            secret_id,
+            name,
+            version,
+            dek_id,
+            sealed,
+            content_type,
+            tags,
+            not_before,
+            expires,
+            provider,
+            auth_config,
+            by,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO secrets (workspace, secret_id, name, version, provider, auth_config, created_by, created_time, updated_by, updated_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (workspace, secret_id) DO UPDATE SET version = excluded.version, provider = COALESCE(excluded.provider, secrets.provider), auth_config = COALESCE(excluded.auth_config, secrets.auth_config), updated_by = excluded.updated_by, updated_time = excluded.updated_time",
+                vec![ws.into(), secret_id.into(), name.into(), (*version).into(), provider.clone().into(), auth_config.clone().into(), by.into(), (*time).into(), by.into(), (*time).into()],
+            )?;
+            let tags = serde_json::to_string(tags).expect("tags serialize");
+            tx.exec_later(
+                "INSERT INTO secret_versions (workspace, secret_id, version, dek_id, sealed, content_type, tags, not_before, expires, enabled, created_by, created_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                vec![ws.into(), secret_id.into(), (*version).into(), dek_id.into(), sealed.into(), content_type.into(), tags.into(), (*not_before).into(), (*expires).into(), by.into(), (*time).into()],
+            )?;
+        }
+        Op::SetSecretVersionEnabled {
+            secret_id,
+            version,
+            enabled,
+            ..
+        } => {
+            tx.exec_later(
+                "UPDATE secret_versions SET enabled = ? WHERE workspace = ? AND secret_id = ? AND version = ?",
+                vec![(*enabled).into(), ws.into(), secret_id.into(), (*version).into()],
+            )?;
+        }
+        Op::DeleteSecret { secret_id, time } => {
+            tx.exec_later(
+                "UPDATE secrets SET deleted_time = ? WHERE workspace = ? AND secret_id = ?",
+                vec![(*time).into(), ws.into(), secret_id.into()],
+            )?;
+        }
+        Op::RecoverSecret { secret_id, .. } => {
+            tx.exec_later(
+                "UPDATE secrets SET deleted_time = NULL WHERE workspace = ? AND secret_id = ?",
+                vec![ws.into(), secret_id.into()],
+            )?;
+        }
+        Op::PurgeSecret { secret_id } => {
+            for table in ["secrets", "secret_versions"] {
+                tx.exec_later(
+                    &format!("DELETE FROM {table} WHERE workspace = ? AND secret_id = ?"),
+                    vec![ws.into(), secret_id.into()],
+                )?;
+            }
+        }
         Op::Lock {
             lock_id,
             scope,

@@ -561,6 +561,48 @@ CREATE TABLE job_attempts (
   PRIMARY KEY (workspace, job_id, attempt)
 )
 "#,
+    // 10: the vault (docs/design/vault.md): wrapped data keys, secrets, their versions
+    // (values as ciphertext only).
+    r#"
+CREATE TABLE data_keys (
+  workspace TEXT NOT NULL,
+  dek_id TEXT NOT NULL,
+  master_key_id TEXT NOT NULL,
+  wrapped TEXT NOT NULL,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, dek_id)
+);
+CREATE TABLE secrets (
+  workspace TEXT NOT NULL,
+  secret_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  provider TEXT,
+  auth_config TEXT,
+  created_by TEXT NOT NULL,
+  created_time BIGINT NOT NULL,
+  updated_by TEXT NOT NULL,
+  updated_time BIGINT NOT NULL,
+  deleted_time BIGINT,
+  PRIMARY KEY (workspace, secret_id)
+);
+CREATE UNIQUE INDEX secrets_by_name ON secrets (workspace, name);
+CREATE TABLE secret_versions (
+  workspace TEXT NOT NULL,
+  secret_id TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  dek_id TEXT NOT NULL,
+  sealed TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  not_before BIGINT,
+  expires BIGINT,
+  enabled BIGINT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, secret_id, version)
+)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -617,6 +659,9 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("assets", "kind, name, version"),
     ("jobs", "job_id"),
     ("job_attempts", "job_id, attempt"),
+    ("data_keys", "dek_id"),
+    ("secrets", "secret_id"),
+    ("secret_versions", "secret_id, version"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -36,6 +36,7 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "artifacts/write",
         "assets/write",
         "jobs/write",
+        "secrets/write",
     ];
     let read = action.ends_with("/read");
     match role {
@@ -47,7 +48,13 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "owner" => {
             read || contributor_writes.contains(&action)
                 || action.ends_with("/delete")
-                || ["workspaces/write", "retention/write", "access/manage"].contains(&action)
+                || [
+                    "workspaces/write",
+                    "retention/write",
+                    "access/manage",
+                    "secrets/reveal",
+                ]
+                .contains(&action)
         }
         _ => false,
     }

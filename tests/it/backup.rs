@@ -353,6 +353,7 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
         principal: "t".into(),
         require_live: true,
         compute: Default::default(),
+        vault: None,
     };
     for i in 0..5 {
         tandem::api::tracking::create_experiment(
@@ -497,6 +498,7 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
             principal: "t".into(),
             require_live: true,
             compute: Default::default(),
+            vault: None,
         };
         tandem::api::tracking::create_experiment(
             &ctx,

@@ -1816,6 +1816,7 @@ async fn bad_input_on(meta: crate::support::Meta) {
         .into_iter()
         .chain(access_cases())
         .chain(crate::assets::bad_input_cases())
+        .chain(crate::secrets::bad_input_cases())
         .collect();
     let covered: std::collections::HashSet<String> = all.iter().map(|c| c.1.to_owned()).collect();
     for (method, path, params, (status, code)) in all {

@@ -47,6 +47,7 @@ fn hammer(meta: Meta) {
         principal: format!("server{}", i % SERVERS),
         require_live: true,
         compute: Default::default(),
+        vault: None,
     };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx(0), &req(json!({"experiment_id": "0"}))).unwrap();
@@ -158,6 +159,7 @@ fn grouped(meta: Meta) {
         principal: "p".into(),
         require_live: true,
         compute: Default::default(),
+        vault: None,
     };
     let req = |v: serde_json::Value| Req::from_json(v).unwrap();
     let run = tracking::create_run(&ctx, &req(json!({"experiment_id": "0"}))).unwrap();

@@ -15,5 +15,6 @@ mod partition;
 mod replay;
 mod restore;
 mod search;
+mod secrets;
 mod support;
 mod witness;

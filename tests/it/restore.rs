@@ -471,6 +471,7 @@ fn every_deletable_kind_is_soft_deleted_restorable_and_purged_after_retention() 
             principal: "t".into(),
             require_live: true,
             compute: Default::default(),
+            vault: None,
         };
         let undelete = |v: Value| api_retention::undelete(&ctx, &req(v));
         let exp = id(

@@ -176,6 +176,11 @@ impl TestServer {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The server's data folder (its SQLite file, artifacts and master key live there).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, v) = if method == "GET" {
             self.call(method, &query_path(path, &body), None).await

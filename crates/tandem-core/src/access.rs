@@ -93,6 +93,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "artifacts/write",
             "assets/write",
             "jobs/write",
+            "secrets/write",
         ],
     ),
     (
@@ -106,6 +107,8 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "artifacts/write",
             "assets/write",
             "jobs/write",
+            "secrets/write",
+            "secrets/reveal",
             "*/delete",
             "workspaces/write",
             "retention/write",

@@ -42,6 +42,12 @@ pub fn op_action(op: &str) -> &'static str {
         "CreateEnvironment" | "CreateDataAsset" | "RestoreAsset" => "assets/write",
         "DeleteAsset" | "PurgeAsset" => "assets/delete",
         "SubmitJob" | "CancelJob" | "AssignAttempt" | "FinishAttempt" => "jobs/write",
+        "CreateDataKey"
+        | "RewrapDataKey"
+        | "SetSecret"
+        | "SetSecretVersionEnabled"
+        | "RecoverSecret" => "secrets/write",
+        "DeleteSecret" | "PurgeSecret" => "secrets/delete",
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -57,6 +63,12 @@ pub fn object_of(event: &Event) -> String {
     let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
     if let Some(j) = s("job_id") {
         return format!("job:{j}");
+    }
+    if let Some(sid) = s("secret_id") {
+        return format!("secret:{sid}");
+    }
+    if let Some(d) = s("dek_id") {
+        return format!("data-key:{d}");
     }
     if let Some(r) = s("run_id") {
         return format!("run:{r}");

@@ -504,6 +504,59 @@ pub enum Op {
         job_state: String,
         time: i64,
     },
+    /// A workspace's data key, wrapped (AES-256-GCM) by the master key `master_key_id`
+    /// (docs/design/vault.md). The key itself is never in the log.
+    CreateDataKey {
+        dek_id: String,
+        master_key_id: String,
+        wrapped: String,
+        time: i64,
+    },
+    /// The same data key wrapped by another master key (a master-key rotation).
+    RewrapDataKey {
+        dek_id: String,
+        master_key_id: String,
+        wrapped: String,
+        time: i64,
+    },
+    /// A version of a secret: its value sealed with data key `dek_id` (only ciphertext is
+    /// ever logged), and its metadata. The first version creates the secret.
+    SetSecret {
+        secret_id: String,
+        name: String,
+        version: i64,
+        dek_id: String,
+        sealed: String,
+        content_type: String,
+        tags: Vec<KeyValue>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth_config: Option<String>,
+        by: String,
+        time: i64,
+    },
+    SetSecretVersionEnabled {
+        secret_id: String,
+        version: i64,
+        enabled: bool,
+        time: i64,
+    },
+    DeleteSecret {
+        secret_id: String,
+        time: i64,
+    },
+    RecoverSecret {
+        secret_id: String,
+        time: i64,
+    },
+    PurgeSecret {
+        secret_id: String,
+    },
 }
 
 impl Op {
