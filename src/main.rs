@@ -1233,6 +1233,12 @@ fn up(
         println!("tandem: wrote {}", path.display());
     }
     let d = deployment::load(&path)?;
+    // The vault's master key, beside the deployment file, shared by both regions (created
+    // here, once, unless the environment names one).
+    let vault_dir = path.parent().unwrap_or(&data).to_owned();
+    if let (_, Some(notice)) = tandem::vault::Keyring::load(&vault_dir)? {
+        println!("{notice}");
+    }
     if let Some(key_file) = &d.key_file {
         if !key_file.exists() {
             let key = tandem::auth::new_token()?.0;

@@ -63,13 +63,14 @@ pub fn open_store_with(config: &Config, create_default: bool) -> Result<Store, S
 /// Opens both stores. The artifact store is checked (reachable, credentials accepted,
 /// bucket or container present) before the server starts.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
-    open_with(config, true, None).await
+    open_with(config, true, None, &config.data).await
 }
 
 async fn open_with(
     config: &Config,
     create_default: bool,
     deployment_key: Option<&str>,
+    vault_dir: &std::path::Path,
 ) -> Result<AppState, StartError> {
     let c = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store_with(&c, create_default))
@@ -90,7 +91,7 @@ async fn open_with(
         })?;
     // The vault's master key: from the environment, or created in the data folder (said once).
     let (vault, created) =
-        crate::vault::Keyring::load(&config.data).map_err(|e| StartError::Vault(e.to_string()))?;
+        crate::vault::Keyring::load(vault_dir).map_err(|e| StartError::Vault(e.to_string()))?;
     if let Some(notice) = created {
         println!("{notice}");
     }
@@ -165,7 +166,15 @@ pub async fn open_region(
     })?;
     let key = deployment.key()?;
     let ca = deployment.ca_pem()?;
-    let mut state = open_with(&config, false, key.as_deref()).await?;
+    // Both regions must hold the same master key: unless the environment names one, it is the
+    // file beside the deployment file (as the deployment key is), created by the first region
+    // that starts; on separate machines, copy it like the deployment key.
+    let vault_dir = deployment
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| data.to_owned());
+    let mut state = open_with(&config, false, key.as_deref(), &vault_dir).await?;
     // Jobs may name the compute of either region (they run where their workspace leads);
     // this region's scheduler runs only its own (`region.compute`).
     let mut all: Vec<crate::jobs::ComputeTarget> = region.compute.clone();

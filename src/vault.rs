@@ -201,8 +201,8 @@ impl Keyring {
             )
         } else {
             let path = data.join("master.key");
-            if !path.exists() {
-                write_key_file(&path, &Key::random())?;
+            if !path.exists() && write_key_file(&path, &Key::random()).is_ok() {
+                // (Two processes starting at once: one creates it, the other reads it.)
                 created = Some(format!(
                     "tandem: created a master key for the vault in {} (mode 0600); keep a copy apart from the data and archives, or set TANDEM_MASTER_KEY_FILE",
                     path.display()
@@ -287,25 +287,29 @@ fn read_key_file(path: &Path) -> Result<Key, VaultError> {
     Key::from_hex(&text)
 }
 
-/// Writes a key file readable by its owner only.
+/// Writes a key file readable by its owner only, atomically: written aside, then linked into
+/// place, which fails if the file exists (so two processes never see a half-written key).
 pub fn write_key_file(path: &Path, key: &Key) -> Result<(), VaultError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let fail =
+        |e: std::io::Error| VaultError::MasterKey(format!("cannot create {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| VaultError::MasterKey(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(fail)?;
     }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| VaultError::MasterKey(format!("cannot create {}: {e}", path.display())))?;
-    writeln!(f, "{}", key.hex())
-        .map_err(|e| VaultError::MasterKey(format!("{}: {e}", path.display())))?;
-    f.sync_all()
-        .map_err(|e| VaultError::MasterKey(format!("{}: {e}", path.display())))?;
-    Ok(())
+        .open(&tmp)
+        .map_err(fail)?;
+    writeln!(f, "{}", key.hex()).map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(fail)
 }
 
 #[cfg(test)]
