@@ -501,6 +501,18 @@ enum Command {
         #[command(subcommand)]
         action: JobAction,
     },
+    /// The workspace vault: secrets with versions, soft delete and purge. Through the server at
+    /// MLFLOW_TRACKING_URI.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
+    /// The vault's master key: rotate it (a new key, the old one kept in the keyring), then
+    /// re-wrap every workspace's data keys.
+    Vault {
+        #[command(subcommand)]
+        action: VaultAction,
+    },
     /// Data assets of jobs (versioned, immutable): a file or folder in object storage or in
     /// tandem's artifacts. Through the server at MLFLOW_TRACKING_URI.
     Data {
@@ -565,6 +577,97 @@ enum DataAction {
     },
     #[command(flatten)]
     Common(AssetAction),
+}
+
+#[derive(Subcommand)]
+enum SecretAction {
+    /// Set a secret (a new version if it exists); the value from --value-file or stdin.
+    Set {
+        name: String,
+        #[arg(long)]
+        value_file: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        content_type: String,
+        /// KEY=VALUE, repeatable.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Not valid before this instant (RFC 3339, or milliseconds since the epoch).
+        #[arg(long)]
+        not_before: Option<String>,
+        /// Not valid from this instant on.
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print a version's value (the latest enabled one by default).
+    Get {
+        name: String,
+        #[arg(long)]
+        version: Option<i64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Secrets and their metadata (never values); deleted ones with --all.
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// A secret's versions.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Disable one version (a disabled version is never revealed).
+    Disable {
+        name: String,
+        version: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Enable a disabled version again.
+    Enable {
+        name: String,
+        version: i64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Soft-delete a secret (recoverable for the workspace's retention).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Bring back a deleted secret.
+    Recover {
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Purge a deleted secret for good (refused under purge protection).
+    Purge {
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultAction {
+    /// Make a new master key current in DATA (the old one moves to DATA/master.keyring, so
+    /// archives written before still restore); restart the servers, then `tandem vault rewrap`.
+    Rotate {
+        #[arg(long, env = "TANDEM_DATA", default_value = "./tandem-data")]
+        data: PathBuf,
+    },
+    /// Re-wrap a workspace's data keys with the current master key (after a rotation).
+    Rewrap {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -792,6 +895,8 @@ fn main() -> anyhow::Result<()> {
         Command::Env { action } => env_command(action),
         Command::Data { action } => data_command(action),
         Command::Job { action } => job_command(action),
+        Command::Secret { action } => secret_command(action),
+        Command::Vault { action } => vault_command(action),
         Command::User { action } => user(action),
         Command::Token { action } => token(action),
         Command::Audit {
@@ -2493,5 +2598,163 @@ fn job_command(action: JobAction) -> anyhow::Result<()> {
             &format!("{}/{job_id}/cancel", base(&api)),
             None,
         )?),
+    }
+}
+
+/// An instant given as RFC 3339 or as milliseconds since the epoch.
+fn instant_ms(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    tandem::backup::parse_instant(text)
+        .map(|ms| ms as i64)
+        .ok_or_else(|| anyhow::anyhow!("'{text}' is not an instant: give RFC 3339 (2026-12-05T10:00:00Z) or milliseconds since the epoch"))
+}
+
+fn secret_command(action: SecretAction) -> anyhow::Result<()> {
+    let base = |api: &ApiArgs| format!("/api/tandem/v1/workspaces/{}/secrets", api.workspace);
+    match action {
+        SecretAction::Set {
+            name,
+            value_file,
+            content_type,
+            tags,
+            not_before,
+            expires,
+            api,
+        } => {
+            let value = match value_file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                None => {
+                    let mut v = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut v)?;
+                    v
+                }
+            };
+            let value = value.strip_suffix('\n').unwrap_or(&value).to_owned();
+            let mut tag_map = serde_json::Map::new();
+            for t in tags {
+                let (k, v) = t
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--tag '{t}': give KEY=VALUE"))?;
+                tag_map.insert(k.to_owned(), v.into());
+            }
+            let mut body = serde_json::json!({ "name": name, "value": value, "content_type": content_type, "tags": tag_map });
+            if let Some(t) = not_before {
+                body["not_before"] = instant_ms(&t)?.into();
+            }
+            if let Some(t) = expires {
+                body["expires"] = instant_ms(&t)?.into();
+            }
+            let v = api_call(&api.url, "POST", &base(&api), Some(body))?;
+            println!("secret {name}: version {}", v["secret"]["version"]);
+            Ok(())
+        }
+        SecretAction::Get { name, version, api } => {
+            let q = version.map(|v| format!("?version={v}")).unwrap_or_default();
+            let v = api_call(
+                &api.url,
+                "GET",
+                &format!("{}/{name}/value{q}", base(&api)),
+                None,
+            )?;
+            println!("{}", v["value"].as_str().unwrap_or_default());
+            Ok(())
+        }
+        SecretAction::List { all, api } => print_json(&api_call(
+            &api.url,
+            "GET",
+            &format!("{}?include_deleted={all}", base(&api)),
+            None,
+        )?),
+        SecretAction::Versions { name, api } => {
+            let v = api_call(&api.url, "GET", &format!("{}/{name}", base(&api)), None)?;
+            print_json(&v["secret"]["versions"])
+        }
+        SecretAction::Disable { name, version, api } => {
+            api_call(
+                &api.url,
+                "POST",
+                &format!("{}/{name}/versions/{version}/disable", base(&api)),
+                None,
+            )?;
+            println!("secret {name}: version {version} disabled");
+            Ok(())
+        }
+        SecretAction::Enable { name, version, api } => {
+            api_call(
+                &api.url,
+                "POST",
+                &format!("{}/{name}/versions/{version}/enable", base(&api)),
+                None,
+            )?;
+            println!("secret {name}: version {version} enabled");
+            Ok(())
+        }
+        SecretAction::Delete { name, api } => {
+            api_call(&api.url, "DELETE", &format!("{}/{name}", base(&api)), None)?;
+            println!("secret {name} deleted (recoverable for the workspace's retention)");
+            Ok(())
+        }
+        SecretAction::Recover { name, api } => {
+            api_call(
+                &api.url,
+                "POST",
+                &format!("{}/{name}/recover", base(&api)),
+                None,
+            )?;
+            println!("secret {name} recovered");
+            Ok(())
+        }
+        SecretAction::Purge { name, api } => {
+            api_call(
+                &api.url,
+                "POST",
+                &format!("{}/{name}/purge", base(&api)),
+                None,
+            )?;
+            println!("secret {name} purged");
+            Ok(())
+        }
+    }
+}
+
+fn vault_command(action: VaultAction) -> anyhow::Result<()> {
+    match action {
+        VaultAction::Rotate { data } => {
+            let current = data.join("master.key");
+            let old = std::fs::read_to_string(&current)
+                .with_context(|| format!("cannot read {}", current.display()))?;
+            tandem::vault::Key::from_hex(&old)?;
+            // The old key joins the keyring first: at no moment is it nowhere.
+            let ring = data.join("master.keyring");
+            let mut text = std::fs::read_to_string(&ring).unwrap_or_default();
+            text.push_str(old.trim());
+            text.push('\n');
+            let tmp = ring.with_extension("tmp");
+            std::fs::write(&tmp, text)?;
+            std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            std::fs::rename(&tmp, &ring)?;
+            let fresh = data.join("master.key.new");
+            let _ = std::fs::remove_file(&fresh);
+            tandem::vault::write_key_file(&fresh, &tandem::vault::Key::random())?;
+            std::fs::rename(&fresh, &current)?;
+            println!("a new master key is current in {}; the old one is in {}. Restart the server(s) (in a deployment: copy both files to every region first), then run `tandem vault rewrap` for each workspace.", current.display(), ring.display());
+            Ok(())
+        }
+        VaultAction::Rewrap { api } => {
+            let v = api_call(
+                &api.url,
+                "POST",
+                &format!("/api/tandem/v1/workspaces/{}/vault/rewrap", api.workspace),
+                None,
+            )?;
+            println!(
+                "workspace {}: {} data keys re-wrapped with the current master key",
+                api.workspace, v["rewrapped"]
+            );
+            Ok(())
+        }
     }
 }

@@ -1011,6 +1011,11 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
         "workspaces/{workspace_name}/secrets/{name}/purge",
         secrets::purge,
     ),
+    (
+        "POST",
+        "workspaces/{workspace_name}/vault/rewrap",
+        secrets::rewrap_h,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -1255,6 +1260,7 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("DELETE", "tandem/workspaces/{workspace_name}/secrets/{name}", "secrets/delete", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/recover", "secrets/write", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/purge", "secrets/delete", NamedWorkspace),
+        ("POST", "tandem/workspaces/{workspace_name}/vault/rewrap", "vault/rotate", NamedWorkspace),
         ("GET", "tandem/status", "regions/read", Service),
         ("POST", "tandem/workspaces/{workspace_name}/drain", "regions/failover", Service),
         ("POST", "tandem/workspaces/{workspace_name}/undrain", "regions/failover", Service),

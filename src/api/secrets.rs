@@ -505,3 +505,9 @@ pub fn rewrap(t: &Ctx) -> Result<usize> {
         Ok(Decision::changes(ops.len(), ops))
     })
 }
+
+/// `POST .../vault/rewrap` (action `vault/rotate`): see `rewrap`.
+pub fn rewrap_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = target(ctx, req)?;
+    Ok(json!({ "rewrapped": rewrap(&t)?, "master_key_id": keyring(&t)?.current().id }))
+}

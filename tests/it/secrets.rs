@@ -339,6 +339,12 @@ pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'stat
         ("DELETE", format!("{S}/nobody"), json!({}), RDNE),
         ("POST", format!("{S}/nobody/recover"), json!({}), RDNE),
         ("POST", format!("{S}/nobody/purge"), json!({}), RDNE),
+        (
+            "POST",
+            "/api/tandem/v1/workspaces/BAD/vault/rewrap".into(),
+            json!({}),
+            IPV,
+        ),
     ];
     cases
         .into_iter()

@@ -49,3 +49,49 @@ def test_a_secret_survives_a_sigkill_failover_and_opens_in_the_other_region():
         assert seen > 10
     finally:
         up.stop()
+
+
+def test_tandem_secret_commands_and_a_master_key_rotation(tmp_path):
+    """`tandem secret` against a server; `tandem vault rotate` (the old key kept in the
+    keyring), a restart, `tandem vault rewrap`; afterwards the new key alone opens every
+    secret."""
+    import subprocess
+
+    from conftest import BIN, Server
+
+    data = str(tmp_path / "data")
+    s = Server(data)
+    run = lambda *a, inp=None: subprocess.run([BIN, *a], input=inp, capture_output=True, text=True, timeout=60, env={**os.environ, "MLFLOW_TRACKING_URI": s.url})
+    try:
+        out = run("secret", "set", "db-password", "--tag", "team=a", "--content-type", "text/plain", inp=VALUE + "\n")
+        assert out.returncode == 0, out.stderr
+        assert VALUE not in out.stdout
+        run("secret", "set", "db-password", inp="second\n")
+        assert run("secret", "get", "db-password").stdout.strip() == "second"
+        assert run("secret", "get", "db-password", "--version", "1").stdout.strip() == VALUE
+        assert '"version": 2' in run("secret", "versions", "db-password").stdout
+        assert run("secret", "disable", "db-password", "2").returncode == 0
+        assert run("secret", "get", "db-password").stdout.strip() == VALUE
+        assert run("secret", "enable", "db-password", "2").returncode == 0
+        assert run("secret", "delete", "db-password").returncode == 0
+        assert "db-password" not in run("secret", "list").stdout
+        assert "db-password" in run("secret", "list", "--all").stdout
+        assert run("secret", "recover", "db-password").returncode == 0
+        bad = run("secret", "purge", "db-password")
+        assert bad.returncode != 0 and "delete it first" in bad.stderr
+        s.stop()
+        old_key = open(os.path.join(data, "master.key")).read()
+        out = subprocess.run([BIN, "vault", "rotate", "--data", data], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert open(os.path.join(data, "master.key")).read() != old_key
+        assert old_key.strip() in open(os.path.join(data, "master.keyring")).read()
+        s = Server(data)
+        assert run("secret", "get", "db-password").stdout.strip() == "second", "the keyring opens what the old key wrapped"
+        out = run("vault", "rewrap")
+        assert out.returncode == 0 and "1 data keys re-wrapped" in out.stdout, out.stdout + out.stderr
+        s.stop()
+        os.remove(os.path.join(data, "master.keyring"))
+        s = Server(data)
+        assert run("secret", "get", "db-password", "--version", "1").stdout.strip() == VALUE, "the new key alone opens every version"
+    finally:
+        s.stop()
