@@ -999,7 +999,7 @@ async fn region_endpoint(
                 .await
                 .unwrap_or_default();
             Some(json_response(
-                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws, "compute": &*state.compute, "jobs": jobs }),
+                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws, "compute": &*state.compute, "jobs": jobs, "vault": { "master_key_id": state.vault.as_ref().map(|v| v.current().id.clone()) } }),
             ))
         }
         ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/drain") => {

@@ -1534,7 +1534,7 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
                 Ok(resp) => resp.json().await.ok(),
                 Err(_) => None,
             };
-            regions.push(serde_json::json!({ "name": r.name, "url": r.url, "reachable": got.is_some(), "pid": got.as_ref().map(|g| g["pid"].clone()), "compute": got.as_ref().map(|g| g["compute"].clone()), "jobs": got.as_ref().map(|g| g["jobs"].clone()), "workspaces": got.map(|g| g["workspaces"].clone()).unwrap_or(serde_json::Value::Array(vec![])) }));
+            regions.push(serde_json::json!({ "name": r.name, "url": r.url, "reachable": got.is_some(), "pid": got.as_ref().map(|g| g["pid"].clone()), "compute": got.as_ref().map(|g| g["compute"].clone()), "jobs": got.as_ref().map(|g| g["jobs"].clone()), "master_key_id": got.as_ref().map(|g| g["vault"]["master_key_id"].clone()), "workspaces": got.map(|g| g["workspaces"].clone()).unwrap_or(serde_json::Value::Array(vec![])) }));
         }
         let readiness = tandem::scheduler::job_readiness(&regions);
         if json {
@@ -1573,6 +1573,16 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
         }
         for r in &readiness {
             println!("{}", r["summary"].as_str().unwrap_or_default());
+        }
+        // Both regions must open the same secrets: one master key.
+        let keys: std::collections::BTreeSet<String> = regions
+            .iter()
+            .filter_map(|r| r["master_key_id"].as_str().map(str::to_owned))
+            .collect();
+        match keys.len() {
+            0 => {}
+            1 => println!("vault: both regions use master key {}", keys.iter().next().unwrap()),
+            _ => println!("vault: NOT READY: the regions use different master keys ({}); a region cannot open secrets the other wrote: give both the same key", keys.into_iter().collect::<Vec<_>>().join(", ")),
         }
         Ok(())
     })

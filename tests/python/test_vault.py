@@ -28,6 +28,12 @@ def test_a_secret_survives_a_sigkill_failover_and_opens_in_the_other_region():
         r = requests.post(base, json={"name": "openai", "value": VALUE}, timeout=30)
         assert r.status_code == 200, r.text
         assert VALUE not in r.text
+        import subprocess
+
+        from conftest import BIN
+
+        status = subprocess.run([BIN, "status", "--data", up.dir], capture_output=True, text=True, timeout=30).stdout
+        assert "vault: both regions use master key" in status, status
         old = up.leader()
         other = {"east": "west", "west": "east"}[old]
         # The standby holds the secret (ciphertext) and opens it with the same master key.
