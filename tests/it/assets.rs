@@ -244,7 +244,7 @@ async fn data_assets_on(meta: Meta) {
 }
 
 /// Bad requests of the asset and job routes: a clear 4xx, and nothing written.
-pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
+pub fn bad_input_cases() -> Vec<crate::support::Case> {
     const IPV: (u16, &str) = (400, "INVALID_PARAMETER_VALUE");
     const RDNE: (u16, &str) = (404, "RESOURCE_DOES_NOT_EXIST");
     let image = format!("r/x@sha256:{DIGEST}");
@@ -402,11 +402,7 @@ pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'stat
             IPV,
         ),
     ];
-    // The suite's table holds static paths; these few live as long as the test binary.
-    cases
-        .into_iter()
-        .map(|(m, p, v, c)| (m, &*Box::leak(p.into_boxed_str()), v, c))
-        .collect()
+    crate::support::static_cases(cases)
 }
 
 /// `tandem env` and `tandem data` against a running server, as a user runs them.

@@ -289,7 +289,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Bad requests of the vault's routes: a clear 4xx, nothing written.
-pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
+pub fn bad_input_cases() -> Vec<crate::support::Case> {
     const IPV: (u16, &str) = (400, "INVALID_PARAMETER_VALUE");
     const RDNE: (u16, &str) = (404, "RESOURCE_DOES_NOT_EXIST");
     let big = "x".repeat(tandem::api::secrets::MAX_VALUE_BYTES + 1);
@@ -346,8 +346,5 @@ pub fn bad_input_cases() -> Vec<(&'static str, &'static str, Value, (u16, &'stat
             IPV,
         ),
     ];
-    cases
-        .into_iter()
-        .map(|(m, p, v, c)| (m, &*Box::leak(p.into_boxed_str()), v, c))
-        .collect()
+    crate::support::static_cases(cases)
 }

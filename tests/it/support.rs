@@ -299,3 +299,21 @@ pub async fn fixture(s: &TestServer) -> Fixture {
         model_id,
     }
 }
+
+/// Bad-input cases with paths built at run time, in the static form the suite's table holds
+/// (the few strings live as long as the test binary).
+pub type Case = (
+    &'static str,
+    &'static str,
+    serde_json::Value,
+    (u16, &'static str),
+);
+
+pub fn static_cases(
+    cases: Vec<(&'static str, String, serde_json::Value, (u16, &'static str))>,
+) -> Vec<Case> {
+    cases
+        .into_iter()
+        .map(|(m, p, v, c)| (m, &*Box::leak(p.into_boxed_str()), v, c))
+        .collect()
+}
