@@ -106,16 +106,22 @@ async fn secrets_on(meta: Meta) {
 
     // Nothing in clear: the state tables, the change log, the SQLite files, an archive
     // segment, a snapshot.
-    let dump = s
-        .store
-        .read(|tx| tandem::store::queries::dump(tx, "default"))
-        .unwrap()
-        .to_string();
-    let log = serde_json::to_string(
-        &s.store
-            .read(|tx| tandem::store::queries::changes(tx, "default", 0, 1 << 20))
-            .unwrap(),
-    )
+    // (The store's reads block: off the async workers, as on PostgreSQL they must be.)
+    let store = s.store.clone();
+    let (dump, log) = tokio::task::spawn_blocking(move || {
+        let dump = store
+            .read(|tx| tandem::store::queries::dump(tx, "default"))
+            .unwrap()
+            .to_string();
+        let log = serde_json::to_string(
+            &store
+                .read(|tx| tandem::store::queries::changes(tx, "default", 0, 1 << 20))
+                .unwrap(),
+        )
+        .unwrap();
+        (dump, log)
+    })
+    .await
     .unwrap();
     for v in [V1, V2] {
         assert!(
