@@ -93,7 +93,13 @@ async fn open_with(
     let (vault, created) =
         crate::vault::Keyring::load(vault_dir).map_err(|e| StartError::Vault(e.to_string()))?;
     if let Some(notice) = created {
-        println!("{notice}");
+        // `tandem server` says it on its output; a region (whose output is its status lines,
+        // and whose key `tandem up` normally made already) logs it.
+        if create_default {
+            println!("{notice}");
+        } else {
+            tracing::warn!("{notice}");
+        }
     }
     let auth = Arc::new(crate::auth::Auth::new(
         config.auth,
