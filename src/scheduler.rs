@@ -176,10 +176,6 @@ pub fn job_readiness(regions: &[serde_json::Value]) -> Vec<serde_json::Value> {
     out
 }
 
-fn block_on<F: std::future::Future>(rt: &tokio::runtime::Handle, f: F) -> F::Output {
-    rt.block_on(f)
-}
-
 impl Scheduler {
     pub fn new(
         store: Store,
@@ -274,8 +270,25 @@ impl Scheduler {
     pub fn tick(&mut self, rt: &tokio::runtime::Handle) -> bool {
         let before: std::collections::HashSet<_> = self.running.keys().cloned().collect();
         let keys: Vec<_> = self.running.keys().cloned().collect();
+        // One read for every cancel asked of an attempt this process runs (not one per
+        // attempt per tick).
+        let mut cancels = std::collections::HashSet::new();
+        let workspaces: std::collections::BTreeSet<&String> = keys.iter().map(|k| &k.0).collect();
+        for ws in workspaces {
+            let asked = self
+                .store
+                .read(|tx| {
+                    tx.query(
+                        "SELECT job_id FROM jobs WHERE workspace = ? AND state = 'running' AND cancel_requested = 1",
+                        &[ws.as_str().into()],
+                    )
+                })
+                .unwrap_or_default();
+            cancels.extend(asked.iter().map(|r| (ws.clone(), r.text(0))));
+        }
         for key in keys {
-            self.watch(rt, &key);
+            let cancel = cancels.contains(&(key.0.clone(), key.1.clone()));
+            self.watch(rt, &key, cancel);
         }
         let reports = std::mem::take(&mut self.reports);
         for r in reports {
@@ -657,7 +670,7 @@ impl Scheduler {
             }
             if let Some(path) = body["spec_path"].as_str() {
                 let file = path.rsplit('/').next().unwrap_or("requirements.txt");
-                let bytes = block_on(rt, async {
+                let bytes = rt.block_on(async {
                     let (stream, _) = self.artifacts.get(ws, path).await?;
                     use futures_util::TryStreamExt;
                     stream
@@ -698,7 +711,7 @@ impl Scheduler {
         Ok(())
     }
 
-    fn watch(&mut self, rt: &tokio::runtime::Handle, key: &(String, String, i64)) {
+    fn watch(&mut self, rt: &tokio::runtime::Handle, key: &(String, String, i64), cancel: bool) {
         let may_run = self
             .deployment
             .as_ref()
@@ -712,22 +725,9 @@ impl Scheduler {
         if may_run {
             let _ = t.handle.extend();
         }
-        if !t.cancel_sent {
-            let asked = self
-                .store
-                .read(|tx| {
-                    Ok(tx
-                        .query_one(
-                            "SELECT cancel_requested FROM jobs WHERE workspace = ? AND job_id = ?",
-                            &[t.ws.as_str().into(), t.job_id.as_str().into()],
-                        )?
-                        .is_some_and(|r| r.int(0) != 0))
-                })
-                .unwrap_or(false);
-            if asked {
-                let _ = t.handle.cancel();
-                t.cancel_sent = true;
-            }
+        if cancel && !t.cancel_sent {
+            let _ = t.handle.cancel();
+            t.cancel_sent = true;
         }
         let outcome = match t.handle.poll() {
             Ok(o) => o,
@@ -810,7 +810,7 @@ impl Scheduler {
             let path = format!("{}/{file}", artifact_dir.trim_end_matches('/'));
             let body =
                 futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))]);
-            let (size, sha256) = block_on(rt, self.artifacts.put(ws, &path, body))?;
+            let (size, sha256) = rt.block_on(self.artifacts.put(ws, &path, body))?;
             ops.push(Op::PutArtifact { path, size, sha256 });
         }
         Ok(ops)

@@ -99,17 +99,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     tandem_core::ids::hex(&Sha256::digest(bytes))
 }
 
-pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) => Ok(h.block_on(f)),
-        Err(_) => Ok(tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| MlflowError::internal(e.to_string()))?
-            .block_on(f)),
-    }
-}
-
 /// The next version of `name`, or `wanted` when it is free; versions of deleted (not yet
 /// purged) assets are taken too, so that a restore never meets a newer namesake.
 fn pick_version(
@@ -186,7 +175,7 @@ pub fn create_environment(ctx: &Ctx, req: &Req) -> Result<Json> {
             let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(
                 text.into_bytes(),
             ))]);
-            let size = block_on(t.artifacts.put_checked(&t.workspace, &path, body, &sha))??;
+            let size = super::block_on(t.artifacts.put_checked(&t.workspace, &path, body, &sha))??;
             Some((path, size, sha))
         }
         None => None,

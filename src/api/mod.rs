@@ -78,14 +78,7 @@ impl Ctx {
                 } else {
                     format!("{rel}/{dir}")
                 };
-                let listed = match tokio::runtime::Handle::try_current() {
-                    Ok(h) => h.block_on(self.artifacts.list(&self.workspace, &full)),
-                    Err(_) => tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| MlflowError::internal(e.to_string()))?
-                        .block_on(self.artifacts.list(&self.workspace, &full)),
-                }?;
+                let listed = block_on(self.artifacts.list(&self.workspace, &full))??;
                 listed
                     .into_iter()
                     .map(|f| {
@@ -110,6 +103,19 @@ impl Ctx {
 }
 
 pub type Handler = fn(&Ctx, &Req) -> Result<Json>;
+
+/// Runs an async artifact-store call from a handler (handlers run on the blocking pool; a
+/// caller outside any runtime, such as the CLI, gets a small one of its own).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => Ok(h.block_on(f)),
+        Err(_) => Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| MlflowError::internal(e.to_string()))?
+            .block_on(f)),
+    }
+}
 
 /// The context of a tandem route that names its workspace in the path (`{workspace_name}`):
 /// the name checked, and whether every read and write first checks the workspace is live.

@@ -52,6 +52,7 @@ fn data_key(
     tx: &mut dyn Tx,
     ws: &str,
     ring: &Keyring,
+    time: i64,
 ) -> crate::store::Result<(String, Key, Option<Op>)> {
     if let Some(r) = tx.query_one(
         "SELECT dek_id, master_key_id, wrapped FROM data_keys WHERE workspace = ? ORDER BY created_time DESC, dek_id LIMIT 1",
@@ -65,14 +66,14 @@ fn data_key(
         dek_id: dek_id.clone(),
         master_key_id: ring.current().id.clone(),
         wrapped,
-        time: 0,
+        time,
     };
     Ok((dek_id, key, Some(op)))
 }
 
 fn secret_row(tx: &mut dyn Tx, ws: &str, name: &str) -> crate::store::Result<Option<Row>> {
     tx.query_one(
-        "SELECT secret_id, version, deleted_time, provider, auth_config, created_by, created_time, updated_by, updated_time, name FROM secrets WHERE workspace = ? AND name = ?",
+        &format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE workspace = ? AND name = ?"),
         &[ws.into(), name.into()],
     )
 }
@@ -119,12 +120,9 @@ pub fn set_version(
             Some(r) => (r.text(0), r.int(1) + 1),
             None => (new_id.clone(), 1),
         };
-        let (dek_id, key, create) = data_key(tx, &t.workspace, ring)?;
+        let (dek_id, key, create) = data_key(tx, &t.workspace, ring, time)?;
         let sealed = crate::vault::seal(&key, &crate::vault::secret_aad(&t.workspace, &secret_id, version), value);
-        let mut ops = Vec::new();
-        if let Some(Op::CreateDataKey { dek_id, master_key_id, wrapped, .. }) = create {
-            ops.push(Op::CreateDataKey { dek_id, master_key_id, wrapped, time });
-        }
+        let mut ops: Vec<Op> = create.into_iter().collect();
         ops.push(Op::SetSecret {
             secret_id: secret_id.clone(),
             name: name.to_owned(),
@@ -227,17 +225,11 @@ fn version_json(r: &Row) -> Json {
     v
 }
 
-/// A secret's metadata and its versions (never a value).
-fn describe(t: &Ctx, name: &str) -> Result<Json> {
-    let (row, versions) = t.read(|tx| {
-        let Some(row) = secret_row(tx, &t.workspace, name)? else { return Ok((None, Vec::new())) };
-        let versions = tx.query(
-            "SELECT version, content_type, enabled, tags, not_before, expires, created_by, created_time FROM secret_versions WHERE workspace = ? AND secret_id = ? ORDER BY version DESC",
-            &[t.workspace.as_str().into(), row.text(0).into()],
-        )?;
-        Ok((Some(row), versions))
-    })?;
-    let row = row.ok_or_else(|| not_found(name))?;
+const SECRET_COLUMNS: &str = "secret_id, version, deleted_time, provider, auth_config, created_by, created_time, updated_by, updated_time, name";
+const VERSION_COLUMNS: &str = "version, content_type, enabled, tags, not_before, expires, created_by, created_time, secret_id";
+
+/// A secret's metadata and its versions (never a value), from its row and its version rows.
+fn render_secret(row: &Row, versions: &[&Row]) -> Json {
     let mut j = json!({
         "secret_id": row.text(0),
         "name": row.text(9),
@@ -246,7 +238,7 @@ fn describe(t: &Ctx, name: &str) -> Result<Json> {
         "created_time": row.int(6),
         "updated_by": row.text(7),
         "updated_time": row.int(8),
-        "versions": versions.iter().map(version_json).collect::<Vec<_>>(),
+        "versions": versions.iter().map(|v| version_json(v)).collect::<Vec<_>>(),
     });
     if let Some(d) = row.opt_int(2) {
         j["deleted_time"] = d.into();
@@ -254,34 +246,55 @@ fn describe(t: &Ctx, name: &str) -> Result<Json> {
     if let Some(p) = row.opt_text(3) {
         j["provider"] = p.into();
     }
-    Ok(j)
+    j
 }
 
-/// `GET .../secrets`: metadata of every secret (deleted ones with `include_deleted`).
+fn describe(t: &Ctx, name: &str) -> Result<Json> {
+    let (row, versions) = t.read(|tx| {
+        let Some(row) = secret_row(tx, &t.workspace, name)? else { return Ok((None, Vec::new())) };
+        let versions = tx.query(
+            &format!("SELECT {VERSION_COLUMNS} FROM secret_versions WHERE workspace = ? AND secret_id = ? ORDER BY version DESC"),
+            &[t.workspace.as_str().into(), row.text(0).into()],
+        )?;
+        Ok((Some(row), versions))
+    })?;
+    let row = row.ok_or_else(|| not_found(name))?;
+    Ok(render_secret(&row, &versions.iter().collect::<Vec<_>>()))
+}
+
+/// `GET .../secrets`: metadata of every secret (deleted ones with `include_deleted`), in two
+/// reads whatever their number.
 pub fn list(ctx: &Ctx, req: &Req) -> Result<Json> {
     let t = target(ctx, req)?;
     let deleted = req.opt_bool("include_deleted")?.unwrap_or(false);
-    let names: Vec<String> = t.read(|tx| {
-        Ok(tx
-            .query(
-                &format!(
-                    "SELECT name FROM secrets WHERE workspace = ?{} ORDER BY name",
-                    if deleted {
-                        ""
-                    } else {
-                        " AND deleted_time IS NULL"
-                    }
-                ),
-                &[t.workspace.as_str().into()],
-            )?
-            .iter()
-            .map(|r| r.text(0))
-            .collect())
+    let (secrets, versions) = t.read(|tx| {
+        let secrets = tx.query(
+            &format!(
+                "SELECT {SECRET_COLUMNS} FROM secrets WHERE workspace = ?{} ORDER BY name",
+                if deleted { "" } else { " AND deleted_time IS NULL" }
+            ),
+            &[t.workspace.as_str().into()],
+        )?;
+        let versions = tx.query(
+            &format!("SELECT {VERSION_COLUMNS} FROM secret_versions WHERE workspace = ? ORDER BY secret_id, version DESC"),
+            &[t.workspace.as_str().into()],
+        )?;
+        Ok((secrets, versions))
     })?;
-    let mut out = Vec::new();
-    for n in names {
-        out.push(describe(&t, &n)?);
+    let mut by_secret: std::collections::HashMap<String, Vec<&Row>> =
+        std::collections::HashMap::new();
+    for v in &versions {
+        by_secret.entry(v.text(8)).or_default().push(v);
     }
+    let out: Vec<Json> = secrets
+        .iter()
+        .map(|r| {
+            render_secret(
+                r,
+                by_secret.get(&r.text(0)).map(Vec::as_slice).unwrap_or(&[]),
+            )
+        })
+        .collect();
     Ok(json!({ "secrets": out }))
 }
 

@@ -520,6 +520,7 @@ def case_genai_page_searches(api):
         api.call("POST", metrics, {**count, "view_type": "SPANS", "metric_name": "nope"}),
         api.call("POST", metrics, {**count, "view_type": "ASSESSMENTS", "metric_name": "nope"}),
         api.call("POST", metrics, {**count, "time_interval_seconds": 60}),
+        api.call("POST", metrics, {**count, "view_type": "BOGUS"}, pick=j),
         api.call("POST", metrics, {k: v for k, v in count.items() if k != "view_type"}),
         api.call("POST", metrics, {k: v for k, v in count.items() if k != "aggregations"}),
         api.call("POST", metrics, {}),
