@@ -8,6 +8,7 @@
 pub mod access;
 pub mod assets;
 pub mod changes;
+pub mod gateway;
 pub mod genai;
 pub mod graphql;
 pub mod jobs;
@@ -139,6 +140,13 @@ pub fn answers_protobuf(path: &str) -> bool {
         || path.contains("/permissions/")
         || path.starts_with("mlflow/workspaces")
         || path.starts_with("mlflow/assistant/")
+        || matches!(
+            path,
+            "mlflow/gateway/supported-providers"
+                | "mlflow/gateway/supported-models"
+                | "mlflow/gateway/provider-config"
+                | "mlflow/gateway/secrets/config"
+        )
         || path == "mlflow/gateway-proxy")
 }
 
@@ -205,7 +213,7 @@ pub(crate) fn missing(key: &str) -> MlflowError {
 /// MLflow's message for a parameter of the wrong JSON type (`_validate_param_against_schema`
 /// once protobuf parsing failed): the value as Python's `json.dumps` prints it, and the Python
 /// type name it arrived as.
-fn wrong_type(key: &str, v: &Json) -> MlflowError {
+pub(crate) fn wrong_type(key: &str, v: &Json) -> MlflowError {
     let py_type = match v {
         Json::Null => "NoneType",
         Json::Bool(_) => "bool",
@@ -388,6 +396,30 @@ impl Req {
         match self.get(key) {
             None => Ok(None),
             Some(Json::Object(m)) => Ok(Some(Req::borrow(m))),
+            Some(v) => Err(wrong_type(key, v)),
+        }
+    }
+
+    /// A `map<string, string>` field: None when absent; a value that is not a string is the
+    /// wrong type, as protobuf's JSON parser finds it.
+    pub fn str_map(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Json::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Json::String(s) => {
+                        no_nul(key, k)?;
+                        no_nul(key, s)?;
+                        Ok((k.clone(), s.clone()))
+                    }
+                    other => Err(wrong_type(key, other)),
+                })
+                .collect::<Result<_>>()
+                .map(Some),
             Some(v) => Err(wrong_type(key, v)),
         }
     }
@@ -586,6 +618,47 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/metrics/get-history-bulk",
         tracking::get_metric_history_bulk,
     ),
+    // MLflow's AI gateway (api/gateway.rs).
+    ("POST", "mlflow/gateway/secrets/create", gateway::create_secret),
+    ("GET", "mlflow/gateway/secrets/get", gateway::get_secret),
+    ("POST", "mlflow/gateway/secrets/update", gateway::update_secret),
+    ("DELETE", "mlflow/gateway/secrets/delete", gateway::delete_secret),
+    ("GET", "mlflow/gateway/secrets/list", gateway::list_secrets),
+    ("POST", "mlflow/gateway/endpoints/create", gateway::create_endpoint),
+    ("GET", "mlflow/gateway/endpoints/get", gateway::get_endpoint),
+    ("POST", "mlflow/gateway/endpoints/update", gateway::update_endpoint),
+    ("DELETE", "mlflow/gateway/endpoints/delete", gateway::delete_endpoint),
+    ("GET", "mlflow/gateway/endpoints/list", gateway::list_endpoints),
+    ("POST", "mlflow/gateway/model-definitions/create", gateway::create_model_definition),
+    ("GET", "mlflow/gateway/model-definitions/get", gateway::get_model_definition),
+    ("GET", "mlflow/gateway/model-definitions/list", gateway::list_model_definitions),
+    ("POST", "mlflow/gateway/model-definitions/update", gateway::update_model_definition),
+    ("DELETE", "mlflow/gateway/model-definitions/delete", gateway::delete_model_definition),
+    ("POST", "mlflow/gateway/endpoints/models/attach", gateway::attach_model),
+    ("POST", "mlflow/gateway/endpoints/models/detach", gateway::detach_model),
+    ("POST", "mlflow/gateway/endpoints/bindings/create", gateway::create_binding),
+    ("DELETE", "mlflow/gateway/endpoints/bindings/delete", gateway::delete_binding),
+    ("GET", "mlflow/gateway/endpoints/bindings/list", gateway::list_bindings),
+    ("POST", "mlflow/gateway/endpoints/set-tag", gateway::set_endpoint_tag),
+    ("DELETE", "mlflow/gateway/endpoints/delete-tag", gateway::delete_endpoint_tag),
+    ("POST", "mlflow/gateway/budgets/create", gateway::create_budget),
+    ("GET", "mlflow/gateway/budgets/get", gateway::get_budget),
+    ("POST", "mlflow/gateway/budgets/update", gateway::update_budget),
+    ("DELETE", "mlflow/gateway/budgets/delete", gateway::delete_budget),
+    ("GET", "mlflow/gateway/budgets/list", gateway::list_budgets),
+    ("GET", "mlflow/gateway/budgets/windows", gateway::list_budget_windows),
+    ("POST", "mlflow/gateway/guardrails/create", gateway::create_guardrail),
+    ("GET", "mlflow/gateway/guardrails/get", gateway::get_guardrail),
+    ("DELETE", "mlflow/gateway/guardrails/delete", gateway::delete_guardrail),
+    ("GET", "mlflow/gateway/guardrails/list", gateway::list_guardrails),
+    ("POST", "mlflow/gateway/guardrails/add-to-endpoint", gateway::add_guardrail),
+    ("DELETE", "mlflow/gateway/guardrails/remove-from-endpoint", gateway::remove_guardrail),
+    ("GET", "mlflow/gateway/guardrails/list-for-endpoint", gateway::list_endpoint_guardrails),
+    ("PATCH", "mlflow/gateway/guardrails/update-config", gateway::update_guardrail_config),
+    ("GET", "mlflow/gateway/supported-providers", gateway::supported_providers),
+    ("GET", "mlflow/gateway/supported-models", gateway::supported_models),
+    ("GET", "mlflow/gateway/provider-config", gateway::provider_config),
+    ("GET", "mlflow/gateway/secrets/config", gateway::secrets_config),
     ("POST", "mlflow/traces/search", genai::search_traces),
     ("POST", "mlflow/traces/metrics", genai::trace_metrics),
     (
@@ -1141,6 +1214,46 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/metrics/get-history-bulk-interval", "runs/read", Workspace),
         ("POST", "mlflow/experiments/search-datasets", "experiments/read", Workspace),
         ("GET", "mlflow/metrics/get-history-bulk", "runs/read", Workspace),
+        ("POST", "mlflow/gateway/secrets/create", "secrets/write", Workspace),
+        ("GET", "mlflow/gateway/secrets/get", "secrets/read", Workspace),
+        ("POST", "mlflow/gateway/secrets/update", "secrets/write", Workspace),
+        ("DELETE", "mlflow/gateway/secrets/delete", "secrets/delete", Workspace),
+        ("GET", "mlflow/gateway/secrets/list", "secrets/read", Workspace),
+        ("POST", "mlflow/gateway/endpoints/create", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/endpoints/get", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/endpoints/update", "gateway/write", Workspace),
+        ("DELETE", "mlflow/gateway/endpoints/delete", "gateway/delete", Workspace),
+        ("GET", "mlflow/gateway/endpoints/list", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/model-definitions/create", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/model-definitions/get", "gateway/read", Workspace),
+        ("GET", "mlflow/gateway/model-definitions/list", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/model-definitions/update", "gateway/write", Workspace),
+        ("DELETE", "mlflow/gateway/model-definitions/delete", "gateway/delete", Workspace),
+        ("POST", "mlflow/gateway/endpoints/models/attach", "gateway/write", Workspace),
+        ("POST", "mlflow/gateway/endpoints/models/detach", "gateway/write", Workspace),
+        ("POST", "mlflow/gateway/endpoints/bindings/create", "gateway/write", Workspace),
+        ("DELETE", "mlflow/gateway/endpoints/bindings/delete", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/endpoints/bindings/list", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/endpoints/set-tag", "gateway/write", Workspace),
+        ("DELETE", "mlflow/gateway/endpoints/delete-tag", "gateway/write", Workspace),
+        ("POST", "mlflow/gateway/budgets/create", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/budgets/get", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/budgets/update", "gateway/write", Workspace),
+        ("DELETE", "mlflow/gateway/budgets/delete", "gateway/delete", Workspace),
+        ("GET", "mlflow/gateway/budgets/list", "gateway/read", Workspace),
+        ("GET", "mlflow/gateway/budgets/windows", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/guardrails/create", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/guardrails/get", "gateway/read", Workspace),
+        ("DELETE", "mlflow/gateway/guardrails/delete", "gateway/delete", Workspace),
+        ("GET", "mlflow/gateway/guardrails/list", "gateway/read", Workspace),
+        ("POST", "mlflow/gateway/guardrails/add-to-endpoint", "gateway/write", Workspace),
+        ("DELETE", "mlflow/gateway/guardrails/remove-from-endpoint", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/guardrails/list-for-endpoint", "gateway/read", Workspace),
+        ("PATCH", "mlflow/gateway/guardrails/update-config", "gateway/write", Workspace),
+        ("GET", "mlflow/gateway/supported-providers", "any", Anyone),
+        ("GET", "mlflow/gateway/supported-models", "any", Anyone),
+        ("GET", "mlflow/gateway/provider-config", "any", Anyone),
+        ("GET", "mlflow/gateway/secrets/config", "any", Anyone),
         ("POST", "mlflow/traces/search", "experiments/read", Workspace),
         ("POST", "mlflow/traces/metrics", "experiments/read", Workspace),
         ("POST", "mlflow/datasets/search", "experiments/read", Workspace),

@@ -18,7 +18,7 @@ fn target(ctx: &Ctx, req: &Req) -> Result<Ctx> {
     super::named_workspace(ctx, req, true)
 }
 
-fn keyring(ctx: &Ctx) -> Result<&Keyring> {
+pub fn keyring(ctx: &Ctx) -> Result<&Keyring> {
     ctx.vault.as_deref().ok_or_else(|| {
         MlflowError::new(
             ErrorCode::TemporarilyUnavailable,
@@ -99,47 +99,97 @@ pub fn set_version(
 ) -> Result<(String, i64)> {
     let ring = keyring(t)?;
     let time = t.now();
-    let new_id = format!("s-{}", tandem_core::ids::hex(&super::random_bytes::<16>()));
+    let new_id = new_secret_id();
     t.write(|tx| {
-        let existing = secret_row(tx, &t.workspace, name)?;
-        let (secret_id, version) = match &existing {
-            Some(r) if r.opt_int(2).is_some() => {
-                return Err(MlflowError::new(
-                    ErrorCode::ResourceAlreadyExists,
-                    format!("Secret '{name}' is deleted and recoverable: recover or purge it before setting it again."),
-                )
-                .into())
-            }
-            Some(_) if create_only => {
-                return Err(MlflowError::new(
-                    ErrorCode::ResourceAlreadyExists,
-                    format!("Secret '{name}' already exists."),
-                )
-                .into())
-            }
-            Some(r) => (r.text(0), r.int(1) + 1),
-            None => (new_id.clone(), 1),
-        };
-        let (dek_id, key, create) = data_key(tx, &t.workspace, ring, time)?;
-        let sealed = crate::vault::seal(&key, &crate::vault::secret_aad(&t.workspace, &secret_id, version), value);
-        let mut ops: Vec<Op> = create.into_iter().collect();
-        ops.push(Op::SetSecret {
-            secret_id: secret_id.clone(),
-            name: name.to_owned(),
-            version,
-            dek_id,
-            sealed,
-            content_type: content_type.to_owned(),
+        let v = NewVersion {
+            name,
+            value,
+            content_type,
             tags: tags.clone(),
             not_before,
             expires,
             provider: provider.clone(),
             auth_config: auth_config.clone(),
-            by: t.principal.clone(),
-            time,
-        });
+            create_only,
+        };
+        let (secret_id, version, ops) = version_ops(tx, t, ring, &new_id, v, time)?;
         Ok(Decision::changes((secret_id, version), ops))
     })
+}
+
+/// A fresh secret ID, as MLflow's gateway makes them (`s-` and 32 hex digits).
+pub fn new_secret_id() -> String {
+    format!("s-{}", tandem_core::ids::hex(&super::random_bytes::<16>()))
+}
+
+/// What a new version of a secret is made of (see `version_ops`).
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub value: &'a [u8],
+    pub content_type: &'a str,
+    pub tags: Vec<KeyValue>,
+    pub not_before: Option<i64>,
+    pub expires: Option<i64>,
+    pub provider: Option<String>,
+    pub auth_config: Option<String>,
+    /// Refuse a name already taken instead of adding a version to it.
+    pub create_only: bool,
+}
+
+/// Inside a write: the ops that add a version to secret `v.name` (creating it with `new_id`
+/// if it has none), the workspace's data key made first if it has none yet. Returns the
+/// secret's ID and the new version's number with the ops.
+pub fn version_ops(
+    tx: &mut dyn Tx,
+    t: &Ctx,
+    ring: &Keyring,
+    new_id: &str,
+    v: NewVersion<'_>,
+    time: i64,
+) -> crate::store::Result<(String, i64, Vec<Op>)> {
+    let name = v.name;
+    let existing = secret_row(tx, &t.workspace, name)?;
+    let (secret_id, version) = match &existing {
+        Some(r) if r.opt_int(2).is_some() => {
+            return Err(MlflowError::new(
+                ErrorCode::ResourceAlreadyExists,
+                format!("Secret '{name}' is deleted and recoverable: recover or purge it before setting it again."),
+            )
+            .into())
+        }
+        Some(_) if v.create_only => {
+            return Err(MlflowError::new(
+                ErrorCode::ResourceAlreadyExists,
+                format!("Secret '{name}' already exists."),
+            )
+            .into())
+        }
+        Some(r) => (r.text(0), r.int(1) + 1),
+        None => (new_id.to_owned(), 1),
+    };
+    let (dek_id, key, create) = data_key(tx, &t.workspace, ring, time)?;
+    let sealed = crate::vault::seal(
+        &key,
+        &crate::vault::secret_aad(&t.workspace, &secret_id, version),
+        v.value,
+    );
+    let mut ops: Vec<Op> = create.into_iter().collect();
+    ops.push(Op::SetSecret {
+        secret_id: secret_id.clone(),
+        name: name.to_owned(),
+        version,
+        dek_id,
+        sealed,
+        content_type: v.content_type.to_owned(),
+        tags: v.tags,
+        not_before: v.not_before,
+        expires: v.expires,
+        provider: v.provider,
+        auth_config: v.auth_config,
+        by: t.principal.clone(),
+        time,
+    });
+    Ok((secret_id, version, ops))
 }
 
 fn tags_of(req: &Req) -> Result<Vec<KeyValue>> {

@@ -146,6 +146,35 @@ fn artifact_location(loc: &str) -> Result<String> {
     Ok(resolved)
 }
 
+/// Inside a write: the ID of the live experiment named `name`, or a new one's with the ops
+/// that create it (MLflow's get-or-create, as its gateway does for an endpoint's traces).
+pub fn experiment_get_or_create(
+    tx: &mut dyn crate::store::Tx,
+    ws: &str,
+    name: &str,
+    tags: Vec<KeyValue>,
+    now: i64,
+) -> crate::store::Result<(String, Vec<Op>)> {
+    if let Some(e) = queries::experiment_by_name(tx, ws, name)? {
+        if e["lifecycle_stage"] == "active" {
+            return Ok((e["experiment_id"].as_str().unwrap_or_default().to_owned(), Vec::new()));
+        }
+    }
+    let mut ops = free_experiment_name(tx, ws, name, now)?;
+    let mut id = ids::experiment_id(now as u64, random_u32());
+    while queries::experiment(tx, ws, &id)?.is_some() {
+        id = ids::experiment_id(now as u64, random_u32());
+    }
+    ops.push(Op::CreateExperiment {
+        experiment_id: id.clone(),
+        name: name.to_owned(),
+        artifact_location: default_artifact_location(&id),
+        tags,
+        time: now,
+    });
+    Ok((id, ops))
+}
+
 pub fn create_experiment(ctx: &Ctx, req: &Req) -> Result<Json> {
     let name = req.str("name")?;
     let artifact_location = match req.opt_str("artifact_location")?.filter(|s| !s.is_empty()) {

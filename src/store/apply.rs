@@ -1237,6 +1237,30 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                     vec![ws.into(), secret_id.into()],
                 )?;
             }
+            // The gateway's view of the secret goes with it.
+            tx.exec_later(
+                "DELETE FROM gateway_objects WHERE workspace = ? AND kind = 'secret' AND id = ?",
+                vec![ws.into(), secret_id.into()],
+            )?;
+        }
+        Op::PutGatewayObject {
+            kind,
+            id,
+            name,
+            doc,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO gateway_objects (workspace, kind, id, name, doc, updated_time) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (workspace, kind, id) DO UPDATE SET name = excluded.name, doc = excluded.doc, updated_time = excluded.updated_time",
+                vec![ws.into(), kind.into(), id.into(), name.clone().into(), doc.into(), (*time).into()],
+            )?;
+        }
+        Op::DeleteGatewayObject { kind, id, .. } => {
+            tx.exec_later(
+                "DELETE FROM gateway_objects WHERE workspace = ? AND kind = ? AND id = ?",
+                vec![ws.into(), kind.into(), id.into()],
+            )?;
         }
         Op::Lock {
             lock_id,

@@ -603,6 +603,20 @@ CREATE TABLE secret_versions (
   PRIMARY KEY (workspace, secret_id, version)
 )
 "#,
+    // 11: MLflow's AI gateway (api/gateway.rs): endpoints (with their model mappings, tags,
+    // bindings and per-region URLs), model definitions, budget policies and the gateway's
+    // view of a vault secret (masked values, auth config), each a JSON document by kind.
+    r#"
+CREATE TABLE gateway_objects (
+  workspace TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT,
+  doc TEXT NOT NULL,
+  updated_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, kind, id)
+)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -662,6 +676,7 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("data_keys", "dek_id"),
     ("secrets", "secret_id"),
     ("secret_versions", "secret_id, version"),
+    ("gateway_objects", "kind, id"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

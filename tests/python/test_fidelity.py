@@ -573,6 +573,172 @@ def case_graphql_queries_of_the_ui(api):
         out.append((name, r.status_code, api.norm(scrub(r.json()))))
     return out
 
+GATEWAY_ID = re.compile(r"^(s|d|e|m|bp)-[0-9a-f]{32}$")
+GATEWAY_TIMES = {"created_at", "last_updated_at", "window_start_ms", "window_end_ms"}
+
+
+def gateway(api, method, path, body=None, params=None):
+    """One gateway call: IDs named in order of appearance, times and the endpoint's tracing
+    experiment ID replaced (they differ by server and moment, not by behaviour)."""
+
+    def scrub(v):
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                if k in GATEWAY_TIMES:
+                    out[k] = "T" if isinstance(x, int) and x > 0 else x
+                elif k == "experiment_id":
+                    out[k] = "EXP"
+                else:
+                    out[k] = scrub(x)
+            return out
+        if isinstance(v, list):
+            # Lists in the order each server's query happens to give: by name, then as given.
+            items = [scrub(x) for x in v]
+            return sorted(items, key=lambda x: str(x.get("name", "")) if isinstance(x, dict) else "")
+        if isinstance(v, str) and GATEWAY_ID.match(v) and v not in api.subs:
+            api.name(v, "{%s%d}" % (v.split("-")[0].upper(), len(api.subs)))
+        return v
+
+    r = requests.request(method, api.url + "/api/3.0/mlflow/gateway/" + path, json=body, params=params, timeout=30)
+    try:
+        j = r.json()
+    except ValueError:
+        return ("status", r.status_code, r.text[:200])
+    if r.status_code != 200:
+        return api.norm(("error", r.status_code, j.get("error_code"), j.get("message")))
+    return api.norm(("ok", scrub(j)))
+
+
+def case_ai_gateway(api):
+    g = lambda *a, **k: gateway(api, *a, **k)  # noqa: E731
+    out = []
+    key = {"api_key": "sk-test-0123456789abcd"}
+    base = {"api_base": "https://8.8.8.8/v1"}
+    # Secrets: created, refused, read, listed, updated.
+    out.append(g("POST", "secrets/create", {"secret_name": "openai-key", "secret_value": key, "provider": "openai", "auth_config": base, "created_by": "alice"}))
+    sid = next(k for k, v in api.subs.items() if v.startswith("{S"))
+    out.append(g("POST", "secrets/create", {"secret_name": "short", "secret_value": {"api_key": "abc", "org": "12345678"}}))
+    out.append(g("POST", "secrets/create", {"secret_name": "openai-key", "secret_value": key}))
+    for bad in [
+        {"secret_value": key},
+        {"secret_name": "x"},
+        {"secret_name": "x", "secret_value": {"api_key": "k", "base_url": "https://8.8.8.8"}},
+        {"secret_name": "x", "secret_value": key, "auth_config": {"custom_llm_provider": "openai"}},
+        {"secret_name": "x", "secret_value": key, "auth_config": {"api_base": "http://8.8.8.8/v1"}},
+        {"secret_name": "x", "secret_value": key, "auth_config": {"api_base": "https://127.0.0.1/v1"}},
+        {"secret_name": "x", "secret_value": key, "auth_config": {"api_base": "https://10.0.0.1/v1"}},
+        {"secret_name": "x", "secret_value": key, "auth_config": {"api_base": "https://user:pw@8.8.8.8/v1"}},
+    ]:
+        out.append(g("POST", "secrets/create", bad))
+    out.append(g("GET", "secrets/get", params={"secret_id": sid}))
+    out.append(g("GET", "secrets/get", params={"secret_id": "s-00000000000000000000000000000000"}))
+    out.append(g("GET", "secrets/get", params={}))
+    out.append(g("GET", "secrets/list"))
+    out.append(g("GET", "secrets/list", params={"provider": "openai"}))
+    out.append(g("GET", "secrets/list", params={"provider": "azure"}))
+    out.append(g("POST", "secrets/update", {"secret_id": sid, "secret_value": {"api_key": "sk-rotated-99998888"}, "updated_by": "bob"}))
+    out.append(g("POST", "secrets/update", {"secret_id": sid, "auth_config": {"api_base": " "}}))
+    out.append(g("POST", "secrets/update", {"secret_id": "s-00000000000000000000000000000000"}))
+    # Model definitions.
+    out.append(g("POST", "model-definitions/create", {"name": "gpt", "secret_id": sid, "provider": "openai", "model_name": "gpt-4o-mini", "created_by": "alice"}))
+    did = [k for k, v in api.subs.items() if v.startswith("{D")][0]
+    out.append(g("POST", "model-definitions/create", {"name": "gpt", "secret_id": sid, "provider": "openai", "model_name": "gpt-4o"}))
+    out.append(g("POST", "model-definitions/create", {"name": "gpt2", "secret_id": "s-00000000000000000000000000000000", "provider": "openai", "model_name": "gpt-4o"}))
+    out.append(g("POST", "model-definitions/create", {"name": "gpt2", "secret_id": sid, "model_name": "gpt-4o"}))
+    out.append(g("POST", "model-definitions/create", {"name": "emb", "secret_id": sid, "provider": "openai", "model_name": "text-embedding-3-small"}))
+    did2 = [k for k, v in api.subs.items() if v.startswith("{D")][1]
+    out.append(g("GET", "model-definitions/get", params={"model_definition_id": did}))
+    out.append(g("GET", "model-definitions/get", params={"model_definition_id": "d-00000000000000000000000000000000"}))
+    out.append(g("GET", "model-definitions/list", params={"provider": "openai"}))
+    out.append(g("GET", "model-definitions/list", params={"secret_id": sid}))
+    out.append(g("POST", "model-definitions/update", {"model_definition_id": did2, "model_name": "text-embedding-3-large", "updated_by": "bob"}))
+    out.append(g("POST", "model-definitions/update", {"model_definition_id": did2, "name": "gpt"}))
+    # Endpoints.
+    cfg = [{"model_definition_id": did, "linkage_type": "PRIMARY", "weight": 1.0}]
+    out.append(g("POST", "endpoints/create", {"name": "chat", "model_configs": cfg, "created_by": "alice"}))
+    eid = [k for k, v in api.subs.items() if v.startswith("{E")][0]
+    for bad in [
+        {"name": "bad name", "model_configs": cfg},
+        {"name": "chat2"},
+        {"name": "chat2", "model_configs": []},
+        {"name": "chat2", "model_configs": [{"model_definition_id": did}]},
+        {"name": "chat2", "model_configs": [{"model_definition_id": "d-00000000000000000000000000000000", "linkage_type": "PRIMARY"}]},
+        {"name": "chat2", "model_configs": cfg, "experiment_id": "abc"},
+    ]:
+        out.append(g("POST", "endpoints/create", bad))
+    out.append(g("POST", "endpoints/create", {"name": "quiet", "model_configs": cfg, "usage_tracking": False, "routing_strategy": "REQUEST_BASED_TRAFFIC_SPLIT", "fallback_config": {"strategy": "SEQUENTIAL", "max_attempts": 2}}))
+    out.append(g("GET", "endpoints/get", params={"endpoint_id": eid}))
+    out.append(g("GET", "endpoints/get", params={"name": "chat"}))
+    out.append(g("GET", "endpoints/get", params={"name": "nope"}))
+    out.append(g("GET", "endpoints/get", params={}))
+    out.append(g("GET", "endpoints/list"))
+    out.append(g("GET", "endpoints/list", params={"provider": "azure"}))
+    out.append(g("POST", "endpoints/models/attach", {"endpoint_id": eid, "model_config": {"model_definition_id": did2, "linkage_type": "FALLBACK", "fallback_order": 1}}))
+    out.append(g("POST", "endpoints/models/attach", {"endpoint_id": eid, "model_config": {"model_definition_id": did2, "linkage_type": "FALLBACK", "fallback_order": 1}}))
+    out.append(g("POST", "endpoints/models/attach", {"endpoint_id": eid, "model_config": {"model_definition_id": did2}}))
+    out.append(g("POST", "endpoints/models/detach", {"endpoint_id": eid, "model_definition_id": did2}))
+    out.append(g("POST", "endpoints/models/detach", {"endpoint_id": eid, "model_definition_id": did2}))
+    out.append(g("POST", "endpoints/models/detach", {"endpoint_id": "e-00000000000000000000000000000000", "model_definition_id": did2}))
+    out.append(g("POST", "endpoints/set-tag", {"endpoint_id": eid, "key": "team", "value": "search"}))
+    out.append(g("POST", "endpoints/set-tag", {"endpoint_id": eid, "key": "team", "value": "ranking"}))
+    out.append(g("POST", "endpoints/set-tag", {"endpoint_id": "e-00000000000000000000000000000000", "key": "team", "value": "x"}))
+    out.append(g("DELETE", "endpoints/delete-tag", {"endpoint_id": eid, "key": "nope"}))
+    out.append(g("POST", "endpoints/update", {"endpoint_id": eid, "name": "chat-v2", "updated_by": "bob"}))
+    # (Renaming onto a taken name: MLflow's server answers its database's UNIQUE error as a
+    # BAD_REQUEST; tandem answers RESOURCE_ALREADY_EXISTS, tests/it/gateway.rs.)
+    out.append(g("POST", "endpoints/update", {"endpoint_id": "e-00000000000000000000000000000000"}))
+    # Bindings.
+    out.append(g("POST", "endpoints/bindings/create", {"endpoint_id": eid, "resource_type": "scorer", "resource_id": "sc-1"}))
+    out.append(g("GET", "endpoints/bindings/list", params={"endpoint_id": eid}))
+    out.append(g("GET", "endpoints/bindings/list", params={"resource_type": "scorer", "resource_id": "sc-2"}))
+    out.append(g("DELETE", "endpoints/bindings/delete", {"endpoint_id": eid, "resource_type": "scorer", "resource_id": "sc-1"}))
+    out.append(g("DELETE", "endpoints/bindings/delete", {"endpoint_id": eid, "resource_type": "scorer", "resource_id": "sc-1"}))
+    # A definition in use cannot go.
+    out.append(g("DELETE", "model-definitions/delete", {"model_definition_id": did}))
+    # Budgets.
+    budget = {"budget_unit": "USD", "budget_amount": 50.0, "duration": {"unit": "DAYS", "value": 1}, "target_scope": "GLOBAL", "budget_action": "ALERT"}
+    out.append(g("POST", "budgets/create", budget))
+    bid = [k for k, v in api.subs.items() if v.startswith("{BP")][0]
+    for bad in [
+        {**budget, "duration": {"unit": "DAYS", "value": 0}},
+        {**budget, "target_scope": "ENDPOINT"},
+        {**budget, "target_value": "x"},
+        {**budget, "target_scope": "ENDPOINT", "target_value": "e-00000000000000000000000000000000"},
+        {k: v for k, v in budget.items() if k != "budget_action"},
+        {**budget, "budget_unit": "BUDGET_UNIT_UNSPECIFIED"},
+    ]:
+        out.append(g("POST", "budgets/create", bad))
+    out.append(g("POST", "budgets/update", {"budget_policy_id": bid, "budget_amount": 75.5, "budget_action": "REJECT"}))
+    out.append(g("POST", "budgets/update", {"budget_policy_id": bid, "target_scope": "ENDPOINT", "target_value": eid}))
+    out.append(g("GET", "budgets/get", params={"budget_policy_id": bid}))
+    out.append(g("GET", "budgets/list", params={"max_results": 1}))
+    out.append(g("GET", "budgets/list", params={"max_results": 0}))
+    out.append(g("GET", "budgets/list", params={"max_results": 50001}))
+    out.append(g("GET", "budgets/windows"))
+    out.append(g("DELETE", "budgets/delete", {"budget_policy_id": bid}))
+    out.append(g("DELETE", "budgets/delete", {"budget_policy_id": bid}))
+    # Guardrails: none can exist without a registered scorer.
+    out.append(g("GET", "guardrails/list"))
+    out.append(g("GET", "guardrails/get", params={"guardrail_id": "gr-1"}))
+    out.append(g("POST", "guardrails/create", {"name": "pii", "scorer_id": "sc-1", "scorer_version": 1, "stage": "BEFORE", "action": "VALIDATION"}))
+    out.append(g("POST", "guardrails/create", {"name": "pii", "scorer_id": "sc-1", "scorer_version": 1, "stage": "BEFORE"}))
+    out.append(g("GET", "guardrails/list-for-endpoint", params={"endpoint_id": eid}))
+    out.append(g("GET", "guardrails/list-for-endpoint", params={"endpoint_id": "e-00000000000000000000000000000000"}))
+    out.append(g("POST", "guardrails/add-to-endpoint", {"endpoint_id": eid, "guardrail_id": "gr-1"}))
+    out.append(g("DELETE", "guardrails/remove-from-endpoint", {"endpoint_id": eid, "guardrail_id": "gr-1"}))
+    # Deletes: the endpoint, then the secret, which leaves the definitions orphaned.
+    out.append(g("DELETE", "endpoints/delete", {"endpoint_id": eid}))
+    out.append(g("DELETE", "endpoints/delete", {"endpoint_id": eid}))
+    out.append(g("DELETE", "model-definitions/delete", {"model_definition_id": did2}))
+    out.append(g("DELETE", "secrets/delete", {"secret_id": sid}))
+    out.append(g("GET", "secrets/get", params={"secret_id": sid}))
+    out.append(g("GET", "model-definitions/get", params={"model_definition_id": did}))
+    out.append(g("DELETE", "secrets/delete", {"secret_id": sid}))
+    r = requests.get(api.url + "/ajax-api/3.0/mlflow/gateway/secrets/config", timeout=30)
+    out.append((r.status_code, sorted(r.json())))
+    return out
+
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 

@@ -94,6 +94,8 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "assets/write",
             "jobs/write",
             "secrets/write",
+            "gateway/write",
+            "gateway/invoke",
         ],
     ),
     (
@@ -108,6 +110,8 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "assets/write",
             "jobs/write",
             "secrets/write",
+            "gateway/write",
+            "gateway/invoke",
             "secrets/reveal",
             "*/delete",
             "workspaces/write",

@@ -48,6 +48,8 @@ pub fn op_action(op: &str) -> &'static str {
         | "SetSecretVersionEnabled"
         | "RecoverSecret" => "secrets/write",
         "DeleteSecret" | "PurgeSecret" => "secrets/delete",
+        "PutGatewayObject" => "gateway/write",
+        "DeleteGatewayObject" => "gateway/delete",
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -61,6 +63,13 @@ pub fn op_action(op: &str) -> &'static str {
 pub fn object_of(event: &Event) -> String {
     let p: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
     let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+    if event.op.ends_with("GatewayObject") {
+        return format!(
+            "gateway-{}:{}",
+            s("kind").unwrap_or_default().replace('_', "-"),
+            s("id").unwrap_or_default()
+        );
+    }
     if let Some(j) = s("job_id") {
         return format!("job:{j}");
     }

@@ -557,6 +557,22 @@ pub enum Op {
     PurgeSecret {
         secret_id: String,
     },
+    /// An object of MLflow's AI gateway (`kind`: `endpoint`, `model_definition`,
+    /// `budget_policy`, or `secret` for the gateway's view of a vault secret), created or
+    /// replaced whole: `doc` is its JSON document. Never holds a secret value.
+    PutGatewayObject {
+        kind: String,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        doc: String,
+        time: i64,
+    },
+    DeleteGatewayObject {
+        kind: String,
+        id: String,
+        time: i64,
+    },
 }
 
 impl Op {
