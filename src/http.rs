@@ -195,7 +195,7 @@ async fn blocking<T: Send + 'static>(
 /// The context of a request. JSON endpoints check that the workspace is live inside their own
 /// transactions (`Ctx::require_live`); `check_now` is for endpoints that may not touch the
 /// store before they act (artifact bytes), which pay for a separate read.
-async fn ctx_for(
+pub(crate) async fn ctx_for(
     state: &AppState,
     headers: &HeaderMap,
     caller: &Caller,
@@ -247,7 +247,7 @@ pub fn is_access_path(path: &str) -> bool {
 }
 
 /// Who the edge let in (a request extension set by `check_access`; never from a header).
-fn caller_of(req: &Request) -> Caller {
+pub(crate) fn caller_of(req: &Request) -> Caller {
     req.extensions()
         .get::<Caller>()
         .cloned()
@@ -264,6 +264,10 @@ fn access_key(state: &AppState, method: &Method, path: &str) -> Option<String> {
         "/model-versions/get-artifact" => return Some("ui/model-versions/get-artifact".into()),
         "/metrics" => return Some("metrics".into()),
         "/graphql" => return Some("graphql".into()),
+        // The AI gateway's invocation routes: calling an endpoint with its secret.
+        p if p.starts_with("/gateway/") => {
+            return (method == Method::POST).then(|| "gateway/invoke".into())
+        }
         // The dashboard shows what `tandem status` shows.
         "/tandem/" | "/tandem/live" => return Some("dashboard".into()),
         _ => {}
@@ -328,6 +332,7 @@ pub fn route_keys() -> Vec<(&'static str, String)> {
         ("POST", "graphql"),
         ("GET", "graphql"),
         ("GET", "dashboard"),
+        ("POST", "gateway/invoke"),
     ] {
         out.push((m, k.to_owned()));
     }
@@ -760,6 +765,9 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
             }
         }
     }
+    if let Some(rest) = path.strip_prefix("/gateway/") {
+        return invoke_endpoint(&state, rest.to_owned(), req).await;
+    }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/uploads/") {
         let rest = rest.to_owned();
         return upload_part(&state, &rest, req)
@@ -793,7 +801,7 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
             "multipart_downloads_enabled": false,
             "presigned_upload_run_id_supported": false,
             "presigned_upload_model_id_supported": false,
-            "features_enabled": { "gateway": false },
+            "features_enabled": { "gateway": true },
         }));
     }
     if let Some(art) = rest.strip_prefix("mlflow-artifacts/") {
@@ -816,6 +824,47 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
         return r;
     }
     json_endpoint(state, api::ROUTES, api::TEXT_ROUTES, rest.to_owned(), req).await
+}
+
+/// `POST /gateway/...`: an AI gateway call (see `invocations`), by the region serving it.
+async fn invoke_endpoint(state: &AppState, rest: String, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "detail": "Method Not Allowed" }).to_string(),
+        )
+            .into_response();
+    }
+    let ctx = match ctx_for(state, req.headers(), &caller_of(&req), false, false).await {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let bytes = match axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({ "detail": format!("The request body could not be read: {e}") }).to_string(),
+            )
+                .into_response()
+        }
+    };
+    let body: Json = match serde_json::from_slice(&bytes) {
+        Ok(v @ Json::Object(_)) => v,
+        Ok(_) => Json::Object(Default::default()),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                json!({ "detail": format!("Invalid JSON payload: {e}") }).to_string(),
+            )
+                .into_response()
+        }
+    };
+    let region = state.region.as_ref().map(|r| r.name.clone());
+    crate::invocations::invoke(ctx, &rest, body, region).await
 }
 
 /// `texts`: handlers that serve some of `table`'s routes in their place, rendering text.
@@ -849,6 +898,12 @@ async fn json_endpoint(
     // Path parameters win over body fields of the same name.
     for (k, v) in std::mem::take(&mut params.0) {
         request.0.insert(k, v);
+    }
+    // The region serving the request, for the routes that answer per region (a client
+    // cannot name it).
+    request.0.remove("_tandem_region");
+    if let Some(r) = &state.region {
+        request.set("_tandem_region", r.name.clone());
     }
     // MLflow's workspace API answers 201 Created and 204 No Content.
     let created = method == Method::POST && path == "mlflow/workspaces";

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod config;
 pub mod dashboard;
 pub mod http;
+pub mod invocations;
 pub mod jobs;
 pub mod region;
 pub mod restore;

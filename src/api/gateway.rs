@@ -135,10 +135,7 @@ fn enum_field(req: &Req, key: &str, names: &[&str]) -> Result<Option<String>> {
     };
     let found = match v {
         Json::String(s) => names.iter().position(|n| n == s),
-        Json::Number(n) => n
-            .as_u64()
-            .map(|i| i as usize)
-            .filter(|i| *i < names.len()),
+        Json::Number(n) => n.as_u64().map(|i| i as usize).filter(|i| *i < names.len()),
         _ => None,
     };
     match found {
@@ -278,7 +275,7 @@ pub fn validate_upstream_url(url: &str, field: &str) -> Result<()> {
     let addrs: Vec<std::net::IpAddr> = match host {
         url::Host::Ipv4(a) => vec![a.into()],
         url::Host::Ipv6(a) => vec![a.into()],
-        url::Host::Domain(d) => resolve(d, field)?,
+        url::Host::Domain(d) => resolve_host(d, field)?,
     };
     for ip in addrs {
         if !is_public(ip) {
@@ -291,12 +288,16 @@ pub fn validate_upstream_url(url: &str, field: &str) -> Result<()> {
 }
 
 /// A name's addresses, given at most 5 seconds (a lookup may hang; the request must not).
-fn resolve(host: &str, field: &str) -> Result<Vec<std::net::IpAddr>> {
+fn resolve_host(host: &str, field: &str) -> Result<Vec<std::net::IpAddr>> {
     use std::net::ToSocketAddrs;
     let (tx, rx) = std::sync::mpsc::channel();
     let name = host.to_owned();
     std::thread::spawn(move || {
-        let _ = tx.send((name.as_str(), 0u16).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect::<Vec<_>>()));
+        let _ = tx.send(
+            (name.as_str(), 0u16)
+                .to_socket_addrs()
+                .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>()),
+        );
     });
     match rx.recv_timeout(std::time::Duration::from_secs(5)) {
         Ok(Ok(a)) if !a.is_empty() => Ok(a),
@@ -396,10 +397,16 @@ fn render_secret(id: &str, name: &str, doc: &Json) -> Json {
         "created_at": doc["created_at"],
         "last_updated_at": doc["last_updated_at"],
     });
-    if doc["masked_values"].as_object().is_some_and(|m| !m.is_empty()) {
+    if doc["masked_values"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty())
+    {
         j["masked_values"] = doc["masked_values"].clone();
     }
-    if doc["auth_config"].as_object().is_some_and(|m| !m.is_empty()) {
+    if doc["auth_config"]
+        .as_object()
+        .is_some_and(|m| !m.is_empty())
+    {
         j["auth_config"] = doc["auth_config"].clone();
     }
     for k in ["provider", "created_by", "last_updated_by"] {
@@ -429,12 +436,7 @@ fn sealed_value(value: &BTreeMap<String, String>) -> Result<Vec<u8>> {
 }
 
 fn validate_gateway_secret_name(name: &str) -> Result<()> {
-    if name.chars().count() > 255 || name.chars().any(char::is_control) {
-        return Err(MlflowError::invalid(format!(
-            "Invalid secret_name '{name}': at most 255 characters, none of them control characters."
-        )));
-    }
-    Ok(())
+    secrets::validate_secret_name(name)
 }
 
 /// `POST mlflow/gateway/secrets/create`.
@@ -480,14 +482,13 @@ pub fn create_secret(ctx: &Ctx, req: &Req) -> Result<Json> {
             auth_config: auth_config.as_ref().map(|c| json!(c).to_string()),
             create_only: true,
         };
-        let (secret_id, _, mut ops) = secrets::version_ops(tx, ctx, ring, &id, v, time)
-            .map_err(|e| match e {
+        let (secret_id, _, mut ops) =
+            secrets::version_ops(tx, ctx, ring, &id, v, time).map_err(|e| match e {
                 crate::store::Error::Rejected(m)
                     if m.code == ErrorCode::ResourceAlreadyExists
                         && m.message.ends_with("already exists.") =>
                 {
-                    MlflowError::exists(format!("Secret with name '{name}' already exists"))
-                        .into()
+                    MlflowError::exists(format!("Secret with name '{name}' already exists")).into()
                 }
                 e => e,
             })?;
@@ -713,8 +714,8 @@ pub fn update_model_definition(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     let time = ctx.now();
     let (o, names) = ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, MODEL_DEF, &id)?
-            .ok_or_else(|| model_def_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, MODEL_DEF, &id)?.ok_or_else(|| model_def_not_found(&id))?;
         if let Some(n) = &name {
             if name_taken(tx, &ctx.workspace, MODEL_DEF, n, &id)? {
                 return Err(MlflowError::exists(format!(
@@ -779,7 +780,10 @@ pub fn delete_model_definition(ctx: &Ctx, req: &Req) -> Result<Json> {
 // ---------------------------------------------------------------------------------------
 // Endpoints
 
-const ROUTING: &[&str] = &["ROUTING_STRATEGY_UNSPECIFIED", "REQUEST_BASED_TRAFFIC_SPLIT"];
+const ROUTING: &[&str] = &[
+    "ROUTING_STRATEGY_UNSPECIFIED",
+    "REQUEST_BASED_TRAFFIC_SPLIT",
+];
 const FALLBACK: &[&str] = &["FALLBACK_STRATEGY_UNSPECIFIED", "SEQUENTIAL"];
 const LINKAGE: &[&str] = &["LINKAGE_TYPE_UNSPECIFIED", "PRIMARY", "FALLBACK"];
 
@@ -849,10 +853,7 @@ fn fallback_config(req: &Req) -> Result<Option<(Option<String>, Option<i64>)>> {
     Ok(Some((strategy, f.opt_i64("max_attempts")?)))
 }
 
-fn fallback_json(
-    fc: &Option<(Option<String>, Option<i64>)>,
-    configs: &[ModelConfig],
-) -> Json {
+fn fallback_json(fc: &Option<(Option<String>, Option<i64>)>, configs: &[ModelConfig]) -> Json {
     json!({
         "strategy": fc.as_ref().and_then(|f| f.0.clone()),
         "max_attempts": fc.as_ref().and_then(|f| f.1),
@@ -869,7 +870,12 @@ fn parse_experiment_id(id: &str) -> Result<String> {
     }
 }
 
-fn render_mapping(endpoint_id: &str, m: &Json, defs: &HashMap<String, Obj>, names: &HashMap<String, String>) -> Json {
+fn render_mapping(
+    endpoint_id: &str,
+    m: &Json,
+    defs: &HashMap<String, Obj>,
+    names: &HashMap<String, String>,
+) -> Json {
     let mut j = json!({
         "mapping_id": m["mapping_id"],
         "endpoint_id": endpoint_id,
@@ -878,7 +884,10 @@ fn render_mapping(endpoint_id: &str, m: &Json, defs: &HashMap<String, Obj>, name
         "linkage_type": m["linkage_type"],
         "created_at": m["created_at"],
     });
-    if let Some(d) = m["model_definition_id"].as_str().and_then(|id| defs.get(id)) {
+    if let Some(d) = m["model_definition_id"]
+        .as_str()
+        .and_then(|id| defs.get(id))
+    {
         j["model_definition"] = render_model_def(d, names);
     }
     copy_set(&mut j, m, "fallback_order");
@@ -1110,7 +1119,10 @@ pub fn get_endpoint(ctx: &Ctx, req: &Req) -> Result<Json> {
     })?;
     let o = o.ok_or_else(|| match (&id, &name) {
         (Some(id), _) => endpoint_not_found(id),
-        (None, n) => not_found("GatewayEndpoint", &[("name", n.as_deref().unwrap_or_default())]),
+        (None, n) => not_found(
+            "GatewayEndpoint",
+            &[("name", n.as_deref().unwrap_or_default())],
+        ),
     })?;
     Ok(json!({ "endpoint": render_endpoint(&o, &r) }))
 }
@@ -1151,8 +1163,8 @@ pub fn update_endpoint(ctx: &Ctx, req: &Req) -> Result<Json> {
     let regions = regions_of(req)?;
     let time = ctx.now();
     let (o, r) = ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, ENDPOINT, &id)?
-            .ok_or_else(|| endpoint_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, ENDPOINT, &id)?.ok_or_else(|| endpoint_not_found(&id))?;
         let mut ops = Vec::new();
         if let Some(n) = &name {
             if name_taken(tx, &ctx.workspace, ENDPOINT, n, &id)? {
@@ -1167,7 +1179,8 @@ pub fn update_endpoint(ctx: &Ctx, req: &Req) -> Result<Json> {
             o.doc["usage_tracking"] = u.into();
         }
         let mut experiment = experiment_id.clone();
-        if usage_tracking == Some(true) && experiment.is_none() && o.doc["experiment_id"].is_null() {
+        if usage_tracking == Some(true) && experiment.is_none() && o.doc["experiment_id"].is_null()
+        {
             let ename = o.doc["name"].as_str().unwrap_or_default().to_owned();
             let (e, x) = tracking_experiment(tx, &ctx.workspace, &ename, &id, time)?;
             experiment = Some(e);
@@ -1269,8 +1282,8 @@ pub fn attach_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let c = model_config(c, "model_config")?;
     let time = ctx.now();
     let (m, r) = ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, ENDPOINT, &id)?
-            .ok_or_else(|| endpoint_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, ENDPOINT, &id)?.ok_or_else(|| endpoint_not_found(&id))?;
         object(tx, &ctx.workspace, MODEL_DEF, &c.model_definition_id)?
             .ok_or_else(|| model_def_not_found(&c.model_definition_id))?;
         let mut maps = mappings(&o.doc);
@@ -1304,8 +1317,8 @@ pub fn detach_model(ctx: &Ctx, req: &Req) -> Result<Json> {
     let def = req.str("model_definition_id")?;
     let time = ctx.now();
     ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, ENDPOINT, &id)?
-            .ok_or_else(|| endpoint_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, ENDPOINT, &id)?.ok_or_else(|| endpoint_not_found(&id))?;
         let mut maps = mappings(&o.doc);
         let Some(i) = maps
             .iter()
@@ -1338,11 +1351,14 @@ pub fn set_endpoint_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     }
     let time = ctx.now();
     ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, ENDPOINT, &id)?
-            .ok_or_else(|| endpoint_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, ENDPOINT, &id)?.ok_or_else(|| endpoint_not_found(&id))?;
         let mut tags: Vec<Json> = o.doc["tags"].as_array().cloned().unwrap_or_default();
         let tag = json!({ "key": key, "value": value });
-        match tags.iter_mut().find(|t| t["key"].as_str() == Some(key.as_str())) {
+        match tags
+            .iter_mut()
+            .find(|t| t["key"].as_str() == Some(key.as_str()))
+        {
             Some(t) if *t == tag => return Ok(Decision::no_change(())),
             Some(t) => *t = tag,
             None => tags.push(tag),
@@ -1362,8 +1378,8 @@ pub fn delete_endpoint_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
     let key = req.str("key")?;
     let time = ctx.now();
     ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, ENDPOINT, &id)?
-            .ok_or_else(|| endpoint_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, ENDPOINT, &id)?.ok_or_else(|| endpoint_not_found(&id))?;
         let mut tags: Vec<Json> = o.doc["tags"].as_array().cloned().unwrap_or_default();
         let before = tags.len();
         tags.retain(|t| t["key"].as_str() != Some(key.as_str()));
@@ -1421,8 +1437,8 @@ pub fn create_binding(ctx: &Ctx, req: &Req) -> Result<Json> {
         "created_by": created_by, "last_updated_by": created_by,
     });
     ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, ENDPOINT, &id)?
-            .ok_or_else(|| endpoint_not_found(&id))?;
+        let mut o =
+            object(tx, &ctx.workspace, ENDPOINT, &id)?.ok_or_else(|| endpoint_not_found(&id))?;
         let mut bindings: Vec<Json> = o.doc["bindings"].as_array().cloned().unwrap_or_default();
         if bindings.iter().any(|x| {
             x["resource_type"].as_str() == Some(rtype.as_str())
@@ -1486,10 +1502,17 @@ pub fn list_bindings(ctx: &Ctx, req: &Req) -> Result<Json> {
     let rid = opt_nonempty(req, "resource_id")?;
     let all = ctx.read(|tx| objects(tx, &ctx.workspace, ENDPOINT))?;
     let mut out = Vec::new();
-    for o in all.iter().filter(|o| id.is_none() || id.as_deref() == Some(&o.id)) {
+    for o in all
+        .iter()
+        .filter(|o| id.is_none() || id.as_deref() == Some(&o.id))
+    {
         for b in o.doc["bindings"].as_array().into_iter().flatten() {
-            if rtype.as_deref().is_some_and(|t| b["resource_type"].as_str() != Some(t))
-                || rid.as_deref().is_some_and(|r| b["resource_id"].as_str() != Some(r))
+            if rtype
+                .as_deref()
+                .is_some_and(|t| b["resource_type"].as_str() != Some(t))
+                || rid
+                    .as_deref()
+                    .is_some_and(|r| b["resource_id"].as_str() != Some(r))
             {
                 continue;
             }
@@ -1609,8 +1632,10 @@ pub fn create_budget(ctx: &Ctx, req: &Req) -> Result<Json> {
     let unit = required_enum(req, "budget_unit", "budget_unit", BUDGET_UNIT)?.unwrap_or_default();
     let amount = req.opt_f64("budget_amount")?.map(|f| f.0).unwrap_or(0.0);
     let (dunit, dvalue) = duration(req)?.unwrap_or_default();
-    let scope = required_enum(req, "target_scope", "target_scope", TARGET_SCOPE)?.unwrap_or_default();
-    let action = required_enum(req, "budget_action", "budget_action", BUDGET_ACTION)?.unwrap_or_default();
+    let scope =
+        required_enum(req, "target_scope", "target_scope", TARGET_SCOPE)?.unwrap_or_default();
+    let action =
+        required_enum(req, "budget_action", "budget_action", BUDGET_ACTION)?.unwrap_or_default();
     check_target(&scope, &target_value, ctx)?;
     let time = ctx.now();
     let id = new_id("bp");
@@ -1654,15 +1679,23 @@ pub fn update_budget(ctx: &Ctx, req: &Req) -> Result<Json> {
     let target_value = opt_nonempty(req, "target_value")?;
     let time = ctx.now();
     let o = ctx.write(|tx| {
-        let mut o = object(tx, &ctx.workspace, BUDGET, &id)?.ok_or_else(|| budget_not_found(&id))?;
-        let old_scope = o.doc["target_scope"].as_str().unwrap_or_default().to_owned();
+        let mut o =
+            object(tx, &ctx.workspace, BUDGET, &id)?.ok_or_else(|| budget_not_found(&id))?;
+        let old_scope = o.doc["target_scope"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let new_scope = scope.clone().unwrap_or(old_scope.clone());
         let inherited = if new_scope == old_scope {
             o.doc["target_value"].as_str().map(str::to_owned)
         } else {
             None
         };
-        let effective = if target_given { target_value.clone() } else { inherited };
+        let effective = if target_given {
+            target_value.clone()
+        } else {
+            inherited
+        };
         if scope.is_some() || target_given {
             check_target(&new_scope, &effective, ctx)?;
         }
@@ -1777,8 +1810,17 @@ pub fn budget_window(unit: &str, value: i64, now_ms: i64) -> Option<(i64, i64)> 
             let total = (date.year() as i64 - 1970) * 12 + date.month0() as i64;
             let start_m = total.div_euclid(value) * value;
             let month_start = |m: i64| {
-                chrono::NaiveDate::from_ymd_opt(1970 + m.div_euclid(12) as i32, m.rem_euclid(12) as u32 + 1, 1)
-                    .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis())
+                chrono::NaiveDate::from_ymd_opt(
+                    1970 + m.div_euclid(12) as i32,
+                    m.rem_euclid(12) as u32 + 1,
+                    1,
+                )
+                .map(|d| {
+                    d.and_hms_opt(0, 0, 0)
+                        .expect("midnight exists")
+                        .and_utc()
+                        .timestamp_millis()
+                })
             };
             Some((month_start(start_m)?, month_start(start_m + value)?))
         }
@@ -1903,7 +1945,8 @@ pub fn list_endpoint_guardrails(ctx: &Ctx, req: &Req) -> Result<Json> {
 /// modes and model catalog MLflow 3.17.2 ships for them
 /// (`mlflow.utils.providers.get_provider_config_response` / `get_models`, saved as JSON).
 static PROVIDERS: std::sync::LazyLock<Json> = std::sync::LazyLock::new(|| {
-    serde_json::from_str(include_str!("gateway_providers.json")).expect("the provider catalog is JSON")
+    serde_json::from_str(include_str!("gateway_providers.json"))
+        .expect("the provider catalog is JSON")
 });
 
 /// Whether tandem's gateway can call `provider`.
@@ -1921,7 +1964,11 @@ fn check_provider(provider: &str) -> Result<()> {
         .unwrap_or_default();
     Err(MlflowError::invalid(format!(
         "Provider '{provider}' is not supported by this gateway. Supported providers: {}.",
-        known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        known
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
@@ -1992,9 +2039,7 @@ pub fn invocation_route(ctx: &Ctx, name: &str) -> Result<Route> {
             objects(tx, &ctx.workspace, MODEL_DEF)?,
         ))
     })?;
-    let o = o.ok_or_else(|| {
-        MlflowError::not_found(format!("Endpoint '{name}' not found"))
-    })?;
+    let o = o.ok_or_else(|| MlflowError::not_found(format!("Endpoint '{name}' not found")))?;
     let defs: HashMap<String, Obj> = defs.into_iter().map(|d| (d.id.clone(), d)).collect();
     let mut maps = mappings(&o.doc);
     maps.sort_by_key(|m| {
@@ -2005,7 +2050,10 @@ pub fn invocation_route(ctx: &Ctx, name: &str) -> Result<Route> {
     });
     let mut models = Vec::new();
     for m in maps {
-        let Some(d) = m["model_definition_id"].as_str().and_then(|id| defs.get(id)) else {
+        let Some(d) = m["model_definition_id"]
+            .as_str()
+            .and_then(|id| defs.get(id))
+        else {
             continue;
         };
         let secret_id = d.doc["secret_id"].as_str().unwrap_or_default().to_owned();
@@ -2017,8 +2065,10 @@ pub fn invocation_route(ctx: &Ctx, name: &str) -> Result<Route> {
             )));
         };
         let (_, plain) = secrets::reveal_bytes(ctx, &secret_name, None)?;
-        let credentials: BTreeMap<String, String> = serde_json::from_slice(&plain)
-            .map_err(|e| MlflowError::internal(format!("secret '{secret_name}' is not a map: {e}")))?;
+        let credentials: BTreeMap<String, String> =
+            serde_json::from_slice(&plain).map_err(|e| {
+                MlflowError::internal(format!("secret '{secret_name}' is not a map: {e}"))
+            })?;
         let auth_config: BTreeMap<String, String> = sdoc["auth_config"]
             .as_object()
             .map(|m| {
@@ -2052,6 +2102,116 @@ pub fn invocation_route(ctx: &Ctx, name: &str) -> Result<Route> {
     })
 }
 
+/// What a call asks of its endpoint.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Chat,
+    Embeddings,
+}
+
+/// Where a call goes: the URL, where the URL came from (`region`, `auth_config`, `provider`)
+/// and the headers that carry the credential.
+pub struct Upstream {
+    pub url: String,
+    pub source: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Where a model of an endpoint is reached from `region`: the URL, where it came from
+/// (`region`, `auth_config`, `provider`), and the headers that carry its credential.
+pub fn upstream(
+    route: &Route,
+    m: &RouteModel,
+    kind: Kind,
+    region: Option<&str>,
+) -> Result<Upstream> {
+    let regional = region.and_then(|r| route.regions.get(r));
+    let (base, source) = match (regional, m.auth_config.get("api_base")) {
+        (Some(u), _) => (u.clone(), "region"),
+        (None, Some(b)) => (b.clone(), "auth_config"),
+        (None, None) if m.provider == "openai" => {
+            ("https://api.openai.com/v1".to_owned(), "provider")
+        }
+        (None, None) => {
+            return Err(MlflowError::invalid(format!(
+                "Endpoint '{}' has no URL for provider '{}': set api_base in its secret's auth_config or a URL per region.",
+                route.endpoint_name, m.provider
+            )))
+        }
+    };
+    let base = base.trim_end_matches('/');
+    let key = m.credentials.get("api_key").cloned().unwrap_or_default();
+    let op = match kind {
+        Kind::Chat => "chat/completions",
+        Kind::Embeddings => "embeddings",
+    };
+    match m.provider.as_str() {
+        "azure" => {
+            let version = m
+                .auth_config
+                .get("api_version")
+                .or_else(|| m.credentials.get("api_version"))
+                .cloned()
+                .unwrap_or_else(|| "2024-02-01".to_owned());
+            Ok(Upstream {
+                url: format!(
+                    "{base}/openai/deployments/{}/{op}?api-version={version}",
+                    crate::http::encode_segment(&m.model_name)
+                ),
+                source,
+                headers: vec![("api-key", key)],
+            })
+        }
+        _ => Ok(Upstream {
+            url: format!("{base}/{op}"),
+            source,
+            headers: vec![("authorization", format!("Bearer {key}"))],
+        }),
+    }
+}
+
+/// `GET .../connections/{name}/resolve`: where a call of endpoint `name` goes from `region`
+/// now, for each of its models (no credential in the answer).
+pub fn resolve(ctx: &Ctx, name: &str, region: Option<&str>) -> Result<Json> {
+    let route = invocation_route(ctx, name)?;
+    let mut models = Vec::new();
+    for m in &route.models {
+        let Upstream { url, source, .. } = upstream(&route, m, Kind::Chat, region)?;
+        models.push(json!({
+            "provider": m.provider,
+            "model_name": m.model_name,
+            "linkage_type": m.linkage,
+            "url": url,
+            "source": source,
+        }));
+    }
+    let first = models.first().cloned().unwrap_or(Json::Null);
+    if first.is_null() {
+        return Err(MlflowError::new(
+            ErrorCode::InvalidState,
+            format!("Endpoint '{name}' has no model attached."),
+        ));
+    }
+    Ok(json!({
+        "connection": name,
+        "endpoint_id": route.endpoint_id,
+        "region": region,
+        "url": first["url"],
+        "source": first["source"],
+        "models": models,
+        "regions": route.regions,
+    }))
+}
+
+/// `GET /api/tandem/v1/workspaces/{ws}/connections/{name}/resolve`: the HTTP edge names the
+/// region serving the request (`_tandem_region`; a client cannot set it).
+pub fn resolve_h(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let t = super::named_workspace(ctx, req, true)?;
+    let name = req.str("name")?;
+    let region = req.opt_str("_tandem_region")?;
+    resolve(&t, &name, region.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2066,7 +2226,18 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for a in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.1.1", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(!is_public(a.parse().unwrap()), "{a}");
         }
         for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

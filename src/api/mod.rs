@@ -402,10 +402,7 @@ impl Req {
 
     /// A `map<string, string>` field: None when absent; a value that is not a string is the
     /// wrong type, as protobuf's JSON parser finds it.
-    pub fn str_map(
-        &self,
-        key: &str,
-    ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    pub fn str_map(&self, key: &str) -> Result<Option<std::collections::BTreeMap<String, String>>> {
         match self.get(key) {
             None => Ok(None),
             Some(Json::Object(m)) => m
@@ -619,46 +616,186 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         tracking::get_metric_history_bulk,
     ),
     // MLflow's AI gateway (api/gateway.rs).
-    ("POST", "mlflow/gateway/secrets/create", gateway::create_secret),
+    (
+        "POST",
+        "mlflow/gateway/secrets/create",
+        gateway::create_secret,
+    ),
     ("GET", "mlflow/gateway/secrets/get", gateway::get_secret),
-    ("POST", "mlflow/gateway/secrets/update", gateway::update_secret),
-    ("DELETE", "mlflow/gateway/secrets/delete", gateway::delete_secret),
+    (
+        "POST",
+        "mlflow/gateway/secrets/update",
+        gateway::update_secret,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/secrets/delete",
+        gateway::delete_secret,
+    ),
     ("GET", "mlflow/gateway/secrets/list", gateway::list_secrets),
-    ("POST", "mlflow/gateway/endpoints/create", gateway::create_endpoint),
+    (
+        "POST",
+        "mlflow/gateway/endpoints/create",
+        gateway::create_endpoint,
+    ),
     ("GET", "mlflow/gateway/endpoints/get", gateway::get_endpoint),
-    ("POST", "mlflow/gateway/endpoints/update", gateway::update_endpoint),
-    ("DELETE", "mlflow/gateway/endpoints/delete", gateway::delete_endpoint),
-    ("GET", "mlflow/gateway/endpoints/list", gateway::list_endpoints),
-    ("POST", "mlflow/gateway/model-definitions/create", gateway::create_model_definition),
-    ("GET", "mlflow/gateway/model-definitions/get", gateway::get_model_definition),
-    ("GET", "mlflow/gateway/model-definitions/list", gateway::list_model_definitions),
-    ("POST", "mlflow/gateway/model-definitions/update", gateway::update_model_definition),
-    ("DELETE", "mlflow/gateway/model-definitions/delete", gateway::delete_model_definition),
-    ("POST", "mlflow/gateway/endpoints/models/attach", gateway::attach_model),
-    ("POST", "mlflow/gateway/endpoints/models/detach", gateway::detach_model),
-    ("POST", "mlflow/gateway/endpoints/bindings/create", gateway::create_binding),
-    ("DELETE", "mlflow/gateway/endpoints/bindings/delete", gateway::delete_binding),
-    ("GET", "mlflow/gateway/endpoints/bindings/list", gateway::list_bindings),
-    ("POST", "mlflow/gateway/endpoints/set-tag", gateway::set_endpoint_tag),
-    ("DELETE", "mlflow/gateway/endpoints/delete-tag", gateway::delete_endpoint_tag),
-    ("POST", "mlflow/gateway/budgets/create", gateway::create_budget),
+    (
+        "POST",
+        "mlflow/gateway/endpoints/update",
+        gateway::update_endpoint,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/endpoints/delete",
+        gateway::delete_endpoint,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/endpoints/list",
+        gateway::list_endpoints,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/model-definitions/create",
+        gateway::create_model_definition,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/model-definitions/get",
+        gateway::get_model_definition,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/model-definitions/list",
+        gateway::list_model_definitions,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/model-definitions/update",
+        gateway::update_model_definition,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/model-definitions/delete",
+        gateway::delete_model_definition,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/endpoints/models/attach",
+        gateway::attach_model,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/endpoints/models/detach",
+        gateway::detach_model,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/endpoints/bindings/create",
+        gateway::create_binding,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/endpoints/bindings/delete",
+        gateway::delete_binding,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/endpoints/bindings/list",
+        gateway::list_bindings,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/endpoints/set-tag",
+        gateway::set_endpoint_tag,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/endpoints/delete-tag",
+        gateway::delete_endpoint_tag,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/budgets/create",
+        gateway::create_budget,
+    ),
     ("GET", "mlflow/gateway/budgets/get", gateway::get_budget),
-    ("POST", "mlflow/gateway/budgets/update", gateway::update_budget),
-    ("DELETE", "mlflow/gateway/budgets/delete", gateway::delete_budget),
+    (
+        "POST",
+        "mlflow/gateway/budgets/update",
+        gateway::update_budget,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/budgets/delete",
+        gateway::delete_budget,
+    ),
     ("GET", "mlflow/gateway/budgets/list", gateway::list_budgets),
-    ("GET", "mlflow/gateway/budgets/windows", gateway::list_budget_windows),
-    ("POST", "mlflow/gateway/guardrails/create", gateway::create_guardrail),
-    ("GET", "mlflow/gateway/guardrails/get", gateway::get_guardrail),
-    ("DELETE", "mlflow/gateway/guardrails/delete", gateway::delete_guardrail),
-    ("GET", "mlflow/gateway/guardrails/list", gateway::list_guardrails),
-    ("POST", "mlflow/gateway/guardrails/add-to-endpoint", gateway::add_guardrail),
-    ("DELETE", "mlflow/gateway/guardrails/remove-from-endpoint", gateway::remove_guardrail),
-    ("GET", "mlflow/gateway/guardrails/list-for-endpoint", gateway::list_endpoint_guardrails),
-    ("PATCH", "mlflow/gateway/guardrails/update-config", gateway::update_guardrail_config),
-    ("GET", "mlflow/gateway/supported-providers", gateway::supported_providers),
-    ("GET", "mlflow/gateway/supported-models", gateway::supported_models),
-    ("GET", "mlflow/gateway/provider-config", gateway::provider_config),
-    ("GET", "mlflow/gateway/secrets/config", gateway::secrets_config),
+    (
+        "GET",
+        "mlflow/gateway/budgets/windows",
+        gateway::list_budget_windows,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/guardrails/create",
+        gateway::create_guardrail,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/guardrails/get",
+        gateway::get_guardrail,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/guardrails/delete",
+        gateway::delete_guardrail,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/guardrails/list",
+        gateway::list_guardrails,
+    ),
+    (
+        "POST",
+        "mlflow/gateway/guardrails/add-to-endpoint",
+        gateway::add_guardrail,
+    ),
+    (
+        "DELETE",
+        "mlflow/gateway/guardrails/remove-from-endpoint",
+        gateway::remove_guardrail,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/guardrails/list-for-endpoint",
+        gateway::list_endpoint_guardrails,
+    ),
+    (
+        "PATCH",
+        "mlflow/gateway/guardrails/update-config",
+        gateway::update_guardrail_config,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/supported-providers",
+        gateway::supported_providers,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/supported-models",
+        gateway::supported_models,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/provider-config",
+        gateway::provider_config,
+    ),
+    (
+        "GET",
+        "mlflow/gateway/secrets/config",
+        gateway::secrets_config,
+    ),
     ("POST", "mlflow/traces/search", genai::search_traces),
     ("POST", "mlflow/traces/metrics", genai::trace_metrics),
     (
@@ -1095,6 +1232,11 @@ pub const TANDEM_ROUTES: &[(&str, &str, Handler)] = &[
         "workspaces/{workspace_name}/vault/rewrap",
         secrets::rewrap_h,
     ),
+    (
+        "GET",
+        "workspaces/{workspace_name}/connections/{name}/resolve",
+        gateway::resolve_h,
+    ),
 ];
 
 /// Whether the route answers without a workspace context (it names its workspace itself).
@@ -1380,6 +1522,8 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/recover", "secrets/write", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/secrets/{name}/purge", "secrets/delete", NamedWorkspace),
         ("POST", "tandem/workspaces/{workspace_name}/vault/rewrap", "vault/rotate", NamedWorkspace),
+        ("GET", "tandem/workspaces/{workspace_name}/connections/{name}/resolve", "gateway/read", NamedWorkspace),
+        ("POST", "gateway/invoke", "gateway/invoke", Workspace),
         ("GET", "tandem/status", "regions/read", Service),
         ("POST", "tandem/workspaces/{workspace_name}/drain", "regions/failover", Service),
         ("POST", "tandem/workspaces/{workspace_name}/undrain", "regions/failover", Service),

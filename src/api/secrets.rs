@@ -31,17 +31,17 @@ fn vault_err(e: crate::vault::VaultError) -> MlflowError {
     MlflowError::internal(e.to_string())
 }
 
-/// Secret names as the vendor's vault takes them: letters, digits and '-', 1 to 127.
+/// Secret names: 1 to 255 characters, no control character and no '/' (a name is a path
+/// segment of this API). MLflow's gateway names secrets freely ("OpenAI key"), so the vault
+/// takes what it takes, beyond the vendor's stricter letters-digits-dashes.
 pub fn validate_secret_name(name: &str) -> Result<()> {
-    if (1..=127).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    if (1..=255).contains(&name.chars().count())
+        && !name.chars().any(|c| c.is_control() || c == '/')
     {
         Ok(())
     } else {
         Err(MlflowError::invalid(format!(
-            "Secret name '{name}' must be 1 to 127 letters, digits, '-' or '_'."
+            "Secret name '{name}' must be 1 to 255 characters, with no '/' and no control character."
         )))
     }
 }

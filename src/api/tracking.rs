@@ -157,7 +157,10 @@ pub fn experiment_get_or_create(
 ) -> crate::store::Result<(String, Vec<Op>)> {
     if let Some(e) = queries::experiment_by_name(tx, ws, name)? {
         if e["lifecycle_stage"] == "active" {
-            return Ok((e["experiment_id"].as_str().unwrap_or_default().to_owned(), Vec::new()));
+            return Ok((
+                e["experiment_id"].as_str().unwrap_or_default().to_owned(),
+                Vec::new(),
+            ));
         }
     }
     let mut ops = free_experiment_name(tx, ws, name, now)?;

@@ -37,6 +37,8 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "assets/write",
         "jobs/write",
         "secrets/write",
+        "gateway/write",
+        "gateway/invoke",
     ];
     let read = action.ends_with("/read");
     match role {

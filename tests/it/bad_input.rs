@@ -1817,6 +1817,7 @@ async fn bad_input_on(meta: crate::support::Meta) {
         .chain(access_cases())
         .chain(crate::assets::bad_input_cases())
         .chain(crate::secrets::bad_input_cases())
+        .chain(crate::gateway::bad_input_cases())
         .collect();
     let covered: std::collections::HashSet<String> = all.iter().map(|c| c.1.to_owned()).collect();
     for (method, path, params, (status, code)) in all {
@@ -1855,6 +1856,16 @@ async fn bad_input_on(meta: crate::support::Meta) {
         "mlflow/assistant/config",
         "mlflow/gateway-proxy",
         "mlflow/assistant/providers",
+        // The gateway's listings take only filters (any string filters) and the UI's
+        // provider catalog and secrets settings take nothing.
+        "mlflow/gateway/secrets/list",
+        "mlflow/gateway/endpoints/list",
+        "mlflow/gateway/model-definitions/list",
+        "mlflow/gateway/endpoints/bindings/list",
+        "mlflow/gateway/budgets/windows",
+        "mlflow/gateway/supported-providers",
+        "mlflow/gateway/supported-models",
+        "mlflow/gateway/secrets/config",
         "access/whoami",
         "access/roles",
         "access/principals",
@@ -1887,9 +1898,14 @@ async fn bad_input_on(meta: crate::support::Meta) {
         let prefix = if pattern.starts_with("workspaces/") || pattern.starts_with("access/") {
             "/api/tandem/v1/"
         } else if pattern.contains("workspaces")
-            || ["mlflow/traces/", "mlflow/datasets/", "mlflow/scorers/"]
-                .iter()
-                .any(|p| pattern.starts_with(p))
+            || [
+                "mlflow/traces/",
+                "mlflow/datasets/",
+                "mlflow/scorers/",
+                "mlflow/gateway/",
+            ]
+            .iter()
+            .any(|p| pattern.starts_with(p))
         {
             "/api/3.0/"
         } else if pattern.contains("bulk-interval") {

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod crash;
+mod gateway;
 mod hostile;
 mod jobs;
 mod memory;

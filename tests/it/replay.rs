@@ -96,11 +96,13 @@ fn op_index(op: &Op) -> usize {
         Op::DeleteSecret { .. } => 77,
         Op::RecoverSecret { .. } => 78,
         Op::PurgeSecret { .. } => 79,
+        Op::PutGatewayObject { .. } => 80,
+        Op::DeleteGatewayObject { .. } => 81,
     }
 }
-const OP_COUNT: usize = 80;
+const OP_COUNT: usize = 82;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 74;
+pub const ACTIONS: u8 = 75;
 
 pub struct World {
     meta: Meta,
@@ -336,6 +338,30 @@ pub fn run_action(w: &mut World, a: &Action) {
                 let old = w.ctx.vault.as_ref().unwrap().current().clone();
                 w.ctx.vault = Some(std::sync::Arc::new(tandem::vault::Keyring::new(tandem::vault::Key::random(), vec![old], "test".into())));
                 drop(tandem::api::secrets::rewrap(&w.ctx));
+            }
+        }
+        // MLflow's AI gateway: secrets (vault versions and the gateway's view), definitions,
+        // endpoints (with their tracing experiment), tags, budgets, deletes.
+        74 => {
+            use tandem::api::gateway as gw;
+            let first = |v: Option<Value>, list: &str, id: &str| {
+                v.and_then(|v| v[list].as_array().and_then(|a| a.get(x as usize % a.len().max(1))).map(|o| o[id].as_str().unwrap_or_default().to_owned()))
+                    .unwrap_or_default()
+            };
+            let sid = first(w.call(gw::list_secrets, json!({})), "secrets", "secret_id");
+            let did = first(w.call(gw::list_model_definitions, json!({})), "model_definitions", "model_definition_id");
+            let eid = first(w.call(gw::list_endpoints, json!({})), "endpoints", "endpoint_id");
+            let cfg = json!([{"model_definition_id": did, "linkage_type": "PRIMARY"}]);
+            match z % 9 {
+                0 => drop(w.call(gw::create_secret, json!({"secret_name": format!("g{}", y % 3), "secret_value": {"api_key": format!("sk-{z}-abcdefgh")}, "provider": "openai"}))),
+                1 => drop(w.call(gw::update_secret, json!({"secret_id": sid, "secret_value": {"api_key": format!("sk-{y}-rotated")}, "auth_config": {"api_version": "2024-02-01"}}))),
+                2 => drop(w.call(gw::create_model_definition, json!({"name": format!("d{}", y % 3), "secret_id": sid, "provider": "openai", "model_name": "gpt-4o-mini"}))),
+                3 => drop(w.call(gw::create_endpoint, json!({"name": format!("ep{}", y % 3), "model_configs": cfg, "usage_tracking": y % 2 == 0}))),
+                4 => drop(w.call(gw::set_endpoint_tag, json!({"endpoint_id": eid, "key": key, "value": format!("{z}")}))),
+                5 => drop(w.call(gw::delete_endpoint, json!({"endpoint_id": eid}))),
+                6 => drop(w.call(gw::delete_model_definition, json!({"model_definition_id": did}))),
+                7 => drop(w.call(gw::delete_secret, json!({"secret_id": sid}))),
+                _ => drop(w.call(gw::create_budget, json!({"budget_unit": "USD", "budget_amount": y as f64, "duration": {"unit": "DAYS", "value": 1}, "target_scope": "GLOBAL", "budget_action": "ALERT"}))),
             }
         }
         0 => {
