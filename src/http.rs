@@ -38,6 +38,8 @@ pub struct AppState {
     pub compute: std::sync::Arc<[crate::jobs::ComputeTarget]>,
     /// The vault's keys.
     pub vault: Option<std::sync::Arc<crate::vault::Keyring>>,
+    /// The last health probes of the AI gateway's per-region provider URLs (opt-in).
+    pub probes: std::sync::Arc<crate::invocations::Probes>,
 }
 
 /// One path segment, percent-encoded for a URL.
@@ -1054,7 +1056,7 @@ async fn region_endpoint(
                 .await
                 .unwrap_or_default();
             Some(json_response(
-                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws, "compute": &*state.compute, "jobs": jobs, "vault": { "master_key_id": state.vault.as_ref().map(|v| v.current().id.clone()) } }),
+                &json!({ "region": region.name, "pid": std::process::id(), "url": region.deployment.region(&region.name).map(|r| r.url.clone()), "workspaces": ws, "compute": &*state.compute, "jobs": jobs, "vault": { "master_key_id": state.vault.as_ref().map(|v| v.current().id.clone()) }, "gateway_probes": state.probes.snapshot() }),
             ))
         }
         ("POST", r) if r.starts_with("workspaces/") && r.ends_with("/drain") => {
@@ -1231,6 +1233,23 @@ async fn settle_diverged(
 /// Prometheus metrics: replication lag, epoch, role, lease state per workspace.
 async fn metrics(state: &AppState) -> Response {
     let mut out = String::new();
+    let probes = state.probes.snapshot();
+    if !probes.is_empty() {
+        out.push_str("# HELP tandem_gateway_upstream_up 1 if the AI gateway endpoint's provider URL for the region answered its last probe.\n# TYPE tandem_gateway_upstream_up gauge\n");
+        for p in &probes {
+            out.push_str(&format!(
+                "tandem_gateway_upstream_up{{workspace=\"{}\",endpoint=\"{}\",region=\"{}\"}} {}\n",
+                p.workspace, p.endpoint, p.region, p.up as u8
+            ));
+        }
+        out.push_str("# HELP tandem_gateway_upstream_probe_seconds How long the last probe of the provider URL took.\n# TYPE tandem_gateway_upstream_probe_seconds gauge\n");
+        for p in &probes {
+            out.push_str(&format!(
+                "tandem_gateway_upstream_probe_seconds{{workspace=\"{}\",endpoint=\"{}\",region=\"{}\"}} {:.3}\n",
+                p.workspace, p.endpoint, p.region, p.latency_ms as f64 / 1000.0
+            ));
+        }
+    }
     if let Some(region) = &state.region {
         let (r, s) = (region.clone(), state.store.clone());
         let ws = blocking(move || Ok(r.status(&s))).await.unwrap_or_default();

@@ -308,3 +308,119 @@ fn without_url(e: &reqwest::Error) -> String {
     }
     s
 }
+
+// ---------------------------------------------------------------------------------------
+// Health probes of the per-region provider URLs (opt-in)
+
+/// The last probe of one endpoint's URL for one region.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Probe {
+    pub workspace: String,
+    pub endpoint: String,
+    pub region: String,
+    pub url: String,
+    /// Answered at all, with a status under 500 (401 without a key still means it is there).
+    pub up: bool,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub checked_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the probe loop found last, for `/metrics` and the region's status.
+#[derive(Default)]
+pub struct Probes(std::sync::Mutex<Vec<Probe>>);
+
+impl Probes {
+    pub fn snapshot(&self) -> Vec<Probe> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// How often to probe (`TANDEM_GATEWAY_PROBE_SECS`); unset or 0: never. Probes are opt-in:
+/// they call the operator's providers, which may bill or rate-limit them.
+pub fn probe_interval() -> Option<Duration> {
+    std::env::var("TANDEM_GATEWAY_PROBE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
+
+/// Every endpoint's per-region URLs, in every workspace: (workspace, endpoint, region, url).
+fn regional_urls(store: &crate::store::Store) -> Vec<(String, String, String, String)> {
+    store
+        .read(|tx| {
+            tx.query(
+                "SELECT workspace, name, doc FROM gateway_objects WHERE kind = 'endpoint' ORDER BY workspace, name",
+                &[],
+            )
+        })
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| {
+            let doc: Json = serde_json::from_str(&r.text(2)).unwrap_or(Json::Null);
+            let (ws, name) = (r.text(0), r.opt_text(1).unwrap_or_default());
+            doc["regions"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(region, url)| {
+                            url.as_str().map(|u| {
+                                (ws.clone(), name.clone(), region.clone(), u.to_owned())
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One probe: `GET {url}/models`, at most 2 seconds.
+async fn probe_one(url: &str) -> (bool, Option<u16>, u64, Option<String>) {
+    let t0 = std::time::Instant::now();
+    let r = client()
+        .get(format!("{}/models", url.trim_end_matches('/')))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    let ms = t0.elapsed().as_millis() as u64;
+    match r {
+        Ok(resp) => {
+            let s = resp.status().as_u16();
+            (s < 500, Some(s), ms, None)
+        }
+        Err(e) => (false, None, ms, Some(without_url(&e))),
+    }
+}
+
+/// Probes every per-region URL each `every`, until the process ends.
+pub fn spawn_probes(store: crate::store::Store, probes: std::sync::Arc<Probes>, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            let s = store.clone();
+            let targets = tokio::task::spawn_blocking(move || regional_urls(&s))
+                .await
+                .unwrap_or_default();
+            let mut found = Vec::with_capacity(targets.len());
+            for (workspace, endpoint, region, url) in targets {
+                let (up, status, latency_ms, error) = probe_one(&url).await;
+                found.push(Probe {
+                    workspace,
+                    endpoint,
+                    region,
+                    url,
+                    up,
+                    status,
+                    latency_ms,
+                    checked_ms: store.now_ms(),
+                    error,
+                });
+            }
+            *probes.0.lock().unwrap_or_else(|e| e.into_inner()) = found;
+            tokio::time::sleep(every).await;
+        }
+    });
+}

@@ -1534,7 +1534,7 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
                 Ok(resp) => resp.json().await.ok(),
                 Err(_) => None,
             };
-            regions.push(serde_json::json!({ "name": r.name, "url": r.url, "reachable": got.is_some(), "pid": got.as_ref().map(|g| g["pid"].clone()), "compute": got.as_ref().map(|g| g["compute"].clone()), "jobs": got.as_ref().map(|g| g["jobs"].clone()), "master_key_id": got.as_ref().map(|g| g["vault"]["master_key_id"].clone()), "workspaces": got.map(|g| g["workspaces"].clone()).unwrap_or(serde_json::Value::Array(vec![])) }));
+            regions.push(serde_json::json!({ "name": r.name, "url": r.url, "reachable": got.is_some(), "pid": got.as_ref().map(|g| g["pid"].clone()), "compute": got.as_ref().map(|g| g["compute"].clone()), "jobs": got.as_ref().map(|g| g["jobs"].clone()), "master_key_id": got.as_ref().map(|g| g["vault"]["master_key_id"].clone()), "gateway_probes": got.as_ref().map(|g| g["gateway_probes"].clone()), "workspaces": got.map(|g| g["workspaces"].clone()).unwrap_or(serde_json::Value::Array(vec![])) }));
         }
         let readiness = tandem::scheduler::job_readiness(&regions);
         if json {
@@ -1583,6 +1583,25 @@ fn status(path: PathBuf, json: bool) -> anyhow::Result<()> {
             0 => {}
             1 => println!("vault: both regions use master key {}", keys.iter().next().unwrap()),
             _ => println!("vault: NOT READY: the regions use different master keys ({}); a region cannot open secrets the other wrote: give both the same key", keys.into_iter().collect::<Vec<_>>().join(", ")),
+        }
+        // The AI gateway's per-region provider URLs, as each region last probed them.
+        for r in &regions {
+            for p in r["gateway_probes"].as_array().into_iter().flatten() {
+                println!(
+                    "gateway: {} probes {}/{} for region {} ({}): {} {}",
+                    r["name"].as_str().unwrap_or_default(),
+                    p["workspace"].as_str().unwrap_or_default(),
+                    p["endpoint"].as_str().unwrap_or_default(),
+                    p["region"].as_str().unwrap_or_default(),
+                    p["url"].as_str().unwrap_or_default(),
+                    if p["up"].as_bool() == Some(true) { "up" } else { "DOWN" },
+                    match (p["status"].as_u64(), p["error"].as_str()) {
+                        (Some(s), _) => format!("(HTTP {s}, {} ms)", p["latency_ms"]),
+                        (None, Some(e)) => format!("({e})"),
+                        _ => String::new(),
+                    }
+                );
+            }
         }
         Ok(())
     })

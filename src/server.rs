@@ -107,6 +107,10 @@ async fn open_with(
         deployment_key,
         config.metrics_auth,
     ));
+    let probes = Arc::new(crate::invocations::Probes::default());
+    if let Some(every) = crate::invocations::probe_interval() {
+        crate::invocations::spawn_probes(store.clone(), probes.clone(), every);
+    }
     Ok(AppState {
         store,
         artifacts,
@@ -117,6 +121,7 @@ async fn open_with(
         dashboard: None,
         compute: config.compute.clone().into(),
         vault: Some(std::sync::Arc::new(vault)),
+        probes,
     })
 }
 

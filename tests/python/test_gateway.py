@@ -237,3 +237,63 @@ def test_provider_errors_fallbacks_timeouts_and_bad_input(gw):
     r = requests.get(s.url + "/gateway/chat/mlflow/invocations", timeout=30)
     assert r.status_code == 405
     assert len(fake.seen) == n, "bad input reached the provider"
+
+
+def test_after_a_sigkill_failover_calls_go_to_the_surviving_regions_provider():
+    """An endpoint with a provider URL per region (two Azure-OpenAI-like deployments): calls
+    through `tandem up`'s front door, and `connections/{name}/resolve`, use the leader
+    region's URL; after a SIGKILL of that region, the other region's, with no edit. The
+    opt-in probes of both URLs show in `tandem status` and `/metrics`."""
+    import subprocess
+
+    from conftest import BIN
+    from test_regions import Up
+
+    fakes = {"east": FakeOpenAI(name="east"), "west": FakeOpenAI(name="west")}
+    up = Up("sync", env={**GATEWAY_ENV, "TANDEM_GATEWAY_PROBE_SECS": "1"})
+    try:
+        store = rest_store(up.url)
+        secret = store.create_gateway_secret("regional-key", {"api_key": fakes["east"].key}, provider="openai")
+        d = store.create_gateway_model_definition("regional-model", secret.secret_id, "openai", "gpt-4o-mini")
+        r = requests.post(up.url + "/api/3.0/mlflow/gateway/endpoints/create", json={
+            "name": "regional", "model_configs": [{"model_definition_id": d.model_definition_id, "linkage_type": "PRIMARY"}],
+            "tandem_regions": {name: f.url for name, f in fakes.items()},
+        }, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["endpoint"]["tandem_regions"] == {name: f.url for name, f in fakes.items()}
+        msgs = {"messages": [{"role": "user", "content": "hi"}]}
+        resolve = up.url + "/api/tandem/v1/workspaces/default/connections/regional/resolve"
+
+        def call():
+            r = requests.post(up.url + "/gateway/regional/mlflow/invocations", json=msgs, timeout=30)
+            assert r.status_code == 200, r.text
+            return r.json()["choices"][0]["message"]["content"]
+
+        old = up.leader()
+        other = {"east": "west", "west": "east"}[old]
+        assert call() == f"hello from {old}"
+        got = requests.get(resolve, timeout=30).json()
+        assert (got["region"], got["url"], got["source"]) == (old, fakes[old].url + "/chat/completions", "region"), got
+
+        def probed():
+            out = subprocess.run([BIN, "status", "--data", up.dir], capture_output=True, text=True, timeout=30).stdout
+            return all(f"default/regional for region {n} ({fakes[n].url}): up" in out for n in fakes) and out
+
+        up.wait_for(probed, 30, "both regional URLs probed up in `tandem status`")
+        metrics = requests.get(up.urls[old] + "/metrics", timeout=30).text
+        assert f'tandem_gateway_upstream_up{{workspace="default",endpoint="regional",region="{other}"}} 1' in metrics, metrics
+
+        up.wait_for(lambda: up.region_status(other)[1]["replication_lag_events"] == 0, 30, "the standby to catch up")
+        up.kill(old)
+        up.wait_for(lambda: up.leader() == other, 30, "the failover")
+        assert call() == f"hello from {other}"
+        got = requests.get(resolve, timeout=30).json()
+        assert (got["region"], got["url"]) == (other, fakes[other].url + "/chat/completions"), got
+        # The surviving region probes the dead region's provider too: still up (only the
+        # region died, not its deployment of the model).
+        metrics = requests.get(up.urls[other] + "/metrics", timeout=30).text
+        assert 'tandem_gateway_upstream_up{workspace="default",endpoint="regional"' in metrics
+    finally:
+        up.stop()
+        for f in fakes.values():
+            f.stop()
