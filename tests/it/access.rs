@@ -83,6 +83,8 @@ fn concrete(key: &str) -> (String, String) {
         format!("/{rest}")
     } else if filled == "metrics" {
         "/metrics".to_owned()
+    } else if filled == "gateway/invoke" {
+        "/gateway/nobody/mlflow/invocations".to_owned()
     } else {
         format!("/api/2.0/{filled}")
     };

@@ -155,7 +155,12 @@ def server_with_data():
     mlflow.set_registry_uri(url)
     prompt = mlflow.genai.register_prompt(name="ui-prompt", template="Hello {{name}}, welcome to tandem", commit_message="first")
     mlflow.genai.set_prompt_alias("ui-prompt", alias="production", version=prompt.version)
-    yield {"url": url, "eid": eid, "rid": rid, "build": build, "proc": p}
+    # The AI gateway: a key, a model definition and an endpoint, as the gateway pages show them.
+    g = url + "/api/3.0/mlflow/gateway"
+    secret = requests.post(f"{g}/secrets/create", json={"secret_name": "ui-key", "secret_value": {"api_key": "sk-ui-0123456789abcdef"}, "provider": "openai"}, timeout=30).json()["secret"]
+    d = requests.post(f"{g}/model-definitions/create", json={"name": "ui-model-def", "secret_id": secret["secret_id"], "provider": "openai", "model_name": "gpt-4o-mini"}, timeout=30).json()["model_definition"]
+    endpoint = requests.post(f"{g}/endpoints/create", json={"name": "ui-endpoint", "model_configs": [{"model_definition_id": d["model_definition_id"], "linkage_type": "PRIMARY"}]}, timeout=30).json()["endpoint"]
+    yield {"url": url, "eid": eid, "rid": rid, "build": build, "proc": p, "endpoint_id": endpoint["endpoint_id"]}
     stop(p)
 
 
@@ -255,6 +260,12 @@ def test_mlflow_ui_pages_in_a_real_browser(server_with_data, browser):
     _, errors["evaluation-runs"] = visit(browser, f"{url}/#/experiments/{eid}/evaluation-runs{ws}", "genai-evaluation-runs", ["Evaluation runs"])
     _, errors["prompts"] = visit(browser, f"{url}/#/prompts{ws}", "prompts", ["ui-prompt", "Version 1"])
     _, errors["prompt"] = visit(browser, f"{url}/#/prompts/ui-prompt{ws}", "prompt-versions", ["ui-prompt", "production", "welcome to tandem"])
+    # The AI gateway's pages: endpoints, API keys (masked), one endpoint, budgets.
+    _, errors["gateway"] = visit(browser, f"{url}/#/gateway{ws}", "gateway-endpoints", ["ui-endpoint"])
+    text, errors["gateway-keys"] = visit(browser, f"{url}/#/gateway/api-keys{ws}", "gateway-api-keys", ["ui-key"])
+    assert "sk-ui-0123456789abcdef" not in text
+    _, errors["gateway-endpoint"] = visit(browser, f"{url}/#/gateway/endpoints/{server_with_data['endpoint_id']}{ws}", "gateway-endpoint", ["ui-endpoint", "gpt-4o-mini"])
+    _, errors["gateway-budgets"] = visit(browser, f"{url}/#/gateway/budgets{ws}", "gateway-budgets", ["Budget"])
     bad = {page: e for page, e in errors.items() if e}
     assert not bad, json.dumps(bad, indent=1)
 
