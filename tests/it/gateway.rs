@@ -161,6 +161,46 @@ async fn gateway_on(meta: Meta) {
     }
     assert!(dump.contains("gateway_objects") && dump.contains("chat-b"));
     assert!(log.contains("PutGatewayObject"));
+
+    // A no-delete lock on the workspace refuses the gateway's deletes (its secrets' too) and
+    // lets other changes through.
+    let lock = s
+        .ok(
+            "POST",
+            "/api/tandem/v1/access/locks",
+            json!({"scope": "workspaces/default", "kind": "no-delete", "reason": "audit"}),
+        )
+        .await;
+    for (path, body) in [
+        ("endpoints/delete", json!({"endpoint_id": eid})),
+        ("secrets/delete", json!({"secret_id": sid})),
+        (
+            "model-definitions/delete",
+            json!({"model_definition_id": did}),
+        ),
+    ] {
+        let (status, body) = s.call("DELETE", &format!("{G}/{path}"), Some(body)).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    s.ok(
+        "POST",
+        &format!("{G}/endpoints/set-tag"),
+        json!({"endpoint_id": eid, "key": "k", "value": "v"}),
+    )
+    .await;
+    let lock_id = lock["lock"]["id"].as_str().unwrap().to_owned();
+    s.ok(
+        "DELETE",
+        &format!("/api/tandem/v1/access/locks/{lock_id}"),
+        json!({}),
+    )
+    .await;
+    s.ok(
+        "DELETE",
+        &format!("{G}/endpoints/delete"),
+        json!({"endpoint_id": eid}),
+    )
+    .await;
     s.stop().await;
 }
 
