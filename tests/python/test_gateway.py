@@ -156,6 +156,18 @@ def test_invocations_reach_the_provider_with_the_vault_credential(gw):
     assert fake.seen[-1]["path"] == "/v1/embeddings"
     r = requests.post(s.url + "/gateway/chat/mlflow/invocations", json={"input": "one"}, timeout=30)
     assert r.status_code == 200 and r.json()["data"][0]["embedding"] == [0.1, 0.2, 0.0], r.text
+    # Azure OpenAI: the deployment in the path, the API version from the auth config, the key
+    # in `api-key`.
+    secret = store.create_gateway_secret("azure-key", {"api_key": fake.key}, provider="azure", auth_config={"api_base": fake.url, "api_version": "2024-06-01"})
+    from mlflow.entities import GatewayEndpointModelConfig
+    from mlflow.entities.gateway_endpoint import GatewayModelLinkageType
+
+    d = store.create_gateway_model_definition("azure-model", secret.secret_id, "azure", "my-gpt-deployment")
+    store.create_gateway_endpoint("azure-chat", [GatewayEndpointModelConfig(d.model_definition_id, GatewayModelLinkageType.PRIMARY)])
+    r = requests.post(s.url + "/gateway/azure-chat/mlflow/invocations", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert fake.seen[-1]["path"] == "/v1/openai/deployments/my-gpt-deployment/chat/completions?api-version=2024-06-01"
+    assert "model" not in fake.seen[-1]["body"]
 
 
 def test_a_streamed_answer_is_streamed_through(gw):
