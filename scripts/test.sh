@@ -87,7 +87,7 @@ if [ -z "${TANDEM_TEST_SKIP_PYTHON:-}" ]; then
   TANDEM_BIN="$ROOT/target/debug/tandem" MLFLOW_ENABLE_ASYNC_LOGGING=false \
     "$NEWEST_VENV/bin/python" -m pytest -q -p no:cacheprovider \
     tests/python/test_client.py tests/python/test_fidelity.py tests/python/test_coverage.py \
-    tests/python/test_access.py tests/python/test_two_servers.py
+    tests/python/test_access.py tests/python/test_two_servers.py tests/python/test_gateway.py
 fi
 
 step "all tests passed"
