@@ -64,6 +64,7 @@ fn is_write(method: &Method, path: &str) -> bool {
         || path.ends_with("/get-latest-versions")
         || path.ends_with("/search-datasets")
         || path.ends_with("/gateway-proxy")
+        || path.ends_with("/batchGetInfos")
         || path == "/graphql"
     {
         return false;
@@ -266,6 +267,7 @@ fn access_key(state: &AppState, method: &Method, path: &str) -> Option<String> {
         "/model-versions/get-artifact" => return Some("ui/model-versions/get-artifact".into()),
         "/metrics" => return Some("metrics".into()),
         "/graphql" => return Some("graphql".into()),
+        "/v1/traces" => return (method == Method::POST).then(|| "otlp/traces".into()),
         // The AI gateway's invocation routes: calling an endpoint with its secret.
         p if p.starts_with("/gateway/") => {
             return (method == Method::POST).then(|| "gateway/invoke".into())
@@ -335,6 +337,7 @@ pub fn route_keys() -> Vec<(&'static str, String)> {
         ("GET", "graphql"),
         ("GET", "dashboard"),
         ("POST", "gateway/invoke"),
+        ("POST", "otlp/traces"),
     ] {
         out.push((m, k.to_owned()));
     }
@@ -770,6 +773,16 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
     if let Some(rest) = path.strip_prefix("/gateway/") {
         return invoke_endpoint(&state, rest.to_owned(), req).await;
     }
+    if path == "/v1/traces" {
+        return otlp_traces(&state, req).await;
+    }
+    // MLflow 2's `POST /api/2.0/mlflow/traces` (StartTrace, another message than v3's on the
+    // same path) is not served: answered as by a server without it.
+    if method == Method::POST
+        && (path == "/api/2.0/mlflow/traces" || path == "/ajax-api/2.0/mlflow/traces")
+    {
+        return not_found();
+    }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/uploads/") {
         let rest = rest.to_owned();
         return upload_part(&state, &rest, req)
@@ -826,6 +839,109 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
         return r;
     }
     json_endpoint(state, api::ROUTES, api::TEXT_ROUTES, rest.to_owned(), req).await
+}
+
+/// `POST /v1/traces`: OTLP/HTTP span export (protobuf or JSON) into the experiment named by
+/// `x-mlflow-experiment-id`, answered as MLflow's server answers it.
+async fn otlp_traces(state: &AppState, req: Request) -> Response {
+    let detail = |status: StatusCode, d: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "detail": d }).to_string(),
+        )
+            .into_response()
+    };
+    if req.method() != Method::POST {
+        return detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into());
+    }
+    let Some(experiment_id) = req
+        .headers()
+        .get("x-mlflow-experiment-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Missing header: x-mlflow-experiment-id".into(),
+        );
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    if media != "application/x-protobuf" && media != "application/json" {
+        return detail(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid Content-Type: {content_type}. Expected: application/x-protobuf or application/json"),
+        );
+    }
+    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"identity" {
+            return detail(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Unsupported Content-Encoding: {}",
+                    String::from_utf8_lossy(enc.as_bytes())
+                ),
+            );
+        }
+    }
+    let ctx = match ctx_for(state, req.headers(), &caller_of(&req), false, false).await {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    let bytes = match axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            return detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body could not be read: {e}"),
+            )
+        }
+    };
+    let json_body = media == "application/json";
+    let spans = match if json_body {
+        crate::otlp::decode_json(&bytes)
+    } else {
+        crate::otlp::decode_protobuf(&bytes)
+    } {
+        Ok(s) => s,
+        Err(e) => return detail(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let ws = ctx.workspace.clone();
+    match blocking(move || crate::api::traces::log_spans(&ctx, &experiment_id, spans)).await {
+        Ok(_) => {
+            if let Err(e) = after_write(state, &ws).await {
+                return error_response(&e);
+            }
+            // An empty ExportTraceServiceResponse.
+            if json_body {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{}",
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+                    .into_response()
+            }
+        }
+        Err(e) => error_response(&e),
+    }
 }
 
 /// `POST /gateway/...`: an AI gateway call (see `invocations`), by the region serving it.

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod http;
 pub mod invocations;
 pub mod jobs;
+pub mod otlp;
 pub mod region;
 pub mod restore;
 pub mod retention;

@@ -12,23 +12,6 @@ use super::{tracking, Ctx, Json, Req, Result};
 use crate::api::MlflowError;
 use serde_json::json;
 
-/// `POST /api/3.0/mlflow/traces/search` (SearchTracesV3).
-pub fn search_traces(_: &Ctx, req: &Req) -> Result<Json> {
-    // Required, but may be empty (MLflow answers an empty list with no traces).
-    if !req.has("locations") {
-        return Err(super::missing("locations"));
-    }
-    for l in req.list("locations")? {
-        if let Some(e) = l.obj("mlflow_experiment")? {
-            e.str("experiment_id")?;
-        }
-    }
-    req.max_results(100, 50_000)?;
-    req.opt_str("filter")?;
-    req.page_offset()?;
-    Ok(json!({}))
-}
-
 /// The metrics of each view, and whether a metric is a count (COUNT only) or a value
 /// (AVG / MAX / MIN / PERCENTILE), as MLflow's trace-metrics handler checks them.
 const METRICS: &[(&str, &[&str])] = &[

@@ -17,6 +17,7 @@ pub mod mlflow_auth;
 pub mod registry;
 pub mod retention;
 pub mod secrets;
+pub mod traces;
 pub mod tracking;
 pub mod workspaces;
 
@@ -796,7 +797,28 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/gateway/secrets/config",
         gateway::secrets_config,
     ),
-    ("POST", "mlflow/traces/search", genai::search_traces),
+    // MLflow 3's traces (api/traces.rs); fixed paths before `{trace_id}`.
+    ("POST", "mlflow/traces", traces::start_trace_v3),
+    ("GET", "mlflow/traces/get", traces::get_trace),
+    ("GET", "mlflow/traces/batchGet", traces::batch_get_traces),
+    (
+        "POST",
+        "mlflow/traces/batchGetInfos",
+        traces::batch_get_trace_infos,
+    ),
+    ("POST", "mlflow/traces/search", traces::search_traces_v3),
+    ("POST", "mlflow/traces/delete-traces", traces::delete_traces),
+    ("GET", "mlflow/traces/{trace_id}", traces::get_trace_info_v3),
+    (
+        "PATCH",
+        "mlflow/traces/{trace_id}/tags",
+        traces::set_trace_tag,
+    ),
+    (
+        "DELETE",
+        "mlflow/traces/{trace_id}/tags",
+        traces::delete_trace_tag,
+    ),
     ("POST", "mlflow/traces/metrics", genai::trace_metrics),
     (
         "POST",
@@ -1396,7 +1418,16 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/gateway/supported-models", "any", Anyone),
         ("GET", "mlflow/gateway/provider-config", "any", Anyone),
         ("GET", "mlflow/gateway/secrets/config", "any", Anyone),
-        ("POST", "mlflow/traces/search", "experiments/read", Workspace),
+        ("POST", "mlflow/traces", "traces/write", Workspace),
+        ("GET", "mlflow/traces/get", "traces/read", Workspace),
+        ("GET", "mlflow/traces/batchGet", "traces/read", Workspace),
+        ("POST", "mlflow/traces/batchGetInfos", "traces/read", Workspace),
+        ("POST", "mlflow/traces/search", "traces/read", Workspace),
+        ("POST", "mlflow/traces/delete-traces", "traces/delete", Workspace),
+        ("GET", "mlflow/traces/{trace_id}", "traces/read", Workspace),
+        ("PATCH", "mlflow/traces/{trace_id}/tags", "traces/write", Workspace),
+        ("DELETE", "mlflow/traces/{trace_id}/tags", "traces/write", Workspace),
+        ("POST", "otlp/traces", "traces/write", Workspace),
         ("POST", "mlflow/traces/metrics", "experiments/read", Workspace),
         ("POST", "mlflow/datasets/search", "experiments/read", Workspace),
         ("GET", "mlflow/datasets/search", "experiments/read", Workspace),

@@ -244,6 +244,45 @@ fn insert_asset(
 }
 
 /// Every row of the workspace's state, gone (the change log is not state).
+/// A trace's info row and its tags from an info document (docs/design/traces.md): created,
+/// or replaced field by field; `finalized` once the client's `StartTraceV3` gave it.
+fn trace_info(
+    tx: &mut dyn Tx,
+    ws: &str,
+    trace_id: &str,
+    experiment_id: &str,
+    info: &str,
+    finalized: bool,
+) -> Result<()> {
+    let d: serde_json::Value = serde_json::from_str(info)
+        .map_err(|e| super::Error::Corrupt(format!("trace {trace_id}: info is not JSON: {e}")))?;
+    let text = |k: &str| d[k].as_str().map(str::to_owned);
+    tx.exec_later(
+        "INSERT INTO traces (workspace, trace_id, experiment_id, request_time, execution_duration, state, client_request_id, request_preview, response_preview, metadata, finalized) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (workspace, trace_id) DO UPDATE SET experiment_id = excluded.experiment_id, request_time = excluded.request_time, execution_duration = excluded.execution_duration, state = excluded.state, client_request_id = excluded.client_request_id, request_preview = excluded.request_preview, response_preview = excluded.response_preview, metadata = excluded.metadata, finalized = excluded.finalized",
+        vec![
+            ws.into(),
+            trace_id.into(),
+            experiment_id.into(),
+            d["request_time"].as_i64().unwrap_or(0).into(),
+            d["execution_duration"].as_i64().into(),
+            text("state").unwrap_or_else(|| "STATE_UNSPECIFIED".into()).into(),
+            text("client_request_id").into(),
+            text("request_preview").into(),
+            text("response_preview").into(),
+            d["metadata"].to_string().into(),
+            (finalized as i64).into(),
+        ],
+    )?;
+    for (k, v) in d["tags"].as_object().into_iter().flatten() {
+        tx.exec_later(
+            "INSERT INTO trace_tags (workspace, trace_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
+            vec![ws.into(), trace_id.into(), k.into(), v.as_str().unwrap_or_default().into()],
+        )?;
+    }
+    Ok(())
+}
+
 pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
     for (table, _) in schema::STATE_TABLES {
         let col = if *table == "workspaces" {
@@ -1255,6 +1294,55 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                  ON CONFLICT (workspace, kind, id) DO UPDATE SET name = excluded.name, doc = excluded.doc, updated_time = excluded.updated_time",
                 vec![ws.into(), kind.into(), id.into(), name.clone().into(), doc.into(), (*time).into()],
             )?;
+        }
+        Op::LogSpans {
+            trace_id,
+            experiment_id,
+            spans,
+            info,
+            ..
+        } => {
+            if let Some(info) = info {
+                trace_info(tx, ws, trace_id, experiment_id, info, false)?;
+            }
+            for s in spans {
+                tx.exec_later(
+                    "INSERT INTO trace_spans (workspace, trace_id, span_id, parent_span_id, name, start_ns, end_ns, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (workspace, trace_id, span_id) DO UPDATE SET parent_span_id = excluded.parent_span_id, name = excluded.name, start_ns = excluded.start_ns, end_ns = excluded.end_ns, content = excluded.content",
+                    vec![ws.into(), trace_id.into(), s.span_id.clone().into(), s.parent_span_id.clone().into(), s.name.clone().into(), s.start_ns.into(), s.end_ns.into(), s.content.clone().into()],
+                )?;
+            }
+        }
+        Op::StartTrace {
+            trace_id,
+            experiment_id,
+            info,
+            ..
+        } => trace_info(tx, ws, trace_id, experiment_id, info, true)?,
+        Op::SetTraceTag {
+            trace_id,
+            key,
+            value,
+            ..
+        } => {
+            tx.exec_later(
+                "INSERT INTO trace_tags (workspace, trace_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
+                vec![ws.into(), trace_id.into(), key.into(), value.into()],
+            )?;
+        }
+        Op::DeleteTraceTag { trace_id, key, .. } => {
+            tx.exec_later(
+                "DELETE FROM trace_tags WHERE workspace = ? AND trace_id = ? AND key = ?",
+                vec![ws.into(), trace_id.into(), key.into()],
+            )?;
+        }
+        Op::DeleteTraces { trace_ids, time } => {
+            for t in trace_ids {
+                tx.exec_later(
+                    "UPDATE traces SET deleted_time = ? WHERE workspace = ? AND trace_id = ? AND deleted_time IS NULL",
+                    vec![(*time).into(), ws.into(), t.into()],
+                )?;
+            }
         }
         Op::DeleteGatewayObject { kind, id, .. } => {
             tx.exec_later(

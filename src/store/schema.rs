@@ -617,6 +617,44 @@ CREATE TABLE gateway_objects (
   PRIMARY KEY (workspace, kind, id)
 )
 "#,
+    // 12: MLflow 3's traces (docs/design/traces.md): a trace's info, its tags, its spans (each
+    // the JSON of an OpenTelemetry span, as OTLP delivered it).
+    r#"
+CREATE TABLE traces (
+  workspace TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  experiment_id TEXT NOT NULL,
+  request_time BIGINT NOT NULL,
+  execution_duration BIGINT,
+  state TEXT NOT NULL,
+  client_request_id TEXT,
+  request_preview TEXT,
+  response_preview TEXT,
+  metadata TEXT NOT NULL,
+  finalized BIGINT NOT NULL,
+  deleted_time BIGINT,
+  PRIMARY KEY (workspace, trace_id)
+);
+CREATE INDEX traces_by_experiment ON traces (workspace, experiment_id, request_time);
+CREATE TABLE trace_tags (
+  workspace TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (workspace, trace_id, key)
+);
+CREATE TABLE trace_spans (
+  workspace TEXT NOT NULL,
+  trace_id TEXT NOT NULL,
+  span_id TEXT NOT NULL,
+  parent_span_id TEXT,
+  name TEXT NOT NULL,
+  start_ns BIGINT NOT NULL,
+  end_ns BIGINT,
+  content TEXT NOT NULL,
+  PRIMARY KEY (workspace, trace_id, span_id)
+)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -677,6 +715,9 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("secrets", "secret_id"),
     ("secret_versions", "secret_id, version"),
     ("gateway_objects", "kind, id"),
+    ("traces", "trace_id"),
+    ("trace_tags", "trace_id, key"),
+    ("trace_spans", "trace_id, span_id"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

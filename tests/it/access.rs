@@ -39,6 +39,7 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "secrets/write",
         "gateway/write",
         "gateway/invoke",
+        "traces/write",
     ];
     let read = action.ends_with("/read");
     match role {
@@ -83,6 +84,8 @@ fn concrete(key: &str) -> (String, String) {
         format!("/{rest}")
     } else if filled == "metrics" {
         "/metrics".to_owned()
+    } else if filled == "otlp/traces" {
+        "/v1/traces".to_owned()
     } else if filled == "gateway/invoke" {
         "/gateway/nobody/mlflow/invocations".to_owned()
     } else {

@@ -1801,6 +1801,127 @@ fn sub_str(s: &str, f: &crate::support::Fixture) -> String {
         .replace("{LM}", &f.model_id)
 }
 
+/// MLflow 3's traces (api/traces.rs).
+fn traces_cases() -> Vec<crate::support::Case> {
+    const IPV: (u16, &str) = (400, "INVALID_PARAMETER_VALUE");
+    const RDNE: (u16, &str) = (404, "RESOURCE_DOES_NOT_EXIST");
+    let t = "/api/3.0/mlflow/traces";
+    let info = |e: &str, extra: Value| {
+        let mut i = json!({"trace_id": "tr-0123", "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}, "request_time": "2026-12-05T03:24:45.724Z", "state": "OK"});
+        for (k, v) in extra.as_object().unwrap() {
+            i[k] = v.clone();
+        }
+        json!({"trace": {"trace_info": i}})
+    };
+    let cases: Vec<(&str, String, Value, (u16, &str))> = vec![
+        ("POST", t.into(), json!({}), IPV),
+        ("POST", t.into(), json!({"trace": {}}), IPV),
+        (
+            "POST",
+            t.into(),
+            info("{EXP}", json!({"trace_id": ""})),
+            IPV,
+        ),
+        ("POST", t.into(), info("424242", json!({})), RDNE),
+        (
+            "POST",
+            t.into(),
+            info("{EXP}", json!({"request_time": "yesterday"})),
+            IPV,
+        ),
+        (
+            "POST",
+            t.into(),
+            info("{EXP}", json!({"execution_duration": "long"})),
+            IPV,
+        ),
+        (
+            "POST",
+            t.into(),
+            info("{EXP}", json!({"state": "FINE"})),
+            IPV,
+        ),
+        (
+            "POST",
+            t.into(),
+            info(
+                "{EXP}",
+                json!({"tags": {"mlflow.traceName": "x".repeat(300)}}),
+            ),
+            IPV,
+        ),
+        ("GET", format!("{t}/get"), json!({}), IPV),
+        (
+            "GET",
+            format!("{t}/get"),
+            json!({"trace_id": "tr-nope"}),
+            RDNE,
+        ),
+        ("GET", format!("{t}/batchGet"), json!({}), IPV),
+        ("POST", format!("{t}/batchGetInfos"), json!({}), IPV),
+        ("POST", format!("{t}/search"), json!({}), IPV),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [], "max_results": 501}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "{EXP}"}}], "filter": "metrics.x > 1"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "{EXP}"}}], "order_by": ["nonsense DESC"]}),
+            IPV,
+        ),
+        ("POST", format!("{t}/delete-traces"), json!({}), IPV),
+        (
+            "POST",
+            format!("{t}/delete-traces"),
+            json!({"experiment_id": "{EXP}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/delete-traces"),
+            json!({"experiment_id": "{EXP}", "max_timestamp_millis": 1, "request_ids": ["tr-1"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/delete-traces"),
+            json!({"experiment_id": "{EXP}", "max_timestamp_millis": 1, "max_traces": 0}),
+            IPV,
+        ),
+        ("GET", format!("{t}/tr-nope"), json!({}), RDNE),
+        ("PATCH", format!("{t}/tr-nope/tags"), json!({}), IPV),
+        (
+            "PATCH",
+            format!("{t}/tr-nope/tags"),
+            json!({"key": "k", "value": "v"}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            format!("{t}/tr-nope/tags"),
+            json!({"key": "mlflow.trace.spansLocation", "value": "v"}),
+            IPV,
+        ),
+        ("DELETE", format!("{t}/tr-nope/tags"), json!({}), IPV),
+        (
+            "DELETE",
+            format!("{t}/tr-nope/tags"),
+            json!({"key": "k"}),
+            RDNE,
+        ),
+    ];
+    crate::support::static_cases(cases)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_rejects_bad_input_with_mlflow_errors_and_changes_nothing() {
     for meta in crate::support::metadata_stores() {
@@ -1818,6 +1939,7 @@ async fn bad_input_on(meta: crate::support::Meta) {
         .chain(crate::assets::bad_input_cases())
         .chain(crate::secrets::bad_input_cases())
         .chain(crate::gateway::bad_input_cases())
+        .chain(traces_cases())
         .collect();
     let covered: std::collections::HashSet<String> = all.iter().map(|c| c.1.to_owned()).collect();
     for (method, path, params, (status, code)) in all {
@@ -1921,7 +2043,8 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{member}", "nobody")
             .replace("{token_id}", "t-nope")
             .replace("{assignment_id}", "a-nope")
-            .replace("{lock_id}", "l-nope");
+            .replace("{lock_id}", "l-nope")
+            .replace("{trace_id}", "tr-nope");
         let alt = pattern
             .replace("{model_id}", "{LM}")
             .replace("{workspace_name}", "default")
@@ -1929,7 +2052,8 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{name}", "nobody")
             .replace("{version}", "1")
             .replace("{job_id}", "j-nope")
-            .replace("{attempt}", "1");
+            .replace("{attempt}", "1")
+            .replace("{trace_id}", "tr-nope");
         let hit = covered.iter().any(|c| {
             c == &format!("{prefix}{concrete}")
                 || c == &format!("{prefix}{alt}")

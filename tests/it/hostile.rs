@@ -117,9 +117,13 @@ async fn hostile_on(meta: crate::support::Meta) {
         let path = pattern
             .replace("{model_id}", &f.model_id)
             .replace("{tag_key}", "k")
+            .replace("{trace_id}", "tr-0123")
             .replace("{workspace_name}", "default");
         let prefix = if pattern.starts_with("workspaces/") {
             "/api/tandem/v1/"
+        } else if pattern.starts_with("mlflow/traces") || pattern.starts_with("mlflow/gateway/") {
+            // MLflow 3's routes (`POST /api/2.0/mlflow/traces` is MLflow 2's, not served).
+            "/api/3.0/"
         } else {
             "/api/2.0/"
         };

@@ -98,11 +98,16 @@ fn op_index(op: &Op) -> usize {
         Op::PurgeSecret { .. } => 79,
         Op::PutGatewayObject { .. } => 80,
         Op::DeleteGatewayObject { .. } => 81,
+        Op::LogSpans { .. } => 82,
+        Op::StartTrace { .. } => 83,
+        Op::SetTraceTag { .. } => 84,
+        Op::DeleteTraceTag { .. } => 85,
+        Op::DeleteTraces { .. } => 86,
     }
 }
-const OP_COUNT: usize = 82;
+const OP_COUNT: usize = 87;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 75;
+pub const ACTIONS: u8 = 76;
 
 pub struct World {
     meta: Meta,
@@ -362,6 +367,36 @@ pub fn run_action(w: &mut World, a: &Action) {
                 6 => drop(w.call(gw::delete_model_definition, json!({"model_definition_id": did}))),
                 7 => drop(w.call(gw::delete_secret, json!({"secret_id": sid}))),
                 _ => drop(w.call(gw::create_budget, json!({"budget_unit": "USD", "budget_amount": y as f64, "duration": {"unit": "DAYS", "value": 1}, "target_scope": "GLOBAL", "budget_action": "ALERT"}))),
+            }
+        }
+        // Traces: spans as OTLP delivers them (one trace of a few, some in two requests), the
+        // client's final info, tags, deletes.
+        75 => {
+            use tandem::api::traces as tc;
+            let e = pick(&w.experiments, x).unwrap_or_else(|| "0".into());
+            let trace = [y % 4 + 1; 16];
+            let trace_id = tc::trace_id_of(&trace);
+            match z % 5 {
+                0 | 1 => {
+                    let span = |id: u8, parent: Option<u8>| tandem::otlp::SpanIn {
+                        trace_id: trace,
+                        span_id: [id; 8],
+                        parent_span_id: parent.map(|p| [p; 8]),
+                        name: format!("s{id}"),
+                        start_ns: 1_000_000 * (id as i64 + 1),
+                        end_ns: Some(9_000_000),
+                        status_code: 1,
+                        content: json!({"name": format!("s{id}"), "attributes": [{"key": "mlflow.spanInputs", "value": {"int_value": id}}]}),
+                    };
+                    let spans = if z % 5 == 0 { vec![span(1, None), span(2, Some(1))] } else { vec![span(3, Some(1))] };
+                    drop(tc::log_spans(&w.ctx, &e, spans));
+                }
+                2 => drop(w.call(tc::start_trace_v3, json!({"trace": {"trace_info": {"trace_id": trace_id, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}, "request_time": "2026-12-05T03:24:45.724Z", "execution_duration": "0.5s", "state": "OK", "trace_metadata": {"m": "1"}, "tags": {"mlflow.traceName": "t"}}}}))),
+                3 => {
+                    let h: tandem::api::Handler = if x % 2 == 0 { tc::set_trace_tag } else { tc::delete_trace_tag };
+                    drop(w.call(h, json!({"trace_id": trace_id, "key": key, "value": format!("{z}")})));
+                }
+                _ => drop(w.call(tc::delete_traces, json!({"experiment_id": e, "request_ids": [trace_id]}))),
             }
         }
         0 => {

@@ -96,6 +96,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "secrets/write",
             "gateway/write",
             "gateway/invoke",
+            "traces/write",
         ],
     ),
     (
@@ -112,6 +113,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "secrets/write",
             "gateway/write",
             "gateway/invoke",
+            "traces/write",
             "secrets/reveal",
             "*/delete",
             "workspaces/write",

@@ -50,6 +50,8 @@ pub fn op_action(op: &str) -> &'static str {
         "DeleteSecret" | "PurgeSecret" => "secrets/delete",
         "PutGatewayObject" => "gateway/write",
         "DeleteGatewayObject" => "gateway/delete",
+        "LogSpans" | "StartTrace" | "SetTraceTag" | "DeleteTraceTag" => "traces/write",
+        "DeleteTraces" => "traces/delete",
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -69,6 +71,12 @@ pub fn object_of(event: &Event) -> String {
             s("kind").unwrap_or_default().replace('_', "-"),
             s("id").unwrap_or_default()
         );
+    }
+    if let Some(t) = s("trace_id") {
+        return format!("trace:{t}");
+    }
+    if event.op == "DeleteTraces" {
+        return format!("workspace:{}", event.workspace);
     }
     if let Some(j) = s("job_id") {
         return format!("job:{j}");

@@ -16,6 +16,20 @@ pub struct KeyValue {
     pub value: String,
 }
 
+/// One span of a trace as OTLP delivered it (docs/design/traces.md): its IDs in hex, its
+/// times, and its whole content as the protobuf JSON mapping of OpenTelemetry's `Span`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSpan {
+    pub span_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub start_ns: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ns: Option<i64>,
+    pub content: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricPoint {
     pub key: String,
@@ -571,6 +585,42 @@ pub enum Op {
     DeleteGatewayObject {
         kind: String,
         id: String,
+        time: i64,
+    },
+    /// Spans of one trace of experiment `experiment_id`, from one OTLP export request. `info`
+    /// (the trace's info document, docs/design/traces.md) is set when these spans create the
+    /// trace or update what spans decide of it (times, state, name) before the client's own
+    /// `StartTraceV3` has finalized it.
+    LogSpans {
+        trace_id: String,
+        experiment_id: String,
+        spans: Vec<TraceSpan>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        info: Option<String>,
+        time: i64,
+    },
+    /// A trace's info as the client finalizes it (`StartTraceV3`): times, state, previews,
+    /// metadata and tags.
+    StartTrace {
+        trace_id: String,
+        experiment_id: String,
+        info: String,
+        time: i64,
+    },
+    SetTraceTag {
+        trace_id: String,
+        key: String,
+        value: String,
+        time: i64,
+    },
+    DeleteTraceTag {
+        trace_id: String,
+        key: String,
+        time: i64,
+    },
+    /// Traces deleted (soft: recoverable by a point-in-time restore, purged by retention).
+    DeleteTraces {
+        trace_ids: Vec<String>,
         time: i64,
     },
 }

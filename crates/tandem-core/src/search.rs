@@ -13,6 +13,8 @@ pub enum Kind {
     Tag,
     Attribute,
     Dataset,
+    /// A trace's request metadata (`request_metadata.KEY`, `metadata.KEY`).
+    Metadata,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,27 @@ pub const LOGGED_MODELS: Spec = Spec {
         "status",
         "source_run_id",
         "experiment_id",
+    ],
+};
+
+/// MLflow's trace search (`SearchTracesV3`): tags, request metadata and the attributes
+/// below (`attributes.`, `trace.` or bare).
+pub const TRACES: Spec = Spec {
+    entity: "trace",
+    kinds: &[Kind::Tag, Kind::Attribute, Kind::Metadata],
+    numeric_attributes: &[
+        "timestamp_ms",
+        "timestamp",
+        "execution_time_ms",
+        "execution_time",
+    ],
+    string_attributes: &[
+        "status",
+        "state",
+        "name",
+        "trace_id",
+        "request_id",
+        "client_request_id",
     ],
 };
 
@@ -277,6 +300,8 @@ fn kind_of(prefix: &str) -> Option<Kind> {
         "tag" | "tags" => Kind::Tag,
         "attribute" | "attributes" | "attr" | "run" => Kind::Attribute,
         "dataset" | "datasets" => Kind::Dataset,
+        "trace" => Kind::Attribute,
+        "request_metadata" | "metadata" => Kind::Metadata,
         _ => return None,
     })
 }

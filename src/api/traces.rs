@@ -1,0 +1,811 @@
+//! MLflow 3's traces on the change log (docs/design/traces.md): OTLP span ingest, the v3
+//! trace info (`StartTraceV3`, `GetTraceInfoV3`, `BatchGetTraceInfos`), whole traces
+//! (`GetTrace`, `BatchGetTraces`), `SearchTracesV3`, tags (v2 and v3 routes) and deletes.
+//!
+//! Each OTLP request becomes one `LogSpans` event per trace it carries (its spans' JSON, and
+//! the trace's info while the client has not finalized it); the client's `StartTraceV3` is a
+//! `StartTrace` event. So traces replicate, archive and restore to the millisecond like runs.
+
+use super::{missing, wrong_type, Ctx, Req};
+use crate::otlp::{self, SpanIn};
+use crate::store::queries;
+use crate::store::{Decision, Row, Tx};
+use serde_json::{json, Map, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use tandem_core::event::TraceSpan;
+use tandem_core::search::{self, Field, Kind};
+use tandem_core::{MlflowError, Op, Result};
+
+/// MLflow's `SEARCH_TRACES_DEFAULT_MAX_RESULTS` and the handler's bound.
+const SEARCH_DEFAULT: i64 = 100;
+const SEARCH_MAX: i64 = 500;
+/// Previews of a trace's request and response, as MLflow cuts them.
+const MAX_PREVIEW: usize = 1000;
+const STATES: &[&str] = &["STATE_UNSPECIFIED", "OK", "ERROR", "IN_PROGRESS"];
+/// Tags MLflow manages itself: a client may not set them (`archivalFailure` may be deleted).
+const IMMUTABLE_TAGS: &[&str] = &[
+    "mlflow.trace.spansLocation",
+    "mlflow.trace.archiveLocation",
+    "mlflow.trace.archivalFailure",
+];
+
+fn not_found(trace_id: &str) -> MlflowError {
+    MlflowError::not_found(format!("Trace with ID '{trace_id}' not found."))
+}
+
+/// MLflow's trace ID for an OpenTelemetry trace ID.
+pub fn trace_id_of(otel: &[u8; 16]) -> String {
+    format!("tr-{}", otlp::hex(otel))
+}
+
+fn active_experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Json> {
+    let e = queries::experiment(tx, ws, id)?
+        .ok_or_else(|| MlflowError::not_found(format!("No Experiment with id={id} exists")))?;
+    if e["lifecycle_stage"] != "active" {
+        return Err(MlflowError::invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is {}.",
+            e["lifecycle_stage"].as_str().unwrap_or_default()
+        ))
+        .into());
+    }
+    Ok(e)
+}
+
+fn preview(v: Option<&Json>) -> Option<String> {
+    let v = otlp::plain(v?);
+    let s = match v {
+        Json::Null => return None,
+        Json::String(s) => s,
+        other => other.to_string(),
+    };
+    Some(s.chars().take(MAX_PREVIEW).collect())
+}
+
+const TRACE_COLUMNS: &str = "trace_id, experiment_id, request_time, execution_duration, state, client_request_id, request_preview, response_preview, metadata, finalized, deleted_time";
+
+/// A trace's info as stored, and its tags.
+struct TraceRow {
+    trace_id: String,
+    experiment_id: String,
+    request_time: i64,
+    execution_duration: Option<i64>,
+    state: String,
+    client_request_id: Option<String>,
+    request_preview: Option<String>,
+    response_preview: Option<String>,
+    metadata: Map<String, Json>,
+    finalized: bool,
+    deleted: bool,
+    tags: BTreeMap<String, String>,
+}
+
+impl TraceRow {
+    fn of(r: &Row) -> TraceRow {
+        TraceRow {
+            trace_id: r.text(0),
+            experiment_id: r.text(1),
+            request_time: r.int(2),
+            execution_duration: r.opt_int(3),
+            state: r.text(4),
+            client_request_id: r.opt_text(5),
+            request_preview: r.opt_text(6),
+            response_preview: r.opt_text(7),
+            metadata: serde_json::from_str(&r.text(8)).unwrap_or_default(),
+            finalized: r.int(9) != 0,
+            deleted: r.opt_int(10).is_some(),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// The document an event carries (see `apply::trace_info`).
+    fn doc(&self) -> Json {
+        json!({
+            "request_time": self.request_time,
+            "execution_duration": self.execution_duration,
+            "state": self.state,
+            "client_request_id": self.client_request_id,
+            "request_preview": self.request_preview,
+            "response_preview": self.response_preview,
+            "metadata": self.metadata,
+            "tags": self.tags,
+        })
+    }
+}
+
+fn trace_row(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result<Option<TraceRow>> {
+    let Some(r) = tx.query_one(
+        &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE workspace = ? AND trace_id = ?"),
+        &[ws.into(), trace_id.into()],
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut t = TraceRow::of(&r);
+    for tag in tx.query(
+        "SELECT key, value FROM trace_tags WHERE workspace = ? AND trace_id = ?",
+        &[ws.into(), trace_id.into()],
+    )? {
+        t.tags.insert(tag.text(0), tag.text(1));
+    }
+    Ok(Some(t))
+}
+
+/// A live (not deleted) trace, or MLflow's not-found error.
+fn live_trace(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result<TraceRow> {
+    match trace_row(tx, ws, trace_id)? {
+        Some(t) if !t.deleted => Ok(t),
+        _ => Err(not_found(trace_id).into()),
+    }
+}
+
+/// `google.protobuf.Timestamp` in its JSON mapping, from milliseconds.
+fn timestamp_json(ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    if ms.rem_euclid(1000) == 0 {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+}
+
+/// `google.protobuf.Duration` in its JSON mapping, from milliseconds.
+fn duration_json(ms: i64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{:03}s", ms / 1000, (ms % 1000).abs())
+    }
+}
+
+fn parse_timestamp(v: &Json, key: &str) -> Result<Option<i64>> {
+    match v {
+        Json::Null => Ok(None),
+        Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|_| wrong_type(key, v)),
+        Json::Object(o) => {
+            let secs = o
+                .get("seconds")
+                .and_then(|s| s.as_i64().or_else(|| s.as_str()?.parse().ok()))
+                .unwrap_or(0);
+            let nanos = o.get("nanos").and_then(Json::as_i64).unwrap_or(0);
+            Ok(Some(secs * 1000 + nanos / 1_000_000))
+        }
+        _ => Err(wrong_type(key, v)),
+    }
+}
+
+fn parse_duration(v: &Json, key: &str) -> Result<Option<i64>> {
+    match v {
+        Json::Null => Ok(None),
+        Json::String(s) => s
+            .strip_suffix('s')
+            .and_then(|n| n.parse::<f64>().ok())
+            .filter(|n| n.is_finite())
+            .map(|n| Some((n * 1000.0).round() as i64))
+            .ok_or_else(|| wrong_type(key, v)),
+        _ => Err(wrong_type(key, v)),
+    }
+}
+
+/// TraceInfo (v3) in MLflow's JSON.
+fn render(t: &TraceRow, artifact_location: &str) -> Json {
+    let mut tags: Map<String, Json> = t
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+        .collect();
+    tags.entry("mlflow.artifactLocation")
+        .or_insert_with(|| format!("{artifact_location}/traces/{}/artifacts", t.trace_id).into());
+    tags.insert("mlflow.trace.spansLocation".into(), "TRACKING_STORE".into());
+    let mut metadata = t.metadata.clone();
+    if t.finalized {
+        metadata.insert("mlflow.trace.infoFinalized".into(), "true".into());
+    }
+    let mut j = json!({
+        "trace_id": t.trace_id,
+        "trace_location": { "type": "MLFLOW_EXPERIMENT", "mlflow_experiment": { "experiment_id": t.experiment_id } },
+        "request_time": timestamp_json(t.request_time),
+        "state": t.state,
+        "trace_metadata": metadata,
+        "tags": tags,
+    });
+    if let Some(d) = t.execution_duration {
+        j["execution_duration"] = duration_json(d).into();
+    }
+    for (k, v) in [
+        ("request_preview", &t.request_preview),
+        ("response_preview", &t.response_preview),
+        ("client_request_id", &t.client_request_id),
+    ] {
+        if let Some(v) = v {
+            j[k] = v.as_str().into();
+        }
+    }
+    j
+}
+
+fn artifact_locations(
+    tx: &mut dyn Tx,
+    ws: &str,
+    rows: &[TraceRow],
+) -> crate::store::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for r in rows {
+        if !out.contains_key(&r.experiment_id) {
+            let loc = queries::experiment(tx, ws, &r.experiment_id)?
+                .and_then(|e| e["artifact_location"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            out.insert(r.experiment_id.clone(), loc);
+        }
+    }
+    Ok(out)
+}
+
+fn spans_of(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result<Vec<Json>> {
+    Ok(tx
+        .query(
+            "SELECT content FROM trace_spans WHERE workspace = ? AND trace_id = ? ORDER BY start_ns, span_id",
+            &[ws.into(), trace_id.into()],
+        )?
+        .iter()
+        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(Json::Null))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Ingest
+
+/// `POST /v1/traces`: spans for experiment `experiment_id`, one `LogSpans` event per trace.
+/// Returns how many spans were stored.
+pub fn log_spans(ctx: &Ctx, experiment_id: &str, spans: Vec<SpanIn>) -> Result<usize> {
+    let n = spans.len();
+    let mut by_trace: Vec<(String, Vec<SpanIn>)> = Vec::new();
+    for s in spans {
+        let id = trace_id_of(&s.trace_id);
+        match by_trace.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, v)) => v.push(s),
+            None => by_trace.push((id, vec![s])),
+        }
+    }
+    let time = ctx.now();
+    ctx.write(|tx| {
+        active_experiment(tx, &ctx.workspace, experiment_id)?;
+        let mut ops = Vec::new();
+        for (trace_id, spans) in &by_trace {
+            let existing = trace_row(tx, &ctx.workspace, trace_id)?;
+            if let Some(e) = &existing {
+                if e.experiment_id != experiment_id {
+                    return Err(MlflowError::invalid(format!(
+                        "Trace '{trace_id}' belongs to experiment {}, not {experiment_id}.",
+                        e.experiment_id
+                    ))
+                    .into());
+                }
+            }
+            let info = match existing {
+                Some(e) if e.finalized => None,
+                e => Some(
+                    info_from_spans(e, trace_id, experiment_id, spans)
+                        .doc()
+                        .to_string(),
+                ),
+            };
+            ops.push(Op::LogSpans {
+                trace_id: trace_id.clone(),
+                experiment_id: experiment_id.to_owned(),
+                spans: spans
+                    .iter()
+                    .map(|s| TraceSpan {
+                        span_id: otlp::hex(&s.span_id),
+                        parent_span_id: s.parent_span_id.map(|p| otlp::hex(&p)),
+                        name: s.name.clone(),
+                        start_ns: s.start_ns,
+                        end_ns: s.end_ns,
+                        content: s.content.to_string(),
+                    })
+                    .collect(),
+                info,
+                time,
+            });
+        }
+        Ok(Decision::changes(n, ops))
+    })
+}
+
+/// What spans tell of a trace the client has not finalized yet: its start and duration, its
+/// state and name (from the root span), the previews of its request and response.
+fn info_from_spans(
+    existing: Option<TraceRow>,
+    trace_id: &str,
+    experiment_id: &str,
+    spans: &[SpanIn],
+) -> TraceRow {
+    let mut t = existing.unwrap_or(TraceRow {
+        trace_id: trace_id.to_owned(),
+        experiment_id: experiment_id.to_owned(),
+        request_time: i64::MAX,
+        execution_duration: None,
+        state: "IN_PROGRESS".into(),
+        client_request_id: None,
+        request_preview: None,
+        response_preview: None,
+        metadata: Map::from_iter([("mlflow.trace_schema.version".to_owned(), Json::from("3"))]),
+        finalized: false,
+        deleted: false,
+        tags: BTreeMap::new(),
+    });
+    let start = spans
+        .iter()
+        .map(|s| s.start_ns / 1_000_000)
+        .min()
+        .unwrap_or(0);
+    let end = spans
+        .iter()
+        .filter_map(|s| s.end_ns)
+        .map(|e| e / 1_000_000)
+        .max();
+    let old_end = t.execution_duration.map(|d| t.request_time + d);
+    t.request_time = t.request_time.min(start);
+    if let Some(end) = end.into_iter().chain(old_end).max() {
+        t.execution_duration = Some(end - t.request_time);
+    }
+    if let Some(root) = spans.iter().find(|s| s.parent_span_id.is_none()) {
+        t.state = match root.status_code {
+            1 => "OK",
+            2 => "ERROR",
+            _ => "IN_PROGRESS",
+        }
+        .into();
+        t.tags.insert("mlflow.traceName".into(), root.name.clone());
+        t.request_preview = preview(otlp::attribute(&root.content, "mlflow.spanInputs"));
+        t.response_preview = preview(otlp::attribute(&root.content, "mlflow.spanOutputs"));
+    }
+    t
+}
+
+// ---------------------------------------------------------------------------------------
+// Trace info
+
+/// `POST mlflow/traces` (StartTraceV3): the client's final info for a trace.
+pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let trace = req.obj("trace")?.ok_or_else(|| missing("trace"))?;
+    let info = trace
+        .obj("trace_info")?
+        .ok_or_else(|| missing("trace_info"))?;
+    let trace_id = info.str("trace_id")?;
+    let experiment_id = info
+        .obj("trace_location")?
+        .and_then(|l| l.obj("mlflow_experiment").ok().flatten())
+        .ok_or_else(|| missing("trace_location.mlflow_experiment"))?
+        .str("experiment_id")?;
+    let request_time = parse_timestamp(
+        info.0.get("request_time").unwrap_or(&Json::Null),
+        "request_time",
+    )?
+    .unwrap_or(0);
+    let execution_duration = parse_duration(
+        info.0.get("execution_duration").unwrap_or(&Json::Null),
+        "execution_duration",
+    )?;
+    let state = info
+        .opt_str("state")?
+        .unwrap_or_else(|| "STATE_UNSPECIFIED".into());
+    if !STATES.contains(&state.as_str()) {
+        return Err(wrong_type("state", &Json::String(state)));
+    }
+    let metadata = info.str_map("trace_metadata")?.unwrap_or_default();
+    let tags = info.str_map("tags")?.unwrap_or_default();
+    if let Some(name) = tags.get("mlflow.traceName") {
+        if name.chars().count() > 250 {
+            return Err(MlflowError::invalid(
+                "The trace name (tag 'mlflow.traceName') is at most 250 characters.",
+            ));
+        }
+    }
+    let mut row = TraceRow {
+        trace_id: trace_id.clone(),
+        experiment_id: experiment_id.clone(),
+        request_time,
+        execution_duration,
+        state,
+        client_request_id: info.opt_str("client_request_id")?,
+        request_preview: info.opt_str("request_preview")?,
+        response_preview: info.opt_str("response_preview")?,
+        metadata: metadata
+            .into_iter()
+            .map(|(k, v)| (k, Json::String(v)))
+            .collect(),
+        finalized: true,
+        deleted: false,
+        tags: tags
+            .into_iter()
+            .filter(|(k, _)| !IMMUTABLE_TAGS.contains(&k.as_str()))
+            .collect(),
+    };
+    let time = ctx.now();
+    let (row, loc) = ctx.write(|tx| {
+        let e = active_experiment(tx, &ctx.workspace, &experiment_id)?;
+        if let Some(existing) = trace_row(tx, &ctx.workspace, &trace_id)? {
+            // Tags the spans or a user set earlier stay unless the client names them again.
+            for (k, v) in existing.tags {
+                row.tags.entry(k).or_insert(v);
+            }
+        }
+        let op = Op::StartTrace {
+            trace_id: trace_id.clone(),
+            experiment_id: experiment_id.clone(),
+            info: row.doc().to_string(),
+            time,
+        };
+        let loc = e["artifact_location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut stored = trace_row_from(&row);
+        stored.tags = row.tags.clone();
+        Ok(Decision::change((stored, loc), op))
+    })?;
+    Ok(json!({ "trace": { "trace_info": render(&row, &loc) } }))
+}
+
+fn trace_row_from(r: &TraceRow) -> TraceRow {
+    TraceRow {
+        trace_id: r.trace_id.clone(),
+        experiment_id: r.experiment_id.clone(),
+        request_time: r.request_time,
+        execution_duration: r.execution_duration,
+        state: r.state.clone(),
+        client_request_id: r.client_request_id.clone(),
+        request_preview: r.request_preview.clone(),
+        response_preview: r.response_preview.clone(),
+        metadata: r.metadata.clone(),
+        finalized: r.finalized,
+        deleted: r.deleted,
+        tags: r.tags.clone(),
+    }
+}
+
+/// `GET mlflow/traces/{trace_id}` (GetTraceInfoV3).
+pub fn get_trace_info_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("trace_id")?;
+    let (t, loc) = ctx.read(|tx| {
+        let t = live_trace(tx, &ctx.workspace, &id)?;
+        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
+        Ok((t, loc))
+    })?;
+    let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
+    Ok(json!({ "trace": { "trace_info": render(&t, &l) } }))
+}
+
+/// `GET mlflow/traces/get` (GetTrace): the info and every span.
+pub fn get_trace(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = req.str("trace_id")?;
+    req.opt_bool("allow_partial")?;
+    let (t, loc, spans) = ctx.read(|tx| {
+        let t = live_trace(tx, &ctx.workspace, &id)?;
+        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
+        let spans = spans_of(tx, &ctx.workspace, &id)?;
+        Ok((t, loc, spans))
+    })?;
+    let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
+    Ok(json!({ "trace": { "trace_info": render(&t, &l), "spans": spans } }))
+}
+
+fn batch(ctx: &Ctx, req: &Req, with_spans: bool) -> Result<Vec<Json>> {
+    if !req.has("trace_ids") {
+        return Err(missing("trace_ids"));
+    }
+    let ids = req.str_list("trace_ids")?;
+    let experiments = req
+        .has("experiment_ids")
+        .then(|| req.str_list("experiment_ids"))
+        .transpose()?;
+    ctx.read(|tx| {
+        let mut rows = Vec::new();
+        for id in &ids {
+            if let Some(t) = trace_row(tx, &ctx.workspace, id)? {
+                if !t.deleted
+                    && experiments
+                        .as_ref()
+                        .is_none_or(|e| e.contains(&t.experiment_id))
+                {
+                    rows.push(t);
+                }
+            }
+        }
+        let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
+        let mut out = Vec::new();
+        for t in &rows {
+            let info = render(
+                t,
+                locs.get(&t.experiment_id).map(String::as_str).unwrap_or(""),
+            );
+            out.push(if with_spans {
+                json!({ "trace_info": info, "spans": spans_of(tx, &ctx.workspace, &t.trace_id)? })
+            } else {
+                info
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// `GET mlflow/traces/batchGet` (BatchGetTraces).
+pub fn batch_get_traces(ctx: &Ctx, req: &Req) -> Result<Json> {
+    Ok(json!({ "traces": batch(ctx, req, true)? }))
+}
+
+/// `POST mlflow/traces/batchGetInfos` (BatchGetTraceInfos).
+pub fn batch_get_trace_infos(ctx: &Ctx, req: &Req) -> Result<Json> {
+    Ok(json!({ "trace_infos": batch(ctx, req, false)? }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Search
+
+fn trace_field<'a>(t: &'a TraceRow, kind: Kind, key: &str) -> Option<Field<'a>> {
+    match kind {
+        Kind::Tag => t.tags.get(key).map(|v| Field::Str(v)),
+        Kind::Metadata => t.metadata.get(key).and_then(Json::as_str).map(Field::Str),
+        Kind::Attribute => match key {
+            "timestamp_ms" | "timestamp" => Some(Field::Num(t.request_time as f64)),
+            "execution_time_ms" | "execution_time" => {
+                t.execution_duration.map(|d| Field::Num(d as f64))
+            }
+            "status" | "state" => Some(Field::Str(&t.state)),
+            "name" => t.tags.get("mlflow.traceName").map(|v| Field::Str(v)),
+            "trace_id" | "request_id" => Some(Field::Str(&t.trace_id)),
+            "client_request_id" => t.client_request_id.as_deref().map(Field::Str),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `POST mlflow/traces/search` (SearchTracesV3): MLflow's filter language over tags,
+/// request metadata and the attributes of `search::TRACES`, newest first by default.
+pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
+    if !req.has("locations") {
+        return Err(missing("locations"));
+    }
+    let mut experiments = Vec::new();
+    for l in req.list("locations")? {
+        if let Some(e) = l.obj("mlflow_experiment")? {
+            experiments.push(e.str("experiment_id")?);
+        }
+    }
+    let max = req.max_results(SEARCH_DEFAULT, SEARCH_MAX)?;
+    let filter = req.opt_str("filter")?.unwrap_or_default();
+    let clauses = search::parse_filter(&filter, &search::TRACES)?;
+    let order = search::parse_order_by(&req.str_list("order_by")?, &search::TRACES)?;
+    let offset = req.page_offset()?;
+    if experiments.is_empty() {
+        return Ok(json!({}));
+    }
+    let (mut rows, locs) = ctx.read(|tx| {
+        let mut rows = Vec::new();
+        for e in &experiments {
+            let found = tx.query(
+                &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE workspace = ? AND experiment_id = ? AND deleted_time IS NULL"),
+                &[ctx.workspace.as_str().into(), e.as_str().into()],
+            )?;
+            let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+            for t in tx.query(
+                "SELECT g.trace_id, g.key, g.value FROM trace_tags g JOIN traces t ON t.workspace = g.workspace AND t.trace_id = g.trace_id WHERE g.workspace = ? AND t.experiment_id = ?",
+                &[ctx.workspace.as_str().into(), e.as_str().into()],
+            )? {
+                tags.entry(t.text(0)).or_default().insert(t.text(1), t.text(2));
+            }
+            for r in &found {
+                let mut t = TraceRow::of(r);
+                t.tags = tags.remove(&t.trace_id).unwrap_or_default();
+                rows.push(t);
+            }
+        }
+        let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
+        Ok((rows, locs))
+    })?;
+    rows.retain(|t| {
+        clauses
+            .iter()
+            .all(|c| search::matches(c, trace_field(t, c.kind, &c.key)))
+    });
+    rows.sort_by(|a, b| {
+        for k in &order {
+            let o = search::compare_fields(
+                trace_field(a, k.kind, &k.key),
+                trace_field(b, k.kind, &k.key),
+                k.ascending,
+            );
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        // MLflow's default: newest first, then by ID.
+        b.request_time
+            .cmp(&a.request_time)
+            .then_with(|| a.trace_id.cmp(&b.trace_id))
+    });
+    let (page, next) = super::page(rows, offset, max);
+    let mut out = json!({});
+    if !page.is_empty() {
+        out["traces"] = page
+            .iter()
+            .map(|t| {
+                render(
+                    t,
+                    locs.get(&t.experiment_id).map(String::as_str).unwrap_or(""),
+                )
+            })
+            .collect::<Vec<_>>()
+            .into();
+    }
+    if let Some(t) = next {
+        out["next_page_token"] = t.into();
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Tags and deletes
+
+fn trace_param(req: &Req) -> Result<String> {
+    match req.opt_str("trace_id")?.filter(|s| !s.is_empty()) {
+        Some(t) => Ok(t),
+        None => req.str("request_id"),
+    }
+}
+
+/// `PATCH mlflow/traces/{trace_id}/tags` (v3) and `{request_id}` (v2).
+pub fn set_trace_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = trace_param(req)?;
+    let key = req.str("key")?;
+    let value = req.opt_str("value")?.unwrap_or_default();
+    if IMMUTABLE_TAGS.contains(&key.as_str()) {
+        return Err(MlflowError::invalid(format!(
+            "Tag '{key}' is immutable and cannot be set on a trace."
+        )));
+    }
+    if key.chars().count() > 250 || value.chars().count() > 8000 {
+        return Err(MlflowError::invalid(
+            "A trace tag's key is at most 250 characters and its value at most 8000.",
+        ));
+    }
+    let time = ctx.now();
+    ctx.write(|tx| {
+        let t = live_trace(tx, &ctx.workspace, &id)?;
+        if t.tags.get(&key) == Some(&value) {
+            return Ok(Decision::no_change(()));
+        }
+        Ok(Decision::change(
+            (),
+            Op::SetTraceTag {
+                trace_id: id.clone(),
+                key: key.clone(),
+                value: value.clone(),
+                time,
+            },
+        ))
+    })?;
+    Ok(json!({}))
+}
+
+/// `DELETE mlflow/traces/{trace_id}/tags` (v3) and `{request_id}` (v2).
+pub fn delete_trace_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = trace_param(req)?;
+    let key = req.str("key")?;
+    if IMMUTABLE_TAGS.contains(&key.as_str()) && key != "mlflow.trace.archivalFailure" {
+        return Err(MlflowError::invalid(format!(
+            "Tag '{key}' is immutable and cannot be deleted on a trace."
+        )));
+    }
+    let time = ctx.now();
+    ctx.write(|tx| {
+        let t = live_trace(tx, &ctx.workspace, &id)?;
+        if !t.tags.contains_key(&key) {
+            return Err(MlflowError::not_found(format!(
+                "No trace tag with key '{key}' for trace with ID '{id}'"
+            ))
+            .into());
+        }
+        Ok(Decision::change(
+            (),
+            Op::DeleteTraceTag {
+                trace_id: id.clone(),
+                key: key.clone(),
+                time,
+            },
+        ))
+    })?;
+    Ok(json!({}))
+}
+
+/// `POST mlflow/traces/delete-traces` (v2 and v3): by IDs, or the oldest up to a time (at
+/// most `max_traces`). Deleted traces stay restorable by a point-in-time restore.
+pub fn delete_traces(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let experiment_id = req.str("experiment_id")?;
+    let max_ts = req.opt_i64("max_timestamp_millis")?;
+    let max_traces = req.opt_i64("max_traces")?;
+    let ids = req.str_list("request_ids")?;
+    if max_ts.is_none() && ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "Either `max_timestamp_millis` or `trace_ids` must be specified.",
+        ));
+    }
+    if max_ts.is_some() && !ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "Only one of `max_timestamp_millis` and `trace_ids` can be specified.",
+        ));
+    }
+    if !ids.is_empty() && max_traces.is_some() {
+        return Err(MlflowError::invalid(
+            "`max_traces` can't be specified if `trace_ids` is specified.",
+        ));
+    }
+    if let Some(m) = max_traces.filter(|m| *m <= 0) {
+        return Err(MlflowError::invalid(format!(
+            "`max_traces` must be a positive integer, received {m}."
+        )));
+    }
+    let time = ctx.now();
+    let n = ctx.write(|tx| {
+        let found: Vec<String> = match max_ts {
+            Some(ts) => {
+                let mut rows = tx.query(
+                    "SELECT trace_id FROM traces WHERE workspace = ? AND experiment_id = ? AND deleted_time IS NULL AND request_time <= ? ORDER BY request_time, trace_id",
+                    &[ctx.workspace.as_str().into(), experiment_id.as_str().into(), ts.into()],
+                )?;
+                if let Some(m) = max_traces {
+                    rows.truncate(m as usize);
+                }
+                rows.iter().map(|r| r.text(0)).collect()
+            }
+            None => {
+                let mut out = Vec::new();
+                for id in &ids {
+                    if let Some(t) = trace_row(tx, &ctx.workspace, id)? {
+                        if !t.deleted && t.experiment_id == experiment_id && !out.contains(id) {
+                            out.push(id.clone());
+                        }
+                    }
+                }
+                out
+            }
+        };
+        if found.is_empty() {
+            return Ok(Decision::no_change(0));
+        }
+        let n = found.len();
+        Ok(Decision::change(
+            n,
+            Op::DeleteTraces {
+                trace_ids: found,
+                time,
+            },
+        ))
+    })?;
+    Ok(json!({ "traces_deleted": n }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protobuf_json_times_as_mlflow_writes_them() {
+        assert_eq!(
+            timestamp_json(1_796_441_085_724),
+            "2026-12-05T03:24:45.724Z"
+        );
+        assert_eq!(timestamp_json(1_796_441_085_000), "2026-12-05T03:24:45Z");
+        assert_eq!(duration_json(504), "0.504s");
+        assert_eq!(duration_json(2000), "2s");
+        assert_eq!(
+            parse_timestamp(&json!("2026-12-05T03:24:45.724Z"), "t").unwrap(),
+            Some(1_796_441_085_724)
+        );
+        assert_eq!(parse_duration(&json!("0.504s"), "d").unwrap(), Some(504));
+        assert!(parse_duration(&json!("soon"), "d").is_err());
+    }
+}
