@@ -908,8 +908,7 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
             )
         }
     };
-    let json_body = media == "application/json";
-    let spans = match if json_body {
+    let spans = match if media == "application/json" {
         crate::otlp::decode_json(&bytes)
     } else {
         crate::otlp::decode_protobuf(&bytes)
@@ -923,22 +922,14 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
             if let Err(e) = after_write(state, &ws).await {
                 return error_response(&e);
             }
-            // An empty ExportTraceServiceResponse.
-            if json_body {
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    "{}",
-                )
-                    .into_response()
-            } else {
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/x-protobuf")],
-                    Vec::<u8>::new(),
-                )
-                    .into_response()
-            }
+            // An empty ExportTraceServiceResponse (no bytes), as MLflow's server answers
+            // both encodings.
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+                .into_response()
         }
         Err(e) => error_response(&e),
     }

@@ -55,10 +55,28 @@ fn preview(v: Option<&Json>) -> Option<String> {
     let v = otlp::plain(v?);
     let s = match v {
         Json::Null => return None,
-        Json::String(s) => s,
-        other => other.to_string(),
+        other => python_json(&other),
     };
     Some(s.chars().take(MAX_PREVIEW).collect())
+}
+
+/// JSON as Python's `json.dumps` writes it (", " and ": " between items), which is how
+/// MLflow writes a trace's request and response previews.
+fn python_json(v: &Json) -> String {
+    match v {
+        Json::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Json::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{}: {}", Json::String(k.clone()), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
 }
 
 const TRACE_COLUMNS: &str = "trace_id, experiment_id, request_time, execution_duration, state, client_request_id, request_preview, response_preview, metadata, finalized, deleted_time";
@@ -207,9 +225,11 @@ fn render(t: &TraceRow, artifact_location: &str) -> Json {
         "trace_location": { "type": "MLFLOW_EXPERIMENT", "mlflow_experiment": { "experiment_id": t.experiment_id } },
         "request_time": timestamp_json(t.request_time),
         "state": t.state,
-        "trace_metadata": metadata,
         "tags": tags,
     });
+    if !metadata.is_empty() {
+        j["trace_metadata"] = Json::Object(metadata);
+    }
     if let Some(d) = t.execution_duration {
         j["execution_duration"] = duration_json(d).into();
     }
@@ -330,7 +350,7 @@ fn info_from_spans(
         client_request_id: None,
         request_preview: None,
         response_preview: None,
-        metadata: Map::from_iter([("mlflow.trace_schema.version".to_owned(), Json::from("3"))]),
+        metadata: Map::new(),
         finalized: false,
         deleted: false,
         tags: BTreeMap::new(),
@@ -426,7 +446,11 @@ pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     let time = ctx.now();
     let (row, loc) = ctx.write(|tx| {
         let e = active_experiment(tx, &ctx.workspace, &experiment_id)?;
+        // As MLflow's server answers: for a trace its spans created already, the tags it had
+        // (the client's are stored all the same).
+        let mut answered_tags = None;
         if let Some(existing) = trace_row(tx, &ctx.workspace, &trace_id)? {
+            answered_tags = Some(existing.tags.clone());
             // Tags the spans or a user set earlier stay unless the client names them again.
             for (k, v) in existing.tags {
                 row.tags.entry(k).or_insert(v);
@@ -442,9 +466,11 @@ pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let mut stored = trace_row_from(&row);
-        stored.tags = row.tags.clone();
-        Ok(Decision::change((stored, loc), op))
+        let mut answered = trace_row_from(&row);
+        if let Some(tags) = answered_tags {
+            answered.tags = tags;
+        }
+        Ok(Decision::change((answered, loc), op))
     })?;
     Ok(json!({ "trace": { "trace_info": render(&row, &loc) } }))
 }
@@ -483,7 +509,14 @@ pub fn get_trace(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = req.str("trace_id")?;
     req.opt_bool("allow_partial")?;
     let (t, loc, spans) = ctx.read(|tx| {
-        let t = live_trace(tx, &ctx.workspace, &id)?;
+        let t = match trace_row(tx, &ctx.workspace, &id)? {
+            Some(t) if !t.deleted => t,
+            _ => {
+                return Err(
+                    MlflowError::not_found(format!("Trace with ID {id} is not found.")).into(),
+                )
+            }
+        };
         let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
         let spans = spans_of(tx, &ctx.workspace, &id)?;
         Ok((t, loc, spans))

@@ -740,6 +740,83 @@ def case_ai_gateway(api):
     return out
 
 
+def otlp_value(v):
+    """A value as an OTLP/JSON AnyValue, as MLflow's client sends span inputs and outputs."""
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}
+    if isinstance(v, float):
+        return {"doubleValue": v}
+    if isinstance(v, dict):
+        return {"kvlistValue": {"values": [{"key": k, "value": otlp_value(x)} for k, x in v.items()]}}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [otlp_value(x) for x in v]}}
+    return {"stringValue": str(v)}
+
+
+def otlp_body(trace_hex, spans):
+    """An OTLP/JSON export request: spans (span hex ID, parent hex ID or None, name, start ms,
+    end ms, status code, inputs, outputs) of one trace."""
+    out = []
+    for sid, parent, name, start, end, code, inputs, outputs in spans:
+        s = {"traceId": trace_hex, "spanId": sid, "name": name, "startTimeUnixNano": str(start * 1_000_000), "endTimeUnixNano": str(end * 1_000_000),
+             "attributes": [{"key": "mlflow.traceRequestId", "value": {"stringValue": "tr-" + trace_hex}},
+                            {"key": "mlflow.spanType", "value": {"stringValue": "CHAIN"}},
+                            {"key": "mlflow.spanInputs", "value": otlp_value(inputs)},
+                            {"key": "mlflow.spanOutputs", "value": otlp_value(outputs)}],
+             "status": {"code": code}}
+        if parent:
+            s["parentSpanId"] = parent
+        out.append(s)
+    return {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "test"}, "spans": out}]}]}
+
+
+def case_traces(api):
+    eid = api.experiment("traces")
+    out = []
+    t1, t2 = "0af7651916cd43dd8448eb211c80319c", "1bf7651916cd43dd8448eb211c80319d"
+    ingest = lambda body, ctype="application/json", exp=eid: requests.post(api.url + "/v1/traces", data=json.dumps(body) if not isinstance(body, bytes) else body, headers={"Content-Type": ctype, "x-mlflow-experiment-id": exp}, timeout=30)  # noqa: E731
+    for trace, base, code in [(t1, 1_700_000_000_000, 1), (t2, 1_700_000_100_000, 2)]:
+        r = ingest(otlp_body(trace, [("b7ad6b7169203331", None, "root", base, base + 500, code, {"q": "hi"}, "answer"),
+                                     ("b7ad6b7169203332", "b7ad6b7169203331", "child", base + 100, base + 300, 1, {"x": 1}, 2)]))
+        out.append((r.status_code, r.text[:100]))
+    # What the client's StartTraceV3 adds once the trace ends.
+    info = {"trace_id": "tr-" + t1, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}},
+            "request_time": "2023-11-14T22:13:20Z", "execution_duration": "0.500s", "state": "OK", "request_preview": '{"q": "hi"}', "response_preview": '"answer"',
+            "trace_metadata": {"mlflow.trace_schema.version": "3", "mlflow.user": "tester"}, "tags": {"mlflow.traceName": "root", "team": "a"}}
+    out.append(api.call("POST", "/api/3.0/mlflow/traces", {"trace": {"trace_info": info}}, pick=lambda j: j))
+    out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t1}", pick=lambda j: j))
+    out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t2}", pick=lambda j: sorted(j["trace"]["trace_info"])))
+    out.append(api.call("GET", "/api/3.0/mlflow/traces/get", params={"trace_id": "tr-" + t1}, pick=lambda j: j["trace"]["spans"]))
+    loc = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}}]
+    ids = lambda j: [t["trace_id"] for t in j.get("traces", [])]  # noqa: E731
+    for body in [{}, {"filter": "tags.team = 'a'"}, {"filter": "attributes.status = 'ERROR'"}, {"filter": "trace.status = 'OK'"},
+                 {"filter": "attributes.timestamp_ms > 1700000050000"}, {"order_by": ["timestamp_ms ASC"]}, {"max_results": 1},
+                 {"filter": "request_metadata.mlflow.user = 'tester'"}, {"filter": "tags.team = 'b'"}]:
+        out.append((body, api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc, **body}, pick=lambda j: (ids(j), bool(j.get("next_page_token"))))))
+    out.append(api.call("GET", "/api/3.0/mlflow/traces/batchGet", params={"trace_ids": ["tr-" + t1, "tr-" + t2]}, pick=lambda j: sorted((t["trace_info"]["trace_id"], len(t["spans"])) for t in j["traces"])))
+    out.append(api.call("POST", "/api/3.0/mlflow/traces/batchGetInfos", {"trace_ids": ["tr-" + t2, "tr-nope"]}, pick=lambda j: [t["trace_id"] for t in j.get("trace_infos", [])]))
+    out.append(api.call("PATCH", f"/api/3.0/mlflow/traces/tr-{t1}/tags", {"key": "env", "value": "prod"}, pick=lambda j: j))
+    out.append(api.call("PATCH", f"/api/3.0/mlflow/traces/tr-{t1}/tags", {"key": "mlflow.trace.spansLocation", "value": "x"}))
+    out.append(api.call("DELETE", f"/api/3.0/mlflow/traces/tr-{t1}/tags", {"key": "env"}, pick=lambda j: j))
+    out.append(api.call("DELETE", f"/api/3.0/mlflow/traces/tr-{t1}/tags", {"key": "env"}))
+    out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t1}", pick=lambda j: j["trace"]["trace_info"]["tags"]))
+    # Bad input: OTLP bodies, unknown traces, deletes.
+    out.append((lambda r: (r.status_code, r.json()))(ingest(b"not protobuf", "application/x-protobuf")))
+    out.append((lambda r: (r.status_code, r.json()))(ingest(b"{", "application/json")))
+    out.append((lambda r: (r.status_code, r.json()))(ingest({}, "application/json")))
+    out.append((lambda r: r.status_code)(ingest({}, "text/plain")))
+    out.append(api.call("GET", "/api/3.0/mlflow/traces/get", params={"trace_id": "tr-nope"}))
+    out.append(api.call("GET", "/api/3.0/mlflow/traces/tr-nope"))
+    for body in [{"experiment_id": eid}, {"experiment_id": eid, "max_timestamp_millis": 1, "request_ids": ["x"]}, {"experiment_id": eid, "max_timestamp_millis": 1, "max_traces": 0}]:
+        out.append(api.call("POST", "/api/3.0/mlflow/traces/delete-traces", body))
+    out.append(api.call("POST", "/api/3.0/mlflow/traces/delete-traces", {"experiment_id": eid, "request_ids": ["tr-" + t2]}, pick=lambda j: j))
+    out.append(api.call("POST", "/api/3.0/mlflow/traces/delete-traces", {"experiment_id": eid, "max_timestamp_millis": 1_800_000_000_000, "max_traces": 5}, pick=lambda j: j))
+    out.append(api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc}, pick=ids))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
