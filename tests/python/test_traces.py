@@ -1,0 +1,110 @@
+"""MLflow 3's traces against tandem with the stock client: `@mlflow.trace` and
+`mlflow.start_span` (spans over OTLP protobuf, then the client's StartTraceV3), reading them
+back (`get_trace`, `search_traces` with filters and pages), tags, deletes, OTLP/JSON ingest
+and its bad input. (The failover of traces: test_traces_failover.py.)"""
+
+import json
+import os
+import time
+
+import pytest
+import requests
+
+
+@pytest.fixture(autouse=True)
+def sync_traces(monkeypatch):
+    # Each trace is exported before the traced call returns: what was acknowledged is known.
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    yield
+
+
+def test_traced_functions_round_trip_through_the_stock_client(server):
+    import mlflow
+
+    mlflow.set_tracking_uri(server.url)
+    exp = mlflow.set_experiment("traces-client")
+
+    @mlflow.trace(span_type="TOOL")
+    def lookup(city):
+        return {"city": city, "temp": 21.5}
+
+    @mlflow.trace(name="agent", attributes={"version": "v1"})
+    def agent(question):
+        with mlflow.start_span(name="plan") as span:
+            span.set_inputs({"q": question})
+            span.set_outputs(["lookup"])
+        return lookup("Oslo")["temp"]
+
+    assert agent("weather?") == 21.5
+    with pytest.raises(ValueError):
+        with mlflow.start_span(name="broken"):
+            raise ValueError("boom")
+
+    traces = mlflow.search_traces(locations=[exp.experiment_id], return_type="list")
+    assert len(traces) == 2
+    by_name = {t.info.tags["mlflow.traceName"]: t for t in traces}
+    ok, bad = by_name["agent"], by_name["broken"]
+    assert ok.info.state.value == "OK" and bad.info.state.value == "ERROR"
+    spans = {s.name: s for s in ok.data.spans}
+    assert set(spans) == {"agent", "plan", "lookup"}
+    assert spans["agent"].inputs == {"question": "weather?"} and spans["agent"].outputs == 21.5
+    assert spans["agent"].attributes["version"] == "v1"
+    assert spans["plan"].inputs == {"q": "weather?"} and spans["plan"].outputs == ["lookup"]
+    assert spans["lookup"].span_type == "TOOL" and spans["lookup"].parent_id == spans["agent"].span_id
+    assert bad.data.spans[0].status.status_code.value == "ERROR"
+    assert any(e.name == "exception" for e in bad.data.spans[0].events)
+
+    got = mlflow.get_trace(ok.info.trace_id)
+    assert got.info.request_preview == '{"question": "weather?"}' and got.info.response_preview == "21.5"
+    assert [s.name for s in got.data.spans] == ["agent", "plan", "lookup"]
+
+    client = mlflow.MlflowClient()
+    client.set_trace_tag(ok.info.trace_id, "reviewed", "yes")
+    found = mlflow.search_traces(locations=[exp.experiment_id], filter_string="tags.reviewed = 'yes'", return_type="list")
+    assert [t.info.trace_id for t in found] == [ok.info.trace_id]
+    assert [t.info.trace_id for t in mlflow.search_traces(locations=[exp.experiment_id], filter_string="attributes.status = 'ERROR'", return_type="list")] == [bad.info.trace_id]
+    client.delete_trace_tag(ok.info.trace_id, "reviewed")
+    assert "reviewed" not in mlflow.get_trace(ok.info.trace_id).info.tags
+    # Pages: one trace at a time, newest first.
+    page1 = client.search_traces(locations=[exp.experiment_id], max_results=1)
+    page2 = client.search_traces(locations=[exp.experiment_id], max_results=1, page_token=page1.token)
+    assert [page1[0].info.trace_id, page2[0].info.trace_id] == [bad.info.trace_id, ok.info.trace_id]
+    assert page2.token is None
+    assert client.delete_traces(exp.experiment_id, trace_ids=[bad.info.trace_id]) == 1
+    assert [t.info.trace_id for t in mlflow.search_traces(locations=[exp.experiment_id], return_type="list")] == [ok.info.trace_id]
+
+
+def test_otlp_json_ingest_and_its_bad_input(server):
+    import mlflow
+
+    mlflow.set_tracking_uri(server.url)
+    eid = mlflow.create_experiment("traces-otlp-json")
+    trace = "5b8efff798038103d269b633813fc60c"
+
+    def post(body, ctype="application/json", exp=eid, raw=False):
+        return requests.post(server.url + "/v1/traces", data=body if raw else json.dumps(body), headers={"Content-Type": ctype, **({"x-mlflow-experiment-id": exp} if exp else {})}, timeout=30)
+
+    span = {"traceId": trace, "spanId": "eee19b7ec3c1b174", "name": "from-a-collector", "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000001000000000", "attributes": [{"key": "service", "value": {"stringValue": "etl"}}], "status": {"code": 1}}
+    r = post({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    assert r.status_code == 200, r.text
+    t = mlflow.get_trace("tr-" + trace)
+    assert t.info.state.value == "OK" and t.info.tags["mlflow.traceName"] == "from-a-collector"
+    assert t.data.spans[0].attributes["service"] == "etl"
+    assert t.info.execution_duration == 1000
+    before = requests.get(server.url + "/api/tandem/v1/workspaces/default/changes", timeout=30).json()["events"][-1]["seq"]
+    bad = [
+        (b"\x0a\xff", "application/x-protobuf", eid, 400),
+        (b"{not json", "application/json", eid, 400),
+        (json.dumps({}).encode(), "application/json", eid, 400),
+        (json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "traceId": "abc"}]}]}]}).encode(), "application/json", eid, 400),
+        (json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "attributes": [{"key": "big", "value": {"stringValue": "x" * (5 << 20)}}]}]}]}]}).encode(), "application/json", eid, 400),
+        (json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode(), "text/plain", eid, 400),
+        (json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode(), "application/json", None, 422),
+        (json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode(), "application/json", "424242", 404),
+    ]
+    for body, ctype, exp, status in bad:
+        r = post(body, ctype, exp, raw=True)
+        assert r.status_code == status, (ctype, exp, r.status_code, r.text[:300])
+    after = requests.get(server.url + "/api/tandem/v1/workspaces/default/changes", timeout=30).json()["events"][-1]["seq"]
+    assert after == before, "refused OTLP requests wrote something"
