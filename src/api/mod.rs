@@ -148,7 +148,8 @@ pub fn answers_protobuf(path: &str) -> bool {
                 | "mlflow/gateway/provider-config"
                 | "mlflow/gateway/secrets/config"
         )
-        || path == "mlflow/gateway-proxy")
+        || path == "mlflow/gateway-proxy"
+        || path == "mlflow/get-trace-artifact")
 }
 
 /// `gateway-proxy` (the web UI's AI-gateway calls): with no deployments target configured,
@@ -798,6 +799,11 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         gateway::secrets_config,
     ),
     // MLflow 3's traces (api/traces.rs); fixed paths before `{trace_id}`.
+    (
+        "GET",
+        "mlflow/get-trace-artifact",
+        traces::get_trace_artifact,
+    ),
     ("POST", "mlflow/traces", traces::start_trace_v3),
     ("GET", "mlflow/traces/get", traces::get_trace),
     ("GET", "mlflow/traces/batchGet", traces::batch_get_traces),
@@ -1426,6 +1432,7 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("POST", "mlflow/traces/delete-traces", "traces/delete", Workspace),
         ("GET", "mlflow/traces/{trace_id}", "traces/read", Workspace),
         ("PATCH", "mlflow/traces/{trace_id}/tags", "traces/write", Workspace),
+        ("GET", "mlflow/get-trace-artifact", "traces/read", Workspace),
         ("DELETE", "mlflow/traces/{trace_id}/tags", "traces/write", Workspace),
         ("POST", "otlp/traces", "traces/write", Workspace),
         ("POST", "mlflow/traces/metrics", "experiments/read", Workspace),

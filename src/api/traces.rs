@@ -574,6 +574,74 @@ pub fn batch_get_trace_infos(ctx: &Ctx, req: &Req) -> Result<Json> {
     Ok(json!({ "trace_infos": batch(ctx, req, false)? }))
 }
 
+/// A stored span in MLflow's own span form (`Span.to_dict`): attribute values as the JSON
+/// text of their value, status and events spelled out; what the UI's trace view reads.
+fn mlflow_span_dict(c: &Json) -> Json {
+    let attributes: Map<String, Json> = c["attributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["key"].as_str().unwrap_or_default().to_owned(),
+                Json::String(python_json(&otlp::plain(&a["value"]))),
+            )
+        })
+        .collect();
+    let events: Vec<Json> = c["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let attrs: Map<String, Json> = e["attributes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    (
+                        a["key"].as_str().unwrap_or_default().to_owned(),
+                        otlp::plain(&a["value"]),
+                    )
+                })
+                .collect();
+            json!({ "name": e["name"], "time_unix_nano": e["time_unix_nano"], "attributes": attrs })
+        })
+        .collect();
+    json!({
+        "trace_id": c["trace_id"],
+        "span_id": c["span_id"],
+        "parent_span_id": c.get("parent_span_id").cloned().unwrap_or(Json::Null),
+        "name": c["name"],
+        "start_time_unix_nano": c["start_time_unix_nano"],
+        "end_time_unix_nano": c.get("end_time_unix_nano").cloned().unwrap_or(Json::Null),
+        "events": events,
+        "status": { "code": c["status"]["code"], "message": c["status"]["message"].as_str().unwrap_or_default() },
+        "attributes": attributes,
+        "links": [],
+    })
+}
+
+/// `GET mlflow/get-trace-artifact?request_id=` (the web UI's trace view): the trace's data,
+/// `{"spans": [...]}` in MLflow's span form. Attachments (`path=`) are not stored yet.
+pub fn get_trace_artifact(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let Some(id) = req.opt_str("request_id")?.filter(|s| !s.is_empty()) else {
+        return Err(MlflowError::new(
+            tandem_core::ErrorCode::BadRequest,
+            "Request must include the \"request_id\" query parameter.",
+        ));
+    };
+    if let Some(path) = req.opt_str("path")?.filter(|p| !p.is_empty()) {
+        return Err(MlflowError::not_found(format!(
+            "Trace '{id}' has no attachment '{path}'."
+        )));
+    }
+    let spans = ctx.read(|tx| {
+        live_trace(tx, &ctx.workspace, &id)?;
+        spans_of(tx, &ctx.workspace, &id)
+    })?;
+    Ok(json!({ "spans": spans.iter().map(mlflow_span_dict).collect::<Vec<_>>() }))
+}
+
 // ---------------------------------------------------------------------------------------
 // Search
 
