@@ -1918,6 +1918,18 @@ fn traces_cases() -> Vec<crate::support::Case> {
             json!({"key": "k"}),
             RDNE,
         ),
+        (
+            "GET",
+            "/api/2.0/mlflow/get-trace-artifact".into(),
+            json!({}),
+            (400, "BAD_REQUEST"),
+        ),
+        (
+            "GET",
+            "/api/2.0/mlflow/get-trace-artifact".into(),
+            json!({"request_id": "tr-nope"}),
+            RDNE,
+        ),
     ];
     crate::support::static_cases(cases)
 }
