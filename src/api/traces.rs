@@ -378,6 +378,22 @@ fn info_from_spans(
         }
         .into();
         t.tags.insert("mlflow.traceName".into(), root.name.clone());
+        // Trace tags a producer sets on the root span (`mlflow.traceTag.KEY`), as MLflow's
+        // server takes them.
+        for a in root.content["attributes"].as_array().into_iter().flatten() {
+            if let Some(key) = a["key"]
+                .as_str()
+                .and_then(|k| k.strip_prefix("mlflow.traceTag."))
+            {
+                if !key.is_empty() && key.chars().count() <= 250 {
+                    let v = match otlp::plain(&a["value"]) {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    t.tags.insert(key.to_owned(), v);
+                }
+            }
+        }
         t.request_preview = preview(otlp::attribute(&root.content, "mlflow.spanInputs"));
         t.response_preview = preview(otlp::attribute(&root.content, "mlflow.spanOutputs"));
     }
@@ -787,7 +803,12 @@ fn newest_page(ctx: &Ctx, experiments: &[String], offset: usize, max: usize) -> 
     let page: Vec<Json> = rows
         .iter()
         .take(max)
-        .map(|t| render(t, locs.get(&t.experiment_id).map(String::as_str).unwrap_or("")))
+        .map(|t| {
+            render(
+                t,
+                locs.get(&t.experiment_id).map(String::as_str).unwrap_or(""),
+            )
+        })
         .collect();
     if !page.is_empty() {
         out["traces"] = page.into();
