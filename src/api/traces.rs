@@ -706,8 +706,14 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             && order[0].kind == Kind::Attribute
             && matches!(order[0].key.as_str(), "timestamp_ms" | "timestamp")
             && !order[0].ascending);
-    if clauses.is_empty() && newest_first {
-        return newest_page(ctx, &experiments, offset, max);
+    if newest_first {
+        if let Some(conds) = clauses
+            .iter()
+            .map(sql_condition)
+            .collect::<Option<Vec<_>>>()
+        {
+            return newest_page(ctx, &experiments, &conds, offset, max);
+        }
     }
     let (mut rows, locs) = ctx.read(|tx| {
         let mut rows = Vec::new();
@@ -773,19 +779,111 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     Ok(out)
 }
 
-/// A page of the experiments' live traces, newest first then by ID, read in SQL (index
-/// `traces_by_experiment`) with the tags of that page only.
-fn newest_page(ctx: &Ctx, experiments: &[String], offset: usize, max: usize) -> Result<Json> {
+type Condition = (String, Vec<crate::store::Value>);
+
+/// A filter clause as SQL over `traces t`, when it can be one with the same meaning as
+/// `search::matches` (exact comparisons; `LIKE` differs between SQLite and PostgreSQL and
+/// metadata is JSON: those are filtered in memory).
+fn sql_condition(c: &search::Clause) -> Option<Condition> {
+    use search::{Comparator as C, Literal as L};
+    let op = match c.comparator {
+        C::Eq => "=",
+        C::Ne => "<>",
+        C::Lt => "<",
+        C::Le => "<=",
+        C::Gt => ">",
+        C::Ge => ">=",
+        C::In => "IN",
+        _ => return None,
+    };
+    let values = |v: &L| -> Option<Vec<crate::store::Value>> {
+        match v {
+            L::Str(s) => Some(vec![s.as_str().into()]),
+            L::List(l) => Some(l.iter().map(|s| s.as_str().into()).collect()),
+            _ => None,
+        }
+    };
+    let rhs = |n: usize| {
+        if op == "IN" {
+            format!("IN ({})", vec!["?"; n].join(", "))
+        } else {
+            format!("{op} ?")
+        }
+    };
+    let tag = |key: &str| -> Option<Condition> {
+        if !matches!(op, "=" | "<>" | "IN") {
+            return None;
+        }
+        let v = values(&c.value)?;
+        let mut params: Vec<crate::store::Value> = vec![key.into()];
+        let cond = format!("EXISTS (SELECT 1 FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id AND g.key = ? AND g.value {})", rhs(v.len()));
+        params.extend(v);
+        Some((cond, params))
+    };
+    match (c.kind, c.key.as_str()) {
+        (Kind::Tag, key) => tag(key),
+        (Kind::Attribute, "name") => tag("mlflow.traceName"),
+        (
+            Kind::Attribute,
+            col @ ("status" | "state" | "trace_id" | "request_id" | "client_request_id"),
+        ) => {
+            if !matches!(op, "=" | "<>" | "IN") {
+                return None;
+            }
+            let col = match col {
+                "status" | "state" => "state",
+                "client_request_id" => "client_request_id",
+                _ => "trace_id",
+            };
+            let v = values(&c.value)?;
+            Some((format!("t.{col} {}", rhs(v.len())), v))
+        }
+        (
+            Kind::Attribute,
+            key @ ("timestamp_ms" | "timestamp" | "execution_time_ms" | "execution_time"),
+        ) => {
+            let n = match &c.value {
+                L::Num(n) => *n,
+                L::Str(s) => s.parse::<f64>().ok()?,
+                _ => return None,
+            };
+            if op == "IN" || !n.is_finite() || n.fract() != 0.0 {
+                return None;
+            }
+            let col = if key.starts_with("timestamp") {
+                "request_time"
+            } else {
+                "execution_duration"
+            };
+            Some((format!("t.{col} {op} ?"), vec![(n as i64).into()]))
+        }
+        _ => None,
+    }
+}
+
+/// A page of the experiments' live traces matching `conds`, newest first then by ID, read in
+/// SQL (index `traces_by_experiment`) with the tags of that page only.
+fn newest_page(
+    ctx: &Ctx,
+    experiments: &[String],
+    conds: &[Condition],
+    offset: usize,
+    max: usize,
+) -> Result<Json> {
     let marks = vec!["?"; experiments.len()].join(", ");
     let (rows, locs) = ctx.read(|tx| {
         let mut params: Vec<crate::store::Value> = vec![ctx.workspace.as_str().into()];
         params.extend(experiments.iter().map(|e| e.as_str().into()));
+        let mut sql = format!("SELECT {} FROM traces t WHERE t.workspace = ? AND t.experiment_id IN ({marks}) AND t.deleted_time IS NULL", TRACE_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "));
+        for (cond, p) in conds {
+            sql.push_str(" AND ");
+            sql.push_str(cond);
+            params.extend(p.iter().cloned());
+        }
+        sql.push_str(" ORDER BY t.request_time DESC, t.trace_id LIMIT ? OFFSET ?");
         params.push(((max + 1) as i64).into());
         params.push((offset as i64).into());
-        let found = tx.query(
-            &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE workspace = ? AND experiment_id IN ({marks}) AND deleted_time IS NULL ORDER BY request_time DESC, trace_id LIMIT ? OFFSET ?"),
-            &params,
-        )?;
+        let found = tx.query(&sql, &params)?;
         let mut rows: Vec<TraceRow> = found.iter().map(TraceRow::of).collect();
         for t in rows.iter_mut().take(max) {
             for tag in tx.query(

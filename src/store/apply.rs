@@ -259,7 +259,7 @@ fn trace_info(
     let text = |k: &str| d[k].as_str().map(str::to_owned);
     tx.exec_later(
         "INSERT INTO traces (workspace, trace_id, experiment_id, request_time, execution_duration, state, client_request_id, request_preview, response_preview, metadata, finalized) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (workspace, trace_id) DO UPDATE SET experiment_id = excluded.experiment_id, request_time = excluded.request_time, execution_duration = excluded.execution_duration, state = excluded.state, client_request_id = excluded.client_request_id, request_preview = excluded.request_preview, response_preview = excluded.response_preview, metadata = excluded.metadata, finalized = excluded.finalized",
+         ON CONFLICT (workspace, trace_id) DO UPDATE SET experiment_id = excluded.experiment_id, request_time = excluded.request_time, execution_duration = excluded.execution_duration, state = excluded.state, client_request_id = excluded.client_request_id, request_preview = excluded.request_preview, response_preview = excluded.response_preview, metadata = excluded.metadata, finalized = excluded.finalized, deleted_time = NULL",
         vec![
             ws.into(),
             trace_id.into(),

@@ -373,9 +373,15 @@ pub fn run_action(w: &mut World, a: &Action) {
         // client's final info, tags, deletes.
         75 => {
             use tandem::api::traces as tc;
-            let e = pick(&w.experiments, x).unwrap_or_else(|| "0".into());
             let trace = [y % 4 + 1; 16];
             let trace_id = tc::trace_id_of(&trace);
+            // A trace stays in the experiment that first had it: later calls name that one.
+            let first = w
+                .store
+                .read(|tx| tx.query_one("SELECT experiment_id FROM traces WHERE workspace = 'default' AND trace_id = ?", &[trace_id.as_str().into()]))
+                .unwrap()
+                .map(|r| r.text(0));
+            let e = first.or_else(|| pick(&w.experiments, x)).unwrap_or_else(|| "0".into());
             match z % 5 {
                 0 | 1 => {
                     let span = |id: u8, parent: Option<u8>| tandem::otlp::SpanIn {
@@ -392,11 +398,14 @@ pub fn run_action(w: &mut World, a: &Action) {
                     drop(tc::log_spans(&w.ctx, &e, spans));
                 }
                 2 => drop(w.call(tc::start_trace_v3, json!({"trace": {"trace_info": {"trace_id": trace_id, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}}, "request_time": "2026-12-05T03:24:45.724Z", "execution_duration": "0.5s", "state": "OK", "trace_metadata": {"m": "1"}, "tags": {"mlflow.traceName": "t"}}}}))),
-                3 => {
-                    let h: tandem::api::Handler = if x % 2 == 0 { tc::set_trace_tag } else { tc::delete_trace_tag };
-                    drop(w.call(h, json!({"trace_id": trace_id, "key": key, "value": format!("{z}")})));
+                // Deletes are rarer than the rest, so that traces live long enough to be tagged.
+                4 if z % 20 == 4 => drop(w.call(tc::delete_traces, json!({"experiment_id": e, "request_ids": [trace_id]}))),
+                _ => {
+                    drop(w.call(tc::set_trace_tag, json!({"trace_id": trace_id, "key": key, "value": format!("{z}")})));
+                    if x % 2 == 1 {
+                        drop(w.call(tc::delete_trace_tag, json!({"trace_id": trace_id, "key": key})));
+                    }
                 }
-                _ => drop(w.call(tc::delete_traces, json!({"experiment_id": e, "request_ids": [trace_id]}))),
             }
         }
         0 => {
