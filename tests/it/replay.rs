@@ -644,6 +644,12 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
         (42, 1, 1, 1),
         (38, 1, 1, 0),
         (43, 1, 1, 1),
+        // A trace's life once, deterministically: spans, the client's info, a tag set and
+        // deleted, the trace deleted.
+        (75, 1, 1, 0),
+        (75, 1, 1, 2),
+        (75, 1, 1, 3),
+        (75, 1, 1, 4),
     ] {
         run_action(&mut w, &Action::Api(a.0, a.1, a.2, a.3));
     }
