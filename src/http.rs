@@ -844,16 +844,11 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
 /// `POST /v1/traces`: OTLP/HTTP span export (protobuf or JSON) into the experiment named by
 /// `x-mlflow-experiment-id`, answered as MLflow's server answers it.
 async fn otlp_traces(state: &AppState, req: Request) -> Response {
-    let detail = |status: StatusCode, d: String| {
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            json!({ "detail": d }).to_string(),
-        )
-            .into_response()
-    };
     if req.method() != Method::POST {
-        return detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into());
+        return crate::invocations::detail(
+            StatusCode::METHOD_NOT_ALLOWED.as_u16(),
+            "Method Not Allowed",
+        );
     }
     let Some(experiment_id) = req
         .headers()
@@ -861,9 +856,9 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
     else {
-        return detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Missing header: x-mlflow-experiment-id".into(),
+        return crate::invocations::detail(
+            StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+            "Missing header: x-mlflow-experiment-id",
         );
     };
     let content_type = req
@@ -879,15 +874,14 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
         .trim()
         .to_owned();
     if media != "application/x-protobuf" && media != "application/json" {
-        return detail(
-            StatusCode::BAD_REQUEST,
+        return crate::invocations::detail(StatusCode::BAD_REQUEST.as_u16(),
             format!("Invalid Content-Type: {content_type}. Expected: application/x-protobuf or application/json"),
         );
     }
     if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
         if enc.as_bytes() != b"identity" {
-            return detail(
-                StatusCode::BAD_REQUEST,
+            return crate::invocations::detail(
+                StatusCode::BAD_REQUEST.as_u16(),
                 format!(
                     "Unsupported Content-Encoding: {}",
                     String::from_utf8_lossy(enc.as_bytes())
@@ -902,8 +896,8 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
     let bytes = match axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            return detail(
-                StatusCode::PAYLOAD_TOO_LARGE,
+            return crate::invocations::detail(
+                StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
                 format!("The request body could not be read: {e}"),
             )
         }
@@ -914,7 +908,9 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
         crate::otlp::decode_protobuf(&bytes)
     } {
         Ok(s) => s,
-        Err(e) => return detail(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            return crate::invocations::detail(StatusCode::BAD_REQUEST.as_u16(), e.to_string())
+        }
     };
     let ws = ctx.workspace.clone();
     match blocking(move || crate::api::traces::log_spans(&ctx, &experiment_id, spans)).await {
@@ -938,12 +934,7 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
 /// `POST /gateway/...`: an AI gateway call (see `invocations`), by the region serving it.
 async fn invoke_endpoint(state: &AppState, rest: String, req: Request) -> Response {
     if req.method() != Method::POST {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::CONTENT_TYPE, "application/json")],
-            json!({ "detail": "Method Not Allowed" }).to_string(),
-        )
-            .into_response();
+        return crate::invocations::detail(405, "Method Not Allowed");
     }
     let ctx = match ctx_for(state, req.headers(), &caller_of(&req), false, false).await {
         Ok(c) => c,
@@ -952,25 +943,16 @@ async fn invoke_endpoint(state: &AppState, rest: String, req: Request) -> Respon
     let bytes = match axum::body::to_bytes(req.into_body(), MAX_JSON_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                [(header::CONTENT_TYPE, "application/json")],
-                json!({ "detail": format!("The request body could not be read: {e}") }).to_string(),
+            return crate::invocations::detail(
+                413,
+                format!("The request body could not be read: {e}"),
             )
-                .into_response()
         }
     };
     let body: Json = match serde_json::from_slice(&bytes) {
         Ok(v @ Json::Object(_)) => v,
         Ok(_) => Json::Object(Default::default()),
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                [(header::CONTENT_TYPE, "application/json")],
-                json!({ "detail": format!("Invalid JSON payload: {e}") }).to_string(),
-            )
-                .into_response()
-        }
+        Err(e) => return crate::invocations::detail(400, format!("Invalid JSON payload: {e}")),
     };
     let region = state.region.as_ref().map(|r| r.name.clone());
     crate::invocations::invoke(ctx, &rest, body, region).await

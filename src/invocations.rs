@@ -53,8 +53,8 @@ pub fn client() -> &'static reqwest::Client {
     })
 }
 
-/// FastAPI's error body, as MLflow's gateway answers.
-fn detail(status: u16, detail: impl Into<Json>) -> Response {
+/// FastAPI's error body (`{"detail": ...}`), as MLflow's gateway and OTLP routes answer.
+pub(crate) fn detail(status: u16, detail: impl Into<Json>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     (
         status,
