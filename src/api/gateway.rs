@@ -960,6 +960,11 @@ fn render_endpoint(o: &Obj, r: &Refs) -> Json {
     j
 }
 
+/// An endpoint's document written back whole (its name is its unique key).
+fn put_endpoint(o: &Obj, time: i64) -> Op {
+    put(ENDPOINT, &o.id, o.doc["name"].as_str(), &o.doc, time)
+}
+
 fn endpoint_not_found(id: &str) -> MlflowError {
     not_found("GatewayEndpoint", &[("endpoint_id", id)])
 }
@@ -1217,7 +1222,7 @@ pub fn update_endpoint(ctx: &Ctx, req: &Req) -> Result<Json> {
         if let Some(u) = &updated_by {
             o.doc["last_updated_by"] = u.as_str().into();
         }
-        ops.push(put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time));
+        ops.push(put_endpoint(&o, time));
         let r = refs(tx, &ctx.workspace)?;
         Ok(Decision::changes((o, r), ops))
     })?;
@@ -1304,7 +1309,7 @@ pub fn attach_model(ctx: &Ctx, req: &Req) -> Result<Json> {
         if let Some(u) = &created_by {
             o.doc["last_updated_by"] = u.as_str().into();
         }
-        let op = put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time);
+        let op = put_endpoint(&o, time);
         let r = refs(tx, &ctx.workspace)?;
         Ok(Decision::change((m, r), op))
     })?;
@@ -1331,10 +1336,7 @@ pub fn detach_model(ctx: &Ctx, req: &Req) -> Result<Json> {
         };
         maps.remove(i);
         o.doc["mappings"] = maps.into();
-        Ok(Decision::change(
-            (),
-            put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time),
-        ))
+        Ok(Decision::change((), put_endpoint(&o, time)))
     })?;
     Ok(json!({}))
 }
@@ -1364,10 +1366,7 @@ pub fn set_endpoint_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
             None => tags.push(tag),
         }
         o.doc["tags"] = tags.into();
-        Ok(Decision::change(
-            (),
-            put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time),
-        ))
+        Ok(Decision::change((), put_endpoint(&o, time)))
     })?;
     Ok(json!({}))
 }
@@ -1387,10 +1386,7 @@ pub fn delete_endpoint_tag(ctx: &Ctx, req: &Req) -> Result<Json> {
             return Ok(Decision::no_change(()));
         }
         o.doc["tags"] = tags.into();
-        Ok(Decision::change(
-            (),
-            put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time),
-        ))
+        Ok(Decision::change((), put_endpoint(&o, time)))
     })?;
     Ok(json!({}))
 }
@@ -1451,10 +1447,7 @@ pub fn create_binding(ctx: &Ctx, req: &Req) -> Result<Json> {
         }
         bindings.push(b.clone());
         o.doc["bindings"] = bindings.into();
-        Ok(Decision::change(
-            (),
-            put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time),
-        ))
+        Ok(Decision::change((), put_endpoint(&o, time)))
     })?;
     Ok(json!({ "binding": render_binding(&id, &b) }))
 }
@@ -1487,10 +1480,7 @@ pub fn delete_binding(ctx: &Ctx, req: &Req) -> Result<Json> {
             return Err(missing().into());
         }
         o.doc["bindings"] = bindings.into();
-        Ok(Decision::change(
-            (),
-            put(ENDPOINT, &id, o.doc["name"].as_str(), &o.doc, time),
-        ))
+        Ok(Decision::change((), put_endpoint(&o, time)))
     })?;
     Ok(json!({}))
 }
