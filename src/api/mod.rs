@@ -6,6 +6,7 @@
 //! change state only through it.
 
 pub mod access;
+pub mod assessments;
 pub mod assets;
 pub mod changes;
 pub mod gateway;
@@ -825,6 +826,36 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/traces/{trace_id}/tags",
         traces::delete_trace_tag,
     ),
+    (
+        "POST",
+        "mlflow/traces/link-to-run",
+        assessments::link_traces_to_run,
+    ),
+    (
+        "POST",
+        "mlflow/traces/link-prompts",
+        assessments::link_prompts_to_trace,
+    ),
+    (
+        "POST",
+        "mlflow/traces/{trace_id}/assessments",
+        assessments::create_assessment,
+    ),
+    (
+        "GET",
+        "mlflow/traces/{trace_id}/assessments/{assessment_id}",
+        assessments::get_assessment,
+    ),
+    (
+        "PATCH",
+        "mlflow/traces/{trace_id}/assessments/{assessment_id}",
+        assessments::update_assessment,
+    ),
+    (
+        "DELETE",
+        "mlflow/traces/{trace_id}/assessments/{assessment_id}",
+        assessments::delete_assessment,
+    ),
     ("POST", "mlflow/traces/metrics", genai::trace_metrics),
     (
         "POST",
@@ -1435,6 +1466,12 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/get-trace-artifact", "traces/read", Workspace),
         ("DELETE", "mlflow/traces/{trace_id}/tags", "traces/write", Workspace),
         ("POST", "otlp/traces", "traces/write", Workspace),
+        ("POST", "mlflow/traces/link-to-run", "genai/write", Workspace),
+        ("POST", "mlflow/traces/link-prompts", "genai/write", Workspace),
+        ("POST", "mlflow/traces/{trace_id}/assessments", "genai/write", Workspace),
+        ("GET", "mlflow/traces/{trace_id}/assessments/{assessment_id}", "traces/read", Workspace),
+        ("PATCH", "mlflow/traces/{trace_id}/assessments/{assessment_id}", "genai/write", Workspace),
+        ("DELETE", "mlflow/traces/{trace_id}/assessments/{assessment_id}", "genai/write", Workspace),
         ("POST", "mlflow/traces/metrics", "experiments/read", Workspace),
         ("POST", "mlflow/datasets/search", "experiments/read", Workspace),
         ("GET", "mlflow/datasets/search", "experiments/read", Workspace),

@@ -6,7 +6,7 @@
 //! the trace's info while the client has not finalized it); the client's `StartTraceV3` is a
 //! `StartTrace` event. So traces replicate, archive and restore to the millisecond like runs.
 
-use super::{missing, wrong_type, Ctx, Req};
+use super::{assessments, missing, wrong_type, Ctx, Req};
 use crate::otlp::{self, SpanIn};
 use crate::store::queries;
 use crate::store::{Decision, Row, Tx};
@@ -28,10 +28,6 @@ const IMMUTABLE_TAGS: &[&str] = &[
     "mlflow.trace.archiveLocation",
     "mlflow.trace.archivalFailure",
 ];
-
-fn not_found(trace_id: &str) -> MlflowError {
-    MlflowError::not_found(format!("Trace with ID '{trace_id}' not found."))
-}
 
 /// MLflow's trace ID for an OpenTelemetry trace ID.
 pub fn trace_id_of(otel: &[u8; 16]) -> String {
@@ -62,7 +58,7 @@ fn preview(v: Option<&Json>) -> Option<String> {
 
 /// JSON as Python's `json.dumps` writes it (", " and ": " between items), which is how
 /// MLflow writes a trace's request and response previews.
-fn python_json(v: &Json) -> String {
+pub(crate) fn python_json(v: &Json) -> String {
     match v {
         Json::Array(a) => format!(
             "[{}]",
@@ -95,6 +91,8 @@ struct TraceRow {
     finalized: bool,
     deleted: bool,
     tags: BTreeMap<String, String>,
+    /// Its assessments in MLflow's JSON (api/assessments.rs), oldest first.
+    assessments: Vec<Json>,
 }
 
 impl TraceRow {
@@ -112,6 +110,7 @@ impl TraceRow {
             finalized: r.int(9) != 0,
             deleted: r.opt_int(10).is_some(),
             tags: BTreeMap::new(),
+            assessments: Vec::new(),
         }
     }
 
@@ -145,7 +144,25 @@ fn trace_row(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result<
     )? {
         t.tags.insert(tag.text(0), tag.text(1));
     }
+    t.assessments = assessments::of_traces(tx, ws, &[trace_id])?
+        .remove(trace_id)
+        .unwrap_or_default();
     Ok(Some(t))
+}
+
+/// Whether trace `trace_id` exists and is not deleted.
+pub(crate) fn is_live(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result<bool> {
+    Ok(tx
+        .query_one(
+            "SELECT 1 FROM traces WHERE workspace = ? AND trace_id = ? AND deleted_time IS NULL",
+            &[ws.into(), trace_id.into()],
+        )?
+        .is_some())
+}
+
+/// MLflow's answer for a trace that is not there.
+pub(crate) fn not_found(trace_id: &str) -> MlflowError {
+    MlflowError::not_found(format!("Trace with ID '{trace_id}' not found."))
 }
 
 /// A live (not deleted) trace, or MLflow's not-found error.
@@ -157,7 +174,7 @@ fn live_trace(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result
 }
 
 /// `google.protobuf.Timestamp` in its JSON mapping, from milliseconds.
-fn timestamp_json(ms: i64) -> String {
+pub(crate) fn timestamp_json(ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     if ms.rem_euclid(1000) == 0 {
         t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -175,7 +192,7 @@ fn duration_json(ms: i64) -> String {
     }
 }
 
-fn parse_timestamp(v: &Json, key: &str) -> Result<Option<i64>> {
+pub(crate) fn parse_timestamp(v: &Json, key: &str) -> Result<Option<i64>> {
     match v {
         Json::Null => Ok(None),
         Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
@@ -232,6 +249,9 @@ fn render(t: &TraceRow, artifact_location: &str) -> Json {
     }
     if let Some(d) = t.execution_duration {
         j["execution_duration"] = duration_json(d).into();
+    }
+    if !t.assessments.is_empty() {
+        j["assessments"] = t.assessments.clone().into();
     }
     for (k, v) in [
         ("request_preview", &t.request_preview),
@@ -354,6 +374,7 @@ fn info_from_spans(
         finalized: false,
         deleted: false,
         tags: BTreeMap::new(),
+        assessments: Vec::new(),
     });
     let start = spans
         .iter()
@@ -454,6 +475,7 @@ pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             .collect(),
         finalized: true,
         deleted: false,
+        assessments: Vec::new(),
         tags: tags
             .into_iter()
             .filter(|(k, _)| !IMMUTABLE_TAGS.contains(&k.as_str()))
@@ -486,6 +508,9 @@ pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
         if let Some(tags) = answered_tags {
             answered.tags = tags;
         }
+        answered.assessments = assessments::of_traces(tx, &ctx.workspace, &[&trace_id])?
+            .remove(&trace_id)
+            .unwrap_or_default();
         Ok(Decision::change((answered, loc), op))
     })?;
     Ok(json!({ "trace": { "trace_info": render(&row, &loc) } }))
@@ -505,6 +530,7 @@ fn trace_row_from(r: &TraceRow) -> TraceRow {
         finalized: r.finalized,
         deleted: r.deleted,
         tags: r.tags.clone(),
+        assessments: r.assessments.clone(),
     }
 }
 
@@ -670,6 +696,15 @@ fn trace_field<'a>(t: &'a TraceRow, kind: Kind, key: &str) -> Option<Field<'a>> 
             "execution_time_ms" | "execution_time" => {
                 t.execution_duration.map(|d| Field::Num(d as f64))
             }
+            "end_time_ms" | "end_time" => t
+                .execution_duration
+                .map(|d| Field::Num((t.request_time + d) as f64)),
+            "run_id" => t
+                .metadata
+                .get("mlflow.sourceRun")
+                .and_then(Json::as_str)
+                .map(Field::Str),
+            "experiment_id" => Some(Field::Str(&t.experiment_id)),
             "status" | "state" => Some(Field::Str(&t.state)),
             "name" => t.tags.get("mlflow.traceName").map(|v| Field::Str(v)),
             "trace_id" | "request_id" => Some(Field::Str(&t.trace_id)),
@@ -680,8 +715,74 @@ fn trace_field<'a>(t: &'a TraceRow, kind: Kind, key: &str) -> Option<Field<'a>> 
     }
 }
 
+/// What the links of traces to runs and prompt versions say for a search's clauses: for each
+/// run ID or prompt version a clause names, the traces linked to it.
+#[derive(Default)]
+struct Links(HashMap<(&'static str, String), std::collections::HashSet<String>>);
+
+/// Whether a clause is the `run_id = X` that also finds traces linked to run X, or a
+/// prompt filter (`prompt = "NAME/VERSION"`), which only links answer.
+fn link_of(c: &search::Clause) -> Result<Option<(&'static str, String)>> {
+    let value = || match &c.value {
+        search::Literal::Str(s) => Some(s.clone()),
+        _ => None,
+    };
+    let eq = c.comparator == search::Comparator::Eq;
+    match (c.kind, c.key.as_str()) {
+        (Kind::Attribute, "run_id") | (Kind::Metadata, "mlflow.sourceRun") if eq => {
+            Ok(value().map(|v| (assessments::TRACE_RUN, v)))
+        }
+        (Kind::Attribute, "prompt") | (Kind::Tag, "mlflow.linkedPrompts") => {
+            if !eq {
+                return Err(MlflowError::invalid(
+                    "Invalid comparator for prompts filter. Only '=' is supported with format: prompt = \"name/version\"",
+                ));
+            }
+            match value() {
+                Some(v) if v.matches('/').count() == 1 => Ok(Some((assessments::TRACE_PROMPT, v))),
+                v => Err(MlflowError::invalid(format!(
+                    "Invalid prompts filter value '{}'. Expected format: prompt = \"name/version\"",
+                    v.unwrap_or_default()
+                ))),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether trace `t` satisfies clause `c`.
+fn holds(t: &TraceRow, c: &search::Clause, links: &Links) -> bool {
+    if let Ok(Some(key)) = link_of(c) {
+        let linked = links.0.get(&key).is_some_and(|s| s.contains(&t.trace_id));
+        return linked
+            || (key.0 == assessments::TRACE_RUN
+                && search::matches(c, trace_field(t, Kind::Attribute, "run_id")));
+    }
+    match c.kind {
+        Kind::Feedback | Kind::Expectation => {
+            let kind = if c.kind == Kind::Feedback {
+                "feedback"
+            } else {
+                "expectation"
+            };
+            let values = assessments::values(&t.assessments, kind, &c.key);
+            match c.comparator {
+                search::Comparator::IsNull => values.is_empty(),
+                search::Comparator::IsNotNull => !values.is_empty(),
+                _ => values.iter().any(|v| search::matches(c, Some(v.field()))),
+            }
+        }
+        Kind::Issue => match &c.value {
+            search::Literal::Str(id) => assessments::has_issue(&t.assessments, id),
+            _ => false,
+        },
+        _ => search::matches(c, trace_field(t, c.kind, &c.key)),
+    }
+}
+
 /// `POST mlflow/traces/search` (SearchTracesV3): MLflow's filter language over tags,
-/// request metadata and the attributes of `search::TRACES`, newest first by default.
+/// request metadata, assessments, links and the attributes of `search::TRACES`, newest
+/// first by default.
 pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     if !req.has("locations") {
         return Err(missing("locations"));
@@ -697,9 +798,15 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     let clauses = search::parse_filter(&filter, &search::TRACES)?;
     let order = search::parse_order_by(&req.str_list("order_by")?, &search::TRACES)?;
     let offset = req.page_offset()?;
+    for c in &clauses {
+        link_of(c)?;
+    }
     if experiments.is_empty() {
         return Ok(json!({}));
     }
+    let needs_assessments = clauses
+        .iter()
+        .any(|c| matches!(c.kind, Kind::Feedback | Kind::Expectation | Kind::Issue));
     // The common search (no filter, newest first) is one indexed query for the page alone.
     let newest_first = order.is_empty()
         || (order.len() == 1
@@ -715,7 +822,7 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             return newest_page(ctx, &experiments, &conds, offset, max);
         }
     }
-    let (mut rows, locs) = ctx.read(|tx| {
+    let (mut rows, locs, links) = ctx.read(|tx| {
         let mut rows = Vec::new();
         for e in &experiments {
             let found = tx.query(
@@ -735,14 +842,24 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
                 rows.push(t);
             }
         }
+        if needs_assessments {
+            let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
+            let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
+            for t in rows.iter_mut() {
+                t.assessments = found.remove(&t.trace_id).unwrap_or_default();
+            }
+        }
+        let mut links = Links::default();
+        for c in &clauses {
+            if let Some(key) = link_of(c)? {
+                let traces = assessments::traces_linked_to(tx, &ctx.workspace, key.0, &key.1)?;
+                links.0.insert(key, traces.into_iter().collect());
+            }
+        }
         let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
-        Ok((rows, locs))
+        Ok((rows, locs, links))
     })?;
-    rows.retain(|t| {
-        clauses
-            .iter()
-            .all(|c| search::matches(c, trace_field(t, c.kind, &c.key)))
-    });
+    rows.retain(|t| clauses.iter().all(|c| holds(t, c, &links)));
     rows.sort_by(|a, b| {
         for k in &order {
             let o = search::compare_fields(
@@ -759,7 +876,15 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             .cmp(&a.request_time)
             .then_with(|| a.trace_id.cmp(&b.trace_id))
     });
-    let (page, next) = super::page(rows, offset, max);
+    let (mut page, next) = super::page(rows, offset, max);
+    drop(links);
+    if !needs_assessments && !page.is_empty() {
+        let ids: Vec<&str> = page.iter().map(|t| t.trace_id.as_str()).collect();
+        let mut found = ctx.read(|tx| assessments::of_traces(tx, &ctx.workspace, &ids))?;
+        for t in page.iter_mut() {
+            t.assessments = found.remove(&t.trace_id).unwrap_or_default();
+        }
+    }
     let mut out = json!({});
     if !page.is_empty() {
         out["traces"] = page
@@ -892,6 +1017,11 @@ fn newest_page(
             )? {
                 t.tags.insert(tag.text(0), tag.text(1));
             }
+        }
+        let ids: Vec<&str> = rows.iter().take(max).map(|t| t.trace_id.as_str()).collect();
+        let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
+        for t in rows.iter_mut() {
+            t.assessments = found.remove(&t.trace_id).unwrap_or_default();
         }
         let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
         Ok((rows, locs))

@@ -1344,6 +1344,26 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 )?;
             }
         }
+        Op::PutGenaiObject {
+            kind,
+            id,
+            parent,
+            name,
+            doc,
+            time,
+        } => {
+            tx.exec_later(
+                "INSERT INTO genai_objects (workspace, kind, id, parent, name, doc, updated_time) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (workspace, kind, id) DO UPDATE SET parent = excluded.parent, name = excluded.name, doc = excluded.doc, updated_time = excluded.updated_time",
+                vec![ws.into(), kind.into(), id.into(), parent.clone().into(), name.clone().into(), doc.into(), (*time).into()],
+            )?;
+        }
+        Op::DeleteGenaiObject { kind, id, .. } => {
+            tx.exec_later(
+                "DELETE FROM genai_objects WHERE workspace = ? AND kind = ? AND id = ?",
+                vec![ws.into(), kind.into(), id.into()],
+            )?;
+        }
         Op::DeleteGatewayObject { kind, id, .. } => {
             tx.exec_later(
                 "DELETE FROM gateway_objects WHERE workspace = ? AND kind = ? AND id = ?",

@@ -279,7 +279,7 @@ impl RunRecord {
                 "end_time" => self.end_time.map(|t| Field::Num(t as f64)),
                 _ => None,
             },
-            Kind::Dataset | Kind::Metadata => None,
+            _ => None,
         }
     }
 
@@ -936,7 +936,7 @@ impl LoggedModelRecord {
                 "last_updated_timestamp" => Some(Field::Num(self.last_updated_time as f64)),
                 k => self.attrs.get(k).map(|v| Field::Str(v)),
             },
-            Kind::Dataset | Kind::Metadata => None,
+            _ => None,
         }
     }
 }

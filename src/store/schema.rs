@@ -655,6 +655,22 @@ CREATE TABLE trace_spans (
   PRIMARY KEY (workspace, trace_id, span_id)
 )
 "#,
+    // 13: MLflow 3's GenAI objects beside traces (api/assessments.rs): assessments, trace
+    // links, ..., each a JSON document by kind, found by its parent or its name.
+    r#"
+CREATE TABLE genai_objects (
+  workspace TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  parent TEXT,
+  name TEXT,
+  doc TEXT NOT NULL,
+  updated_time BIGINT NOT NULL,
+  PRIMARY KEY (workspace, kind, id)
+);
+CREATE INDEX genai_objects_by_parent ON genai_objects (workspace, kind, parent);
+CREATE INDEX genai_objects_by_name ON genai_objects (workspace, kind, name)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
@@ -718,6 +734,7 @@ pub const STATE_TABLES: &[(&str, &str)] = &[
     ("traces", "trace_id"),
     ("trace_tags", "trace_id, key"),
     ("trace_spans", "trace_id, span_id"),
+    ("genai_objects", "kind, id"),
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -40,6 +40,7 @@ fn expected(role: &str, action: &str, service: bool) -> bool {
         "gateway/write",
         "gateway/invoke",
         "traces/write",
+        "genai/write",
     ];
     let read = action.ends_with("/read");
     match role {

@@ -1924,6 +1924,135 @@ fn traces_cases() -> Vec<crate::support::Case> {
             json!({}),
             (400, "BAD_REQUEST"),
         ),
+        ("POST", format!("{t}/tr-nope/assessments"), json!({}), IPV),
+        (
+            "POST",
+            format!("{t}/tr-nope/assessments"),
+            json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}}}),
+            RDNE,
+        ),
+        (
+            "POST",
+            format!("{t}/tr-nope/assessments"),
+            json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}, "expectation": {"value": 2}}}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/tr-nope/assessments"),
+            json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}, "source": {"source_type": "ROBOT"}}}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/tr-nope/assessments"),
+            json!({"assessment": {"assessment_name": "x", "expectation": {"serialized_value": {"serialization_format": "YAML", "value": "a: 1"}}}}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/tr-nope/assessments"),
+            json!({"assessment": {"assessment_name": "x".repeat(251), "feedback": {"value": 1}}}),
+            IPV,
+        ),
+        (
+            "GET",
+            format!("{t}/tr-nope/assessments/a-nope"),
+            json!({}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            format!("{t}/tr-nope/assessments/a-nope"),
+            json!({}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            format!("{t}/tr-nope/assessments/a-nope"),
+            json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}}}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            format!("{t}/tr-nope/assessments/a-nope"),
+            json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}}, "update_mask": "feedback,expectation"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            format!("{t}/tr-nope/assessments/a-nope"),
+            json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}}, "update_mask": "feedback"}),
+            RDNE,
+        ),
+        (
+            "DELETE",
+            format!("{t}/tr-nope/assessments/a-nope"),
+            json!({}),
+            RDNE,
+        ),
+        ("POST", format!("{t}/link-to-run"), json!({}), IPV),
+        (
+            "POST",
+            format!("{t}/link-to-run"),
+            json!({"trace_ids": ["tr-nope"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/link-to-run"),
+            json!({"trace_ids": (0..101).map(|i| format!("tr-{i}")).collect::<Vec<_>>(), "run_id": "{RUN}"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/link-to-run"),
+            json!({"trace_ids": ["tr-nope"], "run_id": "nope"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            format!("{t}/link-to-run"),
+            json!({"trace_ids": ["tr-nope"], "run_id": "{RUN}"}),
+            RDNE,
+        ),
+        ("POST", format!("{t}/link-prompts"), json!({}), IPV),
+        (
+            "POST",
+            format!("{t}/link-prompts"),
+            json!({"trace_id": "tr-nope", "prompt_versions": [{"name": "p", "version": "one"}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/link-prompts"),
+            json!({"trace_id": "tr-nope", "prompt_versions": [{"name": "p", "version": "1"}]}),
+            RDNE,
+        ),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "{EXP}"}}], "filter": "prompt = 'p'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "{EXP}"}}], "filter": "issue.name = 'x'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "{EXP}"}}], "filter": "feedback.rating IN ('1')"}),
+            IPV,
+        ),
+        (
+            "POST",
+            format!("{t}/search"),
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "{EXP}"}}], "order_by": ["feedback.rating"]}),
+            IPV,
+        ),
         (
             "GET",
             "/api/2.0/mlflow/get-trace-artifact".into(),
@@ -2056,7 +2185,8 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{token_id}", "t-nope")
             .replace("{assignment_id}", "a-nope")
             .replace("{lock_id}", "l-nope")
-            .replace("{trace_id}", "tr-nope");
+            .replace("{trace_id}", "tr-nope")
+            .replace("{assessment_id}", "a-nope");
         let alt = pattern
             .replace("{model_id}", "{LM}")
             .replace("{workspace_name}", "default")
@@ -2065,7 +2195,8 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{version}", "1")
             .replace("{job_id}", "j-nope")
             .replace("{attempt}", "1")
-            .replace("{trace_id}", "tr-nope");
+            .replace("{trace_id}", "tr-nope")
+            .replace("{assessment_id}", "a-nope");
         let hit = covered.iter().any(|c| {
             c == &format!("{prefix}{concrete}")
                 || c == &format!("{prefix}{alt}")

@@ -103,11 +103,13 @@ fn op_index(op: &Op) -> usize {
         Op::SetTraceTag { .. } => 84,
         Op::DeleteTraceTag { .. } => 85,
         Op::DeleteTraces { .. } => 86,
+        Op::PutGenaiObject { .. } => 87,
+        Op::DeleteGenaiObject { .. } => 88,
     }
 }
-const OP_COUNT: usize = 87;
+const OP_COUNT: usize = 89;
 /// How many kinds of action the workload below picks from.
-pub const ACTIONS: u8 = 76;
+pub const ACTIONS: u8 = 77;
 
 pub struct World {
     meta: Meta,
@@ -408,6 +410,27 @@ pub fn run_action(w: &mut World, a: &Action) {
                 }
             }
         }
+        // Assessments of a trace (feedback, expectations, overrides, updates, deletes) and its
+        // links to runs.
+        76 => {
+            use tandem::api::assessments as asm;
+            let trace_id = tandem::api::traces::trace_id_of(&[y % 4 + 1; 16]);
+            let newest = w
+                .store
+                .read(|tx| tx.query_one("SELECT id FROM genai_objects WHERE workspace = 'default' AND kind = 'assessment' AND parent = ? ORDER BY updated_time DESC, id", &[trace_id.as_str().into()]))
+                .unwrap()
+                .map(|r| r.text(0))
+                .unwrap_or_else(|| "a-none".into());
+            let path = json!({"trace_id": trace_id, "assessment_id": newest});
+            match z % 6 {
+                0 => drop(w.call(asm::create_assessment, json!({"trace_id": trace_id, "assessment": {"assessment_name": key, "source": {"source_type": "HUMAN", "source_id": user}, "feedback": {"value": z}, "rationale": "r"}}))),
+                1 => drop(w.call(asm::create_assessment, json!({"trace_id": trace_id, "assessment": {"assessment_name": key, "expectation": {"value": {"facts": [x, y]}}}}))),
+                2 => drop(w.call(asm::create_assessment, json!({"trace_id": trace_id, "assessment": {"assessment_name": key, "feedback": {"value": "better"}, "overrides": newest}}))),
+                3 => drop(w.call(asm::update_assessment, json!({"trace_id": trace_id, "assessment_id": newest, "assessment": {"rationale": format!("r{x}"), "metadata": {"m": "1"}}, "update_mask": "rationale,metadata"}))),
+                4 => drop(w.call(asm::delete_assessment, path)),
+                _ => drop(w.call(asm::link_traces_to_run, json!({"trace_ids": [trace_id], "run_id": r}))),
+            }
+        }
         0 => {
             if let Some(v) = w.call(tr::create_experiment, json!({"name": format!("e{}", x % 16), "tags": [{"key": key, "value": "v"}]})) {
                 w.experiments.push(v["experiment_id"].as_str().unwrap().to_owned());
@@ -650,6 +673,19 @@ fn replay_covers_every_kind_of_change_on(meta: Meta) {
         (75, 1, 1, 2),
         (75, 1, 1, 3),
         (75, 1, 1, 4),
+        // A gateway endpoint's life once: its secret, model definition, endpoint, deleted.
+        (74, 1, 1, 0),
+        (74, 1, 1, 2),
+        (74, 1, 1, 3),
+        (74, 1, 1, 5),
+        // Assessments on a live trace: one, its override, an update, the override deleted
+        // (the first valid again), a link to a run.
+        (75, 1, 2, 0),
+        (76, 1, 2, 0),
+        (76, 1, 2, 2),
+        (76, 1, 2, 3),
+        (76, 1, 2, 4),
+        (76, 1, 2, 5),
     ] {
         run_action(&mut w, &Action::Api(a.0, a.1, a.2, a.3));
     }

@@ -817,6 +817,71 @@ def case_traces(api):
     return out
 
 
+def case_assessments_and_trace_links(api):
+    """Feedback, expectations, overrides, updates and deletes of assessments; a trace's
+    assessments in its info and in searches; links of traces to runs and prompt versions."""
+    eid = api.experiment("assessments")
+    run = api.run(eid).info.run_id
+    t = "2cf7651916cd43dd8448eb211c80319e"
+    tid = "tr-" + t
+    out = []
+    r = requests.post(api.url + "/v1/traces", data=json.dumps(otlp_body(t, [("c7ad6b7169203331", None, "root", 1_700_000_000_000, 1_700_000_000_500, 1, {"q": "hi"}, "answer")])),
+                      headers={"Content-Type": "application/json", "x-mlflow-experiment-id": eid}, timeout=30)
+    out.append(r.status_code)
+    base = "/api/3.0/mlflow/traces/" + tid + "/assessments"
+    src = {"source_type": "HUMAN", "source_id": "alice"}
+    times = {"create_time": "2026-12-05T03:24:45.724Z", "last_update_time": "2026-12-05T03:24:45.724Z"}
+    ids = {}
+
+    def created(name):
+        def pick(j):
+            ids[name] = api.name(j["assessment"]["assessment_id"], "{%s}" % name)
+            return j
+        return pick
+
+    def no_times(j):
+        a = dict(j["assessment"])
+        a.pop("last_update_time")
+        return a
+
+    codes = lambda r: r[:3] if r[0] == "error" else r  # noqa: E731
+    out.append(api.call("POST", base, {"assessment": {"assessment_name": "quality", "trace_id": tid, "source": src, "feedback": {"value": 4}, "rationale": "clear", "metadata": {"k": "v"}, **times}}, pick=created("A1")))
+    out.append(api.call("POST", base, {"assessment": {"assessment_name": "facts", "trace_id": tid, "source": {"source_type": "CODE"}, "expectation": {"serialized_value": {"serialization_format": "JSON_FORMAT", "value": '{"a": [7, "x"]}'}}, "span_id": "c7ad6b7169203331", **times}}, pick=created("E1")))
+    out.append(api.call("POST", base, {"assessment": {"assessment_name": "answer", "trace_id": tid, "source": src, "expectation": {"value": "42"}, "rationale": "dropped", **times}}, pick=created("E2")))
+    out.append(api.call("POST", base, {"assessment": {"assessment_name": "judged", "trace_id": tid, "source": {"source_type": "LLM_JUDGE", "source_id": "gpt"}, "feedback": {"value": None, "error": {"error_code": "RATE_LIMIT", "error_message": "slow down"}}, **times}}, pick=created("F2")))
+    out.append(api.call("GET", f"{base}/{ids['A1']}", pick=lambda j: j))
+    out.append(api.call("POST", base, {"assessment": {"assessment_name": "quality", "trace_id": tid, "source": {"source_type": "HUMAN", "source_id": "bob"}, "feedback": {"value": "better"}, "overrides": ids["A1"], **times}}, pick=created("A2")))
+    out.append(api.call("GET", f"{base}/{ids['A1']}", pick=lambda j: j["assessment"]["valid"]))
+    out.append(api.call("PATCH", f"{base}/{ids['A2']}", {"assessment": {"rationale": "sharper", "metadata": {"m": "yes"}}, "update_mask": "rationale,metadata"}, pick=no_times))
+    out.append(api.call("PATCH", f"{base}/{ids['E2']}", {"assessment": {"assessment_name": "answer2", "expectation": {"value": 7}}, "update_mask": "assessmentName,expectation"}, pick=no_times))
+    out.append(codes(api.call("PATCH", f"{base}/{ids['E2']}", {"assessment": {"feedback": {"value": 1}}, "update_mask": "feedback"})))
+    out.append(codes(api.call("PATCH", f"{base}/{ids['A2']}", {"assessment": {"expectation": {"value": 1}}, "update_mask": "expectation"})))
+    info = lambda j: sorted((a["assessment_name"], a.get("valid"), a.get("overrides")) for a in j["trace"]["trace_info"].get("assessments", []))  # noqa: E731
+    out.append(api.call("GET", "/api/3.0/mlflow/traces/" + tid, pick=info))
+    loc = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}}]
+    found = lambda j: [x["trace_id"] for x in j.get("traces", [])]  # noqa: E731
+    for f in ["feedback.quality = 'better'", "feedback.quality = 'worse'", "expectation.answer2 IS NOT NULL", "feedback.nothing IS NULL"]:
+        out.append((f, api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc, "filter": f}, pick=found)))
+    out.append(api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc}, pick=lambda j: sorted(a["assessment_name"] for a in j["traces"][0].get("assessments", []))))
+    out.append(api.call("DELETE", f"{base}/{ids['A2']}", pick=lambda j: j))
+    out.append(api.call("DELETE", f"{base}/{ids['A2']}", pick=lambda j: j))
+    out.append(api.call("GET", f"{base}/{ids['A1']}", pick=lambda j: j["assessment"]["valid"]))
+    out.append(codes(api.call("GET", f"{base}/{ids['A2']}")))
+    out.append(codes(api.call("GET", "/api/3.0/mlflow/traces/tr-nope/assessments/a-1")))
+    out.append(codes(api.call("POST", base, {"assessment": {"assessment_name": "q", "trace_id": tid, "feedback": {"value": 1}, "overrides": "a-nope", **times}})))
+    # Links: a trace linked to a run is found by that run's ID; one linked to a prompt
+    # version by the version.
+    out.append(api.call("POST", "/api/2.0/mlflow/traces/link-to-run", {"trace_ids": [tid], "run_id": run}, pick=lambda j: j))
+    out.append(api.call("POST", "/api/2.0/mlflow/traces/link-to-run", {"trace_ids": [tid], "run_id": run}, pick=lambda j: j))
+    out.append(api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc, "filter": f"attributes.run_id = '{run}'"}, pick=found))
+    out.append(api.call("POST", "/api/2.0/mlflow/traces/link-prompts", {"trace_id": tid, "prompt_versions": [{"name": "greeting", "version": "2"}]}, pick=lambda j: j))
+    for f in ["prompt = 'greeting/2'", "prompt = 'greeting/1'"]:
+        out.append((f, api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc, "filter": f}, pick=found)))
+    out.append(codes(api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc, "filter": "prompt = 'greeting'"})))
+    out.append(codes(api.call("POST", "/api/2.0/mlflow/traces/link-to-run", {"trace_ids": ["t"] * 101, "run_id": run})))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

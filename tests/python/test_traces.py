@@ -108,3 +108,58 @@ def test_otlp_json_ingest_and_its_bad_input(server):
         assert r.status_code == status, (ctype, exp, r.status_code, r.text[:300])
     after = requests.get(server.url + "/api/tandem/v1/workspaces/default/changes", timeout=30).json()["events"][-1]["seq"]
     assert after == before, "refused OTLP requests wrote something"
+
+
+def test_assessments_and_links_through_the_stock_client(server):
+    """`mlflow.log_feedback`, `log_expectation`, `override_feedback`, `update_assessment`,
+    `delete_assessment`, `get_assessment`; assessments on the trace and in searches; traces
+    linked to a run found by `search_traces(run_id=...)`."""
+    import mlflow
+    from mlflow.entities import AssessmentSource, AssessmentSourceType
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(server.url)
+    exp = mlflow.set_experiment("assessments-client")
+
+    @mlflow.trace
+    def answer(q):
+        return "42"
+
+    answer("meaning?")
+    trace_id = mlflow.get_last_active_trace_id()
+    human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="alice")
+    fb = mlflow.log_feedback(trace_id=trace_id, name="correct", value=True, source=human, rationale="checked")
+    ex = mlflow.log_expectation(trace_id=trace_id, name="expected", value={"answer": "42", "facts": ["a", "b"]})
+    judged = mlflow.log_feedback(trace_id=trace_id, name="relevance", value=0.8,
+                                 source=AssessmentSource(source_type="LLM_JUDGE", source_id="judge"))
+    assert fb.assessment_id.startswith("a-") and fb.valid
+    assert mlflow.get_assessment(trace_id, ex.assessment_id).value == {"answer": "42", "facts": ["a", "b"]}
+
+    # An override replaces the feedback: the old one is kept, marked invalid.
+    new = mlflow.override_feedback(trace_id=trace_id, assessment_id=fb.assessment_id, value=False, rationale="wrong after all")
+    assert new.overrides == fb.assessment_id
+    assert mlflow.get_assessment(trace_id, fb.assessment_id).valid is False
+    updated = mlflow.update_assessment(trace_id=trace_id, assessment_id=judged.assessment_id,
+                                       assessment=mlflow.entities.Feedback(name="relevance", value=0.9))
+    assert updated.value == 0.9 and updated.source.source_id == "judge"
+
+    trace = mlflow.get_trace(trace_id)
+    by_id = {a.assessment_id: a for a in trace.info.assessments}
+    assert set(by_id) == {fb.assessment_id, ex.assessment_id, judged.assessment_id, new.assessment_id}
+    assert by_id[new.assessment_id].value is False and by_id[fb.assessment_id].valid is False
+    found = mlflow.search_traces(locations=[exp.experiment_id], filter_string="feedback.relevance > 0.85", return_type="list")
+    assert [t.info.trace_id for t in found] == [trace_id]
+    assert mlflow.search_traces(locations=[exp.experiment_id], filter_string="feedback.relevance < 0.5", return_type="list") == []
+
+    # Deleting the override makes the first feedback valid again.
+    mlflow.delete_assessment(trace_id=trace_id, assessment_id=new.assessment_id)
+    assert mlflow.get_assessment(trace_id, fb.assessment_id).valid is True
+    with pytest.raises(mlflow.exceptions.MlflowException, match="not found"):
+        mlflow.get_assessment(trace_id, new.assessment_id)
+
+    # A trace linked to a run is found by the run's ID.
+    client = MlflowClient()
+    run = client.create_run(exp.experiment_id)
+    assert mlflow.search_traces(run_id=run.info.run_id, locations=[exp.experiment_id], return_type="list") == []
+    client.link_traces_to_run([trace_id], run.info.run_id)
+    assert [t.info.trace_id for t in mlflow.search_traces(run_id=run.info.run_id, locations=[exp.experiment_id], return_type="list")] == [trace_id]

@@ -97,6 +97,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "gateway/write",
             "gateway/invoke",
             "traces/write",
+            "genai/write",
         ],
     ),
     (
@@ -114,6 +115,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "gateway/write",
             "gateway/invoke",
             "traces/write",
+            "genai/write",
             "secrets/reveal",
             "*/delete",
             "workspaces/write",

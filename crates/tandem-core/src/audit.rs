@@ -52,6 +52,9 @@ pub fn op_action(op: &str) -> &'static str {
         "DeleteGatewayObject" => "gateway/delete",
         "LogSpans" | "StartTrace" | "SetTraceTag" | "DeleteTraceTag" => "traces/write",
         "DeleteTraces" => "traces/delete",
+        // Assessments, trace links, evaluation datasets, scorers, labeling: edits a
+        // contributor makes; a deleted one comes back by a point-in-time restore.
+        "PutGenaiObject" | "DeleteGenaiObject" => "genai/write",
         "Lock" => "locks/write",
         "Unlock" => "locks/lift",
         op if op.contains("RegisteredModel") || op.contains("ModelVersion") => "models/write",
@@ -68,6 +71,13 @@ pub fn object_of(event: &Event) -> String {
     if event.op.ends_with("GatewayObject") {
         return format!(
             "gateway-{}:{}",
+            s("kind").unwrap_or_default().replace('_', "-"),
+            s("id").unwrap_or_default()
+        );
+    }
+    if event.op.ends_with("GenaiObject") {
+        return format!(
+            "{}:{}",
             s("kind").unwrap_or_default().replace('_', "-"),
             s("id").unwrap_or_default()
         );

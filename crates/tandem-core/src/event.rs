@@ -623,6 +623,24 @@ pub enum Op {
         trace_ids: Vec<String>,
         time: i64,
     },
+    /// One object of MLflow 3's GenAI side (docs/design/traces.md), created or replaced
+    /// whole: `kind` says which (`assessment`, `trace_run`, `trace_prompt`, ...), `parent` the
+    /// object it hangs off (an assessment's trace), `doc` its JSON document.
+    PutGenaiObject {
+        kind: String,
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        doc: String,
+        time: i64,
+    },
+    DeleteGenaiObject {
+        kind: String,
+        id: String,
+        time: i64,
+    },
 }
 
 impl Op {

@@ -15,6 +15,12 @@ pub enum Kind {
     Dataset,
     /// A trace's request metadata (`request_metadata.KEY`, `metadata.KEY`).
     Metadata,
+    /// The value of a trace's valid feedback named KEY (`feedback.KEY`).
+    Feedback,
+    /// The value of a trace's valid expectation named KEY (`expectation.KEY`).
+    Expectation,
+    /// An issue linked to a trace (`issue.id`).
+    Issue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,12 +146,21 @@ pub const LOGGED_MODELS: Spec = Spec {
 /// below (`attributes.`, `trace.` or bare).
 pub const TRACES: Spec = Spec {
     entity: "trace",
-    kinds: &[Kind::Tag, Kind::Attribute, Kind::Metadata],
+    kinds: &[
+        Kind::Tag,
+        Kind::Attribute,
+        Kind::Metadata,
+        Kind::Feedback,
+        Kind::Expectation,
+        Kind::Issue,
+    ],
     numeric_attributes: &[
         "timestamp_ms",
         "timestamp",
         "execution_time_ms",
         "execution_time",
+        "end_time_ms",
+        "end_time",
     ],
     string_attributes: &[
         "status",
@@ -154,6 +169,9 @@ pub const TRACES: Spec = Spec {
         "trace_id",
         "request_id",
         "client_request_id",
+        "run_id",
+        "prompt",
+        "experiment_id",
     ],
 };
 
@@ -302,6 +320,9 @@ fn kind_of(prefix: &str) -> Option<Kind> {
         "dataset" | "datasets" => Kind::Dataset,
         "trace" => Kind::Attribute,
         "request_metadata" | "metadata" => Kind::Metadata,
+        "feedback" => Kind::Feedback,
+        "expectation" => Kind::Expectation,
+        "issue" => Kind::Issue,
         _ => return None,
     })
 }
@@ -341,6 +362,11 @@ pub fn parse_identifier(ident: &str, spec: &Spec) -> Result<(Kind, String)> {
         valid.dedup();
         return Err(bad(format!(
             "Invalid attribute key '{key}' specified. Valid keys are '{valid:?}'"
+        )));
+    }
+    if kind == Kind::Issue && key != "id" {
+        return Err(bad(format!(
+            "Invalid issue attribute '{key}'. Supported attributes: ['id']"
         )));
     }
     if kind == Kind::Dataset && !matches!(key.as_str(), "name" | "digest" | "context") {
@@ -447,8 +473,16 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
                 Literal::List(items)
             }
             _ => {
+                let assessment = matches!(kind, Kind::Feedback | Kind::Expectation);
                 let v = match toks.get(i) {
-                    Some(Tok::Num(n)) if numeric => Literal::Num(*n),
+                    Some(Tok::Num(n)) if numeric || assessment => Literal::Num(*n),
+                    Some(Tok::Ident(w))
+                        if assessment
+                            && (w.eq_ignore_ascii_case("true")
+                                || w.eq_ignore_ascii_case("false")) =>
+                    {
+                        Literal::Str(w.to_ascii_lowercase())
+                    }
                     Some(Tok::Str(s)) if numeric => match s.trim().parse::<f64>() {
                         Ok(n) if kind == Kind::Attribute => Literal::Num(n),
                         _ => {
@@ -491,9 +525,20 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
             Comparator::IsNull,
             Comparator::IsNotNull,
         ];
-        if (numeric && !numeric_ops.contains(&comparator))
-            || (!numeric && !string_ops.contains(&comparator))
-        {
+        let assessment = matches!(kind, Kind::Feedback | Kind::Expectation);
+        if kind == Kind::Issue && comparator != Comparator::Eq {
+            return Err(invalid(&format!(
+                "'{comparator:?}' is not a valid comparator for '{ident}': issues take '=' only"
+            )));
+        }
+        let allowed = if assessment {
+            !matches!(comparator, Comparator::In | Comparator::NotIn)
+        } else if numeric {
+            numeric_ops.contains(&comparator)
+        } else {
+            string_ops.contains(&comparator)
+        };
+        if !allowed {
             return Err(invalid(&format!(
                 "'{comparator:?}' is not a valid comparator for '{ident}'"
             )));
@@ -622,9 +667,12 @@ pub fn parse_order_by(entries: &[String], spec: &Spec) -> Result<Vec<OrderKey>> 
                 }
             };
             let (kind, key) = parse_identifier(&ident, spec)?;
-            if kind == Kind::Dataset {
+            if matches!(
+                kind,
+                Kind::Dataset | Kind::Feedback | Kind::Expectation | Kind::Issue
+            ) {
                 return Err(bad(format!(
-                    "Invalid order_by clause '{e}': datasets cannot be ordered by"
+                    "Invalid order_by clause '{e}': only attributes, tags and metadata order"
                 )));
             }
             Ok(OrderKey {
