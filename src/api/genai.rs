@@ -1,12 +1,9 @@
-//! The read side of MLflow 3's GenAI API (traces, trace metrics, evaluation datasets,
-//! scorers) as the web UI's GenAI pages call it.
+//! The parts of MLflow 3's GenAI API the web UI's GenAI pages read that tandem does not
+//! compute yet: trace metrics (`QueryTraceMetrics`) and scorers (`ListScorers`).
 //!
-//! tandem does not store traces, evaluation datasets or scorers yet: every RPC that would
-//! create one answers 404 (ENDPOINT_NOT_FOUND), so no workspace can hold any. These searches
-//! therefore answer what MLflow's server answers over a store with none of them, with MLflow's
-//! own validation of the request, so that the UI's traces page shows its "start tracing" state
-//! instead of spinning. When traces are stored (docs/compatibility.md), these answers come
-//! from the store and this module's empty results go.
+//! Both answer, with MLflow's own validation of the request, what MLflow's server answers over
+//! a store with no scorers and no traces in the asked window (issue 21: metrics over stored
+//! traces and scorers are next), so that the UI's pages render instead of spinning.
 
 use super::{tracking, Ctx, Json, Req, Result};
 use crate::api::MlflowError;
@@ -107,16 +104,6 @@ pub fn trace_metrics(_: &Ctx, req: &Req) -> Result<Json> {
             json!({ "data_points": [{ "metric_name": metric, "values": { "COUNT": 0.0 } }] }),
         );
     }
-    Ok(json!({}))
-}
-
-/// `POST /api/3.0/mlflow/datasets/search` (SearchEvaluationDatasets).
-pub fn search_evaluation_datasets(_: &Ctx, req: &Req) -> Result<Json> {
-    req.str_list("experiment_ids")?;
-    req.opt_str("filter_string")?;
-    req.str_list("order_by")?;
-    req.max_results(1000, 50_000)?;
-    req.page_offset()?;
     Ok(json!({}))
 }
 

@@ -9,6 +9,7 @@ pub mod access;
 pub mod assessments;
 pub mod assets;
 pub mod changes;
+pub mod datasets;
 pub mod gateway;
 pub mod genai;
 pub mod graphql;
@@ -857,15 +858,54 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         assessments::delete_assessment,
     ),
     ("POST", "mlflow/traces/metrics", genai::trace_metrics),
+    ("POST", "mlflow/datasets/create", datasets::create_dataset),
+    ("POST", "mlflow/datasets/search", datasets::search_datasets),
+    ("GET", "mlflow/datasets/search", datasets::search_datasets),
+    ("GET", "mlflow/datasets/{dataset_id}", datasets::get_dataset),
+    (
+        "DELETE",
+        "mlflow/datasets/{dataset_id}",
+        datasets::delete_dataset,
+    ),
+    (
+        "PATCH",
+        "mlflow/datasets/{dataset_id}/tags",
+        datasets::set_dataset_tags,
+    ),
+    (
+        "DELETE",
+        "mlflow/datasets/{dataset_id}/tags/{key}",
+        datasets::delete_dataset_tag,
+    ),
     (
         "POST",
-        "mlflow/datasets/search",
-        genai::search_evaluation_datasets,
+        "mlflow/datasets/{dataset_id}/records",
+        datasets::upsert_dataset_records,
     ),
     (
         "GET",
-        "mlflow/datasets/search",
-        genai::search_evaluation_datasets,
+        "mlflow/datasets/{dataset_id}/records",
+        datasets::get_dataset_records,
+    ),
+    (
+        "DELETE",
+        "mlflow/datasets/{dataset_id}/records",
+        datasets::delete_dataset_records,
+    ),
+    (
+        "GET",
+        "mlflow/datasets/{dataset_id}/experiment-ids",
+        datasets::get_dataset_experiment_ids,
+    ),
+    (
+        "POST",
+        "mlflow/datasets/{dataset_id}/add-experiments",
+        datasets::add_dataset_to_experiments,
+    ),
+    (
+        "POST",
+        "mlflow/datasets/{dataset_id}/remove-experiments",
+        datasets::remove_dataset_from_experiments,
     ),
     ("GET", "mlflow/scorers/list", genai::list_scorers),
     ("GET", "mlflow/gateway-proxy", gateway_proxy),
@@ -1473,8 +1513,19 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("PATCH", "mlflow/traces/{trace_id}/assessments/{assessment_id}", "genai/write", Workspace),
         ("DELETE", "mlflow/traces/{trace_id}/assessments/{assessment_id}", "genai/write", Workspace),
         ("POST", "mlflow/traces/metrics", "experiments/read", Workspace),
+        ("POST", "mlflow/datasets/create", "genai/write", Workspace),
         ("POST", "mlflow/datasets/search", "experiments/read", Workspace),
         ("GET", "mlflow/datasets/search", "experiments/read", Workspace),
+        ("GET", "mlflow/datasets/{dataset_id}", "experiments/read", Workspace),
+        ("DELETE", "mlflow/datasets/{dataset_id}", "genai/write", Workspace),
+        ("PATCH", "mlflow/datasets/{dataset_id}/tags", "genai/write", Workspace),
+        ("DELETE", "mlflow/datasets/{dataset_id}/tags/{key}", "genai/write", Workspace),
+        ("POST", "mlflow/datasets/{dataset_id}/records", "genai/write", Workspace),
+        ("GET", "mlflow/datasets/{dataset_id}/records", "experiments/read", Workspace),
+        ("DELETE", "mlflow/datasets/{dataset_id}/records", "genai/write", Workspace),
+        ("GET", "mlflow/datasets/{dataset_id}/experiment-ids", "experiments/read", Workspace),
+        ("POST", "mlflow/datasets/{dataset_id}/add-experiments", "genai/write", Workspace),
+        ("POST", "mlflow/datasets/{dataset_id}/remove-experiments", "genai/write", Workspace),
         ("GET", "mlflow/scorers/list", "experiments/read", Workspace),
         ("GET", "mlflow/gateway-proxy", "any", Anyone),
         ("POST", "mlflow/gateway-proxy", "any", Anyone),

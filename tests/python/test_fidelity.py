@@ -882,6 +882,79 @@ def case_assessments_and_trace_links(api):
     return out
 
 
+def case_evaluation_datasets(api):
+    """Evaluation datasets: create, get, search, tags, experiment links, records upserted by
+    their inputs, read in pages, deleted; their bad input."""
+    e1, e2 = api.experiment("ds-a"), api.experiment("ds-b")
+    out = []
+    d = "/api/3.0/mlflow/datasets"
+    ids = {}
+    times = ("created_time", "last_update_time", "digest")
+
+    def ds(j, name=None):
+        x = dict(j["dataset"])
+        if name:
+            ids[name] = api.name(x["dataset_id"], "{%s}" % name)
+        for k in times:
+            x.pop(k, None)
+        x["tags"] = json.loads(x["tags"])
+        for k in ("schema", "profile"):
+            if k in x:
+                x[k] = json.loads(x[k])
+        if isinstance(x.get("schema"), dict):
+            x["schema"].pop("version")
+        return x
+
+    codes = lambda r: r[:3] if r[0] == "error" else r  # noqa: E731
+    out.append(api.call("POST", f"{d}/create", {"name": "qa", "experiment_ids": [e1], "tags": json.dumps({"team": "ml", "mlflow.user": "alice"})}, pick=lambda j: ds(j, "D1")))
+    out.append(api.call("POST", f"{d}/create", {"name": "other", "tags": json.dumps({"team": "x"})}, pick=lambda j: ds(j, "D2")))
+    out.append(api.call("GET", f"{d}/{ids['D1']}", pick=ds))
+    out.append(codes(api.call("GET", f"{d}/d-nope")))
+    recs = [{"inputs": {"q": "two plus two"}, "expectations": {"answer": "four"}, "tags": {"mlflow.user": "bob"}},
+            {"inputs": {"q": "capital of France"}, "outputs": "Paris", "source": {"source_type": "HUMAN", "source_data": {"source_id": "carol"}}},
+            {"inputs": {"q": "two plus two"}, "expectations": {"why": "arithmetic"}}]
+    out.append(api.call("POST", f"{d}/{ids['D1']}/records", {"records": json.dumps(recs)}, pick=lambda j: j))
+    out.append(api.call("POST", f"{d}/{ids['D1']}/records", {"records": json.dumps([{"inputs": {"q": "capital of France"}, "outputs": "Paris!", "tags": {"k": "v"}}, {"inputs": {"n": 3}, "outputs": None}])}, pick=lambda j: j))
+
+    def records(j):
+        rs = json.loads(j["records"])
+        for r in rs:
+            api.name(r["dataset_record_id"], "{R:%s}" % json.dumps(r["inputs"], sort_keys=True))
+            for k in ("created_time", "last_update_time"):
+                r.pop(k)
+        # Records written in the same millisecond are in the order of their random IDs.
+        return (sorted(rs, key=lambda r: json.dumps(r["inputs"], sort_keys=True)), bool(j.get("next_page_token")))
+
+    out.append(api.call("GET", f"{d}/{ids['D1']}/records", pick=records))
+    page = {}
+    out.append(api.call("GET", f"{d}/{ids['D1']}/records", params={"max_results": 2}, pick=lambda j: (page.update(t=j.get("next_page_token")), records(j))[1]))
+    out.append(api.call("GET", f"{d}/{ids['D1']}/records", params={"max_results": 2, "page_token": page["t"]}, pick=records))
+    out.append(api.call("GET", f"{d}/{ids['D1']}", pick=ds))
+    rid = json.loads(requests.get(api.url + f"{d}/{ids['D1']}/records", timeout=30).json()["records"])[0]["dataset_record_id"]
+    out.append(api.call("DELETE", f"{d}/{ids['D1']}/records", {"dataset_record_ids": [rid, "dr-nope"]}, pick=lambda j: j))
+    out.append(api.call("GET", f"{d}/{ids['D1']}", pick=lambda j: ds(j).get("profile")))
+    out.append(api.call("PATCH", f"{d}/{ids['D1']}/tags", {"tags": json.dumps({"team": "ai", "stage": "gold"})}, pick=lambda j: j))
+    out.append(api.call("DELETE", f"{d}/{ids['D1']}/tags/stage", pick=lambda j: j))
+    out.append(api.call("DELETE", f"{d}/{ids['D1']}/tags/absent", pick=lambda j: j))
+    out.append(api.call("GET", f"{d}/{ids['D1']}", pick=lambda j: ds(j)["tags"]))
+    out.append(codes(api.call("PATCH", f"{d}/d-nope/tags", {"tags": json.dumps({"a": "b"})})))
+    out.append(api.call("POST", f"{d}/{ids['D2']}/add-experiments", {"experiment_ids": [e1, e2]}, pick=ds))
+    out.append(codes(api.call("POST", f"{d}/{ids['D2']}/add-experiments", {"experiment_ids": ["424242"]})))
+    out.append(api.call("GET", f"{d}/{ids['D2']}/experiment-ids", pick=lambda j: sorted(api.norm(j.get("experiment_ids", [])))))
+    out.append(api.call("POST", f"{d}/{ids['D2']}/remove-experiments", {"experiment_ids": [e1, "999"]}, pick=ds))
+    out.append(api.call("GET", f"{d}/{ids['D2']}/experiment-ids", pick=lambda j: j.get("experiment_ids", [])))
+    names = lambda j: [x["name"] for x in j.get("datasets", [])]  # noqa: E731
+    for body in [{"experiment_ids": [e1]}, {"experiment_ids": [e2]}, {"filter_string": "name = 'qa'"}, {"filter_string": "tags.team = 'x'"},
+                 {"order_by": ["name ASC"]}, {"order_by": ["name DESC"], "max_results": 1}, {"filter_string": "name LIKE 'q%'"}]:
+        out.append((api.norm(body), api.call("POST", f"{d}/search", body, pick=names)))
+    out.append(api.call("DELETE", f"{d}/{ids['D2']}", pick=lambda j: j))
+    out.append(api.call("DELETE", f"{d}/{ids['D2']}", pick=lambda j: j))
+    out.append(codes(api.call("GET", f"{d}/{ids['D2']}")))
+    out.append(codes(api.call("POST", f"{d}/create", {})))
+    out.append(codes(api.call("POST", f"{d}/{ids['D1']}/records", {})))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

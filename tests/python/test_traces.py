@@ -163,3 +163,57 @@ def test_assessments_and_links_through_the_stock_client(server):
     assert mlflow.search_traces(run_id=run.info.run_id, locations=[exp.experiment_id], return_type="list") == []
     client.link_traces_to_run([trace_id], run.info.run_id)
     assert [t.info.trace_id for t in mlflow.search_traces(run_id=run.info.run_id, locations=[exp.experiment_id], return_type="list")] == [trace_id]
+
+
+def test_evaluation_datasets_and_evaluate_end_to_end(server):
+    """`mlflow.genai.datasets` (create, merge records, get, search, tags, delete) and
+    `mlflow.genai.evaluate` with a code-based scorer over a dataset stored in tandem: the run,
+    its traces linked to it, their feedback and expectations."""
+    import mlflow
+    from mlflow.genai import datasets
+    from mlflow.genai.scorers import scorer
+
+    mlflow.set_tracking_uri(server.url)
+    exp = mlflow.set_experiment("evaluate-e2e")
+    ds = datasets.create_dataset(name="qa", experiment_id=[exp.experiment_id], tags={"team": "ml"})
+    ds.merge_records([
+        {"inputs": {"question": "2+2"}, "expectations": {"expected_response": "4"}},
+        {"inputs": {"question": "capital of France"}, "expectations": {"expected_response": "Paris"}},
+    ])
+    # The same inputs again merge into the record that has them.
+    ds.merge_records([{"inputs": {"question": "2+2"}, "expectations": {"note": "arithmetic"}}])
+    ds = datasets.get_dataset(dataset_id=ds.dataset_id)
+    df = ds.to_df()
+    assert len(df) == 2
+    merged = [e for e in df["expectations"] if "note" in e]
+    assert merged == [{"expected_response": "4", "note": "arithmetic"}]
+    assert ds.tags["team"] == "ml" and ds.profile and '"num_records": 2' in ds.profile
+    datasets.set_dataset_tags(dataset_id=ds.dataset_id, tags={"stage": "gold", "team": "ai"})
+    datasets.delete_dataset_tag(dataset_id=ds.dataset_id, key="stage")
+    tags = datasets.get_dataset(dataset_id=ds.dataset_id).tags
+    assert tags["team"] == "ai" and "stage" not in tags
+    other = mlflow.create_experiment("evaluate-e2e-other")
+    datasets.add_dataset_to_experiments(dataset_id=ds.dataset_id, experiment_ids=[other])
+    assert [d.dataset_id for d in datasets.search_datasets(experiment_ids=[other])] == [ds.dataset_id]
+    datasets.remove_dataset_from_experiments(dataset_id=ds.dataset_id, experiment_ids=[other])
+    assert datasets.search_datasets(experiment_ids=[other]) == []
+    assert [d.dataset_id for d in datasets.search_datasets(experiment_ids=[exp.experiment_id])] == [ds.dataset_id]
+
+    @scorer
+    def exact(outputs, expectations):
+        return outputs == expectations["expected_response"]
+
+    def predict(question):
+        return {"2+2": "4"}.get(question, "London")
+
+    result = mlflow.genai.evaluate(data=ds, predict_fn=predict, scorers=[exact])
+    assert result.metrics["exact/mean"] == 0.5
+    traces = mlflow.search_traces(run_id=result.run_id, return_type="list")
+    assert len(traces) == 2
+    verdicts = sorted((t.data.spans[0].inputs["question"], [a.value for a in t.info.assessments if a.name == "exact"][0]) for t in traces)
+    assert verdicts == [("2+2", True), ("capital of France", False)]
+    assert all(any(a.name == "expected_response" for a in t.info.assessments) for t in traces)
+
+    datasets.delete_dataset(dataset_id=ds.dataset_id)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="not found"):
+        datasets.get_dataset(dataset_id=ds.dataset_id)

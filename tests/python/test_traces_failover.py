@@ -1,4 +1,5 @@
-"""Traces across a SIGKILL failover of `tandem up` (sync mode): no acknowledged span lost."""
+"""Traces across a SIGKILL failover of `tandem up` (sync mode): no acknowledged span,
+assessment or evaluation-dataset record lost."""
 
 import time
 
@@ -25,7 +26,9 @@ def test_no_acknowledged_span_is_lost_across_a_sigkill_failover():
     try:
         mlflow.set_tracking_uri(up.url)
         eid = mlflow.create_experiment("traces-failover")
+        dataset = requests.post(up.url + "/api/3.0/mlflow/datasets/create", json={"name": "failover", "experiment_ids": [eid]}, timeout=15).json()["dataset"]["dataset_id"]
         acknowledged, refused = [], 0
+        assessments, records = [], []
         old = up.leader()
         other = {"east": "west", "west": "east"}[old]
         killer = threading.Timer(3.0, lambda: up.kill(old))
@@ -42,6 +45,13 @@ def test_no_acknowledged_span_is_lost_across_a_sigkill_failover():
                                   headers={"x-mlflow-experiment-id": eid}, timeout=15)
                 if r.status_code == 200:
                     acknowledged.append("tr-" + trace)
+                    a = requests.post(f"{up.url}/api/3.0/mlflow/traces/tr-{trace}/assessments", timeout=15,
+                                      json={"assessment": {"assessment_name": "ok", "source": {"source_type": "CODE"}, "feedback": {"value": i}}})
+                    if a.status_code == 200:
+                        assessments.append(("tr-" + trace, a.json()["assessment"]["assessment_id"]))
+                    d = requests.post(f"{up.url}/api/3.0/mlflow/datasets/{dataset}/records", json={"records": f'[{{"inputs": {{"i": {i}}}}}]'}, timeout=15)
+                    if d.status_code == 200:
+                        records.append(i)
                 else:
                     refused += 1
             except requests.RequestException:
@@ -64,5 +74,12 @@ def test_no_acknowledged_span_is_lost_across_a_sigkill_failover():
         assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged traces lost: {missing[:5]}"
         for t in acknowledged[:: max(1, len(acknowledged) // 20)]:
             assert [s.name for s in mlflow.get_trace(t).data.spans] == ["root", "child"], t
+        assert len(assessments) > 10 and len(records) > 10, (len(assessments), len(records))
+        lost = [a for t, a in assessments if mlflow.get_assessment(t, a).assessment_id != a]
+        assert not lost, lost
+        import json
+
+        kept = {r["inputs"]["i"] for r in json.loads(requests.get(f"{up.urls[other]}/api/3.0/mlflow/datasets/{dataset}/records", params={"max_results": 100000}, timeout=15).json()["records"])}
+        assert not set(records) - kept, sorted(set(records) - kept)[:5]
     finally:
         up.stop()
