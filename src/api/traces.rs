@@ -986,6 +986,27 @@ fn sql_condition(c: &search::Clause) -> Option<Condition> {
     }
 }
 
+/// The tags of each of `trace_ids`, in one query per 200 traces.
+fn tags_of(
+    tx: &mut dyn Tx,
+    ws: &str,
+    trace_ids: &[&str],
+) -> crate::store::Result<HashMap<String, BTreeMap<String, String>>> {
+    let mut out: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for chunk in trace_ids.chunks(200) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params: Vec<crate::store::Value> = vec![ws.into()];
+        params.extend(chunk.iter().map(|t| (*t).into()));
+        for r in tx.query(
+            &format!("SELECT trace_id, key, value FROM trace_tags WHERE workspace = ? AND trace_id IN ({marks})"),
+            &params,
+        )? {
+            out.entry(r.text(0)).or_default().insert(r.text(1), r.text(2));
+        }
+    }
+    Ok(out)
+}
+
 /// A page of the experiments' live traces matching `conds`, newest first then by ID, read in
 /// SQL (index `traces_by_experiment`) with the tags of that page only.
 fn newest_page(
@@ -1010,15 +1031,12 @@ fn newest_page(
         params.push((offset as i64).into());
         let found = tx.query(&sql, &params)?;
         let mut rows: Vec<TraceRow> = found.iter().map(TraceRow::of).collect();
-        for t in rows.iter_mut().take(max) {
-            for tag in tx.query(
-                "SELECT key, value FROM trace_tags WHERE workspace = ? AND trace_id = ?",
-                &[ctx.workspace.as_str().into(), t.trace_id.as_str().into()],
-            )? {
-                t.tags.insert(tag.text(0), tag.text(1));
-            }
+        let ids: Vec<String> = rows.iter().take(max).map(|t| t.trace_id.clone()).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut tags = tags_of(tx, &ctx.workspace, &ids)?;
+        for t in rows.iter_mut() {
+            t.tags = tags.remove(&t.trace_id).unwrap_or_default();
         }
-        let ids: Vec<&str> = rows.iter().take(max).map(|t| t.trace_id.as_str()).collect();
         let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
         for t in rows.iter_mut() {
             t.assessments = found.remove(&t.trace_id).unwrap_or_default();

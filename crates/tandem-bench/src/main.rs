@@ -45,9 +45,12 @@ enum Command {
         /// For the search workloads: the experiment to search.
         #[arg(long)]
         experiment_id: Option<String>,
-        /// Metric points per log-batch request.
+        /// Metric points per log-batch request; spans per trace for `otlp`.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// For `otlp`: send exactly this many traces (one export request each), then stop.
+        #[arg(long)]
+        traces: Option<u64>,
     },
     /// Accepts uploads (PUT, discarded) and serves downloads (GET /N: N bytes) as fast as the
     /// machine can: the loopback limit artifact transfers are compared with.
@@ -125,9 +128,17 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.post_at("2.0", path, body).await
+    }
+
+    async fn post_v3(&self, path: &str, body: &Value) -> Result<Value> {
+        self.post_at("3.0", path, body).await
+    }
+
+    async fn post_at(&self, version: &str, path: &str, body: &Value) -> Result<Value> {
         let resp = self
             .http
-            .post(format!("{}/api/2.0/mlflow/{path}", self.base))
+            .post(format!("{}/api/{version}/mlflow/{path}", self.base))
             .json(body)
             .send()
             .await?;
@@ -137,6 +148,24 @@ impl Api {
             bail!("{path}: HTTP {status}: {}", &text[..text.len().min(300)]);
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// One OTLP/HTTP protobuf export request to `/v1/traces`.
+    async fn export(&self, experiment: &str, body: Vec<u8>) -> Result<()> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/traces", self.base))
+            .header("Content-Type", "application/x-protobuf")
+            .header("x-mlflow-experiment-id", experiment)
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("v1/traces: HTTP {status}: {}", &text[..text.len().min(300)]);
+        }
+        Ok(())
     }
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
@@ -193,6 +222,51 @@ impl Api {
     }
 }
 
+/// The export request of trace `i`: a root span and `spans - 1` children, as the tracing SDK
+/// sends a finished trace (inputs, outputs, span type; the root tagged `team=t{i % 10}`).
+fn otlp_request(salt: u64, i: u64, spans: usize) -> Vec<u8> {
+    use prost::Message;
+    use tandem::otlp::{any_value, AnyValue, ExportTraceServiceRequest, KeyValue, ResourceSpans, ScopeSpans, Span, Status};
+    let kv = |k: &str, v: String| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v)) }),
+    };
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&salt.to_be_bytes());
+    trace_id[8..].copy_from_slice(&i.to_be_bytes());
+    let base = now_ms() * 1_000_000;
+    let spans = (0..spans.max(1))
+        .map(|j| {
+            let mut attributes = vec![
+                kv("mlflow.spanType", "CHAIN".into()),
+                kv("mlflow.spanInputs", format!("{{\"question\": \"q{i}\", \"step\": {j}}}")),
+                kv("mlflow.spanOutputs", format!("\"answer {i}\"")),
+            ];
+            if j == 0 {
+                attributes.push(kv("mlflow.traceTag.team", format!("t{}", i % 10)));
+            }
+            Span {
+                trace_id: trace_id.to_vec(),
+                span_id: (j as u64 + 1).to_be_bytes().to_vec(),
+                parent_span_id: if j == 0 { Vec::new() } else { 1u64.to_be_bytes().to_vec() },
+                name: if j == 0 { "agent".into() } else { format!("step-{j}") },
+                start_time_unix_nano: base + j as u64 * 1000,
+                end_time_unix_nano: base + 500_000,
+                attributes,
+                events: Vec::new(),
+                status: Some(Status { message: String::new(), code: 1 }),
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: None,
+            scope_spans: vec![ScopeSpans { spans }],
+        }],
+    }
+    .encode_to_vec()
+}
+
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -229,7 +303,19 @@ async fn main() -> Result<()> {
             seconds,
             experiment_id,
             batch,
-        } => load(&url, &workload, concurrency, seconds, experiment_id, batch).await,
+            traces,
+        } => {
+            load(
+                &url,
+                &workload,
+                concurrency,
+                seconds,
+                experiment_id,
+                batch,
+                traces,
+            )
+            .await
+        }
         Command::ServeBytes { listen, keep } => serve_bytes(&listen, keep).await,
         Command::Replay {
             upstream,
@@ -282,6 +368,7 @@ async fn load(
     seconds: f64,
     experiment_id: Option<String>,
     batch: usize,
+    traces: Option<u64>,
 ) -> Result<()> {
     let api = Arc::new(Api::new(url)?);
     let tag = format!("{:x}", now_ms());
@@ -303,15 +390,23 @@ async fn load(
                 .await?;
             per_worker_runs.push(api.create_run(&exp).await?);
         }
-        "create-run" | "search-100" | "search-1000" => {}
+        "create-run" | "search-100" | "search-1000" | "otlp" | "trace-search" | "trace-search-tag" => {}
         other => bail!("unknown workload '{other}'"),
     }
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    // `otlp --traces N`: trace numbers handed out to the workers until N are sent.
+    let next_trace = Arc::new(AtomicU64::new(0));
+    let salt = now_ms();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..concurrency {
-        let (api, exp, model, workload) =
-            (api.clone(), exp.clone(), model.clone(), workload.to_owned());
+        let (api, exp, model, workload, next_trace) = (
+            api.clone(),
+            exp.clone(),
+            model.clone(),
+            workload.to_owned(),
+            next_trace.clone(),
+        );
         let run = per_worker_runs
             .get(w)
             .or(per_worker_runs.first())
@@ -321,7 +416,19 @@ async fn load(
             let mut rng = Rng(0xD1B5_4A32_D192_ED03 ^ (w as u64 + 1));
             let (mut lat, mut errors, mut first_error) = (Vec::new(), 0u64, None::<String>);
             let mut step = 0i64;
-            while Instant::now() < deadline {
+            loop {
+                let i = if workload == "otlp" {
+                    let i = next_trace.fetch_add(1, Ordering::Relaxed);
+                    if traces.is_some_and(|n| i >= n) {
+                        break;
+                    }
+                    i
+                } else {
+                    0
+                };
+                if traces.is_none() && Instant::now() >= deadline {
+                    break;
+                }
                 let t = Instant::now();
                 let r = match workload.as_str() {
                     "create-run" => api.create_run(&exp).await.map(drop),
@@ -346,6 +453,19 @@ async fn load(
                             .await
                             .and_then(|v| if v["runs"].as_array().map(|a| a.len()).unwrap_or(0) == 0 { bail!("search returned no runs") } else { Ok(()) })
                     }
+                    "otlp" => api.export(&exp, otlp_request(salt, i, batch)).await,
+                    "trace-search" | "trace-search-tag" => {
+                        let mut body = json!({ "locations": [{ "type": "MLFLOW_EXPERIMENT", "mlflow_experiment": { "experiment_id": exp } }], "max_results": 100 });
+                        if workload == "trace-search-tag" {
+                            body["filter"] = "tags.team = 't3'".into();
+                        }
+                        api.post_v3("traces/search", &body).await.and_then(|v| {
+                            match v["traces"].as_array().map(Vec::len) {
+                                Some(100) => Ok(()),
+                                n => bail!("trace search returned {n:?} traces, not 100"),
+                            }
+                        })
+                    }
                     _ => unreachable!(),
                 };
                 match r {
@@ -369,7 +489,7 @@ async fn load(
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let ops = lat.len() as f64;
-    let points = if workload == "log-batch" {
+    let points = if workload == "log-batch" || workload == "otlp" {
         ops * batch as f64
     } else if workload == "log-metric" {
         ops
