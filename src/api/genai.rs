@@ -1,11 +1,11 @@
-//! The parts of MLflow 3's GenAI API the web UI's GenAI pages read that tandem does not
-//! compute yet: trace metrics (`QueryTraceMetrics`) and scorers (`ListScorers`).
+//! The part of MLflow 3's GenAI API the web UI's GenAI pages read that tandem does not
+//! compute yet: trace metrics (`QueryTraceMetrics`).
 //!
-//! Both answer, with MLflow's own validation of the request, what MLflow's server answers over
-//! a store with no scorers and no traces in the asked window (issue 21: metrics over stored
-//! traces and scorers are next), so that the UI's pages render instead of spinning.
+//! It answers, with MLflow's own validation of the request, what MLflow's server answers over
+//! a store with no traces in the asked window (issue 21: metrics over stored traces are
+//! next), so that the UI's pages render instead of spinning.
 
-use super::{tracking, Ctx, Json, Req, Result};
+use super::{Ctx, Json, Req, Result};
 use crate::api::MlflowError;
 use serde_json::json;
 
@@ -103,14 +103,6 @@ pub fn trace_metrics(_: &Ctx, req: &Req) -> Result<Json> {
         return Ok(
             json!({ "data_points": [{ "metric_name": metric, "values": { "COUNT": 0.0 } }] }),
         );
-    }
-    Ok(json!({}))
-}
-
-/// `GET /api/3.0/mlflow/scorers/list` (ListScorers): an experiment named must exist.
-pub fn list_scorers(ctx: &Ctx, req: &Req) -> Result<Json> {
-    if req.has("experiment_id") {
-        tracking::get_experiment(ctx, req)?;
     }
     Ok(json!({}))
 }

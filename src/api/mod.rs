@@ -18,6 +18,7 @@ pub mod logged_models;
 pub mod mlflow_auth;
 pub mod registry;
 pub mod retention;
+pub mod scorers;
 pub mod secrets;
 pub mod traces;
 pub mod tracking;
@@ -151,7 +152,8 @@ pub fn answers_protobuf(path: &str) -> bool {
                 | "mlflow/gateway/secrets/config"
         )
         || path == "mlflow/gateway-proxy"
-        || path == "mlflow/get-trace-artifact")
+        || path == "mlflow/get-trace-artifact"
+        || path == "mlflow/scorers/online-configs")
 }
 
 /// `gateway-proxy` (the web UI's AI-gateway calls): with no deployments target configured,
@@ -907,7 +909,25 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/datasets/{dataset_id}/remove-experiments",
         datasets::remove_dataset_from_experiments,
     ),
-    ("GET", "mlflow/scorers/list", genai::list_scorers),
+    ("POST", "mlflow/scorers/register", scorers::register_scorer),
+    ("GET", "mlflow/scorers/list", scorers::list_scorers),
+    (
+        "GET",
+        "mlflow/scorers/versions",
+        scorers::list_scorer_versions,
+    ),
+    ("GET", "mlflow/scorers/get", scorers::get_scorer),
+    ("DELETE", "mlflow/scorers/delete", scorers::delete_scorer),
+    (
+        "GET",
+        "mlflow/scorers/online-configs",
+        scorers::online_scoring_configs,
+    ),
+    (
+        "PUT",
+        "mlflow/scorers/online-config",
+        scorers::upsert_online_scoring_config,
+    ),
     ("GET", "mlflow/gateway-proxy", gateway_proxy),
     ("POST", "mlflow/gateway-proxy", gateway_proxy),
     ("GET", "mlflow/assistant/config", assistant_config),
@@ -1526,7 +1546,13 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/datasets/{dataset_id}/experiment-ids", "experiments/read", Workspace),
         ("POST", "mlflow/datasets/{dataset_id}/add-experiments", "genai/write", Workspace),
         ("POST", "mlflow/datasets/{dataset_id}/remove-experiments", "genai/write", Workspace),
+        ("POST", "mlflow/scorers/register", "genai/write", Workspace),
         ("GET", "mlflow/scorers/list", "experiments/read", Workspace),
+        ("GET", "mlflow/scorers/versions", "experiments/read", Workspace),
+        ("GET", "mlflow/scorers/get", "experiments/read", Workspace),
+        ("DELETE", "mlflow/scorers/delete", "genai/write", Workspace),
+        ("GET", "mlflow/scorers/online-configs", "experiments/read", Workspace),
+        ("PUT", "mlflow/scorers/online-config", "genai/write", Workspace),
         ("GET", "mlflow/gateway-proxy", "any", Anyone),
         ("POST", "mlflow/gateway-proxy", "any", Anyone),
         ("GET", "mlflow/assistant/config", "any", Anyone),

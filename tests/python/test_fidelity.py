@@ -955,6 +955,42 @@ def case_evaluation_datasets(api):
     return out
 
 
+def case_scorers(api):
+    """Registered scorers: versions, list, get, delete; custom code refused; bad input."""
+    eid = api.experiment("scorers")
+    out = []
+    sc = "/api/3.0/mlflow/scorers"
+    judge = lambda n: json.dumps({"name": "relevance", "builtin_scorer_class": "RelevanceToQuery", "call_source": None,  # noqa: E731
+                                  "builtin_scorer_pydantic_data": {"name": "relevance", "model": None, "n": f"v{n}"}})
+
+    def scorer(x):
+        x = dict(x)
+        api.name(x.pop("scorer_id"), "{SCORER}")
+        x.pop("experiment_id", None)  # an int32 in MLflow's proto (docs/compatibility.md)
+        x.pop("creation_time")
+        return x
+
+    codes = lambda r: r[:3] if r[0] == "error" else r  # noqa: E731
+    for n in (1, 2):
+        out.append(api.call("POST", f"{sc}/register", {"experiment_id": eid, "name": "relevance", "serialized_scorer": judge(n)}, pick=scorer))
+    out.append(api.call("POST", f"{sc}/register", {"experiment_id": eid, "name": "safety", "serialized_scorer": judge(3)}, pick=scorer))
+    out.append(api.call("GET", f"{sc}/list", params={"experiment_id": eid}, pick=lambda j: [scorer(x) for x in j.get("scorers", [])]))
+    out.append(api.call("GET", f"{sc}/versions", params={"experiment_id": eid, "name": "relevance"}, pick=lambda j: [scorer(x) for x in j.get("scorers", [])]))
+    out.append(api.call("GET", f"{sc}/get", params={"experiment_id": eid, "name": "relevance"}, pick=lambda j: scorer(j["scorer"])))
+    out.append(api.call("GET", f"{sc}/get", params={"experiment_id": eid, "name": "relevance", "version": 1}, pick=lambda j: scorer(j["scorer"])))
+    out.append(api.call("DELETE", f"{sc}/delete", {"experiment_id": eid, "name": "relevance", "version": 1}, pick=lambda j: j))
+    out.append(codes(api.call("GET", f"{sc}/get", params={"experiment_id": eid, "name": "relevance", "version": 1})))
+    out.append(codes(api.call("DELETE", f"{sc}/delete", {"experiment_id": eid, "name": "relevance", "version": 1})))
+    out.append(api.call("DELETE", f"{sc}/delete", {"experiment_id": eid, "name": "safety"}, pick=lambda j: j))
+    out.append(api.call("GET", f"{sc}/list", params={"experiment_id": eid}, pick=lambda j: [x["scorer_name"] for x in j.get("scorers", [])]))
+    out.append(codes(api.call("GET", f"{sc}/get", params={"experiment_id": eid, "name": "safety"})))
+    out.append(codes(api.call("POST", f"{sc}/register", {"experiment_id": eid, "name": "mine", "serialized_scorer": json.dumps({"name": "mine", "call_source": "return 1"})})))
+    out.append(codes(api.call("POST", f"{sc}/register", {"experiment_id": eid, "name": "bad", "serialized_scorer": "{"})))
+    out.append(codes(api.call("POST", f"{sc}/register", {"experiment_id": eid, "name": " ", "serialized_scorer": judge(1)})))
+    out.append(codes(api.call("GET", f"{sc}/versions", params={"experiment_id": eid, "name": "nope"})))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

@@ -217,3 +217,28 @@ def test_evaluation_datasets_and_evaluate_end_to_end(server):
     datasets.delete_dataset(dataset_id=ds.dataset_id)
     with pytest.raises(mlflow.exceptions.MlflowException, match="not found"):
         datasets.get_dataset(dataset_id=ds.dataset_id)
+
+
+def test_registered_scorers_through_the_stock_client(server):
+    """`Scorer.register` (versions), `list_scorers`, `get_scorer`, `delete_scorer` with the
+    stock client; a `@scorer` with Python source is refused, as on MLflow's server."""
+    import mlflow
+    from mlflow.genai.scorers import RelevanceToQuery, delete_scorer, get_scorer, list_scorers, scorer
+
+    mlflow.set_tracking_uri(server.url)
+    exp = mlflow.set_experiment("scorers-client")
+    RelevanceToQuery().register(name="relevance", experiment_id=exp.experiment_id)
+    RelevanceToQuery().register(name="relevance", experiment_id=exp.experiment_id)
+    assert [s.name for s in list_scorers(experiment_id=exp.experiment_id)] == ["relevance"]
+    got = get_scorer(name="relevance", experiment_id=exp.experiment_id)
+    assert type(got).__name__ == "RelevanceToQuery"
+    assert type(get_scorer(name="relevance", experiment_id=exp.experiment_id, version=1)).__name__ == "RelevanceToQuery"
+    delete_scorer(name="relevance", experiment_id=exp.experiment_id, version="all")
+    assert list_scorers(experiment_id=exp.experiment_id) == []
+
+    @scorer
+    def mine(outputs):
+        return True
+
+    with pytest.raises(mlflow.exceptions.MlflowException, match="MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS"):
+        mine.register(name="mine", experiment_id=exp.experiment_id)

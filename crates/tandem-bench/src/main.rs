@@ -226,10 +226,15 @@ impl Api {
 /// sends a finished trace (inputs, outputs, span type; the root tagged `team=t{i % 10}`).
 fn otlp_request(salt: u64, i: u64, spans: usize) -> Vec<u8> {
     use prost::Message;
-    use tandem::otlp::{any_value, AnyValue, ExportTraceServiceRequest, KeyValue, ResourceSpans, ScopeSpans, Span, Status};
+    use tandem::otlp::{
+        any_value, AnyValue, ExportTraceServiceRequest, KeyValue, ResourceSpans, ScopeSpans, Span,
+        Status,
+    };
     let kv = |k: &str, v: String| KeyValue {
         key: k.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v)) }),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
     };
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&salt.to_be_bytes());
@@ -239,7 +244,10 @@ fn otlp_request(salt: u64, i: u64, spans: usize) -> Vec<u8> {
         .map(|j| {
             let mut attributes = vec![
                 kv("mlflow.spanType", "CHAIN".into()),
-                kv("mlflow.spanInputs", format!("{{\"question\": \"q{i}\", \"step\": {j}}}")),
+                kv(
+                    "mlflow.spanInputs",
+                    format!("{{\"question\": \"q{i}\", \"step\": {j}}}"),
+                ),
                 kv("mlflow.spanOutputs", format!("\"answer {i}\"")),
             ];
             if j == 0 {
@@ -248,13 +256,24 @@ fn otlp_request(salt: u64, i: u64, spans: usize) -> Vec<u8> {
             Span {
                 trace_id: trace_id.to_vec(),
                 span_id: (j as u64 + 1).to_be_bytes().to_vec(),
-                parent_span_id: if j == 0 { Vec::new() } else { 1u64.to_be_bytes().to_vec() },
-                name: if j == 0 { "agent".into() } else { format!("step-{j}") },
+                parent_span_id: if j == 0 {
+                    Vec::new()
+                } else {
+                    1u64.to_be_bytes().to_vec()
+                },
+                name: if j == 0 {
+                    "agent".into()
+                } else {
+                    format!("step-{j}")
+                },
                 start_time_unix_nano: base + j as u64 * 1000,
                 end_time_unix_nano: base + 500_000,
                 attributes,
                 events: Vec::new(),
-                status: Some(Status { message: String::new(), code: 1 }),
+                status: Some(Status {
+                    message: String::new(),
+                    code: 1,
+                }),
             }
         })
         .collect();
@@ -390,7 +409,8 @@ async fn load(
                 .await?;
             per_worker_runs.push(api.create_run(&exp).await?);
         }
-        "create-run" | "search-100" | "search-1000" | "otlp" | "trace-search" | "trace-search-tag" => {}
+        "create-run" | "search-100" | "search-1000" | "otlp" | "trace-search"
+        | "trace-search-tag" => {}
         other => bail!("unknown workload '{other}'"),
     }
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
