@@ -191,8 +191,14 @@ pub fn omit_empty_lists(v: &mut Json) {
 /// stays the reference (tests compare the two).
 pub type TextHandler = fn(&Ctx, &Req) -> Result<String>;
 
-pub const TEXT_ROUTES: &[(&str, &str, TextHandler)] =
-    &[("POST", "mlflow/runs/search", tracking::search_runs_text)];
+pub const TEXT_ROUTES: &[(&str, &str, TextHandler)] = &[
+    ("POST", "mlflow/runs/search", tracking::search_runs_text),
+    (
+        "POST",
+        "mlflow/traces/search",
+        traces::search_traces_v3_text,
+    ),
+];
 
 /// The text handler of `table` serving `method path`, if there is one.
 pub fn text_handler(

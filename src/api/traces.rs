@@ -225,44 +225,124 @@ fn parse_duration(v: &Json, key: &str) -> Result<Option<i64>> {
 
 /// TraceInfo (v3) in MLflow's JSON.
 fn render(t: &TraceRow, artifact_location: &str) -> Json {
-    let mut tags: Map<String, Json> = t
-        .tags
-        .iter()
-        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
-        .collect();
-    tags.entry("mlflow.artifactLocation")
-        .or_insert_with(|| format!("{artifact_location}/traces/{}/artifacts", t.trace_id).into());
-    tags.insert("mlflow.trace.spansLocation".into(), "TRACKING_STORE".into());
-    let mut metadata = t.metadata.clone();
-    if t.finalized {
-        metadata.insert("mlflow.trace.infoFinalized".into(), "true".into());
-    }
-    let mut j = json!({
-        "trace_id": t.trace_id,
-        "trace_location": { "type": "MLFLOW_EXPERIMENT", "mlflow_experiment": { "experiment_id": t.experiment_id } },
-        "request_time": timestamp_json(t.request_time),
-        "state": t.state,
-        "tags": tags,
-    });
-    if !metadata.is_empty() {
-        j["trace_metadata"] = Json::Object(metadata);
-    }
-    if let Some(d) = t.execution_duration {
-        j["execution_duration"] = duration_json(d).into();
-    }
-    if !t.assessments.is_empty() {
-        j["assessments"] = t.assessments.clone().into();
-    }
-    for (k, v) in [
-        ("request_preview", &t.request_preview),
-        ("response_preview", &t.response_preview),
-        ("client_request_id", &t.client_request_id),
-    ] {
-        if let Some(v) = v {
-            j[k] = v.as_str().into();
+    serde_json::to_value(info_out(t, artifact_location)).expect("trace infos serialize")
+}
+
+/// TraceInfo (v3) as MLflow writes it, borrowed from the stored row: serialized straight to
+/// text for a search page, or to a JSON value.
+#[derive(serde::Serialize)]
+struct InfoOut<'a> {
+    trace_id: &'a str,
+    trace_location: LocationOut<'a>,
+    request_time: String,
+    state: &'a str,
+    tags: TagsOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_metadata: Option<MetadataOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_preview: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_preview: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Json]>::is_empty")]
+    assessments: &'a [Json],
+}
+
+#[derive(serde::Serialize)]
+struct LocationOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    mlflow_experiment: ExperimentOut<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ExperimentOut<'a> {
+    experiment_id: &'a str,
+}
+
+/// A trace's tags with the two MLflow adds: where its artifacts are (unless a tag says) and
+/// where its spans are.
+struct TagsOut<'a> {
+    tags: &'a BTreeMap<String, String>,
+    artifact_location: &'a str,
+    trace_id: &'a str,
+}
+
+impl serde::Serialize for TagsOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.tags {
+            if k != "mlflow.trace.spansLocation" {
+                m.serialize_entry(k, v)?;
+            }
         }
+        if !self.tags.contains_key("mlflow.artifactLocation") {
+            m.serialize_entry(
+                "mlflow.artifactLocation",
+                &format!(
+                    "{}/traces/{}/artifacts",
+                    self.artifact_location, self.trace_id
+                ),
+            )?;
+        }
+        m.serialize_entry("mlflow.trace.spansLocation", "TRACKING_STORE")?;
+        m.end()
     }
-    j
+}
+
+/// A trace's request metadata, with `mlflow.trace.infoFinalized` once the client finalized it.
+struct MetadataOut<'a> {
+    metadata: &'a Map<String, Json>,
+    finalized: bool,
+}
+
+impl serde::Serialize for MetadataOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const FINALIZED: &str = "mlflow.trace.infoFinalized";
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.metadata {
+            if !(self.finalized && k == FINALIZED) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if self.finalized {
+            m.serialize_entry(FINALIZED, "true")?;
+        }
+        m.end()
+    }
+}
+
+fn info_out<'a>(t: &'a TraceRow, artifact_location: &'a str) -> InfoOut<'a> {
+    InfoOut {
+        trace_id: &t.trace_id,
+        trace_location: LocationOut {
+            kind: "MLFLOW_EXPERIMENT",
+            mlflow_experiment: ExperimentOut {
+                experiment_id: &t.experiment_id,
+            },
+        },
+        request_time: timestamp_json(t.request_time),
+        state: &t.state,
+        tags: TagsOut {
+            tags: &t.tags,
+            artifact_location,
+            trace_id: &t.trace_id,
+        },
+        trace_metadata: (t.finalized || !t.metadata.is_empty()).then_some(MetadataOut {
+            metadata: &t.metadata,
+            finalized: t.finalized,
+        }),
+        execution_duration: t.execution_duration.map(duration_json),
+        request_preview: t.request_preview.as_deref(),
+        response_preview: t.response_preview.as_deref(),
+        client_request_id: t.client_request_id.as_deref(),
+        assessments: &t.assessments,
+    }
 }
 
 fn artifact_locations(
@@ -784,6 +864,59 @@ fn holds(t: &TraceRow, c: &search::Clause, links: &Links) -> bool {
 /// request metadata, assessments, links and the attributes of `search::TRACES`, newest
 /// first by default.
 pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
+    Ok(match search_page(ctx, req)? {
+        None => json!({}),
+        Some(p) => serde_json::to_value(p.out()).expect("trace pages serialize"),
+    })
+}
+
+/// `search_traces_v3` rendered straight to JSON text (what the HTTP route serves).
+pub fn search_traces_v3_text(ctx: &Ctx, req: &Req) -> Result<String> {
+    Ok(match search_page(ctx, req)? {
+        None => "{}".into(),
+        Some(p) => serde_json::to_string(&p.out()).expect("trace pages serialize"),
+    })
+}
+
+/// One page of a trace search: the traces, their experiments' artifact locations, the token
+/// of the next page.
+struct Page {
+    rows: Vec<TraceRow>,
+    locations: HashMap<String, String>,
+    next: Option<String>,
+}
+
+impl Page {
+    fn out(&self) -> PageOut<'_> {
+        PageOut {
+            traces: self
+                .rows
+                .iter()
+                .map(|t| {
+                    info_out(
+                        t,
+                        self.locations
+                            .get(&t.experiment_id)
+                            .map(String::as_str)
+                            .unwrap_or(""),
+                    )
+                })
+                .collect(),
+            next_page_token: self.next.as_deref(),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct PageOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    traces: Vec<InfoOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<&'a str>,
+}
+
+/// None: no experiment to search (MLflow answers `{}`).
+fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
     if !req.has("locations") {
         return Err(missing("locations"));
     }
@@ -802,7 +935,7 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
         link_of(c)?;
     }
     if experiments.is_empty() {
-        return Ok(json!({}));
+        return Ok(None);
     }
     let needs_assessments = clauses
         .iter()
@@ -819,7 +952,7 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             .map(sql_condition)
             .collect::<Option<Vec<_>>>()
         {
-            return newest_page(ctx, &experiments, &conds, offset, max);
+            return newest_page(ctx, &experiments, &conds, offset, max).map(Some);
         }
     }
     let (mut rows, locs, links) = ctx.read(|tx| {
@@ -885,23 +1018,11 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
             t.assessments = found.remove(&t.trace_id).unwrap_or_default();
         }
     }
-    let mut out = json!({});
-    if !page.is_empty() {
-        out["traces"] = page
-            .iter()
-            .map(|t| {
-                render(
-                    t,
-                    locs.get(&t.experiment_id).map(String::as_str).unwrap_or(""),
-                )
-            })
-            .collect::<Vec<_>>()
-            .into();
-    }
-    if let Some(t) = next {
-        out["next_page_token"] = t.into();
-    }
-    Ok(out)
+    Ok(Some(Page {
+        rows: page,
+        locations: locs,
+        next,
+    }))
 }
 
 type Condition = (String, Vec<crate::store::Value>);
@@ -1015,7 +1136,7 @@ fn newest_page(
     conds: &[Condition],
     offset: usize,
     max: usize,
-) -> Result<Json> {
+) -> Result<Page> {
     let marks = vec!["?"; experiments.len()].join(", ");
     let (rows, locs) = ctx.read(|tx| {
         let mut params: Vec<crate::store::Value> = vec![ctx.workspace.as_str().into()];
@@ -1044,25 +1165,14 @@ fn newest_page(
         let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
         Ok((rows, locs))
     })?;
+    let mut rows = rows;
     let more = rows.len() > max;
-    let mut out = json!({});
-    let page: Vec<Json> = rows
-        .iter()
-        .take(max)
-        .map(|t| {
-            render(
-                t,
-                locs.get(&t.experiment_id).map(String::as_str).unwrap_or(""),
-            )
-        })
-        .collect();
-    if !page.is_empty() {
-        out["traces"] = page.into();
-    }
-    if more {
-        out["next_page_token"] = tandem_core::search::encode_page_token(offset + max).into();
-    }
-    Ok(out)
+    rows.truncate(max);
+    Ok(Page {
+        rows,
+        locations: locs,
+        next: more.then(|| tandem_core::search::encode_page_token(offset + max)),
+    })
 }
 
 // ---------------------------------------------------------------------------------------

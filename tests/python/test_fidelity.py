@@ -97,6 +97,11 @@ class Api:
 
     def experiment(self, name):
         eid = self.client.create_experiment(name)
+        # A one-digit ID (the stock server's first few) would also stand for that digit in
+        # values ("3", a trace schema version): set such experiments aside, take the next.
+        while len(eid) < 2:
+            self.client.rename_experiment(eid, f"{name}-set-aside-{eid}")
+            eid = self.client.create_experiment(name)
         self.name(eid, "{EXP:%s}" % name)
         return eid
 
