@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -174,6 +175,7 @@ def lag(binary, bench, mode, spans, concurrency, seconds):
                 "lag_events_p99": pct(events, 99), "samples": len(millis)}
     finally:
         up.stop()
+        shutil.rmtree(up.dir, ignore_errors=True)
 
 
 def main():
@@ -199,6 +201,7 @@ def main():
         result["tandem"] = {"spans_per_s": r["points_per_s"], "ingest_p50_ms": r["p50_ms"], "ingest_p99_ms": r["p99_ms"], **searches(a.bench, url, exp, a.search_seconds)}
     finally:
         stop(p)
+        shutil.rmtree(d, ignore_errors=True)
 
     if not a.no_stock:
         d = tempfile.mkdtemp(prefix="tandem-bench-traces-stock-")
@@ -215,6 +218,7 @@ def main():
             result["stock"].update(searches(a.bench, url, exp, a.search_seconds))
         finally:
             stop(p, group=True)
+            shutil.rmtree(d, ignore_errors=True)
 
     if not a.no_lag:
         result["lag"] = {m: lag(a.bin, a.bench, m, a.spans, a.concurrency, a.search_seconds) for m in ("async", "sync")}

@@ -320,3 +320,65 @@ fn a_created_model_version_is_answered_as_a_read_finds_it() {
         }
     }
 }
+
+/// The trace search the HTTP route serves (rendered straight to text) is the reference
+/// answer (built as JSON values), for the SQL page and the in-memory path, with tags,
+/// assessments and pages.
+#[test]
+fn trace_search_text_matches_the_json_answer() {
+    use tandem::api::{assessments, traces};
+    crate::support::init();
+    for meta in metadata_stores() {
+        let w = World::new(meta);
+        let ctx = &w.ctx;
+        let exp = tracking::create_experiment(ctx, &req(json!({"name": "t"}))).unwrap()
+            ["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for i in 0..12u8 {
+            let trace = [i + 1; 16];
+            let span = tandem::otlp::SpanIn {
+                trace_id: trace,
+                span_id: [1; 8],
+                parent_span_id: None,
+                name: format!("root{}", i % 3),
+                start_ns: 1_000_000 * (i as i64 % 5 + 1),
+                end_ns: Some(9_000_000),
+                status_code: 1 + (i as i32 % 2),
+                content: json!({"name": "root", "attributes": [{"key": "mlflow.spanInputs", "value": {"string_value": format!("q{i}")}}]}),
+            };
+            traces::log_spans(ctx, &exp, vec![span]).unwrap();
+            let id = traces::trace_id_of(&trace);
+            traces::set_trace_tag(ctx, &req(json!({"trace_id": id, "key": "team", "value": format!("t{}", i % 2)}))).unwrap();
+            if i % 4 == 0 {
+                assessments::create_assessment(ctx, &req(json!({"trace_id": id, "assessment": {"assessment_name": "ok", "feedback": {"value": i}}}))).unwrap();
+            }
+        }
+        let loc = json!([{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}]);
+        for body in [
+            json!({"locations": loc, "max_results": 5}),
+            json!({"locations": loc, "filter": "tags.team = 't1'", "max_results": 4}),
+            json!({"locations": loc, "filter": "feedback.ok >= 4"}),
+            json!({"locations": loc, "order_by": ["name ASC"], "max_results": 7}),
+            json!({"locations": []}),
+        ] {
+            let mut token: Option<String> = None;
+            loop {
+                let mut b = body.clone();
+                if let Some(t) = &token {
+                    b["page_token"] = json!(t);
+                }
+                let a = traces::search_traces_v3(ctx, &req(b.clone())).unwrap();
+                let text: Value =
+                    serde_json::from_str(&traces::search_traces_v3_text(ctx, &req(b)).unwrap())
+                        .unwrap();
+                assert_eq!(text, a, "{meta:?}: {body}");
+                match a["next_page_token"].as_str() {
+                    Some(t) => token = Some(t.to_owned()),
+                    None => break,
+                }
+            }
+        }
+    }
+}
