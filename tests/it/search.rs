@@ -350,12 +350,17 @@ fn trace_search_text_matches_the_json_answer() {
             };
             traces::log_spans(ctx, &exp, vec![span]).unwrap();
             let id = traces::trace_id_of(&trace);
-            traces::set_trace_tag(ctx, &req(json!({"trace_id": id, "key": "team", "value": format!("t{}", i % 2)}))).unwrap();
+            traces::set_trace_tag(
+                ctx,
+                &req(json!({"trace_id": id, "key": "team", "value": format!("t{}", i % 2)})),
+            )
+            .unwrap();
             if i % 4 == 0 {
                 assessments::create_assessment(ctx, &req(json!({"trace_id": id, "assessment": {"assessment_name": "ok", "feedback": {"value": i}}}))).unwrap();
             }
         }
-        let loc = json!([{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}]);
+        let loc =
+            json!([{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}]);
         for body in [
             json!({"locations": loc, "max_results": 5}),
             json!({"locations": loc, "filter": "tags.team = 't1'", "max_results": 4}),
