@@ -291,18 +291,7 @@ pub fn get_assessment(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 /// `update_mask`: protobuf's JSON form (`"assessmentName,feedback"`) or `{"paths": [...]}`.
 fn mask_paths(req: &Req) -> Result<Vec<String>> {
-    let camel_to_snake = |p: &str| {
-        let mut out = String::new();
-        for c in p.trim().chars() {
-            if c.is_ascii_uppercase() {
-                out.push('_');
-                out.push(c.to_ascii_lowercase());
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    };
+    let camel_to_snake = |p: &str| super::graphql::snake_case(p.trim());
     match req.0.get("update_mask") {
         None | Some(Json::Null) => Err(missing("update_mask")),
         Some(Json::String(s)) => Ok(s

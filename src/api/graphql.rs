@@ -394,7 +394,8 @@ fn snake_keys(v: &Json) -> Json {
     }
 }
 
-fn snake_case(s: &str) -> String {
+/// `camelCase` as `snake_case` (GraphQL's field names, protobuf's JSON field masks).
+pub(crate) fn snake_case(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 4);
     for c in s.chars() {
         if c.is_ascii_uppercase() {

@@ -1107,27 +1107,6 @@ fn sql_condition(c: &search::Clause) -> Option<Condition> {
     }
 }
 
-/// The tags of each of `trace_ids`, in one query per 200 traces.
-fn tags_of(
-    tx: &mut dyn Tx,
-    ws: &str,
-    trace_ids: &[&str],
-) -> crate::store::Result<HashMap<String, BTreeMap<String, String>>> {
-    let mut out: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-    for chunk in trace_ids.chunks(200) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let mut params: Vec<crate::store::Value> = vec![ws.into()];
-        params.extend(chunk.iter().map(|t| (*t).into()));
-        for r in tx.query(
-            &format!("SELECT trace_id, key, value FROM trace_tags WHERE workspace = ? AND trace_id IN ({marks})"),
-            &params,
-        )? {
-            out.entry(r.text(0)).or_default().insert(r.text(1), r.text(2));
-        }
-    }
-    Ok(out)
-}
-
 /// A page of the experiments' live traces matching `conds`, newest first then by ID, read in
 /// SQL (index `traces_by_experiment`) with the tags of that page only.
 fn newest_page(
@@ -1141,7 +1120,12 @@ fn newest_page(
     let (rows, locs) = ctx.read(|tx| {
         let mut params: Vec<crate::store::Value> = vec![ctx.workspace.as_str().into()];
         params.extend(experiments.iter().map(|e| e.as_str().into()));
-        let mut sql = format!("SELECT {} FROM traces t WHERE t.workspace = ? AND t.experiment_id IN ({marks}) AND t.deleted_time IS NULL", TRACE_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "));
+        // Each trace's tags come with it, as one JSON object (one query for the page).
+        let tags = match ctx.store.backend_kind() {
+            "postgres" => "(SELECT json_object_agg(g.key, g.value)::text FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id)",
+            _ => "(SELECT json_group_object(g.key, g.value) FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id)",
+        };
+        let mut sql = format!("SELECT {}, {tags} FROM traces t WHERE t.workspace = ? AND t.experiment_id IN ({marks}) AND t.deleted_time IS NULL", TRACE_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "));
         for (cond, p) in conds {
             sql.push_str(" AND ");
             sql.push_str(cond);
@@ -1151,13 +1135,19 @@ fn newest_page(
         params.push(((max + 1) as i64).into());
         params.push((offset as i64).into());
         let found = tx.query(&sql, &params)?;
-        let mut rows: Vec<TraceRow> = found.iter().map(TraceRow::of).collect();
+        let mut rows: Vec<TraceRow> = found
+            .iter()
+            .map(|r| {
+                let mut t = TraceRow::of(r);
+                t.tags = r
+                    .opt_text(11)
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default();
+                t
+            })
+            .collect();
         let ids: Vec<String> = rows.iter().take(max).map(|t| t.trace_id.clone()).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let mut tags = tags_of(tx, &ctx.workspace, &ids)?;
-        for t in rows.iter_mut() {
-            t.tags = tags.remove(&t.trace_id).unwrap_or_default();
-        }
         let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
         for t in rows.iter_mut() {
             t.assessments = found.remove(&t.trace_id).unwrap_or_default();
