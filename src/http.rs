@@ -878,17 +878,10 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
             format!("Invalid Content-Type: {content_type}. Expected: application/x-protobuf or application/json"),
         );
     }
-    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING) {
-        if enc.as_bytes() != b"identity" {
-            return crate::invocations::detail(
-                StatusCode::BAD_REQUEST.as_u16(),
-                format!(
-                    "Unsupported Content-Encoding: {}",
-                    String::from_utf8_lossy(enc.as_bytes())
-                ),
-            );
-        }
-    }
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let ctx = match ctx_for(state, req.headers(), &caller_of(&req), false, false).await {
         Ok(c) => c,
         Err(e) => return error_response(&e),
@@ -901,6 +894,21 @@ async fn otlp_traces(state: &AppState, req: Request) -> Response {
                 format!("The request body could not be read: {e}"),
             )
         }
+    };
+    let bytes = match encoding {
+        None => bytes.to_vec(),
+        Some(enc) => match crate::otlp::decompress(&bytes, &enc, MAX_JSON_BODY) {
+            Ok(b) => b,
+            Err(e @ crate::otlp::OtlpError::Inflated(_)) => {
+                return crate::invocations::detail(
+                    StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+                    e.to_string(),
+                )
+            }
+            Err(e) => {
+                return crate::invocations::detail(StatusCode::BAD_REQUEST.as_u16(), e.to_string())
+            }
+        },
     };
     let spans = match if media == "application/json" {
         crate::otlp::decode_json(&bytes)

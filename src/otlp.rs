@@ -153,6 +153,40 @@ pub enum OtlpError {
     Invalid(String),
     #[error("span '{0}' is larger than {MAX_SPAN_BYTES} bytes")]
     TooLarge(String),
+    #[error("Failed to decompress {0} payload")]
+    Compressed(&'static str),
+    #[error("Unsupported Content-Encoding: {0}")]
+    Encoding(String),
+    #[error("The request body is larger than {0} bytes once decompressed")]
+    Inflated(usize),
+}
+
+/// A request body sent with a `Content-Encoding`, inflated: gzip, or deflate as zlib or raw
+/// (some clients send raw), as MLflow's server takes them. At most `limit` bytes come out: a
+/// small body that inflates without bound is refused, not followed.
+pub fn decompress(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, OtlpError> {
+    use std::io::Read;
+    fn inflate(r: impl Read, limit: usize, name: &'static str) -> Result<Vec<u8>, OtlpError> {
+        let mut out = Vec::new();
+        r.take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|_| OtlpError::Compressed(name))?;
+        if out.len() > limit {
+            return Err(OtlpError::Inflated(limit));
+        }
+        Ok(out)
+    }
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" => Ok(body.to_vec()),
+        "gzip" => inflate(flate2::read::GzDecoder::new(body), limit, "gzip"),
+        "deflate" => match inflate(flate2::read::ZlibDecoder::new(body), limit, "deflate") {
+            Err(OtlpError::Compressed(_)) => {
+                inflate(flate2::read::DeflateDecoder::new(body), limit, "deflate")
+            }
+            other => other,
+        },
+        other => Err(OtlpError::Encoding(other.to_owned())),
+    }
 }
 
 fn b64(b: &[u8]) -> String {
@@ -550,6 +584,42 @@ pub fn plain(v: &Json) -> Json {
 mod tests {
     use super::*;
     use prost::Message;
+
+    #[test]
+    fn compressed_bodies_inflate_within_their_bound() {
+        use std::io::Write;
+        let body = b"{\"resourceSpans\": []}".to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&body).unwrap();
+        let gz = gz.finish().unwrap();
+        assert_eq!(decompress(&gz, "gzip", 1024).unwrap(), body);
+        assert_eq!(decompress(&gz, "GZIP", 1024).unwrap(), body);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&body).unwrap();
+        assert_eq!(
+            decompress(&z.finish().unwrap(), "deflate", 1024).unwrap(),
+            body
+        );
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(&body).unwrap();
+        assert_eq!(
+            decompress(&raw.finish().unwrap(), "deflate", 1024).unwrap(),
+            body
+        );
+        assert!(matches!(
+            decompress(&gz, "gzip", 5),
+            Err(OtlpError::Inflated(5))
+        ));
+        assert!(matches!(
+            decompress(b"junk", "gzip", 1024),
+            Err(OtlpError::Compressed("gzip"))
+        ));
+        assert!(matches!(
+            decompress(&gz, "br", 1024),
+            Err(OtlpError::Encoding(_))
+        ));
+    }
 
     fn sample() -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {

@@ -81,8 +81,9 @@ def test_otlp_json_ingest_and_its_bad_input(server):
     eid = mlflow.create_experiment("traces-otlp-json")
     trace = "5b8efff798038103d269b633813fc60c"
 
-    def post(body, ctype="application/json", exp=eid, raw=False):
-        return requests.post(server.url + "/v1/traces", data=body if raw else json.dumps(body), headers={"Content-Type": ctype, **({"x-mlflow-experiment-id": exp} if exp else {})}, timeout=30)
+    def post(body, ctype="application/json", exp=eid, raw=False, encoding=None):
+        headers = {"Content-Type": ctype, **({"x-mlflow-experiment-id": exp} if exp else {}), **({"Content-Encoding": encoding} if encoding else {})}
+        return requests.post(server.url + "/v1/traces", data=body if raw else json.dumps(body), headers=headers, timeout=30)
 
     span = {"traceId": trace, "spanId": "eee19b7ec3c1b174", "name": "from-a-collector", "startTimeUnixNano": "1700000000000000000",
             "endTimeUnixNano": "1700000001000000000", "attributes": [{"key": "service", "value": {"stringValue": "etl"}}], "status": {"code": 1}}
@@ -92,6 +93,16 @@ def test_otlp_json_ingest_and_its_bad_input(server):
     assert t.info.state.value == "OK" and t.info.tags["mlflow.traceName"] == "from-a-collector"
     assert t.data.spans[0].attributes["service"] == "etl"
     assert t.info.execution_duration == 1000
+    # Compressed bodies, as an OTLP exporter with compression on sends them.
+    import gzip
+    import zlib
+
+    for i, (encoding, pack) in enumerate([("gzip", gzip.compress), ("deflate", zlib.compress), ("deflate", lambda b: zlib.compress(b)[2:-4])]):
+        other = f"{i + 1:032x}"
+        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{**span, "traceId": other}]}]}]}).encode()
+        r = post(pack(body), raw=True, encoding=encoding)
+        assert r.status_code == 200, (encoding, r.text)
+        assert mlflow.get_trace("tr-" + other).info.tags["mlflow.traceName"] == "from-a-collector"
     before = requests.get(server.url + "/api/tandem/v1/workspaces/default/changes", timeout=30).json()["events"][-1]["seq"]
     bad = [
         (b"\x0a\xff", "application/x-protobuf", eid, 400),
@@ -106,6 +117,11 @@ def test_otlp_json_ingest_and_its_bad_input(server):
     for body, ctype, exp, status in bad:
         r = post(body, ctype, exp, raw=True)
         assert r.status_code == status, (ctype, exp, r.status_code, r.text[:300])
+    good = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+    for body, encoding, status in [(good, "br", 400), (b"not gzip", "gzip", 400), (b"not deflate", "deflate", 400),
+                                   (gzip.compress(b"{" + b" " * (80 << 20) + b"}"), "gzip", 413)]:
+        r = post(body, raw=True, encoding=encoding)
+        assert r.status_code == status, (encoding, r.status_code, r.text[:300])
     after = requests.get(server.url + "/api/tandem/v1/workspaces/default/changes", timeout=30).json()["events"][-1]["seq"]
     assert after == before, "refused OTLP requests wrote something"
 
