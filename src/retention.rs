@@ -87,6 +87,9 @@ pub struct Purged {
     /// Secrets (every version).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Traces deleted on their own (a purged experiment's go with it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<String>,
 }
 
 impl Purged {
@@ -99,14 +102,15 @@ impl Purged {
             return "the workspace".into();
         }
         format!(
-            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions, {} environment and data-asset versions, {} secrets",
+            "{} experiments, {} runs, {} logged models, {} registered models, {} model versions, {} environment and data-asset versions, {} secrets, {} traces",
             self.experiments.len(),
             self.runs.len(),
             self.logged_models.len(),
             self.registered_models.len(),
             self.model_versions.len(),
             self.assets.len(),
-            self.secrets.len()
+            self.secrets.len(),
+            self.traces.len()
         )
     }
 }
@@ -179,7 +183,27 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
             .iter()
             .map(|r| (r.text(0), r.text(1)))
             .collect();
+        let mut traces = ids(
+            tx,
+            "SELECT t.trace_id FROM traces t JOIN experiments e ON e.workspace = t.workspace AND e.experiment_id = t.experiment_id \
+             WHERE t.workspace = ? AND t.deleted_time <= ? AND e.lifecycle_stage = 'active' ORDER BY t.trace_id",
+            ws,
+            cutoff,
+        )?;
         // Objects under a lock narrower than the workspace wait until it is lifted.
+        if access.has_narrow_lock_in(ws) {
+            let mut kept = Vec::new();
+            for t in traces.drain(..) {
+                let e = tx
+                    .query_one("SELECT experiment_id FROM traces WHERE workspace = ? AND trace_id = ?", &[ws.into(), t.as_str().into()])?
+                    .map(|r| r.text(0))
+                    .unwrap_or_default();
+                if !locked(exp_scope(&e), "traces/delete") {
+                    kept.push(t);
+                }
+            }
+            traces = kept;
+        }
         let (mut experiments, mut runs, mut logged_models, mut registered_models, mut versions) = (experiments, runs, logged_models, registered_models, versions);
         if access.has_narrow_lock_in(ws) {
             experiments.retain(|e| !locked(exp_scope(e), "experiments/delete"));
@@ -216,7 +240,10 @@ pub fn purge(store: &Store, ws: &str, principal: &str, immediately: bool) -> Res
         let assets = assets.iter().map(|(k, n, v)| format!("{k}:{n}/{v}")).collect();
         ops.extend(secrets.iter().map(|(id, _)| Op::PurgeSecret { secret_id: id.clone() }));
         let secrets = secrets.into_iter().map(|(_, n)| n).collect();
-        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions, assets, secrets }, ops))
+        if !traces.is_empty() {
+            ops.push(Op::PurgeTraces { trace_ids: traces.clone() });
+        }
+        Ok(Decision::changes(Purged { workspace: false, experiments, runs, logged_models, registered_models, model_versions, assets, secrets, traces }, ops))
     })
 }
 

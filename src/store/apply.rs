@@ -191,6 +191,21 @@ fn touch_registered_model(tx: &mut dyn Tx, ws: &str, name: &str, time: i64) -> R
 
 /// Everything a run owns, gone. (Its artifact bytes stay in the artifact store until the
 /// artifact retention work deletes what no restorable point needs.)
+/// A trace and everything that hangs off it: spans, tags, assessments, links to runs and
+/// prompt versions.
+fn purge_trace(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> Result<()> {
+    for table in ["traces", "trace_tags", "trace_spans"] {
+        tx.exec_later(
+            &format!("DELETE FROM {table} WHERE workspace = ? AND trace_id = ?"),
+            vec![ws.into(), trace_id.into()],
+        )?;
+    }
+    tx.exec_later(
+        "DELETE FROM genai_objects WHERE workspace = ? AND kind IN ('assessment', 'trace_run', 'trace_prompt') AND parent = ?",
+        vec![ws.into(), trace_id.into()],
+    )
+}
+
 fn purge_run(tx: &mut dyn Tx, ws: &str, run_id: &str) -> Result<()> {
     for table in [
         "runs",
@@ -410,6 +425,22 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for model_id in &models {
                 purge_logged_model(tx, ws, model_id)?;
             }
+            // Its traces (with their spans, tags, assessments, links) and scorers go with it.
+            let traces: Vec<String> = tx
+                .query(
+                    "SELECT trace_id FROM traces WHERE workspace = ? AND experiment_id = ?",
+                    &[ws.into(), experiment_id.into()],
+                )?
+                .iter()
+                .map(|r| r.text(0))
+                .collect();
+            for t in &traces {
+                purge_trace(tx, ws, t)?;
+            }
+            tx.exec_later(
+                "DELETE FROM genai_objects WHERE workspace = ? AND kind = 'scorer' AND parent = ?",
+                vec![ws.into(), experiment_id.into()],
+            )?;
             for table in ["experiments", "experiment_tags", "datasets"] {
                 tx.exec_later(
                     &format!("DELETE FROM {table} WHERE workspace = ? AND experiment_id = ?"),
@@ -1335,6 +1366,11 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
                 "DELETE FROM trace_tags WHERE workspace = ? AND trace_id = ? AND key = ?",
                 vec![ws.into(), trace_id.into(), key.into()],
             )?;
+        }
+        Op::PurgeTraces { trace_ids } => {
+            for t in trace_ids {
+                purge_trace(tx, ws, t)?;
+            }
         }
         Op::DeleteTraces { trace_ids, time } => {
             for t in trace_ids {

@@ -105,9 +105,10 @@ fn op_index(op: &Op) -> usize {
         Op::DeleteTraces { .. } => 86,
         Op::PutGenaiObject { .. } => 87,
         Op::DeleteGenaiObject { .. } => 88,
+        Op::PurgeTraces { .. } => 89,
     }
 }
-const OP_COUNT: usize = 89;
+const OP_COUNT: usize = 90;
 /// How many kinds of action the workload below picks from.
 pub const ACTIONS: u8 = 77;
 
@@ -808,6 +809,26 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
             &req(json!({"run_id": lone, "key": "p", "value": "1"})),
         )
         .unwrap();
+        // A trace deleted on its own (with an assessment), one in the experiment deleted.
+        let span = |t: u8| tandem::otlp::SpanIn {
+            trace_id: [t; 16],
+            span_id: [1; 8],
+            parent_span_id: None,
+            name: "root".into(),
+            start_ns: 1_000_000,
+            end_ns: Some(2_000_000),
+            status_code: 1,
+            content: json!({"name": "root"}),
+        };
+        tandem::api::traces::log_spans(&ctx, "0", vec![span(7)]).unwrap();
+        tandem::api::traces::log_spans(&ctx, &exp, vec![span(8)]).unwrap();
+        let lone_trace = tandem::api::traces::trace_id_of(&[7; 16]);
+        tandem::api::assessments::create_assessment(&ctx, &req(json!({"trace_id": lone_trace, "assessment": {"assessment_name": "a", "feedback": {"value": 1}}}))).unwrap();
+        tandem::api::traces::delete_traces(
+            &ctx,
+            &req(json!({"experiment_id": "0", "request_ids": [lone_trace]})),
+        )
+        .unwrap();
         tracking::delete_experiment(&ctx, &req(json!({"experiment_id": exp}))).unwrap();
         tracking::delete_run(&ctx, &req(json!({"run_id": lone}))).unwrap();
         tracking::delete_run(&ctx, &req(json!({"run_id": kept}))).unwrap();
@@ -831,10 +852,22 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
             .fetch_add(2 * day, std::sync::atomic::Ordering::SeqCst);
         let purged = tandem::retention::purge(&store, "default", "t", false).unwrap();
         assert_eq!(
-            (purged.experiments, purged.runs),
-            (vec![exp.clone()], vec![lone.clone()]),
+            (purged.experiments, purged.runs, purged.traces),
+            (
+                vec![exp.clone()],
+                vec![lone.clone()],
+                vec![lone_trace.clone()]
+            ),
             "{meta:?}"
         );
+        // Both traces are gone for good, with their spans and assessment.
+        for table in ["traces", "trace_spans", "trace_tags", "genai_objects"] {
+            let n = store
+                .read(|tx| tx.query_one(&format!("SELECT COUNT(*) FROM {table}"), &[]))
+                .unwrap()
+                .map(|r| r.int(0));
+            assert_eq!(n, Some(0), "{meta:?}: {table} after the purge");
+        }
         for (id, what) in [
             (&run_in_exp, "run of the purged experiment"),
             (&lone, "purged run"),

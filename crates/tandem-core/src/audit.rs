@@ -51,7 +51,7 @@ pub fn op_action(op: &str) -> &'static str {
         "PutGatewayObject" => "gateway/write",
         "DeleteGatewayObject" => "gateway/delete",
         "LogSpans" | "StartTrace" | "SetTraceTag" | "DeleteTraceTag" => "traces/write",
-        "DeleteTraces" => "traces/delete",
+        "DeleteTraces" | "PurgeTraces" => "traces/delete",
         // Assessments, trace links, evaluation datasets, scorers, labeling: edits a
         // contributor makes; a deleted one comes back by a point-in-time restore.
         "PutGenaiObject" | "DeleteGenaiObject" => "genai/write",
@@ -85,7 +85,7 @@ pub fn object_of(event: &Event) -> String {
     if let Some(t) = s("trace_id") {
         return format!("trace:{t}");
     }
-    if event.op == "DeleteTraces" {
+    if event.op == "DeleteTraces" || event.op == "PurgeTraces" {
         return format!("workspace:{}", event.workspace);
     }
     if let Some(j) = s("job_id") {

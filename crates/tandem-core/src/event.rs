@@ -641,6 +641,11 @@ pub enum Op {
         id: String,
         time: i64,
     },
+    /// Deleted traces past their retention, removed for good with their spans, tags,
+    /// assessments and links.
+    PurgeTraces {
+        trace_ids: Vec<String>,
+    },
 }
 
 impl Op {
