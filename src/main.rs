@@ -8,12 +8,6 @@ use tandem::config::{Config, Overrides};
 use tandem::store::{queries, Decision};
 use tandem_core::Op;
 
-/// A server answers thousands of small requests a second, each building and dropping many
-/// small strings and maps: glibc's allocator was a third of a trace search's CPU time
-/// (BENCHMARKS.md, traces), mimalloc a fraction of it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "tandem",

@@ -13,6 +13,7 @@ pub mod datasets;
 pub mod gateway;
 pub mod genai;
 pub mod graphql;
+pub mod issues;
 pub mod jobs;
 pub mod logged_models;
 pub mod mlflow_auth;
@@ -915,6 +916,10 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/datasets/{dataset_id}/remove-experiments",
         datasets::remove_dataset_from_experiments,
     ),
+    ("POST", "mlflow/issues", issues::create_issue),
+    ("POST", "mlflow/issues/search", issues::search_issues),
+    ("GET", "mlflow/issues/{issue_id}", issues::get_issue),
+    ("PATCH", "mlflow/issues/{issue_id}", issues::update_issue),
     ("POST", "mlflow/scorers/register", scorers::register_scorer),
     ("GET", "mlflow/scorers/list", scorers::list_scorers),
     (
@@ -1552,6 +1557,10 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/datasets/{dataset_id}/experiment-ids", "experiments/read", Workspace),
         ("POST", "mlflow/datasets/{dataset_id}/add-experiments", "genai/write", Workspace),
         ("POST", "mlflow/datasets/{dataset_id}/remove-experiments", "genai/write", Workspace),
+        ("POST", "mlflow/issues", "genai/write", Workspace),
+        ("POST", "mlflow/issues/search", "experiments/read", Workspace),
+        ("GET", "mlflow/issues/{issue_id}", "experiments/read", Workspace),
+        ("PATCH", "mlflow/issues/{issue_id}", "genai/write", Workspace),
         ("POST", "mlflow/scorers/register", "genai/write", Workspace),
         ("GET", "mlflow/scorers/list", "experiments/read", Workspace),
         ("GET", "mlflow/scorers/versions", "experiments/read", Workspace),

@@ -1143,6 +1143,56 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"experiment_id": "{EXP}", "experiment_ids": ["{EXP}"]}),
             IPV,
         ),
+        ("POST", "/api/2.0/mlflow/issues", json!({}), IPV),
+        (
+            "POST",
+            "/api/2.0/mlflow/issues",
+            json!({"name": "n", "description": "d", "experiment_id": "{EXP}", "status": "open"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/issues",
+            json!({"name": "n", "description": "d", "experiment_id": "{EXP}", "severity": "dire"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/issues",
+            json!({"name": "n", "description": "d", "experiment_id": "424242"}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/issues/search",
+            json!({"filter_string": "name = 'x'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/issues/search",
+            json!({"filter_string": "status LIKE 'p%'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/issues/search",
+            json!({"max_results": 0}),
+            IPV,
+        ),
+        ("GET", "/api/2.0/mlflow/issues/iss-nope", json!({}), RDNE),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/issues/iss-nope",
+            json!({"status": "closed"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/2.0/mlflow/issues/iss-nope",
+            json!({"status": "resolved"}),
+            RDNE,
+        ),
         ("POST", "/api/3.0/mlflow/scorers/register", json!({}), IPV),
         (
             "POST",
@@ -2422,6 +2472,7 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{trace_id}", "tr-nope")
             .replace("{assessment_id}", "a-nope")
             .replace("{dataset_id}", "d-nope")
+            .replace("{issue_id}", "iss-nope")
             .replace("{key}", "absent");
         let alt = pattern
             .replace("{model_id}", "{LM}")
@@ -2434,6 +2485,7 @@ async fn bad_input_on(meta: crate::support::Meta) {
             .replace("{trace_id}", "tr-nope")
             .replace("{assessment_id}", "a-nope")
             .replace("{dataset_id}", "d-nope")
+            .replace("{issue_id}", "iss-nope")
             .replace("{key}", "absent");
         let hit = covered.iter().any(|c| {
             c == &format!("{prefix}{concrete}")

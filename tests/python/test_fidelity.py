@@ -996,6 +996,46 @@ def case_scorers(api):
     return out
 
 
+def case_issues(api):
+    """Issues: create, get, update, search (filters, severity order, trace counts from issue
+    references on traces), bad input."""
+    eid = api.experiment("issues")
+    out = []
+    base = "/api/3.0/mlflow/issues"
+
+    def issue(j, name=None):
+        x = dict(j["issue"] if "issue" in j else j)
+        if name:
+            api.name(x["issue_id"], "{%s}" % name)
+        x.pop("created_timestamp")
+        x.pop("last_updated_timestamp")
+        return x
+
+    codes = lambda r: r[:3] if r[0] == "error" else r  # noqa: E731
+    ids = {}
+    run = api.run(eid).info.run_id
+    for n, body in [("I1", {"name": "slow answers", "description": "latency", "severity": "low", "categories": ["perf"]}),
+                    ("I2", {"name": "wrong facts", "description": "hallucination", "severity": "high", "root_causes": ["stale index"], "created_by": "alice"}),
+                    ("I3", {"name": "tone", "description": "rude", "source_run_id": run})]:
+        out.append(api.call("POST", base, {"experiment_id": eid, **body}, pick=lambda j, n=n: issue(j, n)))
+        ids[n] = next((k for k, v in api.subs.items() if v == "{%s}" % n), "iss-none")
+    out.append(api.call("GET", f"{base}/{ids['I2']}", pick=issue))
+    out.append(api.call("PATCH", f"{base}/{ids['I1']}", {"issue_id": ids["I1"], "status": "resolved", "severity": "medium"}, pick=issue))
+    t = "3cf7651916cd43dd8448eb211c80319f"
+    requests.post(api.url + "/v1/traces", data=json.dumps(otlp_body(t, [("d7ad6b7169203331", None, "root", 1_700_000_000_000, 1_700_000_000_500, 1, {"q": "x"}, "y")])),
+                  headers={"Content-Type": "application/json", "x-mlflow-experiment-id": eid}, timeout=30)
+    out.append(api.call("POST", f"/api/3.0/mlflow/traces/tr-{t}/assessments", {"assessment": {"assessment_name": ids["I3"], "trace_id": "tr-" + t, "source": {"source_type": "HUMAN", "source_id": "a"}, "issue": {"issue_name": "tone"}}}, pick=lambda j: j["assessment"]["issue"]))
+    names = lambda j: ([(x["name"], x.get("trace_count")) for x in j.get("issues", [])], j.get("next_page_token"))  # noqa: E731
+    for body in [{"experiment_id": eid}, {"experiment_id": eid, "filter_string": "status = 'pending'"}, {"experiment_id": eid, "filter_string": f"source_run_id != '{run}'"},
+                 {"experiment_id": eid, "include_trace_count": True}, {"experiment_id": eid, "max_results": 2}]:
+        out.append((api.norm(body), api.call("POST", f"{base}/search", body, pick=names)))
+    out.append(codes(api.call("GET", f"{base}/iss-nope")))
+    out.append(codes(api.call("PATCH", f"{base}/iss-nope", {"issue_id": "iss-nope", "name": "x"})))
+    out.append(codes(api.call("POST", base, {"experiment_id": eid, "name": "x"})))
+    out.append(codes(api.call("POST", f"{base}/search", {"filter_string": "name = 'x'"})))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
