@@ -68,12 +68,7 @@ fn created_ms(doc: &Json) -> i64 {
 }
 
 fn assessment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Option<Json>> {
-    Ok(tx
-        .query_one(
-            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND id = ?",
-            &[ws.into(), ASSESSMENT.into(), id.into()],
-        )?
-        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(Json::Null)))
+    crate::store::queries::genai_object(tx, ws, ASSESSMENT, id)
 }
 
 /// The assessment `id` of trace `trace_id`, or MLflow's errors: the trace, then the

@@ -34,12 +34,7 @@ fn dataset_not_found(id: &str) -> MlflowError {
 }
 
 fn load(tx: &mut dyn Tx, ws: &str, kind: &str, id: &str) -> crate::store::Result<Option<Json>> {
-    Ok(tx
-        .query_one(
-            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND id = ?",
-            &[ws.into(), kind.into(), id.into()],
-        )?
-        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(Json::Null)))
+    crate::store::queries::genai_object(tx, ws, kind, id)
 }
 
 fn records_of(tx: &mut dyn Tx, ws: &str, dataset_id: &str) -> crate::store::Result<Vec<Json>> {

@@ -38,12 +38,7 @@ fn one_of(key: &str, v: Option<String>, allowed: &[&str]) -> Result<Option<Strin
 }
 
 fn load(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Option<Json>> {
-    Ok(tx
-        .query_one(
-            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND id = ?",
-            &[ws.into(), ISSUE.into(), id.into()],
-        )?
-        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(Json::Null)))
+    crate::store::queries::genai_object(tx, ws, ISSUE, id)
 }
 
 fn put(doc: &Json, time: i64) -> Op {

@@ -64,16 +64,7 @@ fn load(
     experiment_id: &str,
     name: &str,
 ) -> crate::store::Result<Option<Json>> {
-    Ok(tx
-        .query_one(
-            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND id = ?",
-            &[
-                ws.into(),
-                SCORER.into(),
-                format!("{experiment_id}/{name}").into(),
-            ],
-        )?
-        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(Json::Null)))
+    crate::store::queries::genai_object(tx, ws, SCORER, &format!("{experiment_id}/{name}"))
 }
 
 /// The experiment must exist and be active, as MLflow's store checks it.

@@ -1431,3 +1431,19 @@ pub enum ObjectKey {
     LoggedModel,
     ExperimentName,
 }
+
+/// One of MLflow 3's GenAI objects (`genai_objects`: assessments, datasets, scorers, issues,
+/// ...) by kind and ID: its JSON document.
+pub fn genai_object(
+    tx: &mut dyn Tx,
+    ws: &str,
+    kind: &str,
+    id: &str,
+) -> Result<Option<serde_json::Value>> {
+    Ok(tx
+        .query_one(
+            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND id = ?",
+            &[ws.into(), kind.into(), id.into()],
+        )?
+        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(serde_json::Value::Null)))
+}
