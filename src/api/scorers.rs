@@ -69,17 +69,7 @@ fn load(
 
 /// The experiment must exist and be active, as MLflow's store checks it.
 fn active(tx: &mut dyn Tx, ws: &str, experiment_id: &str) -> crate::store::Result<()> {
-    let e = crate::store::queries::experiment(tx, ws, experiment_id)?.ok_or_else(|| {
-        MlflowError::not_found(format!("No Experiment with id={experiment_id} exists"))
-    })?;
-    if e["lifecycle_stage"] != "active" {
-        return Err(MlflowError::invalid(format!(
-            "The experiment {experiment_id} must be in the 'active' state. Current state is {}.",
-            e["lifecycle_stage"].as_str().unwrap_or_default()
-        ))
-        .into());
-    }
-    Ok(())
+    super::traces::active_experiment(tx, ws, experiment_id).map(drop)
 }
 
 /// A version as MLflow's `Scorer` message. Its `experiment_id` is an int32 there: tandem's

@@ -34,7 +34,8 @@ pub fn trace_id_of(otel: &[u8; 16]) -> String {
     format!("tr-{}", otlp::hex(otel))
 }
 
-fn active_experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Json> {
+/// An active experiment, or MLflow's errors for one that is missing or deleted.
+pub(crate) fn active_experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Json> {
     let e = queries::experiment(tx, ws, id)?
         .ok_or_else(|| MlflowError::not_found(format!("No Experiment with id={id} exists")))?;
     if e["lifecycle_stage"] != "active" {
