@@ -213,6 +213,7 @@ pub(crate) async fn ctx_for(
         workspace,
         principal,
         require_live: !admin,
+        authenticated: matches!(caller, crate::auth::Caller::Principal { .. }),
         compute: state.compute.clone(),
         vault: state.vault.clone(),
     };

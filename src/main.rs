@@ -1039,6 +1039,7 @@ fn main() -> anyhow::Result<()> {
                 workspace: workspace.clone(),
                 principal: "tandem-cli".into(),
                 require_live: false,
+                authenticated: false,
                 compute: Default::default(),
                 vault: None,
             };
@@ -2323,6 +2324,7 @@ fn access(action: AccessAction) -> anyhow::Result<()> {
                 workspace: tandem_core::access::ACCESS_WORKSPACE.into(),
                 principal: "tandem-cli".into(),
                 require_live: false,
+                authenticated: false,
                 compute: Default::default(),
                 vault: None,
             };

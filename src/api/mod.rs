@@ -15,6 +15,7 @@ pub mod genai;
 pub mod graphql;
 pub mod issues;
 pub mod jobs;
+pub mod labeling;
 pub mod logged_models;
 pub mod mlflow_auth;
 pub mod registry;
@@ -41,6 +42,9 @@ pub struct Ctx {
     /// Every read and write of this request first checks, in its own transaction, that the
     /// workspace is live (ordinary requests); workspace administration checks for itself.
     pub require_live: bool,
+    /// Whether `principal` was verified (authentication on) or only claimed by the client
+    /// (authentication off): MLflow binds review attribution to the verified user only.
+    pub authenticated: bool,
     /// The compute targets jobs may name (this region's; in a deployment, every region's).
     pub compute: std::sync::Arc<[crate::jobs::ComputeTarget]>,
     /// The vault's master key and keyring (None: this process has none, and secrets are
@@ -916,6 +920,23 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/datasets/{dataset_id}/remove-experiments",
         datasets::remove_dataset_from_experiments,
     ),
+    ("POST", "mlflow/label-schemas/create", labeling::create_label_schema),
+    ("GET", "mlflow/label-schemas/get", labeling::get_label_schema),
+    ("GET", "mlflow/label-schemas/get-by-name", labeling::get_label_schema_by_name),
+    ("GET", "mlflow/label-schemas/list", labeling::list_label_schemas),
+    ("PATCH", "mlflow/label-schemas/update", labeling::update_label_schema),
+    ("DELETE", "mlflow/label-schemas/delete", labeling::delete_label_schema),
+    ("POST", "mlflow/review-queues/create", labeling::create_review_queue),
+    ("POST", "mlflow/review-queues/get-or-create-user", labeling::get_or_create_user_queue),
+    ("GET", "mlflow/review-queues/get", labeling::get_review_queue),
+    ("GET", "mlflow/review-queues/get-by-name", labeling::get_review_queue_by_name),
+    ("GET", "mlflow/review-queues/list", labeling::list_review_queues),
+    ("POST", "mlflow/review-queues/update", labeling::update_review_queue),
+    ("POST", "mlflow/review-queues/delete", labeling::delete_review_queue),
+    ("POST", "mlflow/review-queues/items/add", labeling::add_items_to_review_queue),
+    ("POST", "mlflow/review-queues/items/remove", labeling::remove_items_from_review_queue),
+    ("GET", "mlflow/review-queues/items/list", labeling::list_review_queue_items),
+    ("POST", "mlflow/review-queues/items/set-status", labeling::set_review_queue_item_status),
     ("POST", "mlflow/issues", issues::create_issue),
     ("POST", "mlflow/issues/search", issues::search_issues),
     ("GET", "mlflow/issues/{issue_id}", issues::get_issue),
@@ -1557,6 +1578,23 @@ pub const ACCESS: &[(&str, &str, &str, ScopeOf)] = {
         ("GET", "mlflow/datasets/{dataset_id}/experiment-ids", "experiments/read", Workspace),
         ("POST", "mlflow/datasets/{dataset_id}/add-experiments", "genai/write", Workspace),
         ("POST", "mlflow/datasets/{dataset_id}/remove-experiments", "genai/write", Workspace),
+        ("POST", "mlflow/label-schemas/create", "genai/write", Workspace),
+        ("GET", "mlflow/label-schemas/get", "experiments/read", Workspace),
+        ("GET", "mlflow/label-schemas/get-by-name", "experiments/read", Workspace),
+        ("GET", "mlflow/label-schemas/list", "experiments/read", Workspace),
+        ("PATCH", "mlflow/label-schemas/update", "genai/write", Workspace),
+        ("DELETE", "mlflow/label-schemas/delete", "genai/write", Workspace),
+        ("POST", "mlflow/review-queues/create", "genai/write", Workspace),
+        ("POST", "mlflow/review-queues/get-or-create-user", "genai/write", Workspace),
+        ("GET", "mlflow/review-queues/get", "experiments/read", Workspace),
+        ("GET", "mlflow/review-queues/get-by-name", "experiments/read", Workspace),
+        ("GET", "mlflow/review-queues/list", "experiments/read", Workspace),
+        ("POST", "mlflow/review-queues/update", "genai/write", Workspace),
+        ("POST", "mlflow/review-queues/delete", "genai/write", Workspace),
+        ("POST", "mlflow/review-queues/items/add", "genai/write", Workspace),
+        ("POST", "mlflow/review-queues/items/remove", "genai/write", Workspace),
+        ("GET", "mlflow/review-queues/items/list", "experiments/read", Workspace),
+        ("POST", "mlflow/review-queues/items/set-status", "genai/write", Workspace),
         ("POST", "mlflow/issues", "genai/write", Workspace),
         ("POST", "mlflow/issues/search", "experiments/read", Workspace),
         ("GET", "mlflow/issues/{issue_id}", "experiments/read", Workspace),

@@ -78,6 +78,7 @@ fn target(ctx: &Ctx, req: &Req, key: &str) -> Result<Ctx> {
     Ok(Ctx {
         workspace: name,
         require_live: false,
+        authenticated: false,
         ..ctx.clone()
     })
 }

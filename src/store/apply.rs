@@ -425,7 +425,7 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for model_id in &models {
                 purge_logged_model(tx, ws, model_id)?;
             }
-            // Its traces (with their spans, tags, assessments, links) and scorers go with it.
+            // Its traces (with their spans, tags, assessments, links) go with it.
             let traces: Vec<String> = tx
                 .query(
                     "SELECT trace_id FROM traces WHERE workspace = ? AND experiment_id = ?",
@@ -437,8 +437,13 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             for t in &traces {
                 purge_trace(tx, ws, t)?;
             }
+            // So do its scorers, issues, label schemas and review queues (with their items).
             tx.exec_later(
-                "DELETE FROM genai_objects WHERE workspace = ? AND kind = 'scorer' AND parent = ?",
+                "DELETE FROM genai_objects WHERE workspace = ? AND kind = 'review_item' AND parent IN (SELECT id FROM genai_objects WHERE workspace = ? AND kind = 'review_queue' AND parent = ?)",
+                vec![ws.into(), ws.into(), experiment_id.into()],
+            )?;
+            tx.exec_later(
+                "DELETE FROM genai_objects WHERE workspace = ? AND kind IN ('scorer', 'issue', 'label_schema', 'review_queue') AND parent = ?",
                 vec![ws.into(), experiment_id.into()],
             )?;
             for table in ["experiments", "experiment_tags", "datasets"] {

@@ -1447,3 +1447,36 @@ pub fn genai_object(
         )?
         .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(serde_json::Value::Null)))
 }
+
+/// The documents of the GenAI objects of `kind` under `parent` (an experiment, a queue).
+pub fn genai_objects_under(
+    tx: &mut dyn Tx,
+    ws: &str,
+    kind: &str,
+    parent: &str,
+) -> Result<Vec<serde_json::Value>> {
+    Ok(tx
+        .query(
+            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND parent = ?",
+            &[ws.into(), kind.into(), parent.into()],
+        )?
+        .iter()
+        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(serde_json::Value::Null))
+        .collect())
+}
+
+/// The document of the GenAI object of `kind` under `parent` stored with `name`.
+pub fn genai_object_named(
+    tx: &mut dyn Tx,
+    ws: &str,
+    kind: &str,
+    parent: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>> {
+    Ok(tx
+        .query_one(
+            "SELECT doc FROM genai_objects WHERE workspace = ? AND kind = ? AND parent = ? AND name = ?",
+            &[ws.into(), kind.into(), parent.into(), name.into()],
+        )?
+        .map(|r| serde_json::from_str(&r.text(0)).unwrap_or(serde_json::Value::Null)))
+}

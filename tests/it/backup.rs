@@ -352,6 +352,7 @@ async fn following_the_archive_keeps_a_diverged_tail_aside_and_archiving_never_b
         workspace: "default".into(),
         principal: "t".into(),
         require_live: true,
+        authenticated: false,
         compute: Default::default(),
         vault: None,
     };
@@ -497,6 +498,7 @@ async fn compaction_keeps_every_retained_instant_exact_and_drops_what_was_purged
             workspace: "default".into(),
             principal: "t".into(),
             require_live: true,
+            authenticated: false,
             compute: Default::default(),
             vault: None,
         };

@@ -46,6 +46,7 @@ fn hammer(meta: Meta) {
         workspace: "default".into(),
         principal: format!("server{}", i % SERVERS),
         require_live: true,
+        authenticated: false,
         compute: Default::default(),
         vault: None,
     };
@@ -158,6 +159,7 @@ fn grouped(meta: Meta) {
         workspace: "default".into(),
         principal: "p".into(),
         require_live: true,
+        authenticated: false,
         compute: Default::default(),
         vault: None,
     };

@@ -145,6 +145,7 @@ impl World {
             workspace: "default".into(),
             principal: "prop".into(),
             require_live: true,
+            authenticated: false,
             compute: vec![tandem::jobs::ComputeTarget::local_default()].into(),
             vault: Some(std::sync::Arc::new(tandem::vault::Keyring::new(
                 tandem::vault::Key::random(),
@@ -779,6 +780,7 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
             workspace: "default".into(),
             principal: "t".into(),
             require_live: true,
+            authenticated: false,
             compute: Default::default(),
             vault: None,
         };

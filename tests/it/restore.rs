@@ -470,6 +470,7 @@ fn every_deletable_kind_is_soft_deleted_restorable_and_purged_after_retention() 
             workspace: "default".into(),
             principal: "t".into(),
             require_live: true,
+            authenticated: false,
             compute: Default::default(),
             vault: None,
         };

@@ -260,6 +260,7 @@ fn ctx_plain(store: tandem::store::Store, ring: Arc<tandem::vault::Keyring>) -> 
         workspace: "default".into(),
         principal: "test".into(),
         require_live: true,
+        authenticated: false,
         compute: Default::default(),
         vault: Some(ring),
     }

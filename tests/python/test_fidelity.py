@@ -95,11 +95,12 @@ class Api:
         self.name(r.info.run_id, "{RUN%d}" % len(self.subs))
         return r
 
-    def experiment(self, name):
+    def experiment(self, name, avoid=()):
         eid = self.client.create_experiment(name)
         # A one-digit ID (the stock server's first few) would also stand for that digit in
-        # values ("3", a trace schema version): set such experiments aside, take the next.
-        while len(eid) < 2:
+        # values ("3", a trace schema version): set such experiments aside, take the next;
+        # so with IDs a case's values hold (`avoid`).
+        while len(eid) < 2 or eid in avoid:
             self.client.rename_experiment(eid, f"{name}-set-aside-{eid}")
             eid = self.client.create_experiment(name)
         self.name(eid, "{EXP:%s}" % name)
@@ -1033,6 +1034,120 @@ def case_issues(api):
     out.append(codes(api.call("PATCH", f"{base}/iss-nope", {"issue_id": "iss-nope", "name": "x"})))
     out.append(codes(api.call("POST", base, {"experiment_id": eid, "name": "x"})))
     out.append(codes(api.call("POST", f"{base}/search", {"filter_string": "name = 'x'"})))
+    return out
+
+
+def case_label_schemas_and_review_queues(api):
+    """Label schemas (the experiment's default question, every input kind, updates, fixed
+    fields) and review queues (custom and user queues, items and their review status), with
+    MLflow's validation messages."""
+    eid = api.experiment("labeling", avoid={"10", "11", "12"})
+    out = []
+    ls, rq = "/api/3.0/mlflow/label-schemas", "/api/3.0/mlflow/review-queues"
+    timeless = ("created_at", "last_updated_at", "creation_time_ms", "last_update_time_ms", "completed_time_ms")
+
+    def scrub(x, name=None, key=None):
+        x = dict(x)
+        if name:
+            api.name(x[key], "{%s}" % name)
+        for k in timeless:
+            x.pop(k, None)
+        x = api.norm(x)
+        if "schema_ids" in x:
+            # MLflow lists them by ID, and IDs are random: compare them as a set.
+            x["schema_ids"] = sorted(x["schema_ids"])
+        return x
+
+    schema = lambda name=None: lambda j: scrub(j["label_schema"], name, "schema_id")  # noqa: E731
+    queue = lambda name=None: lambda j: scrub(j["review_queue"], name, "queue_id")  # noqa: E731
+    listed = lambda key, inner: lambda j: ([scrub(x) for x in j.get(key, [])], bool(j.get("next_page_token")))  # noqa: E731
+    out.append(api.call("GET", f"{ls}/list", params={"experiment_id": eid}, pick=lambda j: [scrub(x, "DEFAULT", "schema_id") for x in j["label_schemas"]]))
+    for n, body in [("S1", {"name": "correct", "type": "FEEDBACK", "input": {"pass_fail": {"positive_label": "Yes", "negative_label": "No"}}, "instruction": "Is it right?"}),
+                    ("S2", {"name": "topic", "type": "EXPECTATION", "input": {"categorical": {"options": ["a", "b"], "multi_select": True}}, "enable_comment": True}),
+                    ("S3", {"name": "score", "type": 1, "input": {"numeric": {"min_value": 0, "max_value": 10}}}),
+                    ("S4", {"name": "why", "type": "FEEDBACK", "input": {"text": {"max_length": 200}}})]:
+        out.append(api.call("POST", f"{ls}/create", {"experiment_id": eid, **body}, pick=schema(n)))
+    sid = {v[1:-1]: k for k, v in api.subs.items() if v in ("{S1}", "{S2}", "{S3}", "{S4}", "{DEFAULT}")}
+    for body in [{"name": "correct", "type": "FEEDBACK", "input": {"text": {}}}, {"name": "feedback ", "type": "FEEDBACK", "input": {"text": {}}},
+                 {"name": "x", "input": {"text": {}}}, {"name": "x", "type": "FEEDBACK"}, {"name": "x", "type": "FEEDBACK", "input": {"text": {"max_length": 0}}},
+                 {"name": "x", "type": "FEEDBACK", "input": {"pass_fail": {"positive_label": "a", "negative_label": "a"}}},
+                 {"name": "x", "type": "FEEDBACK", "input": {"pass_fail": {"positive_label": "a"}}},
+                 {"name": "x", "type": "FEEDBACK", "input": {"categorical": {"options": []}}},
+                 {"name": "x", "type": "FEEDBACK", "input": {"categorical": {"options": ["a", "a"]}}},
+                 {"name": "x", "type": "FEEDBACK", "input": {"categorical": {"options": [str(i) for i in range(11)]}}},
+                 {"name": "x", "type": "FEEDBACK", "input": {"numeric": {"min_value": 2, "max_value": 1}}},
+                 {"name": "x" * 251, "type": "FEEDBACK", "input": {"text": {}}}, {"name": "x", "type": "FEEDBACK", "input": {"text": {}}, "instruction": "i" * 1001}]:
+        out.append(api.call("POST", f"{ls}/create", {"experiment_id": eid, **body}))
+    out.append(api.call("POST", f"{ls}/create", {"experiment_id": "999999", "name": "x", "type": "FEEDBACK", "input": {"text": {}}}))
+    out.append(api.call("GET", f"{ls}/get", params={"schema_id": sid["S2"]}, pick=schema()))
+    out.append(api.call("GET", f"{ls}/get", params={"schema_id": sid["DEFAULT"]}, pick=schema()))
+    out.append(api.call("GET", f"{ls}/get", params={"schema_id": "ls-nope"}))
+    out.append(api.call("GET", f"{ls}/get-by-name", params={"experiment_id": eid, "name": "score"}, pick=schema()))
+    out.append(api.call("GET", f"{ls}/get-by-name", params={"experiment_id": eid, "name": "Feedback"}, pick=schema()))
+    out.append(api.call("GET", f"{ls}/get-by-name", params={"experiment_id": eid, "name": "nope"}))
+    for body in [{"schema_id": sid["S1"], "name": "correctness", "instruction": "Right?", "enable_comment": True, "input": {"pass_fail": {"positive_label": "Right", "negative_label": "Wrong"}}},
+                 {"schema_id": sid["S2"], "input": {"categorical": {"options": ["a", "b", "c"], "multi_select": True}}},
+                 {"schema_id": sid["S2"], "input": {"categorical": {"options": ["a"], "multi_select": False}}},
+                 {"schema_id": sid["S3"], "input": {"text": {}}}, {"schema_id": sid["S3"], "name": "why"}, {"schema_id": sid["S3"], "name": "FEEDBACK"},
+                 {"schema_id": sid["S3"], "input": {}}, {"schema_id": sid["DEFAULT"], "name": "y"}, {"schema_id": "ls-nope", "name": "y"}]:
+        out.append(api.call("PATCH", f"{ls}/update", body, pick=schema()))
+    out.append(api.call("DELETE", f"{ls}/delete", {"schema_id": sid["S4"]}, pick=lambda j: j))
+    out.append(api.call("DELETE", f"{ls}/delete", {"schema_id": sid["S4"]}, pick=lambda j: j))
+    out.append(api.call("DELETE", f"{ls}/delete", {"schema_id": sid["DEFAULT"]}))
+    out.append(api.call("GET", f"{ls}/list", params={"experiment_id": eid, "max_results": 2}, pick=lambda j: ([x["name"] for x in j["label_schemas"]], bool(j.get("next_page_token")))))
+    out.append(api.call("GET", f"{ls}/list", params={"experiment_id": eid, "max_results": 0}))
+    # Review queues over two traces of the experiment.
+    traces = ["4cf7651916cd43dd8448eb211c8031a0", "4cf7651916cd43dd8448eb211c8031a1"]
+    for i, t in enumerate(traces):
+        requests.post(api.url + "/v1/traces", data=json.dumps(otlp_body(t, [("e7ad6b716920333%d" % i, None, "root", 1_700_000_000_000 + i, 1_700_000_000_500 + i, 1, {"q": "x"}, "y")])),
+                      headers={"Content-Type": "application/json", "x-mlflow-experiment-id": eid}, timeout=30)
+    t1, t2 = ("tr-" + t for t in traces)
+    for n, body in [("Q1", {"name": "Weekly Review", "queue_type": "CUSTOM", "users": [" Bob ", "alice", "bob"], "schema_ids": [sid["S2"], sid["S1"]]}),
+                    ("Q2", {"name": "Carol", "queue_type": "USER"})]:
+        out.append(api.call("POST", f"{rq}/create", {"experiment_id": eid, **body}, pick=queue(n)))
+    qid = {v[1:-1]: k for k, v in api.subs.items() if v in ("{Q1}", "{Q2}")}
+    for body in [{"name": "weekly review", "queue_type": "CUSTOM"}, {"name": "Default", "queue_type": "CUSTOM"}, {"name": "x"},
+                 {"name": "x", "queue_type": "CUSTOM", "schema_ids": ["ls-nope"]}, {"name": "dan", "queue_type": "USER", "users": ["eve"]},
+                 {"name": "dan", "queue_type": "USER", "schema_ids": [sid["S1"]]}, {"name": "x", "queue_type": "CUSTOM", "users": [f"u{i}" for i in range(11)]},
+                 {"name": "x", "queue_type": "CUSTOM", "users": [" "]}]:
+        out.append(api.call("POST", f"{rq}/create", {"experiment_id": eid, **body}))
+    out.append(api.call("POST", f"{rq}/get-or-create-user", {"experiment_id": eid, "user": "CAROL"}, pick=queue()))
+    out.append(api.call("POST", f"{rq}/get-or-create-user", {"experiment_id": eid, "user": "Weekly Review"}))
+    out.append(api.call("POST", f"{rq}/get-or-create-user", {"experiment_id": eid, "user": "dave"}, pick=queue("Q3")))
+    out.append(api.call("GET", f"{rq}/get", params={"queue_id": qid["Q1"]}, pick=queue()))
+    out.append(api.call("GET", f"{rq}/get", params={"queue_id": "rq-nope"}))
+    out.append(api.call("GET", f"{rq}/get-by-name", params={"experiment_id": eid, "name": "WEEKLY review"}, pick=queue()))
+    out.append(api.call("GET", f"{rq}/get-by-name", params={"experiment_id": eid, "name": "nope"}))
+    out.append(api.call("POST", f"{rq}/items/add", {"queue_id": qid["Q1"], "item_ids": [t1, f" {t2} ", t1]}, pick=listed("items", None)))
+    out.append(api.call("POST", f"{rq}/items/add", {"queue_id": qid["Q1"], "item_ids": [t1, "tr-nope"]}))
+    out.append(api.call("POST", f"{rq}/items/add", {"queue_id": qid["Q1"], "item_ids": []}))
+    out.append(api.call("POST", f"{rq}/items/add", {"queue_id": "rq-nope", "item_ids": [t1]}))
+    out.append(api.call("POST", f"{rq}/items/add", {"queue_id": qid["Q2"], "item_ids": [t2]}, pick=listed("items", None)))
+    for params in [{}, {"user": "BOB"}, {"item_id": t2}, {"user": "nobody"}, {"max_results": 1}]:
+        out.append((params, api.call("GET", f"{rq}/list", params={"experiment_id": eid, **params}, pick=lambda j: ([x["name"] for x in j.get("review_queues", [])], bool(j.get("next_page_token"))))))
+    for body in [{"queue_id": qid["Q1"], "item_id": t1, "status": "COMPLETE", "completed_by": " Alice "},
+                 {"queue_id": qid["Q1"], "item_id": t1, "status": "COMPLETE", "completed_by": "bob"},
+                 {"queue_id": qid["Q1"], "item_id": t2, "status": "DECLINED", "completed_by": "bob"},
+                 {"queue_id": qid["Q1"], "item_id": t2, "status": "PENDING"},
+                 {"queue_id": qid["Q1"], "item_id": t2, "status": "PENDING", "completed_by": "bob"},
+                 {"queue_id": qid["Q1"], "item_id": t2, "status": "COMPLETE"},
+                 {"queue_id": qid["Q1"], "item_id": t2},
+                 {"queue_id": qid["Q1"], "item_id": "tr-nope", "status": "COMPLETE", "completed_by": "bob"}]:
+        out.append(api.call("POST", f"{rq}/items/set-status", body, pick=lambda j: scrub(j["item"])))
+    for params in [{}, {"status": "COMPLETE"}, {"status": "PENDING"}, {"max_results": 1}]:
+        out.append((params, api.call("GET", f"{rq}/items/list", params={"queue_id": qid["Q1"], **params}, pick=listed("items", None))))
+    for body in [{"queue_id": qid["Q1"], "update_schema_ids": True, "schema_ids": [sid["S3"]]},
+                 {"queue_id": qid["Q1"], "name": "Monthly", "update_users": True, "users": ["zed"], "new_owner": " Owner "},
+                 {"queue_id": qid["Q1"], "name": "carol"}, {"queue_id": qid["Q1"], "name": "MONTHLY"},
+                 {"queue_id": qid["Q2"], "name": "x"}, {"queue_id": qid["Q1"]}, {"queue_id": "rq-nope", "name": "x"}]:
+        out.append(api.call("POST", f"{rq}/update", body, pick=queue()))
+    out.append(api.call("POST", f"{rq}/items/remove", {"queue_id": qid["Q1"], "item_ids": [t1, t2, "tr-absent"]}, pick=lambda j: j))
+    out.append(api.call("POST", f"{rq}/update", {"queue_id": qid["Q1"], "update_schema_ids": True, "schema_ids": [sid["S3"], sid["DEFAULT"], " " + sid["S3"]]}, pick=queue()))
+    out.append(api.call("POST", f"{rq}/items/remove", {"queue_id": "rq-nope", "item_ids": [t1]}))
+    out.append(api.call("POST", f"{rq}/delete", {"queue_id": qid["Q2"]}, pick=lambda j: j))
+    out.append(api.call("POST", f"{rq}/delete", {"queue_id": qid["Q2"]}, pick=lambda j: j))
+    out.append(api.call("GET", f"{rq}/items/list", params={"queue_id": qid["Q2"]}))
+    out.append(api.call("GET", f"{rq}/list", params={"experiment_id": eid}, pick=lambda j: sorted(x["name"] for x in j.get("review_queues", []))))
     return out
 
 
