@@ -42,7 +42,12 @@ const SCHEMAS_DEFAULT: i64 = 100;
 const SCHEMA_TYPES: &[&str] = &["LABEL_SCHEMA_TYPE_UNSPECIFIED", "FEEDBACK", "EXPECTATION"];
 const QUEUE_TYPES: &[&str] = &["REVIEW_QUEUE_TYPE_UNSPECIFIED", "USER", "CUSTOM"];
 const ITEM_TYPES: &[&str] = &["REVIEW_ITEM_TYPE_UNSPECIFIED", "TRACE"];
-const STATUSES: &[&str] = &["REVIEW_STATUS_UNSPECIFIED", "PENDING", "COMPLETE", "DECLINED"];
+const STATUSES: &[&str] = &[
+    "REVIEW_STATUS_UNSPECIFIED",
+    "PENDING",
+    "COMPLETE",
+    "DECLINED",
+];
 
 fn invalid(message: String) -> MlflowError {
     MlflowError::invalid(message)
@@ -372,12 +377,10 @@ pub fn create_label_schema(ctx: &Ctx, req: &Req) -> Result<Json> {
     let experiment_id = req.str("experiment_id")?;
     let name = req.str("name")?;
     let schema_type = match enum_number(req, "type", SCHEMA_TYPES)? {
-        0 => {
-            return Err(invalid(
-                "Label schema `type` must be one of FEEDBACK or EXPECTATION; got proto enum value 0."
-                    .into(),
-            ))
-        }
+        0 => return Err(invalid(
+            "Label schema `type` must be one of FEEDBACK or EXPECTATION; got proto enum value 0."
+                .into(),
+        )),
         n => SCHEMA_TYPES[n],
     };
     let input = parse_input(req.obj("input")?)?;
@@ -547,10 +550,9 @@ pub fn delete_label_schema(ctx: &Ctx, req: &Req) -> Result<Json> {
     let time = ctx.now();
     ctx.write(|tx| match load_schema(tx, &ctx.workspace, &id)? {
         None => Ok(Decision::no_change(())),
-        Some(d) if d["is_default"] == true => Err(invalid(
-            "The experiment's default question cannot be deleted.".into(),
-        )
-        .into()),
+        Some(d) if d["is_default"] == true => {
+            Err(invalid("The experiment's default question cannot be deleted.".into()).into())
+        }
         Some(_) => Ok(Decision::change((), delete(LABEL_SCHEMA, &id, time))),
     })?;
     Ok(json!({}))
@@ -636,7 +638,9 @@ fn custom_queue_name(name: &str) -> Result<String> {
 
 fn item_ids(raw: &[String]) -> Result<Vec<String>> {
     if raw.is_empty() {
-        return Err(invalid("`item_ids` must be a non-empty list; got [].".into()));
+        return Err(invalid(
+            "`item_ids` must be a non-empty list; got [].".into(),
+        ));
     }
     let mut out = Vec::new();
     for id in raw {
@@ -742,7 +746,9 @@ fn insert_queue(
     live_experiment(tx, ws, &q.experiment_id)?;
     check_schema_ids(tx, ws, &q.experiment_id, &q.schema_ids)?;
     let key = q.name.to_lowercase();
-    if let Some(existing) = queries::genai_object_named(tx, ws, REVIEW_QUEUE, &q.experiment_id, &key)? {
+    if let Some(existing) =
+        queries::genai_object_named(tx, ws, REVIEW_QUEUE, &q.experiment_id, &key)?
+    {
         return Ok(Err(existing));
     }
     let id = format!("rq-{}", crate::otlp::hex(&super::random_bytes::<16>()));
@@ -867,7 +873,10 @@ pub fn list_review_queues(ctx: &Ctx, req: &Req) -> Result<Json> {
         let mut out = Vec::new();
         for d in queries::genai_objects_under(tx, &ctx.workspace, REVIEW_QUEUE, &experiment_id)? {
             if let Some(u) = &user {
-                if !d["users"].as_array().is_some_and(|a| a.iter().any(|x| x == u.as_str())) {
+                if !d["users"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == u.as_str()))
+                {
                     continue;
                 }
             }
@@ -964,7 +973,13 @@ pub fn delete_review_queue(ctx: &Ctx, req: &Req) -> Result<Json> {
         }
         let mut ops: Vec<Op> = queries::genai_objects_under(tx, &ctx.workspace, REVIEW_ITEM, &id)?
             .iter()
-            .map(|item| delete(REVIEW_ITEM, &format!("{id}/{}", text(item, "item_id")), time))
+            .map(|item| {
+                delete(
+                    REVIEW_ITEM,
+                    &format!("{id}/{}", text(item, "item_id")),
+                    time,
+                )
+            })
             .collect();
         ops.push(delete(REVIEW_QUEUE, &id, time));
         Ok(Decision::changes((), ops))
@@ -1080,10 +1095,12 @@ pub fn set_review_queue_item_status(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = req.str("queue_id")?;
     let item_id = req.str("item_id")?;
     let status = match enum_number(req, "status", STATUSES)? {
-        0 => return Err(invalid(format!(
-            "`status` must be one of PENDING, COMPLETE, or DECLINED; got proto enum value {}.",
-            0
-        ))),
+        0 => {
+            return Err(invalid(format!(
+                "`status` must be one of PENDING, COMPLETE, or DECLINED; got proto enum value {}.",
+                0
+            )))
+        }
         n => STATUSES[n],
     };
     let pending = status == "PENDING";
@@ -1119,13 +1136,12 @@ pub fn set_review_queue_item_status(ctx: &Ctx, req: &Req) -> Result<Json> {
     let item = ctx.write(|tx| {
         load_queue(tx, &ctx.workspace, &id)?;
         let key = format!("{id}/{item_id}");
-        let mut doc = queries::genai_object(tx, &ctx.workspace, REVIEW_ITEM, &key)?.ok_or_else(
-            || {
+        let mut doc =
+            queries::genai_object(tx, &ctx.workspace, REVIEW_ITEM, &key)?.ok_or_else(|| {
                 MlflowError::not_found(format!(
                     "Item '{item_id}' is not attached to review queue '{id}'."
                 ))
-            },
-        )?;
+            })?;
         if doc["status"] == status {
             return Ok(Decision::no_change(doc));
         }

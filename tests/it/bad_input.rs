@@ -1286,7 +1286,12 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             RDNE,
         ),
         // label schemas
-        ("POST", "/api/3.0/mlflow/label-schemas/create", json!({}), IPV),
+        (
+            "POST",
+            "/api/3.0/mlflow/label-schemas/create",
+            json!({}),
+            IPV,
+        ),
         (
             "POST",
             "/api/3.0/mlflow/label-schemas/create",
@@ -1355,7 +1360,12 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"experiment_id": "999999"}),
             RDNE,
         ),
-        ("PATCH", "/api/3.0/mlflow/label-schemas/update", json!({}), IPV),
+        (
+            "PATCH",
+            "/api/3.0/mlflow/label-schemas/update",
+            json!({}),
+            IPV,
+        ),
         (
             "PATCH",
             "/api/3.0/mlflow/label-schemas/update",
@@ -1368,7 +1378,12 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"schema_id": "ls-default-{EXP}", "name": "x"}),
             IPV,
         ),
-        ("DELETE", "/api/3.0/mlflow/label-schemas/delete", json!({}), IPV),
+        (
+            "DELETE",
+            "/api/3.0/mlflow/label-schemas/delete",
+            json!({}),
+            IPV,
+        ),
         (
             "DELETE",
             "/api/3.0/mlflow/label-schemas/delete",
@@ -1382,7 +1397,12 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             (200, ""),
         ),
         // review queues
-        ("POST", "/api/3.0/mlflow/review-queues/create", json!({}), IPV),
+        (
+            "POST",
+            "/api/3.0/mlflow/review-queues/create",
+            json!({}),
+            IPV,
+        ),
         (
             "POST",
             "/api/3.0/mlflow/review-queues/create",
@@ -1451,14 +1471,24 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"experiment_id": "{EXP}", "max_results": "50001"}),
             IPV,
         ),
-        ("POST", "/api/3.0/mlflow/review-queues/update", json!({}), IPV),
+        (
+            "POST",
+            "/api/3.0/mlflow/review-queues/update",
+            json!({}),
+            IPV,
+        ),
         (
             "POST",
             "/api/3.0/mlflow/review-queues/update",
             json!({"queue_id": "rq-nope", "name": "x"}),
             RDNE,
         ),
-        ("POST", "/api/3.0/mlflow/review-queues/delete", json!({}), IPV),
+        (
+            "POST",
+            "/api/3.0/mlflow/review-queues/delete",
+            json!({}),
+            IPV,
+        ),
         (
             "POST",
             "/api/3.0/mlflow/review-queues/delete",
@@ -1501,7 +1531,12 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"queue_id": "rq-nope", "item_ids": ["tr-x"]}),
             RDNE,
         ),
-        ("GET", "/api/3.0/mlflow/review-queues/items/list", json!({}), IPV),
+        (
+            "GET",
+            "/api/3.0/mlflow/review-queues/items/list",
+            json!({}),
+            IPV,
+        ),
         (
             "GET",
             "/api/3.0/mlflow/review-queues/items/list",

@@ -831,6 +831,22 @@ fn deleted_objects_are_restorable_until_their_retention_ends_then_purged() {
             &req(json!({"experiment_id": "0", "request_ids": [lone_trace]})),
         )
         .unwrap();
+        // The experiment's labeling (a question, a queue holding its trace) and an issue go
+        // with it.
+        use tandem::api::{issues, labeling};
+        labeling::create_label_schema(&ctx, &req(json!({"experiment_id": exp, "name": "ok?", "type": "FEEDBACK", "input": {"text": {}}}))).unwrap();
+        let queue = labeling::create_review_queue(
+            &ctx,
+            &req(json!({"experiment_id": exp, "name": "q", "queue_type": "CUSTOM"})),
+        )
+        .unwrap()["review_queue"]["queue_id"]
+            .clone();
+        labeling::add_items_to_review_queue(&ctx, &req(json!({"queue_id": queue, "item_ids": [tandem::api::traces::trace_id_of(&[8; 16])]}))).unwrap();
+        issues::create_issue(
+            &ctx,
+            &req(json!({"experiment_id": exp, "name": "i", "description": "d"})),
+        )
+        .unwrap();
         tracking::delete_experiment(&ctx, &req(json!({"experiment_id": exp}))).unwrap();
         tracking::delete_run(&ctx, &req(json!({"run_id": lone}))).unwrap();
         tracking::delete_run(&ctx, &req(json!({"run_id": kept}))).unwrap();

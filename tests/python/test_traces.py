@@ -258,3 +258,57 @@ def test_registered_scorers_through_the_stock_client(server):
 
     with pytest.raises(mlflow.exceptions.MlflowException, match="MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS"):
         mine.register(name="mine", experiment_id=exp.experiment_id)
+
+
+def test_labeling_through_the_stock_client(server):
+    """`mlflow.genai.label_schemas` and `mlflow.genai.review_queues` with the stock client:
+    questions (the experiment's default one first listed), a custom queue of traces with its
+    questions, a reviewer's own queue, review statuses, and a reviewer's feedback logged on a
+    queued trace."""
+    import mlflow
+    from mlflow.genai import label_schemas as ls
+    from mlflow.genai import review_queues as rq
+    from mlflow.genai.label_schemas import InputCategorical, InputPassFail
+
+    mlflow.set_tracking_uri(server.url)
+    exp = mlflow.set_experiment("labeling-client")
+    assert [s.name for s in ls.list_label_schemas()] == ["Feedback"]
+    correct = ls.create_label_schema("correct", type="feedback", input=InputPassFail(positive_label="Yes", negative_label="No"), instruction="Right?")
+    topic = ls.create_label_schema("topic", type="expectation", input=InputCategorical(options=["a", "b"]))
+    assert ls.get_label_schema("correct", experiment_id=exp.experiment_id).schema_id == correct.schema_id
+    assert ls.get_label_schema(schema_id=topic.schema_id).input.options == ["a", "b"]
+    assert ls.update_label_schema(topic.schema_id, input=InputCategorical(options=["a", "b", "c"])).input.options == ["a", "b", "c"]
+    assert {s.name for s in ls.list_label_schemas()} == {"Feedback", "correct", "topic"}
+
+    traces = []
+    for i in range(3):
+        with mlflow.start_span(name=f"q{i}") as span:
+            span.set_inputs({"q": i})
+            span.set_outputs("a")
+        traces.append(span.trace_id)
+    queue = rq.create_review_queue("weekly", queue_type="custom", users=["Alice", "bob"], schema_ids=[correct.schema_id, topic.schema_id])
+    assert sorted(queue.users) == ["alice", "bob"] and sorted(queue.schema_ids) == sorted([correct.schema_id, topic.schema_id])
+    items = rq.add_items_to_review_queue(queue.queue_id, item_ids=traces)
+    assert [i.item_id for i in items] == traces and {str(i.status) for i in items} == {"pending"}
+    done = rq.set_review_queue_item_status(queue.queue_id, item_id=traces[0], status="complete", completed_by="alice")
+    assert (str(done.status), done.completed_by) == ("complete", "alice") and done.completed_time_ms
+    assert [i.item_id for i in rq.list_review_queue_items(queue.queue_id, status="complete")] == [traces[0]]
+    assert len(rq.list_review_queue_items(queue.queue_id, status="pending")) == 2
+    mine = rq.get_or_create_user_queue(user="Carol")
+    assert mine.name == "carol" and rq.get_or_create_user_queue(user="carol").queue_id == mine.queue_id
+    assert {q.name for q in rq.list_review_queues()} == {"weekly", "carol"}
+    assert [q.name for q in rq.list_review_queues(user="BOB")] == ["weekly"]
+    renamed = rq.update_review_queue(queue.queue_id, name="Weekly review", users=["dan"])
+    assert (renamed.name, renamed.users) == ("Weekly review", ["dan"])
+    with pytest.raises(mlflow.exceptions.MlflowException, match="locked once items"):
+        rq.update_review_queue(queue.queue_id, schema_ids=[correct.schema_id])
+    # A reviewer's answer is an ordinary assessment on the trace, named after the question.
+    mlflow.log_feedback(trace_id=traces[0], name="correct", value=True, source=mlflow.entities.AssessmentSource(source_type="HUMAN", source_id="alice"))
+    assert [a.name for a in mlflow.get_trace(traces[0]).info.assessments] == ["correct"]
+    rq.remove_items_from_review_queue(queue.queue_id, item_ids=traces[1:])
+    assert [i.item_id for i in rq.list_review_queue_items(queue.queue_id)] == [traces[0]]
+    rq.delete_review_queue(queue.queue_id)
+    assert {q.name for q in rq.list_review_queues()} == {"carol"}
+    ls.delete_label_schema(schema_id=topic.schema_id)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="default question cannot be deleted"):
+        ls.delete_label_schema(schema_id=ls.get_label_schema("Feedback", experiment_id=exp.experiment_id).schema_id)

@@ -1,5 +1,5 @@
 """Traces across a SIGKILL failover of `tandem up` (sync mode): no acknowledged span,
-assessment or evaluation-dataset record lost."""
+assessment, evaluation-dataset record or review-queue item lost."""
 
 import time
 
@@ -27,8 +27,11 @@ def test_no_acknowledged_span_is_lost_across_a_sigkill_failover():
         mlflow.set_tracking_uri(up.url)
         eid = mlflow.create_experiment("traces-failover")
         dataset = requests.post(up.url + "/api/3.0/mlflow/datasets/create", json={"name": "failover", "experiment_ids": [eid]}, timeout=15).json()["dataset"]["dataset_id"]
+        rq = up.url + "/api/3.0/mlflow/review-queues"
+        schema = requests.post(up.url + "/api/3.0/mlflow/label-schemas/create", json={"experiment_id": eid, "name": "ok?", "type": "FEEDBACK", "input": {"pass_fail": {"positive_label": "y", "negative_label": "n"}}}, timeout=15).json()["label_schema"]["schema_id"]
+        queue = requests.post(rq + "/create", json={"experiment_id": eid, "name": "failover", "queue_type": "CUSTOM", "schema_ids": [schema]}, timeout=15).json()["review_queue"]["queue_id"]
         acknowledged, refused = [], 0
-        assessments, records = [], []
+        assessments, records, items = [], [], []
         old = up.leader()
         other = {"east": "west", "west": "east"}[old]
         killer = threading.Timer(3.0, lambda: up.kill(old))
@@ -52,6 +55,9 @@ def test_no_acknowledged_span_is_lost_across_a_sigkill_failover():
                     d = requests.post(f"{up.url}/api/3.0/mlflow/datasets/{dataset}/records", json={"records": f'[{{"inputs": {{"i": {i}}}}}]'}, timeout=15)
                     if d.status_code == 200:
                         records.append(i)
+                    q = requests.post(rq + "/items/add", json={"queue_id": queue, "item_ids": ["tr-" + trace]}, timeout=15)
+                    if q.status_code == 200:
+                        items.append("tr-" + trace)
                 else:
                     refused += 1
             except requests.RequestException:
@@ -81,5 +87,10 @@ def test_no_acknowledged_span_is_lost_across_a_sigkill_failover():
 
         kept = {r["inputs"]["i"] for r in json.loads(requests.get(f"{up.urls[other]}/api/3.0/mlflow/datasets/{dataset}/records", params={"max_results": 100000}, timeout=15).json()["records"])}
         assert not set(records) - kept, sorted(set(records) - kept)[:5]
+        assert len(items) > 10, len(items)
+        listed = requests.get(up.urls[other] + "/api/3.0/mlflow/review-queues/items/list", params={"queue_id": queue, "max_results": 50000}, timeout=15).json()
+        assert not set(items) - {x["item_id"] for x in listed["items"]}
+        q = requests.get(up.urls[other] + "/api/3.0/mlflow/review-queues/get", params={"queue_id": queue}, timeout=15).json()["review_queue"]
+        assert q["schema_ids"] == [schema], q
     finally:
         up.stop()
