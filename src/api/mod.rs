@@ -11,7 +11,6 @@ pub mod assets;
 pub mod changes;
 pub mod datasets;
 pub mod gateway;
-pub mod genai;
 pub mod graphql;
 pub mod issues;
 pub mod jobs;
@@ -22,6 +21,7 @@ pub mod registry;
 pub mod retention;
 pub mod scorers;
 pub mod secrets;
+pub mod trace_metrics;
 pub mod traces;
 pub mod tracking;
 pub mod workspaces;
@@ -870,7 +870,11 @@ pub const ROUTES: &[(&str, &str, Handler)] = &[
         "mlflow/traces/{trace_id}/assessments/{assessment_id}",
         assessments::delete_assessment,
     ),
-    ("POST", "mlflow/traces/metrics", genai::trace_metrics),
+    (
+        "POST",
+        "mlflow/traces/metrics",
+        trace_metrics::query_trace_metrics,
+    ),
     ("POST", "mlflow/datasets/create", datasets::create_dataset),
     ("POST", "mlflow/datasets/search", datasets::search_datasets),
     ("GET", "mlflow/datasets/search", datasets::search_datasets),

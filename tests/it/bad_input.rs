@@ -1121,6 +1121,30 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
         ),
         (
             "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["{EXP}"], "view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}], "filters": ["trace.bogus = 'x'"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["{EXP}"], "view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}], "filters": ["span.name = 'x'"]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["{EXP}"], "view_type": "TRACES", "metric_name": "latency", "aggregations": [{"aggregation_type": "PERCENTILE", "percentile_value": 101}]}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/metrics",
+            json!({"experiment_ids": ["{EXP}"], "view_type": "TRACES", "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}], "dimensions": ["span_name"]}),
+            IPV,
+        ),
+        (
+            "POST",
             "/api/3.0/mlflow/datasets/search",
             json!({"max_results": -1}),
             IPV,

@@ -1151,6 +1151,79 @@ def case_label_schemas_and_review_queues(api):
     return out
 
 
+def case_trace_metrics(api):
+    """QueryTraceMetrics over stored traces, spans and assessments: counts, latencies, tokens,
+    sessions, costs and assessment values, by dimension and time bucket, with filters; its
+    refusals of bad filters and aggregations."""
+    # (Not an ID that is also a number of the time buckets' dates.)
+    eid = api.experiment("trace-metrics", avoid={"11", "13", "14", "15", "16", "20", "22", "23"})
+    base = 1_700_000_000_000
+    specs = [("5cf7651916cd43dd8448eb211c8031b0", "agent", 1, 0, 400, "gpt-x", {"input_cost": 0.5, "output_cost": 1.0, "total_cost": 1.5}, {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}, "s1"),
+             ("5cf7651916cd43dd8448eb211c8031b1", "agent", 2, 100_000, 1000, "gpt-y", {"input_cost": 0.25, "output_cost": 0.5, "total_cost": 0.75}, {"input_tokens": 20, "output_tokens": 10, "total_tokens": 30}, "s1"),
+             ("5cf7651916cd43dd8448eb211c8031b2", "other", 1, 200_000, 100, None, None, None, "s2")]
+    for i, (t, name, code, offset, duration, model, cost, tokens, session) in enumerate(specs):
+        start = base + offset
+        body = otlp_body(t, [("f7ad6b716920333%d" % i, None, name, start, start + duration, code, {"q": i}, "a"),
+                             ("f7ad6b716920334%d" % i, "f7ad6b716920333%d" % i, "llm", start + 10, start + 10 + duration // 2, 1, {"m": 1}, "b")])
+        child = body["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+        child["attributes"][1] = {"key": "mlflow.spanType", "value": {"stringValue": '"LLM"'}}
+        if model:
+            child["attributes"] += [{"key": "mlflow.llm.model", "value": {"stringValue": json.dumps(model)}},
+                                    {"key": "mlflow.llm.provider", "value": {"stringValue": '"openai"'}},
+                                    {"key": "mlflow.llm.cost", "value": {"stringValue": json.dumps(cost)}}]
+        requests.post(api.url + "/v1/traces", data=json.dumps(body), headers={"Content-Type": "application/json", "x-mlflow-experiment-id": eid}, timeout=30)
+        metadata = {"mlflow.trace_schema.version": "3", "mlflow.trace.session": session}
+        if tokens:
+            metadata["mlflow.trace.tokenUsage"] = json.dumps(tokens)
+        info = {"trace_id": "tr-" + t, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}},
+                "request_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start / 1000)) + ".%03dZ" % (start % 1000), "execution_duration": "%.3fs" % (duration / 1000),
+                "state": "OK" if code == 1 else "ERROR", "trace_metadata": metadata, "tags": {"mlflow.traceName": name}}
+        api.call("POST", "/api/3.0/mlflow/traces", {"trace": {"trace_info": info}})
+    for t, name, value in [(specs[0][0], "correct", {"feedback": {"value": True}}), (specs[1][0], "correct", {"feedback": {"value": False}}),
+                           (specs[0][0], "score", {"feedback": {"value": 4}}), (specs[1][0], "score", {"feedback": {"value": 2}}), (specs[2][0], "answer", {"expectation": {"value": "yes"}})]:
+        api.call("POST", f"/api/3.0/mlflow/traces/tr-{t}/assessments", {"assessment": {"assessment_name": name, "trace_id": "tr-" + t, "source": {"source_type": "HUMAN", "source_id": "a"}, **value}})
+    metrics = "/api/3.0/mlflow/traces/metrics"
+    agg = lambda *kinds: [{"aggregation_type": k} if not k.startswith("P") else {"aggregation_type": "PERCENTILE", "percentile_value": float(k[1:])} for k in kinds]  # noqa: E731
+    q = lambda view, metric, aggs, **kw: {"experiment_ids": [eid], "view_type": view, "metric_name": metric, "aggregations": agg(*aggs), **kw}  # noqa: E731
+    window = {"start_time_ms": base, "end_time_ms": base + 300_000}
+    out = []
+    for body in [q("TRACES", "trace_count", ["COUNT"]),
+                 q("TRACES", "trace_count", ["COUNT"], dimensions=["trace_name", "trace_status"]),
+                 q("TRACES", "trace_count", ["COUNT"], time_interval_seconds=60, **window),
+                 q("TRACES", "trace_count", ["COUNT"], start_time_ms=base + 50_000, end_time_ms=base + 100_000),
+                 q("TRACES", "latency", ["AVG", "MIN", "MAX", "P50", "P90"]),
+                 q("TRACES", "latency", ["AVG"], dimensions=["trace_name"]),
+                 q("TRACES", "total_tokens", ["SUM", "AVG", "P50"]),
+                 q("TRACES", "input_tokens", ["SUM"], dimensions=["trace_name"], time_interval_seconds=3600, **window),
+                 q("TRACES", "session_count", ["COUNT"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.status = 'OK'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.tag.mlflow.traceName = 'agent'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.metadata.`mlflow.trace.session` = 's1'", "trace.status = 'ERROR'"]),
+                 q("TRACES", "latency", ["AVG"], filters=["trace.status = 'nope'"]),
+                 q("SPANS", "span_count", ["COUNT"], dimensions=["span_type"]),
+                 q("SPANS", "span_count", ["COUNT"], dimensions=["span_name", "span_status"]),
+                 q("SPANS", "latency", ["P50", "MAX"], dimensions=["span_name"]),
+                 q("SPANS", "total_cost", ["SUM"], dimensions=["span_model_name"]),
+                 q("SPANS", "input_cost", ["SUM", "AVG"], dimensions=["span_model_provider"], **window),
+                 q("SPANS", "span_count", ["COUNT"], filters=["span.type = 'LLM'", "trace.status = 'OK'"]),
+                 q("ASSESSMENTS", "assessment_count", ["COUNT"], dimensions=["assessment_name"]),
+                 q("ASSESSMENTS", "assessment_count", ["COUNT"], dimensions=["assessment_value"]),
+                 q("ASSESSMENTS", "assessment_value", ["AVG", "MIN", "MAX"], dimensions=["assessment_name"]),
+                 q("ASSESSMENTS", "assessment_count", ["COUNT"], filters=["assessment.type = 'expectation'"]),
+                 q("ASSESSMENTS", "assessment_count", ["COUNT"], filters=["assessment.name = 'score'", "trace.status = 'OK'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.bogus = 'x'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["span.name = 'x'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.status != 'x'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.tag = 'x'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["trace.status.k = 'x'"]),
+                 q("TRACES", "trace_count", ["COUNT"], filters=["bogus.status = 'x'"]),
+                 q("TRACES", "trace_count", ["COUNT"], dimensions=["span_name"]),
+                 q("TRACES", "latency", ["SUM"]),
+                 q("SPANS", "total_cost", ["COUNT"])]:
+        out.append((body["metric_name"], body.get("dimensions"), body.get("filters"), api.call("POST", metrics, body, pick=lambda j: j)))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
