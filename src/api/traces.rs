@@ -861,6 +861,118 @@ fn holds(t: &TraceRow, c: &search::Clause, links: &Links) -> bool {
     }
 }
 
+/// The live traces of `experiments` with their tags (and their assessments when asked), and
+/// the links to runs and prompt versions that `clauses` name: what filtering in memory reads.
+fn load_rows(
+    tx: &mut dyn Tx,
+    ws: &str,
+    experiments: &[String],
+    clauses: &[&search::Clause],
+    with_assessments: bool,
+) -> crate::store::Result<(Vec<TraceRow>, Links)> {
+    let mut rows = Vec::new();
+    for e in experiments {
+        let found = tx.query(
+            &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE workspace = ? AND experiment_id = ? AND deleted_time IS NULL"),
+            &[ws.into(), e.as_str().into()],
+        )?;
+        let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        for t in tx.query(
+            "SELECT g.trace_id, g.key, g.value FROM trace_tags g JOIN traces t ON t.workspace = g.workspace AND t.trace_id = g.trace_id WHERE g.workspace = ? AND t.experiment_id = ?",
+            &[ws.into(), e.as_str().into()],
+        )? {
+            tags.entry(t.text(0)).or_default().insert(t.text(1), t.text(2));
+        }
+        for r in &found {
+            let mut t = TraceRow::of(r);
+            t.tags = tags.remove(&t.trace_id).unwrap_or_default();
+            rows.push(t);
+        }
+    }
+    if with_assessments {
+        let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
+        let mut found = assessments::of_traces(tx, ws, &ids)?;
+        for t in rows.iter_mut() {
+            t.assessments = found.remove(&t.trace_id).unwrap_or_default();
+        }
+    }
+    let mut links = Links::default();
+    for c in clauses {
+        if let Some(key) = link_of(c)? {
+            let traces = assessments::traces_linked_to(tx, ws, key.0, &key.1)?;
+            links.0.insert(key, traces.into_iter().collect());
+        }
+    }
+    Ok((rows, links))
+}
+
+fn needs_assessments<'a>(clauses: impl IntoIterator<Item = &'a search::Clause>) -> bool {
+    clauses
+        .into_iter()
+        .any(|c| matches!(c.kind, Kind::Feedback | Kind::Expectation | Kind::Issue))
+}
+
+/// `POST mlflow/traces/calculate-filter-correlation` (CalculateTraceFilterCorrelation): how
+/// strongly two trace filters go together over an experiment's traces (within those a base
+/// filter keeps), as NPMI, unsmoothed and with MLflow's Jeffreys-prior smoothing.
+pub fn calculate_trace_filter_correlation(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let asked = req.str_list("experiment_ids")?;
+    if asked.is_empty() {
+        return Err(missing("experiment_ids"));
+    }
+    let first = search::parse_filter(&req.str("filter_string1")?, &search::TRACES)?;
+    let second = search::parse_filter(&req.str("filter_string2")?, &search::TRACES)?;
+    let base = search::parse_filter(
+        &req.opt_str("base_filter")?.unwrap_or_default(),
+        &search::TRACES,
+    )?;
+    let all: Vec<&search::Clause> = base.iter().chain(&first).chain(&second).collect();
+    for c in &all {
+        link_of(c)?;
+    }
+    let (rows, links) = ctx.read(|tx| {
+        let mut experiments = Vec::new();
+        for e in &asked {
+            if queries::experiment(tx, &ctx.workspace, e)?.is_some() {
+                experiments.push(e.clone());
+            }
+        }
+        load_rows(
+            tx,
+            &ctx.workspace,
+            &experiments,
+            &all,
+            needs_assessments(all.iter().copied()),
+        )
+    })?;
+    let (mut total, mut n1, mut n2, mut joint) = (0i64, 0i64, 0i64, 0i64);
+    for t in rows
+        .iter()
+        .filter(|t| base.iter().all(|c| holds(t, c, &links)))
+    {
+        let a = first.iter().all(|c| holds(t, c, &links));
+        let b = second.iter().all(|c| holds(t, c, &links));
+        total += 1;
+        n1 += a as i64;
+        n2 += b as i64;
+        joint += (a && b) as i64;
+    }
+    let (npmi, smoothed) = tandem_core::correlation::npmi(joint, n1, n2, total);
+    let mut out = json!({
+        "filter1_count": n1,
+        "filter2_count": n2,
+        "joint_count": joint,
+        "total_count": total,
+    });
+    if let Some(v) = npmi {
+        out["npmi"] = v.into();
+    }
+    if let Some(v) = smoothed {
+        out["npmi_smoothed"] = v.into();
+    }
+    Ok(out)
+}
+
 /// `POST mlflow/traces/search` (SearchTracesV3): MLflow's filter language over tags,
 /// request metadata, assessments, links and the attributes of `search::TRACES`, newest
 /// first by default.
@@ -938,9 +1050,7 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
     if experiments.is_empty() {
         return Ok(None);
     }
-    let needs_assessments = clauses
-        .iter()
-        .any(|c| matches!(c.kind, Kind::Feedback | Kind::Expectation | Kind::Issue));
+    let needs_assessments = needs_assessments(&clauses);
     // The common search (no filter, newest first) is one indexed query for the page alone.
     let newest_first = order.is_empty()
         || (order.len() == 1
@@ -956,40 +1066,15 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
             return newest_page(ctx, &experiments, &conds, offset, max).map(Some);
         }
     }
+    let clause_refs: Vec<&search::Clause> = clauses.iter().collect();
     let (mut rows, locs, links) = ctx.read(|tx| {
-        let mut rows = Vec::new();
-        for e in &experiments {
-            let found = tx.query(
-                &format!("SELECT {TRACE_COLUMNS} FROM traces WHERE workspace = ? AND experiment_id = ? AND deleted_time IS NULL"),
-                &[ctx.workspace.as_str().into(), e.as_str().into()],
-            )?;
-            let mut tags: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-            for t in tx.query(
-                "SELECT g.trace_id, g.key, g.value FROM trace_tags g JOIN traces t ON t.workspace = g.workspace AND t.trace_id = g.trace_id WHERE g.workspace = ? AND t.experiment_id = ?",
-                &[ctx.workspace.as_str().into(), e.as_str().into()],
-            )? {
-                tags.entry(t.text(0)).or_default().insert(t.text(1), t.text(2));
-            }
-            for r in &found {
-                let mut t = TraceRow::of(r);
-                t.tags = tags.remove(&t.trace_id).unwrap_or_default();
-                rows.push(t);
-            }
-        }
-        if needs_assessments {
-            let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
-            let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
-            for t in rows.iter_mut() {
-                t.assessments = found.remove(&t.trace_id).unwrap_or_default();
-            }
-        }
-        let mut links = Links::default();
-        for c in &clauses {
-            if let Some(key) = link_of(c)? {
-                let traces = assessments::traces_linked_to(tx, &ctx.workspace, key.0, &key.1)?;
-                links.0.insert(key, traces.into_iter().collect());
-            }
-        }
+        let (rows, links) = load_rows(
+            tx,
+            &ctx.workspace,
+            &experiments,
+            &clause_refs,
+            needs_assessments,
+        )?;
         let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
         Ok((rows, locs, links))
     })?;

@@ -1309,6 +1309,31 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"experiment_id": "{EXP}", "name": "nope", "version": 2}),
             RDNE,
         ),
+        // trace filter correlation
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/calculate-filter-correlation",
+            json!({"filter_string1": "status = 'OK'", "filter_string2": "status = 'ERROR'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/calculate-filter-correlation",
+            json!({"experiment_ids": ["{EXP}"], "filter_string1": "status = 'OK'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/calculate-filter-correlation",
+            json!({"experiment_ids": ["{EXP}"], "filter_string1": "bogus.x = 'OK'", "filter_string2": "status = 'OK'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/calculate-filter-correlation",
+            json!({"experiment_ids": ["{EXP}"], "filter_string1": "status = 'OK'", "filter_string2": "status = 'OK'", "base_filter": "timestamp_ms > 'x' and"}),
+            IPV,
+        ),
         // label schemas
         (
             "POST",

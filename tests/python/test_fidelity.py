@@ -1221,6 +1221,15 @@ def case_trace_metrics(api):
                  q("TRACES", "latency", ["SUM"]),
                  q("SPANS", "total_cost", ["COUNT"])]:
         out.append((body["metric_name"], body.get("dimensions"), body.get("filters"), api.call("POST", metrics, body, pick=lambda j: j)))
+    # How two trace filters go together (NPMI), within a base filter or not.
+    corr = "/api/3.0/mlflow/traces/calculate-filter-correlation"
+    for f1, f2, b in [("status = 'OK'", "tags.mlflow.traceName = 'agent'", None), ("status = 'ERROR'", "status = 'OK'", None),
+                      ("status = 'OK'", "request_metadata.`mlflow.trace.session` = 's1'", f"timestamp_ms > {base + 50_000}"),
+                      ("status = 'OK'", "tags.nope = 'x'", None), ("name = 'agent'", "execution_time_ms > 300", None), ("status = 'OK'", "status = 'OK'", None)]:
+        body = {"experiment_ids": [eid], "filter_string1": f1, "filter_string2": f2, **({"base_filter": b} if b else {})}
+        out.append((f1, f2, b, api.call("POST", corr, body, pick=lambda j: j)))
+    out.append(api.call("POST", corr, {"experiment_ids": [eid], "filter_string1": "status = 'OK'"}))
+    out.append(api.call("POST", corr, {"experiment_ids": ["999999"], "filter_string1": "status = 'OK'", "filter_string2": "status = 'OK'"}, pick=lambda j: j))
     return out
 
 

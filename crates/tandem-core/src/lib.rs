@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod correlation;
 pub mod error;
 pub mod event;
 pub mod float;
