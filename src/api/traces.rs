@@ -97,6 +97,28 @@ struct TraceRow {
 }
 
 impl TraceRow {
+    /// [`TraceRow::of`], moving the row's strings instead of copying them.
+    fn take(r: &mut Row) -> TraceRow {
+        TraceRow {
+            trace_id: r.take_text(0).unwrap_or_default(),
+            experiment_id: r.take_text(1).unwrap_or_default(),
+            request_time: r.int(2),
+            execution_duration: r.opt_int(3),
+            state: r.take_text(4).unwrap_or_default(),
+            client_request_id: r.take_text(5),
+            request_preview: r.take_text(6),
+            response_preview: r.take_text(7),
+            metadata: r
+                .take_text(8)
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .unwrap_or_default(),
+            finalized: r.int(9) != 0,
+            deleted: r.opt_int(10).is_some(),
+            tags: BTreeMap::new(),
+            assessments: Vec::new(),
+        }
+    }
+
     fn of(r: &Row) -> TraceRow {
         TraceRow {
             trace_id: r.text(0),
@@ -176,12 +198,28 @@ fn live_trace(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result
 
 /// `google.protobuf.Timestamp` in its JSON mapping, from milliseconds.
 pub(crate) fn timestamp_json(ms: i64) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    // Written field by field: a search page writes one per trace, and interpreting a format
+    // string each time cost more than the rest of the row.
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    if ms.rem_euclid(1000) == 0 {
-        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    let mut out = String::with_capacity(24);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let millis = ms.rem_euclid(1000);
+    if millis != 0 {
+        let _ = write!(out, ".{millis:03}");
     }
+    out.push('Z');
+    out
 }
 
 /// `google.protobuf.Duration` in its JSON mapping, from milliseconds.
@@ -1058,12 +1096,18 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
             && matches!(order[0].key.as_str(), "timestamp_ms" | "timestamp")
             && !order[0].ascending);
     if newest_first {
+        // A tag equality, if any, drives the read (index `trace_tags_newest`); the other
+        // clauses are conditions on the traces it finds.
+        let driver = clauses.iter().position(|c| tag_equality(c).is_some());
         if let Some(conds) = clauses
             .iter()
-            .map(sql_condition)
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != driver)
+            .map(|(_, c)| sql_condition(c))
             .collect::<Option<Vec<_>>>()
         {
-            return newest_page(ctx, &experiments, &conds, offset, max).map(Some);
+            let driver = driver.and_then(|i| tag_equality(&clauses[i]));
+            return newest_page(ctx, &experiments, driver, &conds, offset, max).map(Some);
         }
     }
     let clause_refs: Vec<&search::Clause> = clauses.iter().collect();
@@ -1112,6 +1156,22 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
 }
 
 type Condition = (String, Vec<crate::store::Value>);
+
+/// The tag and value of a clause that keeps only traces with that tag value
+/// (`tags.KEY = 'v'`, `name = 'v'`).
+fn tag_equality(c: &search::Clause) -> Option<(&str, &str)> {
+    let search::Literal::Str(v) = &c.value else {
+        return None;
+    };
+    if c.comparator != search::Comparator::Eq {
+        return None;
+    }
+    match (c.kind, c.key.as_str()) {
+        (Kind::Tag, key) => Some((key, v)),
+        (Kind::Attribute, "name") => Some(("mlflow.traceName", v)),
+        _ => None,
+    }
+}
 
 /// A filter clause as SQL over `traces t`, when it can be one with the same meaning as
 /// `search::matches` (exact comparisons; `LIKE` differs between SQLite and PostgreSQL and
@@ -1193,11 +1253,13 @@ fn sql_condition(c: &search::Clause) -> Option<Condition> {
     }
 }
 
-/// A page of the experiments' live traces matching `conds`, newest first then by ID, read in
-/// SQL (index `traces_by_experiment`) with the tags of that page only.
+/// A page of the experiments' live traces matching `conds` (and having the `driver` tag
+/// value), newest first then by ID, read in SQL (index `traces_newest`, or `trace_tags_newest`
+/// with a driver) with the tags of that page only.
 fn newest_page(
     ctx: &Ctx,
     experiments: &[String],
+    driver: Option<(&str, &str)>,
     conds: &[Condition],
     offset: usize,
     max: usize,
@@ -1211,22 +1273,39 @@ fn newest_page(
             "postgres" => "(SELECT json_object_agg(g.key, g.value)::text FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id)",
             _ => "(SELECT json_group_object(g.key, g.value) FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id)",
         };
-        let mut sql = format!("SELECT {}, {tags} FROM traces t WHERE t.workspace = ? AND t.experiment_id IN ({marks}) AND t.deleted_time IS NULL", TRACE_COLUMNS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "));
+        let columns = TRACE_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = match driver {
+            None => format!("SELECT {columns}, {tags} FROM traces t WHERE t.workspace = ? AND t.experiment_id IN ({marks}) AND t.deleted_time IS NULL"),
+            Some((key, value)) => {
+                params.push(key.into());
+                params.push(value.into());
+                format!("SELECT {columns}, {tags} FROM trace_tags f JOIN traces t ON t.workspace = f.workspace AND t.trace_id = f.trace_id \
+                         WHERE f.workspace = ? AND f.experiment_id IN ({marks}) AND f.key = ? AND f.value = ? AND t.deleted_time IS NULL")
+            }
+        };
         for (cond, p) in conds {
             sql.push_str(" AND ");
             sql.push_str(cond);
             params.extend(p.iter().cloned());
         }
-        sql.push_str(" ORDER BY t.request_time DESC, t.trace_id LIMIT ? OFFSET ?");
+        // (With a driver, ordered by the tag's copy of the time: the index's order.)
+        sql.push_str(match driver {
+            None => " ORDER BY t.request_time DESC, t.trace_id LIMIT ? OFFSET ?",
+            Some(_) => " ORDER BY f.request_time DESC, f.trace_id LIMIT ? OFFSET ?",
+        });
         params.push(((max + 1) as i64).into());
         params.push((offset as i64).into());
         let found = tx.query(&sql, &params)?;
         let mut rows: Vec<TraceRow> = found
-            .iter()
-            .map(|r| {
-                let mut t = TraceRow::of(r);
+            .into_iter()
+            .map(|mut r| {
+                let mut t = TraceRow::take(&mut r);
                 t.tags = r
-                    .opt_text(11)
+                    .take_text(11)
                     .and_then(|j| serde_json::from_str(&j).ok())
                     .unwrap_or_default();
                 t

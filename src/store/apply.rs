@@ -289,10 +289,16 @@ fn trace_info(
             (finalized as i64).into(),
         ],
     )?;
+    // Every tag carries its trace's experiment and time (the index tag filters read).
+    let request_time = d["request_time"].as_i64().unwrap_or(0);
+    tx.exec_later(
+        "UPDATE trace_tags SET experiment_id = ?, request_time = ? WHERE workspace = ? AND trace_id = ?",
+        vec![experiment_id.into(), request_time.into(), ws.into(), trace_id.into()],
+    )?;
     for (k, v) in d["tags"].as_object().into_iter().flatten() {
         tx.exec_later(
-            "INSERT INTO trace_tags (workspace, trace_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
-            vec![ws.into(), trace_id.into(), k.into(), v.as_str().unwrap_or_default().into()],
+            "INSERT INTO trace_tags (workspace, trace_id, key, value, experiment_id, request_time) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
+            vec![ws.into(), trace_id.into(), k.into(), v.as_str().unwrap_or_default().into(), experiment_id.into(), request_time.into()],
         )?;
     }
     Ok(())
@@ -1362,8 +1368,10 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             ..
         } => {
             tx.exec_later(
-                "INSERT INTO trace_tags (workspace, trace_id, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
-                vec![ws.into(), trace_id.into(), key.into(), value.into()],
+                "INSERT INTO trace_tags (workspace, trace_id, key, value, experiment_id, request_time) \
+                 SELECT ?, ?, ?, ?, t.experiment_id, t.request_time FROM traces t WHERE t.workspace = ? AND t.trace_id = ? \
+                 ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
+                vec![ws.into(), trace_id.into(), key.into(), value.into(), ws.into(), trace_id.into()],
             )?;
         }
         Op::DeleteTraceTag { trace_id, key, .. } => {

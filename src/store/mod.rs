@@ -78,6 +78,18 @@ impl Row {
             Value::Null => String::new(),
         }
     }
+    /// Column `i` as text, moved out of the row (which then holds NULL there): for readers
+    /// that build their own values from many rows and need not copy each string.
+    pub fn take_text(&mut self, i: usize) -> Option<String> {
+        match std::mem::replace(&mut self.0[i], Value::Null) {
+            Value::Text(s) => Some(s),
+            Value::Null => None,
+            other => {
+                self.0[i] = other;
+                self.opt_text(i)
+            }
+        }
+    }
     pub fn opt_text(&self, i: usize) -> Option<String> {
         match &self.0[i] {
             Value::Null => None,

