@@ -196,39 +196,60 @@ fn live_trace(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> crate::store::Result
     }
 }
 
-/// `google.protobuf.Timestamp` in its JSON mapping, from milliseconds.
-pub(crate) fn timestamp_json(ms: i64) -> String {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    // Written field by field: a search page writes one per trace, and interpreting a format
-    // string each time cost more than the rest of the row.
-    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    let mut out = String::with_capacity(24);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let millis = ms.rem_euclid(1000);
-    if millis != 0 {
-        let _ = write!(out, ".{millis:03}");
+/// A time and a duration written as MLflow's JSON writes them, straight into the answer (a
+/// search page writes two per trace; no string is made for them).
+struct Timestamp(i64);
+/// (`google.protobuf.Duration` in its JSON mapping, from milliseconds.)
+struct Duration(i64);
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
-    out.push('Z');
-    out
 }
 
-/// `google.protobuf.Duration` in its JSON mapping, from milliseconds.
-fn duration_json(ms: i64) -> String {
-    if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}.{:03}s", ms / 1000, (ms % 1000).abs())
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::{Datelike, Timelike};
+        let t = chrono::DateTime::from_timestamp_millis(self.0).unwrap_or_default();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        let millis = self.0.rem_euclid(1000);
+        if millis != 0 {
+            write!(f, ".{millis:03}")?;
+        }
+        f.write_str("Z")
     }
+}
+
+impl serde::Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Duration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{}.{:03}s", ms / 1000, (ms % 1000).abs())
+        }
+    }
+}
+
+/// `google.protobuf.Timestamp` in its JSON mapping, from milliseconds.
+pub(crate) fn timestamp_json(ms: i64) -> String {
+    Timestamp(ms).to_string()
 }
 
 pub(crate) fn parse_timestamp(v: &Json, key: &str) -> Result<Option<i64>> {
@@ -273,13 +294,13 @@ fn render(t: &TraceRow, artifact_location: &str) -> Json {
 struct InfoOut<'a> {
     trace_id: &'a str,
     trace_location: LocationOut<'a>,
-    request_time: String,
+    request_time: Timestamp,
     state: &'a str,
     tags: TagsOut<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_metadata: Option<MetadataOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    execution_duration: Option<String>,
+    execution_duration: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_preview: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -322,14 +343,20 @@ impl serde::Serialize for TagsOut<'_> {
         if !self.tags.contains_key("mlflow.artifactLocation") {
             m.serialize_entry(
                 "mlflow.artifactLocation",
-                &format!(
-                    "{}/traces/{}/artifacts",
-                    self.artifact_location, self.trace_id
-                ),
+                &TraceArtifacts(self.artifact_location, self.trace_id),
             )?;
         }
         m.serialize_entry("mlflow.trace.spansLocation", "TRACKING_STORE")?;
         m.end()
+    }
+}
+
+/// Where a trace's artifacts are: `LOCATION/traces/TRACE_ID/artifacts`.
+struct TraceArtifacts<'a>(&'a str, &'a str);
+
+impl serde::Serialize for TraceArtifacts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}/traces/{}/artifacts", self.0, self.1))
     }
 }
 
@@ -365,7 +392,7 @@ fn info_out<'a>(t: &'a TraceRow, artifact_location: &'a str) -> InfoOut<'a> {
                 experiment_id: &t.experiment_id,
             },
         },
-        request_time: timestamp_json(t.request_time),
+        request_time: Timestamp(t.request_time),
         state: &t.state,
         tags: TagsOut {
             tags: &t.tags,
@@ -376,7 +403,7 @@ fn info_out<'a>(t: &'a TraceRow, artifact_location: &'a str) -> InfoOut<'a> {
             metadata: &t.metadata,
             finalized: t.finalized,
         }),
-        execution_duration: t.execution_duration.map(duration_json),
+        execution_duration: t.execution_duration.map(Duration),
         request_preview: t.request_preview.as_deref(),
         response_preview: t.response_preview.as_deref(),
         client_request_id: t.client_request_id.as_deref(),
@@ -1025,7 +1052,12 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
 pub fn search_traces_v3_text(ctx: &Ctx, req: &Req) -> Result<String> {
     Ok(match search_page(ctx, req)? {
         None => "{}".into(),
-        Some(p) => serde_json::to_string(&p.out()).expect("trace pages serialize"),
+        Some(p) => {
+            // Sized for the page up front (a trace is about 600 bytes), not grown by doubling.
+            let mut out = Vec::with_capacity(64 + p.rows.len() * 768);
+            serde_json::to_writer(&mut out, &p.out()).expect("trace pages serialize");
+            String::from_utf8(out).expect("JSON is UTF-8")
+        }
     })
 }
 
@@ -1482,8 +1514,8 @@ mod tests {
             "2026-12-05T03:24:45.724Z"
         );
         assert_eq!(timestamp_json(1_796_441_085_000), "2026-12-05T03:24:45Z");
-        assert_eq!(duration_json(504), "0.504s");
-        assert_eq!(duration_json(2000), "2s");
+        assert_eq!(Duration(504).to_string(), "0.504s");
+        assert_eq!(Duration(2000).to_string(), "2s");
         assert_eq!(
             parse_timestamp(&json!("2026-12-05T03:24:45.724Z"), "t").unwrap(),
             Some(1_796_441_085_724)
