@@ -777,13 +777,6 @@ async fn handle(State(state): State<AppState>, mut req: Request) -> Response {
     if path == "/v1/traces" {
         return otlp_traces(&state, req).await;
     }
-    // MLflow 2's `POST /api/2.0/mlflow/traces` (StartTrace, another message than v3's on the
-    // same path) is not served: answered as by a server without it.
-    if method == Method::POST
-        && (path == "/api/2.0/mlflow/traces" || path == "/ajax-api/2.0/mlflow/traces")
-    {
-        return not_found();
-    }
     if let Some(rest) = path.strip_prefix("/api/tandem/v1/uploads/") {
         let rest = rest.to_owned();
         return upload_part(&state, &rest, req)

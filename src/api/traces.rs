@@ -323,8 +323,9 @@ struct ExperimentOut<'a> {
     experiment_id: &'a str,
 }
 
-/// A trace's tags with the two MLflow adds: where its artifacts are (unless a tag says) and
-/// where its spans are.
+/// A trace's tags, with where its artifacts are unless a tag says. (Where its spans are,
+/// `mlflow.trace.spansLocation`, is a stored tag: written when spans arrive, as MLflow's server
+/// writes it, so a trace that has none, one started through the v2 API, has no such tag.)
 struct TagsOut<'a> {
     tags: &'a BTreeMap<String, String>,
     artifact_location: &'a str,
@@ -336,9 +337,7 @@ impl serde::Serialize for TagsOut<'_> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
         for (k, v) in self.tags {
-            if k != "mlflow.trace.spansLocation" {
-                m.serialize_entry(k, v)?;
-            }
+            m.serialize_entry(k, v)?;
         }
         if !self.tags.contains_key("mlflow.artifactLocation") {
             m.serialize_entry(
@@ -346,7 +345,6 @@ impl serde::Serialize for TagsOut<'_> {
                 &TraceArtifacts(self.artifact_location, self.trace_id),
             )?;
         }
-        m.serialize_entry("mlflow.trace.spansLocation", "TRACKING_STORE")?;
         m.end()
     }
 }
@@ -571,6 +569,16 @@ fn info_from_spans(
 // Trace info
 
 /// `POST mlflow/traces` (StartTraceV3): the client's final info for a trace.
+/// `POST mlflow/traces`: `StartTraceV3` (under /api/3.0, a `trace` in the body) or MLflow 2's
+/// `StartTrace` (under /api/2.0, an `experiment_id`), told apart by their bodies since both
+/// have the same path.
+pub fn start_trace(ctx: &Ctx, req: &Req) -> Result<Json> {
+    if !req.has("trace") && req.has("experiment_id") {
+        return start_trace_v2(ctx, req);
+    }
+    start_trace_v3(ctx, req)
+}
+
 pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     let trace = req.obj("trace")?.ok_or_else(|| missing("trace"))?;
     let info = trace
@@ -690,6 +698,216 @@ pub fn get_trace_info_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     })?;
     let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
     Ok(json!({ "trace": { "trace_info": render(&t, &l) } }))
+}
+
+// ---------------------------------------------------------------------------------------
+// The v2 trace API (MLflow 2's clients; MLflow 3's client falls back to it only where the v3
+// routes are missing): the same traces, in TraceInfo's v2 shape.
+
+/// TraceInfo (v2) as MLflow's v2 routes answer it: its v3 form turned into v2 as MLflow's
+/// `TraceInfoV2.from_v3` does (metadata and tags as lists of pairs, the state as a status).
+fn v2_info(t: &TraceRow, artifact_location: &str) -> Json {
+    let v3 = render(t, artifact_location);
+    let pairs = |m: &Json| -> Vec<Json> {
+        m.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect()
+    };
+    let status = match t.state.as_str() {
+        s @ ("OK" | "ERROR" | "IN_PROGRESS") => s,
+        _ => "TRACE_STATUS_UNSPECIFIED",
+    };
+    json!({
+        "request_id": t.trace_id,
+        "experiment_id": t.experiment_id,
+        "timestamp_ms": t.request_time,
+        "execution_time_ms": t.execution_duration.unwrap_or(0),
+        "status": status,
+        "request_metadata": pairs(&v3["trace_metadata"]),
+        "tags": pairs(&v3["tags"]),
+    })
+}
+
+fn v2_state(req: &Req) -> Result<String> {
+    Ok(match req.opt_str("status")?.as_deref() {
+        None | Some("TRACE_STATUS_UNSPECIFIED") => "STATE_UNSPECIFIED".into(),
+        Some(s @ ("OK" | "ERROR" | "IN_PROGRESS")) => s.into(),
+        Some(other) => return Err(wrong_type("status", &Json::String(other.into()))),
+    })
+}
+
+fn v2_pairs(req: &Req, key: &str) -> Result<BTreeMap<String, String>> {
+    Ok(req
+        .kv_list(key)?
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect())
+}
+
+fn check_trace_name(tags: &BTreeMap<String, String>) -> Result<()> {
+    match tags.get("mlflow.traceName") {
+        Some(name) if name.chars().count() > 250 => Err(MlflowError::invalid(
+            "The trace name (tag 'mlflow.traceName') is at most 250 characters.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /api/2.0/mlflow/traces` (StartTrace, v2): a new trace in progress, its ID a random
+/// 32-hex-digit one as MLflow 2 made them.
+pub fn start_trace_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let experiment_id = req.str("experiment_id")?;
+    let request_time = req.opt_i64("timestamp_ms")?.unwrap_or(0);
+    let metadata = v2_pairs(req, "request_metadata")?;
+    let tags = v2_pairs(req, "tags")?;
+    check_trace_name(&tags)?;
+    let row = TraceRow {
+        trace_id: otlp::hex(&super::random_bytes::<16>()),
+        experiment_id: experiment_id.clone(),
+        request_time,
+        execution_duration: None,
+        state: "IN_PROGRESS".into(),
+        client_request_id: None,
+        request_preview: None,
+        response_preview: None,
+        metadata: metadata
+            .into_iter()
+            .map(|(k, v)| (k, Json::String(v)))
+            .collect(),
+        finalized: false,
+        deleted: false,
+        tags: tags
+            .into_iter()
+            .filter(|(k, _)| !IMMUTABLE_TAGS.contains(&k.as_str()))
+            .collect(),
+        assessments: Vec::new(),
+    };
+    let time = ctx.now();
+    let loc = ctx.write(|tx| {
+        let e = active_experiment(tx, &ctx.workspace, &experiment_id)?;
+        let op = Op::LogSpans {
+            trace_id: row.trace_id.clone(),
+            experiment_id: experiment_id.clone(),
+            spans: Vec::new(),
+            info: Some(row.doc().to_string()),
+            time,
+        };
+        let loc = e["artifact_location"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Decision::change(loc, op))
+    })?;
+    Ok(json!({ "trace_info": v2_info(&row, &loc) }))
+}
+
+/// `PATCH /api/2.0/mlflow/traces/{request_id}` (EndTrace, v2): the end time (the duration
+/// from the start), the status, and metadata and tags merged into what the trace has.
+pub fn end_trace_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = trace_param(req)?;
+    let end = req.opt_i64("timestamp_ms")?.unwrap_or(0);
+    let state = v2_state(req)?;
+    let metadata = v2_pairs(req, "request_metadata")?;
+    let tags = v2_pairs(req, "tags")?;
+    check_trace_name(&tags)?;
+    let time = ctx.now();
+    let (row, loc) = ctx.write(|tx| {
+        let mut t = live_trace(tx, &ctx.workspace, &id)?;
+        t.execution_duration = Some(end - t.request_time);
+        t.state = state.clone();
+        for (k, v) in &metadata {
+            t.metadata.insert(k.clone(), Json::String(v.clone()));
+        }
+        for (k, v) in &tags {
+            if !IMMUTABLE_TAGS.contains(&k.as_str()) {
+                t.tags.insert(k.clone(), v.clone());
+            }
+        }
+        let info = t.doc().to_string();
+        // A trace the v3 client finalized stays finalized.
+        let op = match t.finalized {
+            true => Op::StartTrace {
+                trace_id: id.clone(),
+                experiment_id: t.experiment_id.clone(),
+                info,
+                time,
+            },
+            false => Op::LogSpans {
+                trace_id: id.clone(),
+                experiment_id: t.experiment_id.clone(),
+                spans: Vec::new(),
+                info: Some(info),
+                time,
+            },
+        };
+        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
+        Ok(Decision::change((t, loc), op))
+    })?;
+    let l = loc.get(&row.experiment_id).cloned().unwrap_or_default();
+    Ok(json!({ "trace_info": v2_info(&row, &l) }))
+}
+
+/// `GET /api/2.0/mlflow/traces/{request_id}/info` (GetTraceInfo, v2).
+pub fn get_trace_info_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
+    let id = trace_param(req)?;
+    let (t, loc) = ctx.read(|tx| {
+        let t = live_trace(tx, &ctx.workspace, &id)?;
+        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
+        Ok((t, loc))
+    })?;
+    let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
+    Ok(json!({ "trace_info": v2_info(&t, &l) }))
+}
+
+/// `GET /api/2.0/mlflow/traces` (SearchTraces, v2): `SearchTracesV3` over the experiments,
+/// answered in the v2 shape; at most 500 a page, as MLflow's v2 handler allows.
+pub fn search_traces_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
+    if !req.has("experiment_ids") {
+        return Err(missing("experiment_ids"));
+    }
+    let experiments = req.str_list("experiment_ids")?;
+    let locations: Vec<Json> = experiments
+        .iter()
+        .map(
+            |e| json!({ "type": "MLFLOW_EXPERIMENT", "mlflow_experiment": { "experiment_id": e } }),
+        )
+        .collect();
+    let mut v3 = json!({ "locations": locations, "order_by": req.str_list("order_by")? });
+    if let Some(n) = req.opt_i64("max_results")? {
+        if n > SEARCH_MAX {
+            let raw = req.0.get("max_results").cloned().unwrap_or(Json::Null);
+            return Err(wrong_type("max_results", &raw));
+        }
+        v3["max_results"] = n.into();
+    }
+    for key in ["filter", "page_token"] {
+        if let Some(v) = req.opt_str(key)? {
+            v3[key] = v.into();
+        }
+    }
+    let Some(page) = search_page(ctx, &Req::from_json(v3)?)? else {
+        return Ok(json!({}));
+    };
+    let traces: Vec<Json> = page
+        .rows
+        .iter()
+        .map(|t| {
+            v2_info(
+                t,
+                page.locations
+                    .get(&t.experiment_id)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            )
+        })
+        .collect();
+    let mut out = json!({ "traces": traces });
+    if let Some(next) = page.next {
+        out["next_page_token"] = next.into();
+    }
+    Ok(out)
 }
 
 /// `GET mlflow/traces/get` (GetTrace): the info and every span.
@@ -1300,11 +1518,16 @@ fn newest_page(
     let (rows, locs) = ctx.read(|tx| {
         let mut params: Vec<crate::store::Value> = vec![ctx.workspace.as_str().into()];
         params.extend(experiments.iter().map(|e| e.as_str().into()));
-        // Each trace's tags come with it, as one JSON object (one query for the page).
-        let tags = match ctx.store.backend_kind() {
-            "postgres" => "(SELECT json_object_agg(g.key, g.value)::text FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id)",
-            _ => "(SELECT json_group_object(g.key, g.value) FROM trace_tags g WHERE g.workspace = t.workspace AND g.trace_id = t.trace_id)",
-        };
+        // Each trace's tags come with it, as the JSON object its row keeps (gathered from
+        // `trace_tags` only if a row has none).
+        let tags = format!(
+            "COALESCE(t.tags_json, {})",
+            crate::store::schema::tags_json_sql(
+                ctx.store.backend_kind() != "postgres",
+                "t.workspace",
+                "t.trace_id"
+            )
+        );
         let columns = TRACE_COLUMNS
             .split(", ")
             .map(|c| format!("t.{c}"))

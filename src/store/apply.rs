@@ -304,6 +304,29 @@ fn trace_info(
     Ok(())
 }
 
+/// Sets one tag of a trace (which exists), with the trace's experiment and time beside it.
+fn set_trace_tag(tx: &mut dyn Tx, ws: &str, trace_id: &str, key: &str, value: &str) -> Result<()> {
+    tx.exec_later(
+        "INSERT INTO trace_tags (workspace, trace_id, key, value, experiment_id, request_time) \
+         SELECT ?, ?, ?, ?, t.experiment_id, t.request_time FROM traces t WHERE t.workspace = ? AND t.trace_id = ? \
+         ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
+        vec![ws.into(), trace_id.into(), key.into(), value.into(), ws.into(), trace_id.into()],
+    )
+}
+
+/// Rewrites a trace's tags as one JSON object on its row (what a search page reads), after a
+/// change to its tags.
+fn trace_tags_json(tx: &mut dyn Tx, ws: &str, trace_id: &str) -> Result<()> {
+    tx.exec_later(
+        &format!(
+            "UPDATE traces SET tags_json = {} WHERE workspace = ? AND trace_id = ?",
+            schema::tags_json_sql(tx.is_sqlite(), "?", "?")
+        ),
+        vec![ws.into(), trace_id.into(), ws.into(), trace_id.into()],
+    )?;
+    Ok(())
+}
+
 pub fn clear_state(tx: &mut dyn Tx, ws: &str) -> Result<()> {
     for (table, _) in schema::STATE_TABLES {
         let col = if *table == "workspaces" {
@@ -1347,6 +1370,19 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             if let Some(info) = info {
                 trace_info(tx, ws, trace_id, experiment_id, info, false)?;
             }
+            // Where its spans are, as MLflow's server marks a trace whose spans it stores.
+            if !spans.is_empty() {
+                set_trace_tag(
+                    tx,
+                    ws,
+                    trace_id,
+                    "mlflow.trace.spansLocation",
+                    "TRACKING_STORE",
+                )?;
+            }
+            if info.is_some() || !spans.is_empty() {
+                trace_tags_json(tx, ws, trace_id)?;
+            }
             for s in spans {
                 tx.exec_later(
                     "INSERT INTO trace_spans (workspace, trace_id, span_id, parent_span_id, name, start_ns, end_ns, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -1360,25 +1396,25 @@ pub fn apply(tx: &mut dyn Tx, ws: &str, op: &Op) -> Result<()> {
             experiment_id,
             info,
             ..
-        } => trace_info(tx, ws, trace_id, experiment_id, info, true)?,
+        } => {
+            trace_info(tx, ws, trace_id, experiment_id, info, true)?;
+            trace_tags_json(tx, ws, trace_id)?;
+        }
         Op::SetTraceTag {
             trace_id,
             key,
             value,
             ..
         } => {
-            tx.exec_later(
-                "INSERT INTO trace_tags (workspace, trace_id, key, value, experiment_id, request_time) \
-                 SELECT ?, ?, ?, ?, t.experiment_id, t.request_time FROM traces t WHERE t.workspace = ? AND t.trace_id = ? \
-                 ON CONFLICT (workspace, trace_id, key) DO UPDATE SET value = excluded.value",
-                vec![ws.into(), trace_id.into(), key.into(), value.into(), ws.into(), trace_id.into()],
-            )?;
+            set_trace_tag(tx, ws, trace_id, key, value)?;
+            trace_tags_json(tx, ws, trace_id)?;
         }
         Op::DeleteTraceTag { trace_id, key, .. } => {
             tx.exec_later(
                 "DELETE FROM trace_tags WHERE workspace = ? AND trace_id = ? AND key = ?",
                 vec![ws.into(), trace_id.into(), key.into()],
             )?;
+            trace_tags_json(tx, ws, trace_id)?;
         }
         Op::PurgeTraces { trace_ids } => {
             for t in trace_ids {

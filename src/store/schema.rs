@@ -686,7 +686,42 @@ UPDATE trace_tags SET experiment_id = (SELECT t.experiment_id FROM traces t WHER
 -- (Led by key and value, so no lookup of one trace's tags can take it for the primary key.)
 CREATE INDEX trace_tags_newest ON trace_tags (key, value, workspace, experiment_id, request_time DESC, trace_id)
 "#,
+    // 15: each trace keeps its tags as one JSON object beside its row (`apply::trace_tags_json`
+    // rewrites it whenever a tag changes), so a search page reads a trace's tags with the trace
+    // instead of gathering them per trace. Filled for existing traces by `tags_json_step`.
+    // Where a trace's spans are (`mlflow.trace.spansLocation`) becomes a stored tag, written
+    // when spans arrive as MLflow's server writes it, instead of one every trace was answered
+    // with: a trace with no spans here (started through MLflow 2's API) has none.
+    r#"
+ALTER TABLE traces ADD COLUMN tags_json TEXT;
+INSERT INTO trace_tags (workspace, trace_id, key, value, experiment_id, request_time)
+SELECT t.workspace, t.trace_id, 'mlflow.trace.spansLocation', 'TRACKING_STORE', t.experiment_id, t.request_time FROM traces t
+WHERE EXISTS (SELECT 1 FROM trace_spans s WHERE s.workspace = t.workspace AND s.trace_id = t.trace_id)
+ON CONFLICT (workspace, trace_id, key) DO NOTHING
+"#,
 ];
+
+/// Migration 15's fill: every trace's tags as one JSON object (the aggregate is the one
+/// dialect difference).
+fn tags_json_step(tx: &mut dyn Tx) -> Result<()> {
+    tx.exec(
+        &format!(
+            "UPDATE traces SET tags_json = {}",
+            tags_json_sql(tx.is_sqlite(), "traces.workspace", "traces.trace_id")
+        ),
+        &[],
+    )?;
+    Ok(())
+}
+
+/// A trace's tags as one JSON object (`{}` for none), in SQL: the trace given by the column
+/// expressions or parameters `workspace` and `trace_id`.
+pub fn tags_json_sql(sqlite: bool, workspace: &str, trace_id: &str) -> String {
+    match sqlite {
+        true => format!("(SELECT json_group_object(g.key, g.value) FROM trace_tags g WHERE g.workspace = {workspace} AND g.trace_id = {trace_id})"),
+        false => format!("(SELECT COALESCE(json_object_agg(g.key, g.value)::text, '{{}}') FROM trace_tags g WHERE g.workspace = {workspace} AND g.trace_id = {trace_id})"),
+    }
+}
 
 /// What a migration does on PostgreSQL beyond its portable SQL.
 fn postgres_step(tx: &mut dyn Tx, version: i64) -> Result<()> {
@@ -792,6 +827,9 @@ pub fn migrate_to(tx: &mut dyn Tx, target: i64) -> Result<()> {
         }
         if !tx.is_sqlite() {
             postgres_step(tx, i as i64 + 1)?;
+        }
+        if i + 1 == 15 {
+            tags_json_step(tx)?;
         }
         tx.exec(
             "INSERT INTO schema_version (version) VALUES (?)",

@@ -1309,6 +1309,44 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"experiment_id": "{EXP}", "name": "nope", "version": 2}),
             RDNE,
         ),
+        // MLflow 2's trace routes
+        ("GET", "/api/2.0/mlflow/traces", json!({}), IPV),
+        (
+            "GET",
+            "/api/2.0/mlflow/traces",
+            json!({"experiment_ids": "{EXP}", "max_results": "501"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/traces",
+            json!({"experiment_id": "999999", "timestamp_ms": 1}),
+            RDNE,
+        ),
+        (
+            "POST",
+            "/api/2.0/mlflow/traces",
+            json!({"experiment_id": "{EXP}", "timestamp_ms": "soon"}),
+            IPV,
+        ),
+        (
+            "PATCH",
+            "/api/3.0/mlflow/traces/tr-nope",
+            json!({"timestamp_ms": 1, "status": "OK"}),
+            RDNE,
+        ),
+        (
+            "PATCH",
+            "/api/3.0/mlflow/traces/tr-nope",
+            json!({"timestamp_ms": 1, "status": "DONE"}),
+            IPV,
+        ),
+        (
+            "GET",
+            "/api/3.0/mlflow/traces/tr-nope/info",
+            json!({}),
+            RDNE,
+        ),
         // trace filter correlation
         (
             "POST",

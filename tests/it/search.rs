@@ -325,6 +325,77 @@ fn a_created_model_version_is_answered_as_a_read_finds_it() {
 /// answer (built as JSON values), for the SQL page and the in-memory path, with tags,
 /// assessments and pages.
 #[test]
+/// Traces stored before schema 14/15 (tags without their trace's time, no tags object on the
+/// row, no stored spans location) are searched as new ones after the upgrade.
+fn traces_survive_the_upgrade_to_schema_15() {
+    crate::support::init();
+    for meta in metadata_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: std::sync::Arc<dyn tandem::store::Backend> = match meta {
+            crate::support::Meta::Sqlite => std::sync::Arc::new(
+                tandem::store::sqlite::Sqlite::open(
+                    &dir.path().join("m.sqlite"),
+                    tandem::store::sqlite::Durability::Normal,
+                )
+                .unwrap(),
+            ),
+            crate::support::Meta::Postgres => std::sync::Arc::new(
+                tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres())
+                    .unwrap(),
+            ),
+        };
+        backend
+            .write_tx(&mut |tx| tandem::store::schema::migrate_to(tx, 13))
+            .unwrap();
+        backend
+            .write_tx(&mut |tx| {
+                for (i, spans) in [(1i64, true), (2, false)] {
+                    let id = format!("tr-{i}");
+                    tx.exec("INSERT INTO traces (workspace, trace_id, experiment_id, request_time, execution_duration, state, metadata, finalized) VALUES ('default', ?, '7', ?, 5, 'OK', '{}', 0)", &[id.as_str().into(), (i * 1000).into()])?;
+                    tx.exec("INSERT INTO trace_tags (workspace, trace_id, key, value) VALUES ('default', ?, 'team', 'a')", &[id.as_str().into()])?;
+                    if spans {
+                        tx.exec("INSERT INTO trace_spans (workspace, trace_id, span_id, name, start_ns, content) VALUES ('default', ?, 's', 'root', 0, '{}')", &[id.as_str().into()])?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        backend
+            .write_tx(&mut |tx| tandem::store::schema::migrate(tx))
+            .unwrap();
+        let mut rows = Vec::new();
+        backend
+            .read_tx(&mut |tx| {
+                rows = tx.query("SELECT t.trace_id, t.tags_json, (SELECT COUNT(*) FROM trace_tags g WHERE g.trace_id = t.trace_id AND g.request_time = t.request_time AND g.experiment_id = '7') FROM traces t ORDER BY t.trace_id", &[])?;
+                Ok(())
+            })
+            .unwrap();
+        let got: Vec<(String, serde_json::Value, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.text(0),
+                    serde_json::from_str(&r.text(1)).unwrap(),
+                    r.int(2),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "tr-1".into(),
+                    json!({"team": "a", "mlflow.trace.spansLocation": "TRACKING_STORE"}),
+                    2
+                ),
+                ("tr-2".into(), json!({"team": "a"}), 1),
+            ],
+            "{meta:?}"
+        );
+    }
+}
+
+#[test]
 /// The trace searches answered in SQL (newest first; a tag value driving the read through
 /// `trace_tags_newest`) give what the general path gives, also after a trace's time moved
 /// (its tags' copies of the time move with it) and after a delete.

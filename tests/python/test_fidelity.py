@@ -1236,6 +1236,40 @@ def case_trace_metrics(api):
     return out
 
 
+def case_traces_v2_api(api):
+    """MLflow 2's trace routes (start, end, get info, search), as its clients call them."""
+    eid = api.experiment("traces-v2")
+    base = "/api/2.0/mlflow/traces"
+    out = []
+
+    def info(j, name=None):
+        x = dict(j["trace_info"])
+        if name:
+            api.name(x["request_id"], "{%s}" % name)
+        for k in ("request_metadata", "tags"):
+            x[k] = sorted((kv["key"], kv["value"]) for kv in x.get(k, []))
+        return api.norm(x)
+
+    ids = {}
+    for n, t0 in [("T1", 1_700_000_000_000), ("T2", 1_700_000_005_000)]:
+        out.append(api.call("POST", base, {"experiment_id": eid, "timestamp_ms": t0, "request_metadata": [{"key": "mlflow.user", "value": "ann"}],
+                                           "tags": [{"key": "mlflow.traceName", "value": n.lower()}, {"key": "team", "value": "a" if n == "T1" else "b"}]}, pick=lambda j, n=n: info(j, n)))
+        ids[n] = next(k for k, v in api.subs.items() if v == "{%s}" % n)
+    out.append(api.call("PATCH", f"{base}/{ids['T1']}", {"timestamp_ms": 1_700_000_000_750, "status": "OK", "request_metadata": [{"key": "mlflow.sourceRun", "value": "r1"}],
+                                                         "tags": [{"key": "team", "value": "c"}]}, pick=info))
+    out.append(api.call("PATCH", f"{base}/{ids['T2']}", {"timestamp_ms": 1_700_000_005_100, "status": "ERROR"}, pick=info))
+    out.append(api.call("GET", f"{base}/{ids['T1']}/info", pick=info))
+    listed = lambda j: ([info({"trace_info": t})["request_id"] for t in j.get("traces", [])], bool(j.get("next_page_token")))  # noqa: E731
+    for params in [{}, {"max_results": 1}, {"filter": "tags.team = 'c'"}, {"filter": "status = 'ERROR'"}, {"order_by": "timestamp_ms ASC"}]:
+        out.append((params, api.call("GET", base, params={"experiment_ids": eid, **params}, pick=listed)))
+    out.append(api.call("GET", f"/api/3.0/mlflow/traces/{ids['T1']}", pick=lambda j: sorted(j["trace"]["trace_info"]["tags"])))
+    out.append(api.call("GET", base, params={"experiment_ids": eid, "max_results": 501}))
+    out.append(api.call("GET", f"{base}/nope/info"))
+    out.append(api.call("PATCH", f"{base}/nope", {"timestamp_ms": 1, "status": "OK"}))
+    out.append(api.call("POST", base, {"experiment_id": "999999", "timestamp_ms": 1}))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
