@@ -844,10 +844,22 @@ pub fn get_by_alias(ctx: &Ctx, req: &Req) -> Result<Json> {
     let alias = req.str("alias")?;
     let v = ctx.read(|tx| {
         require_model(tx, &ctx.workspace, &name)?;
-        let version =
-            queries::alias_version(tx, &ctx.workspace, &name, &alias)?.ok_or_else(|| {
-                MlflowError::invalid(format!("Registered model alias {alias} not found."))
-            })?;
+        // `latest` names the highest live version unless an alias of that name is set (MLflow
+        // answers `@latest` so, which `prompts:/NAME@latest` relies on).
+        let version = match queries::alias_version(tx, &ctx.workspace, &name, &alias)? {
+            Some(v) => v,
+            None if alias.eq_ignore_ascii_case("latest") => {
+                latest_version(tx, &ctx.workspace, &name, None)?.ok_or_else(|| {
+                    MlflowError::not_found(format!("Latest version not found for model {name}."))
+                })?
+            }
+            None => {
+                return Err(MlflowError::invalid(format!(
+                    "Registered model alias {alias} not found."
+                ))
+                .into())
+            }
+        };
         require_version(tx, &ctx.workspace, &name, version)
     })?;
     Ok(json!({ "model_version": v }))

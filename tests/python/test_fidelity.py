@@ -1270,6 +1270,20 @@ def case_traces_v2_api(api):
     return out
 
 
+def case_latest_alias(api):
+    """`@latest` names a model's (or prompt's) highest live version, as `prompts:/NAME@latest`
+    reads it."""
+    out = [model(api, "aliased"), model(api, "empty")]
+    run = api.run(api.experiment("aliases")).info.run_id
+    for _ in range(2):
+        out.append(version(api, "aliased", f"runs:/{run}/model", run_id=run))
+    alias = "/api/2.0/mlflow/registered-models/alias"
+    pick = lambda j: (j["model_version"]["name"], j["model_version"]["version"])  # noqa: E731
+    for name, a in [("aliased", "latest"), ("aliased", "LATEST"), ("empty", "latest"), ("nope", "latest"), ("aliased", "nope")]:
+        out.append(api.call("GET", alias, params={"name": name, "alias": a}, pick=pick))
+    return out
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 

@@ -312,3 +312,96 @@ def test_labeling_through_the_stock_client(server):
     ls.delete_label_schema(schema_id=topic.schema_id)
     with pytest.raises(mlflow.exceptions.MlflowException, match="default question cannot be deleted"):
         ls.delete_label_schema(schema_id=ls.get_label_schema("Feedback", experiment_id=exp.experiment_id).schema_id)
+
+
+def test_openai_autolog_against_a_local_fake_provider(server):
+    """`mlflow.openai.autolog()` with the stock `openai` client talking to a local
+    OpenAI-compatible fake (no network): each call is a trace on tandem with its LLM span, the
+    request and answer, and the token usage the provider reported; the trace-metrics view
+    counts the tokens; an async call is traced too."""
+    import asyncio
+
+    import mlflow
+    import openai
+
+    from fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI()
+    try:
+        mlflow.set_tracking_uri(server.url)
+        exp = mlflow.set_experiment("openai-autolog")
+        mlflow.openai.autolog()
+        try:
+            client = openai.OpenAI(base_url=fake.url, api_key=fake.key)
+            answer = client.chat.completions.create(model="gpt-fake", messages=[{"role": "user", "content": "hi"}])
+            assert answer.choices[0].message.content == "hello from fake"
+
+            async def call():
+                c = openai.AsyncOpenAI(base_url=fake.url, api_key=fake.key)
+                return await c.chat.completions.create(model="gpt-fake", messages=[{"role": "user", "content": "again"}])
+
+            asyncio.run(call())
+            mlflow.flush_trace_async_logging() if hasattr(mlflow, "flush_trace_async_logging") else None
+        finally:
+            mlflow.openai.autolog(disable=True)
+        traces = mlflow.search_traces(locations=[exp.experiment_id], return_type="list", order_by=["timestamp_ms ASC"])
+        assert len(traces) == 2, traces
+        for t, question in zip(traces, ["hi", "again"]):
+            assert t.info.state.value == "OK"
+            spans = t.data.spans
+            assert [s.span_type for s in spans] == ["CHAT_MODEL"], [s.span_type for s in spans]
+            assert spans[0].inputs["messages"][0]["content"] == question
+            assert spans[0].outputs["choices"][0]["message"]["content"] == "hello from fake"
+            assert t.info.token_usage == {"input_tokens": 5, "output_tokens": 4, "total_tokens": 9}, t.info.token_usage
+        assert [s["body"]["model"] for s in fake.seen] == ["gpt-fake", "gpt-fake"]
+        r = requests.post(server.url + "/api/3.0/mlflow/traces/metrics", timeout=30, json={
+            "experiment_ids": [exp.experiment_id], "view_type": "TRACES", "metric_name": "total_tokens", "aggregations": [{"aggregation_type": "SUM"}]})
+        assert r.json()["data_points"][0]["values"] == {"SUM": 18.0}, r.text
+    finally:
+        fake.stop()
+
+
+def test_prompt_registry_through_the_stock_client(server):
+    """The prompt registry as the client uses it: versions, aliases, `prompts:/` URIs, tags,
+    model configs, searches that keep prompts apart from models, and a trace linked to the
+    prompt version it used."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(server.url)
+    mlflow.set_registry_uri(server.url)
+    mlflow.set_experiment("prompts-client")
+    v1 = mlflow.genai.register_prompt(name="greeter", template="Hello {{name}}!", commit_message="first", tags={"team": "a"})
+    v2 = mlflow.genai.register_prompt(name="greeter", template=[{"role": "user", "content": "Hi {{name}}"}], commit_message="chat")
+    assert (v1.version, v2.version) == (1, 2)
+    assert mlflow.genai.load_prompt("prompts:/greeter/1").format(name="Ann") == "Hello Ann!"
+    assert mlflow.genai.load_prompt("prompts:/greeter/2").format(name="Ann") == [{"role": "user", "content": "Hi Ann"}]
+    mlflow.genai.set_prompt_alias("greeter", alias="production", version=1)
+    assert mlflow.genai.load_prompt("prompts:/greeter@production").version == 1
+    assert mlflow.genai.load_prompt("prompts:/greeter@latest").version == 2
+    mlflow.genai.set_prompt_tag("greeter", "owner", "bob")
+    assert mlflow.genai.get_prompt_tags("greeter")["owner"] == "bob"
+    mlflow.genai.set_prompt_version_tag("greeter", 2, "reviewed", "yes")
+    assert mlflow.genai.load_prompt("prompts:/greeter/2").tags["reviewed"] == "yes"
+    mlflow.genai.set_prompt_model_config("greeter", 1, {"model_name": "gpt-fake", "temperature": 0.2})
+    assert mlflow.genai.load_prompt("prompts:/greeter/1").model_config["temperature"] == 0.2
+    # Prompts and models are kept apart in searches, as MLflow keeps them.
+    MlflowClient().create_registered_model("a-model")
+    assert [p.name for p in mlflow.genai.search_prompts()] == ["greeter"]
+    assert "greeter" not in [m.name for m in MlflowClient().search_registered_models()]
+    assert "a-model" in [m.name for m in MlflowClient().search_registered_models()]
+    # A trace that used the prompt is linked to its version and found by it.
+    with mlflow.start_span(name="greet") as span:
+        mlflow.genai.load_prompt("prompts:/greeter@production").format(name="Bo")
+        span.set_outputs("Hello Bo!")
+    # (The client links them on a thread of its own once the trace is exported.)
+    deadline = time.time() + 15
+    while True:
+        linked = mlflow.search_traces(filter_string="prompt = 'greeter/1'", return_type="list")
+        if linked or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert [t.info.trace_id for t in linked] == [span.trace_id]
+    mlflow.genai.delete_prompt_alias("greeter", alias="production")
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        mlflow.genai.load_prompt("prompts:/greeter@production")
