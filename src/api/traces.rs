@@ -202,31 +202,50 @@ struct Timestamp(i64);
 /// (`google.protobuf.Duration` in its JSON mapping, from milliseconds.)
 struct Duration(i64);
 
+impl Timestamp {
+    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` into a buffer on the stack (a search page writes one per
+    /// trace; the formatting machinery cost more than the rest of the field).
+    fn write(&self, buf: &mut [u8; 24]) -> usize {
+        use chrono::{Datelike, Timelike};
+        let t = chrono::DateTime::from_timestamp_millis(self.0).unwrap_or_default();
+        let mut n = 0;
+        let mut put = |mut v: u32, width: usize, sep: u8| {
+            for i in (0..width).rev() {
+                buf[n + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            buf[n + width] = sep;
+            n += width + 1;
+        };
+        put(t.year().clamp(0, 9999) as u32, 4, b'-');
+        put(t.month(), 2, b'-');
+        put(t.day(), 2, b'T');
+        put(t.hour(), 2, b':');
+        put(t.minute(), 2, b':');
+        let millis = self.0.rem_euclid(1000) as u32;
+        if millis != 0 {
+            put(t.second(), 2, b'.');
+            put(millis, 3, b'Z');
+        } else {
+            put(t.second(), 2, b'Z');
+        }
+        n
+    }
+}
+
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; 24];
+        let n = self.write(&mut buf);
+        s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
 }
 
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use chrono::{Datelike, Timelike};
-        let t = chrono::DateTime::from_timestamp_millis(self.0).unwrap_or_default();
-        write!(
-            f,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )?;
-        let millis = self.0.rem_euclid(1000);
-        if millis != 0 {
-            write!(f, ".{millis:03}")?;
-        }
-        f.write_str("Z")
+        let mut buf = [0u8; 24];
+        let n = self.write(&mut buf);
+        f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
 }
 
