@@ -405,3 +405,28 @@ def test_prompt_registry_through_the_stock_client(server):
     mlflow.genai.delete_prompt_alias("greeter", alias="production")
     with pytest.raises(mlflow.exceptions.MlflowException):
         mlflow.genai.load_prompt("prompts:/greeter@production")
+
+
+def test_async_trace_logging_loses_nothing_once_flushed(server, monkeypatch):
+    """The client's default, asynchronous trace export (a queue and worker threads): every
+    trace of a burst is on tandem, whole, once the client flushed its queue."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "true")
+    mlflow.set_tracking_uri(server.url)
+    exp = mlflow.set_experiment("traces-async")
+
+    @mlflow.trace
+    def step(i):
+        with mlflow.start_span(name="inner") as s:
+            s.set_inputs({"i": i})
+        return i * 2
+
+    for i in range(40):
+        step(i)
+    mlflow.flush_trace_async_logging(terminate=False)
+    traces = mlflow.search_traces(locations=[exp.experiment_id], return_type="list", max_results=100)
+    assert len(traces) == 40
+    for t in traces[:5]:
+        full = mlflow.get_trace(t.info.trace_id)
+        assert sorted(s.name for s in full.data.spans) == ["inner", "step"]
