@@ -177,7 +177,26 @@ def server_with_data():
 
     agent("what is tandem?")
     trace_id = mlflow.get_last_active_trace_id()
-    yield {"url": url, "eid": eid, "rid": rid, "build": build, "proc": p, "endpoint_id": endpoint["endpoint_id"], "traced": traced, "trace_id": trace_id}
+    # An evaluation: a dataset stored in tandem, `mlflow.genai.evaluate` with a code scorer (its
+    # run, traces and feedback), and a label schema and review queue holding the trace.
+    from mlflow.genai import datasets
+    from mlflow.genai.scorers import scorer
+
+    evaluated = mlflow.set_experiment("ui-evaluated").experiment_id
+    ds = datasets.create_dataset(name="ui-dataset", experiment_id=[evaluated])
+    ds.merge_records([{"inputs": {"question": "2+2"}, "expectations": {"expected_response": "4"}}])
+
+    @scorer
+    def exact(outputs, expectations):
+        return outputs == expectations["expected_response"]
+
+    evaluation = mlflow.genai.evaluate(data=ds, predict_fn=lambda question: "4", scorers=[exact])
+    rq = url + "/api/3.0/mlflow/review-queues"
+    schema = requests.post(url + "/api/3.0/mlflow/label-schemas/create", json={"experiment_id": traced, "name": "ui-correct", "type": "FEEDBACK", "input": {"pass_fail": {"positive_label": "Yes", "negative_label": "No"}}}, timeout=30).json()["label_schema"]
+    queue = requests.post(rq + "/create", json={"experiment_id": traced, "name": "ui-queue", "queue_type": "CUSTOM", "schema_ids": [schema["schema_id"]]}, timeout=30).json()["review_queue"]
+    requests.post(rq + "/items/add", json={"queue_id": queue["queue_id"], "item_ids": [trace_id]}, timeout=30).raise_for_status()
+    yield {"url": url, "eid": eid, "rid": rid, "build": build, "proc": p, "endpoint_id": endpoint["endpoint_id"], "traced": traced, "trace_id": trace_id,
+           "evaluated": evaluated, "evaluation_run": evaluation.run_id}
     stop(p)
 
 
@@ -269,9 +288,8 @@ def test_mlflow_ui_pages_in_a_real_browser(server_with_data, browser):
     assert browser.execute_script("return document.querySelectorAll('canvas, svg.main-svg, .js-plotly-plot').length") > 0, "no chart drawn"
     _, errors["artifact"] = visit(browser, f"{url}/#/experiments/{eid}/runs/{rid}/artifacts/notes/readme.txt{ws}", "artifact-preview", ["hello from tandem"])
     _, errors["model"] = visit(browser, f"{url}/#/models/ui-model{ws}", "model-versions", ["ui-model", "Version 2", "Version 1", "champion"])
-    # The GenAI pages: no traces, evaluation datasets or scorers are stored (issue 21), so
-    # they show the empty states MLflow's own server shows over an empty store; prompts are
-    # served with the registry.
+    # The GenAI pages of an experiment with none of their data show the empty states MLflow's
+    # own server shows; prompts are served with the registry.
     _, errors["traces"] = visit(browser, f"{url}/#/experiments/{eid}/traces{ws}", "genai-traces", ["Start tracing your LLM application"])
     _, errors["datasets"] = visit(browser, f"{url}/#/experiments/{eid}/datasets{ws}", "genai-datasets", ["Create an evaluation dataset"])
     _, errors["evaluation-runs"] = visit(browser, f"{url}/#/experiments/{eid}/evaluation-runs{ws}", "genai-evaluation-runs", ["Evaluation runs"])
@@ -281,6 +299,12 @@ def test_mlflow_ui_pages_in_a_real_browser(server_with_data, browser):
     traced, trace_id = server_with_data["traced"], server_with_data["trace_id"]
     _, errors["traces-with-data"] = visit(browser, f"{url}/#/experiments/{traced}/traces{ws}", "genai-traces-data", ["what is tandem?"])
     _, errors["trace"] = visit(browser, f"{url}/#/experiments/{traced}/traces{ws}&selectedEvaluationId={trace_id}", "genai-trace", ["ui_retrieve", "an answer from tandem"])
+    # An evaluation with data: the dataset and its record, the evaluation run and its trace.
+    evaluated = server_with_data["evaluated"]
+    _, errors["datasets-with-data"] = visit(browser, f"{url}/#/experiments/{evaluated}/datasets{ws}", "genai-datasets-data", ["ui-dataset"])
+    _, errors["evaluation-runs-with-data"] = visit(browser, f"{url}/#/experiments/{evaluated}/evaluation-runs{ws}", "genai-evaluation-runs-data", ["exact"])
+    # The review page: the label schemas and the queue holding the trace.
+    _, errors["review-queue"] = visit(browser, f"{url}/#/experiments/{traced}/review-queue{ws}", "genai-review-queue", ["ui-queue"])
     # The AI gateway's pages: endpoints, API keys (masked), one endpoint, budgets.
     _, errors["gateway"] = visit(browser, f"{url}/#/gateway{ws}", "gateway-endpoints", ["ui-endpoint"])
     text, errors["gateway-keys"] = visit(browser, f"{url}/#/gateway/api-keys{ws}", "gateway-api-keys", ["ui-key"])
