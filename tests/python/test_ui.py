@@ -305,6 +305,9 @@ def test_mlflow_ui_pages_in_a_real_browser(server_with_data, browser):
     _, errors["evaluation-runs-with-data"] = visit(browser, f"{url}/#/experiments/{evaluated}/evaluation-runs{ws}", "genai-evaluation-runs-data", ["exact"])
     # The review page: the label schemas and the queue holding the trace.
     _, errors["review-queue"] = visit(browser, f"{url}/#/experiments/{traced}/review-queue{ws}", "genai-review-queue", ["ui-queue"])
+    # The overview's charts (trace metrics over the stored trace; the evaluation's feedback).
+    _, errors["overview-usage"] = visit(browser, f"{url}/#/experiments/{traced}/overview/usage{ws}", "genai-overview-usage", ["Usage", "Traces", "Latency"])
+    _, errors["overview-quality"] = visit(browser, f"{url}/#/experiments/{evaluated}/overview/quality{ws}", "genai-overview-quality", ["Quality"])
     # The AI gateway's pages: endpoints, API keys (masked), one endpoint, budgets.
     _, errors["gateway"] = visit(browser, f"{url}/#/gateway{ws}", "gateway-endpoints", ["ui-endpoint"])
     text, errors["gateway-keys"] = visit(browser, f"{url}/#/gateway/api-keys{ws}", "gateway-api-keys", ["ui-key"])
