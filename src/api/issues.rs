@@ -87,13 +87,7 @@ pub fn create_issue(ctx: &Ctx, req: &Req) -> Result<Json> {
         }
     }
     ctx.write(|tx| {
-        let e = crate::store::queries::experiment(tx, &ctx.workspace, &experiment_id)?;
-        if e.is_none_or(|e| e["lifecycle_stage"] != "active") {
-            return Err(MlflowError::not_found(format!(
-                "No Experiment with id={experiment_id} exists"
-            ))
-            .into());
-        }
+        super::tracking::live_experiment(tx, &ctx.workspace, &experiment_id)?;
         Ok(Decision::change((), put(&doc, time)))
     })?;
     Ok(json!({ "issue": doc }))

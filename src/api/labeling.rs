@@ -10,7 +10,8 @@
 //! instead (ID `ls-default-<experiment ID>`), so a read never writes and a standby region
 //! answers it too.
 
-use super::{missing, wrong_type, Ctx, Req};
+use super::tracking::live_experiment;
+use super::{missing, python_float, python_repr, python_repr_list, wrong_type, Ctx, Req};
 use crate::store::queries;
 use crate::store::{Decision, Tx};
 use serde_json::{json, Value as Json};
@@ -53,37 +54,6 @@ fn invalid(message: String) -> MlflowError {
     MlflowError::invalid(message)
 }
 
-/// A string as Python's `repr` prints it, as MLflow's messages quote values.
-fn repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-fn repr_list(items: &[String]) -> String {
-    let shown: Vec<String> = items.iter().map(|s| repr(s)).collect();
-    format!("[{}]", shown.join(", "))
-}
-
 fn chars(s: &str) -> usize {
     s.chars().count()
 }
@@ -117,14 +87,6 @@ fn max_results(req: &Req, default: i64) -> Result<usize> {
         )));
     }
     Ok(n as usize)
-}
-
-/// The experiment, active: MLflow's labeling calls treat a deleted one as missing.
-fn live_experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Json> {
-    match queries::experiment(tx, ws, id)? {
-        Some(e) if e["lifecycle_stage"] == "active" => Ok(e),
-        _ => Err(MlflowError::not_found(format!("No Experiment with id={id} exists")).into()),
-    }
 }
 
 fn put(kind: &str, id: &str, parent: &str, name: &str, doc: &Json, time: i64) -> Op {
@@ -246,23 +208,12 @@ fn validate_input(input: &Json) -> Result<()> {
     if let Some(p) = input.get("pass_fail") {
         for key in ["positive_label", "negative_label"] {
             let label = p[key].as_str().unwrap_or_default();
-            if label.is_empty() {
-                return Err(invalid(format!(
-                    "`InputPassFail.{key}` must be a non-empty string; got {}.",
-                    repr(label)
-                )));
-            }
-            if chars(label) > LABEL_MAX {
-                return Err(invalid(format!(
-                    "`InputPassFail.{key}` must be at most {LABEL_MAX} characters; got {}.",
-                    chars(label)
-                )));
-            }
+            non_empty(label, &format!("InputPassFail.{key}"), LABEL_MAX)?;
         }
         if p["positive_label"] == p["negative_label"] {
             return Err(invalid(format!(
                 "`InputPassFail.positive_label` and `negative_label` must be distinct; got {} for both.",
-                repr(p["positive_label"].as_str().unwrap_or_default())
+                python_repr(p["positive_label"].as_str().unwrap_or_default())
             )));
         }
     } else if let Some(c) = input.get("categorical") {
@@ -283,20 +234,20 @@ fn validate_input(input: &Json) -> Result<()> {
             if o.is_empty() {
                 return Err(invalid(format!(
                     "`InputCategorical.options` entries must be non-empty strings; got {}.",
-                    repr(o)
+                    python_repr(o)
                 )));
             }
             if chars(o) > LABEL_MAX {
                 return Err(invalid(format!(
                     "`InputCategorical.options` entries must be at most {LABEL_MAX} characters; got {} for {}.",
                     chars(o),
-                    repr(o)
+                    python_repr(o)
                 )));
             }
             if !seen.insert(o.as_str()) {
                 return Err(invalid(format!(
                     "`InputCategorical.options` must be deduplicated; {} appears twice.",
-                    repr(o)
+                    python_repr(o)
                 )));
             }
         }
@@ -305,8 +256,8 @@ fn validate_input(input: &Json) -> Result<()> {
             if min >= max {
                 return Err(invalid(format!(
                     "`InputNumeric.min_value` must be strictly less than `max_value`; got min={}, max={}.",
-                    py_float(min),
-                    py_float(max)
+                    python_float(min),
+                    python_float(max)
                 )));
             }
         }
@@ -320,15 +271,6 @@ fn validate_input(input: &Json) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A float as Python prints it (`1.0`, `0.5`).
-fn py_float(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
-        format!("{v:.1}")
-    } else {
-        v.to_string()
-    }
 }
 
 fn validate_schema_name(name: &str) -> Result<()> {
@@ -574,7 +516,7 @@ fn non_empty(value: &str, field: &str, max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(invalid(format!(
             "`{field}` must be a non-empty string; got {}.",
-            repr(value)
+            python_repr(value)
         )));
     }
     if chars(value) > max {
@@ -672,7 +614,7 @@ fn check_schema_ids(
     if !missing.is_empty() {
         return Err(invalid(format!(
             "Label schema id(s) {} not found for experiment '{experiment_id}'.",
-            repr_list(&missing)
+            python_repr_list(&missing)
         ))
         .into());
     }
@@ -714,8 +656,8 @@ fn validate_new_queue(
         } else if users != [name.clone()] {
             return Err(invalid(format!(
                 "A user queue must have exactly one assigned user equal to its name; got name={} and users={}.",
-                repr(&name),
-                repr_list(&users)
+                python_repr(&name),
+                python_repr_list(&users)
             )));
         }
         if !schema_ids.is_empty() {
@@ -1017,7 +959,7 @@ pub fn add_items_to_review_queue(ctx: &Ctx, req: &Req) -> Result<Json> {
         if !foreign.is_empty() {
             return Err(MlflowError::not_found(format!(
                 "Cannot attach trace(s) {} to review queue '{id}': they do not exist in experiment '{experiment_id}'.",
-                repr_list(&foreign)
+                python_repr_list(&foreign)
             ))
             .into());
         }

@@ -264,6 +264,47 @@ pub(crate) fn nested<T>(path: &str, r: Result<T>) -> Result<T> {
     })
 }
 
+/// A string as Python's `repr` prints it, as MLflow's messages quote values.
+pub(crate) fn python_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A list of strings as Python prints it (`['a', 'b']`).
+pub(crate) fn python_repr_list<S: AsRef<str>>(items: &[S]) -> String {
+    let shown: Vec<String> = items.iter().map(|s| python_repr(s.as_ref())).collect();
+    format!("[{}]", shown.join(", "))
+}
+
+/// A float as Python prints it (`1.0`, `0.5`).
+pub(crate) fn python_float(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// No stored text may hold a NUL character (PostgreSQL cannot store it; no name needs it).
 fn no_nul(key: &str, s: &str) -> Result<()> {
     if s.contains('\0') {

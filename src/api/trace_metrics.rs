@@ -6,7 +6,7 @@
 //! way on every metadata store: one reader instead of one SQL dialect per backend, and the
 //! percentile is numpy's linear one on both (MLflow's server computes it in SQL per dialect).
 
-use super::{Ctx, Json, Req, Result};
+use super::{python_float, python_repr_list, Ctx, Json, Req, Result};
 use crate::api::{assessments, traces, MlflowError};
 use crate::otlp;
 use crate::store::Tx;
@@ -89,11 +89,6 @@ const VIEWS: &[(&str, &[MetricConfig])] = &[
     ),
 ];
 
-fn list_text<S: AsRef<str>>(items: &[S]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
 #[derive(Clone)]
 struct Aggregation {
     kind: String,
@@ -105,17 +100,9 @@ impl Aggregation {
     /// percentile).
     fn label(&self) -> String {
         match self.percentile {
-            Some(p) if self.kind == "PERCENTILE" => format!("P{}", py_float(p)),
+            Some(p) if self.kind == "PERCENTILE" => format!("P{}", python_float(p)),
             _ => self.kind.clone(),
         }
-    }
-}
-
-fn py_float(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e16 {
-        format!("{v:.1}")
-    } else {
-        v.to_string()
     }
 }
 
@@ -199,7 +186,7 @@ fn parse_filter(text: &str) -> Result<Filter> {
         let names: Vec<&str> = entities.iter().map(|(e, _)| *e).collect();
         return Err(invalid(format!(
             "Invalid entity '{entity}' specified for view type '{view}'. Valid entities are {}",
-            list_text(&names)
+            python_repr_list(&names)
         )));
     };
     let key = parts.get(2).map(|k| {
@@ -463,7 +450,7 @@ fn parse(req: &Req) -> Result<Query> {
             ("PERCENTILE", Some(p)) if !(0.0..=100.0).contains(&p) => {
                 return Err(MlflowError::invalid(format!(
                     "Percentile value must be between 0 and 100, got {}",
-                    py_float(p)
+                    python_float(p)
                 )))
             }
             ("PERCENTILE", _) => {}
@@ -486,7 +473,7 @@ fn parse(req: &Req) -> Result<Query> {
         let names: Vec<&str> = configs.iter().map(|(m, _, _)| *m).collect();
         return Err(MlflowError::invalid(format!(
             "metric_name must be one of {}, got '{metric}'",
-            list_text(&names)
+            python_repr_list(&names)
         )));
     };
     let mut bad: Vec<&str> = aggregations
@@ -499,8 +486,8 @@ fn parse(req: &Req) -> Result<Query> {
     if !bad.is_empty() {
         return Err(MlflowError::invalid(format!(
             "Found invalid aggregation_type(s): {}. Supported aggregation types: {}",
-            list_text(&bad),
-            list_text(supported)
+            python_repr_list(&bad),
+            python_repr_list(supported)
         )));
     }
     let mut bad_dims: Vec<&str> = dimensions
@@ -515,8 +502,8 @@ fn parse(req: &Req) -> Result<Query> {
         supported_dims.sort();
         return Err(MlflowError::invalid(format!(
             "Found invalid dimension(s): {}. Supported dimensions: {}",
-            list_text(&bad_dims),
-            list_text(&supported_dims)
+            python_repr_list(&bad_dims),
+            python_repr_list(&supported_dims)
         )));
     }
     if interval_s.is_some_and(|i| i != 0) && (window.0.is_none() || window.1.is_none()) {

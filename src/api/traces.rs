@@ -97,7 +97,7 @@ struct TraceRow {
 }
 
 impl TraceRow {
-    /// [`TraceRow::of`], moving the row's strings instead of copying them.
+    /// A trace's row read from a `TRACE_COLUMNS` result, its strings moved out, not copied.
     fn take(r: &mut Row) -> TraceRow {
         TraceRow {
             trace_id: r.take_text(0).unwrap_or_default(),
@@ -119,22 +119,9 @@ impl TraceRow {
         }
     }
 
+    /// [`TraceRow::take`] from a row the caller keeps.
     fn of(r: &Row) -> TraceRow {
-        TraceRow {
-            trace_id: r.text(0),
-            experiment_id: r.text(1),
-            request_time: r.int(2),
-            execution_duration: r.opt_int(3),
-            state: r.text(4),
-            client_request_id: r.opt_text(5),
-            request_preview: r.opt_text(6),
-            response_preview: r.opt_text(7),
-            metadata: serde_json::from_str(&r.text(8)).unwrap_or_default(),
-            finalized: r.int(9) != 0,
-            deleted: r.opt_int(10).is_some(),
-            tags: BTreeMap::new(),
-            assessments: Vec::new(),
-        }
+        TraceRow::take(&mut r.clone())
     }
 
     /// The document an event carries (see `apply::trace_info`).
@@ -710,12 +697,7 @@ fn trace_row_from(r: &TraceRow) -> TraceRow {
 /// `GET mlflow/traces/{trace_id}` (GetTraceInfoV3).
 pub fn get_trace_info_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = req.str("trace_id")?;
-    let (t, loc) = ctx.read(|tx| {
-        let t = live_trace(tx, &ctx.workspace, &id)?;
-        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
-        Ok((t, loc))
-    })?;
-    let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
+    let (t, l) = trace_with_location(ctx, &id)?;
     Ok(json!({ "trace": { "trace_info": render(&t, &l) } }))
 }
 
@@ -871,12 +853,7 @@ pub fn end_trace_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
 /// `GET /api/2.0/mlflow/traces/{request_id}/info` (GetTraceInfo, v2).
 pub fn get_trace_info_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
     let id = trace_param(req)?;
-    let (t, loc) = ctx.read(|tx| {
-        let t = live_trace(tx, &ctx.workspace, &id)?;
-        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
-        Ok((t, loc))
-    })?;
-    let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
+    let (t, l) = trace_with_location(ctx, &id)?;
     Ok(json!({ "trace_info": v2_info(&t, &l) }))
 }
 
@@ -912,21 +889,24 @@ pub fn search_traces_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
     let traces: Vec<Json> = page
         .rows
         .iter()
-        .map(|t| {
-            v2_info(
-                t,
-                page.locations
-                    .get(&t.experiment_id)
-                    .map(String::as_str)
-                    .unwrap_or(""),
-            )
-        })
+        .map(|t| v2_info(t, page.location(t)))
         .collect();
     let mut out = json!({ "traces": traces });
     if let Some(next) = page.next {
         out["next_page_token"] = next.into();
     }
     Ok(out)
+}
+
+/// A live trace and its experiment's artifact location (what its info is rendered with).
+fn trace_with_location(ctx: &Ctx, id: &str) -> Result<(TraceRow, String)> {
+    let (t, loc) = ctx.read(|tx| {
+        let t = live_trace(tx, &ctx.workspace, id)?;
+        let loc = artifact_locations(tx, &ctx.workspace, std::slice::from_ref(&t))?;
+        Ok((t, loc))
+    })?;
+    let l = loc.get(&t.experiment_id).cloned().unwrap_or_default();
+    Ok((t, l))
 }
 
 /// `GET mlflow/traces/get` (GetTrace): the info and every span.
@@ -1307,20 +1287,20 @@ struct Page {
 }
 
 impl Page {
+    /// The artifact location of a trace's experiment.
+    fn location(&self, t: &TraceRow) -> &str {
+        self.locations
+            .get(&t.experiment_id)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
     fn out(&self) -> PageOut<'_> {
         PageOut {
             traces: self
                 .rows
                 .iter()
-                .map(|t| {
-                    info_out(
-                        t,
-                        self.locations
-                            .get(&t.experiment_id)
-                            .map(String::as_str)
-                            .unwrap_or(""),
-                    )
-                })
+                .map(|t| info_out(t, self.location(t)))
                 .collect(),
             next_page_token: self.next.as_deref(),
         }

@@ -15,6 +15,14 @@ pub(crate) fn experiment_not_found(id: &str) -> MlflowError {
     MlflowError::not_found(format!("No Experiment with id={id} exists"))
 }
 
+/// The experiment, active; a deleted one is as missing (what MLflow's GenAI calls answer).
+pub(crate) fn live_experiment(tx: &mut dyn Tx, ws: &str, id: &str) -> crate::store::Result<Json> {
+    match queries::experiment(tx, ws, id)? {
+        Some(e) if e["lifecycle_stage"] == "active" => Ok(e),
+        _ => Err(experiment_not_found(id).into()),
+    }
+}
+
 pub(crate) fn run_not_found(id: &str) -> MlflowError {
     MlflowError::not_found(format!("Run with id={id} not found"))
 }
