@@ -94,6 +94,16 @@ struct TraceRow {
     tags: BTreeMap<String, String>,
     /// Its assessments in MLflow's JSON (api/assessments.rs), oldest first.
     assessments: Vec<Json>,
+    /// The tags and the request metadata as the JSON objects the row keeps, when it was read
+    /// for a search page and not parsed (`tags` and `metadata` are empty then): a page is
+    /// written with them as they are (`write_info`).
+    text: Option<Box<RowText>>,
+}
+
+/// What [`TraceRow::text`] holds.
+struct RowText {
+    tags: String,
+    metadata: String,
 }
 
 impl TraceRow {
@@ -116,6 +126,7 @@ impl TraceRow {
             deleted: r.opt_int(10).is_some(),
             tags: BTreeMap::new(),
             assessments: Vec::new(),
+            text: None,
         }
     }
 
@@ -334,6 +345,8 @@ struct ExperimentOut<'a> {
 /// writes it, so a trace that has none, one started through the v2 API, has no such tag.)
 struct TagsOut<'a> {
     tags: &'a BTreeMap<String, String>,
+    /// The tags' JSON text instead, when the row kept it unparsed.
+    text: Option<&'a str>,
     artifact_location: &'a str,
     trace_id: &'a str,
 }
@@ -341,19 +354,30 @@ struct TagsOut<'a> {
 impl serde::Serialize for TagsOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
+        let parsed: BTreeMap<String, String>;
+        let tags = match self.text {
+            Some(t) => {
+                parsed = serde_json::from_str(t).unwrap_or_default();
+                &parsed
+            }
+            None => self.tags,
+        };
         let mut m = s.serialize_map(None)?;
-        for (k, v) in self.tags {
+        for (k, v) in tags {
             m.serialize_entry(k, v)?;
         }
-        if !self.tags.contains_key("mlflow.artifactLocation") {
+        if !tags.contains_key(ARTIFACT_LOCATION) {
             m.serialize_entry(
-                "mlflow.artifactLocation",
+                ARTIFACT_LOCATION,
                 &TraceArtifacts(self.artifact_location, self.trace_id),
             )?;
         }
         m.end()
     }
 }
+
+const ARTIFACT_LOCATION: &str = "mlflow.artifactLocation";
+const INFO_FINALIZED: &str = "mlflow.trace.infoFinalized";
 
 /// Where a trace's artifacts are: `LOCATION/traces/TRACE_ID/artifacts`.
 struct TraceArtifacts<'a>(&'a str, &'a str);
@@ -364,26 +388,63 @@ impl serde::Serialize for TraceArtifacts<'_> {
     }
 }
 
+impl TraceArtifacts<'_> {
+    /// As JSON into `out`: a string made once, escaped once (a page writes one per trace).
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut path = String::with_capacity(self.0.len() + self.1.len() + 18);
+        path.push_str(self.0);
+        path.push_str("/traces/");
+        path.push_str(self.1);
+        path.push_str("/artifacts");
+        serde_json::to_writer(out, &path).expect("strings serialize");
+    }
+}
+
 /// A trace's request metadata, with `mlflow.trace.infoFinalized` once the client finalized it.
 struct MetadataOut<'a> {
     metadata: &'a Map<String, Json>,
+    /// The metadata's JSON text instead, when the row kept it unparsed.
+    text: Option<&'a str>,
     finalized: bool,
 }
 
 impl serde::Serialize for MetadataOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        const FINALIZED: &str = "mlflow.trace.infoFinalized";
+        let parsed: Map<String, Json>;
+        let metadata = match self.text {
+            Some(t) => {
+                parsed = serde_json::from_str(t).unwrap_or_default();
+                &parsed
+            }
+            None => self.metadata,
+        };
         let mut m = s.serialize_map(None)?;
-        for (k, v) in self.metadata {
-            if !(self.finalized && k == FINALIZED) {
+        for (k, v) in metadata {
+            if !(self.finalized && k == INFO_FINALIZED) {
                 m.serialize_entry(k, v)?;
             }
         }
         if self.finalized {
-            m.serialize_entry(FINALIZED, "true")?;
+            m.serialize_entry(INFO_FINALIZED, "true")?;
         }
         m.end()
+    }
+}
+
+/// Whether a JSON object's text is `{}` (with any spacing).
+fn empty_object(text: &str) -> bool {
+    text.trim()
+        .strip_prefix('{')
+        .is_some_and(|r| r.trim_start().starts_with('}'))
+}
+
+impl TraceRow {
+    fn has_metadata(&self) -> bool {
+        match &self.text {
+            Some(t) => !empty_object(&t.metadata),
+            None => !self.metadata.is_empty(),
+        }
     }
 }
 
@@ -400,11 +461,13 @@ fn info_out<'a>(t: &'a TraceRow, artifact_location: &'a str) -> InfoOut<'a> {
         state: &t.state,
         tags: TagsOut {
             tags: &t.tags,
+            text: t.text.as_ref().map(|x| x.tags.as_str()),
             artifact_location,
             trace_id: &t.trace_id,
         },
-        trace_metadata: (t.finalized || !t.metadata.is_empty()).then_some(MetadataOut {
+        trace_metadata: (t.finalized || t.has_metadata()).then_some(MetadataOut {
             metadata: &t.metadata,
+            text: t.text.as_ref().map(|x| x.metadata.as_str()),
             finalized: t.finalized,
         }),
         execution_duration: t.execution_duration.map(Duration),
@@ -415,6 +478,89 @@ fn info_out<'a>(t: &'a TraceRow, artifact_location: &'a str) -> InfoOut<'a> {
     }
 }
 
+/// [`InfoOut`] written by hand into `out`, the same JSON (a test holds them equal): a search
+/// page's tags and metadata go in as the row keeps them, neither parsed nor escaped again,
+/// which is most of what writing a page cost.
+fn write_info(out: &mut Vec<u8>, t: &TraceRow, artifact_location: &str) {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        serde_json::to_writer(&mut *out, s).expect("strings serialize");
+    }
+    fn value<T: serde::Serialize>(out: &mut Vec<u8>, v: &T) {
+        serde_json::to_writer(&mut *out, v).expect("trace infos serialize");
+    }
+    let full = info_out(t, artifact_location);
+    out.extend_from_slice(br#"{"trace_id":"#);
+    string(out, &t.trace_id);
+    out.extend_from_slice(
+        br#","trace_location":{"type":"MLFLOW_EXPERIMENT","mlflow_experiment":{"experiment_id":"#,
+    );
+    string(out, &t.experiment_id);
+    out.extend_from_slice(br#"}},"request_time":""#);
+    let mut buf = [0u8; 24];
+    let n = Timestamp(t.request_time).write(&mut buf);
+    out.extend_from_slice(&buf[..n]);
+    out.extend_from_slice(br#"","state":"#);
+    string(out, &t.state);
+    out.extend_from_slice(br#","tags":"#);
+    match &t.text {
+        // The artifact location goes first (the stored object has no such tag), then the
+        // stored tags as they are.
+        Some(text)
+            if !text.tags.contains(ARTIFACT_LOCATION)
+                && text.tags.trim_start().starts_with('{') =>
+        {
+            out.extend_from_slice(br#"{"mlflow.artifactLocation":"#);
+            TraceArtifacts(artifact_location, &t.trace_id).write(out);
+            let rest = text.tags.trim_start()[1..].trim_start();
+            if !rest.starts_with('}') {
+                out.push(b',');
+            }
+            out.extend_from_slice(rest.as_bytes());
+        }
+        _ => value(out, &full.tags),
+    }
+    if let Some(m) = &full.trace_metadata {
+        out.extend_from_slice(br#","trace_metadata":"#);
+        match &t.text {
+            Some(text)
+                if !text.metadata.contains(INFO_FINALIZED)
+                    && text.metadata.trim_end().ends_with('}') =>
+            {
+                let body = text.metadata.trim_end();
+                let body = &body[..body.len() - 1];
+                out.extend_from_slice(body.as_bytes());
+                if t.finalized {
+                    if !empty_object(&text.metadata) {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(br#""mlflow.trace.infoFinalized":"true""#);
+                }
+                out.push(b'}');
+            }
+            _ => value(out, m),
+        }
+    }
+    if let Some(d) = t.execution_duration {
+        out.extend_from_slice(br#","execution_duration":"#);
+        value(out, &Duration(d));
+    }
+    for (key, v) in [
+        (&br#","request_preview":"#[..], &t.request_preview),
+        (br#","response_preview":"#, &t.response_preview),
+        (br#","client_request_id":"#, &t.client_request_id),
+    ] {
+        if let Some(v) = v {
+            out.extend_from_slice(key);
+            string(out, v);
+        }
+    }
+    if !t.assessments.is_empty() {
+        out.extend_from_slice(br#","assessments":"#);
+        value(out, &t.assessments);
+    }
+    out.push(b'}');
+}
+
 fn artifact_locations(
     tx: &mut dyn Tx,
     ws: &str,
@@ -423,8 +569,12 @@ fn artifact_locations(
     let mut out = HashMap::new();
     for r in rows {
         if !out.contains_key(&r.experiment_id) {
-            let loc = queries::experiment(tx, ws, &r.experiment_id)?
-                .and_then(|e| e["artifact_location"].as_str().map(str::to_owned))
+            let loc = tx
+                .query_one(
+                    "SELECT artifact_location FROM experiments WHERE workspace = ? AND experiment_id = ?",
+                    &[ws.into(), r.experiment_id.as_str().into()],
+                )?
+                .and_then(|mut row| row.take_text(0))
                 .unwrap_or_default();
             out.insert(r.experiment_id.clone(), loc);
         }
@@ -525,6 +675,7 @@ fn info_from_spans(
         deleted: false,
         tags: BTreeMap::new(),
         assessments: Vec::new(),
+        text: None,
     });
     let start = spans
         .iter()
@@ -636,6 +787,7 @@ pub fn start_trace_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
         finalized: true,
         deleted: false,
         assessments: Vec::new(),
+        text: None,
         tags: tags
             .into_iter()
             .filter(|(k, _)| !IMMUTABLE_TAGS.contains(&k.as_str()))
@@ -691,6 +843,7 @@ fn trace_row_from(r: &TraceRow) -> TraceRow {
         deleted: r.deleted,
         tags: r.tags.clone(),
         assessments: r.assessments.clone(),
+        text: None,
     }
 }
 
@@ -784,6 +937,7 @@ pub fn start_trace_v2(ctx: &Ctx, req: &Req) -> Result<Json> {
             .filter(|(k, _)| !IMMUTABLE_TAGS.contains(&k.as_str()))
             .collect(),
         assessments: Vec::new(),
+        text: None,
     };
     let time = ctx.now();
     let loc = ctx.write(|tx| {
@@ -1267,15 +1421,31 @@ pub fn search_traces_v3(ctx: &Ctx, req: &Req) -> Result<Json> {
 
 /// `search_traces_v3` rendered straight to JSON text (what the HTTP route serves).
 pub fn search_traces_v3_text(ctx: &Ctx, req: &Req) -> Result<String> {
-    Ok(match search_page(ctx, req)? {
-        None => "{}".into(),
-        Some(p) => {
-            // Sized for the page up front (a trace is about 600 bytes), not grown by doubling.
-            let mut out = Vec::with_capacity(64 + p.rows.len() * 768);
-            serde_json::to_writer(&mut out, &p.out()).expect("trace pages serialize");
-            String::from_utf8(out).expect("JSON is UTF-8")
+    let Some(p) = search_page(ctx, req)? else {
+        return Ok("{}".into());
+    };
+    // Sized for the page up front (a trace is about 600 bytes), not grown by doubling.
+    let mut out = Vec::with_capacity(64 + p.rows.len() * 768);
+    out.push(b'{');
+    if !p.rows.is_empty() {
+        out.extend_from_slice(br#""traces":["#);
+        for (i, t) in p.rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_info(&mut out, t, p.location(t));
         }
-    })
+        out.push(b']');
+    }
+    if let Some(next) = &p.next {
+        if !p.rows.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#""next_page_token":"#);
+        serde_json::to_writer(&mut out, next).expect("strings serialize");
+    }
+    out.push(b'}');
+    Ok(String::from_utf8(out).expect("JSON is UTF-8"))
 }
 
 /// One page of a trace search: the traces, their experiments' artifact locations, the token
@@ -1532,6 +1702,11 @@ fn newest_page(
             .map(|c| format!("t.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        // Whether the trace has assessments: only those that do are read for the page.
+        let tags = format!(
+            "{tags}, CASE WHEN EXISTS (SELECT 1 FROM genai_objects g WHERE g.workspace = t.workspace AND g.kind = '{}' AND g.parent = t.trace_id) THEN 1 ELSE 0 END",
+            assessments::ASSESSMENT
+        );
         let mut sql = match driver {
             None => format!("SELECT {columns}, {tags} FROM traces t WHERE t.workspace = ? AND t.experiment_id IN ({marks}) AND t.deleted_time IS NULL"),
             Some((key, value)) => {
@@ -1554,22 +1729,29 @@ fn newest_page(
         params.push(((max + 1) as i64).into());
         params.push((offset as i64).into());
         let found = tx.query(&sql, &params)?;
+        let mut assessed = Vec::new();
         let mut rows: Vec<TraceRow> = found
             .into_iter()
             .map(|mut r| {
+                // The metadata and tags stay text: the page is written with them as they are.
+                let metadata = r.take_text(8).unwrap_or_else(|| "{}".into());
                 let mut t = TraceRow::take(&mut r);
-                t.tags = r
-                    .take_text(11)
-                    .and_then(|j| serde_json::from_str(&j).ok())
-                    .unwrap_or_default();
+                t.text = Some(Box::new(RowText {
+                    tags: r.take_text(11).unwrap_or_else(|| "{}".into()),
+                    metadata,
+                }));
+                if r.int(12) != 0 {
+                    assessed.push(t.trace_id.clone());
+                }
                 t
             })
             .collect();
-        let ids: Vec<String> = rows.iter().take(max).map(|t| t.trace_id.clone()).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
-        for t in rows.iter_mut() {
-            t.assessments = found.remove(&t.trace_id).unwrap_or_default();
+        if !assessed.is_empty() {
+            let ids: Vec<&str> = assessed.iter().map(String::as_str).collect();
+            let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;
+            for t in rows.iter_mut() {
+                t.assessments = found.remove(&t.trace_id).unwrap_or_default();
+            }
         }
         let locs = artifact_locations(tx, &ctx.workspace, &rows)?;
         Ok((rows, locs))

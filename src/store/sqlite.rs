@@ -161,7 +161,11 @@ impl Tx for SqliteTx<'_> {
                     ValueRef::Null => Value::Null,
                     ValueRef::Integer(i) => Value::Int(i),
                     ValueRef::Real(f) => Value::Real(f),
-                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    // (Checked in one pass; only text that is not UTF-8 takes the lossy copy.)
+                    ValueRef::Text(t) => Value::Text(match std::str::from_utf8(t) {
+                        Ok(s) => s.to_owned(),
+                        Err(_) => String::from_utf8_lossy(t).into_owned(),
+                    }),
                     ValueRef::Blob(b) => Value::Text(String::from_utf8_lossy(b).into_owned()),
                 });
             }

@@ -439,9 +439,27 @@ fn trace_search_in_sql_matches_the_general_path() {
             &req(json!({"experiment_id": exp, "request_ids": [traces::trace_id_of(&[9; 16])]})),
         )
         .unwrap();
+        // Traces started whole, with request metadata (finalized or not, one with a quote and
+        // non-ASCII text) and tags needing escapes, one with an assessment: the page read in
+        // SQL writes its rows' metadata and tags as stored, the general path parses them.
+        for (i, metadata) in [
+            json!({"m": "1", "mlflow.trace.infoFinalized": "true"}),
+            json!({"m": "say \"hé\"\n"}),
+            json!({}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = format!("tr-{i:032x}");
+            traces::start_trace_v3(ctx, &req(json!({"trace": {"trace_info": {"trace_id": id, "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}, "request_time": format!("2026-12-05T03:24:4{i}.724Z"), "execution_duration": "0.5s", "state": "OK", "trace_metadata": metadata, "tags": {"mlflow.traceName": "root1", "team": "t1", "q\"uote": "é\t"}}}}))).unwrap();
+            if i == 1 {
+                tandem::api::assessments::create_assessment(ctx, &req(json!({"trace_id": id, "assessment": {"assessment_name": "ok", "feedback": {"value": true}}}))).unwrap();
+            }
+        }
         let loc =
             json!([{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}]);
-        let ids = |filter: &str, max: usize| -> Vec<String> {
+        // Whole traces, as the route writes them.
+        let traces_of = |filter: &str, max: usize| -> Vec<Value> {
             let mut out = Vec::new();
             let mut token: Option<String> = None;
             loop {
@@ -449,20 +467,66 @@ fn trace_search_in_sql_matches_the_general_path() {
                 if let Some(t) = &token {
                     b["page_token"] = json!(t);
                 }
-                let a = traces::search_traces_v3(ctx, &req(b)).unwrap();
-                out.extend(
-                    a["traces"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|t| t["trace_id"].as_str().unwrap().to_owned()),
-                );
+                let a: Value =
+                    serde_json::from_str(&traces::search_traces_v3_text(ctx, &req(b)).unwrap())
+                        .unwrap();
+                out.extend(a["traces"].as_array().into_iter().flatten().cloned());
                 match a["next_page_token"].as_str() {
                     Some(t) => token = Some(t.to_owned()),
                     None => return out,
                 }
             }
         };
+        let ids = |filter: &str, max: usize| -> Vec<String> {
+            traces_of(filter, max)
+                .iter()
+                .map(|t| t["trace_id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let all = traces_of("", 100);
+        assert_eq!(all.len(), 22, "{meta:?}");
+        let started = all
+            .iter()
+            .find(|t| t["trace_id"] == "tr-00000000000000000000000000000000")
+            .unwrap();
+        assert_eq!(
+            started["trace_metadata"],
+            json!({"m": "1", "mlflow.trace.infoFinalized": "true"}),
+            "{meta:?}"
+        );
+        assert_eq!(started["tags"]["q\"uote"], "é\t", "{meta:?}");
+        assert!(
+            started["tags"]["mlflow.artifactLocation"]
+                .as_str()
+                .unwrap()
+                .ends_with("/traces/tr-00000000000000000000000000000000/artifacts"),
+            "{meta:?}"
+        );
+        let assessed = all
+            .iter()
+            .find(|t| t["trace_id"] == "tr-00000000000000000000000000000001")
+            .unwrap();
+        assert_eq!(
+            assessed["assessments"][0]["assessment_name"], "ok",
+            "{meta:?}"
+        );
+        assert_eq!(assessed["trace_metadata"]["m"], "say \"hé\"\n", "{meta:?}");
+        // (A trace started whole is finalized: its metadata says so even when it had none.)
+        assert_eq!(
+            all.iter()
+                .find(|t| t["trace_id"] == "tr-00000000000000000000000000000002")
+                .unwrap()["trace_metadata"],
+            json!({"mlflow.trace.infoFinalized": "true"}),
+            "{meta:?}"
+        );
+        let streamed = all
+            .iter()
+            .find(|t| t["trace_id"] == traces::trace_id_of(&[1; 16]))
+            .unwrap();
+        assert!(
+            streamed.get("trace_metadata").is_none(),
+            "{meta:?}: {streamed}"
+        );
         // `LIKE '%'` holds for every trace with the tag but is not answered in SQL: the same
         // search on the general path.
         for (sql, general) in [
@@ -482,7 +546,7 @@ fn trace_search_in_sql_matches_the_general_path() {
             ),
         ] {
             for max in [3, 100] {
-                let (a, b) = (ids(sql, max), ids(general, max));
+                let (a, b) = (traces_of(sql, max), traces_of(general, max));
                 assert_eq!(a, b, "{meta:?}: {sql} (pages of {max})");
             }
         }
