@@ -21,6 +21,7 @@ pub mod registry;
 pub mod retention;
 pub mod scorers;
 pub mod secrets;
+pub mod span_filter;
 pub mod trace_metrics;
 pub mod traces;
 pub mod tracking;

@@ -6,6 +6,7 @@
 //! the trace's info while the client has not finalized it); the client's `StartTraceV3` is a
 //! `StartTrace` event. So traces replicate, archive and restore to the millisecond like runs.
 
+use super::span_filter::{self, SpanFilter};
 use super::{assessments, missing, wrong_type, Ctx, Req};
 use crate::otlp::{self, SpanIn};
 use crate::store::queries;
@@ -1293,6 +1294,8 @@ fn holds(t: &TraceRow, c: &search::Clause, links: &Links) -> bool {
             search::Literal::Str(id) => assessments::has_issue(&t.assessments, id),
             _ => false,
         },
+        // Span clauses hold together, on one span: `span_filter` answers them for a filter.
+        Kind::Span => true,
         _ => search::matches(c, trace_field(t, c.kind, &c.key)),
     }
 }
@@ -1381,13 +1384,32 @@ pub fn calculate_trace_filter_correlation(ctx: &Ctx, req: &Req) -> Result<Json> 
             needs_assessments(all.iter().copied()),
         )
     })?;
+    // Each filter's span clauses: the traces with a span satisfying them all.
+    let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
+    let with_spans =
+        |clauses: &[search::Clause]| -> Result<Option<std::collections::HashSet<String>>> {
+            match SpanFilter::new(clauses)? {
+                Some(f) => Ok(Some(ctx.read(|tx| {
+                    span_filter::traces_matching(tx, &ctx.workspace, &ids, &f)
+                })?)),
+                None => Ok(None),
+            }
+        };
+    let (base_spans, first_spans, second_spans) = (
+        with_spans(&base)?,
+        with_spans(&first)?,
+        with_spans(&second)?,
+    );
+    let satisfies = |t: &TraceRow,
+                     clauses: &[search::Clause],
+                     spans: &Option<std::collections::HashSet<String>>| {
+        clauses.iter().all(|c| holds(t, c, &links))
+            && spans.as_ref().is_none_or(|s| s.contains(&t.trace_id))
+    };
     let (mut total, mut n1, mut n2, mut joint) = (0i64, 0i64, 0i64, 0i64);
-    for t in rows
-        .iter()
-        .filter(|t| base.iter().all(|c| holds(t, c, &links)))
-    {
-        let a = first.iter().all(|c| holds(t, c, &links));
-        let b = second.iter().all(|c| holds(t, c, &links));
+    for t in rows.iter().filter(|t| satisfies(t, &base, &base_spans)) {
+        let a = satisfies(t, &first, &first_spans);
+        let b = satisfies(t, &second, &second_spans);
         total += 1;
         n1 += a as i64;
         n2 += b as i64;
@@ -1542,6 +1564,11 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
         Ok((rows, locs, links))
     })?;
     rows.retain(|t| clauses.iter().all(|c| holds(t, c, &links)));
+    if let Some(spans) = SpanFilter::new(&clauses)? {
+        let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
+        let keep = ctx.read(|tx| span_filter::traces_matching(tx, &ctx.workspace, &ids, &spans))?;
+        rows.retain(|t| keep.contains(&t.trace_id));
+    }
     rows.sort_by(|a, b| {
         for k in &order {
             let o = search::compare_fields(

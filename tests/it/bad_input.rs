@@ -1095,6 +1095,25 @@ fn cases() -> Vec<(&'static str, &'static str, Value, (u16, &'static str))> {
             json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}}], "max_results": 0}),
             IPV,
         ),
+        // Span clauses MLflow refuses, and a regular expression RLIKE cannot read.
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/search",
+            json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}}], "filter": "span.content = 'x'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/search",
+            json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}}], "filter": "span.duration = 'x'"}),
+            IPV,
+        ),
+        (
+            "POST",
+            "/api/3.0/mlflow/traces/search",
+            json!({"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}}], "filter": "tags.t RLIKE '(unclosed'"}),
+            IPV,
+        ),
         (
             "POST",
             "/api/3.0/mlflow/traces/metrics",

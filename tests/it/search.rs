@@ -418,7 +418,7 @@ fn trace_search_in_sql_matches_the_general_path() {
             start_ns: 1_000_000 * start_ms,
             end_ns: Some(1_000_000 * (start_ms + 5)),
             status_code: 1 + (i as i32 % 2),
-            content: json!({"name": "root"}),
+            content: json!({"name": format!("root{}", i % 3), "status": {"code": if i.is_multiple_of(2) { "STATUS_CODE_OK" } else { "STATUS_CODE_ERROR" }}}),
         };
         for i in 0..20u8 {
             traces::log_spans(ctx, &exp, vec![span(i, 100 + (i as i64 * 7) % 13)]).unwrap();
@@ -549,6 +549,22 @@ fn trace_search_in_sql_matches_the_general_path() {
                 let (a, b) = (traces_of(sql, max), traces_of(general, max));
                 assert_eq!(a, b, "{meta:?}: {sql} (pages of {max})");
             }
+        }
+        // Span clauses (read from the stored spans, every store): the root spans' names and
+        // statuses are the traces' names and states here.
+        for (spans, traces_alike) in [
+            ("span.name = 'root1'", "name = 'root1'"),
+            (
+                "span.status = 'ERROR' AND span.name LIKE 'root%'",
+                "status = 'ERROR'",
+            ),
+            ("span.name RLIKE '^root[02]$'", "name != 'root1'"),
+        ] {
+            let found = ids(spans, 100);
+            assert!(!found.is_empty(), "{meta:?}: {spans}");
+            let mut want = ids(traces_alike, 100);
+            want.retain(|t| !t.starts_with("tr-0000"));
+            assert_eq!(found, want, "{meta:?}: {spans}");
         }
         assert!(
             !ids("", 100).contains(&traces::trace_id_of(&[9; 16])),

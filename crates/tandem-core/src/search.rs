@@ -21,6 +21,10 @@ pub enum Kind {
     Expectation,
     /// An issue linked to a trace (`issue.id`).
     Issue,
+    /// A trace's spans (`span.name`, `span.type`, `span.status`, `span.attributes.KEY`,
+    /// `span.content`, and `text` for the content): a trace matches when one of its spans
+    /// satisfies every span clause of the filter.
+    Span,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,29 @@ pub enum Comparator {
     NotIn,
     IsNull,
     IsNotNull,
+    /// A regular expression found anywhere in the value (trace searches only, as MLflow).
+    RLike,
+}
+
+impl Comparator {
+    /// The comparator as a filter writes it.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Comparator::Eq => "=",
+            Comparator::Ne => "!=",
+            Comparator::Lt => "<",
+            Comparator::Le => "<=",
+            Comparator::Gt => ">",
+            Comparator::Ge => ">=",
+            Comparator::Like => "LIKE",
+            Comparator::ILike => "ILIKE",
+            Comparator::In => "IN",
+            Comparator::NotIn => "NOT IN",
+            Comparator::IsNull => "IS NULL",
+            Comparator::IsNotNull => "IS NOT NULL",
+            Comparator::RLike => "RLIKE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +72,19 @@ pub enum Literal {
     Str(String),
     List(Vec<String>),
     None,
+    /// An RLIKE pattern, compiled once when the filter is parsed.
+    Regex(Pattern),
+}
+
+/// A compiled regular expression (the `regex` crate's syntax: no look-around or
+/// back-references), equal to another with the same source.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +193,7 @@ pub const TRACES: Spec = Spec {
         Kind::Feedback,
         Kind::Expectation,
         Kind::Issue,
+        Kind::Span,
     ],
     numeric_attributes: &[
         "timestamp_ms",
@@ -323,6 +364,7 @@ fn kind_of(prefix: &str) -> Option<Kind> {
         "feedback" => Kind::Feedback,
         "expectation" => Kind::Expectation,
         "issue" => Kind::Issue,
+        "span" => Kind::Span,
         _ => return None,
     })
 }
@@ -349,6 +391,26 @@ pub fn parse_identifier(ident: &str, spec: &Spec) -> Result<(Kind, String)> {
         (Kind::Attribute, "Created") => "created".to_owned(),
         _ => key,
     };
+    // A trace search's `text` (under any prefix but `span.`) is its spans' content, as MLflow.
+    if spec.kinds.contains(&Kind::Span) && kind != Kind::Span && key.eq_ignore_ascii_case("text") {
+        return Ok((Kind::Span, "content".to_owned()));
+    }
+    if kind == Kind::Span {
+        match key.strip_prefix("attributes.") {
+            Some(name) if name.trim_matches('`').is_empty() => {
+                return Err(bad(
+                    "Span attribute name cannot be empty after 'attributes.'",
+                ))
+            }
+            Some(_) => {}
+            None if matches!(key.as_str(), "name" | "type" | "status" | "content") => {}
+            None => {
+                return Err(bad(format!(
+                    "Invalid span attribute '{key}'. Supported attributes: name, status, type, attributes.<attribute_name>."
+                )))
+            }
+        }
+    }
     if kind == Kind::Attribute
         && !spec.numeric_attributes.contains(&key.as_str())
         && !spec.string_attributes.contains(&key.as_str())
@@ -414,6 +476,10 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
             t if word(t, "ilike") => {
                 i += 1;
                 Comparator::ILike
+            }
+            t if word(t, "rlike") && spec.kinds.contains(&Kind::Span) => {
+                i += 1;
+                Comparator::RLike
             }
             t if word(t, "in") => {
                 i += 1;
@@ -489,6 +555,17 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
                             return Err(invalid(&format!("expected a numeric value for '{ident}'")))
                         }
                     },
+                    Some(Tok::Str(s)) if comparator == Comparator::RLike => {
+                        match regex::Regex::new(s) {
+                            Ok(r) => Literal::Regex(Pattern(r)),
+                            Err(e) => {
+                                return Err(invalid(&format!(
+                                    "'{s}' is not a regular expression RLIKE can use: {}",
+                                    e.to_string().lines().last().unwrap_or_default().trim()
+                                )))
+                            }
+                        }
+                    }
                     Some(Tok::Str(s)) => Literal::Str(s.clone()),
                     Some(Tok::Num(_)) => {
                         return Err(invalid(&format!(
@@ -510,6 +587,7 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
             Comparator::Ne,
             Comparator::Like,
             Comparator::ILike,
+            Comparator::RLike,
             Comparator::In,
             Comparator::NotIn,
             Comparator::IsNull,
@@ -531,6 +609,30 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
                 "'{comparator:?}' is not a valid comparator for '{ident}': issues take '=' only"
             )));
         }
+        if kind == Kind::Span {
+            let (allowed, names): (&[Comparator], &str) = if key == "content" {
+                (&[Comparator::Like, Comparator::ILike], "LIKE, ILIKE")
+            } else {
+                (
+                    &[
+                        Comparator::Eq,
+                        Comparator::Ne,
+                        Comparator::In,
+                        Comparator::NotIn,
+                        Comparator::Like,
+                        Comparator::ILike,
+                        Comparator::RLike,
+                    ],
+                    "=, !=, IN, NOT IN, LIKE, ILIKE, RLIKE",
+                )
+            };
+            if !allowed.contains(&comparator) {
+                return Err(bad(format!(
+                    "span.{key} comparator '{}' not one of {names}",
+                    comparator.sql()
+                )));
+            }
+        }
         let allowed = if assessment {
             !matches!(comparator, Comparator::In | Comparator::NotIn)
         } else if numeric {
@@ -541,6 +643,19 @@ pub fn parse_filter(filter: &str, spec: &Spec) -> Result<Vec<Clause>> {
         if !allowed {
             return Err(invalid(&format!(
                 "'{comparator:?}' is not a valid comparator for '{ident}'"
+            )));
+        }
+        // MLflow's parser reads a bare `text` as an SQL keyword, not a field: it takes
+        // `trace.text` (and `span.content`) only.
+        if kind == Kind::Span && ident.eq_ignore_ascii_case("text") {
+            let shown = match &value {
+                Literal::Str(v) => format!("'{v}'"),
+                Literal::Regex(p) => format!("'{}'", p.0.as_str()),
+                _ => String::new(),
+            };
+            return Err(bad(format!(
+                "Invalid clause(s) in filter string: '{ident}', '{}', '{shown}'",
+                comparator.sql()
             )));
         }
         clauses.push(Clause {
@@ -600,6 +715,22 @@ pub fn like(pattern: &str, text: &str, case_insensitive: bool) -> bool {
     pi == p.len()
 }
 
+/// SQL LIKE as a regular expression over the whole text (`%` any run, `_` any one character),
+/// for testing one pattern against many long texts (span contents).
+pub fn like_regex(pattern: &str, case_insensitive: bool) -> regex::Regex {
+    let mut re = String::from(if case_insensitive { "(?si)^" } else { "(?s)^" });
+    let mut literal = [0u8; 4];
+    for c in pattern.chars() {
+        match c {
+            '%' => re.push_str(".*"),
+            '_' => re.push('.'),
+            c => re.push_str(&regex::escape(c.encode_utf8(&mut literal))),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).expect("an escaped LIKE pattern is a regular expression")
+}
+
 /// Whether one candidate satisfies one clause, given its value for the clause's field.
 pub fn matches(clause: &Clause, field: Option<Field<'_>>) -> bool {
     use Comparator::*;
@@ -631,6 +762,7 @@ pub fn matches(clause: &Clause, field: Option<Field<'_>>) -> bool {
             (Literal::Str(y), Ne) => x != y,
             (Literal::Str(y), Like) => like(y, x, false),
             (Literal::Str(y), ILike) => like(y, x, true),
+            (Literal::Regex(r), RLike) => r.0.is_match(x),
             (Literal::Num(y), Eq) => x.parse::<f64>().is_ok_and(|x| x == *y),
             (Literal::List(ys), In) => ys.iter().any(|y| y == x),
             (Literal::List(ys), NotIn) => !ys.iter().any(|y| y == x),
@@ -669,7 +801,7 @@ pub fn parse_order_by(entries: &[String], spec: &Spec) -> Result<Vec<OrderKey>> 
             let (kind, key) = parse_identifier(&ident, spec)?;
             if matches!(
                 kind,
-                Kind::Dataset | Kind::Feedback | Kind::Expectation | Kind::Issue
+                Kind::Dataset | Kind::Feedback | Kind::Expectation | Kind::Issue | Kind::Span
             ) {
                 return Err(bad(format!(
                     "Invalid order_by clause '{e}': only attributes, tags and metadata order"
@@ -831,6 +963,67 @@ mod tests {
         ] {
             assert!(parse_filter(f, &RUNS).is_err(), "{f} should be rejected");
         }
+    }
+
+    #[test]
+    fn like_as_a_regular_expression_agrees_with_like() {
+        for (p, t) in [
+            ("%abc%", "xxabcxx"),
+            ("a_c", "abc"),
+            ("a_c", "abbc"),
+            ("A%", "abc"),
+            ("%.*%", "a.*b"),
+            ("%.*%", "ab"),
+            ("%(x)%", "y(x)"),
+            ("é_", "éa"),
+            ("%\"a\"%", "{\"a\": 1}"),
+            ("%", "line\nbreak"),
+        ] {
+            for ci in [false, true] {
+                assert_eq!(
+                    like_regex(p, ci).is_match(t),
+                    like(p, t, ci),
+                    "{p} {t} {ci}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn span_clauses_and_rlike_in_trace_filters() {
+        let c = parse_filter(
+            "span.name = 'llm' AND span.attributes.`my.key` RLIKE '^a' AND trace.text ILIKE '%x%'",
+            &TRACES,
+        )
+        .unwrap();
+        assert_eq!((c[0].kind, c[0].key.as_str()), (Kind::Span, "name"));
+        assert_eq!(
+            (c[1].kind, c[1].key.as_str(), c[1].comparator),
+            (Kind::Span, "attributes.my.key", Comparator::RLike)
+        );
+        assert_eq!((c[2].kind, c[2].key.as_str()), (Kind::Span, "content"));
+        assert!(matches(
+            &parse_filter("tags.t RLIKE 'b+c$'", &TRACES).unwrap()[0],
+            Some(Field::Str("abbc"))
+        ));
+        assert!(!matches(
+            &parse_filter("tags.t RLIKE '^b'", &TRACES).unwrap()[0],
+            Some(Field::Str("abc"))
+        ));
+        for bad in [
+            "span.content = 'x'",
+            "span.duration = 'x'",
+            "span.attributes. = 'x'",
+            "span.name IS NULL",
+            "trace.text = 'x'",
+            "text LIKE '%x%'",
+            "tags.t RLIKE '('",
+            "timestamp_ms RLIKE '1'",
+        ] {
+            assert!(parse_filter(bad, &TRACES).is_err(), "{bad}");
+        }
+        assert!(parse_filter("tags.t RLIKE 'a'", &RUNS).is_err());
+        assert!(parse_order_by(&["span.name".into()], &TRACES).is_err());
     }
 
     #[test]
