@@ -626,11 +626,21 @@ pub fn log_spans(ctx: &Ctx, experiment_id: &str, spans: Vec<SpanIn>) -> Result<u
             }
             let info = match existing {
                 Some(e) if e.finalized => None,
-                e => Some(
-                    info_from_spans(e, trace_id, experiment_id, spans)
-                        .doc()
-                        .to_string(),
-                ),
+                e => {
+                    // Usage and cost are summed over the whole tree: the spans stored before
+                    // are read when this batch brings figures to a trace that has some.
+                    let stored = match &e {
+                        Some(_) if spans.iter().any(|s| figures_of(&s.content).is_some()) => {
+                            stored_spans(tx, &ctx.workspace, trace_id)?
+                        }
+                        _ => Vec::new(),
+                    };
+                    Some(
+                        info_from_spans(e, trace_id, experiment_id, spans, &stored)
+                            .doc()
+                            .to_string(),
+                    )
+                }
             };
             ops.push(Op::LogSpans {
                 trace_id: trace_id.clone(),
@@ -661,6 +671,7 @@ fn info_from_spans(
     trace_id: &str,
     experiment_id: &str,
     spans: &[SpanIn],
+    stored: &[(String, Option<String>, Json)],
 ) -> TraceRow {
     let mut t = existing.unwrap_or(TraceRow {
         trace_id: trace_id.to_owned(),
@@ -720,7 +731,137 @@ fn info_from_spans(
         t.request_preview = preview(otlp::attribute(&root.content, "mlflow.spanInputs"));
         t.response_preview = preview(otlp::attribute(&root.content, "mlflow.spanOutputs"));
     }
+    span_aggregates(&mut t, spans, stored);
     t
+}
+
+/// What MLflow's store takes into a trace's metadata from spans the client has not totalled
+/// (an OTLP-only producer): token usage and cost over the span tree, the session
+/// (`session.id`, `gen_ai.conversation.id`) and the user (`user.id`) the spans name.
+fn span_aggregates(t: &mut TraceRow, spans: &[SpanIn], stored: &[(String, Option<String>, Json)]) {
+    use tandem_core::span_rollup::{rollup, SpanFigures, COST_KEYS, USAGE_CACHE_KEYS, USAGE_KEYS};
+    let batch: Vec<(String, Option<String>, &Json)> = spans
+        .iter()
+        .map(|s| {
+            (
+                otlp::hex(&s.span_id),
+                s.parent_span_id.map(|p| otlp::hex(&p)),
+                &s.content,
+            )
+        })
+        .collect();
+    // A span sent again replaces its stored self.
+    let all: Vec<(&str, Option<&str>, &Json)> = batch
+        .iter()
+        .map(|(id, p, c)| (id.as_str(), p.as_deref(), *c))
+        .chain(
+            stored
+                .iter()
+                .filter(|(id, _, _)| !batch.iter().any(|(b, _, _)| b == id))
+                .map(|(id, p, c)| (id.as_str(), p.as_deref(), c)),
+        )
+        .collect();
+    let nodes = |pick: fn(&Json) -> Option<Map<String, Json>>| -> Vec<SpanFigures<'_>> {
+        all.iter()
+            .map(|(id, parent, c)| SpanFigures {
+                span_id: id,
+                parent_id: *parent,
+                figures: pick(c),
+            })
+            .collect()
+    };
+    let text = |pairs: Vec<(String, Json)>| {
+        let body: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}: {}", Json::String(k.clone()), python_json(v)))
+            .collect();
+        Json::String(format!("{{{}}}", body.join(", ")))
+    };
+    if batch.iter().any(|(_, _, c)| figures_of(c).is_some()) {
+        if let Some(u) = rollup(&nodes(usage_of), &USAGE_KEYS, &USAGE_CACHE_KEYS, false) {
+            t.metadata.insert("mlflow.trace.tokenUsage".into(), text(u));
+        }
+        if let Some(c) = rollup(&nodes(cost_of), &COST_KEYS, &[], true) {
+            t.metadata.insert("mlflow.trace.cost".into(), text(c));
+        }
+    }
+    for (key, attributes) in [
+        (
+            "mlflow.trace.session",
+            &["session.id", "gen_ai.conversation.id"][..],
+        ),
+        ("mlflow.trace.user", &["user.id"][..]),
+    ] {
+        if t.metadata.contains_key(key) {
+            continue;
+        }
+        let found = spans.iter().find_map(|s| {
+            attributes
+                .iter()
+                .find_map(|a| match otlp::attribute(&s.content, a).map(otlp::plain) {
+                    Some(Json::String(v)) if !v.is_empty() => Some(v),
+                    Some(Json::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                })
+        });
+        if let Some(v) = found {
+            t.metadata.insert(key.into(), Json::String(v));
+        }
+    }
+}
+
+/// A JSON object an attribute holds, as text (MLflow's attributes are JSON-encoded) or as a
+/// key-value list.
+fn object_attribute(content: &Json, key: &str) -> Option<Map<String, Json>> {
+    let mut v = otlp::plain(otlp::attribute(content, key)?);
+    for _ in 0..2 {
+        match v {
+            Json::Object(o) => return Some(o),
+            Json::String(s) => v = serde_json::from_str(&s).ok()?,
+            _ => return None,
+        }
+    }
+    v.as_object().cloned()
+}
+
+/// A span's token usage: MLflow's attribute, else an OpenTelemetry convention's counts.
+fn usage_of(content: &Json) -> Option<Map<String, Json>> {
+    object_attribute(content, "mlflow.chat.tokenUsage").or_else(|| {
+        tandem_core::span_rollup::usage_from_conventions(|k| {
+            otlp::attribute(content, k).map(otlp::plain)
+        })
+    })
+}
+
+fn cost_of(content: &Json) -> Option<Map<String, Json>> {
+    object_attribute(content, "mlflow.llm.cost")
+}
+
+/// Whether a span brings usage or cost.
+fn figures_of(content: &Json) -> Option<()> {
+    usage_of(content).or_else(|| cost_of(content)).map(drop)
+}
+
+/// The spans stored for a trace: ID, parent, content.
+fn stored_spans(
+    tx: &mut dyn Tx,
+    ws: &str,
+    trace_id: &str,
+) -> crate::store::Result<Vec<(String, Option<String>, Json)>> {
+    Ok(tx
+        .query(
+            "SELECT span_id, parent_span_id, content FROM trace_spans WHERE workspace = ? AND trace_id = ?",
+            &[ws.into(), trace_id.into()],
+        )?
+        .into_iter()
+        .map(|mut r| {
+            let content = r
+                .take_text(2)
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or(Json::Null);
+            (r.take_text(0).unwrap_or_default(), r.take_text(1), content)
+        })
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1284,6 +1284,57 @@ def case_span_filters(api):
     return out
 
 
+def case_otlp_trace_aggregates(api):
+    """What a trace's info gets from spans sent by an OTLP-only producer (no StartTraceV3):
+    token usage and cost summed over the span tree (a parent's rollup not counted twice),
+    OpenTelemetry GenAI token attributes, session and user from span attributes."""
+    eid = api.experiment("otlp-aggregates")
+    base = 1_700_000_000_000
+    usage = lambda i, o: json.dumps({"input_tokens": i, "output_tokens": o, "total_tokens": i + o})  # noqa: E731
+    cost = lambda c: json.dumps({"input_cost": c, "output_cost": 2 * c, "total_cost": 3 * c})  # noqa: E731
+    traces = {
+        # Usage on two leaves; cost on one.
+        "7cf7651916cd43dd8448eb211c8031a0": [("agent", None, {"session.id": "s-1", "user.id": "u-1"}),
+                                              ("llm-1", 0, {"mlflow.chat.tokenUsage": usage(3, 4), "mlflow.llm.cost": cost(0.25)}),
+                                              ("llm-2", 0, {"mlflow.chat.tokenUsage": usage(10, 1)})],
+        # A rollup on the parent and usage on its child: counted once.
+        "7cf7651916cd43dd8448eb211c8031a1": [("agent", None, {"mlflow.chat.tokenUsage": usage(5, 5), "gen_ai.conversation.id": "s-2"}),
+                                              ("llm", 0, {"mlflow.chat.tokenUsage": usage(5, 5)})],
+        # OpenTelemetry's GenAI conventions.
+        "7cf7651916cd43dd8448eb211c8031a2": [("chat gpt-4o", None, {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}),
+                                              ("chat", 0, {"gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 8})],
+    }
+    out = []
+    for i, (t, spans) in enumerate(traces.items()):
+        start = base + i * 60_000
+        rows = [("%015x%d" % (i + 1, j), None if parent is None else "%015x%d" % (i + 1, parent), name, start + j, start + 50, 1, {"q": j}, "a")
+                for j, (name, parent, _) in enumerate(spans)]
+        body = otlp_body(t, rows)
+        for span, (_, _, extra) in zip(body["resourceSpans"][0]["scopeSpans"][0]["spans"], spans):
+            span["attributes"] = [a for a in span["attributes"] if a["key"] not in ("mlflow.traceRequestId", "mlflow.spanType")]
+            span["attributes"] += [{"key": k, "value": otlp_value(v)} for k, v in extra.items()]
+        r = requests.post(api.url + "/v1/traces", data=json.dumps(body), headers={"Content-Type": "application/json", "x-mlflow-experiment-id": eid}, timeout=30)
+        out.append(r.status_code)
+        out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t}", pick=lambda j: (j["trace"]["trace_info"].get("trace_metadata"), j["trace"]["trace_info"]["state"])))
+    # A trace whose spans come in three requests: the totals are over all of them.
+    t, start = "7cf7651916cd43dd8448eb211c8031a3", base + 600_000
+    parts = [[("%016x" % 2, "%016x" % 1, "llm-1", start + 1, start + 5, 1, {}, "a")],
+             [("%016x" % 3, "%016x" % 1, "llm-2", start + 6, start + 9, 1, {}, "b"), ("%016x" % 4, "%016x" % 3, "inner", start + 7, start + 8, 1, {}, "c")],
+             [("%016x" % 1, None, "agent", start, start + 10, 1, {}, "d")]]
+    figures = {"llm-1": usage(3, 4), "llm-2": usage(1, 1), "inner": usage(100, 100)}
+    for rows in parts:
+        body = otlp_body(t, rows)
+        for span in body["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            if span["name"] in figures:
+                span["attributes"].append({"key": "mlflow.chat.tokenUsage", "value": {"stringValue": figures[span["name"]]}})
+        requests.post(api.url + "/v1/traces", data=json.dumps(body), headers={"Content-Type": "application/json", "x-mlflow-experiment-id": eid}, timeout=30)
+        out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t}", pick=lambda j: (j["trace"]["trace_info"].get("trace_metadata"), j["trace"]["trace_info"]["state"])))
+    loc = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}}]
+    for f in ["request_metadata.`mlflow.trace.session` = 's-1'", "request_metadata.`mlflow.trace.user` = 'u-1'"]:
+        out.append((f, api.call("POST", "/api/3.0/mlflow/traces/search", {"locations": loc, "filter": f}, pick=lambda j: sorted(t["trace_id"] for t in j.get("traces", [])))))
+    return out
+
+
 def case_traces_v2_api(api):
     """MLflow 2's trace routes (start, end, get info, search), as its clients call them."""
     eid = api.experiment("traces-v2")

@@ -14,6 +14,7 @@ pub mod history;
 pub mod hlc;
 pub mod ids;
 pub mod search;
+pub mod span_rollup;
 pub mod uri;
 pub mod validate;
 
