@@ -1671,6 +1671,7 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
         return Ok(None);
     }
     let needs_assessments = needs_assessments(&clauses);
+    let spans = SpanFilter::new(&clauses)?;
     // The common search (no filter, newest first) is one indexed query for the page alone.
     let newest_first = order.is_empty()
         || (order.len() == 1
@@ -1684,12 +1685,21 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
         if let Some(conds) = clauses
             .iter()
             .enumerate()
-            .filter(|(i, _)| Some(*i) != driver)
+            .filter(|(i, c)| Some(*i) != driver && c.kind != Kind::Span)
             .map(|(_, c)| sql_condition(c))
             .collect::<Option<Vec<_>>>()
         {
             let driver = driver.and_then(|i| tag_equality(&clauses[i]));
-            return newest_page(ctx, &experiments, driver, &conds, offset, max).map(Some);
+            return newest_page(
+                ctx,
+                &experiments,
+                driver,
+                &conds,
+                spans.as_ref(),
+                offset,
+                max,
+            )
+            .map(Some);
         }
     }
     let clause_refs: Vec<&search::Clause> = clauses.iter().collect();
@@ -1705,7 +1715,7 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
         Ok((rows, locs, links))
     })?;
     rows.retain(|t| clauses.iter().all(|c| holds(t, c, &links)));
-    if let Some(spans) = SpanFilter::new(&clauses)? {
+    if let Some(spans) = &spans {
         let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
         let keep = ctx.read(|tx| span_filter::traces_matching(tx, &ctx.workspace, &ids, &spans))?;
         rows.retain(|t| keep.contains(&t.trace_id));
@@ -1848,6 +1858,7 @@ fn newest_page(
     experiments: &[String],
     driver: Option<(&str, &str)>,
     conds: &[Condition],
+    spans: Option<&SpanFilter>,
     offset: usize,
     max: usize,
 ) -> Result<Page> {
@@ -1894,26 +1905,60 @@ fn newest_page(
             None => " ORDER BY t.request_time DESC, t.trace_id LIMIT ? OFFSET ?",
             Some(_) => " ORDER BY f.request_time DESC, f.trace_id LIMIT ? OFFSET ?",
         });
-        params.push(((max + 1) as i64).into());
-        params.push((offset as i64).into());
-        let found = tx.query(&sql, &params)?;
-        let mut assessed = Vec::new();
-        let mut rows: Vec<TraceRow> = found
-            .into_iter()
-            .map(|mut r| {
-                // The metadata and tags stay text: the page is written with them as they are.
-                let metadata = r.take_text(8).unwrap_or_else(|| "{}".into());
-                let mut t = TraceRow::take(&mut r);
-                t.text = Some(Box::new(RowText {
-                    tags: r.take_text(11).unwrap_or_else(|| "{}".into()),
-                    metadata,
-                }));
-                if r.int(12) != 0 {
-                    assessed.push(t.trace_id.clone());
+        // `limit` rows of the matching traces in page order, from row `skip`, each with
+        // whether it has assessments.
+        let fetch = |tx: &mut dyn Tx, limit: usize, skip: usize| -> crate::store::Result<Vec<(TraceRow, bool)>> {
+            let mut params = params.clone();
+            params.push((limit as i64).into());
+            params.push((skip as i64).into());
+            Ok(tx
+                .query(&sql, &params)?
+                .into_iter()
+                .map(|mut r| {
+                    // The metadata and tags stay text: the page is written with them as
+                    // they are.
+                    let metadata = r.take_text(8).unwrap_or_else(|| "{}".into());
+                    let mut t = TraceRow::take(&mut r);
+                    t.text = Some(Box::new(RowText {
+                        tags: r.take_text(11).unwrap_or_else(|| "{}".into()),
+                        metadata,
+                    }));
+                    (t, r.int(12) != 0)
+                })
+                .collect())
+        };
+        let found = match spans {
+            None => fetch(tx, max + 1, offset)?,
+            // Span clauses are answered over the spans of the traces the SQL finds, read in
+            // page order a growing chunk at a time until the page is full: a search for the
+            // newest matches reads as far back as it must, not the whole experiment.
+            Some(filter) => {
+                let (mut kept, mut skipped, mut at, mut chunk) = (Vec::new(), 0, 0, max + 1);
+                loop {
+                    let batch = fetch(tx, chunk, at)?;
+                    let n = batch.len();
+                    at += n;
+                    let ids: Vec<&str> = batch.iter().map(|(t, _)| t.trace_id.as_str()).collect();
+                    let matched = span_filter::traces_matching(tx, &ctx.workspace, &ids, filter)?;
+                    for row in batch {
+                        if !matched.contains(&row.0.trace_id) {
+                            continue;
+                        }
+                        if skipped < offset {
+                            skipped += 1;
+                        } else if kept.len() <= max {
+                            kept.push(row);
+                        }
+                    }
+                    if kept.len() > max || n < chunk {
+                        break kept;
+                    }
+                    chunk = (chunk * 4).min(4000);
                 }
-                t
-            })
-            .collect();
+            }
+        };
+        let assessed: Vec<String> = found.iter().filter(|(_, a)| *a).map(|(t, _)| t.trace_id.clone()).collect();
+        let mut rows: Vec<TraceRow> = found.into_iter().map(|(t, _)| t).collect();
         if !assessed.is_empty() {
             let ids: Vec<&str> = assessed.iter().map(String::as_str).collect();
             let mut found = assessments::of_traces(tx, &ctx.workspace, &ids)?;

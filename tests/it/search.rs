@@ -540,6 +540,19 @@ fn trace_search_in_sql_matches_the_general_path() {
                 "tags.team = 't2' AND status = 'OK' AND tags.team LIKE '%'",
             ),
             ("name = 'root1'", "name = 'root1' AND tags.team LIKE '%'"),
+            // Span clauses over the traces the SQL finds, in page order.
+            (
+                "span.name = 'root1'",
+                "span.name = 'root1' AND tags.team LIKE '%'",
+            ),
+            (
+                "tags.team = 't1' AND span.status = 'ERROR'",
+                "tags.team = 't1' AND span.status = 'ERROR' AND tags.team LIKE '%'",
+            ),
+            (
+                "span.name RLIKE 'root[12]' AND span.status = 'OK'",
+                "span.name RLIKE 'root[12]' AND span.status = 'OK' AND tags.team LIKE '%'",
+            ),
             (
                 "tags.team = 'none'",
                 "tags.team = 'none' AND tags.team LIKE '%'",

@@ -718,16 +718,31 @@ pub fn like(pattern: &str, text: &str, case_insensitive: bool) -> bool {
 /// SQL LIKE as a regular expression over the whole text (`%` any run, `_` any one character),
 /// for testing one pattern against many long texts (span contents).
 pub fn like_regex(pattern: &str, case_insensitive: bool) -> regex::Regex {
-    let mut re = String::from(if case_insensitive { "(?si)^" } else { "(?s)^" });
+    // A leading or trailing `%` is an unanchored end (`%text%` is a plain substring search,
+    // which the regex engine runs as one).
+    let (body, open_start) = match pattern.strip_prefix('%') {
+        Some(rest) => (rest, true),
+        None => (pattern, false),
+    };
+    let (body, open_end) = match body.strip_suffix('%') {
+        Some(rest) => (rest, true),
+        None => (body, false),
+    };
+    let mut re = String::from(if case_insensitive { "(?si)" } else { "(?s)" });
+    if !open_start {
+        re.push('^');
+    }
     let mut literal = [0u8; 4];
-    for c in pattern.chars() {
+    for c in body.chars() {
         match c {
             '%' => re.push_str(".*"),
             '_' => re.push('.'),
             c => re.push_str(&regex::escape(c.encode_utf8(&mut literal))),
         }
     }
-    re.push('$');
+    if !open_end {
+        re.push('$');
+    }
     regex::Regex::new(&re).expect("an escaped LIKE pattern is a regular expression")
 }
 
@@ -978,6 +993,11 @@ mod tests {
             ("é_", "éa"),
             ("%\"a\"%", "{\"a\": 1}"),
             ("%", "line\nbreak"),
+            ("%%", ""),
+            ("a%", "ba"),
+            ("%a", "ab"),
+            ("%a_", "xab"),
+            ("_%", ""),
         ] {
             for ci in [false, true] {
                 assert_eq!(
