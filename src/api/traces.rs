@@ -1717,7 +1717,7 @@ fn search_page(ctx: &Ctx, req: &Req) -> Result<Option<Page>> {
     rows.retain(|t| clauses.iter().all(|c| holds(t, c, &links)));
     if let Some(spans) = &spans {
         let ids: Vec<&str> = rows.iter().map(|t| t.trace_id.as_str()).collect();
-        let keep = ctx.read(|tx| span_filter::traces_matching(tx, &ctx.workspace, &ids, &spans))?;
+        let keep = ctx.read(|tx| span_filter::traces_matching(tx, &ctx.workspace, &ids, spans))?;
         rows.retain(|t| keep.contains(&t.trace_id));
     }
     rows.sort_by(|a, b| {
