@@ -58,6 +58,16 @@ def test_traced_functions_round_trip_through_the_stock_client(server):
     assert got.info.request_preview == '{"question": "weather?"}' and got.info.response_preview == "21.5"
     assert [s.name for s in got.data.spans] == ["agent", "plan", "lookup"]
 
+    # Span clauses over the spans the client sent: one span must satisfy them all.
+    by_span = lambda f: sorted(t.info.trace_id for t in mlflow.search_traces(locations=[exp.experiment_id], filter_string=f, return_type="list"))  # noqa: E731
+    assert by_span("span.type = 'TOOL'") == [ok.info.trace_id]
+    assert by_span("span.name = 'plan' AND span.type = 'TOOL'") == []
+    assert by_span("span.name = 'lookup' AND span.type = 'TOOL' AND span.status = 'OK'") == [ok.info.trace_id]
+    assert by_span("span.status = 'ERROR'") == [bad.info.trace_id]
+    assert by_span("span.attributes.version LIKE '%v1%'") == [ok.info.trace_id]
+    assert by_span("trace.text ILIKE '%OSLO%'") == [ok.info.trace_id]
+    assert by_span("span.name RLIKE '^(plan|broken)$'") == sorted([ok.info.trace_id, bad.info.trace_id])
+
     client = mlflow.MlflowClient()
     client.set_trace_tag(ok.info.trace_id, "reviewed", "yes")
     found = mlflow.search_traces(locations=[exp.experiment_id], filter_string="tags.reviewed = 'yes'", return_type="list")
