@@ -383,21 +383,20 @@ const INFO_FINALIZED: &str = "mlflow.trace.infoFinalized";
 /// Where a trace's artifacts are: `LOCATION/traces/TRACE_ID/artifacts`.
 struct TraceArtifacts<'a>(&'a str, &'a str);
 
-impl serde::Serialize for TraceArtifacts<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}/traces/{}/artifacts", self.0, self.1))
-    }
-}
-
 impl TraceArtifacts<'_> {
-    /// As JSON into `out`: a string made once, escaped once (a page writes one per trace).
-    fn write(&self, out: &mut Vec<u8>) {
+    fn path(&self) -> String {
         let mut path = String::with_capacity(self.0.len() + self.1.len() + 18);
         path.push_str(self.0);
         path.push_str("/traces/");
         path.push_str(self.1);
         path.push_str("/artifacts");
-        serde_json::to_writer(out, &path).expect("strings serialize");
+        path
+    }
+}
+
+impl serde::Serialize for TraceArtifacts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.path())
     }
 }
 
@@ -511,7 +510,7 @@ fn write_info(out: &mut Vec<u8>, t: &TraceRow, artifact_location: &str) {
                 && text.tags.trim_start().starts_with('{') =>
         {
             out.extend_from_slice(br#"{"mlflow.artifactLocation":"#);
-            TraceArtifacts(artifact_location, &t.trace_id).write(out);
+            value(out, &TraceArtifacts(artifact_location, &t.trace_id));
             let rest = text.tags.trim_start()[1..].trim_start();
             if !rest.starts_with('}') {
                 out.push(b',');
@@ -629,14 +628,16 @@ pub fn log_spans(ctx: &Ctx, experiment_id: &str, spans: Vec<SpanIn>) -> Result<u
                 e => {
                     // Usage and cost are summed over the whole tree: the spans stored before
                     // are read when this batch brings figures to a trace that has some.
+                    let figures: Vec<SpanFigures> =
+                        spans.iter().map(|s| SpanFigures::of(&s.content)).collect();
                     let stored = match &e {
-                        Some(_) if spans.iter().any(|s| figures_of(&s.content).is_some()) => {
+                        Some(_) if figures.iter().any(SpanFigures::any) => {
                             stored_spans(tx, &ctx.workspace, trace_id)?
                         }
                         _ => Vec::new(),
                     };
                     Some(
-                        info_from_spans(e, trace_id, experiment_id, spans, &stored)
+                        info_from_spans(e, trace_id, experiment_id, spans, &figures, &stored)
                             .doc()
                             .to_string(),
                     )
@@ -671,7 +672,8 @@ fn info_from_spans(
     trace_id: &str,
     experiment_id: &str,
     spans: &[SpanIn],
-    stored: &[(String, Option<String>, Json)],
+    figures: &[SpanFigures],
+    stored: &[StoredSpan],
 ) -> TraceRow {
     let mut t = existing.unwrap_or(TraceRow {
         trace_id: trace_id.to_owned(),
@@ -731,57 +733,69 @@ fn info_from_spans(
         t.request_preview = preview(otlp::attribute(&root.content, "mlflow.spanInputs"));
         t.response_preview = preview(otlp::attribute(&root.content, "mlflow.spanOutputs"));
     }
-    span_aggregates(&mut t, spans, stored);
+    span_aggregates(&mut t, spans, figures, stored);
     t
 }
 
 /// What MLflow's store takes into a trace's metadata from spans the client has not totalled
 /// (an OTLP-only producer): token usage and cost over the span tree, the session
 /// (`session.id`, `gen_ai.conversation.id`) and the user (`user.id`) the spans name.
-fn span_aggregates(t: &mut TraceRow, spans: &[SpanIn], stored: &[(String, Option<String>, Json)]) {
-    use tandem_core::span_rollup::{rollup, SpanFigures, COST_KEYS, USAGE_CACHE_KEYS, USAGE_KEYS};
-    let batch: Vec<(String, Option<String>, &Json)> = spans
-        .iter()
-        .map(|s| {
-            (
-                otlp::hex(&s.span_id),
-                s.parent_span_id.map(|p| otlp::hex(&p)),
-                &s.content,
-            )
-        })
-        .collect();
-    // A span sent again replaces its stored self.
-    let all: Vec<(&str, Option<&str>, &Json)> = batch
-        .iter()
-        .map(|(id, p, c)| (id.as_str(), p.as_deref(), *c))
-        .chain(
-            stored
-                .iter()
-                .filter(|(id, _, _)| !batch.iter().any(|(b, _, _)| b == id))
-                .map(|(id, p, c)| (id.as_str(), p.as_deref(), c)),
-        )
-        .collect();
-    let nodes = |pick: fn(&Json) -> Option<Map<String, Json>>| -> Vec<SpanFigures<'_>> {
-        all.iter()
-            .map(|(id, parent, c)| SpanFigures {
-                span_id: id,
-                parent_id: *parent,
-                figures: pick(c),
-            })
-            .collect()
-    };
-    let text = |pairs: Vec<(String, Json)>| {
-        let body: Vec<String> = pairs
+/// `figures` are the batch's spans' own, in order.
+fn span_aggregates(
+    t: &mut TraceRow,
+    spans: &[SpanIn],
+    figures: &[SpanFigures],
+    stored: &[StoredSpan],
+) {
+    use tandem_core::span_rollup::{self, COST_KEYS, USAGE_CACHE_KEYS, USAGE_KEYS};
+    if figures.iter().any(SpanFigures::any) {
+        let batch: Vec<(String, Option<String>)> = spans
             .iter()
-            .map(|(k, v)| format!("{}: {}", Json::String(k.clone()), python_json(v)))
+            .map(|s| {
+                (
+                    otlp::hex(&s.span_id),
+                    s.parent_span_id.map(|p| otlp::hex(&p)),
+                )
+            })
             .collect();
-        Json::String(format!("{{{}}}", body.join(", ")))
-    };
-    if batch.iter().any(|(_, _, c)| figures_of(c).is_some()) {
-        if let Some(u) = rollup(&nodes(usage_of), &USAGE_KEYS, &USAGE_CACHE_KEYS, false) {
+        // A span sent again replaces its stored self.
+        let all: Vec<(&str, Option<&str>, &SpanFigures)> = batch
+            .iter()
+            .zip(figures)
+            .map(|((id, p), f)| (id.as_str(), p.as_deref(), f))
+            .chain(
+                stored
+                    .iter()
+                    .filter(|s| !batch.iter().any(|(b, _)| *b == s.span_id))
+                    .map(|s| (s.span_id.as_str(), s.parent_span_id.as_deref(), &s.figures)),
+            )
+            .collect();
+        let nodes = |pick: fn(&SpanFigures) -> Option<&Map<String, Json>>| {
+            all.iter()
+                .map(|(id, parent, f)| span_rollup::SpanFigures {
+                    span_id: id,
+                    parent_id: *parent,
+                    figures: pick(f),
+                })
+                .collect::<Vec<_>>()
+        };
+        let text = |pairs: Vec<(String, Json)>| {
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Json::String(k.clone()), python_json(v)))
+                .collect();
+            Json::String(format!("{{{}}}", body.join(", ")))
+        };
+        let usage = span_rollup::rollup(
+            &nodes(|f| f.usage.as_ref()),
+            &USAGE_KEYS,
+            &USAGE_CACHE_KEYS,
+            false,
+        );
+        if let Some(u) = usage {
             t.metadata.insert("mlflow.trace.tokenUsage".into(), text(u));
         }
-        if let Some(c) = rollup(&nodes(cost_of), &COST_KEYS, &[], true) {
+        if let Some(c) = span_rollup::rollup(&nodes(|f| f.cost.as_ref()), &COST_KEYS, &[], true) {
             t.metadata.insert("mlflow.trace.cost".into(), text(c));
         }
     }
@@ -810,6 +824,30 @@ fn span_aggregates(t: &mut TraceRow, spans: &[SpanIn], stored: &[(String, Option
     }
 }
 
+/// A span's token usage and cost (read once per span: ingest is the hot path).
+struct SpanFigures {
+    usage: Option<Map<String, Json>>,
+    cost: Option<Map<String, Json>>,
+}
+
+impl SpanFigures {
+    fn of(content: &Json) -> SpanFigures {
+        SpanFigures {
+            // MLflow's attribute, else an OpenTelemetry convention's counts.
+            usage: object_attribute(content, "mlflow.chat.tokenUsage").or_else(|| {
+                tandem_core::span_rollup::usage_from_conventions(|k| {
+                    otlp::attribute(content, k).map(otlp::plain)
+                })
+            }),
+            cost: object_attribute(content, "mlflow.llm.cost"),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.usage.is_some() || self.cost.is_some()
+    }
+}
+
 /// A JSON object an attribute holds, as text (MLflow's attributes are JSON-encoded) or as a
 /// key-value list.
 fn object_attribute(content: &Json, key: &str) -> Option<Map<String, Json>> {
@@ -824,30 +862,19 @@ fn object_attribute(content: &Json, key: &str) -> Option<Map<String, Json>> {
     v.as_object().cloned()
 }
 
-/// A span's token usage: MLflow's attribute, else an OpenTelemetry convention's counts.
-fn usage_of(content: &Json) -> Option<Map<String, Json>> {
-    object_attribute(content, "mlflow.chat.tokenUsage").or_else(|| {
-        tandem_core::span_rollup::usage_from_conventions(|k| {
-            otlp::attribute(content, k).map(otlp::plain)
-        })
-    })
+/// A span stored before, with its figures.
+struct StoredSpan {
+    span_id: String,
+    parent_span_id: Option<String>,
+    figures: SpanFigures,
 }
 
-fn cost_of(content: &Json) -> Option<Map<String, Json>> {
-    object_attribute(content, "mlflow.llm.cost")
-}
-
-/// Whether a span brings usage or cost.
-fn figures_of(content: &Json) -> Option<()> {
-    usage_of(content).or_else(|| cost_of(content)).map(drop)
-}
-
-/// The spans stored for a trace: ID, parent, content.
+/// The spans stored for a trace, with their figures.
 fn stored_spans(
     tx: &mut dyn Tx,
     ws: &str,
     trace_id: &str,
-) -> crate::store::Result<Vec<(String, Option<String>, Json)>> {
+) -> crate::store::Result<Vec<StoredSpan>> {
     Ok(tx
         .query(
             "SELECT span_id, parent_span_id, content FROM trace_spans WHERE workspace = ? AND trace_id = ?",
@@ -855,11 +882,15 @@ fn stored_spans(
         )?
         .into_iter()
         .map(|mut r| {
-            let content = r
+            let content: Json = r
                 .take_text(2)
                 .and_then(|c| serde_json::from_str(&c).ok())
                 .unwrap_or(Json::Null);
-            (r.take_text(0).unwrap_or_default(), r.take_text(1), content)
+            StoredSpan {
+                span_id: r.take_text(0).unwrap_or_default(),
+                parent_span_id: r.take_text(1),
+                figures: SpanFigures::of(&content),
+            }
         })
         .collect())
 }
@@ -1278,48 +1309,8 @@ pub fn batch_get_trace_infos(ctx: &Ctx, req: &Req) -> Result<Json> {
 /// A stored span in MLflow's own span form (`Span.to_dict`): attribute values as the JSON
 /// text of their value, status and events spelled out; what the UI's trace view reads.
 fn mlflow_span_dict(c: &Json) -> Json {
-    let attributes: Map<String, Json> = c["attributes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            (
-                a["key"].as_str().unwrap_or_default().to_owned(),
-                Json::String(python_json(&otlp::plain(&a["value"]))),
-            )
-        })
-        .collect();
-    let events: Vec<Json> = c["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let attrs: Map<String, Json> = e["attributes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|a| {
-                    (
-                        a["key"].as_str().unwrap_or_default().to_owned(),
-                        otlp::plain(&a["value"]),
-                    )
-                })
-                .collect();
-            json!({ "name": e["name"], "time_unix_nano": e["time_unix_nano"], "attributes": attrs })
-        })
-        .collect();
-    json!({
-        "trace_id": c["trace_id"],
-        "span_id": c["span_id"],
-        "parent_span_id": c.get("parent_span_id").cloned().unwrap_or(Json::Null),
-        "name": c["name"],
-        "start_time_unix_nano": c["start_time_unix_nano"],
-        "end_time_unix_nano": c.get("end_time_unix_nano").cloned().unwrap_or(Json::Null),
-        "events": events,
-        "status": { "code": c["status"]["code"], "message": c["status"]["message"].as_str().unwrap_or_default() },
-        "attributes": attributes,
-        "links": [],
-    })
+    // The same dict MLflow's store keeps as the span's row text (what span filters match).
+    serde_json::from_str(&span_filter::mlflow_content_text(c)).expect("the span text is JSON")
 }
 
 /// `GET mlflow/get-trace-artifact?request_id=` (the web UI's trace view): the trace's data,

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 pub struct SpanFigures<'a> {
     pub span_id: &'a str,
     pub parent_id: Option<&'a str>,
-    pub figures: Option<Map<String, Json>>,
+    pub figures: Option<&'a Map<String, Json>>,
 }
 
 /// MLflow's token usage keys, always in a total, and the cache keys, in it when a span has
@@ -55,7 +55,7 @@ pub fn rollup(
     // An explicit stack: a deep trace must not overflow ours.
     while let Some((i, ancestor_has)) = stack.pop() {
         let s = &spans[i];
-        if let (Some(f), false) = (&s.figures, ancestor_has) {
+        if let (Some(f), false) = (s.figures, ancestor_has) {
             any = true;
             for k in keys.iter().chain(optional.iter()) {
                 let Some(v) = f.get(*k) else { continue };
@@ -190,11 +190,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn span<'a>(id: &'a str, parent: Option<&'a str>, f: Option<Json>) -> SpanFigures<'a> {
+    fn span<'a>(id: &'a str, parent: Option<&'a str>, f: &'a Option<Json>) -> SpanFigures<'a> {
         SpanFigures {
             span_id: id,
             parent_id: parent,
-            figures: f.and_then(|f| f.as_object().cloned()),
+            figures: f.as_ref().and_then(Json::as_object),
         }
     }
 
@@ -203,10 +203,11 @@ mod tests {
         let u = |i: i64, o: i64| {
             Some(json!({"input_tokens": i, "output_tokens": o, "total_tokens": i + o}))
         };
+        let (none, u34, u101, u55, u10) = (None, u(3, 4), u(10, 1), u(5, 5), u(1, 0));
         let leaves = [
-            span("a", None, None),
-            span("b", Some("a"), u(3, 4)),
-            span("c", Some("a"), u(10, 1)),
+            span("a", None, &none),
+            span("b", Some("a"), &u34),
+            span("c", Some("a"), &u101),
         ];
         assert_eq!(
             rollup(&leaves, &USAGE_KEYS, &USAGE_CACHE_KEYS, false),
@@ -217,23 +218,20 @@ mod tests {
             ])
         );
         let rolled = [
-            span("a", None, u(5, 5)),
-            span("b", Some("a"), u(5, 5)),
-            span("x", Some("gone"), u(1, 0)),
+            span("a", None, &u55),
+            span("b", Some("a"), &u55),
+            span("x", Some("gone"), &u10),
         ];
         assert_eq!(
             rollup(&rolled, &USAGE_KEYS, &USAGE_CACHE_KEYS, false).unwrap()[0].1,
             json!(6)
         );
         assert_eq!(
-            rollup(&[span("a", None, None)], &USAGE_KEYS, &[], false),
+            rollup(&[span("a", None, &none)], &USAGE_KEYS, &[], false),
             None
         );
-        let cost = [span(
-            "a",
-            None,
-            Some(json!({"input_cost": 0.25, "output_cost": 0.5, "total_cost": 0.75})),
-        )];
+        let priced = Some(json!({"input_cost": 0.25, "output_cost": 0.5, "total_cost": 0.75}));
+        let cost = [span("a", None, &priced)];
         assert_eq!(
             rollup(&cost, &COST_KEYS, &[], true).unwrap()[2].1,
             json!(0.75)
