@@ -124,10 +124,7 @@ pub struct World {
 }
 
 fn open_store(meta: Meta, dir: &std::path::Path) -> Store {
-    let backend: Arc<dyn tandem::store::Backend> = match meta {
-        Meta::Sqlite => Arc::new(Sqlite::open(&dir.join("m.sqlite"), Durability::Normal).unwrap()),
-        Meta::Postgres => Arc::new(Postgres::connect(&fresh_postgres()).unwrap()),
-    };
+    let backend = crate::support::fresh_backend(meta, dir);
     Store::new(backend, Arc::new(SystemClock), "test").unwrap()
 }
 

@@ -444,19 +444,7 @@ fn every_deletable_kind_is_soft_deleted_restorable_and_purged_after_retention() 
     crate::support::init();
     for meta in metadata_stores() {
         let dir = tempfile::tempdir().unwrap();
-        let backend: std::sync::Arc<dyn tandem::store::Backend> = match meta {
-            Meta::Sqlite => std::sync::Arc::new(
-                tandem::store::sqlite::Sqlite::open(
-                    &dir.path().join("m.sqlite"),
-                    tandem::store::sqlite::Durability::Normal,
-                )
-                .unwrap(),
-            ),
-            Meta::Postgres => std::sync::Arc::new(
-                tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres())
-                    .unwrap(),
-            ),
-        };
+        let backend = crate::support::fresh_backend(meta, dir.path());
         let day = 86_400_000u64;
         let clock = std::sync::Arc::new(ManualClock(std::sync::atomic::AtomicU64::new(
             1_800_000_000_000,

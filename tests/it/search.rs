@@ -200,19 +200,7 @@ fn metric_points_survive_the_upgrade_to_schema_5() {
     crate::support::init();
     for meta in metadata_stores() {
         let dir = tempfile::tempdir().unwrap();
-        let backend: std::sync::Arc<dyn tandem::store::Backend> = match meta {
-            crate::support::Meta::Sqlite => std::sync::Arc::new(
-                tandem::store::sqlite::Sqlite::open(
-                    &dir.path().join("m.sqlite"),
-                    tandem::store::sqlite::Durability::Normal,
-                )
-                .unwrap(),
-            ),
-            crate::support::Meta::Postgres => std::sync::Arc::new(
-                tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres())
-                    .unwrap(),
-            ),
-        };
+        let backend = crate::support::fresh_backend(meta, dir.path());
         backend
             .write_tx(&mut |tx| tandem::store::schema::migrate_to(tx, 4))
             .unwrap();
@@ -321,29 +309,14 @@ fn a_created_model_version_is_answered_as_a_read_finds_it() {
     }
 }
 
-/// The trace search the HTTP route serves (rendered straight to text) is the reference
-/// answer (built as JSON values), for the SQL page and the in-memory path, with tags,
-/// assessments and pages.
-#[test]
 /// Traces stored before schema 14/15 (tags without their trace's time, no tags object on the
 /// row, no stored spans location) are searched as new ones after the upgrade.
+#[test]
 fn traces_survive_the_upgrade_to_schema_15() {
     crate::support::init();
     for meta in metadata_stores() {
         let dir = tempfile::tempdir().unwrap();
-        let backend: std::sync::Arc<dyn tandem::store::Backend> = match meta {
-            crate::support::Meta::Sqlite => std::sync::Arc::new(
-                tandem::store::sqlite::Sqlite::open(
-                    &dir.path().join("m.sqlite"),
-                    tandem::store::sqlite::Durability::Normal,
-                )
-                .unwrap(),
-            ),
-            crate::support::Meta::Postgres => std::sync::Arc::new(
-                tandem::store::postgres::Postgres::connect(&crate::support::fresh_postgres())
-                    .unwrap(),
-            ),
-        };
+        let backend = crate::support::fresh_backend(meta, dir.path());
         backend
             .write_tx(&mut |tx| tandem::store::schema::migrate_to(tx, 13))
             .unwrap();
@@ -591,6 +564,9 @@ fn trace_search_in_sql_matches_the_general_path() {
     }
 }
 
+/// The trace search the HTTP route serves (written by hand, `write_info`) equals the reference
+/// answer (serialized by serde), for the SQL page and the in-memory path, with tags,
+/// assessments and pages.
 #[test]
 fn trace_search_text_matches_the_json_answer() {
     use tandem::api::{assessments, traces};

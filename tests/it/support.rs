@@ -40,6 +40,22 @@ pub fn fresh_postgres() -> String {
     format!("{base}/{name}")
 }
 
+/// A new, empty metadata store of kind `meta` (SQLite in `dir`), for tests that migrate or
+/// replay into a store themselves.
+pub fn fresh_backend(
+    meta: Meta,
+    dir: &std::path::Path,
+) -> std::sync::Arc<dyn tandem::store::Backend> {
+    match meta {
+        Meta::Sqlite => std::sync::Arc::new(
+            tandem::store::sqlite::Sqlite::open(&dir.join("m.sqlite"), Durability::Normal).unwrap(),
+        ),
+        Meta::Postgres => std::sync::Arc::new(
+            tandem::store::postgres::Postgres::connect(&fresh_postgres()).unwrap(),
+        ),
+    }
+}
+
 /// Where a test's metadata lives.
 pub fn store_location(meta: Meta, dir: &std::path::Path) -> StoreLocation {
     match meta {

@@ -799,6 +799,9 @@ def case_traces(api):
     out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t1}", pick=lambda j: j))
     out.append(api.call("GET", f"/api/3.0/mlflow/traces/tr-{t2}", pick=lambda j: sorted(j["trace"]["trace_info"])))
     out.append(api.call("GET", "/api/3.0/mlflow/traces/get", params={"trace_id": "tr-" + t1}, pick=lambda j: j["trace"]["spans"]))
+    # The UI's trace view reads the spans in MLflow's span form.
+    out.append(api.call("GET", "/ajax-api/2.0/mlflow/get-trace-artifact", params={"request_id": "tr-" + t1}, pick=lambda j: j))
+    assert out[-1][0] == "ok" and len(out[-1][1]["spans"]) == 2, out[-1]
     loc = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": eid}}]
     ids = lambda j: [t["trace_id"] for t in j.get("traces", [])]  # noqa: E731
     for body in [{}, {"filter": "tags.team = 'a'"}, {"filter": "attributes.status = 'ERROR'"}, {"filter": "trace.status = 'OK'"},
